@@ -1,0 +1,169 @@
+"""Graph + input shape → :class:`Analysis`: per-layer shapes, arithmetic, counts, warnings, GPU split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from math import prod
+
+from .errors import ShapeError
+from .graph import Graph, build
+from .ops import OPS, OpError, fmt_shape
+from .spec import INPUT, Layer, Spec
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    name: str
+    op: str
+    family: str
+    label: str                   # key settings, e.g. "11×11 /4, 96"
+    inputs: tuple[str, ...]
+    in_shapes: tuple[Shape, ...]
+    output: Shape                # (C, H, W) or (F,), per image
+    params: int
+    buffers: int
+    neurons: int                 # output elements of conv / linear layers, else 0
+    activations: int             # output elements of every layer
+    macs: int
+    formula: str
+    warnings: tuple[str, ...]
+    gpu_local: bool              # under a channel split, needs only its own GPU's share
+    expect: Shape | None = None
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    buffers: int
+    neurons: int
+    activations: int
+    macs: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class GpuLane:
+    gpu: int
+    params: int
+    macs: int
+    neurons: int
+    activations: int
+
+
+@dataclass(frozen=True)
+class GpuSplit:
+    """The paper's model parallelism: every layer's channels divided over ``gpus`` GPUs."""
+
+    gpus: int
+    lanes: tuple[GpuLane, ...]
+    crossing: tuple[str, ...]          # layers that read every GPU's share
+    cross_elements: dict[str, int]     # per crossing layer: elements sent between GPUs per image
+
+    @property
+    def cross_elements_total(self) -> int:
+        return sum(self.cross_elements.values())
+
+    def cross_bytes(self, batch: int = 1, bytes_per_element: int = 4) -> int:
+        return self.cross_elements_total * batch * bytes_per_element
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    source: str
+    path: str
+    input: Shape
+    layers: tuple[LayerStats, ...]
+    totals: Totals
+    warnings: tuple[tuple[str, str], ...]   # (layer, message)
+    outputs: tuple[str, ...]
+    gpus: int | None = None
+    split: GpuSplit | None = None
+
+    def layer(self, name: str) -> LayerStats:
+        return next(s for s in self.layers if s.name == name)
+
+
+def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
+            gpus: int | None = None) -> Analysis:
+    """Shapes and counts of every layer.
+
+    ``input_shape`` overrides the spec's ``input``; ``gpus`` its ``gpus`` (the split view of a
+    spec that names no GPUs asks for 2).
+    """
+    graph = spec if isinstance(spec, Graph) else build(spec)
+    sp = graph.spec
+    shape_in = tuple(input_shape) if input_shape else sp.input
+    shapes: dict[str, Shape] = {INPUT: shape_in}
+    stats: dict[str, LayerStats] = {}
+    n_gpus = gpus or sp.gpus or 1
+    for layer in graph.order:
+        st = _layer_stats(layer, tuple(shapes[s] for s in layer.inputs), n_gpus)
+        shapes[layer.name] = st.output
+        stats[layer.name] = st
+    ordered = tuple(stats[la.name] for la in sp.layers)
+    last = sp.layers[-1].name
+    unused = tuple((n, "output never read by another layer") for n in graph.outputs if n != last)
+    ordered = tuple(replace(s, warnings=s.warnings + tuple(m for n, m in unused if n == s.name))
+                    for s in ordered)
+    totals = Totals(*(sum(getattr(s, f) for s in ordered)
+                      for f in ("params", "buffers", "neurons", "activations", "macs")))
+    warnings = tuple((s.name, w) for s in ordered for w in s.warnings)
+    split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
+    return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
+                    graph.outputs, n_gpus if n_gpus > 1 else None, split)
+
+
+def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int) -> LayerStats:
+    kind = OPS[layer.op]
+    p = layer.params
+    try:
+        inferred = kind.infer(p, ins)
+    except OpError as exc:
+        raise ShapeError(layer.name, str(exc), layer.loc_of(exc.key), exc.hint) from None
+    out = inferred.shape
+    warnings = inferred.warnings
+    if layer.expect is not None and tuple(layer.expect) != out:
+        warnings += (f"expected {fmt_shape(layer.expect)}, computed {fmt_shape(out)}",)
+    return LayerStats(
+        name=layer.name, op=layer.op, family=kind.family, label=kind.label(p),
+        inputs=layer.inputs, in_shapes=ins, output=out,
+        params=kind.params(p, ins, out), buffers=kind.buffers(p, ins, out),
+        neurons=prod(out) if kind.counts_neurons else 0, activations=prod(out),
+        macs=kind.macs(p, ins, out), formula=inferred.formula, warnings=warnings,
+        # the network input is replicated on every GPU, so a layer that reads only it is local
+        gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
+        expect=layer.expect,
+    )
+
+
+def gpu_split(layers: tuple[LayerStats, ...], gpus: int) -> GpuSplit:
+    """Divide every layer's output channels (axis 0) over ``gpus``; counts follow the channels.
+
+    ``layers`` must have been analysed for the same number of GPUs (their ``gpu_local``).
+
+    A layer that is not GPU-local (ungrouped conv, linear, softmax) needs the other GPUs'
+    shares of its input: with G GPUs each receives (G-1)/G of it, so (G-1) × input elements
+    cross between GPUs per image (AlexNet, G=2: conv3 reads 256·13·13 = 43,264).
+    """
+    sums = [[0, 0, 0, 0] for _ in range(gpus)]
+    for s in layers:
+        c = s.output[0]
+        for g in range(gpus):
+            share = c // gpus + (1 if g < c % gpus else 0)
+            for i, total in enumerate((s.params, s.macs, s.neurons, s.activations)):
+                sums[g][i] += total * share // c
+    crossing = tuple(s.name for s in layers if not s.gpu_local)
+    cross = {s.name: (gpus - 1) * sum(prod(x) for x in s.in_shapes)
+             for s in layers if s.name in crossing}
+    lanes = tuple(GpuLane(g, *sums[g]) for g in range(gpus))
+    return GpuSplit(gpus, lanes, crossing, cross)

@@ -1,0 +1,113 @@
+"""Output-size arithmetic of sliding windows (convolution and pooling), written out.
+
+The rule is PyTorch's (``torch.nn.Conv2d`` / ``MaxPool2d`` docs, and
+``aten/src/ATen/native/Pool.h: pooling_output_shape``)::
+
+    out = floor((n + 2p - d*(k-1) - 1) / s) + 1            # d = dilation; with d = 1: (n + 2p - k)/s + 1
+    ceil_mode: ceil instead of floor, then one less if the last window would start in the right padding
+
+Besides the size, each call returns the arithmetic as text with the numbers filled in
+(``⌊(227 + 2·0 − 11)/4⌋ + 1 = 55``) and, when the division is not whole, a warning saying
+which input rows or columns are never read and what input size or padding would be exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class Window:
+    """One axis of a sliding window: input size n, kernel k, stride s, padding p, dilation d."""
+
+    n: int
+    k: int
+    s: int
+    p: int
+    d: int = 1
+    ceil: bool = False
+
+    @property
+    def span(self) -> int:
+        """Effective kernel extent, d*(k-1) + 1."""
+        return self.d * (self.k - 1) + 1
+
+    @property
+    def numerator(self) -> int:
+        return self.n + 2 * self.p - self.span
+
+    @property
+    def out(self) -> int:
+        num, s = self.numerator, self.s
+        if self.ceil:
+            out = -(-num // s) + 1
+            if (out - 1) * s >= self.n + self.p:  # last window would start in the padding
+                out -= 1
+            return out
+        return num // s + 1
+
+    @property
+    def exact(self) -> bool:
+        return self.numerator % self.s == 0
+
+    def formula(self) -> str:
+        """The arithmetic with numbers filled in, e.g. ``⌊(227 + 2·0 − 11)/4⌋ + 1 = 55``."""
+        kpart = str(self.k) if self.d == 1 else f"{self.d}·({self.k} − 1) − 1"
+        lo, hi = ("⌈", "⌉") if self.ceil else ("⌊", "⌋")
+        return f"{lo}({self.n} + 2·{self.p} − {kpart})/{self.s}{hi} + 1 = {self.out}"
+
+
+def _fmt(q: Fraction) -> str:
+    return str(int(q)) if q.denominator == 1 else f"{float(q):.4g}"
+
+
+def inexact_warning(w: Window, one: str, many: str) -> str | None:
+    """Explain a division that is not whole on one axis (``one``/``many``: 'row'/'rows', ...)."""
+    if w.exact or w.numerator < 0:
+        return None
+    r = w.numerator % w.s
+    quotient = _fmt(Fraction(w.numerator, w.s) + 1)
+    kpart = str(w.k) if w.d == 1 else f"{w.span}"
+    head = f"({w.n} + 2·{w.p} − {kpart})/{w.s} + 1 = {quotient} is not whole"
+    if w.ceil:
+        extra = w.s - r
+        body = f"ceil_mode adds a last window that reaches {extra} {one if extra == 1 else many}" \
+               " past the padded input"
+    else:
+        what = f"last {one}" if r == 1 else f"last {r} {many}"
+        verb = "is" if r == 1 and " and " not in one else "are"
+        if w.p == 0:
+            body = f"the {what} of the input {verb} never read"
+        else:
+            real = max(0, r - w.p)
+            body = (f"the {what} of the padded input {verb} never read"
+                    f" ({real} of input, {r - real} of padding)")
+    return f"{head}: {body}; {fixes(w)} would make it exact"
+
+
+def fixes(w: Window) -> str:
+    """Nearest input sizes (and a symmetric padding, if any) for which the division is whole."""
+    r = w.numerator % w.s
+    sizes = [w.n - r, w.n + (w.s - r)]
+    parts = [f"input {' or '.join(str(n) for n in sizes if n >= w.span)}"]
+    pads = [p for p in range(0, w.k + 1) if (w.n + 2 * p - w.span) % w.s == 0 and p != w.p]
+    if pads:
+        best = min(pads, key=lambda p: (abs(p - w.p), p))
+        parts.append(f"padding {best}")
+    return " or ".join(parts)
+
+
+def pair_formula(h: Window, w: Window) -> str:
+    """One formula when both axes do the same arithmetic, else ``H: …; W: …``."""
+    if h == w:
+        return h.formula()
+    return f"H: {h.formula()}; W: {w.formula()}"
+
+
+def pair_warnings(h: Window, w: Window) -> tuple[str, ...]:
+    if h == w:
+        msg = inexact_warning(h, "row and column", "rows and columns")
+        return (msg,) if msg else ()
+    found = (inexact_warning(h, "row", "rows"), inexact_warning(w, "column", "columns"))
+    return tuple(f"{axis}: {m}" for axis, m in zip("HW", found) if m)

@@ -1,0 +1,107 @@
+"""Compare a spec's ``expect:`` shapes and ``claims:`` with the computation, saying how each
+computed value was obtained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from .analysis import Analysis, LayerStats
+from .claims import Claim
+from .errors import Loc, SpecError, did_you_mean
+from .ops import OPS, fmt_shape
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    what: str           # "conv1 output", "params", "conv1 neurons", ...
+    claimed: str
+    computed: str
+    how: str            # the arithmetic or sum behind `computed`
+    ok: bool
+    loc: Loc | None = None
+    source: str = ""
+
+
+def _n(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:,.4g}"
+
+
+def run_checks(spec: Spec, analysis: Analysis) -> list[CheckResult]:
+    results = [_expect(spec, s) for s in analysis.layers if s.expect is not None]
+    for claim in spec.claims:
+        results.append(_claim(claim, spec, analysis))
+    return results
+
+
+def _expect(spec: Spec, s: LayerStats) -> CheckResult:
+    assert s.expect is not None
+    return CheckResult(f"{s.name} output", fmt_shape(s.expect), fmt_shape(s.output),
+                       s.formula or "same as input", tuple(s.expect) == s.output,
+                       spec.layer(s.name).loc_of("expect"))
+
+
+_TOTAL_FIELD = {"params": "params", "neurons": "neurons", "activations": "activations",
+                "macs": "macs", "flops": "macs"}
+
+
+def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+    if c.layer is not None:
+        return _layer_claim(c, spec, a)
+    if c.key == "input_elements":
+        value = prod(a.input)
+        how = " × ".join(map(str, a.input)) + f" = {value:,} (input {fmt_shape(a.input)})"
+    else:
+        field = _TOTAL_FIELD[c.key]
+        parts = [s for s in a.layers if getattr(s, field)]
+        value = sum(getattr(s, field) for s in parts) * (2 if c.key == "flops" else 1)
+        how = (f"Σ over {len(parts)} layers: " + " + ".join(_n(getattr(s, field)) for s in parts)
+               if len(parts) <= 8 else f"Σ over {len(parts)} layers ({', '.join(s.name for s in parts[:3])}, …)")
+        if c.key == "flops":
+            how = "2 × MACs; " + how
+    return _compare(c, c.key, value, how)
+
+
+def _compare(c: Claim, what: str, value: float, how: str) -> CheckResult:
+    assert isinstance(c.value, float)
+    ok = abs(value - c.value) <= c.rel_tol * abs(c.value) if c.rel_tol else value == c.value
+    diff = (value - c.value) / c.value * 100 if c.value else 0.0
+    claimed = c.text + ("" if ok or not c.value else f"  (computed is {diff:+.1f}%)")
+    return CheckResult(what, claimed, _n(value), how, ok, c.loc, c.source)
+
+
+def _layer_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+    names = [s.name for s in a.layers]
+    if c.layer not in names:
+        raise SpecError(f"claims.{c.key}: no layer named '{c.layer}'", c.loc,
+                        did_you_mean(str(c.layer), names))
+    s = a.layer(str(c.layer))
+    what = f"{s.name} {c.key.removeprefix('layer_')}"
+    if c.key == "layer_kernels":
+        return _kernel_claim(c, spec, s, what)
+    field = c.key.removeprefix("layer_")
+    value = getattr(s, field)
+    if field in ("neurons", "activations"):
+        how = " × ".join(map(str, s.output)) + f" = {value:,}"
+    elif field == "params":
+        how = f"{s.label}: {value:,} weights and biases"
+    else:
+        how = f"{fmt_shape(s.output)} outputs × their fan-in = {value:,}"
+    if field == "neurons" and not OPS[s.op].counts_neurons:
+        how += f" ({s.op} layers have no neurons in the paper's sense)"
+    return _compare(c, what, value, how)
+
+
+def _kernel_claim(c: Claim, spec: Spec, s: LayerStats, what: str) -> CheckResult:
+    layer = spec.layer(s.name)
+    if s.op != "conv":
+        raise SpecError(f"claims.layer_kernels: {s.name} is a {s.op} layer, not conv", c.loc)
+    kh, kw = layer.params["kernel"]
+    groups = layer.params["groups"]
+    cin = s.in_shapes[0][0]
+    kernel = (kh, kw, cin // groups)
+    how = f"{kh}×{kw}×({cin} input channels" + (f" / {groups} groups)" if groups > 1 else ")")
+    text = "×".join(map(str, kernel))
+    return CheckResult(what, "×".join(map(str, c.value)) if isinstance(c.value, tuple) else c.text,
+                       text, how, kernel == c.value, c.loc, c.source)

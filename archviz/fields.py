@@ -1,0 +1,126 @@
+"""Typed fields of a layer: each one checks and normalises one YAML value.
+
+A field's ``parse`` returns the normalised value or raises :class:`FieldError` with a
+message that reads after ``layer.key:`` (``expected a positive integer, got 0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Pair = tuple[int, int]
+
+
+class FieldError(ValueError):
+    """A value of the wrong type or range; the spec loader adds the location."""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _int(value: Any, lo: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise FieldError(f"expected {what}, got {_show(value)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Field:
+    """Base: a required field has ``default`` None and ``required`` True."""
+
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+
+    def parse(self, value: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PosInt(Field):
+    def parse(self, value: Any) -> int:
+        return _int(value, 1, "a positive integer")
+
+    def describe(self) -> str:
+        return "positive integer"
+
+
+@dataclass(frozen=True)
+class PairField(Field):
+    """An int or an [h, w] pair of ints, >= ``lo``; normalised to a (h, w) tuple."""
+
+    lo: int = 1
+
+    def parse(self, value: Any) -> Pair:
+        what = "a positive integer" if self.lo == 1 else "a non-negative integer"
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise FieldError(f"expected {what} or a pair [h, w], got a list of {len(value)}")
+            return (_int(value[0], self.lo, what), _int(value[1], self.lo, what))
+        if isinstance(value, (int, bool)) and not isinstance(value, bool):
+            v = _int(value, self.lo, what)
+            return (v, v)
+        raise FieldError(f"expected {what} or a pair [h, w], got {_show(value)}")
+
+    def describe(self) -> str:
+        return "int or [h, w]" + (" (>= 0)" if self.lo == 0 else " (>= 1)")
+
+
+@dataclass(frozen=True)
+class PaddingField(Field):
+    """An int, an [h, w] pair, or 'same' / 'valid' (as torch's Conv2d)."""
+
+    def parse(self, value: Any) -> Pair | str:
+        if isinstance(value, str):
+            if value in ("same", "valid"):
+                return value
+            raise FieldError(f"expected an integer, [h, w], 'same' or 'valid', got {_show(value)}")
+        return PairField(lo=0).parse(value)
+
+    def describe(self) -> str:
+        return "int, [h, w], 'same' or 'valid'"
+
+
+@dataclass(frozen=True)
+class BoolField(Field):
+    def parse(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise FieldError(f"expected true or false, got {_show(value)}")
+        return value
+
+    def describe(self) -> str:
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class FloatField(Field):
+    """A number in [lo, hi]; strings such as ``1e-4`` (which YAML 1.1 reads as text) are accepted."""
+
+    lo: float = float("-inf")
+    hi: float = float("inf")
+
+    def parse(self, value: Any) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise FieldError(f"expected a number, got {_show(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FieldError(f"expected a number, got {_show(value)}")
+        if not self.lo <= value <= self.hi:
+            raise FieldError(f"expected a number in [{self.lo:g}, {self.hi:g}], got {value:g}")
+        return float(value)
+
+    def describe(self) -> str:
+        return f"number in [{self.lo:g}, {self.hi:g}]"

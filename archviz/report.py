@@ -1,0 +1,165 @@
+"""Analysis → a rich table, JSON, CSV or Markdown. Reads an Analysis; computes nothing new."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from .analysis import Analysis, LayerStats
+from .check import CheckResult
+from .ops import fmt_shape
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _n(x: int) -> str:
+    return f"{x:,}" if x else "–"
+
+
+def human(x: float) -> str:
+    """60965224 → '61.0M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.1f}{unit}"
+    return f"{x:g}"
+
+
+def to_dict(a: Analysis) -> dict[str, Any]:
+    """The JSON layout documented in the README (shapes as lists of ints)."""
+    out: dict[str, Any] = {
+        "name": a.name,
+        "source": a.source,
+        "input": list(a.input),
+        "layers": [_layer_dict(s) for s in a.layers],
+        "totals": {"params": a.totals.params, "buffers": a.totals.buffers,
+                   "neurons": a.totals.neurons, "activations": a.totals.activations,
+                   "macs": a.totals.macs, "flops": a.totals.flops},
+        "warnings": [f"{layer}: {msg}" for layer, msg in a.warnings],
+    }
+    if a.split is not None:
+        out["gpus"] = {
+            "count": a.split.gpus,
+            "lanes": [{"gpu": ln.gpu, "params": ln.params, "macs": ln.macs, "neurons": ln.neurons,
+                       "activations": ln.activations} for ln in a.split.lanes],
+            "crossing_layers": list(a.split.crossing),
+            "cross_elements": a.split.cross_elements,
+            "cross_bytes_per_image_fp32": a.split.cross_bytes(1),
+        }
+    return out
+
+
+def _layer_dict(s: LayerStats) -> dict[str, Any]:
+    return {
+        "name": s.name, "op": s.op, "label": s.label, "inputs": list(s.inputs),
+        "output": list(s.output), "params": s.params, "buffers": s.buffers,
+        "neurons": s.neurons, "activations": s.activations, "macs": s.macs, "flops": s.flops,
+        "formula": s.formula, "warnings": list(s.warnings), "gpu_local": s.gpu_local,
+    }
+
+
+def to_json(a: Analysis) -> str:
+    return json.dumps(to_dict(a), indent=2, ensure_ascii=False) + "\n"
+
+
+CSV_COLUMNS = ("name", "op", "label", "inputs", "output", "params", "buffers", "neurons",
+               "activations", "macs", "flops", "formula", "warnings")
+
+
+def to_csv(a: Analysis) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for s in a.layers:
+        w.writerow([s.name, s.op, s.label, ";".join(s.inputs), _dims(s.output), s.params,
+                    s.buffers, s.neurons, s.activations, s.macs, s.flops, s.formula,
+                    "; ".join(s.warnings)])
+    t = a.totals
+    w.writerow(["total", "", "", "", "", t.params, t.buffers, t.neurons, t.activations, t.macs,
+                t.flops, "", ""])
+    return buf.getvalue()
+
+
+def to_markdown(a: Analysis) -> str:
+    head = "| # | layer | op | output | arithmetic | params | MACs | neurons |"
+    rows = [f"## {a.name}", "", f"Input {fmt_shape(a.input)}." + (f" {a.source}." if a.source else ""),
+            "", head, "|---|---|---|---|---|---:|---:|---:|"]
+    for i, s in enumerate(a.layers, 1):
+        op = f"{s.op} {s.label}".strip().replace("|", "\\|")
+        flag = " ⚠" if s.warnings else ""
+        rows.append(f"| {i} | {s.name}{flag} | {op} | {_dims(s.output)} | {s.formula} |"
+                    f" {_n(s.params)} | {_n(s.macs)} | {_n(s.neurons)} |")
+    t = a.totals
+    rows.append(f"| | **total** | | | | **{t.params:,}** | **{t.macs:,}** | **{t.neurons:,}** |")
+    if a.warnings:
+        rows += ["", "**Warnings**", ""] + [f"- `{n}`: {m}" for n, m in a.warnings]
+    return "\n".join(rows) + "\n"
+
+
+def render_table(a: Analysis, console: Any) -> None:
+    """Print the per-layer table, the totals, the GPU split and the warnings with rich."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"{a.name} · input {fmt_shape(a.input)}", title_justify="left",
+                  header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column("layer", footer="total", no_wrap=True)
+    table.add_column("op", footer="", overflow="fold")
+    table.add_column("output", footer="", no_wrap=True)
+    table.add_column("arithmetic", style="cyan", footer="", overflow="fold")
+    table.add_column("params", justify="right", footer=f"{a.totals.params:,}", no_wrap=True)
+    table.add_column("MACs", justify="right", footer=f"{a.totals.macs:,}", no_wrap=True)
+    table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
+    for s in a.layers:
+        name = f"[yellow]{s.name} ⚠[/]" if s.warnings else s.name
+        formula = "" if s.formula == "same as input" else s.formula
+        table.add_row(name, f"{s.op} {s.label}".strip(), _dims(s.output), formula,
+                      _n(s.params), _n(s.macs), _n(s.neurons))
+    console.print(table)
+    t = a.totals
+    console.print(f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
+                  f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
+                  f" {t.activations:,} per image" + (f" · buffers {t.buffers:,}" if t.buffers else ""))
+    if a.split is not None:
+        lanes = " · ".join(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs"
+                           for ln in a.split.lanes)
+        console.print(f"split over {a.split.gpus} GPUs: {lanes}; layers reading every GPU: "
+                      f"{', '.join(a.split.crossing) or 'none'}"
+                      f" ({a.split.cross_bytes(1):,} bytes cross per image, fp32)")
+    for layer, msg in a.warnings:
+        console.print(f"[yellow]warning[/] {layer}: {msg}", highlight=False)
+
+
+def render_checks(results: list[CheckResult], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(header_style="bold", title_justify="left")
+    for col, kw in (("", {}), ("check", {}), ("claimed", {"justify": "right"}),
+                    ("computed", {"justify": "right"}), ("how", {"style": "cyan"})):
+        table.add_column(col, **kw)
+    for r in results:
+        mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
+        table.add_row(mark, r.what, r.claimed, r.computed, r.how)
+    console.print(table)
+    bad = [r for r in results if not r.ok]
+    summary = f"{len(results) - len(bad)} of {len(results)} checks hold"
+    console.print(f"[red]{summary}; {len(bad)} fail[/]" if bad else f"[green]{summary}[/]")
+    for r in bad:
+        if r.loc is not None:
+            console.print(f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}",
+                          highlight=False)
+        if r.source:
+            console.print(f"    source: {r.source}", highlight=False)
+
+
+def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:
+    return {"ok": all(r.ok for r in results),
+            "checks": [{"what": r.what, "claimed": r.claimed, "computed": r.computed,
+                        "how": r.how, "ok": r.ok, "where": str(r.loc) if r.loc else None,
+                        "source": r.source} for r in results]}

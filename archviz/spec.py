@@ -1,0 +1,276 @@
+"""YAML → :class:`Spec`: parse, validate every key, and keep a :class:`Loc` for each field.
+
+The YAML is composed with PyYAML's SafeLoader (``yaml.compose``) so that every node keeps its
+line and column; nothing in a spec is ever evaluated. Every problem is a :class:`SpecError`
+pointing at the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from . import bundled
+from .claims import Claim, parse_claims
+from .errors import Loc, SpecError, did_you_mean
+from .fields import FieldError
+from .ops import OPS
+
+Shape = tuple[int, ...]
+
+TOP_KEYS = {"name", "source", "description", "input", "gpus", "layers", "claims"}
+LAYER_KEYS = {"name", "op", "from", "expect", "note"}
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+INPUT = "input"  # the name by which `from:` refers to the network input
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One validated layer: its op's fields normalised (pairs as tuples, defaults filled)."""
+
+    name: str
+    op: str
+    params: Mapping[str, Any]
+    inputs: tuple[str, ...]          # layer names, or INPUT for the network input
+    expect: Shape | None
+    loc: Loc                          # the layer's `name:` value
+    key_locs: Mapping[str, Loc] = field(default_factory=dict)
+    note: str = ""
+
+    def loc_of(self, key: str | None) -> Loc:
+        return self.key_locs.get(key, self.loc) if key else self.loc
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    input: Shape
+    layers: tuple[Layer, ...]
+    path: str = "<spec>"
+    source: str = ""
+    description: str = ""
+    gpus: int | None = None
+    claims: tuple[Claim, ...] = ()
+    input_loc: Loc | None = None
+
+    def layer(self, name: str) -> Layer:
+        return next(la for la in self.layers if la.name == name)
+
+
+class Doc:
+    """A composed YAML document with helpers that turn nodes into values or located errors."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def loc(self, node: yaml.Node) -> Loc:
+        line, col = node.start_mark.line, node.start_mark.column
+        text = self.lines[line] if line < len(self.lines) else ""
+        return Loc(self.path, line + 1, col + 1, text)
+
+    def error(self, node: yaml.Node, message: str, hint: str = "") -> SpecError:
+        return SpecError(message, self.loc(node), hint)
+
+    def value(self, node: yaml.Node) -> Any:
+        """Plain Python value of a node (safe constructor only)."""
+        if isinstance(node, yaml.MappingNode):
+            return {self.value(k): self.value(v) for k, v in node.value}
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(v) for v in node.value]
+        return yaml.constructor.SafeConstructor().construct_object(node)
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what}: expected a mapping (key: value), got {_kind(node)}")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for k, v in node.value:
+            key = self.value(k)
+            if not isinstance(key, str):
+                raise self.error(k, f"{what}: keys must be text, got {key!r}")
+            if key in out:
+                raise self.error(k, f"{what}: duplicate key '{key}'",
+                                 f"first given at line {out[key][0].start_mark.line + 1}")
+            out[key] = (k, v)
+        return out
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(node, f"{what}: expected text, got {_show(value)}")
+        return value
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return repr(node.value) if node.value != "" else "nothing"
+
+
+def _show(value: Any) -> str:
+    return "nothing" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def load(spec: str | Path) -> Spec:
+    """Load a spec from a path, or a bundled spec by its stem (``alexnet``, ``lenet5``, ...)."""
+    path = bundled.resolve(spec)
+    if path.is_dir():
+        raise SpecError(f"{spec}: is a directory, not a spec file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{spec}: not a text file (expected UTF-8 YAML)") from None
+    except OSError as exc:
+        raise SpecError(f"{spec}: cannot read: {exc.strerror}") from None
+    return loads(text, bundled.display(spec, path))
+
+
+def loads(text: str, path: str = "<spec>") -> Spec:
+    """Parse and validate spec text; ``path`` is used in error locations only."""
+    doc = Doc(text, path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line if mark else 0
+        col = mark.column if mark else 0
+        src = doc.lines[line] if line < len(doc.lines) else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(f"YAML syntax error: {problem}", Loc(path, line + 1, col + 1, src)) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"YAML error: {exc}", Loc(path, 1, 1, "")) from None
+    if root is None:
+        raise SpecError("empty spec: expected a mapping with name, input and layers",
+                        Loc(path, 1, 1, doc.lines[0] if doc.lines else ""))
+    return _spec(doc, root)
+
+
+def _spec(doc: Doc, root: yaml.Node) -> Spec:
+    top = doc.mapping(root, "spec")
+    for key, (knode, _) in top.items():
+        if key not in TOP_KEYS:
+            raise doc.error(knode, f"unknown top-level key '{key}'", did_you_mean(key, TOP_KEYS))
+    for required in ("name", "input", "layers"):
+        if required not in top:
+            raise doc.error(root, f"spec: missing required key '{required}'")
+    shape = _input(doc, top["input"][1])
+    gpus = None
+    if "gpus" in top:
+        gpus = doc.value(top["gpus"][1])
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+            raise doc.error(top["gpus"][1], f"gpus: expected a positive integer, got {_show(gpus)}")
+    layers = _layers(doc, top["layers"][1])
+    claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
+    return Spec(
+        name=doc.text(top["name"][1], "name"),
+        input=shape,
+        layers=layers,
+        path=doc.path,
+        source=doc.text(top["source"][1], "source") if "source" in top else "",
+        description=doc.text(top["description"][1], "description") if "description" in top else "",
+        gpus=gpus,
+        claims=claims,
+        input_loc=doc.loc(top["input"][1]),
+    )
+
+
+def _shape(doc: Doc, node: yaml.Node, what: str, ranks: tuple[int, ...] = (1, 3)) -> Shape:
+    value = doc.value(node)
+    ok = isinstance(value, list) and len(value) in ranks and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        forms = " or ".join({1: "[F]", 3: "[C, H, W]"}.get(r, f"{r} sizes") for r in ranks)
+        raise doc.error(node, f"{what}: expected {forms} of positive integers, got {_show(value)}")
+    return tuple(value)
+
+
+def _input(doc: Doc, node: yaml.Node) -> Shape:
+    return _shape(doc, node, "input")
+
+
+def _layers(doc: Doc, node: yaml.Node) -> tuple[Layer, ...]:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        raise doc.error(node, f"layers: expected a non-empty list of layers, got {_kind(node)}")
+    layers: list[Layer] = []
+    seen: dict[str, Layer] = {}
+    for item in node.value:
+        previous = layers[-1].name if layers else INPUT
+        layer = parse_layer(doc, item, previous)
+        if layer.name in seen:
+            raise SpecError(f"duplicate layer name '{layer.name}'", layer.loc,
+                            f"first defined at line {seen[layer.name].loc.line}")
+        seen[layer.name] = layer
+        layers.append(layer)
+    return tuple(layers)
+
+
+def parse_layer(doc: Doc, node: yaml.Node, previous: str) -> Layer:
+    """One layer mapping → :class:`Layer`; it reads ``previous`` unless it says ``from:``."""
+    entries = doc.mapping(node, "layer")
+    if "name" not in entries:
+        raise doc.error(node, "layer: missing required key 'name'")
+    name_node = entries["name"][1]
+    name = doc.value(name_node)
+    if not isinstance(name, str) or not NAME_RE.match(name) or name == INPUT:
+        raise doc.error(name_node, f"layer name: expected an identifier (letters, digits, _ and .),"
+                        f" not '{INPUT}', got {_show(name)}")
+    if "op" not in entries:
+        raise doc.error(node, f"{name}: missing required key 'op'",
+                        "valid ops: " + ", ".join(sorted(OPS)))
+    op_node = entries["op"][1]
+    op_name = doc.value(op_node)
+    if op_name not in OPS:
+        raise doc.error(op_node, f"{name}.op: unknown op {_show(op_name)}",
+                        did_you_mean(str(op_name), OPS))
+    kind = OPS[op_name]
+    params: dict[str, Any] = {}
+    for key, (knode, vnode) in entries.items():
+        if key in LAYER_KEYS:
+            continue
+        if key not in kind.fields:
+            valid = set(kind.fields) | LAYER_KEYS
+            raise doc.error(knode, f"{name}: unknown key '{key}' for op {op_name}",
+                            did_you_mean(key, valid))
+        try:
+            params[key] = kind.fields[key].parse(doc.value(vnode))
+        except FieldError as exc:
+            raise doc.error(vnode, f"{name}.{key}: {exc}") from None
+    for key, fld in kind.fields.items():
+        if key not in params:
+            if fld.required:
+                raise doc.error(node, f"{name}: op {op_name} needs '{key}'"
+                                + (f" ({fld.doc})" if fld.doc else ""))
+            params[key] = fld.default
+    inputs = _inputs(doc, entries, name, previous, kind.multi_input)
+    expect = None
+    if "expect" in entries:
+        expect = _shape(doc, entries["expect"][1], f"{name}.expect")
+    locs = {k: doc.loc(v) for k, (_, v) in entries.items()}
+    note = doc.text(entries["note"][1], f"{name}.note") if "note" in entries else ""
+    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note)
+
+
+def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,
+            previous: str, multi: bool) -> tuple[str, ...]:
+    if "from" not in entries:
+        if multi:
+            raise doc.error(entries["op"][1], f"{name}: a merge op needs 'from: [a, b, ...]'")
+        return (previous,)
+    node = entries["from"][1]
+    value = doc.value(node)
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise doc.error(node, f"{name}.from: expected a layer name or a list of names,"
+                        f" got {_show(value)}")
+    if multi and len(names) < 2:
+        raise doc.error(node, f"{name}.from: a merge op needs at least two inputs, got {len(names)}")
+    if not multi and len(names) != 1:
+        raise doc.error(node, f"{name}.from: this op takes one input, got {len(names)}")
+    return tuple(names)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up archviz in ./.venv:
+#   - PyTorch: the CPU build 2.13.0 unless the venv already has a torch (set ARCHVIZ_TORCH to
+#     pick another version, or install your CUDA build into .venv first);
+#   - archviz itself (editable), plus the test tools with --dev;
+#   - Graphviz's `dot` (needed for SVG/PNG/PDF diagrams) where it can be installed.
+# Usage: ./install.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+extras=""
+if [ "${1:-}" = "--dev" ]; then extras="[dev]"; fi
+python=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "install.sh: installing torch==${ARCHVIZ_TORCH:-2.13.0}"
+  pip install "torch==${ARCHVIZ_TORCH:-2.13.0}"
+fi
+echo "install.sh: installing archviz${extras}"
+pip install -e ".${extras}"
+
+if command -v dot >/dev/null 2>&1; then
+  :
+elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "install.sh: installing Graphviz (apt-get install graphviz)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz; } >/dev/null 2>&1; then
+    echo "install.sh: could not install Graphviz with apt-get; 'archviz draw' will write .dot files only." >&2
+  fi
+elif command -v brew >/dev/null 2>&1; then
+  brew install graphviz || echo "install.sh: 'brew install graphviz' failed; 'archviz draw' will write .dot files only." >&2
+else
+  cat >&2 <<'MSG'
+install.sh: Graphviz's `dot` is not installed and this script cannot install it here
+  (it needs root with apt-get, or Homebrew). Install it yourself for SVG/PNG/PDF diagrams:
+    Debian/Ubuntu: sudo apt-get install graphviz     macOS: brew install graphviz
+    conda: conda install -c conda-forge graphviz     Windows: winget install graphviz
+  Everything else works without it; `archviz draw` then writes the .dot source only.
+MSG
+fi
+echo "install.sh: done. Run .venv/bin/archviz --help (or 'source .venv/bin/activate' first)."
