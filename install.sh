@@ -15,7 +15,10 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+pip() {
+  # (drop pip's notes about absent local package folders named in some machines' pip.conf)
+  .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither a file" >&2)
+}
 
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   echo "install.sh: installing torch==${ARCHVIZ_TORCH:-2.13.0}"
