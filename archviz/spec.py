@@ -26,6 +26,9 @@ TOP_KEYS = {"name", "source", "description", "input", "gpus", "layers", "claims"
 LAYER_KEYS = {"name", "op", "from", "expect", "note"}
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 INPUT = "input"  # the name by which `from:` refers to the network input
+# libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class Doc:
             return {self.value(k): self.value(v) for k, v in node.value}
         if isinstance(node, yaml.SequenceNode):
             return [self.value(v) for v in node.value]
-        return yaml.constructor.SafeConstructor().construct_object(node)
+        return _CONSTRUCTOR.construct_object(node)
 
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
@@ -136,7 +139,7 @@ def loads(text: str, path: str = "<spec>") -> Spec:
     """Parse and validate spec text; ``path`` is used in error locations only."""
     doc = Doc(text, path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line if mark else 0
