@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def to_module(spec: Any, **kwargs: Any) -> "torch.nn.Module":
+def to_module(spec: Any, **kwargs: Any) -> torch.nn.Module:
     """Compile a spec (a :class:`Spec`, a path or a bundled name) into a ``torch.nn.Module``."""
     from .compile import to_module as _to_module
 

@@ -110,4 +110,4 @@ def pair_warnings(h: Window, w: Window) -> tuple[str, ...]:
         msg = inexact_warning(h, "row and column", "rows and columns")
         return (msg,) if msg else ()
     found = (inexact_warning(h, "row", "rows"), inexact_warning(w, "column", "columns"))
-    return tuple(f"{axis}: {m}" for axis, m in zip("HW", found) if m)
+    return tuple(f"{axis}: {m}" for axis, m in zip("HW", found, strict=True) if m)

@@ -56,8 +56,10 @@ def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         field = _TOTAL_FIELD[c.key]
         parts = [s for s in a.layers if getattr(s, field)]
         value = sum(getattr(s, field) for s in parts) * (2 if c.key == "flops" else 1)
-        how = (f"Σ over {len(parts)} layers: " + " + ".join(_n(getattr(s, field)) for s in parts)
-               if len(parts) <= 8 else f"Σ over {len(parts)} layers ({', '.join(s.name for s in parts[:3])}, …)")
+        if len(parts) <= 8:
+            how = f"Σ over {len(parts)} layers: " + " + ".join(_n(getattr(s, field)) for s in parts)
+        else:
+            how = f"Σ over {len(parts)} layers ({', '.join(s.name for s in parts[:3])}, …)"
         if c.key == "flops":
             how = "2 × MACs; " + how
     return _compare(c, c.key, value, how)

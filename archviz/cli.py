@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, Optional, TypeVar
 
 import typer
 
@@ -158,7 +159,8 @@ def shapes(
 @guarded
 def check(
     spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    input_size: Optional[str] = typer.Option(None, "--input", "-i", help="Another input size, e.g. 3x224x224."),
+    input_size: Optional[str] = typer.Option(None, "--input", "-i",
+                                             help="Another input size, e.g. 3x224x224."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Compare every `expect:` shape and every `claims:` figure with the computation.

@@ -6,9 +6,9 @@ line), so it can be shown as ``file:line:col: message`` with the source line and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Iterable
 
 
 @dataclass(frozen=True)

@@ -140,9 +140,11 @@ def render_checks(results: list[CheckResult], console: Any) -> None:
     from rich.table import Table
 
     table = Table(header_style="bold", title_justify="left")
-    for col, kw in (("", {}), ("check", {}), ("claimed", {"justify": "right"}),
-                    ("computed", {"justify": "right"}), ("how", {"style": "cyan"})):
-        table.add_column(col, **kw)
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("claimed", justify="right")
+    table.add_column("computed", justify="right")
+    table.add_column("how", style="cyan")
     for r in results:
         mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
         table.add_row(mark, r.what, r.claimed, r.computed, r.how)

@@ -65,7 +65,8 @@ def test_gpu_split_of_the_paper() -> None:
 def test_split_can_be_asked_for_a_spec_without_gpus() -> None:
     a = archviz.analyze(archviz.load("alexnet-1gpu"), gpus=2)
     # without groups, conv2/4/5 read both GPUs too
-    assert a.split is not None and a.split.crossing == ("conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+    assert a.split is not None
+    assert a.split.crossing == ("conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 
 @pytest.mark.parametrize("text,value,tol", [
