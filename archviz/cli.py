@@ -43,9 +43,11 @@ def console(stderr: bool = False) -> Any:
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error (no traceback) and exit with ``code``."""
+    from rich.markup import escape
+
     err = console(stderr=True)
     first, _, rest = message.partition("\n")
-    err.print(f"[bold red]error:[/] {first}", markup=True, soft_wrap=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(first)}", markup=True, soft_wrap=True, highlight=False)
     if rest:
         err.print(rest, markup=False, soft_wrap=True, highlight=False)
     raise typer.Exit(code)
@@ -206,3 +208,7 @@ def list_specs() -> None:
 
 def main() -> None:
     app()
+from . import cli_torch  # noqa: E402,F401  (registers its commands)
+from . import cli_render  # noqa: E402,F401  (registers its commands)
+from . import cli_bench  # noqa: E402,F401  (registers its commands)
+from . import cli_more  # noqa: E402,F401  (registers its commands)

@@ -26,9 +26,20 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _quoted(value: Any) -> str:
+    """A hint for a number written in quotes (``kernel: "3"``), which YAML reads as text."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" (text, not a number: write {value.strip()} without quotes)"
+    return ""
+
+
 def _int(value: Any, lo: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise FieldError(f"expected {what}, got {_show(value)}")
+        raise FieldError(f"expected {what}, got {_show(value)}{_quoted(value)}")
     return value
 
 
@@ -71,7 +82,7 @@ class PairField(Field):
         if isinstance(value, (int, bool)) and not isinstance(value, bool):
             v = _int(value, self.lo, what)
             return (v, v)
-        raise FieldError(f"expected {what} or a pair [h, w], got {_show(value)}")
+        raise FieldError(f"expected {what} or a pair [h, w], got {_show(value)}{_quoted(value)}")
 
     def describe(self) -> str:
         return "int or [h, w]" + (" (>= 0)" if self.lo == 0 else " (>= 1)")
@@ -85,7 +96,8 @@ class PaddingField(Field):
         if isinstance(value, str):
             if value in ("same", "valid"):
                 return value
-            raise FieldError(f"expected an integer, [h, w], 'same' or 'valid', got {_show(value)}")
+            raise FieldError(f"expected an integer, [h, w], 'same' or 'valid', got {_show(value)}"
+                             + _quoted(value))
         return PairField(lo=0).parse(value)
 
     def describe(self) -> str:

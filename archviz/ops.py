@@ -14,9 +14,10 @@ render/dot.py); a test checks that every registered op has all of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .arith import Window, pair_formula, pair_warnings
 from .fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
@@ -107,7 +108,7 @@ class Conv(OpKind):
     doc = "2-D convolution (torch.nn.Conv2d)"
     counts_neurons = True
     fields = {
-        "out": PosInt(required=True, doc="output channels (number of kernels)"),
+        "out": PosInt(required=True, doc="output channels, i.e. the number of kernels"),
         "kernel": PairField(required=True, doc="kernel size"),
         "stride": PairField(default=(1, 1)),
         "padding": PaddingField(default=(0, 0)),
@@ -127,14 +128,21 @@ class Conv(OpKind):
         k, s, d = p["kernel"], p["stride"], p["dilation"]
         if p["padding"] == "same":
             if s != (1, 1):
-                raise OpError("padding 'same' needs stride 1 (as in torch)", "padding")
+                ph, pw = (dd * (kk - 1) // 2 for kk, dd in zip(k, d, strict=True))
+                half = str(ph) if ph == pw else f"[{ph}, {pw}]"
+                raise OpError("padding 'same' needs stride 1 (as in torch)", "padding",
+                              f"hint: give the padding as a number, e.g. padding: {half}"
+                              " (half the kernel's span)")
             return Inferred((p["out"], h, w), f"'same' padding: {h}×{w} kept")
         pad = (0, 0) if p["padding"] == "valid" else p["padding"]
         wh, ww = _windows((c, h, w), k, s, pad, d)
         for win, axis in ((wh, "height"), (ww, "width")):
             if win.span > win.n + 2 * win.p:
-                raise OpError(f"kernel {_pair(k)} (span {win.span}) is larger than the padded input"
-                              f" {axis} {win.n} + 2·{win.p} = {win.n + 2 * win.p}", "kernel")
+                size = f"kernel {_pair(k)}" if win.d == 1 else \
+                    f"kernel {_pair(k)} with dilation {_pair(d)} spans {win.span}, which"
+                raise OpError(f"{size} is larger than the padded input {axis}"
+                              f" {win.n} + 2·{win.p} = {win.n + 2 * win.p} (input {fmt_shape((c, h, w))})",
+                              "kernel")
         return Inferred((p["out"], wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
 
     def params(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
@@ -181,14 +189,15 @@ class _Pool(OpKind):
         shape = _spatial(ins, self.name)
         k, pad = p["kernel"], p["padding"]
         s = p["stride"] or k
-        for kk, pp in zip(k, pad):
+        for kk, pp in zip(k, pad, strict=True):
             if pp > self._half_limit(kk):
                 raise OpError(f"padding {pp} is more than half the kernel {kk} (torch refuses it)",
                               "padding")
         wh, ww = _windows(shape, k, s, pad, ceil=p["ceil_mode"])
         if wh.out < 1 or ww.out < 1:
             raise OpError(f"kernel {_pair(k)} is larger than the padded input"
-                          f" {shape[1] + 2 * pad[0]}×{shape[2] + 2 * pad[1]}", "kernel")
+                          f" {shape[1] + 2 * pad[0]}×{shape[2] + 2 * pad[1]} (input {fmt_shape(shape)})",
+                          "kernel")
         return Inferred((shape[0], wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
 
     def label(self, p: Params) -> str:
