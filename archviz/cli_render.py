@@ -1,0 +1,155 @@
+"""``archviz draw`` (Graphviz diagrams) and ``archviz plot`` (matplotlib charts).
+
+graphviz and matplotlib are imported inside the command bodies only (through archviz.render).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .cli import DEFAULT_SPEC, SPEC_HELP, app, console, fail, guarded
+from .errors import ArchvizError
+
+DRAW_FORMATS = ("svg", "png", "pdf", "dot")
+PLOT_FORMATS = ("png", "svg", "pdf")
+PLOT_KINDS = ("counts", "blocks")
+
+
+def target(spec_path: Path, output: Optional[str], fmt: Optional[str], tag: str,
+           formats: tuple[str, ...], default: str) -> tuple[Path, str]:
+    """The output file and its format: ``-o``'s suffix, else ``--format``, else ``default``.
+
+    Without ``-o`` the file is ``<spec-stem><tag>.<format>`` in the current directory.
+    """
+    if fmt is not None and fmt.lower() not in formats:
+        raise ArchvizError(f"--format: expected one of {', '.join(formats)}, got {fmt!r}")
+    fmt = fmt.lower() if fmt else None
+    if output is None:
+        fmt = fmt or default
+        return Path(f"{spec_path.stem}{tag}.{fmt}"), fmt
+    path = Path(output)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in formats:
+        if fmt and fmt != suffix:
+            raise ArchvizError(f"--format {fmt} does not match the file name {output} (.{suffix})")
+        return path, suffix
+    if fmt:
+        return path, fmt
+    raise ArchvizError(f"{output}: cannot tell the format from the suffix"
+                       f" (use .{', .'.join(formats)} or --format)")
+
+
+def _load(spec: str, split: bool) -> tuple[Any, Any, Path]:
+    """(Spec, Analysis, resolved spec path); the split view uses the spec's gpus, 2 when absent."""
+    from .analysis import analyze
+    from .bundled import resolve
+    from .spec import load
+
+    sp = load(spec)
+    gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split else None
+    return sp, analyze(sp, gpus=gpus), resolve(spec)
+
+
+def _wrote(path: Path, data: bytes) -> None:
+    from .io import write_atomic
+
+    write_atomic(path, data)
+    console(stderr=True).print(f"wrote {path} ({len(data):,} bytes)", markup=False)
+
+
+@app.command()
+@guarded
+def draw(
+    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Output file; its suffix picks the format. "
+                                              "Default: <spec>.svg (<spec>-split.svg with --split-gpus)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="svg, png, pdf or dot."),
+    rankdir: Optional[str] = typer.Option(None, "--rankdir",
+                                          help="TB (top to bottom) or LR (left to right). "
+                                               "Default: TB, or LR with --split-gpus."),
+    split_gpus: bool = typer.Option(False, "--split-gpus",
+                                    help="One lane per GPU (the spec's gpus, 2 when absent), as in the "
+                                         "AlexNet paper's Figure 2, with the traffic between GPUs."),
+    fold: bool = typer.Option(False, "--fold",
+                              help="Draw parameter-free activation, normalisation and dropout layers "
+                                   "inside the node of the layer they follow."),
+) -> None:
+    """Draw the layer graph with Graphviz: each layer's name, op and settings, output shape.
+
+    Nodes are coloured by op family (legend under the title); branches and merges are drawn
+    as such. Without Graphviz's `dot` program the .dot source is still written (exit 1).
+
+    Examples:
+
+      archviz draw                                   # alexnet.svg in the current directory
+
+      archviz draw alexnet --split-gpus --fold -o alexnet-split.png
+
+      archviz draw specs/lenet5.yaml --rankdir LR -o lenet5.pdf
+
+      archviz draw alexnet -o alexnet.dot           # Graphviz source only
+    """
+    from .render import dot
+
+    _, a, spec_path = _load(spec, split_gpus)
+    path, kind = target(spec_path, output, fmt, "-split" if split_gpus else "", DRAW_FORMATS, "svg")
+    direction = (rankdir or ("LR" if split_gpus else "TB")).upper()
+    graph = dot.BUILDERS[split_gpus](a, direction, fold)
+    try:
+        data = dot.render(graph, kind)
+    except dot.GraphvizMissing as exc:
+        source = path.with_suffix(".dot")
+        _wrote(source, dot.render(graph, "dot"))
+        fail(f"{exc}: wrote only the DOT source, {source}\n{dot.INSTALL_HINT}\n"
+             f"then: dot -T{kind} {source} -o {path}", 1)
+    _wrote(path, data)
+
+
+@app.command()
+@guarded
+def plot(
+    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Output file (.png, .svg or .pdf). "
+                                              "Default: <spec>-<kind>.png in the current directory."),
+    kind: str = typer.Option("counts", "--kind", "-k",
+                             help="counts: per-layer parameters, MACs and activation memory; "
+                                  "blocks: the paper-style figure of 3-D boxes."),
+    log: bool = typer.Option(False, "--log", help="counts: logarithmic y axes."),
+    split_gpus: bool = typer.Option(False, "--split-gpus",
+                                    help="blocks: one row per GPU (the spec's gpus, 2 when absent)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png, svg or pdf."),
+) -> None:
+    """Plot the counts per layer, or the paper-style block figure, with matplotlib.
+
+    Examples:
+
+      archviz plot                                   # alexnet-counts.png: convs hold the compute,
+                                                     # the fully connected layers the parameters
+
+      archviz plot alexnet --log -o counts.svg
+
+      archviz plot alexnet --kind blocks --split-gpus -o alexnet-blocks-split.png
+    """
+    from .render import blocks, plots
+
+    if kind not in PLOT_KINDS:
+        raise ArchvizError(f"--kind: expected one of {', '.join(PLOT_KINDS)}, got {kind!r}")
+    if split_gpus and kind != "blocks":
+        raise ArchvizError("--split-gpus applies to --kind blocks")
+    if log and kind != "counts":
+        raise ArchvizError("--log applies to --kind counts")
+    tag = f"-{kind}" + ("-split" if split_gpus else "")
+    sp, a, spec_path = _load(spec, split_gpus)
+    path, fmt_ = target(spec_path, output, fmt, tag, PLOT_FORMATS, "png")
+    if kind == "counts":
+        fig = plots.draw_counts(plots.counts_data(a), log)
+    else:
+        from .graph import build
+
+        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus))
+    _wrote(path, plots.figure_bytes(fig, fmt_))

@@ -1,0 +1,320 @@
+"""Analysis → Graphviz diagrams: the layer graph, and the paper's two-GPU split view (Figure 2).
+
+Renderers only read an :class:`~archviz.analysis.Analysis`: every number drawn comes from
+its ``LayerStats`` and ``GpuSplit``. The DOT source is deterministic (layers in spec order,
+no timestamps), so it is golden-tested. ``graphviz`` is imported inside functions only.
+
+Colours come from :data:`STYLE`, a registry keyed by op family; a test checks that every
+op in :data:`archviz.ops.OPS` finds its style there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from math import prod
+from typing import TYPE_CHECKING
+
+from ..analysis import Analysis, LayerStats
+from ..errors import ArchvizError
+from ..ops import OPS
+from ..report import human
+from ..spec import INPUT
+
+if TYPE_CHECKING:  # pragma: no cover
+    import graphviz
+
+Shape = tuple[int, ...]
+FORMATS = ("svg", "png", "pdf", "dot")
+RANKDIRS = ("TB", "LR")
+FONT = "Helvetica"
+PNG_DPI = 150
+CROSS_COLOUR = "#c0392b"
+
+
+@dataclass(frozen=True)
+class Style:
+    fill: str           # node fill colour
+    title: str          # what the legend calls the family
+    shape: str = "box"
+
+
+STYLE: dict[str, Style] = {
+    "input": Style("#ffffff", "input", "box"),
+    "conv": Style("#a6cee3", "convolution"),
+    "pool": Style("#fdbf6f", "pooling"),
+    "norm": Style("#cab2d6", "normalisation"),
+    "act": Style("#b2df8a", "activation"),
+    "linear": Style("#fbe38e", "fully connected"),
+    "reshape": Style("#d9d9d9", "reshape"),
+    "merge": Style("#fb9a99", "merge (add, concat)", "ellipse"),
+    "regularise": Style("#e5d8bd", "regularisation"),
+}
+
+# families whose parameter-free layers `--fold` draws inside the node of their producer
+FOLDABLE = frozenset({"act", "regularise", "norm"})
+
+INSTALL_HINT = (
+    "install Graphviz, then run this again:\n"
+    "  Debian/Ubuntu:  sudo apt install graphviz\n"
+    "  macOS:          brew install graphviz\n"
+    "  conda:          conda install -c conda-forge graphviz\n"
+    "  Windows:        winget install graphviz"
+)
+
+
+class GraphvizMissing(ArchvizError):
+    """Graphviz's ``dot`` program is not on PATH."""
+
+    def format(self) -> str:
+        return f"{self}\n{INSTALL_HINT}"
+
+
+class RenderError(ArchvizError):
+    """``dot`` ran but failed."""
+
+
+def style_of(op: str) -> Style:
+    """The drawing style of an op, looked up by its family."""
+    return STYLE[OPS[op].family]
+
+
+def dims(shape: Shape) -> str:
+    """(96, 55, 55) → '96×55×55'; (4096,) → '4096'."""
+    return "×".join(map(str, shape))
+
+
+def share(channels: int, gpus: int, gpu: int) -> int:
+    """GPU ``gpu``'s share of ``channels`` (the split rule of analysis.gpu_split)."""
+    return channels // gpus + (1 if gpu < channels % gpus else 0)
+
+
+def lane_shape(shape: Shape, gpus: int, gpu: int) -> Shape:
+    """A per-image shape as one GPU holds it: channels (axis 0) divided."""  # (C/G, H, W)
+    return (share(shape[0], gpus, gpu), *shape[1:])
+
+
+# ---------------------------------------------------------------------------- folding
+
+
+def fold_map(a: Analysis, fold: bool = True) -> dict[str, str]:
+    """Each layer → the layer whose node draws it (itself, or the producer it is folded into).
+
+    A layer folds when its family is in FOLDABLE, it has no parameters, it reads one layer
+    that nobody else reads, and (under a GPU split) it keeps to its own GPU.
+    """
+    by_name = {s.name: s for s in a.layers}
+    readers: dict[str, int] = {}
+    for s in a.layers:
+        for src in s.inputs:
+            readers[src] = readers.get(src, 0) + 1
+    crossing = set(a.split.crossing) if a.split else set()
+    rep: dict[str, str] = {}
+
+    def node(name: str) -> str:
+        if name not in rep:
+            s = by_name[name]
+            src = s.inputs[0]
+            folds = (fold and len(s.inputs) == 1 and src != INPUT and readers[src] == 1
+                     and s.family in FOLDABLE and s.params == 0 and name not in crossing)
+            rep[name] = node(src) if folds else name
+        return rep[name]
+
+    for s in a.layers:
+        node(s.name)
+    return rep
+
+
+def groups(a: Analysis, fold: bool) -> dict[str, list[LayerStats]]:
+    """Node name → the layers it draws (the producer first), in spec order."""
+    rep = fold_map(a, fold)
+    out: dict[str, list[LayerStats]] = {}
+    for s in a.layers:
+        out.setdefault(rep[s.name], []).append(s)
+    return out
+
+
+# ---------------------------------------------------------------------------- labels
+
+
+def _op_text(s: LayerStats) -> str:
+    return f"{s.op} {s.label}".strip()
+
+
+def node_label(layers: list[LayerStats], shape: Shape | None = None, note: str = "") -> str:
+    """HTML label: bold name, op with key settings, folded layers, output shape."""
+    head = layers[0]
+    rows = [f'<font point-size="13"><b>{escape(head.name)}</b></font>', escape(_op_text(head))]
+    if len(layers) > 1:
+        rows.append('<font point-size="10">+ ' + escape(" · ".join(_op_text(s) for s in layers[1:]))
+                    + "</font>")
+    out = shape if shape is not None else layers[-1].output
+    rows.append(f'<font color="#333333">{dims(out)}</font>')
+    if note:
+        rows.append(f'<font point-size="10" color="{CROSS_COLOUR}">{escape(note)}</font>')
+    return "<" + "<br/>".join(rows) + ">"
+
+
+def _legend(families: list[str], per_row: int) -> str:
+    """A table of colour swatches, ``per_row`` families to a row."""
+    cells = [f'<td bgcolor="{STYLE[f].fill}" width="16" border="1"> </td>'
+             f'<td align="left">{escape(STYLE[f].title)}   </td>'
+             for f in STYLE if f in families]
+    rows = "".join("<tr>" + "".join(cells[i:i + per_row]) + "</tr>" for i in range(0, len(cells), per_row))
+    return f'<table border="0" cellborder="0" cellspacing="4" cellpadding="1">{rows}</table>'
+
+
+def _title(a: Analysis, families: list[str], per_row: int, footer: str = "") -> str:
+    """Graph label: the network and its totals, the colour legend, then ``footer``."""
+    t = a.totals
+    line = f"{a.name} · input {dims(a.input)} · {t.params:,} params · {t.macs:,} MACs per image"
+    return (f'<<table border="0" cellspacing="2"><tr><td><font point-size="16"><b>{escape(line)}</b></font>'
+            f'</td></tr><tr><td>{_legend(families, per_row)}</td></tr>{footer}</table>>')
+
+
+def _digraph(a: Analysis, rankdir: str, name: str) -> graphviz.Digraph:
+    import graphviz
+
+    if rankdir not in RANKDIRS:
+        raise ArchvizError(f"--rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    g = graphviz.Digraph(name=name, comment=f"{a.name}: drawn by archviz from {a.path}")
+    g.attr("graph", rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.35",
+           labelloc="t", labeljust="c")
+    g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", margin="0.12,0.05")
+    g.attr("edge", fontname=FONT, fontsize="10", color="#555555", arrowsize="0.7")
+    return g
+
+
+def _input_node(g: graphviz.Digraph, a: Analysis) -> None:
+    g.node(INPUT, f'<<b>input</b><br/>{dims(a.input)}>', fillcolor=STYLE["input"].fill,
+           style="rounded,filled,dashed")
+
+
+def _families(nodes: dict[str, list[LayerStats]]) -> list[str]:
+    """The families that colour a node (a folded layer shows as text only)."""
+    return ["input", *sorted({layers[0].family for layers in nodes.values()})]
+
+
+# ---------------------------------------------------------------------------- the layer graph
+
+
+def layer_graph(a: Analysis, rankdir: str = "TB", fold: bool = False) -> graphviz.Digraph:
+    """One node per layer (or per folded run), edges along ``from:``; merges as ellipses."""
+    g = _digraph(a, rankdir, "layers")
+    rep = fold_map(a, fold)
+    nodes = groups(a, fold)
+    g.attr(label=_title(a, _families(nodes), 5 if rankdir == "TB" else 9))
+    _input_node(g, a)
+    for name, layers in nodes.items():
+        st = STYLE[layers[0].family]
+        g.node(name, node_label(layers), fillcolor=st.fill, shape=st.shape)
+    for s in a.layers:
+        for src in s.inputs:
+            head, tail = rep[s.name], (INPUT if src == INPUT else rep[src])
+            if head != tail:
+                g.edge(tail, head)
+    return g
+
+
+# ---------------------------------------------------------------------------- the split view
+
+
+def lane_id(gpu: int, name: str) -> str:
+    return f"gpu{gpu}.{name}"
+
+
+def split_graph(a: Analysis, rankdir: str = "LR", fold: bool = False) -> graphviz.Digraph:
+    """One lane (cluster) per GPU holding its share of every layer; crossing edges between lanes."""
+    if a.split is None:
+        raise ArchvizError(f"{a.name}: the split view needs an analysis over 2 or more GPUs")
+    split = a.split
+    g = _digraph(a, rankdir, "split")
+    rep = fold_map(a, fold)
+    nodes = groups(a, fold)
+    g.attr(label=_title(a, _families(nodes), 9, _footer(a)), labelloc="b")
+    _input_node(g, a)
+    for lane in split.lanes:
+        with g.subgraph(name=f"cluster_gpu{lane.gpu}") as c:
+            c.attr(label=_lane_header(lane.gpu, lane.params, lane.macs), style="rounded,filled",
+                   fillcolor="#f7f7f7" if lane.gpu % 2 == 0 else "#eef3f8", color="#888888",
+                   fontsize="13", labelloc="t", labeljust="l")
+            for name, layers in nodes.items():
+                st = STYLE[layers[0].family]
+                note = "reads every GPU" if name in split.crossing else ""
+                c.node(lane_id(lane.gpu, name),
+                       node_label(layers, lane_shape(layers[-1].output, split.gpus, lane.gpu), note),
+                       fillcolor=st.fill, shape=st.shape)
+    for s in a.layers:
+        for src in s.inputs:
+            _split_edges(g, a, s, src, rep)
+    return g
+
+
+def _lane_header(gpu: int, params: int, macs: int) -> str:
+    return (f'<<b>GPU {gpu}</b>  ·  {params:,} params ({human(params)})'
+            f'  ·  {macs:,} MACs ({human(macs)}) per image>')
+
+
+def _split_edges(g: graphviz.Digraph, a: Analysis, s: LayerStats, src: str,
+                 rep: dict[str, str]) -> None:
+    assert a.split is not None
+    gpus = a.split.gpus
+    head = rep[s.name]
+    if src == INPUT:  # the image is replicated on every GPU
+        for i in range(gpus):
+            g.edge(INPUT, lane_id(i, head))
+        return
+    tail = rep[src]
+    if head == tail:
+        return
+    if s.name not in a.split.crossing:
+        for i in range(gpus):
+            g.edge(lane_id(i, tail), lane_id(i, head))
+        return
+    src_shape = a.layer(src).output
+    for i in range(gpus):
+        for j in range(gpus):
+            if i == j:
+                g.edge(lane_id(j, tail), lane_id(i, head))
+            else:
+                sent = prod(lane_shape(src_shape, gpus, j))
+                g.edge(lane_id(j, tail), lane_id(i, head), label=f"{sent:,}", color=CROSS_COLOUR,
+                       fontcolor=CROSS_COLOUR, penwidth="1.6")
+
+
+def _footer(a: Analysis) -> str:
+    assert a.split is not None
+    sp = a.split
+    parts = " + ".join(f"{name} {n:,}" for name, n in sp.cross_elements.items()) or "none"
+    return (f'<tr><td><font point-size="13" color="{CROSS_COLOUR}">traffic between GPUs (red edges,'
+            f" elements per image): {parts} = {sp.cross_elements_total:,} elements"
+            f" = {sp.cross_bytes(1, 4):,} bytes per image (float32)"
+            f"<br/>= {sp.cross_bytes(128, 4):,} bytes ({human(sp.cross_bytes(128, 4))}B)"
+            " per batch of 128</font></td></tr>")
+
+
+# ---------------------------------------------------------------------------- output
+
+
+BUILDERS: dict[bool, Callable[..., graphviz.Digraph]] = {False: layer_graph, True: split_graph}
+
+
+def render(g: graphviz.Digraph, fmt: str) -> bytes:
+    """The diagram as ``fmt`` bytes (DOT source for 'dot'); raises GraphvizMissing without ``dot``."""
+    import graphviz
+
+    if fmt not in FORMATS:
+        raise ArchvizError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "dot":
+        return g.source.encode("utf-8")
+    if fmt == "png":
+        g = g.copy()
+        g.attr(dpi=str(PNG_DPI))
+    try:
+        return g.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizMissing("Graphviz's `dot` program was not found on PATH") from None
+    except graphviz.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip()
+        raise RenderError(f"dot failed to render {fmt}: {detail}") from None
