@@ -7,10 +7,12 @@ pointing at the offending value.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -22,13 +24,33 @@ from .ops import OPS
 
 Shape = tuple[int, ...]
 
-TOP_KEYS = {"name", "source", "description", "input", "gpus", "layers", "claims"}
+TOP_KEYS = {"name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
 LAYER_KEYS = {"name", "op", "from", "expect", "note"}
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 INPUT = "input"  # the name by which `from:` refers to the network input
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_SCALARS = _CONSTRUCTOR.yaml_constructors
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader with its implicit-tag resolution memoised (specs repeat the same scalars).
+
+    SafeLoader has no path resolvers, so a scalar's tag depends only on (kind, value, implicit).
+    """
+
+    _tags: dict[tuple[Any, str, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+        key = (kind, value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,7 @@ class Layer:
     loc: Loc                          # the layer's `name:` value
     key_locs: Mapping[str, Loc] = field(default_factory=dict)
     note: str = ""
+    use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
 
     def loc_of(self, key: str | None) -> Loc:
         return self.key_locs.get(key, self.loc) if key else self.loc
@@ -85,7 +108,13 @@ class Doc:
             return {self.value(k): self.value(v) for k, v in node.value}
         if isinstance(node, yaml.SequenceNode):
             return [self.value(v) for v in node.value]
-        return _CONSTRUCTOR.construct_object(node)
+        if node.tag == _STR_TAG:
+            return node.value
+        # the tag's constructor directly: construct_object would remember every node it saw
+        build = _SCALARS.get(node.tag)
+        if build is None:
+            raise self.error(node, f"unsupported YAML tag {node.tag}")
+        return build(_CONSTRUCTOR, node)
 
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
@@ -136,10 +165,24 @@ def load(spec: str | Path) -> Spec:
 
 
 def loads(text: str, path: str = "<spec>") -> Spec:
-    """Parse and validate spec text; ``path`` is used in error locations only."""
+    """Parse and validate spec text; ``path`` is used in error locations only.
+
+    The cyclic garbage collector is paused meanwhile: loading builds many small acyclic objects,
+    and the collections they would trigger make a large spec's load time grow faster than linearly.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _loads(text, path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _loads(text: str, path: str) -> Spec:
     doc = Doc(text, path)
     try:
-        root = yaml.compose(text, Loader=_LOADER)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line if mark else 0
@@ -169,7 +212,8 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         gpus = doc.value(top["gpus"][1])
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
             raise doc.error(top["gpus"][1], f"gpus: expected a positive integer, got {_show(gpus)}")
-    layers = _layers(doc, top["layers"][1])
+    blocks = top["blocks"][1] if "blocks" in top else None
+    layers = _layers(doc, top["layers"][1], blocks)
     claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
     return Spec(
         name=doc.text(top["name"][1], "name"),
@@ -198,24 +242,22 @@ def _input(doc: Doc, node: yaml.Node) -> Shape:
     return _shape(doc, node, "input")
 
 
-def _layers(doc: Doc, node: yaml.Node) -> tuple[Layer, ...]:
+def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> tuple[Layer, ...]:
+    """The ``layers:`` list, block uses expanded (see :mod:`archviz.blocks`)."""
+    from .blocks import Expander, parse_blocks
+
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise doc.error(node, f"layers: expected a non-empty list of layers, got {_kind(node)}")
-    layers: list[Layer] = []
-    seen: dict[str, Layer] = {}
+    expander = Expander(doc, parse_blocks(doc, blocks_node) if blocks_node is not None else {})
     for item in node.value:
-        previous = layers[-1].name if layers else INPUT
-        layer = parse_layer(doc, item, previous)
-        if layer.name in seen:
-            raise SpecError(f"duplicate layer name '{layer.name}'", layer.loc,
-                            f"first defined at line {seen[layer.name].loc.line}")
-        seen[layer.name] = layer
-        layers.append(layer)
-    return tuple(layers)
+        expander.top(item)
+    return expander.finish()
 
 
-def parse_layer(doc: Doc, node: yaml.Node, previous: str) -> Layer:
-    """One layer mapping → :class:`Layer`; it reads ``previous`` unless it says ``from:``."""
+def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None = None) -> Layer:
+    """One layer mapping → :class:`Layer`; it reads ``previous`` unless it says ``from:``.
+
+    ``use_site``: for a layer of a block, where that block is used in ``layers:``."""
     entries = doc.mapping(node, "layer")
     if "name" not in entries:
         raise doc.error(node, "layer: missing required key 'name'")
@@ -257,7 +299,7 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str) -> Layer:
         expect = _shape(doc, entries["expect"][1], f"{name}.expect")
     locs = {k: doc.loc(v) for k, (_, v) in entries.items()}
     note = doc.text(entries["note"][1], f"{name}.note") if "note" in entries else ""
-    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note)
+    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site)
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,
