@@ -1,0 +1,148 @@
+"""``archviz verify`` and ``archviz export``: the spec compiled into PyTorch.
+
+torch is imported inside the command bodies only (``import archviz.cli`` must stay light).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+
+from .cli import DEFAULT_SPEC, SPEC_HELP, app, console, emit, fail, guarded, parse_input
+from .errors import ArchvizError
+
+FORMATS = ("py", "torchscript", "onnx")
+INPUT_HELP = "Another input size, e.g. 3x224x224."
+MAX_MEMORY_HELP = "Refuse models whose parameters need more than this (e.g. 8G); default: available RAM."
+
+
+def _shape(shape: Optional[tuple[int, ...]]) -> str:
+    return "—" if shape is None else "×".join(map(str, shape))
+
+
+def _max_bytes(text: Optional[str]) -> Optional[int]:
+    if text is None:
+        return None
+    from .compile import parse_bytes
+
+    return parse_bytes(text)
+
+
+@app.command()
+@guarded
+def verify(
+    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
+    input_size: Optional[str] = typer.Option(None, "--input", "-i", help=INPUT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+) -> None:
+    """Build the PyTorch module and compare every layer's real output shape and parameter count,
+    and the total MACs (torch.utils.flop_counter), with the analysis.
+
+    Runs on the meta device (no memory allocated, any size of model) when every op can; else
+    one image on the CPU. Exit 1 on any difference.
+
+    Examples:
+
+      archviz verify                       # the paper's AlexNet
+
+      archviz verify alexnet-torchvision --json
+
+      archviz verify my-net.yaml --input 3x64x64
+    """
+    from .compile import verify as run_verify
+
+    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory))
+    if as_json:
+        sys.stdout.write(json.dumps(_to_dict(result), indent=2, ensure_ascii=False) + "\n")
+    else:
+        _render(result, console())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _to_dict(v: Any) -> dict[str, Any]:
+    return {
+        "name": v.name, "input": list(v.input), "device": v.device, "ok": v.ok, "error": v.error or None,
+        "layers": [{"name": c.name, "op": c.op, "shape": list(c.shape),
+                    "torch_shape": None if c.real_shape is None else list(c.real_shape),
+                    "params": c.params, "torch_params": c.real_params, "ok": c.ok} for c in v.layers],
+        "params": v.params, "torch_params": v.real_params,
+        "macs": v.macs, "flops": 2 * v.macs, "torch_flops": v.torch_flops, "macs_ok": v.macs_ok,
+    }
+
+
+def _render(v: Any, out: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    title = f"{v.name} · input {_shape(v.input)} · torch on the {v.device} device"
+    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col, just in (("", "left"), ("layer", "left"), ("op", "left"), ("output", "left"),
+                      ("torch output", "left"), ("params", "right"), ("torch params", "right")):
+        table.add_column(col, justify=just, no_wrap=True, min_width=1)  # type: ignore[arg-type]
+    for c in v.layers:
+        mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
+        table.add_row(mark, c.name, c.op, _shape(c.shape), _shape(c.real_shape),
+                      f"{c.params:,}", f"{c.real_params:,}")
+    out.print(table)
+    if v.error:
+        out.print(f"[red]✗ torch refused the forward pass:[/] {v.error}", highlight=False)
+    _summary(v, out)
+
+
+def _summary(v: Any, out: Any) -> None:
+    bad = [c.name for c in v.layers if not c.ok]
+    ok = "[green]✓[/]" if v.params == v.real_params else "[red]✗[/]"
+    out.print(f"{ok} parameters: analysis {v.params:,}, torch {v.real_params:,}")
+    ok = "[green]✓[/]" if v.macs_ok else "[red]✗[/]"
+    out.print(f"{ok} FLOPs: analysis 2 × {v.macs:,} MACs = {2 * v.macs:,}, torch.utils.flop_counter"
+              f" {v.torch_flops:,} (conv and linear only, bias adds not counted)", highlight=False)
+    if v.ok:
+        out.print(f"[green]{len(v.layers)} of {len(v.layers)} layers match torch[/]")
+    else:
+        out.print(f"[red]{len(v.layers) - len(bad)} of {len(v.layers)} layers match torch"
+                  + (f"; differ: {', '.join(bad)}" if bad else "") + "[/]")
+
+
+@app.command()
+@guarded
+def export(
+    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
+    fmt: str = typer.Option("py", "--format", "-f", help="py (PyTorch source), torchscript or onnx."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="File to write (atomically); py prints without it."),
+    input_size: Optional[str] = typer.Option(None, "--input", "-i", help=INPUT_HELP),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+) -> None:
+    """Write the compiled model: readable PyTorch source (one nn.Module class that imports only
+    torch, the spec's layer names, shape comments), a TorchScript file, or ONNX (needs the
+    optional onnx and onnxscript packages).
+
+    Examples:
+
+      archviz export alexnet -o alexnet_model.py
+
+      archviz export alexnet-torchvision --format torchscript -o alexnet.pt
+
+      archviz export lenet5 --format onnx -o lenet5.onnx
+    """
+    if fmt not in FORMATS:
+        raise ArchvizError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt != "py" and not output:
+        fail(f"--format {fmt} writes a binary file: give one with -o FILE")
+    from . import export as ex
+
+    shape = parse_input(input_size)
+    if fmt == "py":
+        emit(ex.to_python(spec, shape), output)
+        return
+    writer = {"torchscript": ex.to_torchscript, "onnx": ex.to_onnx}[fmt]
+    data = writer(spec, shape, _max_bytes(max_memory))
+    from .io import write_atomic
+
+    write_atomic(output or "", data)
+    console(stderr=True).print(f"wrote {output} ({len(data):,} bytes, {fmt})")

@@ -1,0 +1,366 @@
+"""Spec → ``torch.nn.Module``: one builder per op, layer names kept as module names.
+
+Every op in :data:`archviz.ops.OPS` has a :class:`Builder` in :data:`BUILDERS` (a test checks it).
+A builder turns a layer's normalised fields and its input shapes into a :class:`Made` (a torch
+class and its arguments), which both :func:`to_module` (instantiate it) and
+:mod:`archviz.export` (write it as source) use, so the two never disagree.
+
+The forward pass is a ``torch.fx.GraphModule`` generated once from the layer graph: a plain
+chain becomes straight-line code (``x = self.conv1(x)`` ...), as fast as ``nn.Sequential``;
+``from:``, ``add`` and ``concat`` become real data flow, never an interpreter over the YAML.
+A layer named ``layer2.0.conv1`` becomes a nested module (state-dict key
+``layer2.0.conv1.weight``). Layers that nobody reads are the outputs: one is returned as a
+tensor, several as a tuple in spec order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from .analysis import Analysis, analyze
+from .errors import ArchvizError
+from .graph import Graph, build
+from .ops import OPS
+from .spec import INPUT, Spec, load
+
+Shape = tuple[int, ...]
+Params = Mapping[str, Any]
+
+
+class ModelTooLarge(ArchvizError):
+    """The parameters would not fit in memory: refused before anything is allocated."""
+
+
+class Add(nn.Module):
+    """Elementwise sum of its inputs (a residual connection); no parameters."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+
+class Concat(nn.Module):
+    """Concatenation of its inputs along channels (dim 1 of an (N, C, ...) batch)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs, dim=1)
+
+
+@dataclass(frozen=True)
+class Made:
+    """A torch module class and its constructor arguments (defaults left out, for readable source)."""
+
+    cls: type[nn.Module]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        return self.cls(*self.args, **self.kwargs)
+
+    def source(self) -> str:
+        """``nn.Conv2d(3, 96, kernel_size=(11, 11), stride=(4, 4))``."""
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"nn.{self.cls.__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class Builder:
+    """``make`` builds the module; ``inline`` (merge ops only) writes the same computation as a
+    Python expression over its input variables, for exported source."""
+
+    make: Callable[[Params, tuple[Shape, ...]], Made]
+    inline: Callable[[list[str]], str] | None = None
+
+
+def _given(defaults: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments that differ from torch's defaults."""
+    return {k: v for k, v in kwargs.items() if k not in defaults or defaults[k] != v}
+
+
+_CONV_DEFAULTS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True}
+_POOL_DEFAULTS = {"padding": (0, 0), "ceil_mode": False}
+
+
+def _conv(p: Params, ins: tuple[Shape, ...]) -> Made:
+    kw = _given(_CONV_DEFAULTS, kernel_size=p["kernel"], stride=p["stride"], padding=p["padding"],
+                dilation=p["dilation"], groups=p["groups"], bias=p["bias"])
+    return Made(nn.Conv2d, (ins[0][0], p["out"]), kw)
+
+
+def _pool(cls: type[nn.Module]) -> Callable[[Params, tuple[Shape, ...]], Made]:
+    def make(p: Params, ins: tuple[Shape, ...]) -> Made:
+        kw = _given(_POOL_DEFAULTS, kernel_size=p["kernel"], stride=p["stride"] or p["kernel"],
+                    padding=p["padding"], ceil_mode=p["ceil_mode"])
+        return Made(cls, (), kw)
+    return make
+
+
+def _batchnorm(p: Params, ins: tuple[Shape, ...]) -> Made:
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d  # (C, H, W) or (F,)
+    kw = _given({"eps": 1e-5, "momentum": 0.1, "affine": True},
+                eps=p["eps"], momentum=p["momentum"], affine=p["affine"])
+    return Made(cls, (ins[0][0],), kw)
+
+
+def _plain(cls: type[nn.Module], **fixed: Any) -> Callable[[Params, tuple[Shape, ...]], Made]:
+    return lambda p, ins: Made(cls, (), dict(fixed))
+
+
+BUILDERS: dict[str, Builder] = {
+    "conv": Builder(_conv),
+    "maxpool": Builder(_pool(nn.MaxPool2d)),
+    "avgpool": Builder(_pool(nn.AvgPool2d)),
+    "adaptive_avgpool": Builder(lambda p, ins: Made(nn.AdaptiveAvgPool2d, (p["out"],))),
+    "lrn": Builder(lambda p, ins: Made(nn.LocalResponseNorm, (p["size"],),
+                                       {"alpha": p["alpha"], "beta": p["beta"], "k": p["k"]})),
+    "relu": Builder(_plain(nn.ReLU)),
+    "tanh": Builder(_plain(nn.Tanh)),
+    "sigmoid": Builder(_plain(nn.Sigmoid)),
+    "gelu": Builder(_plain(nn.GELU)),
+    "leaky_relu": Builder(lambda p, ins: Made(nn.LeakyReLU, (p["negative_slope"],))),
+    "batchnorm": Builder(_batchnorm),
+    "dropout": Builder(lambda p, ins: Made(nn.Dropout, (p["p"],))),
+    "flatten": Builder(_plain(nn.Flatten)),
+    "linear": Builder(lambda p, ins: Made(nn.Linear, (ins[0][0], p["out"]),
+                                          _given({"bias": True}, bias=p["bias"]))),
+    "softmax": Builder(_plain(nn.Softmax, dim=1)),
+    "add": Builder(_plain(Add), inline=lambda xs: " + ".join(xs)),
+    "concat": Builder(_plain(Concat), inline=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
+}
+
+
+def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[Graph, Analysis]:
+    """Load (a path or bundled name), build the graph and analyse it: shapes checked first."""
+    sp = spec if isinstance(spec, Spec) else load(spec)
+    graph = build(sp)
+    return graph, analyze(graph, tuple(input_shape) if input_shape else None)
+
+
+def made(graph: Graph, analysis: Analysis) -> dict[str, Made]:
+    """Layer name → what to build, in topological order."""
+    stats = {s.name: s for s in analysis.layers}
+    return {la.name: BUILDERS[la.op].make(la.params, stats[la.name].in_shapes) for la in graph.order}
+
+
+def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = None) -> nn.Module:
+    """Compile a spec into a module whose forward takes an (N, *input) tensor.
+
+    ``input_shape`` overrides the spec's ``input`` (per image, without the batch). Raises
+    :class:`ModelTooLarge` before allocating when the parameters would not fit in memory.
+    """
+    graph, analysis = prepare(spec, input_shape)
+    return compile_graph(graph, analysis)
+
+
+def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.device | None = None,
+                  max_bytes: int | None = None) -> fx.GraphModule:
+    """The GraphModule of an analysed graph; on ``device`` "meta" nothing is allocated (no guard)."""
+    if torch.device(device or "cpu").type != "meta":
+        check_memory(analysis, max_bytes)
+    root = nn.Module()
+    with torch.device(device) if device is not None else nullcontext():
+        builds = made(graph, analysis)
+        for name in parents_first(list(builds)):
+            install(root, name, builds[name].build())
+    return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
+
+
+def _fx_graph(graph: Graph) -> fx.Graph:
+    g = fx.Graph()
+    values: dict[str, fx.Node] = {INPUT: g.placeholder("x")}
+    for layer in graph.order:
+        args = [values[s] for s in layer.inputs]
+        values[layer.name] = g.call_module(layer.name, (args,) if OPS[layer.op].multi_input else (args[0],))
+    outs = [values[n] for n in graph.outputs]
+    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    g.lint()
+    return g
+
+
+def parents_first(names: list[str]) -> list[str]:
+    """``names`` in order, except that a layer named ``a.b`` comes after a layer named ``a``."""
+    present, done, out = set(names), set(), []  # type: ignore[var-annotated]
+
+    def visit(name: str) -> None:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in present and parent not in done:
+                visit(parent)
+        if name not in done:
+            done.add(name)
+            out.append(name)
+
+    for name in names:
+        visit(name)
+    return out
+
+
+def install(root: nn.Module, dotted: str, module: nn.Module) -> None:
+    """``root.layer2.0.conv1 = module``, creating plain containers on the way; a container made
+    earlier for ``layer2.0`` hands its children to a layer that turns out to be named so."""
+    *path, leaf = dotted.split(".")
+    parent = root
+    for part in path:
+        if part not in parent._modules:
+            parent.add_module(part, nn.Module())
+        parent = parent._modules[part]  # type: ignore[assignment]
+    old = parent._modules.get(leaf)
+    if old is not None:
+        for name, child in old.named_children():
+            module.add_module(name, child)
+    parent.add_module(leaf, module)
+
+
+def class_name(spec_name: str) -> str:
+    """``AlexNet (one GPU)`` → ``AlexNetOneGPU``: a Python class name from a spec's name."""
+    words = re.findall(r"[A-Za-z0-9]+", spec_name)
+    name = "".join(w[0].upper() + w[1:] for w in words) or "Net"
+    return name if name[0].isalpha() else f"Net{name}"
+
+
+# --- memory guard -------------------------------------------------------------------------------
+
+def bytes_needed(analysis: Analysis) -> int:
+    """Parameters and buffers at torch's default dtype (float32: 4 bytes each)."""
+    per = torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    return (analysis.totals.params + analysis.totals.buffers) * per
+
+
+def available_memory() -> int:
+    """Memory the system can give now: MemAvailable (Linux), else free pages, else physical pages."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
+        try:
+            return os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            continue
+    return 1 << 62  # unknown: do not refuse
+
+
+def check_memory(analysis: Analysis, max_bytes: int | None = None) -> None:
+    need = bytes_needed(analysis)
+    limit = max_bytes if max_bytes is not None else available_memory()
+    if need > limit:
+        what = "the --max-memory limit" if max_bytes is not None else "available memory"
+        raise ModelTooLarge(
+            f"{analysis.name}: {analysis.totals.params:,} parameters and {analysis.totals.buffers:,}"
+            f" buffer elements need {fmt_bytes(need)} at {torch.get_default_dtype()}, more than"
+            f" {what} ({fmt_bytes(limit)}); refused before allocating",
+        )
+
+
+def fmt_bytes(n: float) -> str:
+    """232.6 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def parse_bytes(text: str) -> int:
+    """``8G``, ``512MiB``, ``1.5GB``, ``1000000`` → bytes (K/M/G/T as powers of 1024)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ArchvizError(f"--max-memory: expected a size such as 8G or 512M, got {text!r}")
+    scale = 1024 ** " KMGT".index(m.group(2).upper() or " ")
+    return int(float(m.group(1)) * scale)
+
+
+# --- verify: the analysis against the compiled module ------------------------------------------
+
+@dataclass(frozen=True)
+class LayerCheck:
+    name: str
+    op: str
+    shape: Shape              # analysed output, per image
+    real_shape: Shape | None  # from a forward hook; None if the layer never ran
+    params: int
+    real_params: int
+
+    @property
+    def ok(self) -> bool:
+        return self.shape == self.real_shape and self.params == self.real_params
+
+
+@dataclass(frozen=True)
+class Verification:
+    name: str
+    input: Shape
+    device: str                 # "meta" (nothing allocated) or "cpu" (a batch of one)
+    layers: tuple[LayerCheck, ...]
+    macs: int                   # analysis: conv + linear multiply-accumulates per image
+    torch_flops: int            # torch.utils.flop_counter on the same forward pass
+    params: int
+    real_params: int
+    error: str = ""             # torch refused the forward pass (the analysis accepted it)
+
+    @property
+    def macs_ok(self) -> bool:
+        return 2 * self.macs == self.torch_flops
+
+    @property
+    def ok(self) -> bool:
+        return (not self.error and all(c.ok for c in self.layers) and self.macs_ok
+                and self.params == self.real_params)
+
+
+def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
+           max_bytes: int | None = None) -> Verification:
+    """Build the module (on the meta device when every op runs there, else on the CPU under the
+    memory guard), run one image through it with forward hooks and FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    graph, analysis = prepare(spec, input_shape)
+    for device in ("meta", "cpu"):
+        model = compile_graph(graph, analysis, device=device, max_bytes=max_bytes).eval()
+        seen: dict[str, Shape] = {}
+        counter = FlopCounterMode(display=False)
+        try:
+            with _hooks(model, graph, seen), counter, torch.no_grad():
+                model(torch.zeros((1, *analysis.input), device=device))
+        except (NotImplementedError, RuntimeError) as exc:
+            if device == "meta":
+                continue  # an op without a meta kernel, or a real refusal: ask the CPU
+            return _verification(analysis, model, seen, device, 0, str(exc).splitlines()[0])
+        return _verification(analysis, model, seen, device, counter.get_total_flops())
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _hooks(model: nn.Module, graph: Graph, seen: dict[str, Shape]) -> Any:
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+    for layer in graph.order:
+        def hook(m: nn.Module, args: Any, out: torch.Tensor, name: str = layer.name) -> None:
+            seen[name] = tuple(out.shape[1:])
+        stack.callback(model.get_submodule(layer.name).register_forward_hook(hook).remove)
+    return stack
+
+
+def _verification(analysis: Analysis, model: nn.Module, seen: dict[str, Shape], device: str,
+                  flops: int, error: str = "") -> Verification:
+    checks = tuple(
+        LayerCheck(s.name, s.op, s.output, seen.get(s.name), s.params,
+                   sum(p.numel() for p in model.get_submodule(s.name).parameters(recurse=False)))
+        for s in analysis.layers)
+    return Verification(analysis.name, analysis.input, device, checks, analysis.totals.macs, flops,
+                        analysis.totals.params, sum(p.numel() for p in model.parameters()), error)
