@@ -138,9 +138,24 @@ class Doc:
         return value
 
 
+def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
+    """A plain-words hint for the YAML mistakes people make most."""
+    problem = exc.problem or ""
+    ctx = exc.context_mark
+    if "tab" in problem:
+        return "hint: YAML indents with spaces only; replace the tab with spaces"
+    if "mapping values are not allowed" in problem:
+        return ("hint: this line is indented differently from the keys above it,"
+                " or a value contains ': ' and needs quotes")
+    if "expected ',' or" in problem and ctx is not None:
+        bracket = "[" if "]" in problem else "{"
+        return f"hint: the '{bracket}' opened at line {ctx.line + 1}, column {ctx.column + 1} is not closed"
+    return ""
+
+
 def _kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
-        return "a list"
+        return "a list" if node.value else "an empty list"
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     return repr(node.value) if node.value != "" else "nothing"
@@ -155,13 +170,27 @@ def load(spec: str | Path) -> Spec:
     path = bundled.resolve(spec)
     if path.is_dir():
         raise SpecError(f"{spec}: is a directory, not a spec file")
+    shown = bundled.display(spec, path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{spec}: not a text file (expected UTF-8 YAML)") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"{spec}: cannot read: {exc.strerror}") from None
-    return loads(text, bundled.display(spec, path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(shown, raw, exc) from None
+    return loads(text, shown)
+
+
+def _not_utf8(shown: str, raw: bytes, exc: UnicodeDecodeError) -> SpecError:
+    """Point at the first byte that is not UTF-8."""
+    before = raw[: exc.start]
+    line = before.count(b"\n")
+    start = before.rfind(b"\n") + 1
+    col = len(raw[start: exc.start].decode("utf-8", "replace")) + 1
+    text = raw[start:].split(b"\n", 1)[0].decode("utf-8", "replace")
+    return SpecError(f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+                     Loc(shown, line + 1, col, text), "save the file as UTF-8")
 
 
 def loads(text: str, path: str = "<spec>") -> Spec:
@@ -189,7 +218,8 @@ def _loads(text: str, path: str) -> Spec:
         col = mark.column if mark else 0
         src = doc.lines[line] if line < len(doc.lines) else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(f"YAML syntax error: {problem}", Loc(path, line + 1, col + 1, src)) from None
+        raise SpecError(f"YAML syntax error: {problem}", Loc(path, line + 1, col + 1, src),
+                        _yaml_hint(exc)) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", Loc(path, 1, 1, "")) from None
     if root is None:
