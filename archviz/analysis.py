@@ -6,8 +6,9 @@ from dataclasses import dataclass, replace
 from math import prod
 
 from .errors import ShapeError
-from .graph import Graph, build
+from .graph import Graph, build, paused_gc
 from .ops import OPS, OpError, fmt_shape
+from .receptive import Field, layer_field, network_input
 from .spec import INPUT, Layer, Spec
 
 Shape = tuple[int, ...]
@@ -31,6 +32,10 @@ class LayerStats:
     warnings: tuple[str, ...]
     gpu_local: bool              # under a channel split, needs only its own GPU's share
     expect: Shape | None = None
+    # receptive field (see archviz/receptive.py): (h, w) pairs; None for a vector network input
+    rf: tuple[int | float, int | float] | None = None          # size in input pixels
+    rf_jump: tuple[int | float, int | float] | None = None     # input pixels between neighbour units
+    rf_start: tuple[int | float, int | float] | None = None    # centre of the first unit's field
 
     @property
     def flops(self) -> int:
@@ -100,30 +105,38 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     ``input_shape`` overrides the spec's ``input``; ``gpus`` its ``gpus`` (the split view of a
     spec that names no GPUs asks for 2).
     """
+    with paused_gc():
+        return _analyze(spec, input_shape, gpus)
+
+
+def _analyze(spec: Spec | Graph, input_shape: Shape | None, gpus: int | None) -> Analysis:
     graph = spec if isinstance(spec, Graph) else build(spec)
     sp = graph.spec
     shape_in = tuple(input_shape) if input_shape else sp.input
     shapes: dict[str, Shape] = {INPUT: shape_in}
+    fields: dict[str, Field] = {INPUT: network_input(shape_in)}
     stats: dict[str, LayerStats] = {}
     n_gpus = gpus or sp.gpus or 1
     for layer in graph.order:
-        st = _layer_stats(layer, tuple(shapes[s] for s in layer.inputs), n_gpus)
+        st, fields[layer.name] = _layer_stats(layer, tuple(shapes[s] for s in layer.inputs), n_gpus,
+                                              tuple(fields[s] for s in layer.inputs), shape_in)
         shapes[layer.name] = st.output
         stats[layer.name] = st
     ordered = tuple(stats[la.name] for la in sp.layers)
     last = sp.layers[-1].name
-    unused = tuple((n, "output never read by another layer") for n in graph.outputs if n != last)
-    ordered = tuple(replace(s, warnings=s.warnings + tuple(m for n, m in unused if n == s.name))
-                    for s in ordered)
-    totals = Totals(*(sum(getattr(s, f) for s in ordered)
-                      for f in ("params", "buffers", "neurons", "activations", "macs")))
+    unused = {n for n in graph.outputs if n != last}
+    note = ("output never read by another layer",)
+    ordered = tuple(replace(s, warnings=s.warnings + note) if s.name in unused else s for s in ordered)
+    totals = Totals(*map(sum, zip(*((s.params, s.buffers, s.neurons, s.activations, s.macs)
+                                    for s in ordered), strict=True)))
     warnings = tuple((s.name, w) for s in ordered for w in s.warnings)
     split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
     return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
                     graph.outputs, n_gpus if n_gpus > 1 else None, split)
 
 
-def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int) -> LayerStats:
+def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[Field, ...],
+                 image: Shape) -> tuple[LayerStats, Field]:
     kind = OPS[layer.op]
     p = layer.params
     try:
@@ -134,6 +147,7 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int) -> LayerStats:
     warnings = inferred.warnings
     if layer.expect is not None and tuple(layer.expect) != out:
         warnings += (f"expected {fmt_shape(layer.expect)}, computed {fmt_shape(out)}",)
+    rf = layer_field(layer.op, p, in_fields, ins, out, image)
     return LayerStats(
         name=layer.name, op=layer.op, family=kind.family, label=kind.label(p),
         inputs=layer.inputs, in_shapes=ins, output=out,
@@ -142,8 +156,8 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int) -> LayerStats:
         macs=kind.macs(p, ins, out), formula=inferred.formula, warnings=warnings,
         # the network input is replicated on every GPU, so a layer that reads only it is local
         gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
-        expect=layer.expect,
-    )
+        expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start,
+    ), rf
 
 
 def gpu_split(layers: tuple[LayerStats, ...], gpus: int) -> GpuSplit:

@@ -30,6 +30,23 @@ def human(x: float) -> str:
     return f"{x:g}"
 
 
+def _pairs(v: tuple[int | float, int | float] | None) -> list[int | float] | None:
+    return None if v is None else list(v)
+
+
+def rf_text(s: LayerStats) -> str:
+    """The receptive field size for tables: ``195``, ``195×163``; ``all`` for vector layers."""
+    if s.rf is None:
+        return ""
+    if s.rf_jump is None:
+        return "all"
+    return f"{s.rf[0]:g}" if s.rf[0] == s.rf[1] else f"{s.rf[0]:g}×{s.rf[1]:g}"
+
+
+def _csv_pair(v: tuple[int | float, int | float] | None) -> str:
+    return "" if v is None else f"{v[0]:g}×{v[1]:g}"
+
+
 def to_dict(a: Analysis) -> dict[str, Any]:
     """The JSON layout documented in the README (shapes as lists of ints)."""
     out: dict[str, Any] = {
@@ -60,6 +77,7 @@ def _layer_dict(s: LayerStats) -> dict[str, Any]:
         "output": list(s.output), "params": s.params, "buffers": s.buffers,
         "neurons": s.neurons, "activations": s.activations, "macs": s.macs, "flops": s.flops,
         "formula": s.formula, "warnings": list(s.warnings), "gpu_local": s.gpu_local,
+        "rf": _pairs(s.rf), "rf_jump": _pairs(s.rf_jump), "rf_start": _pairs(s.rf_start),
     }
 
 
@@ -68,7 +86,7 @@ def to_json(a: Analysis) -> str:
 
 
 CSV_COLUMNS = ("name", "op", "label", "inputs", "output", "params", "buffers", "neurons",
-               "activations", "macs", "flops", "formula", "warnings")
+               "activations", "macs", "flops", "formula", "warnings", "rf", "rf_jump", "rf_start")
 
 
 def to_csv(a: Analysis) -> str:
@@ -78,10 +96,10 @@ def to_csv(a: Analysis) -> str:
     for s in a.layers:
         w.writerow([s.name, s.op, s.label, ";".join(s.inputs), _dims(s.output), s.params,
                     s.buffers, s.neurons, s.activations, s.macs, s.flops, s.formula,
-                    "; ".join(s.warnings)])
+                    "; ".join(s.warnings), _csv_pair(s.rf), _csv_pair(s.rf_jump), _csv_pair(s.rf_start)])
     t = a.totals
     w.writerow(["total", "", "", "", "", t.params, t.buffers, t.neurons, t.activations, t.macs,
-                t.flops, "", ""])
+                t.flops, "", "", "", "", ""])
     return buf.getvalue()
 
 
@@ -116,11 +134,12 @@ def render_table(a: Analysis, console: Any) -> None:
     table.add_column("params", justify="right", footer=f"{a.totals.params:,}", no_wrap=True)
     table.add_column("MACs", justify="right", footer=f"{a.totals.macs:,}", no_wrap=True)
     table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
+    table.add_column("RF", justify="right", footer="", no_wrap=True)
     for s in a.layers:
         name = f"[yellow]{s.name} ⚠[/]" if s.warnings else s.name
         formula = "" if s.formula == "same as input" else s.formula
         table.add_row(name, f"{s.op} {s.label}".strip(), _dims(s.output), formula,
-                      _n(s.params), _n(s.macs), _n(s.neurons))
+                      _n(s.params), _n(s.macs), _n(s.neurons), rf_text(s))
     console.print(table)
     t = a.totals
     console.print(f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
