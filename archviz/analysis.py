@@ -142,7 +142,7 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
     try:
         inferred = kind.infer(p, ins)
     except OpError as exc:
-        raise ShapeError(layer.name, str(exc), layer.loc_of(exc.key), exc.hint) from None
+        raise ShapeError(layer.name, str(exc), layer.loc_of(exc.key), exc.hint, layer.use_site) from None
     out = inferred.shape
     warnings = inferred.warnings
     if layer.expect is not None and tuple(layer.expect) != out:
@@ -160,6 +160,11 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
     ), rf
 
 
+def channel_share(channels: int, gpus: int, gpu: int) -> int:
+    """GPU ``gpu``'s share of ``channels``: an even split, the first GPUs taking one extra."""
+    return channels // gpus + (1 if gpu < channels % gpus else 0)
+
+
 def gpu_split(layers: tuple[LayerStats, ...], gpus: int) -> GpuSplit:
     """Divide every layer's output channels (axis 0) over ``gpus``; counts follow the channels.
 
@@ -173,7 +178,7 @@ def gpu_split(layers: tuple[LayerStats, ...], gpus: int) -> GpuSplit:
     for s in layers:
         c = s.output[0]
         for g in range(gpus):
-            share = c // gpus + (1 if g < c % gpus else 0)
+            share = channel_share(c, gpus, g)
             for i, total in enumerate((s.params, s.macs, s.neurons, s.activations)):
                 sums[g][i] += total * share // c
     crossing = tuple(s.name for s in layers if not s.gpu_local)

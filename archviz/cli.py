@@ -208,7 +208,8 @@ def list_specs() -> None:
 
 def main() -> None:
     app()
-from . import cli_torch  # noqa: E402,F401  (registers its commands)
-from . import cli_render  # noqa: E402,F401  (registers its commands)
-from . import cli_bench  # noqa: E402,F401  (registers its commands)
-from . import cli_more  # noqa: E402,F401  (registers its commands)
+
+
+# The other commands live in their own modules (each imports its heavy libraries lazily);
+# importing them registers them on `app`.
+from . import cli_bench, cli_more, cli_render, cli_torch  # noqa: E402,F401

@@ -66,8 +66,9 @@ class SpecError(ArchvizError):
 class ShapeError(SpecError):
     """A layer that cannot be applied to what it is given (a kernel larger than its input, ...)."""
 
-    def __init__(self, layer: str, message: str, loc: Loc | None = None, hint: str = "") -> None:
-        super().__init__(f"{layer}: {message}", loc, hint)
+    def __init__(self, layer: str, message: str, loc: Loc | None = None, hint: str = "",
+                 use_site: Loc | None = None) -> None:
+        super().__init__(f"{layer}: {message}", loc, hint, use_site)
         self.layer = layer
 
 

@@ -16,7 +16,7 @@ from html import escape
 from math import prod
 from typing import TYPE_CHECKING
 
-from ..analysis import Analysis, LayerStats
+from ..analysis import Analysis, LayerStats, channel_share
 from ..errors import ArchvizError
 from ..ops import OPS
 from ..report import human
@@ -85,9 +85,7 @@ def dims(shape: Shape) -> str:
     return "×".join(map(str, shape))
 
 
-def share(channels: int, gpus: int, gpu: int) -> int:
-    """GPU ``gpu``'s share of ``channels`` (the split rule of analysis.gpu_split)."""
-    return channels // gpus + (1 if gpu < channels % gpus else 0)
+share = channel_share  # the split rule of analysis.gpu_split
 
 
 def lane_shape(shape: Shape, gpus: int, gpu: int) -> Shape:
