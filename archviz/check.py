@@ -69,7 +69,8 @@ def _compare(c: Claim, what: str, value: float, how: str) -> CheckResult:
     assert isinstance(c.value, float)
     ok = abs(value - c.value) <= c.rel_tol * abs(c.value) if c.rel_tol else value == c.value
     diff = (value - c.value) / c.value * 100 if c.value else 0.0
-    claimed = c.text + ("" if ok or not c.value else f"  (computed is {diff:+.1f}%)")
+    shown = f"{int(c.value):,}" if c.text.replace(",", "").isdigit() else c.text
+    claimed = shown + ("" if ok or not c.value else f" (computed {diff:+.1f}%)")
     return CheckResult(what, claimed, _n(value), how, ok, c.loc, c.source)
 
 

@@ -124,22 +124,25 @@ def render_table(a: Analysis, console: Any) -> None:
     from rich import box
     from rich.table import Table
 
+    wide = console.width >= 120  # narrower: MACs in millions, no neurons / RF columns
     table = Table(title=f"{a.name} · input {fmt_shape(a.input)}", title_justify="left",
                   header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     table.add_column("layer", footer="total", no_wrap=True)
-    table.add_column("op", footer="", overflow="fold")
+    table.add_column("op", footer="", overflow="fold", min_width=10)
     table.add_column("output", footer="", no_wrap=True)
-    table.add_column("arithmetic", style="cyan", footer="", overflow="fold")
+    table.add_column("arithmetic", style="cyan", footer="", no_wrap=wide, overflow="fold")
     table.add_column("params", justify="right", footer=f"{a.totals.params:,}", no_wrap=True)
-    table.add_column("MACs", justify="right", footer=f"{a.totals.macs:,}", no_wrap=True)
-    table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
-    table.add_column("RF", justify="right", footer="", no_wrap=True)
+    macs = (lambda x: _n(x)) if wide else (lambda x: human(x) if x else "–")
+    table.add_column("MACs", justify="right", footer=macs(a.totals.macs), no_wrap=True)
+    if wide:
+        table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
+        table.add_column("RF", justify="right", footer="", no_wrap=True)
     for s in a.layers:
         name = f"[yellow]{s.name} ⚠[/]" if s.warnings else s.name
         formula = "" if s.formula == "same as input" else s.formula
-        table.add_row(name, f"{s.op} {s.label}".strip(), _dims(s.output), formula,
-                      _n(s.params), _n(s.macs), _n(s.neurons), rf_text(s))
+        cells = [name, f"{s.op} {s.label}".strip(), _dims(s.output), formula, _n(s.params), macs(s.macs)]
+        table.add_row(*cells, *((_n(s.neurons), rf_text(s)) if wide else ()))
     console.print(table)
     t = a.totals
     console.print(f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
