@@ -29,7 +29,9 @@ TORCHINFO = [sys.executable, "-c",
 
 def run(cmd: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (MiB) of one whole process."""
-    env = {**os.environ, "COLUMNS": "160"}
+    # as installed code runs: with its .pyc files (the warm-up run writes them)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["COLUMNS"] = "160"
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
