@@ -177,10 +177,11 @@ def gpu_split(layers: tuple[LayerStats, ...], gpus: int) -> GpuSplit:
     sums = [[0, 0, 0, 0] for _ in range(gpus)]
     for s in layers:
         c = s.output[0]
-        for g in range(gpus):
-            share = channel_share(c, gpus, g)
-            for i, total in enumerate((s.params, s.macs, s.neurons, s.activations)):
-                sums[g][i] += total * share // c
+        for i, total in enumerate((s.params, s.macs, s.neurons, s.activations)):
+            shares = [total * channel_share(c, gpus, g) // c for g in range(gpus)]
+            shares[0] += total - sum(shares)  # rounding remainder (a bias, ...) on GPU 0
+            for g in range(gpus):
+                sums[g][i] += shares[g]
     crossing = tuple(s.name for s in layers if not s.gpu_local)
     cross = {s.name: (gpus - 1) * sum(prod(x) for x in s.in_shapes)
              for s in layers if s.name in crossing}

@@ -21,25 +21,29 @@ def names() -> list[str]:
 
 
 def resolve(spec: str | Path) -> Path:
-    """A path that exists as given, else a bundled spec named by its stem."""
+    """A file that exists as given, else a bundled spec named by its stem, else a directory.
+
+    A folder named like a bundled spec (a project's ``alexnet/``) does not hide the bundled spec:
+    only a path that looks like one (with a ``/`` or a ``.yaml`` suffix) names a folder.
+    """
     path = Path(spec)
-    if path.exists():
+    if path.is_file():
         return path
     text = str(spec)
-    stem = text[:-5] if text.endswith(".yaml") else text
-    bundled = spec_dir() / f"{Path(stem).name}.yaml"
-    if "/" not in text and bundled.exists():
+    looks_like_path = "/" in text or text.endswith((".yaml", ".yml"))
+    bundled = spec_dir() / f"{path.stem if text.endswith('.yaml') else path.name}.yaml"
+    if bundled.exists() and (not looks_like_path or not path.parent.exists()):
         return bundled
-    if "/" in text and Path(stem).name in names() and bundled.exists() and not path.parent.exists():
-        return bundled
+    if path.exists():
+        return path
     known = names()
-    hint = did_you_mean(Path(stem).name, known) if known else ""
+    hint = did_you_mean(path.stem, known) if known else ""
     raise SpecError(f"{spec}: no such file, and no bundled spec of that name",
                     hint=f"bundled specs: {', '.join(known)}" + (f" ({hint})" if "did you" in hint else ""))
 
 
 def display(spec: str | Path, path: Path) -> str:
     """How a spec's file is named in messages: as the user gave it, or specs/NAME.yaml if bundled."""
-    if Path(spec).exists():
+    if path == Path(spec):
         return str(spec)
     return f"specs/{path.name}"

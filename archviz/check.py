@@ -56,10 +56,11 @@ def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         field = _TOTAL_FIELD[c.key]
         parts = [s for s in a.layers if getattr(s, field)]
         value = sum(getattr(s, field) for s in parts) * (2 if c.key == "flops" else 1)
+        over = f"Σ over {len(parts)} layer{'s' if len(parts) != 1 else ''}"
         if len(parts) <= 8:
-            how = f"Σ over {len(parts)} layers: " + " + ".join(_n(getattr(s, field)) for s in parts)
+            how = f"{over}: " + " + ".join(_n(getattr(s, field)) for s in parts)
         else:
-            how = f"Σ over {len(parts)} layers ({', '.join(s.name for s in parts[:3])}, …)"
+            how = f"{over} ({', '.join(s.name for s in parts[:3])}, …)"
         if c.key == "flops":
             how = "2 × MACs; " + how
     return _compare(c, c.key, value, how)
@@ -70,7 +71,8 @@ def _compare(c: Claim, what: str, value: float, how: str) -> CheckResult:
     ok = abs(value - c.value) <= c.rel_tol * abs(c.value) if c.rel_tol else value == c.value
     diff = (value - c.value) / c.value * 100 if c.value else 0.0
     shown = f"{int(c.value):,}" if c.text.replace(",", "").isdigit() else c.text
-    claimed = shown + ("" if ok or not c.value else f" (computed {diff:+.1f}%)")
+    delta = f"{diff:+.1f}%".replace("-", "−")
+    claimed = shown + ("" if ok or not c.value else f" (computed {delta})")
     return CheckResult(what, claimed, _n(value), how, ok, c.loc, c.source)
 
 
@@ -85,20 +87,27 @@ def _layer_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         return _kernel_claim(c, spec, s, what)
     field = c.key.removeprefix("layer_")
     value = getattr(s, field)
+    return _compare(c, what, value, _layer_how(s, field, value))
+
+
+def _layer_how(s: LayerStats, field: str, value: int) -> str:
+    """How a per-layer figure comes about, in words and numbers."""
+    counted = OPS[s.op].counts_neurons  # conv and linear: the layers with neurons and MACs
+    if field in ("neurons", "macs") and not counted:
+        return f"0: {s.op} layers have no {field} (only conv and linear layers count)"
     if field in ("neurons", "activations"):
-        how = " × ".join(map(str, s.output)) + f" = {value:,}"
-    elif field == "params":
-        how = f"{s.label}: {value:,} weights and biases"
-    else:
-        how = f"{fmt_shape(s.output)} outputs × their fan-in = {value:,}"
-    if field == "neurons" and not OPS[s.op].counts_neurons:
-        how += f" ({s.op} layers have no neurons in the paper's sense)"
-    return _compare(c, what, value, how)
+        if len(s.output) == 1:
+            return f"{value:,} outputs"
+        return " × ".join(map(str, s.output)) + f" = {value:,}"
+    if field == "params":
+        return f"{s.op} {s.label}: {value:,} weights and biases"
+    fan_in = value // prod(s.output)
+    return f"{prod(s.output):,} outputs × {fan_in:,} multiply-accumulates each = {value:,}"
 
 
 def _kernel_claim(c: Claim, spec: Spec, s: LayerStats, what: str) -> CheckResult:
     layer = spec.layer(s.name)
-    if s.op != "conv":
+    if s.family != "conv":
         raise SpecError(f"claims.layer_kernels: {s.name} is a {s.op} layer, not conv", c.loc)
     kh, kw = layer.params["kernel"]
     groups = layer.params["groups"]

@@ -12,6 +12,7 @@ Forms accepted (values may use K / M / G suffixes and thousands separators)::
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,12 +49,18 @@ def parse_number(text: Any) -> tuple[float, float]:
     if isinstance(text, bool):
         raise ValueError(text)
     if isinstance(text, (int, float)):
-        return float(text), 0.0
+        return _finite(float(text)), 0.0
     m = _NUM.match(str(text))
     if not m:
         raise ValueError(text)
     value = float(m.group(1).replace(",", "").replace("_", "")) * _SCALE[m.group(2).upper()]
     return value, float(m.group(3)) / 100 if m.group(3) else 0.0
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(value)
+    return value
 
 
 def parse_kernel(text: Any) -> tuple[int, ...]:

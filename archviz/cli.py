@@ -11,6 +11,7 @@ import functools
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 import typer
@@ -74,7 +75,7 @@ def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
     if text is None:
         return None
     parts = re.split(r"[x×,]", text.strip().lower())
-    if len(parts) not in (1, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) not in (1, 3) or not all(re.fullmatch(r"[0-9]+", p) and int(p) > 0 for p in parts):
         raise ArchvizError(f"--input: expected CxHxW (e.g. 3x224x224) or F, got {text!r}")
     return tuple(int(p) for p in parts)
 
@@ -117,7 +118,9 @@ def main_callback(
 @guarded
 def shapes(
     spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or markdown."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f",
+                                      help="table, json, csv or markdown [default: table, or from"
+                                           " -o's suffix: .json, .csv, .md]."),
     input_size: Optional[str] = typer.Option(None, "--input", "-i",
                                              help="Try another input size, e.g. 3x224x224."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when there is any warning."),
@@ -136,6 +139,9 @@ def shapes(
     """
     from . import report
 
+    if fmt is None:
+        suffix = Path(output).suffix.lower() if output else ""
+        fmt = {".json": "json", ".csv": "csv", ".md": "markdown"}.get(suffix, "table")
     if fmt not in report.FORMATS:
         raise ArchvizError(f"--format: expected one of {', '.join(report.FORMATS)}, got {fmt!r}")
     _, a = analyse(spec, input_size)
@@ -147,7 +153,7 @@ def shapes(
 
             buf = io.StringIO()
             report.render_table(a, Console(file=buf, width=160, no_color=True, highlight=False))
-            emit(buf.getvalue(), output)
+            emit("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()), output)
         else:
             report.render_table(a, console())
     else:

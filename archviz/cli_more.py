@@ -17,8 +17,10 @@ _MARK = {"same": " ", "changed": "[yellow]~[/]", "removed": "[red]−[/]", "adde
 @app.command("diff")
 @guarded
 def diff_cmd(
-    spec_a: str = typer.Argument(DEFAULT_SPEC, help="A: " + SPEC_HELP),
-    spec_b: str = typer.Argument(..., help="B: the spec to compare with A (same forms)."),
+    spec_a: str = typer.Argument(..., help="A: " + SPEC_HELP),
+    spec_b: Optional[str] = typer.Argument(
+        None, help="B: the spec to compare with A (same forms). Given one spec only, archviz"
+                   f" compares the paper's AlexNet ({DEFAULT_SPEC}) with it."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
     max_params: Optional[float] = typer.Option(
         None, "--max-params-change", metavar="PCT",
@@ -37,6 +39,8 @@ def diff_cmd(
 
       archviz diff alexnet alexnet-torchvision
 
+      archviz diff alexnet-keras                     # the paper's AlexNet against it
+
       archviz diff specs/alexnet.yaml my-alexnet.yaml --format json
 
       archviz diff main.yaml pr.yaml --max-params-change 1 --max-macs-change 5
@@ -49,6 +53,8 @@ def diff_cmd(
     for flag, value in (("--max-params-change", max_params), ("--max-macs-change", max_macs)):
         if value is not None and value < 0:
             raise ArchvizError(f"{flag}: expected a percentage >= 0, got {value:g}")
+    if spec_b is None:
+        spec_a, spec_b = DEFAULT_SPEC, spec_a
     sa, a = analyse(spec_a)
     sb, b = analyse(spec_b)
     d = compare(sa, a, sb, b)

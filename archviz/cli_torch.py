@@ -16,7 +16,9 @@ from .errors import ArchvizError
 
 FORMATS = ("py", "torchscript", "onnx")
 INPUT_HELP = "Another input size, e.g. 3x224x224."
-MAX_MEMORY_HELP = "Refuse models whose parameters need more than this (e.g. 8G); default: available RAM."
+MAX_MEMORY_HELP = ("Refuse models whose parameters need more than this (e.g. 8G); default: available"
+                   " RAM. Applies where tensors are allocated (a CPU build, torchscript/onnx export);"
+                   " meta-device checks and py export allocate nothing.")
 
 
 def _shape(shape: Optional[tuple[int, ...]]) -> str:

@@ -27,7 +27,7 @@ import torch
 from torch import fx, nn
 
 from .analysis import Analysis, analyze
-from .errors import ArchvizError
+from .errors import ArchvizError, ShapeError
 from .graph import Graph, build
 from .ops import OPS
 from .spec import INPUT, Spec, load
@@ -172,8 +172,17 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
     with torch.device(device) if device is not None else nullcontext():
         builds = made(graph, analysis)
         for name in parents_first(list(builds)):
-            install(root, name, builds[name].build())
+            install(root, name, _build(graph, name, builds[name]))
     return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
+
+
+def _build(graph: Graph, name: str, make: Made) -> nn.Module:
+    """One layer's module; torch refusing its sizes (a storage overflow, ...) is a located error."""
+    try:
+        return make.build()
+    except (RuntimeError, ValueError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise ShapeError(name, f"torch cannot build this layer: {reason}", graph.layer(name).loc) from None
 
 
 def _fx_graph(graph: Graph) -> fx.Graph:

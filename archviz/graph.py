@@ -48,7 +48,7 @@ def _build(spec: Spec) -> Graph:
         for src in layer.inputs:
             if src not in consumers:
                 raise SpecError(f"{layer.name}.from: no layer named '{src}'", layer.loc_of("from"),
-                                did_you_mean(src, [*names, INPUT]))
+                                did_you_mean(src, [n for n in [*names, INPUT] if n != layer.name]))
             if src == layer.name:
                 raise SpecError(f"{layer.name}.from: a layer cannot read itself", layer.loc_of("from"))
             consumers[src].append(layer.name)

@@ -29,9 +29,21 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:  # Ctrl-C included: never leave the temporary file behind
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
+        raise
     return target
+
+
+def _mode_for(target: Path) -> int:
+    """The existing file's permissions, else what a plain open() would give (0o666 less umask)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

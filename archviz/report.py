@@ -24,7 +24,7 @@ def _n(x: int) -> str:
 
 def human(x: float) -> str:
     """60965224 → '61.0M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(x) >= scale:
             return f"{x / scale:.1f}{unit}"
     return f"{x:g}"

@@ -113,3 +113,44 @@ def test_missing_file_lists_bundled_specs() -> None:
     r = invoke("shapes", "alexnett")
     assert r.exit_code == 2
     assert "no such file" in r.output and "did you mean 'alexnet'" in r.output
+
+
+def test_non_ascii_digits_are_refused_not_a_traceback() -> None:
+    r = invoke("shapes", "alexnet", "--input", "3x²24x224")
+    assert r.exit_code == 2 and "--input" in r.output
+
+
+def test_a_project_folder_named_alexnet_does_not_hide_the_bundled_spec(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "alexnet").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert invoke("check").exit_code == 1  # the paper's claims, not "is a directory"
+    r = invoke("shapes", "alexnet/")
+    assert r.exit_code == 2 and "is a directory" in r.output
+
+
+def test_output_suffix_picks_the_format(tmp_path: Path) -> None:
+    out = tmp_path / "a.json"
+    assert invoke("shapes", "lenet5", "-o", str(out)).exit_code == 0
+    assert json.loads(out.read_text())["name"] == "LeNet-5"
+    table = tmp_path / "a.txt"
+    assert invoke("shapes", "lenet5", "-o", str(table)).exit_code == 0
+    assert all(line == line.rstrip() for line in table.read_text().splitlines())
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-5"])
+def test_claims_must_be_finite_and_non_negative(tmp_path: Path, value: str) -> None:
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"name: c\ninput: [4]\nlayers:\n  - {{name: fc, op: linear, out: 2}}\n"
+                    f"claims:\n  params: {value}\n")
+    r = invoke("check", str(spec))
+    assert r.exit_code == 2 and f"{spec}:6:11: claims.params: expected a number" in r.output
+
+
+def test_a_neuron_claim_on_a_layer_without_neurons_says_so(tmp_path: Path) -> None:
+    spec = tmp_path / "c.yaml"
+    spec.write_text("name: c\ninput: [4, 6, 6]\nlayers:\n  - {name: r, op: relu}\n"
+                    "claims:\n  layer_neurons: {r: 144}\n  layer_activations: {r: 144}\n")
+    checks = {c["what"]: c for c in json.loads(invoke("check", str(spec), "--json").stdout)["checks"]}
+    assert checks["r neurons"]["how"] == "0: relu layers have no neurons (only conv and linear layers count)"
+    assert checks["r activations"]["ok"] and checks["r activations"]["how"] == "4 × 6 × 6 = 144"

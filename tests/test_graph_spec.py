@@ -88,3 +88,18 @@ layers:
     assert a.layer("s").output == (4, 10, 12)
     assert a.layer("v").output == (4, 8, 10)
     assert "H:" in a.layer("v").formula  # H and W differ, so both are written out
+
+
+def test_from_suggestions_leave_out_the_layer_itself() -> None:
+    with pytest.raises(archviz.SpecError) as err:
+        archviz.build(archviz.loads("name: s\ninput: [4]\nlayers:\n  - {name: a, op: relu, from: nope}\n"))
+    assert "valid: input" in err.value.format() and "a, input" not in err.value.format()
+
+
+def test_uneven_gpu_shares_add_up_to_the_totals() -> None:
+    # 5 output features over 2 GPUs: 3 + 2 of them; fc has 4·5 + 5 = 25 parameters: 15 + 10
+    text = "name: s\ninput: [4]\ngpus: 2\nlayers:\n  - {name: fc, op: linear, out: 5}\n"
+    a = archviz.analyze(archviz.loads(text))
+    assert a.split is not None
+    assert [lane.params for lane in a.split.lanes] == [15, 10]
+    assert sum(lane.macs for lane in a.split.lanes) == a.totals.macs == 20

@@ -101,3 +101,16 @@ def test_max_memory_option() -> None:
 def test_bad_spec_is_exit_2_without_traceback() -> None:
     result = runner.invoke(app, ["verify", "no-such-spec"])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_verify_of_a_model_torch_cannot_build_is_a_located_error(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    spec = tmp_path / "huge.yaml"
+    spec.write_text("name: huge\ninput: [3, 100000, 100000]\nlayers:\n"
+                    "  - {name: c, op: conv, out: 100000, kernel: 3}\n  - {name: f, op: flatten}\n"
+                    "  - {name: fc, op: linear, out: 100000}\n")
+    r = CliRunner().invoke(app, ["verify", str(spec)])
+    assert r.exit_code == 2 and f"{spec}:6:12: fc: torch cannot build this layer" in r.output

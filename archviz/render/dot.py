@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from math import prod
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from ..analysis import Analysis, LayerStats, channel_share
@@ -176,7 +177,7 @@ def _digraph(a: Analysis, rankdir: str, name: str) -> graphviz.Digraph:
 
     if rankdir not in RANKDIRS:
         raise ArchvizError(f"--rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    g = graphviz.Digraph(name=name, comment=f"{a.name}: drawn by archviz from {a.path}")
+    g = graphviz.Digraph(name=name, comment=f"{a.name}: drawn by archviz from {PurePath(a.path).name}")
     g.attr("graph", rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.35",
            labelloc="t", labeljust="c")
     g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", margin="0.12,0.05")
