@@ -1,0 +1,318 @@
+"""archviz.bench and archviz.devices: FLOP accounting against torch's flop counter and hand
+arithmetic, statistics against numpy, failures kept in their rows, the CUDA path with fakes."""
+
+from __future__ import annotations
+
+import types
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import archviz
+from archviz import bench, devices
+from archviz.bench import Case, Settings, Stats, Workload
+from tests.reference_models import REFERENCES
+
+CPU = devices.DeviceInfo("cpu", "test cpu", torch=torch.__version__)
+
+
+def counted_train_flops(model: nn.Module, shape: tuple[int, ...], batch: int = 2) -> int:
+    """torch's own count of one forward + backward (cross-entropy on random labels)."""
+    x = torch.randn(batch, *shape)
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+        F.cross_entropy(out, torch.randint(0, out.shape[1], (batch,))).backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("stem", ["lenet5", "alexnet-1gpu"])
+def test_train_flops_match_torch_flop_counter(stem: str) -> None:
+    build, shape = REFERENCES[stem]
+    a = archviz.analyze(archviz.load(stem))
+    assert counted_train_flops(build(), shape, batch=2) == 2 * bench.train_flops(a)
+
+
+def test_train_flops_of_grouped_alexnet_by_hand() -> None:
+    # torch.utils.flop_counter counts one backward term of a grouped conv without dividing by
+    # the groups, so the paper's AlexNet (conv2/4/5 in 2 groups) is checked by hand instead.
+    macs = {
+        "conv1": 96 * 55 * 55 * (3 * 11 * 11),
+        "conv2": 256 * 27 * 27 * (48 * 5 * 5),     # groups 2: 96/2 = 48 input channels each
+        "conv3": 384 * 13 * 13 * (256 * 3 * 3),
+        "conv4": 384 * 13 * 13 * (192 * 3 * 3),
+        "conv5": 256 * 13 * 13 * (192 * 3 * 3),
+        "fc6": 9216 * 4096, "fc7": 4096 * 4096, "fc8": 4096 * 1000,
+    }
+    forward = 2 * sum(macs.values())
+    # forward + weight gradients (all 8 layers) + input gradients (all but conv1)
+    expected = forward + forward + (forward - 2 * macs["conv1"])
+    a = archviz.analyze(archviz.load("alexnet"))
+    assert a.totals.flops == forward
+    assert bench.train_flops(a) == expected
+
+
+def test_no_input_gradient_below_the_first_parameterised_layer() -> None:
+    spec = archviz.loads("""
+name: pool-first
+input: [3, 16, 16]
+layers:
+  - {name: pool, op: maxpool, kernel: 2}
+  - {name: conv, op: conv, out: 8, kernel: 3}
+  - {name: relu, op: relu}
+  - {name: conv2, op: conv, out: 4, kernel: 3}
+  - {name: flat, op: flatten}
+  - {name: fc, op: linear, out: 5}
+""")
+    model = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3),
+                          nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
+    a = archviz.analyze(spec)
+    assert counted_train_flops(model, (3, 16, 16), batch=3) == 3 * bench.train_flops(a)
+
+
+def test_stats_match_numpy_percentiles() -> None:
+    samples = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0]
+    st = Stats.of(samples)
+    q1, med, q3 = np.percentile(samples, [25, 50, 75])
+    assert (st.q1, st.median, st.q3) == pytest.approx((q1, med, q3))
+    assert st.iqr == pytest.approx(q3 - q1) and st.n == 7
+    assert Stats.of([4.0]) == Stats(4.0, 4.0, 4.0, 1)
+
+
+def test_time_iterations_on_cpu_runs_warmup_then_iters() -> None:
+    calls = []
+    times = bench.time_iterations(lambda: calls.append(1), warmup=2, iters=5, device="cpu")
+    assert len(calls) == 7 and len(times) == 5 and all(t >= 0 for t in times)
+
+
+def test_cuda_timing_path_uses_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA branch, with fake events: one pair per iteration, the end waited on."""
+    elapsed = iter([3.0, 1.0, 2.0])
+    log: list[str] = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool = False) -> None:
+            assert enable_timing
+
+        def record(self) -> None:
+            log.append("record")
+
+        def synchronize(self) -> None:
+            log.append("sync")
+
+        def elapsed_time(self, other: FakeEvent) -> float:
+            return next(elapsed)
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(devices, "synchronize", lambda kind: log.append(f"device-sync {kind}"))
+    times = bench.time_iterations(lambda: log.append("step"), warmup=1, iters=3, device="cuda")
+    assert times == [3.0, 1.0, 2.0]
+    assert log[:2] == ["step", "device-sync cuda"]
+    assert log[2:] == ["record", "step", "record", "sync"] * 3
+
+
+def _tiny() -> tuple[nn.Module, Workload]:
+    model = nn.Sequential(OrderedDict(fc1=nn.Linear(6, 8), relu=nn.ReLU(inplace=True), fc2=nn.Linear(8, 3)))
+    spec = archviz.loads("""
+name: tiny
+input: [6]
+layers:
+  - {name: fc1, op: linear, out: 8}
+  - {name: relu, op: relu}
+  - {name: fc2, op: linear, out: 3}
+""")
+    return model, Workload.of("tiny", model, archviz.analyze(spec))
+
+
+def test_row_figures_by_hand() -> None:
+    _, work = _tiny()
+    assert work.forward_flops == 2 * (6 * 8 + 8 * 3)
+    assert work.train_flops == 3 * 2 * (6 * 8 + 8 * 3) - 2 * 6 * 8
+    row = bench._figures(Case("tiny", "train", "fp32", 4), work, Stats(2.0, 1.5, 2.5, 3), 1.0e-6,
+                         123, "process peak RSS", None)
+    assert row.images_per_s == pytest.approx(4 / 0.002)
+    tflops = work.train_flops * 4 / 0.002 / 1e12
+    assert row.tflops == pytest.approx(tflops)
+    assert row.peak_pct == pytest.approx(100 * tflops / 1.0e-6)
+
+
+def test_sweep_keeps_failures_in_their_rows() -> None:
+    class Picky(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] == 4:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            if x.shape[0] == 5:
+                raise ValueError("something else\nsecond line")
+            return self.fc(x)
+
+    _, tiny = _tiny()
+    work = Workload("picky", Picky(), (6,), (3,), tiny.forward_flops, tiny.train_flops)
+    settings = Settings(batches=(2, 4, 5, 3), modes=("train",), dtypes=("fp32", "tf32"), warmup=1, iters=2)
+    rows = list(bench.sweep(settings, [work], CPU, {}))
+    got = [(r.case.dtype, r.case.batch, r.status) for r in rows]
+    assert got == [("fp32", 2, "ok"), ("fp32", 4, "oom"), ("fp32", 5, "error"), ("fp32", 3, "ok")] + \
+        [("tf32", b, "unsupported") for b in (2, 4, 5, 3)]
+    assert rows[1].note == "out of memory at batch 4"
+    assert rows[2].note == "ValueError: something else"
+    assert "CUDA tensor-core mode" in rows[4].note
+
+
+def test_a_real_cpu_allocation_failure_is_an_oom_row() -> None:
+    _, work = _tiny()
+    row = bench.run_case(Case("tiny", "infer", "fp32", 10**12), work, Settings(warmup=0, iters=1), CPU, None)
+    assert row.status == "oom", row.note
+
+
+def test_training_rows_leave_the_weights_as_they_were() -> None:
+    model, work = _tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    row = bench.run_case(Case("tiny", "train", "fp32", 4), work, Settings(warmup=1, iters=2), CPU, None)
+    assert row.status == "ok"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_layer_times_cover_every_leaf_and_clean_up() -> None:
+    model, work = _tiny()
+    row = bench.run_case(Case("tiny", "train", "fp32", 4), work,
+                         Settings(warmup=1, iters=3, layers=True), CPU, None)
+    assert row.layers is not None
+    names = {t.name for t in row.layers.layers}
+    assert names == {"fc1", "relu", "fc2", "(loss)", "(SGD step)"}
+    assert row.layers.sum_ms == pytest.approx(sum(t.forward_ms + t.backward_ms for t in row.layers.layers))
+    assert row.layers.ratio == pytest.approx(row.layers.sum_ms / row.ms.median)
+    totals = [t.total_ms for t in row.layers.layers]
+    assert totals == sorted(totals, reverse=True)
+    assert model.relu.inplace is True
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_pre_hooks for m in model.modules())
+
+
+def test_infer_layer_times_have_no_backward() -> None:
+    _, work = _tiny()
+    row = bench.run_case(Case("tiny", "infer", "fp32", 2), work, Settings(warmup=0, iters=2, layers=True),
+                         CPU, None)
+    assert row.layers is not None
+    assert {t.name for t in row.layers.layers} == {"fc1", "relu", "fc2"}
+    assert all(t.backward_ms == 0 for t in row.layers.layers)
+
+
+def test_loss_of_several_outputs_reaches_every_head() -> None:
+    main = torch.randn(4, 3, requires_grad=True)
+    aux = torch.randn(4, 3, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0])
+    bench.loss((aux, main), y).backward()
+    assert aux.grad is not None and main.grad is not None
+    assert torch.allclose(bench.loss((aux, main), y), F.cross_entropy(main, y) + aux.mean())
+
+
+def test_calibrate_on_cpu_measures_fp32_and_skips_tf32() -> None:
+    found = bench.calibrate("cpu", ("fp32", "tf32"), CPU, size=128, iters=3)
+    assert found["tf32"] is None
+    assert found["fp32"] is not None and found["fp32"] > 0
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("NVIDIA H100 80GB HBM3", "H100 SXM"), ("NVIDIA H100 PCIe", "H100 PCIe"), ("NVIDIA H100 NVL", "H100 NVL"),
+    ("NVIDIA H200", "H200 SXM"), ("NVIDIA A100-SXM4-80GB", "A100"), ("NVIDIA A100-PCIE-40GB", "A100"),
+    ("Tesla V100-SXM2-16GB", "V100 SXM2"), ("Tesla V100-PCIE-32GB", "V100 PCIe"), ("Tesla T4", "T4"),
+    ("NVIDIA L4", "L4"), ("NVIDIA L40S", "L40S"), ("NVIDIA GeForce RTX 4090", "GeForce RTX 4090"),
+    ("NVIDIA GeForce RTX 3090", "GeForce RTX 3090"), ("NVIDIA A10", "A10"), ("Some Future GPU", None),
+])
+def test_peak_table_lookup(name: str, expected: str | None) -> None:
+    row = devices.lookup(name)
+    assert (row.name if row else None) == expected
+
+
+def test_peaks_prefer_calibration_then_table() -> None:
+    h100 = devices.DeviceInfo("cuda", "NVIDIA H100 80GB HBM3", torch="x", capability="9.0")
+    table, source = bench.peaks(h100, ("fp32", "bf16"), None)
+    assert table == {"fp32": 66.9, "bf16": 989.4} and source.startswith("table: H100 SXM")
+    measured, source = bench.peaks(h100, ("fp32",), {"fp32": 50.0})
+    assert measured == {"fp32": 50.0} and source.startswith("calibrated")
+    assert bench.peaks(CPU, ("fp32",), None)[0] == {"fp32": None}
+
+
+def test_dtype_support_by_compute_capability() -> None:
+    v100 = devices.DeviceInfo("cuda", "Tesla V100-SXM2-16GB", torch="x", capability="7.0")
+    a100 = devices.DeviceInfo("cuda", "NVIDIA A100-SXM4-80GB", torch="x", capability="8.0")
+    assert devices.dtype_support(v100, "fp16") is None and devices.dtype_support(v100, "fp32") is None
+    assert "8.0" in (devices.dtype_support(v100, "bf16") or "")
+    assert all(devices.dtype_support(a100, d) is None for d in devices.DTYPES)
+    assert devices.dtype_support(CPU, "tf32") and devices.dtype_support(CPU, "bf16") is None
+
+
+def test_describe_cuda_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    props = types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=80 * 2**30)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
+    monkeypatch.setattr(devices, "nvidia_driver", lambda: "570.1")
+    info = devices.describe("cuda")
+    assert (info.name, info.capability, info.memory_gib, info.driver, info.cudnn) == \
+        ("NVIDIA H100 80GB HBM3", "9.0", 80.0, "570.1", "91000")
+    assert info.as_dict()["torch"] == torch.__version__
+
+
+def test_cpu_peak_memory_is_the_process_rss() -> None:
+    devices.reset_peak_memory("cpu")
+    before, kind = devices.peak_memory("cpu")
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    after, _ = devices.peak_memory("cpu")
+    del block
+    assert "RSS" in kind and before is not None and after is not None
+    assert after - before >= 48 * 2**20
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_rows_and_graphs() -> None:
+    _, work = _tiny()
+    info = devices.describe("cuda")
+    for graphs in (False, True):
+        settings = Settings(device="cuda", batches=(2,), dtypes=("fp32", "bf16"), warmup=2, iters=3,
+                            cuda_graphs=graphs, layers=not graphs)
+        rows = list(bench.sweep(settings, [work], info, {}))
+        assert all(r.status in ("ok", "unsupported") for r in rows), [r.note for r in rows]
+        assert all(r.memory and r.memory_kind == "CUDA allocator peak" for r in rows if r.status == "ok")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_calibration_is_below_the_table_peak() -> None:
+    info = devices.describe("cuda")
+    found = bench.calibrate("cuda", ("fp32",), info, size=4096, iters=5)
+    peak = devices.table_peak(info.name, "fp32")
+    assert found["fp32"] and found["fp32"] > 0
+    if peak:
+        assert found["fp32"] < 1.1 * peak
+
+
+def test_models_of_a_case_are_timed_interleaved_and_fail_alone() -> None:
+    order: list[str] = []
+
+    class Logged(nn.Module):
+        def __init__(self, tag: str, fail_at: int = -1) -> None:
+            super().__init__()
+            self.tag, self.fail_at, self.fc = tag, fail_at, nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            order.append(self.tag)
+            if order.count(self.tag) == self.fail_at:
+                raise RuntimeError("CUDA out of memory (pretend)")
+            return self.fc(x)
+
+    _, tiny = _tiny()
+    works = [Workload(t, Logged(t, f), (6,), (3,), tiny.forward_flops, tiny.train_flops)
+             for t, f in (("A", -1), ("B", 4))]
+    settings = Settings(batches=(2,), modes=("infer",), warmup=1, iters=4)
+    rows = list(bench.sweep(settings, works, CPU, {}))
+    # warm-up A, warm-up B, then A B A B A (B's 4th call fails) A
+    assert order == ["A", "B", "A", "B", "A", "B", "A", "B", "A"]
+    assert [(r.case.model, r.status) for r in rows] == [("A", "ok"), ("B", "oom")]
+    assert rows[0].ms is not None and rows[0].ms.n == 4
