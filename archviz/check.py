@@ -3,6 +3,7 @@ computed value was obtained."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from math import prod
 
@@ -70,7 +71,7 @@ def _compare(c: Claim, what: str, value: float, how: str) -> CheckResult:
     assert isinstance(c.value, float)
     ok = abs(value - c.value) <= c.rel_tol * abs(c.value) if c.rel_tol else value == c.value
     diff = (value - c.value) / c.value * 100 if c.value else 0.0
-    shown = f"{int(c.value):,}" if c.text.replace(",", "").isdigit() else c.text
+    shown = f"{int(c.value):,}" if re.fullmatch(r"[0-9,]+", c.text) else c.text
     delta = f"{diff:+.1f}%".replace("-", "−")
     claimed = shown + ("" if ok or not c.value else f" (computed {delta})")
     return CheckResult(what, claimed, _n(value), how, ok, c.loc, c.source)

@@ -35,7 +35,7 @@ def parse_list(text: str, option: str, choices: tuple[str, ...]) -> tuple[str, .
 
 def parse_batches(text: str) -> tuple[int, ...]:
     parts = [t.strip() for t in text.split(",") if t.strip()]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if not parts or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
         raise BenchUsage(f"--batch: expected positive integers separated by commas (e.g. 1,32,128),"
                          f" got {text!r}")
     return tuple(dict.fromkeys(int(p) for p in parts))
