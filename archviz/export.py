@@ -9,12 +9,15 @@ chain, named variables where a value is read twice, ``a + b`` / ``torch.cat`` fo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import keyword
+import logging
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -198,8 +201,23 @@ def to_onnx(spec: Spec | str | Path, input_shape: Shape | None = None,
     graph, analysis = prepare(spec, input_shape)
     model = compile_graph(graph, analysis, max_bytes=max_bytes).eval()
     batch = torch.export.Dim("batch", min=1)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_onnx():
         path = Path(tmp) / "model.onnx"
         torch.onnx.export(model, (torch.zeros(2, *analysis.input),), str(path), input_names=["input"],
-                          dynamic_shapes={"x": {0: batch}}, external_data=False)
+                          dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
         return path.read_bytes()
+
+
+@contextlib.contextmanager
+def _quiet_onnx() -> Iterator[None]:
+    """The exporter's progress lines, its notes on absent torchvision ops and deprecation warnings
+    are not the user's business: keep only errors."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -159,3 +159,28 @@ def test_existing_file_is_replaced_whole(tmp_path: Path) -> None:
     assert path.read_text() == to_python("lenet5")
     assert [p.name for p in tmp_path.iterdir()] == ["model.py"]  # no temporary file left
 
+
+
+@pytest.mark.skipif(not export_mod.onnx_available(), reason="needs onnx and onnxscript (archviz[onnx])")
+@pytest.mark.parametrize("stem", ["lenet5", "alexnet-keras"])
+def test_onnx_export_computes_what_the_module_computes(stem: str) -> None:
+    """The ONNX file, run by onnx's own reference evaluator (numpy), equals the torch module."""
+    import numpy as np
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    import archviz
+
+    torch.manual_seed(0)
+    data = export_mod.to_onnx(stem)
+    torch.manual_seed(0)
+    model = archviz.to_module(stem).eval()  # same seed, same build order: the same weights
+    model_proto = onnx.load_from_string(data)
+    onnx.checker.check_model(model_proto)
+    shape = archviz.analyze(archviz.load(stem)).input
+    x = torch.randn(3, *shape)  # batch 3: the batch axis is dynamic (exported with 2)
+    (got,) = ReferenceEvaluator(model_proto).run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-4
