@@ -1,0 +1,48 @@
+"""Every op is complete: a shape rule, a torch builder, a drawing style, a documented example
+that loads, analyses and compiles, and a JSON Schema branch (DESIGN.md, house style 2)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import archviz
+from archviz.compile import BUILDERS
+from archviz.ops import OPS, OpKind
+from archviz.render.dot import STYLE
+from archviz.schema import spec_schema
+
+# an input each example can read: merges read two copies of a (8, 12, 12) feature map
+_PRELUDE = ["  - {name: a, op: relu}", "  - {name: b, op: relu, from: input}"]
+
+
+def _example_spec(op: str) -> str:
+    example = dict(OPS[op].example)
+    layers = []
+    if OPS[op].multi_input:
+        layers, example["from"] = _PRELUDE, ["a", "b"]
+    if op == "linear":
+        layers = ["  - {name: flat, op: flatten}"]
+    return "\n".join(["name: example", "input: [8, 12, 12]", "layers:", *layers,
+                      "  - " + yaml.safe_dump(example, default_flow_style=True).strip()])
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_op_is_complete(op: str) -> None:
+    kind = OPS[op]
+    assert type(kind).infer is not OpKind.infer or kind.family in ("act", "norm", "regularise"), \
+        f"{op}: changes the shape but has no shape rule of its own"
+    assert op in BUILDERS, f"{op}: no torch builder in archviz/compile.py"
+    assert kind.family in STYLE, f"{op}: no drawing style for family {kind.family!r}"
+    assert kind.example.get("op") == op and kind.doc, f"{op}: no example or doc"
+    assert f"'const': '{op}'" in str(spec_schema()["$defs"]["layer"]), f"{op}: no JSON Schema branch"
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_op_example_loads_analyses_and_compiles(op: str) -> None:
+    import torch
+
+    spec = archviz.loads(_example_spec(op))
+    analysis = archviz.analyze(spec)
+    out = archviz.to_module(spec).eval()(torch.zeros(2, *spec.input))
+    assert tuple(out.shape[1:]) == analysis.layers[-1].output
