@@ -143,7 +143,7 @@ def bench(
     calibrated = _calibrate(B, out, settings, info) if calibrate else None
     peak, peak_source = B.peaks(info, settings.dtypes, calibrated)
     rows, interrupted = _sweep(B, settings, works, info, peak)
-    _report(B, out, rows, works, interrupted)
+    _report(B, out, rows, works, interrupted, on_cpu=info.kind == "cpu")
     result = _result(B, sp, a, info, settings, works, rows, peak, peak_source, calibrated, interrupted)
     _write(result, json_out, plot)
     if interrupted:
@@ -202,12 +202,20 @@ def _fmt(v: Optional[float], spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
 
-def _report(B: Any, out: Any, rows: list[Any], works: list[Any], interrupted: bool) -> None:
+def _report(B: Any, out: Any, rows: list[Any], works: list[Any], interrupted: bool,
+            on_cpu: bool = False) -> None:
     from rich.table import Table
 
-    table = Table(title="archviz bench", title_justify="left")
+    memory = "peak RSS MiB" if on_cpu else "peak mem MiB"
+    notes = []
+    if on_cpu:
+        notes.append("peak RSS: the whole process's resident memory (torch included), not the model's alone")
+    if any(r.peak_pct is None and r.status == "ok" for r in rows):
+        notes.append("% peak —: no known peak for this device and dtype; --calibrate measures one")
+    caption = "\n".join(notes) or None
+    table = Table(title="archviz bench", title_justify="left", caption=caption, caption_justify="left")
     for col in ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
-                "peak mem MiB", "note"):
+                memory, "note"):
         table.add_column(col, justify="left" if col in ("model", "mode", "dtype", "note") else "right")
     for r in rows:
         c, ms = r.case, r.ms
