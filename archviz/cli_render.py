@@ -18,6 +18,10 @@ PLOT_FORMATS = ("png", "svg", "pdf")
 PLOT_KINDS = ("counts", "blocks")
 
 
+# image formats archviz does not write: with one of these suffixes --format cannot override
+IMAGE_SUFFIXES = {"jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "eps", "ps"}
+
+
 def target(spec_path: Path, output: Optional[str], fmt: Optional[str], tag: str,
            formats: tuple[str, ...], default: str) -> tuple[Path, str]:
     """The output file and its format: ``-o``'s suffix, else ``--format``, else ``default``.
@@ -36,6 +40,9 @@ def target(spec_path: Path, output: Optional[str], fmt: Optional[str], tag: str,
         if fmt and fmt != suffix:
             raise ArchvizError(f"--format {fmt} does not match the file name {output} (.{suffix})")
         return path, suffix
+    if fmt and suffix in IMAGE_SUFFIXES:  # x.jpg with --format png would be a PNG named .jpg
+        raise ArchvizError(f"--format {fmt} does not match the file name {output} (.{suffix}):"
+                           f" archviz writes {', '.join(formats)}")
     if fmt:
         return path, fmt
     raise ArchvizError(f"{output}: cannot tell the format from the suffix"

@@ -152,3 +152,9 @@ def test_help_has_examples() -> None:
     for cmd in ("draw", "plot"):
         r = invoke(cmd, "--help")
         assert r.exit_code == 0 and "Examples" in r.output and f"archviz {cmd}" in r.output
+
+
+def test_format_cannot_disguise_a_png_as_a_jpeg(tmp_path: Path) -> None:
+    out = tmp_path / "x.jpg"
+    r = CliRunner().invoke(app, ["draw", "lenet5", "-o", str(out), "--format", "png"])
+    assert r.exit_code == 2 and "does not match the file name" in r.output and not out.exists()
