@@ -152,10 +152,10 @@ def shapes(
             from rich.console import Console
 
             buf = io.StringIO()
-            report.render_table(a, Console(file=buf, width=160, no_color=True, highlight=False))
+            Console(file=buf, width=160, no_color=True, highlight=False).print(report.ShapesView(a))
             emit("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()), output)
         else:
-            report.render_table(a, console())
+            console().print(report.ShapesView(a))
     else:
         render = {"json": report.to_json, "csv": report.to_csv, "markdown": report.to_markdown}
         emit(render[fmt](a), output)
@@ -195,7 +195,7 @@ def check(
         if not results:
             console().print(f"{sp.name}: the spec has no expect: or claims: entries to check")
         else:
-            report.render_checks(results, console())
+            console().print(report.checks_view(results))
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 

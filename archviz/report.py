@@ -119,12 +119,43 @@ def to_markdown(a: Analysis) -> str:
     return "\n".join(rows) + "\n"
 
 
-def render_table(a: Analysis, console: Any) -> None:
-    """Print the per-layer table, the totals, the GPU split and the warnings with rich."""
+class ShapesView:
+    """The per-layer table, the totals, the GPU split and the warnings, as a rich renderable.
+
+    It lays itself out for the width it is printed at: below 120 columns MACs are shown in
+    millions and the neurons and RF columns are left out. Printing is the caller's business.
+    """
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        a = self.analysis
+        yield _shapes_table(a, wide=options.max_width >= 120)
+        t = a.totals
+        yield (f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
+               f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
+               f" {t.activations:,} per image" + (f" · buffers {t.buffers:,}" if t.buffers else ""))
+        if a.split is not None:
+            lanes = " · ".join(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs"
+                               for ln in a.split.lanes)
+            yield (f"split over {a.split.gpus} GPUs: {lanes}; layers reading every GPU: "
+                   f"{', '.join(a.split.crossing) or 'none'}"
+                   f" ({a.split.cross_bytes(1):,} bytes cross per image, fp32)")
+        for layer, msg in a.warnings:
+            yield f"[yellow]warning[/] {_escape(layer)}: {_escape(msg)}"
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _shapes_table(a: Analysis, wide: bool) -> Any:
     from rich import box
     from rich.table import Table
 
-    wide = console.width >= 120  # narrower: MACs in millions, no neurons / RF columns
     table = Table(title=f"{a.name} · input {fmt_shape(a.input)}", title_justify="left",
                   header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
@@ -133,33 +164,25 @@ def render_table(a: Analysis, console: Any) -> None:
     table.add_column("output", footer="", no_wrap=True)
     table.add_column("arithmetic", style="cyan", footer="", no_wrap=wide, overflow="fold")
     table.add_column("params", justify="right", footer=f"{a.totals.params:,}", no_wrap=True)
-    macs = (lambda x: _n(x)) if wide else (lambda x: human(x) if x else "–")
+    macs = _n if wide else (lambda x: human(x) if x else "–")
     table.add_column("MACs", justify="right", footer=macs(a.totals.macs), no_wrap=True)
     if wide:
         table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
         table.add_column("RF", justify="right", footer="", no_wrap=True)
     for s in a.layers:
-        name = f"[yellow]{s.name} ⚠[/]" if s.warnings else s.name
+        name = f"[yellow]{_escape(s.name)} ⚠[/]" if s.warnings else _escape(s.name)
         formula = "" if s.formula == "same as input" else s.formula
-        cells = [name, f"{s.op} {s.label}".strip(), _dims(s.output), formula, _n(s.params), macs(s.macs)]
+        cells = [name, _escape(f"{s.op} {s.label}".strip()), _dims(s.output), formula, _n(s.params),
+                 macs(s.macs)]
         table.add_row(*cells, *((_n(s.neurons), rf_text(s)) if wide else ()))
-    console.print(table)
-    t = a.totals
-    console.print(f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
-                  f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
-                  f" {t.activations:,} per image" + (f" · buffers {t.buffers:,}" if t.buffers else ""))
-    if a.split is not None:
-        lanes = " · ".join(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs"
-                           for ln in a.split.lanes)
-        console.print(f"split over {a.split.gpus} GPUs: {lanes}; layers reading every GPU: "
-                      f"{', '.join(a.split.crossing) or 'none'}"
-                      f" ({a.split.cross_bytes(1):,} bytes cross per image, fp32)")
-    for layer, msg in a.warnings:
-        console.print(f"[yellow]warning[/] {layer}: {msg}", highlight=False)
+    return table
 
 
-def render_checks(results: list[CheckResult], console: Any) -> None:
+def checks_view(results: list[CheckResult]) -> Any:
+    """The check results as a rich renderable: a ✓/✗ table, a summary, and where each failure is."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(header_style="bold", title_justify="left")
     table.add_column("")
@@ -168,18 +191,18 @@ def render_checks(results: list[CheckResult], console: Any) -> None:
     table.add_column("computed", justify="right")
     table.add_column("how", style="cyan")
     for r in results:
-        mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
+        mark = Text("✓", style="green") if r.ok else Text("✗", style="red")
         table.add_row(mark, r.what, r.claimed, r.computed, r.how)
-    console.print(table)
     bad = [r for r in results if not r.ok]
     summary = f"{len(results) - len(bad)} of {len(results)} checks hold"
-    console.print(f"[red]{summary}; {len(bad)} fail[/]" if bad else f"[green]{summary}[/]")
+    parts: list[Any] = [table, Text(f"{summary}; {len(bad)} fail", style="red") if bad
+                        else Text(summary, style="green")]
     for r in bad:
         if r.loc is not None:
-            console.print(f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}",
-                          highlight=False)
+            parts.append(Text(f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}"))
         if r.source:
-            console.print(f"    source: {r.source}", highlight=False)
+            parts.append(Text(f"    source: {r.source}"))
+    return Group(*parts)
 
 
 def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ WIDTH = 160
 def table_text(stem: str) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=WIDTH, no_color=True, highlight=False, force_terminal=False)
-    report.render_table(archviz.analyze(archviz.load(stem)), console)
+    console.print(report.ShapesView(archviz.analyze(archviz.load(stem))))
     return buf.getvalue()
 
 
