@@ -219,3 +219,13 @@ def main() -> None:
 # The other commands live in their own modules (each imports its heavy libraries lazily);
 # importing them registers them on `app`.
 from . import cli_bench, cli_more, cli_render, cli_torch  # noqa: E402,F401
+
+# `archviz --help` lists the commands in the order of the work: read, draw, build, measure, compare
+_ORDER = ("shapes", "check", "draw", "plot", "verify", "export", "bench", "diff", "schema", "specs")
+
+def _place(command: Any) -> int:
+    name = command.name or command.callback.__name__
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+
+app.registered_commands.sort(key=_place)

@@ -41,8 +41,10 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
 ) -> None:
-    """Build the PyTorch module and compare every layer's real output shape and parameter count,
-    and the total MACs (torch.utils.flop_counter), with the analysis.
+    """Build the PyTorch module and check each layer's real shape and parameters, and the MACs.
+
+    Every layer's real output shape and parameter count, and the total MACs
+    (torch.utils.flop_counter), are compared with the analysis.
 
     Runs on the meta device (no memory allocated, any size of model) when every op can; else
     one image on the CPU. Exit 1 on any difference.
