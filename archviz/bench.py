@@ -220,8 +220,9 @@ def run_group(cases: list[Case], works: list[Workload], settings: Settings, info
     done: dict[Case, Row] = {}
     try:
         with ExitStack() as stack:
-            devices.reset_peak_memory(settings.device)
             ready = _ready(cases, works, settings, stack, done)
+            # after the warm-up: the peak of the timed steps, not of compiling or autotuning
+            devices.reset_peak_memory(settings.device)
             samples = _interleaved(ready, settings, done)
             memory, kind = devices.peak_memory(settings.device)
             for case, work in zip(cases, works, strict=True):
@@ -640,6 +641,7 @@ def load_reference(text: str) -> nn.Module:
         raise BenchError(f"--reference: {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
+    sys.path.insert(0, str(file.resolve().parent))  # its sibling modules import, as with `python FILE`
     try:
         spec.loader.exec_module(module)
         obj = getattr(module, name) if hasattr(module, name) else None
@@ -653,9 +655,15 @@ def load_reference(text: str) -> nn.Module:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's code: report it, no traceback
         raise BenchError(f"--reference: {text}: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(str(file.resolve().parent))
     if not isinstance(made, nn.Module):
-        raise BenchError(f"--reference: {name} gave a {type(made).__name__}, not a torch.nn.Module")
+        raise BenchError(f"--reference: {name} gave {_article(type(made).__name__)}, not a torch.nn.Module")
     return made
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
 def row_dict(row: Row) -> dict[str, Any]:

@@ -39,7 +39,7 @@ DEFAULT_SPEC = "alexnet"
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, emoji=False)
 
 
 def fail(message: str, code: int = 2) -> None:

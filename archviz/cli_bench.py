@@ -13,7 +13,7 @@ from .cli import DEFAULT_SPEC, SPEC_HELP, analyse, app, console, fail, guarded, 
 from .errors import ArchvizError
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
-# Defaults per device: a sensible sweep in under a minute (AlexNet on 2 CPU cores: ~30 s).
+# Defaults per device: a sensible sweep in under a minute (AlexNet on 2 CPU cores: ~17 s).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {"batch": "1,8", "dtype": "fp32", "warmup": 2, "iters": 8},
     "mps": {"batch": "1,32", "dtype": "fp32,fp16", "warmup": 5, "iters": 20},
@@ -61,6 +61,8 @@ def check_writable(path: Optional[str], option: str) -> None:
     """Fail before the sweep, not after it, when an output's folder does not exist."""
     if path and not (Path(path).parent if str(Path(path).parent) else Path(".")).is_dir():
         raise BenchUsage(f"{option} {path}: cannot write: folder {Path(path).parent} does not exist")
+    if path and Path(path).is_dir():
+        raise BenchUsage(f"{option} {path}: cannot write: it is a directory")
 
 
 def build_module(spec: Any, input_shape: Optional[tuple[int, ...]]) -> Any:
@@ -75,16 +77,18 @@ def build_module(spec: Any, input_shape: Optional[tuple[int, ...]]) -> Any:
 def bench(
     spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
     device: str = typer.Option("auto", "--device", "-d", help="cpu, cuda, mps or auto (first available)."),
-    batch: Optional[str] = typer.Option(None, "--batch", "-b",
-                                        help="Batch sizes, e.g. 1,32,128 [default: cpu 1,8; cuda 1,32,128]."),
+    batch: Optional[str] = typer.Option(
+        None, "--batch", "-b", help="Batch sizes, e.g. 1,32,128 (default: cpu 1,8; mps 1,32; cuda 1,32,128)"),
     mode: str = typer.Option("both", "--mode", "-m", help="infer, train or both."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32,tf32,bf16,fp16 [default: cpu fp32; "
-                                        "cuda fp32,tf32,bf16]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32,tf32,bf16,fp16 (default: cpu fp32; "
+                                        "mps fp32,fp16; cuda fp32,tf32,bf16)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
     compiled: bool = typer.Option(False, "--compile", help="torch.compile the module (fresh per row)."),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each step in a CUDA graph."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed iterations [cpu 2, cuda 10]."),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Timed iterations [cpu 8, cuda 50]."),
+    warmup: Optional[int] = typer.Option(None, "--warmup",
+                                         help="Untimed iterations (default: cpu 2, mps 5, cuda 10)."),
+    iters: Optional[int] = typer.Option(None, "--iters",
+                                        help="Timed iterations (default: cpu 8, mps 20, cuda 50)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write every figure as JSON to FILE."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Draw images/s against batch (.png/.svg/.pdf)."),
     layers: bool = typer.Option(False, "--layers", help="Per-layer forward/backward times, slowest first."),
@@ -121,8 +125,9 @@ def bench(
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
     modes = ("infer", "train") if mode == "both" else parse_list(mode, "--mode", ("infer", "train"))
-    settings = B.Settings(dev, parse_batches(batch or d["batch"]), modes,
-                          parse_list(dtype or d["dtype"], "--dtype", DTYPES), channels_last, compiled,
+    dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
+    settings = B.Settings(dev, parse_batches(d["batch"] if batch is None else batch), modes,
+                          dtypes, channels_last, compiled,
                           cuda_graphs, d["warmup"] if warmup is None else warmup,
                           d["iters"] if iters is None else iters, layers)
     if settings.iters < 1 or settings.warmup < 0 or (compiled and settings.warmup < 1):
@@ -166,7 +171,7 @@ def _header(out: Any, name: str, info: Any, s: Any) -> None:
                                         if info.kind == "cuda" else f", {info.threads} threads")
     flags = [f for f, on in (("channels-last", s.channels_last), ("compile", s.compile),
                              ("cuda-graphs", s.cuda_graphs)) if on]
-    out.print(f"[bold]{name}[/] on {info.name} ({versions})", soft_wrap=True)
+    out.print(f"[bold]{escape(name)}[/] on {escape(info.name)} ({escape(versions)})", soft_wrap=True)
     out.print(f"warm-up {s.warmup}, {s.iters} timed iterations per row"
               + (f"; {', '.join(flags)}" if flags else ""), soft_wrap=True)
 
@@ -198,6 +203,13 @@ def _sweep(B: Any, settings: Any, works: list[Any], info: Any,
     return rows, False
 
 
+def escape(text: str) -> str:
+    """Names and error text are shown as they are, never read as rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _fmt(v: Optional[float], spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
@@ -219,17 +231,18 @@ def _report(B: Any, out: Any, rows: list[Any], works: list[Any], interrupted: bo
         table.add_column(col, justify="left" if col in ("model", "mode", "dtype", "note") else "right")
     for r in rows:
         c, ms = r.case, r.ms
-        table.add_row(c.model, c.mode, c.dtype, str(c.batch), _fmt(ms and ms.median, ".2f"),
-                      _fmt(ms and ms.iqr, ".2f"), _fmt(r.images_per_s, ",.1f"), _fmt(r.tflops, ".3f"),
+        iqr = ms.iqr if ms is not None and ms.n > 1 else None  # one iteration has no spread
+        table.add_row(escape(c.model), c.mode, c.dtype, str(c.batch), _fmt(ms and ms.median, ".2f"),
+                      _fmt(iqr, ".2f"), _fmt(r.images_per_s, ",.1f"), _fmt(r.tflops, ".3f"),
                       _fmt(r.peak_pct, ".1f"), _fmt(r.memory and r.memory / 2**20, ",.0f"),
-                      r.note or ("" if r.status == "ok" else r.status))
+                      escape(r.note or ("" if r.status == "ok" else r.status)))
     out.print(table)
     if interrupted:
         out.print(f"[yellow]interrupted:[/] {len(rows)} finished row(s) kept")
     if len(works) > 1:
         for q in B.ratios(rows, works[0].label, works[1].label):
-            out.print(f"{works[0].label} / reference images/s, {q['mode']} {q['dtype']} batch {q['batch']}:"
-                      f" {q['ratio']:.3f}×")
+            out.print(f"{escape(works[0].label)} / reference images/s, {q['mode']} {q['dtype']}"
+                      f" batch {q['batch']}: {q['ratio']:.3f}×")
     for r in rows:
         if r.layers is not None:
             _layer_table(out, r)
@@ -239,12 +252,13 @@ def _layer_table(out: Any, row: Any) -> None:
     from rich.table import Table
 
     c, lr = row.case, row.layers
-    table = Table(title=f"per layer: {c.model} {c.mode} {c.dtype} batch {c.batch} (median ms; eager module, "
-                        "a device synchronise at every hook)", title_justify="left")
+    table = Table(title=f"per layer: {escape(c.model)} {c.mode} {c.dtype} batch {c.batch} (median ms;"
+                        " eager module, a device synchronise at every hook)", title_justify="left")
     for col in ("layer", "forward", "backward", "total", "% of sum"):
         table.add_column(col, justify="left" if col == "layer" else "right")
     for t in lr.layers:
-        table.add_row(t.name, f"{t.forward_ms:.3f}", f"{t.backward_ms:.3f}" if c.mode == "train" else "—",
+        backward = f"{t.backward_ms:.3f}" if c.mode == "train" else "—"
+        table.add_row(escape(t.name), f"{t.forward_ms:.3f}", backward,
                       f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—")
     out.print(table)
     verdict = "within" if lr.adds_up else "[yellow]OUTSIDE[/]"

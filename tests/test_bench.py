@@ -224,6 +224,8 @@ def test_calibrate_on_cpu_measures_fp32_and_skips_tf32() -> None:
     ("Tesla V100-SXM2-16GB", "V100 SXM2"), ("Tesla V100-PCIE-32GB", "V100 PCIe"), ("Tesla T4", "T4"),
     ("NVIDIA L4", "L4"), ("NVIDIA L40S", "L40S"), ("NVIDIA GeForce RTX 4090", "GeForce RTX 4090"),
     ("NVIDIA GeForce RTX 3090", "GeForce RTX 3090"), ("NVIDIA A10", "A10"), ("Some Future GPU", None),
+    ("NVIDIA GH200 480GB", "GH200"), ("NVIDIA H200 NVL", "H200 NVL"), ("Tesla V100S-PCIE-32GB", "V100S PCIe"),
+    ("NVIDIA GeForce RTX 4090 Laptop GPU", None), ("NVIDIA A10G", None),
 ])
 def test_peak_table_lookup(name: str, expected: str | None) -> None:
     row = devices.lookup(name)

@@ -196,3 +196,34 @@ def test_cuda_sweep_with_events_and_allocator_memory(tmp_path: Path) -> None:
         if row["status"] == "ok":
             assert row["memory_kind"] == "CUDA allocator peak" and row["memory_bytes"] > 0
             assert "layers" in row
+
+
+def test_markup_in_names_and_errors_is_shown_as_text(tmp_path: Path) -> None:
+    """A reference whose forward raises with '[/x]' in its message: the row keeps the note, the
+    JSON is written, nothing is read as rich markup or emoji codes."""
+    ref = tmp_path / "bad_ref.py"
+    ref.write_text("import torch\n\nclass Bad(torch.nn.Module):\n"
+                   "    def forward(self, x):\n"
+                   "        raise ValueError('expected shape [batch, channels] got [/x] :x:')\n")
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(app, ["bench", "lenet5", "--device", "cpu", "--batch", "1", "--iters", "1",
+                                  "--warmup", "1", "--mode", "infer", "--reference", f"{ref}:Bad",
+                                  "--json", str(out)], env={"COLUMNS": "250"})
+    assert "Traceback" not in r.output and out.exists(), r.output
+    assert "[/x] :x:" in r.output
+
+
+def test_reference_file_imports_its_sibling_modules(tmp_path: Path) -> None:
+    (tmp_path / "parts.py").write_text("import torch\nHIDDEN = 8\n")
+    ref = tmp_path / "net.py"
+    ref.write_text("import torch\nfrom parts import HIDDEN\n\n"
+                   "def net():\n"
+                   "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(1024, 10))\n")
+    r = CliRunner().invoke(app, ["bench", "lenet5", "--device", "cpu", "--batch", "1", "--iters", "1",
+                                  "--warmup", "1", "--mode", "infer", "--reference", f"{ref}:net"])
+    assert r.exit_code == 0, r.output
+
+
+def test_json_to_a_directory_fails_before_the_sweep(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["bench", "lenet5", "--device", "cpu", "--json", str(tmp_path)])
+    assert r.exit_code == 2 and "is a directory" in r.output
