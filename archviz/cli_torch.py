@@ -22,7 +22,9 @@ MAX_MEMORY_HELP = ("Refuse models whose parameters need more than this (e.g. 8G)
 
 
 def _shape(shape: Optional[tuple[int, ...]]) -> str:
-    return "—" if shape is None else "×".join(map(str, shape))
+    from .ops import fmt_dims
+
+    return "—" if shape is None else fmt_dims(shape)
 
 
 def _max_bytes(text: Optional[str]) -> Optional[int]:

@@ -21,6 +21,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from .analysis import Analysis, LayerStats
+from .ops import fmt_dims as _dims
 from .spec import INPUT, Spec
 
 METRICS = ("params", "macs", "neurons", "activations", "buffers")
@@ -243,10 +244,6 @@ def percent(r: float | None) -> str:
         return "±0%"
     text = f"{abs(r) * 100:.3g}%"
     return ("+" if r > 0 else "−") + text
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
 
 
 def summary(d: Diff) -> list[str]:

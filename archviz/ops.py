@@ -89,6 +89,11 @@ def _spatial(ins: tuple[Shape, ...], op: str) -> Shape:
     return shape
 
 
+def fmt_dims(s: Shape) -> str:
+    """``96×55×55``; a vector as ``9216``."""
+    return "×".join(map(str, s))
+
+
 def fmt_shape(s: Shape) -> str:
     """``(96, 55, 55)``; a vector as ``(9216,)``."""
     return "(" + ", ".join(map(str, s)) + ("," if len(s) == 1 else "") + ")"

@@ -9,13 +9,10 @@ from typing import Any
 
 from .analysis import Analysis, LayerStats
 from .check import CheckResult
+from .ops import fmt_dims as _dims
 from .ops import fmt_shape
 
 FORMATS = ("table", "json", "csv", "markdown")
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
 
 
 def _n(x: int) -> str:

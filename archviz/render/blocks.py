@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from ..analysis import Analysis, LayerStats
 from ..errors import ArchvizError
 from ..graph import Graph
+from ..ops import fmt_dims as dims
 from ..report import human
 from ..spec import INPUT
-from .dot import CROSS_COLOUR, STYLE, dims, lane_shape
+from .dot import CROSS_COLOUR, STYLE, lane_shape
 from .plots import new_figure
 
 if TYPE_CHECKING:  # pragma: no cover

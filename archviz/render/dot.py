@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..analysis import Analysis, LayerStats, channel_share
 from ..errors import ArchvizError
 from ..ops import OPS
+from ..ops import fmt_dims as dims
 from ..report import human
 from ..spec import INPUT
 
@@ -79,11 +80,6 @@ class RenderError(ArchvizError):
 def style_of(op: str) -> Style:
     """The drawing style of an op, looked up by its family."""
     return STYLE[OPS[op].family]
-
-
-def dims(shape: Shape) -> str:
-    """(96, 55, 55) → '96×55×55'; (4096,) → '4096'."""
-    return "×".join(map(str, shape))
 
 
 share = channel_share  # the split rule of analysis.gpu_split
