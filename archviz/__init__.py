@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .analysis import Analysis, analyze
+from .core.analysis import Analysis, analyze
+from .core.graph import Graph, build
 from .errors import ArchvizError, ShapeError, SpecError
-from .graph import Graph, build
 from .spec import Spec, load, loads
 
 __version__ = "0.1.0"
@@ -28,6 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def to_module(spec: Any, **kwargs: Any) -> torch.nn.Module:
     """Compile a spec (a :class:`Spec`, a path or a bundled name) into a ``torch.nn.Module``."""
-    from .compile import to_module as _to_module
+    from .runtime.compile import to_module as _to_module
 
     return _to_module(spec, **kwargs)

@@ -5,7 +5,7 @@ Two generated specs per size:
 * chain:    conv 3×3 → batchnorm → relu → ... (every layer reads the previous one)
 * residual: conv → relu → conv → add(from: [block input, conv]) units, i.e. `from:` edges and merges
 
-For each, the time of ``archviz.spec.loads`` + ``archviz.analysis.analyze`` (best of a few
+For each, the time of ``archviz.spec.loads`` + ``archviz.core.analysis.analyze`` (best of a few
 runs), the time per layer, and the ratio against a named peer: PyYAML's ``safe_load`` of the
 same text (with libyaml when PyYAML has it), the floor for any tool that reads a YAML spec.
 Growth is linear when the time per layer stays flat; the script checks that 10k layers take
@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import yaml
 
-from archviz.analysis import analyze
+from archviz.core.analysis import analyze
 from archviz.spec import loads
 
 SIZES = (1_000, 10_000, 100_000)

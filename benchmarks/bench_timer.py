@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import archviz  # noqa: E402
-from archviz import bench, devices  # noqa: E402
+from archviz.core import devices  # noqa: E402
+from archviz.runtime import bench  # noqa: E402
 from tests.reference_models import alexnet as hand_alexnet  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""archviz.bench and archviz.devices: FLOP accounting against torch's flop counter and hand
+"""archviz.runtime.bench and archviz.core.devices: FLOP accounting against torch's flop counter and hand
 arithmetic, statistics against numpy, failures kept in their rows, the CUDA path with fakes."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
-from archviz import bench, devices
-from archviz.bench import Case, Settings, Stats, Workload
+from archviz.core import devices
+from archviz.runtime import bench
+from archviz.runtime.bench import Case, Settings, Stats, Workload
 from tests.reference_models import REFERENCES
 
 CPU = devices.DeviceInfo("cpu", "test cpu", torch=torch.__version__)

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 import archviz
-from archviz.check import run_checks
+from archviz.core.check import run_checks
 from archviz.ops import OPS
 from archviz.spec import LAYER_KEYS, TOP_KEYS
 

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from reference_classic import MODELS, PUBLISHED_PARAMS, trace  # noqa: E402
 
 import archviz  # noqa: E402
-from archviz.check import run_checks  # noqa: E402
+from archviz.core.check import run_checks  # noqa: E402
 
 CLASSIC = sorted(MODELS)
 

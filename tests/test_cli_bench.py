@@ -12,8 +12,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-from archviz import bench, cli_bench
 from archviz.cli import app
+from archviz.cli import bench as cli_bench
+from archviz.runtime import bench
 from tests.conftest import ROOT
 from tests.reference_models import REFERENCES
 
@@ -23,8 +24,8 @@ FAST = ["--device", "cpu", "--warmup", "1", "--iters", "2"]
 
 @pytest.fixture(autouse=True)
 def compiler(monkeypatch: pytest.MonkeyPatch) -> None:
-    """archviz.compile when it is there; until then a stand-in built from the hand-written models."""
-    if importlib.util.find_spec("archviz.compile") is None:
+    """archviz.runtime.compile when it is there; until then a stand-in built from the hand-written models."""
+    if importlib.util.find_spec("archviz.runtime.compile") is None:
         def stand_in(spec: Any, input_shape: Any = None) -> torch.nn.Module:
             return REFERENCES[Path(spec.path).stem][0]()
 
@@ -141,7 +142,7 @@ def test_cuda_without_cuda_is_one_line_and_exit_2() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--dtype", "fp64"], "--dtype: expected"),
     (["--batch", "0,2"], "--batch: expected"),
-    (["--mode", "fast"], "--mode: expected"),
+    (["--mode", "fast"], "is not one of"),
     (["--iters", "0"], "--iters must be"),
     (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
     (["--json", "no/such/folder/out.json"], "folder no/such/folder does not exist"),

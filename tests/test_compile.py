@@ -10,8 +10,8 @@ import torch
 from torch import fx, nn
 
 import archviz
-from archviz.compile import BUILDERS, ModelTooLarge, class_name, compile_graph, prepare, to_module
 from archviz.ops import OPS
+from archviz.runtime.compile import BUILDERS, ModelTooLarge, class_name, compile_graph, prepare, to_module
 from tests.conftest import SPECS
 from tests.reference_models import REFERENCES
 

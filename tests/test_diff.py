@@ -12,9 +12,9 @@ import pytest
 from conftest import SPECS
 from typer.testing import CliRunner
 
-from archviz.analysis import analyze
 from archviz.cli import app
-from archviz.diff import diff, summary
+from archviz.core.analysis import analyze
+from archviz.core.diff import diff, summary
 from archviz.spec import load, loads
 
 runner = CliRunner()

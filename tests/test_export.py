@@ -14,9 +14,9 @@ import torch
 from typer.testing import CliRunner
 
 import archviz
-import archviz.export as export_mod
+import archviz.runtime.export as export_mod
 from archviz.cli import app
-from archviz.export import to_python
+from archviz.runtime.export import to_python
 from tests.conftest import bundled_specs
 from tests.test_compile import GRAPH
 
@@ -145,7 +145,7 @@ def test_binary_formats_need_an_output_file() -> None:
 
 def test_unknown_format_and_unwritable_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", "lenet5", "-f", "keras"])
-    assert result.exit_code == 2 and "py, torchscript, onnx" in result.output
+    assert result.exit_code == 2 and "'keras' is not one of" in result.output
     target = tmp_path / "missing" / "model.py"
     result = runner.invoke(app, ["export", "lenet5", "-o", str(target)])
     assert result.exit_code == 2 and "does not exist" in result.output

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 import archviz
-from archviz import report
+from archviz.render import tables as report
 from tests.conftest import bundled_specs
 
 WIDTH = 160

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import archviz
-from archviz.claims import parse_number
+from archviz.spec.claims import parse_number
 
 BRANCHY = """
 name: branchy

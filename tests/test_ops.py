@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 import archviz
-from archviz.compile import BUILDERS
 from archviz.ops import OPS, OpKind
 from archviz.render.dot import STYLE
-from archviz.schema import spec_schema
+from archviz.runtime.compile import BUILDERS
+from archviz.spec.schema import spec_schema
 
 # an input each example can read: merges read two copies of a (8, 12, 12) feature map
 _PRELUDE = ["  - {name: a, op: relu}", "  - {name: b, op: relu, from: input}"]

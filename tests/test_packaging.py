@@ -24,7 +24,7 @@ def test_wheel_contains_specs_and_entry_point(tmp_path: Path) -> None:
                     "-w", str(tmp_path), str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("archviz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"archviz/specs/{stem}.yaml" for stem in bundled_specs()} <= names
-    assert {"archviz/render/dot.py", "archviz/cli.py", "archviz/compile.py"} <= names
+    assert {f"archviz/data/{stem}.yaml" for stem in bundled_specs()} <= names
+    assert {"archviz/render/dot.py", "archviz/cli/app.py", "archviz/runtime/compile.py"} <= names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "archviz = archviz.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

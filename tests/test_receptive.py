@@ -15,8 +15,8 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-from archviz.analysis import analyze
 from archviz.cli import app
+from archviz.core.analysis import analyze
 from archviz.spec import load, loads
 
 torch = pytest.importorskip("torch")
@@ -83,7 +83,7 @@ Extent = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 def _measured(spec, input_shape, grids) -> dict[str, Extent]:
     """Per layer: the central unit's index (i, j) and the non-zero extent [lo, hi] of rows and columns."""
-    from archviz.compile import to_module
+    from archviz.runtime.compile import to_module
 
     model = to_module(spec, input_shape=input_shape).eval().requires_grad_(False)
     _positive_constant(model)

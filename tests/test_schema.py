@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from archviz.cli import app
 from archviz.ops import OPS
-from archviz.schema import DRAFT, spec_schema
+from archviz.spec.schema import DRAFT, spec_schema
 
 ANNOTATIONS = {"$schema", "$defs", "title", "description", "default"}  # no validation
 TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}

@@ -11,10 +11,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-import archviz.compile as compile_mod
+import archviz.runtime.compile as compile_mod
 from archviz.cli import app
-from archviz.compile import Builder, Made, verify
 from archviz.ops import OPS
+from archviz.runtime.compile import Builder, Made, verify
 from tests.conftest import bundled_specs
 from tests.reference_models import REFERENCES
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from math import sqrt
 from typing import TYPE_CHECKING
 
-from ..analysis import Analysis, LayerStats
+from ..core.analysis import Analysis, LayerStats
+from ..core.graph import Graph
 from ..errors import ArchvizError
-from ..graph import Graph
 from ..ops import fmt_dims as dims
-from ..report import human
 from ..spec import INPUT
 from .dot import CROSS_COLOUR, STYLE, lane_shape
 from .plots import new_figure
+from .tables import human
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

@@ -17,12 +17,12 @@ from math import prod
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from ..analysis import Analysis, LayerStats, channel_share
+from ..core.analysis import Analysis, LayerStats, channel_share
 from ..errors import ArchvizError
 from ..ops import OPS
 from ..ops import fmt_dims as dims
-from ..report import human
 from ..spec import INPUT
+from .tables import human
 
 if TYPE_CHECKING:  # pragma: no cover
     import graphviz

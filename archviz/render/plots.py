@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import Analysis, LayerStats
+from ..core.analysis import Analysis, LayerStats
 from ..errors import ArchvizError
 from .dot import STYLE
 

@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import DEFAULT_SPEC, SPEC_HELP, app, console, emit, fail, guarded, parse_input
-from .errors import ArchvizError
+from ..render.text import safe
+from .common import DEFAULT_SPEC, ExportFormat, InputOpt, SpecArg, console, emit, fail, guarded, parse_input
 
-FORMATS = ("py", "torchscript", "onnx")
-INPUT_HELP = "Another input size, e.g. 3x224x224."
-MAX_MEMORY_HELP = ("Refuse models whose parameters need more than this (e.g. 8G); default: available"
-                   " RAM. Applies where tensors are allocated (a CPU build, torchscript/onnx export);"
-                   " meta-device checks and py export allocate nothing.")
+MaxMemoryOpt = Annotated[Optional[str], typer.Option(
+    "--max-memory", help="Refuse models whose parameters need more than this (e.g. 8G); default:"
+                         " available RAM. Applies where tensors are allocated (a CPU build,"
+                         " torchscript/onnx export); meta-device checks and py export allocate nothing.")]
 
 
 def _shape(shape: Optional[tuple[int, ...]]) -> str:
-    from .ops import fmt_dims
+    from ..ops import fmt_dims
 
     return "—" if shape is None else fmt_dims(shape)
 
@@ -30,18 +29,17 @@ def _shape(shape: Optional[tuple[int, ...]]) -> str:
 def _max_bytes(text: Optional[str]) -> Optional[int]:
     if text is None:
         return None
-    from .compile import parse_bytes
+    from ..runtime.compile import parse_bytes
 
     return parse_bytes(text)
 
 
-@app.command()
 @guarded
 def verify(
-    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    input_size: Optional[str] = typer.Option(None, "--input", "-i", help=INPUT_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    max_memory: Optional[str] = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+    spec: SpecArg = DEFAULT_SPEC,
+    input_size: InputOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Build the PyTorch module and check each layer's real shape and parameters, and the MACs.
 
@@ -59,7 +57,7 @@ def verify(
 
       archviz verify my-net.yaml --input 3x64x64
     """
-    from .compile import verify as run_verify
+    from ..runtime.compile import verify as run_verify
 
     result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory))
     if as_json:
@@ -85,18 +83,18 @@ def _render(v: Any, out: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    title = f"{v.name} · input {_shape(v.input)} · torch on the {v.device} device"
+    title = f"{safe(v.name)} · input {_shape(v.input)} · torch on the {v.device} device"
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for col, just in (("", "left"), ("layer", "left"), ("op", "left"), ("output", "left"),
                       ("torch output", "left"), ("params", "right"), ("torch params", "right")):
         table.add_column(col, justify=just, no_wrap=True, min_width=1)  # type: ignore[arg-type]
     for c in v.layers:
         mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
-        table.add_row(mark, c.name, c.op, _shape(c.shape), _shape(c.real_shape),
+        table.add_row(mark, safe(c.name), c.op, _shape(c.shape), _shape(c.real_shape),
                       f"{c.params:,}", f"{c.real_params:,}")
     out.print(table)
     if v.error:
-        out.print(f"[red]✗ torch refused the forward pass:[/] {v.error}", highlight=False)
+        out.print(f"[red]✗ torch refused the forward pass:[/] {safe(v.error)}", highlight=False)
     _summary(v, out)
 
 
@@ -111,18 +109,19 @@ def _summary(v: Any, out: Any) -> None:
         out.print(f"[green]{len(v.layers)} of {len(v.layers)} layers match torch[/]")
     else:
         out.print(f"[red]{len(v.layers) - len(bad)} of {len(v.layers)} layers match torch"
-                  + (f"; differ: {', '.join(bad)}" if bad else "") + "[/]")
+                  + (f"; differ: {safe(', '.join(bad))}" if bad else "") + "[/]")
 
 
-@app.command()
 @guarded
 def export(
-    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    fmt: str = typer.Option("py", "--format", "-f", help="py (PyTorch source), torchscript or onnx."),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="File to write (atomically); py prints without it."),
-    input_size: Optional[str] = typer.Option(None, "--input", "-i", help=INPUT_HELP),
-    max_memory: Optional[str] = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+    spec: SpecArg = DEFAULT_SPEC,
+    fmt: Annotated[ExportFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="py (PyTorch source), torchscript or onnx.")] = ExportFormat.py,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="File to write (atomically); py prints without it.")] = None,
+    input_size: InputOpt = None,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Write the compiled model: readable PyTorch source (one nn.Module class that imports only
     torch, the spec's layer names, shape comments), a TorchScript file, or ONNX (needs the
@@ -136,19 +135,17 @@ def export(
 
       archviz export lenet5 --format onnx -o lenet5.onnx
     """
-    if fmt not in FORMATS:
-        raise ArchvizError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt != "py" and not output:
-        fail(f"--format {fmt} writes a binary file: give one with -o FILE")
-    from . import export as ex
+    if fmt is not ExportFormat.py and not output:
+        fail(f"--format {fmt.value} writes a binary file: give one with -o FILE")
+    from ..runtime import export as ex
 
     shape = parse_input(input_size)
-    if fmt == "py":
+    if fmt is ExportFormat.py:
         emit(ex.to_python(spec, shape), output)
         return
-    writer = {"torchscript": ex.to_torchscript, "onnx": ex.to_onnx}[fmt]
+    writer = {ExportFormat.torchscript: ex.to_torchscript, ExportFormat.onnx: ex.to_onnx}[fmt]
     data = writer(spec, shape, _max_bytes(max_memory))
-    from .io import write_atomic
+    from ..io import write_atomic
 
     write_atomic(output or "", data)
-    console(stderr=True).print(f"wrote {output} ({len(data):,} bytes, {fmt})")
+    console(stderr=True).print(f"wrote {safe(output or '')} ({len(data):,} bytes, {fmt.value})")

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from . import devices
-from .analysis import Analysis
-from .errors import ArchvizError
-from .spec import INPUT
+from ..core import devices
+from ..core.analysis import Analysis
+from ..errors import ArchvizError
+from ..spec import INPUT
 
 MODES = ("infer", "train")
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -646,7 +646,7 @@ def load_reference(text: str) -> nn.Module:
         spec.loader.exec_module(module)
         obj = getattr(module, name) if hasattr(module, name) else None
         if obj is None:
-            from .errors import did_you_mean
+            from ..errors import did_you_mean
 
             found = [n for n in vars(module) if not n.startswith("_")]
             raise BenchError(f"--reference: {path} defines no {name!r} ({did_you_mean(name, found)})")

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
+from ..ops import fmt_dims as _dims
+from ..spec import INPUT, Spec
 from .analysis import Analysis, LayerStats
-from .ops import fmt_dims as _dims
-from .spec import INPUT, Spec
 
 METRICS = ("params", "macs", "neurons", "activations", "buffers")
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..ops import OPS, OpKind
+from ..ops.fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
-from .fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
-from .ops import OPS, OpKind
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # a number that YAML 1.1 (PyYAML) reads as text, such as 1e-4; the loader accepts it

@@ -6,16 +6,16 @@ graphviz and matplotlib are imported inside the command bodies only (through arc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import DEFAULT_SPEC, SPEC_HELP, app, console, fail, guarded
-from .errors import ArchvizError
+from ..errors import ArchvizError
+from ..render.text import safe
+from .common import DEFAULT_SPEC, DrawFormat, PlotFormat, PlotKind, RankDir, SpecArg, console, fail, guarded
 
-DRAW_FORMATS = ("svg", "png", "pdf", "dot")
-PLOT_FORMATS = ("png", "svg", "pdf")
-PLOT_KINDS = ("counts", "blocks")
+DRAW_FORMATS = tuple(f.value for f in DrawFormat)
+PLOT_FORMATS = tuple(f.value for f in PlotFormat)
 
 
 # image formats archviz does not write: with one of these suffixes --format cannot override
@@ -51,9 +51,9 @@ def target(spec_path: Path, output: Optional[str], fmt: Optional[str], tag: str,
 
 def _load(spec: str, split: bool) -> tuple[Any, Any, Path]:
     """(Spec, Analysis, resolved spec path); the split view uses the spec's gpus, 2 when absent."""
-    from .analysis import analyze
-    from .bundled import resolve
-    from .spec import load
+    from ..core.analysis import analyze
+    from ..spec import load
+    from ..spec.bundled import resolve
 
     sp = load(spec)
     gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split else None
@@ -61,29 +61,29 @@ def _load(spec: str, split: bool) -> tuple[Any, Any, Path]:
 
 
 def _wrote(path: Path, data: bytes) -> None:
-    from .io import write_atomic
+    from ..io import write_atomic
 
     write_atomic(path, data)
-    console(stderr=True).print(f"wrote {path} ({len(data):,} bytes)", markup=False)
+    console(stderr=True).print(f"wrote {safe(path)} ({len(data):,} bytes)")
 
 
-@app.command()
 @guarded
 def draw(
-    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="Output file; its suffix picks the format. "
-                                              "Default: <spec>.svg (<spec>-split.svg with --split-gpus)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="svg, png, pdf or dot."),
-    rankdir: Optional[str] = typer.Option(None, "--rankdir",
-                                          help="TB (top to bottom) or LR (left to right). "
-                                               "Default: TB, or LR with --split-gpus."),
-    split_gpus: bool = typer.Option(False, "--split-gpus",
-                                    help="One lane per GPU (the spec's gpus, 2 when absent), as in the "
-                                         "AlexNet paper's Figure 2, with the traffic between GPUs."),
-    fold: bool = typer.Option(False, "--fold",
-                              help="Draw parameter-free activation, normalisation and dropout layers "
-                                   "inside the node of the layer they follow."),
+    spec: SpecArg = DEFAULT_SPEC,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Output file; its suffix picks the format. "
+                               "Default: <spec>.svg (<spec>-split.svg with --split-gpus).")] = None,
+    fmt: Annotated[Optional[DrawFormat], typer.Option("--format", "-f", case_sensitive=False,
+                                                      help="[default: from -o's suffix, else svg]")] = None,
+    rankdir: Annotated[Optional[RankDir], typer.Option(
+        "--rankdir", case_sensitive=False, help="TB (top to bottom) or LR (left to right). "
+                                                "Default: TB, or LR with --split-gpus.")] = None,
+    split_gpus: Annotated[bool, typer.Option(
+        "--split-gpus", help="One lane per GPU (the spec's gpus, 2 when absent), as in the "
+                             "AlexNet paper's Figure 2, with the traffic between GPUs.")] = False,
+    fold: Annotated[bool, typer.Option(
+        "--fold", help="Draw parameter-free activation, normalisation and dropout layers "
+                       "inside the node of the layer they follow.")] = False,
 ) -> None:
     """Draw the layer graph with Graphviz: each layer's name, op and settings, output shape.
 
@@ -100,11 +100,12 @@ def draw(
 
       archviz draw alexnet -o alexnet.dot           # Graphviz source only
     """
-    from .render import dot
+    from ..render import dot
 
     _, a, spec_path = _load(spec, split_gpus)
-    path, kind = target(spec_path, output, fmt, "-split" if split_gpus else "", DRAW_FORMATS, "svg")
-    direction = (rankdir or ("LR" if split_gpus else "TB")).upper()
+    tag = "-split" if split_gpus else ""
+    path, kind = target(spec_path, output, fmt and fmt.value, tag, DRAW_FORMATS, "svg")
+    direction = rankdir.value if rankdir else ("LR" if split_gpus else "TB")
     graph = dot.BUILDERS[split_gpus](a, direction, fold)
     try:
         data = dot.render(graph, kind)
@@ -116,20 +117,21 @@ def draw(
     _wrote(path, data)
 
 
-@app.command()
 @guarded
 def plot(
-    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="Output file (.png, .svg or .pdf). "
-                                              "Default: <spec>-<kind>.png in the current directory."),
-    kind: str = typer.Option("counts", "--kind", "-k",
-                             help="counts: per-layer parameters, MACs and activation memory; "
-                                  "blocks: the paper-style figure of 3-D boxes."),
-    log: bool = typer.Option(False, "--log", help="counts: logarithmic y axes."),
-    split_gpus: bool = typer.Option(False, "--split-gpus",
-                                    help="blocks: one row per GPU (the spec's gpus, 2 when absent)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png, svg or pdf."),
+    spec: SpecArg = DEFAULT_SPEC,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Output file (.png, .svg or .pdf). "
+                               "Default: <spec>-<kind>.png in the current directory.")] = None,
+    kind: Annotated[PlotKind, typer.Option(
+        "--kind", "-k", case_sensitive=False,
+        help="counts: per-layer parameters, MACs and activation memory; "
+             "blocks: the paper-style figure of 3-D boxes.")] = PlotKind.counts,
+    log: Annotated[bool, typer.Option("--log", help="counts: logarithmic y axes.")] = False,
+    split_gpus: Annotated[bool, typer.Option(
+        "--split-gpus", help="blocks: one row per GPU (the spec's gpus, 2 when absent).")] = False,
+    fmt: Annotated[Optional[PlotFormat], typer.Option("--format", "-f", case_sensitive=False,
+                                                      help="[default: from -o's suffix, else png]")] = None,
 ) -> None:
     """Plot the counts per layer, or the paper-style block figure, with matplotlib.
 
@@ -142,21 +144,19 @@ def plot(
 
       archviz plot alexnet --kind blocks --split-gpus -o alexnet-blocks-split.png
     """
-    from .render import blocks, plots
+    from ..render import blocks, plots
 
-    if kind not in PLOT_KINDS:
-        raise ArchvizError(f"--kind: expected one of {', '.join(PLOT_KINDS)}, got {kind!r}")
-    if split_gpus and kind != "blocks":
+    if split_gpus and kind is not PlotKind.blocks:
         raise ArchvizError("--split-gpus applies to --kind blocks")
-    if log and kind != "counts":
+    if log and kind is not PlotKind.counts:
         raise ArchvizError("--log applies to --kind counts")
-    tag = f"-{kind}" + ("-split" if split_gpus else "")
+    tag = f"-{kind.value}" + ("-split" if split_gpus else "")
     sp, a, spec_path = _load(spec, split_gpus)
-    path, fmt_ = target(spec_path, output, fmt, tag, PLOT_FORMATS, "png")
-    if kind == "counts":
+    path, fmt_ = target(spec_path, output, fmt and fmt.value, tag, PLOT_FORMATS, "png")
+    if kind is PlotKind.counts:
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
-        from .graph import build
+        from ..core.graph import build
 
         fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus))
     _wrote(path, plots.figure_bytes(fig, fmt_))

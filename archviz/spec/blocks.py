@@ -39,9 +39,9 @@ from typing import Any
 
 import yaml
 
-from .errors import Loc, SpecError, did_you_mean
-from .fields import _show as _show_value
-from .spec import INPUT, NAME_RE, Doc, Layer, _kind, _shape, _show, parse_layer
+from ..errors import Loc, SpecError, did_you_mean
+from ..ops.fields import _show as _show_value
+from .load import INPUT, NAME_RE, Doc, Layer, _kind, _shape, _show, parse_layer
 
 BLOCK_KEYS = ("params", "layers", "note")
 USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect")

@@ -7,12 +7,11 @@ import io
 import json
 from typing import Any
 
-from .analysis import Analysis, LayerStats
-from .check import CheckResult
-from .ops import fmt_dims as _dims
-from .ops import fmt_shape
-
-FORMATS = ("table", "json", "csv", "markdown")
+from ..core.analysis import Analysis, LayerStats
+from ..core.check import CheckResult
+from ..ops import fmt_dims as _dims
+from ..ops import fmt_shape
+from .text import safe, strip_control
 
 
 def _n(x: int) -> str:
@@ -140,20 +139,14 @@ class ShapesView:
                    f"{', '.join(a.split.crossing) or 'none'}"
                    f" ({a.split.cross_bytes(1):,} bytes cross per image, fp32)")
         for layer, msg in a.warnings:
-            yield f"[yellow]warning[/] {_escape(layer)}: {_escape(msg)}"
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+            yield f"[yellow]warning[/] {safe(layer)}: {safe(msg)}"
 
 
 def _shapes_table(a: Analysis, wide: bool) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{a.name} · input {fmt_shape(a.input)}", title_justify="left",
+    table = Table(title=f"{safe(a.name)} · input {fmt_shape(a.input)}", title_justify="left",
                   header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     table.add_column("layer", footer="total", no_wrap=True)
@@ -167,9 +160,9 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
         table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
         table.add_column("RF", justify="right", footer="", no_wrap=True)
     for s in a.layers:
-        name = f"[yellow]{_escape(s.name)} ⚠[/]" if s.warnings else _escape(s.name)
+        name = f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings else safe(s.name)
         formula = "" if s.formula == "same as input" else s.formula
-        cells = [name, _escape(f"{s.op} {s.label}".strip()), _dims(s.output), formula, _n(s.params),
+        cells = [name, safe(f"{s.op} {s.label}".strip()), _dims(s.output), formula, _n(s.params),
                  macs(s.macs)]
         table.add_row(*cells, *((_n(s.neurons), rf_text(s)) if wide else ()))
     return table
@@ -189,16 +182,17 @@ def checks_view(results: list[CheckResult]) -> Any:
     table.add_column("how", style="cyan")
     for r in results:
         mark = Text("✓", style="green") if r.ok else Text("✗", style="red")
-        table.add_row(mark, r.what, r.claimed, r.computed, r.how)
+        table.add_row(mark, safe(r.what), safe(r.claimed), safe(r.computed), safe(r.how))
     bad = [r for r in results if not r.ok]
     summary = f"{len(results) - len(bad)} of {len(results)} checks hold"
     parts: list[Any] = [table, Text(f"{summary}; {len(bad)} fail", style="red") if bad
                         else Text(summary, style="green")]
     for r in bad:
         if r.loc is not None:
-            parts.append(Text(f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}"))
+            where = f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}"
+            parts.append(Text(strip_control(where)))
         if r.source:
-            parts.append(Text(f"    source: {r.source}"))
+            parts.append(Text(strip_control(f"    source: {r.source}")))
     return Group(*parts)
 
 
@@ -207,3 +201,17 @@ def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:
             "checks": [{"what": r.what, "claimed": r.claimed, "computed": r.computed,
                         "how": r.how, "ok": r.ok, "where": str(r.loc) if r.loc else None,
                         "source": r.source} for r in results]}
+
+
+SHAPES_WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
+
+
+def plain_text(renderable: Any, width: int = 160) -> str:
+    """A rich renderable as plain text at a fixed width (for files): no colour, no trailing blanks."""
+    import io as _io
+
+    from rich.console import Console
+
+    buf = _io.StringIO()
+    Console(file=buf, width=width, no_color=True, highlight=False, emoji=False).print(renderable)
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .errors import SpecError, did_you_mean
-from .spec import INPUT, Layer, Spec
+from ..errors import SpecError, did_you_mean
+from ..spec import INPUT, Layer, Spec
 
 
 @dataclass(frozen=True)

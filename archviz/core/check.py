@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from math import prod
 
+from ..errors import Loc, SpecError, did_you_mean
+from ..ops import OPS, fmt_shape
+from ..spec import Spec
+from ..spec.claims import Claim
 from .analysis import Analysis, LayerStats
-from .claims import Claim
-from .errors import Loc, SpecError, did_you_mean
-from .ops import OPS, fmt_shape
-from .spec import Spec
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .ops import OPS
+from ..ops import OPS
 
 Shape = tuple[int, ...]
 Num = int | float
@@ -212,7 +212,7 @@ def layer_field(op: str, params: Params, in_fields: tuple[Field, ...], in_shapes
 
 def receptive_fields(graph: Any, analysis: Any) -> dict[str, Field]:
     """Every layer's field, over a Graph and its Analysis (shapes taken from the analysis)."""
-    from .spec import INPUT
+    from ..spec import INPUT
 
     stats = {s.name: s for s in analysis.layers}
     fields: dict[str, Field] = {INPUT: network_input(analysis.input)}

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from .analysis import Analysis, analyze
-from .errors import ArchvizError, ShapeError
-from .graph import Graph, build
-from .ops import OPS
-from .spec import INPUT, Spec, load
+from ..core.analysis import Analysis, analyze
+from ..core.graph import Graph, build
+from ..errors import ArchvizError, ShapeError
+from ..ops import OPS
+from ..spec import INPUT, Spec, load
 
 Shape = tuple[int, ...]
 Params = Mapping[str, Any]

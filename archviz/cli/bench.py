@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import DEFAULT_SPEC, SPEC_HELP, analyse, app, console, fail, guarded, parse_input
-from .errors import ArchvizError
+from ..errors import ArchvizError
+from ..render.text import safe
+from .common import DEFAULT_SPEC, InputOpt, Mode, SpecArg, console, fail, guarded, load_analysis, parse_input
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 # Defaults per device: a sensible sweep in under a minute (AlexNet on 2 CPU cores: ~17 s).
@@ -42,7 +43,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 
 def resolve_device(name: str) -> str:
-    from . import devices
+    from ..core import devices
 
     name = name.lower()
     if name not in ("auto", "cpu", "cuda", "mps"):
@@ -67,37 +68,43 @@ def check_writable(path: Optional[str], option: str) -> None:
 
 def build_module(spec: Any, input_shape: Optional[tuple[int, ...]]) -> Any:
     """The spec compiled into an nn.Module by archviz.compile."""
-    from .compile import to_module
+    from ..runtime.compile import to_module
 
     return to_module(spec, input_shape=input_shape)
 
 
-@app.command()
 @guarded
 def bench(
-    spec: str = typer.Argument(DEFAULT_SPEC, help=SPEC_HELP),
-    device: str = typer.Option("auto", "--device", "-d", help="cpu, cuda, mps or auto (first available)."),
-    batch: Optional[str] = typer.Option(
-        None, "--batch", "-b", help="Batch sizes, e.g. 1,32,128 (default: cpu 1,8; mps 1,32; cuda 1,32,128)"),
-    mode: str = typer.Option("both", "--mode", "-m", help="infer, train or both."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32,tf32,bf16,fp16 (default: cpu fp32; "
-                                        "mps fp32,fp16; cuda fp32,tf32,bf16)."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="NHWC memory format."),
-    compiled: bool = typer.Option(False, "--compile", help="torch.compile the module (fresh per row)."),
-    cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each step in a CUDA graph."),
-    warmup: Optional[int] = typer.Option(None, "--warmup",
-                                         help="Untimed iterations (default: cpu 2, mps 5, cuda 10)."),
-    iters: Optional[int] = typer.Option(None, "--iters",
-                                        help="Timed iterations (default: cpu 8, mps 20, cuda 50)."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write every figure as JSON to FILE."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Draw images/s against batch (.png/.svg/.pdf)."),
-    layers: bool = typer.Option(False, "--layers", help="Per-layer forward/backward times, slowest first."),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Measure this device's matmul ceiling "
-                                   "and take % of peak against it."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="FILE.py:NAME, an nn.Module class "
-                                            "or factory to time beside the spec."),
-    input_size: Optional[str] = typer.Option(None, "--input", "-i",
-                                             help="Another input size, e.g. 3x224x224."),
+    spec: SpecArg = DEFAULT_SPEC,
+    device: Annotated[str, typer.Option("--device", "-d",
+                                        help="cpu, cuda, mps or auto (first available).")] = "auto",
+    batch: Annotated[Optional[str], typer.Option(
+        "--batch", "-b",
+        help="Batch sizes, e.g. 1,32,128 (default: cpu 1,8; mps 1,32; cuda 1,32,128)")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", "-m", case_sensitive=False)] = Mode.both,
+    dtype: Annotated[Optional[str], typer.Option(
+        "--dtype",
+        help="fp32,tf32,bf16,fp16 (default: cpu fp32; mps fp32,fp16; cuda fp32,tf32,bf16).")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format.")] = False,
+    compiled: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the module (fresh per row).")] = False,
+    cuda_graphs: Annotated[bool, typer.Option(
+        "--cuda-graphs", help="Capture each step in a CUDA graph.")] = False,
+    warmup: Annotated[Optional[int], typer.Option(
+        "--warmup", help="Untimed iterations (default: cpu 2, mps 5, cuda 10).")] = None,
+    iters: Annotated[Optional[int], typer.Option(
+        "--iters", help="Timed iterations (default: cpu 8, mps 20, cuda 50).")] = None,
+    json_out: Annotated[Optional[str], typer.Option(
+        "--json", help="Write every figure as JSON to FILE.")] = None,
+    plot: Annotated[Optional[str], typer.Option(
+        "--plot", help="Draw images/s against batch (.png/.svg/.pdf).")] = None,
+    layers: Annotated[bool, typer.Option(
+        "--layers", help="Per-layer forward/backward times, slowest first.")] = False,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="Measure this device's matmul ceiling and take % of peak against it.")] = False,
+    reference: Annotated[Optional[str], typer.Option(
+        "--reference", help="FILE.py:NAME, an nn.Module class or factory to time beside the spec.")] = None,
+    input_size: InputOpt = None,
 ) -> None:
     """Time the compiled model: ms per batch (median, IQR), images/s, TFLOP/s, % of peak, memory.
 
@@ -117,14 +124,14 @@ def bench(
 
       archviz bench alexnet --reference my_alexnet.py:AlexNet  # the spec beside your own module
     """
-    from . import bench as B
-    from . import devices
+    from ..core import devices
+    from ..runtime import bench as B
 
     dev = resolve_device(device)
     d = DEFAULTS[dev]
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
-    modes = ("infer", "train") if mode == "both" else parse_list(mode, "--mode", ("infer", "train"))
+    modes = ("infer", "train") if mode is Mode.both else (mode.value,)
     dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
     settings = B.Settings(dev, parse_batches(d["batch"] if batch is None else batch), modes,
                           dtypes, channels_last, compiled,
@@ -136,7 +143,7 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    sp, a = analyse(spec, input_size)
+    sp, a = load_analysis(spec, input_size)
     works = [B.Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
     if reference:
         works.append(_reference(B, reference, a))
@@ -171,7 +178,7 @@ def _header(out: Any, name: str, info: Any, s: Any) -> None:
                                         if info.kind == "cuda" else f", {info.threads} threads")
     flags = [f for f, on in (("channels-last", s.channels_last), ("compile", s.compile),
                              ("cuda-graphs", s.cuda_graphs)) if on]
-    out.print(f"[bold]{escape(name)}[/] on {escape(info.name)} ({escape(versions)})", soft_wrap=True)
+    out.print(f"[bold]{safe(name)}[/] on {safe(info.name)} ({safe(versions)})", soft_wrap=True)
     out.print(f"warm-up {s.warmup}, {s.iters} timed iterations per row"
               + (f"; {', '.join(flags)}" if flags else ""), soft_wrap=True)
 
@@ -203,13 +210,6 @@ def _sweep(B: Any, settings: Any, works: list[Any], info: Any,
     return rows, False
 
 
-def escape(text: str) -> str:
-    """Names and error text are shown as they are, never read as rich markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
-
-
 def _fmt(v: Optional[float], spec: str) -> str:
     return "—" if v is None else format(v, spec)
 
@@ -232,16 +232,16 @@ def _report(B: Any, out: Any, rows: list[Any], works: list[Any], interrupted: bo
     for r in rows:
         c, ms = r.case, r.ms
         iqr = ms.iqr if ms is not None and ms.n > 1 else None  # one iteration has no spread
-        table.add_row(escape(c.model), c.mode, c.dtype, str(c.batch), _fmt(ms and ms.median, ".2f"),
+        table.add_row(safe(c.model), c.mode, c.dtype, str(c.batch), _fmt(ms and ms.median, ".2f"),
                       _fmt(iqr, ".2f"), _fmt(r.images_per_s, ",.1f"), _fmt(r.tflops, ".3f"),
                       _fmt(r.peak_pct, ".1f"), _fmt(r.memory and r.memory / 2**20, ",.0f"),
-                      escape(r.note or ("" if r.status == "ok" else r.status)))
+                      safe(r.note or ("" if r.status == "ok" else r.status)))
     out.print(table)
     if interrupted:
         out.print(f"[yellow]interrupted:[/] {len(rows)} finished row(s) kept")
     if len(works) > 1:
         for q in B.ratios(rows, works[0].label, works[1].label):
-            out.print(f"{escape(works[0].label)} / reference images/s, {q['mode']} {q['dtype']}"
+            out.print(f"{safe(works[0].label)} / reference images/s, {q['mode']} {q['dtype']}"
                       f" batch {q['batch']}: {q['ratio']:.3f}×")
     for r in rows:
         if r.layers is not None:
@@ -252,13 +252,13 @@ def _layer_table(out: Any, row: Any) -> None:
     from rich.table import Table
 
     c, lr = row.case, row.layers
-    table = Table(title=f"per layer: {escape(c.model)} {c.mode} {c.dtype} batch {c.batch} (median ms;"
+    table = Table(title=f"per layer: {safe(c.model)} {c.mode} {c.dtype} batch {c.batch} (median ms;"
                         " eager module, a device synchronise at every hook)", title_justify="left")
     for col in ("layer", "forward", "backward", "total", "% of sum"):
         table.add_column(col, justify="left" if col == "layer" else "right")
     for t in lr.layers:
         backward = f"{t.backward_ms:.3f}" if c.mode == "train" else "—"
-        table.add_row(escape(t.name), f"{t.forward_ms:.3f}", backward,
+        table.add_row(safe(t.name), f"{t.forward_ms:.3f}", backward,
                       f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—")
     out.print(table)
     verdict = "within" if lr.adds_up else "[yellow]OUTSIDE[/]"
@@ -268,7 +268,7 @@ def _layer_table(out: Any, row: Any) -> None:
 
 def _result(B: Any, sp: Any, a: Any, info: Any, s: Any, works: list[Any], rows: list[Any],
             peak: dict[str, Any], peak_source: str, calibrated: Any, interrupted: bool) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     return {
         "archviz": __version__,
@@ -290,14 +290,14 @@ def _result(B: Any, sp: Any, a: Any, info: Any, s: Any, works: list[Any], rows: 
 
 
 def _write(result: dict[str, Any], json_out: Optional[str], plot: Optional[str]) -> None:
-    from .io import write_atomic
+    from ..io import write_atomic
 
     err = console(stderr=True)
     if json_out:
         write_atomic(json_out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         err.print(f"wrote {json_out}")
     if plot:
-        from .render.bench_plot import plot_throughput
+        from ..render.bench_plot import plot_throughput
 
         plot_throughput(result["rows"], plot, title=f"{result['spec']['name']} on {result['device']['name']}")
         err.print(f"wrote {plot}")

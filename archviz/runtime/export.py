@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from .analysis import Analysis, LayerStats
+from ..core.analysis import Analysis, LayerStats
+from ..core.graph import Graph
+from ..errors import ArchvizError
+from ..ops import OPS, fmt_shape
+from ..spec import INPUT, Spec
 from .compile import BUILDERS, class_name, compile_graph, made, parents_first, prepare
-from .errors import ArchvizError
-from .graph import Graph
-from .ops import OPS, fmt_shape
-from .spec import INPUT, Spec
 
 Shape = tuple[int, ...]
 FORMATS = ("py", "torchscript", "onnx")

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import did_you_mean
+from ..errors import did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .spec import Doc
+    from .load import Doc
 
 TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements")
 LAYER_KEYS = ("layer_params", "layer_neurons", "layer_activations", "layer_macs", "layer_kernels")

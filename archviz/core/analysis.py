@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from math import prod
 
-from .errors import ShapeError
+from ..errors import ShapeError
+from ..ops import OPS, OpError, fmt_shape
+from ..spec import INPUT, Layer, Spec
 from .graph import Graph, build, paused_gc
-from .ops import OPS, OpError, fmt_shape
 from .receptive import Field, layer_field, network_input
-from .spec import INPUT, Layer, Spec
 
 Shape = tuple[int, ...]
 

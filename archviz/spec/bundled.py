@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean
 
 
 def spec_dir() -> Path:
-    """``archviz/specs`` in an installed wheel, the repository's ``specs/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "specs", here.parent / "specs"):
+    """``archviz/data`` in an installed wheel, the repository's ``specs/`` in a checkout."""
+    package = Path(__file__).resolve().parent.parent  # archviz/
+    for candidate in (package / "data", package.parent / "specs"):
         if candidate.is_dir() and any(candidate.glob("*.yaml")):
             return candidate
-    return here / "specs"
+    return package / "data"
 
 
 def names() -> list[str]:

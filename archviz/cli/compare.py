@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Optional
+from enum import Enum
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import DEFAULT_SPEC, SPEC_HELP, analyse, app, console, emit, fail, guarded
-from .errors import ArchvizError
+from ..errors import ArchvizError
+from ..render.text import safe
+from .common import DEFAULT_SPEC, SPEC_HELP, OutputOpt, console, emit, fail, guarded, load_analysis
+
+
+class DiffFormat(str, Enum):
+    table = "table"
+    json = "json"
+
 
 _MARK = {"same": " ", "changed": "[yellow]~[/]", "removed": "[red]−[/]", "added": "[green]+[/]"}
 
 
-@app.command("diff")
 @guarded
 def diff_cmd(
-    spec_a: str = typer.Argument(..., help="A: " + SPEC_HELP),
-    spec_b: Optional[str] = typer.Argument(
-        None, help="B: the spec to compare with A (same forms). Given one spec only, archviz"
-                   f" compares the paper's AlexNet ({DEFAULT_SPEC}) with it."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
-    max_params: Optional[float] = typer.Option(
-        None, "--max-params-change", metavar="PCT",
-        help="Exit 1 when the total parameters change by more than PCT percent (either way)."),
-    max_macs: Optional[float] = typer.Option(
-        None, "--max-macs-change", metavar="PCT",
-        help="Exit 1 when the total MACs change by more than PCT percent (either way)."),
-    changed_only: bool = typer.Option(False, "--changed-only", help="Leave out identical layers."),
+    spec_a: Annotated[str, typer.Argument(help="A: " + SPEC_HELP)],
+    spec_b: Annotated[Optional[str], typer.Argument(
+        help="B: the spec to compare with A (same forms). Given one spec only, archviz"
+             f" compares the paper's AlexNet ({DEFAULT_SPEC}) with it.")] = None,
+    fmt: Annotated[DiffFormat, typer.Option("--format", "-f", case_sensitive=False)] = DiffFormat.table,
+    max_params: Annotated[Optional[float], typer.Option(
+        "--max-params-change", metavar="PCT",
+        help="Exit 1 when the total parameters change by more than PCT percent (either way).")] = None,
+    max_macs: Annotated[Optional[float], typer.Option(
+        "--max-macs-change", metavar="PCT",
+        help="Exit 1 when the total MACs change by more than PCT percent (either way).")] = None,
+    changed_only: Annotated[bool, typer.Option("--changed-only", help="Leave out identical layers.")] = False,
 ) -> None:
     """Compare two specs layer by layer: settings, output shapes, parameters, MACs and totals.
 
@@ -45,21 +52,19 @@ def diff_cmd(
 
       archviz diff main.yaml pr.yaml --max-params-change 1 --max-macs-change 5
     """
-    from .diff import diff as compare
-    from .diff import to_dict
+    from ..core.diff import diff as compare
+    from ..core.diff import to_dict
 
-    if fmt not in ("table", "json"):
-        raise ArchvizError(f"--format: expected table or json, got {fmt!r}")
     for flag, value in (("--max-params-change", max_params), ("--max-macs-change", max_macs)):
         if value is not None and value < 0:
             raise ArchvizError(f"{flag}: expected a percentage >= 0, got {value:g}")
     if spec_b is None:
         spec_a, spec_b = DEFAULT_SPEC, spec_a
-    sa, a = analyse(spec_a)
-    sb, b = analyse(spec_b)
+    sa, a = load_analysis(spec_a)
+    sb, b = load_analysis(spec_b)
     d = compare(sa, a, sb, b)
     exceeded = _exceeded(d, {"params": max_params, "macs": max_macs})
-    if fmt == "json":
+    if fmt is DiffFormat.json:
         sys.stdout.write(json.dumps(to_dict(d, exceeded), indent=2, ensure_ascii=False) + "\n")
     else:
         _render(d, console(), changed_only)
@@ -68,7 +73,7 @@ def diff_cmd(
 
 
 def _exceeded(d: Any, limits: dict[str, Optional[float]]) -> list[str]:
-    from .diff import percent
+    from ..core.diff import percent
 
     out = []
     for metric, pct in limits.items():
@@ -91,13 +96,12 @@ def _arrow(a: Any, b: Any, fmt: Any = str) -> str:
 
 def _render(d: Any, out: Any, changed_only: bool) -> None:
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
 
-    from .diff import METRICS, percent, show, summary
-    from .report import human
+    from ..core.diff import METRICS, percent, show, summary
+    from ..render.tables import human
 
-    title = f"A: {d.a.name} ({d.a.path})\nB: {d.b.name} ({d.b.path})"
+    title = safe(f"A: {d.a.name} ({d.a.path})\nB: {d.b.name} ({d.b.path})")
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     right = {"justify": "right", "no_wrap": True}
@@ -115,7 +119,7 @@ def _render(d: Any, out: Any, changed_only: bool) -> None:
             settings = "\n".join(x for x in (f"moved {r.move_note}", settings) if x)
         style = "dim" if r.status == "same" else ""
         table.add_row(
-            _MARK[r.status], escape(r.name), _arrow(sa and sa.op, sb and sb.op), escape(settings),
+            _MARK[r.status], safe(r.name), _arrow(sa and sa.op, sb and sb.op), safe(settings),
             _arrow(sa and sa.output, sb and sb.output, lambda s: dims(map(str, s))),
             _arrow(sa and sa.params, sb and sb.params, lambda n: f"{n:,}" if n else "–"),
             _arrow(sa and sa.macs, sb and sb.macs, lambda n: human(n) if n else "–"), style=style)
@@ -128,14 +132,12 @@ def _render(d: Any, out: Any, changed_only: bool) -> None:
     if lines:
         out.print("[bold]in short[/]")
         for line in lines:
-            out.print(f"  • {escape(line)}", highlight=False)
+            out.print(f"  • {safe(line)}", highlight=False)
 
 
-@app.command("schema")
 @guarded
 def schema_cmd(
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="Write to this file (atomically) instead of the terminal."),
+    output: OutputOpt = None,
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of the spec format, generated from the op registry.
 
@@ -150,6 +152,6 @@ def schema_cmd(
 
       archviz schema | python -m json.tool | less
     """
-    from .schema import spec_schema
+    from ..spec.schema import spec_schema
 
     emit(json.dumps(spec_schema(), indent=2, ensure_ascii=False) + "\n", output)

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
+from ..errors import Loc, SpecError, did_you_mean
+from ..ops import OPS
+from ..ops.fields import FieldError
 from . import bundled
 from .claims import Claim, parse_claims
-from .errors import Loc, SpecError, did_you_mean
-from .fields import FieldError
-from .ops import OPS
 
 Shape = tuple[int, ...]
 

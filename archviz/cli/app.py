@@ -1,0 +1,57 @@
+"""The ``archviz`` Typer app: built here from the command modules, which never import this one.
+
+Commands are listed in ``archviz --help`` in the order of the work: read, draw, build, measure,
+compare. Heavy libraries (torch, graphviz, matplotlib) load inside command bodies only, so
+``archviz shapes`` starts fast; a test checks that importing this module pulls none of them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import bench, compare, inspect, model, render
+
+app = typer.Typer(
+    name="archviz",
+    help="Read, check, draw, compile and benchmark a CNN from one YAML layer spec.\n\n"
+         "SPEC is a YAML file or the name of a bundled spec (see `archviz specs`); "
+         "it defaults to the paper's AlexNet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+COMMANDS = (
+    ("shapes", inspect.shapes),
+    ("check", inspect.check),
+    ("draw", render.draw),
+    ("plot", render.plot),
+    ("verify", model.verify),
+    ("export", model.export),
+    ("bench", bench.bench),
+    ("diff", compare.diff_cmd),
+    ("schema", compare.schema_cmd),
+    ("specs", inspect.list_specs),
+)
+for _name, _command in COMMANDS:
+    app.command(_name)(_command)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"archviz {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    """Read, check, draw, compile and benchmark a CNN from one YAML layer spec."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,151 @@
+"""What every command module shares: the SPEC argument, the choice Enums, the console, and the
+error path (``guarded`` → ``fail``): the CLI alone prints and picks exit codes.
+
+Exit codes: 0 ok, 1 a check or threshold failed, 2 bad input, 3 an internal error (a bug),
+130 interrupted. Heavy libraries are imported inside command bodies only.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from ..errors import ArchvizError
+from ..render.text import safe, strip_control
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_SPEC = "alexnet"
+SPEC_HELP = "YAML spec file, or a bundled spec's name (alexnet, alexnet-1gpu, lenet5, ...)."
+
+# the one SPEC argument of every command that reads a spec
+SpecArg = Annotated[str, typer.Argument(help=SPEC_HELP, show_default=True)]
+InputOpt = Annotated[Optional[str], typer.Option("--input", "-i",
+                                                 help="Another input size, e.g. 3x224x224.")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",
+                                                  help="Write to this file (atomically) instead of"
+                                                       " the terminal.")]
+
+
+class TextFormat(str, Enum):
+    """Text results: a table for people, the rest for programs."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class DrawFormat(str, Enum):
+    svg = "svg"
+    png = "png"
+    pdf = "pdf"
+    dot = "dot"
+
+
+class PlotFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+class PlotKind(str, Enum):
+    counts = "counts"
+    blocks = "blocks"
+
+
+class RankDir(str, Enum):
+    TB = "TB"
+    LR = "LR"
+
+
+class ExportFormat(str, Enum):
+    py = "py"
+    torchscript = "torchscript"
+    onnx = "onnx"
+
+
+class Mode(str, Enum):
+    infer = "infer"
+    train = "train"
+    both = "both"
+
+
+SUFFIX_FORMATS = {".json": TextFormat.json, ".csv": TextFormat.csv, ".md": TextFormat.markdown}
+
+
+def text_format(fmt: Optional[TextFormat], output: Optional[str]) -> TextFormat:
+    """``--format`` if given, else from ``-o``'s suffix (.json, .csv, .md), else a table."""
+    if fmt is not None:
+        return fmt
+    suffix = Path(output).suffix.lower() if output else ""
+    return SUFFIX_FORMATS.get(suffix, TextFormat.table)
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, emoji=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print an error (no traceback) and exit with ``code``."""
+    err = console(stderr=True)
+    first, _, rest = message.partition("\n")
+    err.print(f"[bold red]error:[/] {safe(first)}", markup=True, soft_wrap=True, highlight=False)
+    if rest:
+        err.print(strip_control(rest), markup=False, soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def guarded(fn: F) -> F:
+    """ArchvizError → a located message and exit 2; Ctrl-C → exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ArchvizError as exc:
+            fail(exc.format())
+        except KeyboardInterrupt:
+            console(stderr=True).print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    """``3x224x224`` → (3, 224, 224); ``784`` → (784,)."""
+    if text is None:
+        return None
+    parts = re.split(r"[x×,]", text.strip().lower())
+    if len(parts) not in (1, 3) or not all(re.fullmatch(r"[0-9]+", p) and int(p) > 0 for p in parts):
+        raise ArchvizError(f"--input: expected CxHxW (e.g. 3x224x224) or F, got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None) -> Any:
+    """Load and analyse: (Spec, Analysis)."""
+    from ..core.analysis import analyze
+    from ..spec import load
+
+    sp = load(spec)
+    return sp, analyze(sp, parse_input(input_text), gpus)
+
+
+def emit(text: str, output: Optional[str]) -> None:
+    """Write ``text`` to ``output`` atomically, or to standard output."""
+    if output:
+        from ..io import write_atomic
+
+        write_atomic(output, text)
+        console(stderr=True).print(f"wrote {safe(output)}")
+    else:
+        sys.stdout.write(text)

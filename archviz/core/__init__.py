@@ -1,0 +1,1 @@
+"""The pure core: graph, analysis, receptive fields, checks, diff, device table."""

@@ -1,0 +1,1 @@
+"""The torch side: compile a spec to a module, export it, benchmark it (torch imported here only)."""
