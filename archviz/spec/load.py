@@ -24,7 +24,10 @@ from .claims import Claim, parse_claims
 
 Shape = tuple[int, ...]
 
-TOP_KEYS = {"name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
+TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
+# spec format versions: 1 (the first; LRN alpha ambiguous), 2 (LRN alpha is the paper's α, see docs/spec-format.md)
+FORMATS = (1, 2)
+FORMAT = 2
 LAYER_KEYS = {"name", "op", "from", "expect", "note"}
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 INPUT = "input"  # the name by which `from:` refers to the network input
@@ -82,6 +85,7 @@ class Spec:
     gpus: int | None = None
     claims: tuple[Claim, ...] = ()
     input_loc: Loc | None = None
+    format: int = 1                  # the spec format version (the `format:` key; 1 when absent)
 
     def layer(self, name: str) -> Layer:
         return next(la for la in self.layers if la.name == name)
@@ -237,6 +241,12 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         if required not in top:
             raise doc.error(root, f"spec: missing required key '{required}'")
     shape = _input(doc, top["input"][1])
+    version = 1
+    if "format" in top:
+        version = doc.value(top["format"][1])
+        if isinstance(version, bool) or version not in FORMATS:
+            raise doc.error(top["format"][1], f"format: expected one of {', '.join(map(str, FORMATS))},"
+                            f" got {_show(version)}", f"this archviz reads spec formats up to {FORMAT}")
     gpus = None
     if "gpus" in top:
         gpus = doc.value(top["gpus"][1])
@@ -253,6 +263,7 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         source=doc.text(top["source"][1], "source") if "source" in top else "",
         description=doc.text(top["description"][1], "description") if "description" in top else "",
         gpus=gpus,
+        format=version,
         claims=claims,
         input_loc=doc.loc(top["input"][1]),
     )

@@ -143,6 +143,8 @@ def spec_schema() -> Json:
         "required": ["name", "input", "layers"],
         "additionalProperties": False,
         "properties": {
+            "format": {"enum": [1, 2], "description": "spec format version; 2: an LRN's alpha is the"
+                                                      " paper's α (torch's alpha is α·size)"},
             "name": {"type": "string", "minLength": 1},
             "source": {"type": "string", "description": "where the architecture comes from"},
             "description": {"type": "string"},
