@@ -73,8 +73,8 @@ def test_first_arguments_apply_to_copy_zero_only() -> None:
     names = [la.name for la in spec.layers]
     assert names == ["layer2.0.conv1", "layer2.0.conv2", "layer2.0.downsample.0", "layer2.0.add",
                      "layer2.1.conv1", "layer2.1.conv2", "layer2.1.add"]
-    assert spec.layer("layer2.0.conv1").params["stride"] == (2, 2)
-    assert spec.layer("layer2.1.conv1").params["stride"] == (1, 1)
+    assert spec.layer("layer2.0.conv1").params.stride == (2, 2)
+    assert spec.layer("layer2.1.conv1").params.stride == (1, 1)
     assert spec.layer("layer2.0.downsample.0").inputs == ("input",)
     assert spec.layer("layer2.0.add").inputs == ("layer2.0.conv2", "layer2.0.downsample.0")
     assert spec.layer("layer2.1.add").inputs == ("layer2.1.conv2", "layer2.0.add")
@@ -134,7 +134,7 @@ def test_nested_blocks() -> None:
         "mix.branch2.1.conv", "mix.branch2.1.bn", "mix.pool", "mix.cat"]
     assert spec.layer("mix.cat").inputs == ("mix.branch1.bn", "mix.branch2.1.bn", "mix.pool")
     assert spec.layer("mix.branch2.1.conv").inputs == ("mix.branch2.0.bn",)
-    assert spec.layer("mix.branch2.1.conv").params["kernel"] == (3, 3)
+    assert spec.layer("mix.branch2.1.conv").params.kernel == (3, 3)
     assert archviz.analyze(spec).layer("mix.cat").output == (4 + 6 + 8, 16, 16)
 
 

@@ -1,7 +1,10 @@
-"""Every op is complete: a shape rule, a torch builder, a drawing style, a documented example
-that loads, analyses and compiles, and a JSON Schema branch (DESIGN.md, house style 2)."""
+"""Every op is complete, in its one class: typed params, a shape rule, a receptive-field rule, a torch
+description, a drawing style, a documented example that loads, analyses and compiles, and a JSON
+Schema branch (DESIGN.md, house style 2)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import yaml
@@ -9,7 +12,7 @@ import yaml
 import archviz
 from archviz.ops import OPS, OpKind
 from archviz.render.dot import STYLE
-from archviz.runtime.compile import BUILDERS
+from archviz.runtime.compile import Made
 from archviz.spec.schema import spec_schema
 
 # an input each example can read: merges read two copies of a (8, 12, 12) feature map
@@ -32,7 +35,15 @@ def test_op_is_complete(op: str) -> None:
     kind = OPS[op]
     assert type(kind).infer is not OpKind.infer or kind.family in ("act", "norm", "regularise"), \
         f"{op}: changes the shape but has no shape rule of its own"
-    assert op in BUILDERS, f"{op}: no torch builder in archviz/compile.py"
+    params = archviz.loads(_example_spec(op)).layers[-1].params
+    assert isinstance(params, kind.Params) and dataclasses.is_dataclass(params), f"{op}: untyped params"
+    assert set(kind.fields) == {f.name for f in dataclasses.fields(params)}, f"{op}: fields differ"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.__setattr__("x", 1)
+    assert type(kind).torch is not OpKind.torch, f"{op}: no torch description"
+    ins = archviz.analyze(archviz.loads(_example_spec(op))).layers[-1].in_shapes
+    assert Made.of(kind.torch(params, ins)).cls is not None, f"{op}: its torch class does not resolve"
+    assert callable(kind.receptive), f"{op}: no receptive-field rule"
     assert kind.family in STYLE, f"{op}: no drawing style for family {kind.family!r}"
     assert kind.example.get("op") == op and kind.doc, f"{op}: no example or doc"
     assert f"'const': '{op}'" in str(spec_schema()["$defs"]["layer"]), f"{op}: no JSON Schema branch"

@@ -60,9 +60,9 @@ def _slim(spec):
     """The same geometry with few channels (a field does not depend on them): a fast oracle."""
     def thin(layer):
         if layer.op == "conv":
-            return replace(layer, params={**layer.params, "out": 2 * layer.params["groups"]})
+            return replace(layer, params=replace(layer.params, out=2 * layer.params.groups))
         if layer.op == "linear":
-            return replace(layer, params={**layer.params, "out": 4})
+            return replace(layer, params=replace(layer.params, out=4))
         return layer
     c = spec.input[0] if len(spec.input) == 1 else 2
     return replace(spec, input=(c, *spec.input[1:]), layers=tuple(thin(la) for la in spec.layers))

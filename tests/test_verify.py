@@ -11,10 +11,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-import archviz.runtime.compile as compile_mod
 from archviz.cli import app
-from archviz.ops import OPS
-from archviz.runtime.compile import Builder, Made, verify
+from archviz.ops import OPS, TorchLayer
+from archviz.runtime.compile import verify
 from tests.conftest import bundled_specs
 from tests.reference_models import REFERENCES
 
@@ -51,8 +50,8 @@ def test_verify_with_another_input() -> None:
 
 def test_verify_catches_a_wrong_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     """A maxpool built with stride 1 disagrees with the analysis from pool1 on: exit 1, ✗."""
-    wrong = Builder(lambda p, ins: Made(torch.nn.MaxPool2d, (p["kernel"],), {"stride": 1}))
-    monkeypatch.setitem(compile_mod.BUILDERS, "maxpool", wrong)
+    wrong = lambda self, p, ins: TorchLayer("MaxPool2d", (p.kernel,), (("stride", 1),))  # noqa: E731
+    monkeypatch.setattr(type(OPS["maxpool"]), "torch", wrong)
     result = runner.invoke(app, ["verify", "lenet5"])
     assert result.exit_code == 0  # lenet5 has no maxpool
     result = runner.invoke(app, ["verify", "alexnet-1gpu"])
@@ -63,7 +62,7 @@ def test_verify_catches_a_wrong_builder(monkeypatch: pytest.MonkeyPatch) -> None
 def test_verify_catches_a_wrong_count(monkeypatch: pytest.MonkeyPatch) -> None:
     """An analysis that miscounts conv parameters and MACs (no bias, one MAC short) is caught."""
     conv = OPS["conv"]
-    monkeypatch.setattr(type(conv), "params", lambda self, p, ins, out: p["out"] * ins[0][0])
+    monkeypatch.setattr(type(conv), "params", lambda self, p, ins, out: p.out * ins[0][0])
     monkeypatch.setattr(type(conv), "macs", lambda self, p, ins, out: 0)
     v = verify("lenet5")
     assert not v.ok and not v.macs_ok
@@ -74,8 +73,8 @@ def test_verify_catches_a_wrong_count(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_verify_reports_a_refused_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """A builder torch refuses at run time: no traceback, a failed verification on the CPU."""
-    wrong = Builder(lambda p, ins: Made(torch.nn.Linear, (ins[0][0] + 1, p["out"])))
-    monkeypatch.setitem(compile_mod.BUILDERS, "linear", wrong)
+    wrong = lambda self, p, ins: TorchLayer("Linear", (ins[0][0] + 1, p.out))  # noqa: E731
+    monkeypatch.setattr(type(OPS["linear"]), "torch", wrong)
     result = runner.invoke(app, ["verify", "lenet5"])
     assert result.exit_code == 1
     assert "torch refused the forward pass" in result.output and "cpu" in result.output

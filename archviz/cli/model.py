@@ -76,6 +76,8 @@ def _to_dict(v: Any) -> dict[str, Any]:
                     "params": c.params, "torch_params": c.real_params, "ok": c.ok} for c in v.layers],
         "params": v.params, "torch_params": v.real_params,
         "macs": v.macs, "flops": 2 * v.macs, "torch_flops": v.torch_flops, "macs_ok": v.macs_ok,
+        "formulas": [{"name": f.name, "op": f.op, "max_rel_error": f.max_rel_error, "tolerance": f.tolerance,
+                      "ok": f.ok} for f in v.formulas],
     }
 
 
@@ -105,6 +107,10 @@ def _summary(v: Any, out: Any) -> None:
     ok = "[green]✓[/]" if v.macs_ok else "[red]✗[/]"
     out.print(f"{ok} FLOPs: analysis 2 × {v.macs:,} MACs = {2 * v.macs:,}, torch.utils.flop_counter"
               f" {v.torch_flops:,} (conv and linear only, bias adds not counted)", highlight=False)
+    for f in v.formulas:
+        ok = "[green]✓[/]" if f.ok else "[red]✗[/]"
+        out.print(f"{ok} {safe(f.name)}: torch's {f.op} against the paper's formula written out (spec α):"
+                  f" max relative error {f.max_rel_error:.1e} (tolerance {f.tolerance:.0e})", highlight=False)
     if v.ok:
         out.print(f"[green]{len(v.layers)} of {len(v.layers)} layers match torch[/]")
     else:

@@ -7,9 +7,9 @@ from math import prod
 
 from ..errors import ShapeError
 from ..ops import OPS, OpError, fmt_shape
+from ..ops.receptive import NONE, ReceptiveField, network_input
 from ..spec import INPUT, Layer, Spec
 from .graph import Graph, build, paused_gc
-from .receptive import Field, layer_field, network_input
 
 Shape = tuple[int, ...]
 
@@ -32,7 +32,7 @@ class LayerStats:
     warnings: tuple[str, ...]
     gpu_local: bool              # under a channel split, needs only its own GPU's share
     expect: Shape | None = None
-    # receptive field (see archviz/receptive.py): (h, w) pairs; None for a vector network input
+    # receptive field (see archviz/ops/receptive.py): (h, w) pairs; None for a vector network input
     rf: tuple[int | float, int | float] | None = None          # size in input pixels
     rf_jump: tuple[int | float, int | float] | None = None     # input pixels between neighbour units
     rf_start: tuple[int | float, int | float] | None = None    # centre of the first unit's field
@@ -114,7 +114,7 @@ def _analyze(spec: Spec | Graph, input_shape: Shape | None, gpus: int | None) ->
     sp = graph.spec
     shape_in = tuple(input_shape) if input_shape else sp.input
     shapes: dict[str, Shape] = {INPUT: shape_in}
-    fields: dict[str, Field] = {INPUT: network_input(shape_in)}
+    fields: dict[str, ReceptiveField] = {INPUT: network_input(shape_in)}
     stats: dict[str, LayerStats] = {}
     n_gpus = gpus or sp.gpus or 1
     for layer in graph.order:
@@ -127,6 +127,7 @@ def _analyze(spec: Spec | Graph, input_shape: Shape | None, gpus: int | None) ->
     unused = {n for n in graph.outputs if n != last}
     note = ("output never read by another layer",)
     ordered = tuple(replace(s, warnings=s.warnings + note) if s.name in unused else s for s in ordered)
+    ordered = _format_notes(sp, ordered)
     totals = Totals(*map(sum, zip(*((s.params, s.buffers, s.neurons, s.activations, s.macs)
                                     for s in ordered), strict=True)))
     warnings = tuple((s.name, w) for s in ordered for w in s.warnings)
@@ -135,8 +136,8 @@ def _analyze(spec: Spec | Graph, input_shape: Shape | None, gpus: int | None) ->
                     graph.outputs, n_gpus if n_gpus > 1 else None, split)
 
 
-def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[Field, ...],
-                 image: Shape) -> tuple[LayerStats, Field]:
+def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[ReceptiveField, ...],
+                 image: Shape) -> tuple[LayerStats, ReceptiveField]:
     kind = OPS[layer.op]
     p = layer.params
     try:
@@ -147,7 +148,7 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
     warnings = inferred.warnings
     if layer.expect is not None and tuple(layer.expect) != out:
         warnings += (f"expected {fmt_shape(layer.expect)}, computed {fmt_shape(out)}",)
-    rf = layer_field(layer.op, p, in_fields, ins, out, image)
+    rf = kind.receptive(p, in_fields, ins, out, image) if len(image) == 3 else NONE
     return LayerStats(
         name=layer.name, op=layer.op, family=kind.family, label=kind.label(p),
         inputs=layer.inputs, in_shapes=ins, output=out,
@@ -158,6 +159,21 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
         gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
         expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start,
     ), rf
+
+
+LRN_FORMAT_NOTE = ("alpha read as the α of the paper's formula b = a / (k + α·Σa²)^β, not divided by"
+                   " size (torch's LocalResponseNorm gets alpha = α·size); if this spec was written for"
+                   " torch, Caffe or ONNX, divide its alpha by size. Mark the spec `format: 2` to say"
+                   " it uses the paper's α and silence this warning")
+
+
+def _format_notes(sp: Spec, layers: tuple[LayerStats, ...]) -> tuple[LayerStats, ...]:
+    """A spec of format 1 (no `format:` key) with an LRN: warn, on its first LRN, how alpha was read."""
+    if sp.format >= 2:
+        return layers
+    first = next((s.name for s in layers if s.op == "lrn"), None)
+    return tuple(replace(s, warnings=(*s.warnings, LRN_FORMAT_NOTE)) if s.name == first else s
+                 for s in layers)
 
 
 def channel_share(channels: int, gpus: int, gpu: int) -> int:

@@ -110,8 +110,8 @@ def _kernel_claim(c: Claim, spec: Spec, s: LayerStats, what: str) -> CheckResult
     layer = spec.layer(s.name)
     if s.family != "conv":
         raise SpecError(f"claims.layer_kernels: {s.name} is a {s.op} layer, not conv", c.loc)
-    kh, kw = layer.params["kernel"]
-    groups = layer.params["groups"]
+    kh, kw = layer.params.kernel
+    groups = layer.params.groups
     cin = s.in_shapes[0][0]
     kernel = (kh, kw, cin // groups)
     how = f"{kh}×{kw}×({cin} input channels" + (f" / {groups} groups)" if groups > 1 else ")")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
+from ..ops import OPS
 from ..ops import fmt_dims as _dims
 from ..spec import INPUT, Spec
 from .analysis import Analysis, LayerStats
@@ -106,15 +107,6 @@ def show(v: Any) -> str:
     return str(v)
 
 
-def _effective(params: Mapping[str, Any]) -> dict[str, Any]:
-    p = dict(params)
-    if "stride" in p and p["stride"] is None and "kernel" in p:
-        p["stride"] = p["kernel"]        # pools: stride defaults to the kernel
-    if p.get("padding") == "valid":
-        p["padding"] = (0, 0)
-    return p
-
-
 def diff(spec_a: Spec, a: Analysis, spec_b: Spec, b: Analysis) -> Diff:
     """Compare two analysed specs (see the module docstring for the alignment)."""
     la = {x.name: x for x in spec_a.layers}
@@ -198,7 +190,7 @@ def _changes(x: Any, y: Any, partner: Mapping[str, str]) -> tuple[Change, ...]:
     out: list[Change] = []
     if x.op != y.op:
         out.append(Change("op", x.op, y.op))
-    pa, pb = _effective(x.params), _effective(y.params)
+    pa, pb = OPS[x.op].settings(x.params), OPS[y.op].settings(y.params)  # defaults already resolved
     for key in [*pa, *(k for k in pb if k not in pa)]:
         if pa.get(key) != pb.get(key):
             out.append(Change(key, pa.get(key), pb.get(key)))

@@ -6,7 +6,9 @@ message that reads after ``layer.key:`` (``expected a positive integer, got 0``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
+from dataclasses import fields as dc_fields
 from typing import Any
 
 Pair = tuple[int, int]
@@ -136,3 +138,21 @@ class FloatField(Field):
 
     def describe(self) -> str:
         return f"number in [{self.lo:g}, {self.hi:g}]"
+
+
+_NO_DEFAULT: Any = object()
+
+
+def param(parser: Field, default: Any = _NO_DEFAULT) -> Any:
+    """A field of an op's params dataclass: ``parser`` checks the YAML value; without ``default``
+    the key is required. ``kernel: Pair = param(PairField(doc="kernel size"))``."""
+    required = default is _NO_DEFAULT
+    spec = replace(parser, required=required, default=None if required else default)
+    if required:
+        return dc_field(metadata={"field": spec})
+    return dc_field(default=default, metadata={"field": spec})
+
+
+def fields_of(params_type: type) -> dict[str, Field]:
+    """key → its parser (required flag and default filled), in declaration order."""
+    return {f.name: f.metadata["field"] for f in dc_fields(params_type)}

@@ -1,29 +1,44 @@
-"""The op registry: one class per op, each with its fields, shape rule and counting rules.
+"""The op registry: one class per op, the one home of everything archviz knows about it.
+
+An op class holds:
+
+* ``Params``: a frozen, typed dataclass of its settings. Each field carries the parser that
+  checks its YAML value (:func:`archviz.ops.fields.param`); defaults are filled and derived
+  defaults resolved (a pool's stride = its kernel, ``padding: valid`` = 0) when the spec loads,
+  so no other module re-derives them.
+* ``infer``: the shape rule and its arithmetic text; ``params``/``buffers``/``macs``: counts.
+* ``receptive``: the receptive-field rule (arithmetic in :mod:`archviz.ops.receptive`).
+* ``torch``: a :class:`TorchLayer` description (a class name and its arguments): the core
+  never imports torch; :mod:`archviz.runtime.compile` and :mod:`archviz.runtime.export` build
+  and write it.
+* ``family``: its drawing family (colour and legend in :mod:`archviz.render.dot`).
+* ``settings``: its params as a plain mapping, for diff and JSON; ``label``: a short text.
+* ``schema``: its branch of the spec format's JSON Schema (:mod:`archviz.spec.schema`).
 
 Shapes are per image, without the batch: ``(C, H, W)`` for feature maps, ``(F,)`` for
-vectors. Counting conventions (stated once, in docs/conventions.md too):
+vectors. Counting conventions (docs/conventions.md):
 
 * params  = weights + biases (+ BatchNorm's affine weight and bias); buffers apart.
 * MACs    = multiply-accumulates of conv and linear layers, bias adds not counted;
             FLOPs = 2 × MACs, which is what ``torch.utils.flop_counter`` reports.
 * neurons = output elements of conv and linear layers (the AlexNet paper's sense).
 
-Adding an op means adding one class here (and one builder in compile.py, one style in
-render/dot.py); a test checks that every registered op has all of them.
+Adding an op means adding one class here (and its test); tests/test_ops.py checks that every
+registered op has every facet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from math import prod
 from typing import Any, ClassVar
 
+from . import receptive as rf
 from .arith import Window, pair_formula, pair_warnings
-from .fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
+from .fields import BoolField, Field, FloatField, PaddingField, Pair, PairField, PosInt, fields_of, param
 
 Shape = tuple[int, ...]
-Params = Mapping[str, Any]
 
 
 class OpError(ValueError):
@@ -42,34 +57,86 @@ class Inferred:
     warnings: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class TorchLayer:
+    """How an op is built in torch, without importing it: ``torch.nn.<cls>(*args, **kwargs)``, or
+    for ``cls`` "Add"/"Concat" archviz's merge modules. ``kwargs`` leaves torch's defaults out
+    (readable exported source). ``inline``: for merges, a template over the inputs for exported
+    source (``{xs}`` is the comma-joined inputs, ``{plus}`` them joined by `` + ``)."""
+
+    cls: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    inline: str | None = None
+
+    @staticmethod
+    def given(defaults: Mapping[str, Any], **kwargs: Any) -> tuple[tuple[str, Any], ...]:
+        """The keyword arguments that differ from torch's defaults."""
+        return tuple((k, v) for k, v in kwargs.items() if k not in defaults or defaults[k] != v)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """The settings of an op that has none."""
+
+
 class OpKind:
     """Base class. Subclasses set the class attributes and override what differs."""
 
     name: ClassVar[str]
     family: ClassVar[str]          # conv, pool, norm, act, linear, reshape, merge, regularise
     doc: ClassVar[str]
-    fields: ClassVar[dict[str, Field]] = {}
+    Params: ClassVar[type] = NoParams
     example: ClassVar[dict[str, Any]] = {}
     multi_input: ClassVar[bool] = False
     counts_neurons: ClassVar[bool] = False
 
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    _fields: ClassVar[dict[str, Field]] = {}
+
+    @property
+    def fields(self) -> dict[str, Field]:
+        """Setting name → its parser (required flag, default, doc), in declaration order."""
+        return self._fields
+
+    def make(self, values: Mapping[str, Any]) -> Any:
+        """The typed params from parsed values (missing keys take their defaults)."""
+        return self.Params(**values)
+
+    def settings(self, p: Any) -> dict[str, Any]:
+        """The params as a plain mapping (diff, JSON)."""
+        return asdict(p)
+
+    def infer(self, p: Any, ins: tuple[Shape, ...]) -> Inferred:
         return Inferred(ins[0], "same as input")
 
-    def params(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
+    def params(self, p: Any, ins: tuple[Shape, ...], out: Shape) -> int:
         return 0
 
-    def buffers(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
+    def buffers(self, p: Any, ins: tuple[Shape, ...], out: Shape) -> int:
         return 0
 
-    def macs(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
+    def macs(self, p: Any, ins: tuple[Shape, ...], out: Shape) -> int:
         return 0
 
-    def gpu_local(self, p: Params, gpus: int) -> bool:
+    def receptive(self, p: Any, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...], out: Shape,
+                  image: Shape) -> rf.ReceptiveField:
+        """The field of one output unit from its inputs' fields; elementwise ops keep it."""
+        return fs[0]
+
+    def torch(self, p: Any, ins: tuple[Shape, ...]) -> TorchLayer:  # pragma: no cover - overridden
+        raise NotImplementedError(self.name)
+
+    def gpu_local(self, p: Any, gpus: int) -> bool:
         """True when, split over ``gpus`` GPUs by channels, each GPU needs only its own share."""
         return True
 
-    def label(self, p: Params) -> str:
+    def reference(self, p: Any, a: Any) -> Any:
+        """For a parameter-free op with a published formula: that formula written out over an
+        (N, C, H, W) tensor ``a`` with tensor methods only (no torch import), which ``verify``
+        compares with the compiled layer. None: the op has no such check."""
+        return None
+
+    def label(self, p: Any) -> str:
         """Key settings in a few characters, for tables and diagrams."""
         return ""
 
@@ -78,6 +145,7 @@ OPS: dict[str, OpKind] = {}
 
 
 def register(cls: type[OpKind]) -> type[OpKind]:
+    cls._fields = fields_of(cls.Params)
     OPS[cls.name] = cls()
     return cls
 
@@ -103,8 +171,37 @@ def _pair(v: tuple[int, int], sep: str = "×") -> str:
     return str(v[0]) if v[0] == v[1] else f"{v[0]}{sep}{v[1]}"
 
 
-def _windows(n: Shape, k, s, p, d=(1, 1), ceil=False) -> tuple[Window, Window]:
+def _windows(n: Shape, k: Pair, s: Pair, p: Pair, d: Pair = (1, 1),
+             ceil: bool = False) -> tuple[Window, Window]:
     return (Window(n[1], k[0], s[0], p[0], d[0], ceil), Window(n[2], k[1], s[1], p[1], d[1], ceil))
+
+
+# --- convolution --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class ConvParams:
+    out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))
+    kernel: Pair = param(PairField(doc="kernel size"))
+    stride: Pair = param(PairField(), (1, 1))
+    padding: Pair | str = param(PaddingField(doc="'valid' is read as 0"), (0, 0))  # or "same"
+    dilation: Pair = param(PairField(), (1, 1))
+    groups: int = param(PosInt(doc="channel groups; 2 = the AlexNet paper's two-GPU split"), 1)
+    bias: bool = param(BoolField(), True)
+
+    def __post_init__(self) -> None:
+        if self.padding == "valid":  # torch: 'valid' is no padding
+            object.__setattr__(self, "padding", (0, 0))
+
+    def pads(self) -> Pair:
+        """The padding as numbers: 'same' pads d·(k − 1) in all, the smaller half first (as torch)."""
+        if self.padding == "same":
+            (dh, dw), (kh, kw) = self.dilation, self.kernel
+            return (dh * (kh - 1) // 2, dw * (kw - 1) // 2)
+        assert isinstance(self.padding, tuple)
+        return self.padding
+
+
+_CONV_DEFAULTS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True}
 
 
 @register
@@ -112,35 +209,25 @@ class Conv(OpKind):
     name, family = "conv", "conv"
     doc = "2-D convolution (torch.nn.Conv2d)"
     counts_neurons = True
-    fields = {
-        "out": PosInt(required=True, doc="output channels, i.e. the number of kernels"),
-        "kernel": PairField(required=True, doc="kernel size"),
-        "stride": PairField(default=(1, 1)),
-        "padding": PaddingField(default=(0, 0)),
-        "dilation": PairField(default=(1, 1)),
-        "groups": PosInt(default=1, doc="channel groups; 2 = the AlexNet paper's two-GPU split"),
-        "bias": BoolField(default=True),
-    }
+    Params = ConvParams
     example = {"name": "conv1", "op": "conv", "out": 96, "kernel": 11, "stride": 4}
 
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    def infer(self, p: ConvParams, ins: tuple[Shape, ...]) -> Inferred:
         c, h, w = _spatial(ins, "conv")
-        g = p["groups"]
-        if c % g:
-            raise OpError(f"{c} input channels are not divisible by groups={g}", "groups")
-        if p["out"] % g:
-            raise OpError(f"out={p['out']} is not divisible by groups={g}", "groups")
-        k, s, d = p["kernel"], p["stride"], p["dilation"]
-        if p["padding"] == "same":
+        if c % p.groups:
+            raise OpError(f"{c} input channels are not divisible by groups={p.groups}", "groups")
+        if p.out % p.groups:
+            raise OpError(f"out={p.out} is not divisible by groups={p.groups}", "groups")
+        k, s, d = p.kernel, p.stride, p.dilation
+        if p.padding == "same":
             if s != (1, 1):
-                ph, pw = (dd * (kk - 1) // 2 for kk, dd in zip(k, d, strict=True))
+                ph, pw = p.pads()
                 half = str(ph) if ph == pw else f"[{ph}, {pw}]"
                 raise OpError("padding 'same' needs stride 1 (as in torch)", "padding",
                               f"hint: give the padding as a number, e.g. padding: {half}"
                               " (half the kernel's span)")
-            return Inferred((p["out"], h, w), f"'same' padding: {h}×{w} kept")
-        pad = (0, 0) if p["padding"] == "valid" else p["padding"]
-        wh, ww = _windows((c, h, w), k, s, pad, d)
+            return Inferred((p.out, h, w), f"'same' padding: {h}×{w} kept")
+        wh, ww = _windows((c, h, w), k, s, p.pads(), d)
         for win, axis in ((wh, "height"), (ww, "width")):
             if win.span > win.n + 2 * win.p:
                 size = f"kernel {_pair(k)}" if win.d == 1 else \
@@ -148,208 +235,258 @@ class Conv(OpKind):
                 raise OpError(f"{size} is larger than the padded input {axis}"
                               f" {win.n} + 2·{win.p} = {win.n + 2 * win.p} (input {fmt_shape((c, h, w))})",
                               "kernel")
-        return Inferred((p["out"], wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
+        return Inferred((p.out, wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
 
-    def params(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
+    def params(self, p: ConvParams, ins: tuple[Shape, ...], out: Shape) -> int:
         # weight (out, C/groups, kh, kw) + bias (out,)
-        kh, kw = p["kernel"]
-        return p["out"] * (ins[0][0] // p["groups"]) * kh * kw + (p["out"] if p["bias"] else 0)
+        kh, kw = p.kernel
+        return p.out * (ins[0][0] // p.groups) * kh * kw + (p.out if p.bias else 0)
 
-    def macs(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
+    def macs(self, p: ConvParams, ins: tuple[Shape, ...], out: Shape) -> int:
         # each output element: (C/groups)·kh·kw multiply-accumulates
-        kh, kw = p["kernel"]
-        return prod(out) * (ins[0][0] // p["groups"]) * kh * kw
+        kh, kw = p.kernel
+        return prod(out) * (ins[0][0] // p.groups) * kh * kw
 
-    def gpu_local(self, p: Params, gpus: int) -> bool:
-        return p["groups"] % gpus == 0
+    def receptive(self, p: ConvParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.windowed(fs[0], p.kernel, p.stride, p.pads(), p.dilation)
 
-    def label(self, p: Params) -> str:
-        text = f"{_pair(p['kernel'])}×{_pair(p['kernel'])}" if p["kernel"][0] == p["kernel"][1] \
-            else f"{p['kernel'][0]}×{p['kernel'][1]}"
-        if p["stride"] != (1, 1):
-            text += f" /{_pair(p['stride'], ',')}"
-        text += f", {p['out']}"
-        if p["padding"] not in ((0, 0), "valid"):
-            text += f", pad {p['padding'] if isinstance(p['padding'], str) else _pair(p['padding'], ',')}"
-        if p["dilation"] != (1, 1):
-            text += f", dil {_pair(p['dilation'], ',')}"
-        if p["groups"] != 1:
-            text += f", groups {p['groups']}"
+    def torch(self, p: ConvParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        kw = TorchLayer.given(_CONV_DEFAULTS, kernel_size=p.kernel, stride=p.stride, padding=p.padding,
+                              dilation=p.dilation, groups=p.groups, bias=p.bias)
+        return TorchLayer("Conv2d", (ins[0][0], p.out), kw)
+
+    def gpu_local(self, p: ConvParams, gpus: int) -> bool:
+        return p.groups % gpus == 0
+
+    def label(self, p: ConvParams) -> str:
+        k = p.kernel
+        text = f"{_pair(k)}×{_pair(k)}" if k[0] == k[1] else f"{k[0]}×{k[1]}"
+        if p.stride != (1, 1):
+            text += f" /{_pair(p.stride, ',')}"
+        text += f", {p.out}"
+        if p.padding != (0, 0):
+            text += f", pad {p.padding if isinstance(p.padding, str) else _pair(p.padding, ',')}"
+        if p.dilation != (1, 1):
+            text += f", dil {_pair(p.dilation, ',')}"
+        if p.groups != 1:
+            text += f", groups {p.groups}"
         return text
+
+
+# --- pooling ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class PoolParams:
+    kernel: Pair = param(PairField(doc="window size"))
+    stride: Pair = param(PairField(doc="defaults to the kernel size, as in torch"), None)
+    padding: Pair = param(PairField(lo=0), (0, 0))
+    ceil_mode: bool = param(BoolField(), False)
+
+    def __post_init__(self) -> None:
+        if self.stride is None:  # torch: the stride defaults to the kernel size
+            object.__setattr__(self, "stride", self.kernel)
+
+
+_POOL_DEFAULTS = {"padding": (0, 0), "ceil_mode": False}
 
 
 class _Pool(OpKind):
     family = "pool"
-    fields = {
-        "kernel": PairField(required=True),
-        "stride": PairField(doc="defaults to the kernel size, as in torch"),
-        "padding": PairField(lo=0, default=(0, 0)),
-        "ceil_mode": BoolField(default=False),
-    }
+    Params = PoolParams
+    torch_class: ClassVar[str]
 
-    def _half_limit(self, k: int) -> float:
-        return k / 2
-
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    def infer(self, p: PoolParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = _spatial(ins, self.name)
-        k, pad = p["kernel"], p["padding"]
-        s = p["stride"] or k
-        for kk, pp in zip(k, pad, strict=True):
-            if pp > self._half_limit(kk):
+        for kk, pp in zip(p.kernel, p.padding, strict=True):
+            if pp > kk / 2:  # torch: pad <= ((k - 1)·dilation + 1) / 2, dilation 1
                 raise OpError(f"padding {pp} is more than half the kernel {kk} (torch refuses it)",
                               "padding")
-        wh, ww = _windows(shape, k, s, pad, ceil=p["ceil_mode"])
+        wh, ww = _windows(shape, p.kernel, p.stride, p.padding, ceil=p.ceil_mode)
         if wh.out < 1 or ww.out < 1:
-            raise OpError(f"kernel {_pair(k)} is larger than the padded input"
-                          f" {shape[1] + 2 * pad[0]}×{shape[2] + 2 * pad[1]} (input {fmt_shape(shape)})",
-                          "kernel")
+            raise OpError(f"kernel {_pair(p.kernel)} is larger than the padded input"
+                          f" {shape[1] + 2 * p.padding[0]}×{shape[2] + 2 * p.padding[1]}"
+                          f" (input {fmt_shape(shape)})", "kernel")
         return Inferred((shape[0], wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
 
-    def label(self, p: Params) -> str:
-        k = p["kernel"]
-        s = p["stride"] or k
-        text = f"{k[0]}×{k[1]}" + (f" /{_pair(s, ',')}" if s != (1, 1) else "")
-        return text + (f", pad {_pair(p['padding'], ',')}" if p["padding"] != (0, 0) else "")
+    def receptive(self, p: PoolParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.windowed(fs[0], p.kernel, p.stride, p.padding)
+
+    def torch(self, p: PoolParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        kw = TorchLayer.given(_POOL_DEFAULTS, kernel_size=p.kernel, stride=p.stride, padding=p.padding,
+                              ceil_mode=p.ceil_mode)
+        return TorchLayer(self.torch_class, (), kw)
+
+    def label(self, p: PoolParams) -> str:
+        k = p.kernel
+        text = f"{k[0]}×{k[1]}" + (f" /{_pair(p.stride, ',')}" if p.stride != (1, 1) else "")
+        return text + (f", pad {_pair(p.padding, ',')}" if p.padding != (0, 0) else "")
 
 
 @register
 class MaxPool(_Pool):
-    name = "maxpool"
+    name, torch_class = "maxpool", "MaxPool2d"
     doc = "max pooling (torch.nn.MaxPool2d); kernel 3 stride 2 = AlexNet's overlapping pooling"
     example = {"name": "pool1", "op": "maxpool", "kernel": 3, "stride": 2}
-
-    def _half_limit(self, k: int) -> float:
-        return k / 2  # torch: pad <= ((k - 1)·dilation + 1) / 2, dilation 1
 
 
 @register
 class AvgPool(_Pool):
-    name = "avgpool"
+    name, torch_class = "avgpool", "AvgPool2d"
     doc = "average pooling (torch.nn.AvgPool2d)"
     example = {"name": "pool", "op": "avgpool", "kernel": 2, "stride": 2}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveParams:
+    out: Pair = param(PairField(doc="output size [h, w]"))
 
 
 @register
 class AdaptiveAvgPool(OpKind):
     name, family = "adaptive_avgpool", "pool"
     doc = "adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)"
-    fields = {"out": PairField(required=True, doc="output size [h, w]")}
+    Params = AdaptiveParams
     example = {"name": "avgpool", "op": "adaptive_avgpool", "out": 6}
 
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    def infer(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> Inferred:
         c, h, w = _spatial(ins, self.name)
-        oh, ow = p["out"]
+        oh, ow = p.out
         return Inferred((c, oh, ow), f"adaptive: {h}×{w} → {oh}×{ow}")
 
-    def label(self, p: Params) -> str:
-        return f"→ {p['out'][0]}×{p['out'][1]}"
+    def receptive(self, p: AdaptiveParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.adaptive(fs[0], ins[0], out)
+
+    def torch(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("AdaptiveAvgPool2d", (p.out,))
+
+    def label(self, p: AdaptiveParams) -> str:
+        return f"→ {p.out[0]}×{p.out[1]}"
+
+
+# --- normalisation ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class LRNParams:
+    """The AlexNet paper's formula (section 3.3), channel i of the output at one position:
+
+        b_i = a_i / (k + α · Σ_j a_j²)^β,   j over the ``size`` = n channels around i
+
+    ``alpha`` is that α (as the paper and TensorFlow write it). torch's ``LocalResponseNorm``,
+    Caffe's and ONNX's LRN divide their alpha by n, so they are given α·n (docs/spec-format.md).
+    """
+
+    size: int = param(PosInt(doc="n, channels in the window"))
+    alpha: float = param(FloatField(doc="α of the paper's formula, not divided by n (torch's alpha = α·n)"),
+                         1e-4)
+    beta: float = param(FloatField(doc="β, the exponent"), 0.75)
+    k: float = param(FloatField(doc="k, the additive constant"), 1.0)
+
+    @property
+    def torch_alpha(self) -> float:
+        """The alpha of torch's LocalResponseNorm (Caffe, ONNX): it divides by n, so α·n."""
+        return self.alpha * self.size
 
 
 @register
 class LRN(OpKind):
     name, family = "lrn", "norm"
     doc = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
-    fields = {
-        "size": PosInt(required=True, doc="n, channels in the window"),
-        "alpha": FloatField(default=1e-4),
-        "beta": FloatField(default=0.75),
-        "k": FloatField(default=1.0),
-    }
+    Params = LRNParams
     example = {"name": "norm1", "op": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}
 
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    def infer(self, p: LRNParams, ins: tuple[Shape, ...]) -> Inferred:
         if len(ins[0]) < 2:
             raise OpError(f"lrn needs a (C, H, W) input, got {fmt_shape(ins[0])}")
         return super().infer(p, ins)
 
-    def label(self, p: Params) -> str:
-        return f"n={p['size']}, k={p['k']:g}"
+    def torch(self, p: LRNParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        # torch computes a / (k + (alpha/n)·Σa²)^β: the paper's α is passed as alpha = α·n
+        return TorchLayer("LocalResponseNorm", (p.size,),
+                          (("alpha", p.torch_alpha), ("beta", p.beta), ("k", p.k)))
+
+    def reference(self, p: LRNParams, a: Any) -> Any:
+        # b_i = a_i / (k + α·Σ_j a_j²)^β, j from i − ⌊n/2⌋ to i + ⌊(n−1)/2⌋ clipped to the channels
+        # (the paper's n/2 each side for odd n; torch's window for even n)
+        out = a.clone()
+        c = a.shape[1]
+        for i in range(c):
+            lo, hi = max(0, i - p.size // 2), min(c - 1, i + (p.size - 1) // 2)
+            out[:, i] = a[:, i] / (p.k + p.alpha * (a[:, lo:hi + 1] ** 2).sum(dim=1)) ** p.beta
+        return out
+
+    def label(self, p: LRNParams) -> str:
+        return f"n={p.size}, k={p.k:g}, α={p.alpha:g}"
 
 
-class _Elementwise(OpKind):
-    family = "act"
-    fields: ClassVar[dict[str, Field]] = {}
-
-
-def _activation(op: str, doc: str, extra: dict[str, Field] | None = None) -> type[OpKind]:
-    cls = type(op.title().replace("_", ""), (_Elementwise,), {
-        "name": op, "doc": doc, "fields": dict(extra or {}),
-        "example": {"name": op, "op": op},
-    })
-    return register(cls)
-
-
-_activation("relu", "rectified linear unit (torch.nn.ReLU)")
-_activation("tanh", "hyperbolic tangent (torch.nn.Tanh)")
-_activation("sigmoid", "logistic sigmoid (torch.nn.Sigmoid)")
-_activation("gelu", "Gaussian error linear unit (torch.nn.GELU)")
-_activation("leaky_relu", "leaky ReLU (torch.nn.LeakyReLU)",
-            {"negative_slope": FloatField(default=0.01)})
+@dataclass(frozen=True, kw_only=True)
+class BatchNormParams:
+    eps: float = param(FloatField(lo=0.0), 1e-5)
+    momentum: float = param(FloatField(lo=0.0), 0.1)
+    affine: bool = param(BoolField(), True)
 
 
 @register
 class BatchNorm(OpKind):
     name, family = "batchnorm", "norm"
     doc = "batch normalisation over channels (BatchNorm2d on (C, H, W), BatchNorm1d on (F,))"
-    fields = {"eps": FloatField(default=1e-5, lo=0.0), "momentum": FloatField(default=0.1, lo=0.0),
-              "affine": BoolField(default=True)}
+    Params = BatchNormParams
     example = {"name": "bn1", "op": "batchnorm"}
 
-    def params(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
-        return 2 * ins[0][0] if p["affine"] else 0  # weight (C,) + bias (C,)
+    def params(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return 2 * ins[0][0] if p.affine else 0  # weight (C,) + bias (C,)
 
-    def buffers(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
+    def buffers(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 2 * ins[0][0] + 1  # running_mean, running_var (C,) + num_batches_tracked
 
+    def torch(self, p: BatchNormParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"  # (C, H, W) or (F,)
+        kw = TorchLayer.given({"eps": 1e-5, "momentum": 0.1, "affine": True},
+                              eps=p.eps, momentum=p.momentum, affine=p.affine)
+        return TorchLayer(cls, (ins[0][0],), kw)
+
+
+# --- activations --------------------------------------------------------------------------------
+
+class _Elementwise(OpKind):
+    """An activation with no settings: ``torch.nn.<torch_class>()``."""
+
+    family = "act"
+    torch_class: ClassVar[str]
+
+    def torch(self, p: Any, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer(self.torch_class)
+
+
+def _activation(op: str, torch_class: str) -> None:
+    register(type(torch_class, (_Elementwise,), {
+        "name": op, "torch_class": torch_class, "doc": f"{_ACTIVATIONS[op]} (torch.nn.{torch_class})",
+        "example": {"name": op, "op": op},
+    }))
+
+
+_ACTIVATIONS = {"relu": "rectified linear unit", "tanh": "hyperbolic tangent", "sigmoid": "logistic sigmoid",
+                "gelu": "Gaussian error linear unit"}
+for _op, _cls in (("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid"), ("gelu", "GELU")):
+    _activation(_op, _cls)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeakyParams:
+    negative_slope: float = param(FloatField(), 0.01)
+
 
 @register
-class Dropout(OpKind):
-    name, family = "dropout", "regularise"
-    doc = "dropout (torch.nn.Dropout); identity at inference"
-    fields = {"p": FloatField(default=0.5, lo=0.0, hi=1.0, doc="probability of zeroing")}
-    example = {"name": "drop6", "op": "dropout", "p": 0.5}
+class LeakyReLU(OpKind):
+    name, family = "leaky_relu", "act"
+    doc = "leaky ReLU (torch.nn.LeakyReLU)"
+    Params = LeakyParams
+    example = {"name": "leaky_relu", "op": "leaky_relu"}
 
-    def label(self, p: Params) -> str:
-        return f"p={p['p']:g}"
-
-
-@register
-class Flatten(OpKind):
-    name, family = "flatten", "reshape"
-    doc = "flatten (C, H, W) to (C·H·W,) (torch.nn.Flatten)"
-    example = {"name": "flatten", "op": "flatten"}
-
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
-        shape = ins[0]
-        return Inferred((prod(shape),), " × ".join(map(str, shape)) + f" = {prod(shape)}")
-
-
-@register
-class Linear(OpKind):
-    name, family = "linear", "linear"
-    doc = "fully connected layer (torch.nn.Linear)"
-    counts_neurons = True
-    fields = {"out": PosInt(required=True, doc="output features"), "bias": BoolField(default=True)}
-    example = {"name": "fc6", "op": "linear", "out": 4096}
-
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
-        shape = ins[0]
-        if len(shape) != 1:
-            raise OpError(f"linear is fed a spatial tensor {fmt_shape(shape)} without flatten",
-                          hint="hint: add a layer {op: flatten} before it")
-        return Inferred((p["out"],), f"{shape[0]} → {p['out']}")
-
-    def params(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
-        return ins[0][0] * p["out"] + (p["out"] if p["bias"] else 0)  # weight (out, in) + bias
-
-    def macs(self, p: Params, ins: tuple[Shape, ...], out: Shape) -> int:
-        return ins[0][0] * p["out"]
-
-    def gpu_local(self, p: Params, gpus: int) -> bool:
-        return False
-
-    def label(self, p: Params) -> str:
-        return str(p["out"])
+    def torch(self, p: LeakyParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("LeakyReLU", (p.negative_slope,))
 
 
 @register
@@ -358,34 +495,128 @@ class Softmax(OpKind):
     doc = "softmax over channels / features (torch.nn.Softmax(dim=1))"
     example = {"name": "prob", "op": "softmax"}
 
-    def gpu_local(self, p: Params, gpus: int) -> bool:
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Softmax", (), (("dim", 1),))
+
+    def gpu_local(self, p: NoParams, gpus: int) -> bool:
         return False  # normalises over every channel, so it needs all GPUs' shares
 
 
+# --- regularisation, reshape, fully connected ---------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class DropoutParams:
+    p: float = param(FloatField(lo=0.0, hi=1.0, doc="probability of zeroing"), 0.5)
+
+
 @register
-class Add(OpKind):
-    name, family = "add", "merge"
-    doc = "elementwise sum of its inputs (residual connections)"
+class Dropout(OpKind):
+    name, family = "dropout", "regularise"
+    doc = "dropout (torch.nn.Dropout); identity at inference"
+    Params = DropoutParams
+    example = {"name": "drop6", "op": "dropout", "p": 0.5}
+
+    def torch(self, p: DropoutParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Dropout", (p.p,))
+
+    def label(self, p: DropoutParams) -> str:
+        return f"p={p.p:g}"
+
+
+@register
+class Flatten(OpKind):
+    name, family = "flatten", "reshape"
+    doc = "flatten (C, H, W) to (C·H·W,) (torch.nn.Flatten)"
+    example = {"name": "flatten", "op": "flatten"}
+
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
+        shape = ins[0]
+        return Inferred((prod(shape),), " × ".join(map(str, shape)) + f" = {prod(shape)}")
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Flatten")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearParams:
+    out: int = param(PosInt(doc="output features"))
+    bias: bool = param(BoolField(), True)
+
+
+@register
+class Linear(OpKind):
+    name, family = "linear", "linear"
+    doc = "fully connected layer (torch.nn.Linear)"
+    counts_neurons = True
+    Params = LinearParams
+    example = {"name": "fc6", "op": "linear", "out": 4096}
+
+    def infer(self, p: LinearParams, ins: tuple[Shape, ...]) -> Inferred:
+        shape = ins[0]
+        if len(shape) != 1:
+            raise OpError(f"linear is fed a spatial tensor {fmt_shape(shape)} without flatten",
+                          hint="hint: add a layer {op: flatten} before it")
+        return Inferred((p.out,), f"{shape[0]} → {p.out}")
+
+    def params(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return ins[0][0] * p.out + (p.out if p.bias else 0)  # weight (out, in) + bias
+
+    def macs(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return ins[0][0] * p.out
+
+    def receptive(self, p: LinearParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.whole(fs, image)  # each unit reads every position
+
+    def torch(self, p: LinearParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Linear", (ins[0][0], p.out), TorchLayer.given({"bias": True}, bias=p.bias))
+
+    def gpu_local(self, p: LinearParams, gpus: int) -> bool:
+        return False
+
+    def label(self, p: LinearParams) -> str:
+        return str(p.out)
+
+
+# --- merges -------------------------------------------------------------------------------------
+
+class _Merge(OpKind):
+    family = "merge"
     multi_input = True
+
+    def receptive(self, p: NoParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.union(fs, image)
+
+
+@register
+class Add(_Merge):
+    name = "add"
+    doc = "elementwise sum of its inputs (residual connections)"
     example = {"name": "sum", "op": "add", "from": ["a", "b"]}
 
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         if len(set(ins)) != 1:
             raise OpError("add needs inputs of one shape, got " + " and ".join(map(fmt_shape, ins)),
                           "from")
         return Inferred(ins[0], " + ".join(map(fmt_shape, ins)))
 
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Add", inline="{plus}")
+
 
 @register
-class Concat(OpKind):
-    name, family = "concat", "merge"
+class Concat(_Merge):
+    name = "concat"
     doc = "concatenation of its inputs along channels (Inception branches)"
-    multi_input = True
     example = {"name": "cat", "op": "concat", "from": ["a", "b"]}
 
-    def infer(self, p: Params, ins: tuple[Shape, ...]) -> Inferred:
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         if len({s[1:] for s in ins}) != 1 or len({len(s) for s in ins}) != 1:
             raise OpError("concat needs inputs that differ only in channels, got "
                           + " and ".join(map(fmt_shape, ins)), "from")
         c = sum(s[0] for s in ins)
         return Inferred((c, *ins[0][1:]), " + ".join(str(s[0]) for s in ins) + f" = {c} channels")
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Concat", inline="torch.cat([{xs}], dim=1)")

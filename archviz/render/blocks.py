@@ -73,7 +73,7 @@ def _box_layers(a: Analysis) -> list[LayerStats]:
 
 
 def _kernel(graph: Graph, name: str) -> tuple[int, int] | None:
-    k = graph.layer(name).params.get("kernel")
+    k = getattr(graph.layer(name).params, "kernel", None)
     return tuple(k) if k is not None else None  # type: ignore[return-value]
 
 

@@ -1,9 +1,9 @@
-"""Spec → ``torch.nn.Module``: one builder per op, layer names kept as module names.
+"""Spec → ``torch.nn.Module``: each op's torch description built, layer names kept as module names.
 
-Every op in :data:`archviz.ops.OPS` has a :class:`Builder` in :data:`BUILDERS` (a test checks it).
-A builder turns a layer's normalised fields and its input shapes into a :class:`Made` (a torch
-class and its arguments), which both :func:`to_module` (instantiate it) and
-:mod:`archviz.export` (write it as source) use, so the two never disagree.
+Every op describes its torch layer itself (``OpKind.torch``: a class name and its arguments,
+from the layer's typed params and input shapes); :class:`Made` resolves that description to a
+torch class, which both :func:`to_module` (instantiate it) and :mod:`archviz.runtime.export`
+(write it as source) use, so the two never disagree.
 
 The forward pass is a ``torch.fx.GraphModule`` generated once from the layer graph: a plain
 chain becomes straight-line code (``x = self.conv1(x)`` ...), as fast as ``nn.Sequential``;
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,10 @@ from torch import fx, nn
 from ..core.analysis import Analysis, analyze
 from ..core.graph import Graph, build
 from ..errors import ArchvizError, ShapeError
-from ..ops import OPS
+from ..ops import OPS, OpKind, TorchLayer
 from ..spec import INPUT, Spec, load
 
 Shape = tuple[int, ...]
-Params = Mapping[str, Any]
 
 
 class ModelTooLarge(ArchvizError):
@@ -59,11 +58,18 @@ class Concat(nn.Module):
 
 @dataclass(frozen=True)
 class Made:
-    """A torch module class and its constructor arguments (defaults left out, for readable source)."""
+    """A torch module class and its constructor arguments (defaults left out, for readable source),
+    from the op's :class:`~archviz.ops.TorchLayer` description."""
 
     cls: type[nn.Module]
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    inline: str | None = None    # merges: the expression template of exported source
+
+    @classmethod
+    def of(cls, t: TorchLayer) -> Made:
+        module = MERGES.get(t.cls) or getattr(nn, t.cls)
+        return cls(module, t.args, dict(t.kwargs), t.inline)
 
     def build(self) -> nn.Module:
         return self.cls(*self.args, **self.kwargs)
@@ -73,71 +79,13 @@ class Made:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"nn.{self.cls.__name__}({', '.join(parts)})"
 
-
-@dataclass(frozen=True)
-class Builder:
-    """``make`` builds the module; ``inline`` (merge ops only) writes the same computation as a
-    Python expression over its input variables, for exported source."""
-
-    make: Callable[[Params, tuple[Shape, ...]], Made]
-    inline: Callable[[list[str]], str] | None = None
+    def expression(self, xs: list[str]) -> str:
+        """A merge written over its input variables (exported source)."""
+        assert self.inline is not None
+        return self.inline.format(xs=", ".join(xs), plus=" + ".join(xs))
 
 
-def _given(defaults: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments that differ from torch's defaults."""
-    return {k: v for k, v in kwargs.items() if k not in defaults or defaults[k] != v}
-
-
-_CONV_DEFAULTS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True}
-_POOL_DEFAULTS = {"padding": (0, 0), "ceil_mode": False}
-
-
-def _conv(p: Params, ins: tuple[Shape, ...]) -> Made:
-    kw = _given(_CONV_DEFAULTS, kernel_size=p["kernel"], stride=p["stride"], padding=p["padding"],
-                dilation=p["dilation"], groups=p["groups"], bias=p["bias"])
-    return Made(nn.Conv2d, (ins[0][0], p["out"]), kw)
-
-
-def _pool(cls: type[nn.Module]) -> Callable[[Params, tuple[Shape, ...]], Made]:
-    def make(p: Params, ins: tuple[Shape, ...]) -> Made:
-        kw = _given(_POOL_DEFAULTS, kernel_size=p["kernel"], stride=p["stride"] or p["kernel"],
-                    padding=p["padding"], ceil_mode=p["ceil_mode"])
-        return Made(cls, (), kw)
-    return make
-
-
-def _batchnorm(p: Params, ins: tuple[Shape, ...]) -> Made:
-    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d  # (C, H, W) or (F,)
-    kw = _given({"eps": 1e-5, "momentum": 0.1, "affine": True},
-                eps=p["eps"], momentum=p["momentum"], affine=p["affine"])
-    return Made(cls, (ins[0][0],), kw)
-
-
-def _plain(cls: type[nn.Module], **fixed: Any) -> Callable[[Params, tuple[Shape, ...]], Made]:
-    return lambda p, ins: Made(cls, (), dict(fixed))
-
-
-BUILDERS: dict[str, Builder] = {
-    "conv": Builder(_conv),
-    "maxpool": Builder(_pool(nn.MaxPool2d)),
-    "avgpool": Builder(_pool(nn.AvgPool2d)),
-    "adaptive_avgpool": Builder(lambda p, ins: Made(nn.AdaptiveAvgPool2d, (p["out"],))),
-    "lrn": Builder(lambda p, ins: Made(nn.LocalResponseNorm, (p["size"],),
-                                       {"alpha": p["alpha"], "beta": p["beta"], "k": p["k"]})),
-    "relu": Builder(_plain(nn.ReLU)),
-    "tanh": Builder(_plain(nn.Tanh)),
-    "sigmoid": Builder(_plain(nn.Sigmoid)),
-    "gelu": Builder(_plain(nn.GELU)),
-    "leaky_relu": Builder(lambda p, ins: Made(nn.LeakyReLU, (p["negative_slope"],))),
-    "batchnorm": Builder(_batchnorm),
-    "dropout": Builder(lambda p, ins: Made(nn.Dropout, (p["p"],))),
-    "flatten": Builder(_plain(nn.Flatten)),
-    "linear": Builder(lambda p, ins: Made(nn.Linear, (ins[0][0], p["out"]),
-                                          _given({"bias": True}, bias=p["bias"]))),
-    "softmax": Builder(_plain(nn.Softmax, dim=1)),
-    "add": Builder(_plain(Add), inline=lambda xs: " + ".join(xs)),
-    "concat": Builder(_plain(Concat), inline=lambda xs: f"torch.cat([{', '.join(xs)}], dim=1)"),
-}
+MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat}
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[Graph, Analysis]:
@@ -150,7 +98,7 @@ def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[
 def made(graph: Graph, analysis: Analysis) -> dict[str, Made]:
     """Layer name → what to build, in topological order."""
     stats = {s.name: s for s in analysis.layers}
-    return {la.name: BUILDERS[la.op].make(la.params, stats[la.name].in_shapes) for la in graph.order}
+    return {la.name: Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes)) for la in graph.order}
 
 
 def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = None) -> nn.Module:
@@ -311,6 +259,21 @@ class LayerCheck:
 
 
 @dataclass(frozen=True)
+class FormulaCheck:
+    """A parameter-free layer with a published formula (LRN): the compiled layer against the
+    formula written out (``OpKind.reference``) on random input of activation-like size."""
+
+    name: str
+    op: str
+    max_rel_error: float        # max |torch − formula| / |formula| over the test input
+    tolerance: float = 1e-5     # fp32
+
+    @property
+    def ok(self) -> bool:
+        return self.max_rel_error <= self.tolerance
+
+
+@dataclass(frozen=True)
 class Verification:
     name: str
     input: Shape
@@ -321,6 +284,7 @@ class Verification:
     params: int
     real_params: int
     error: str = ""             # torch refused the forward pass (the analysis accepted it)
+    formulas: tuple[FormulaCheck, ...] = ()
 
     @property
     def macs_ok(self) -> bool:
@@ -329,7 +293,7 @@ class Verification:
     @property
     def ok(self) -> bool:
         return (not self.error and all(c.ok for c in self.layers) and self.macs_ok
-                and self.params == self.real_params)
+                and self.params == self.real_params and all(f.ok for f in self.formulas))
 
 
 def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
@@ -350,8 +314,31 @@ def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
             if device == "meta":
                 continue  # an op without a meta kernel, or a real refusal: ask the CPU
             return _verification(analysis, model, seen, device, 0, str(exc).splitlines()[0])
-        return _verification(analysis, model, seen, device, counter.get_total_flops())
+        return replace(_verification(analysis, model, seen, device, counter.get_total_flops()),
+                       formulas=formula_checks(graph, analysis))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0) -> tuple[FormulaCheck, ...]:
+    """Each parameter-free layer whose op writes out its formula (``OpKind.reference``): the layer
+    as compiled, on the CPU, against that formula. The input is normal noise of standard deviation
+    30 (conv1's outputs on raw pixels are in that range, where α vs α/n differ by ~50%) on at most
+    4×4 positions: the formula is per position."""
+    stats = {s.name: s for s in analysis.layers}
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for layer in graph.order:
+        kind = OPS[layer.op]
+        shape = stats[layer.name].in_shapes[0]
+        if len(shape) != 3 or type(kind).reference is OpKind.reference:
+            continue
+        x = 30 * torch.randn((2, shape[0], min(shape[1], 4), min(shape[2], 4)), generator=gen)
+        with torch.no_grad():
+            got = Made.of(kind.torch(layer.params, (shape,))).build()(x)
+            want = kind.reference(layer.params, x)
+        rel = ((got - want).abs() / want.abs().clamp_min(1e-30)).max().item()
+        out.append(FormulaCheck(layer.name, layer.op, rel))
+    return tuple(out)
 
 
 def _hooks(model: nn.Module, graph: Graph, seen: dict[str, Shape]) -> Any:

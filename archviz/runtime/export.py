@@ -26,8 +26,9 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import OPS, fmt_shape
+from ..ops.registry import LRNParams
 from ..spec import INPUT, Spec
-from .compile import BUILDERS, class_name, compile_graph, made, parents_first, prepare
+from .compile import class_name, compile_graph, made, parents_first, prepare
 
 Shape = tuple[int, ...]
 FORMATS = ("py", "torchscript", "onnx")
@@ -83,8 +84,10 @@ def _init(graph: Graph, a: Analysis) -> list[str]:
             if prefix not in layers and prefix not in created:
                 out.append(f"        {_assign(prefix, layers)} = nn.ModuleDict()")
                 created.add(prefix)
-        if BUILDERS[graph.layer(name).op].inline is None:
-            out.append(f"        {_assign(name, layers)} = {builds[name].source()}  {_comment(stats[name])}")
+        if builds[name].inline is None:
+            note = _alpha_note(graph.layer(name).params) if graph.layer(name).op == "lrn" else ""
+            line = f"        {_assign(name, layers)} = {builds[name].source()}"
+            out.append(f"{line}  {_comment(stats[name])}{note}")
     return out
 
 
@@ -113,6 +116,11 @@ def _assign(path: str, layers: set[str]) -> str:
     raise ExportError(f"layer name '{path}': '{seg}' cannot be written as a Python attribute")
 
 
+def _alpha_note(p: LRNParams) -> str:
+    """LRN: torch divides alpha by size, so it is given the paper's α times size."""
+    return f"; alpha = the paper's α {p.alpha:g} × size {p.size}"
+
+
 def _comment(s: LayerStats) -> str:
     return f"# {fmt_shape(s.output)}" + (f", {s.params:,} params" if s.params else "")
 
@@ -139,6 +147,7 @@ def _variables(graph: Graph) -> dict[str, str]:
 
 
 def _forward(graph: Graph, stats: dict[str, LayerStats], a: Analysis) -> list[str]:
+    builds = made(graph, a)
     var = _variables(graph)
     layers = {la.name for la in graph.order}
     many = len(graph.outputs) > 1
@@ -147,9 +156,8 @@ def _forward(graph: Graph, stats: dict[str, LayerStats], a: Analysis) -> list[st
            f"        # {var[INPUT]}: (N, {_dims(a.input)})"]
     for la in graph.order:
         args = [var[s] for s in la.inputs]
-        inline = BUILDERS[la.op].inline
-        if inline is not None:
-            expr = inline(args)
+        if builds[la.name].inline is not None:
+            expr = builds[la.name].expression(args)
         else:
             expr = f"{_access(la.name, layers)}({args[0] if not OPS[la.op].multi_input else args})"
         out.append(f"        {var[la.name]} = {expr}  # {fmt_shape(stats[la.name].output)}")

@@ -25,7 +25,8 @@ from .claims import Claim, parse_claims
 Shape = tuple[int, ...]
 
 TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
-# spec format versions: 1 (the first; LRN alpha ambiguous), 2 (LRN alpha is the paper's α, see docs/spec-format.md)
+# spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α;
+# see docs/spec-format.md)
 FORMATS = (1, 2)
 FORMAT = 2
 LAYER_KEYS = {"name", "op", "from", "expect", "note"}
@@ -62,7 +63,7 @@ class Layer:
 
     name: str
     op: str
-    params: Mapping[str, Any]
+    params: Any                      # the op's typed params (OpKind.Params), defaults filled
     inputs: tuple[str, ...]          # layer names, or INPUT for the network input
     expect: Shape | None
     loc: Loc                          # the layer's `name:` value
@@ -316,24 +317,24 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
         raise doc.error(op_node, f"{name}.op: unknown op {_show(op_name)}",
                         did_you_mean(str(op_name), OPS))
     kind = OPS[op_name]
-    params: dict[str, Any] = {}
+    fields = kind.fields
+    values: dict[str, Any] = {}
     for key, (knode, vnode) in entries.items():
         if key in LAYER_KEYS:
             continue
-        if key not in kind.fields:
-            valid = set(kind.fields) | LAYER_KEYS
+        if key not in fields:
+            valid = set(fields) | LAYER_KEYS
             raise doc.error(knode, f"{name}: unknown key '{key}' for op {op_name}",
                             did_you_mean(key, valid))
         try:
-            params[key] = kind.fields[key].parse(doc.value(vnode))
+            values[key] = fields[key].parse(doc.value(vnode))
         except FieldError as exc:
             raise doc.error(vnode, f"{name}.{key}: {exc}") from None
-    for key, fld in kind.fields.items():
-        if key not in params:
-            if fld.required:
-                raise doc.error(node, f"{name}: op {op_name} needs '{key}'"
-                                + (f" ({fld.doc})" if fld.doc else ""))
-            params[key] = fld.default
+    for key, fld in fields.items():
+        if fld.required and key not in values:
+            raise doc.error(node, f"{name}: op {op_name} needs '{key}'"
+                            + (f" ({fld.doc})" if fld.doc else ""))
+    params = kind.make(values)  # the op's typed params: defaults filled, derived defaults resolved
     inputs = _inputs(doc, entries, name, previous, kind.multi_input)
     expect = None
     if "expect" in entries:

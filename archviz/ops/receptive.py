@@ -1,4 +1,8 @@
-"""Receptive fields: for every layer, which input pixels one of its output units can see.
+"""Receptive fields: the arithmetic of which input pixels one output unit of a layer can see.
+
+Each op applies it in its ``receptive`` rule (:mod:`archviz.ops.registry`); the analysis
+carries the field from layer to layer. The conventions below are documented in
+docs/receptive-fields.md.
 
 Per axis (H and W apart) three numbers, the standard recurrence (Dumoulin & Visin, "A guide to
 convolution arithmetic", 2016; Araujo et al., "Computing receptive fields of CNNs", Distill 2019)::
@@ -7,7 +11,7 @@ convolution arithmetic", 2016; Araujo et al., "Computing receptive fields of CNN
     r_out     = r_in + (k_eff − 1) · j_in                 # size of the field, k_eff = d·(k − 1) + 1
     start_out = start_in + ((k_eff − 1)/2 − p) · j_in     # centre of the first unit's field
 
-Conventions (stated once, in docs/diff.md too):
+Conventions:
 
 * Coordinates are those of input pixel centres: the first pixel is 0, the last H − 1. The
   network input has r = 1, j = 1, start = 0. A negative start means the first unit is centred
@@ -32,12 +36,8 @@ Conventions (stated once, in docs/diff.md too):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
-
-from ..ops import OPS
 
 Shape = tuple[int, ...]
 Num = int | float
@@ -73,7 +73,7 @@ class Axis:
 
 
 @dataclass(frozen=True)
-class Field:
+class ReceptiveField:
     """A layer's receptive field: ``axes`` (H, W) on a grid, or ``whole`` for vector layers."""
 
     axes: tuple[Axis, Axis] | None
@@ -96,7 +96,7 @@ class Field:
         return None if self.axes is None else (number(self.axes[0].start), number(self.axes[1].start))
 
 
-NONE = Field(None)
+NONE = ReceptiveField(None)
 _UNIT = Axis(1, 1, 0)
 
 
@@ -114,35 +114,18 @@ def number(q: Q) -> Num:
     return int(q) if q.denominator == 1 else float(q)
 
 
-def network_input(shape: Shape) -> Field:
+def network_input(shape: Shape) -> ReceptiveField:
     """The field of the network input itself: one pixel, jump 1, centred on pixel 0."""
-    return Field((_UNIT, _UNIT)) if len(shape) == 3 else NONE
+    return ReceptiveField((_UNIT, _UNIT)) if len(shape) == 3 else NONE
 
 
-Params = Mapping[str, Any]
-Rule = Callable[[Params, tuple[Field, ...], tuple[Shape, ...], Shape, Shape], Field]
-
-
-def _windowed(f: Field, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
-              d: tuple[int, int] = (1, 1)) -> Field:
+def windowed(f: ReceptiveField, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+             d: tuple[int, int] = (1, 1)) -> ReceptiveField:
+    """The field after a conv or pool window (kernel ``k``, stride ``s``, padding ``p``, dilation ``d``)."""
     if f.axes is None:
         return f
     (h, kh, sh, ph, dh), (w, kw, sw, pw, dw) = zip(f.axes, k, s, p, d, strict=True)
-    return Field((h.through(dh * (kh - 1) + 1, sh, ph), w.through(dw * (kw - 1) + 1, sw, pw)))
-
-
-def _conv(p: Params, fs: tuple[Field, ...], ins: tuple[Shape, ...], out: Shape, image: Shape) -> Field:
-    k, d = p["kernel"], p["dilation"]
-    pad = p["padding"]
-    if pad == "valid":
-        pad = (0, 0)
-    elif pad == "same":  # torch pads d·(k − 1) in all, the smaller half on the left/top
-        pad = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d, strict=True))
-    return _windowed(fs[0], k, p["stride"], pad, d)
-
-
-def _pool(p: Params, fs: tuple[Field, ...], ins: tuple[Shape, ...], out: Shape, image: Shape) -> Field:
-    return _windowed(fs[0], p["kernel"], p["stride"] or p["kernel"], p["padding"])
+    return ReceptiveField((h.through(dh * (kh - 1) + 1, sh, ph), w.through(dw * (kw - 1) + 1, sw, pw)))
 
 
 def _adaptive_axis(ax: Axis, n: int, o: int) -> Axis:
@@ -156,22 +139,19 @@ def _adaptive_axis(ax: Axis, n: int, o: int) -> Axis:
     return Axis(ax.size + (k - 1) * ax.jump, ax.jump * spacing, ax.start2 + (first - 1) * ax.jump)
 
 
-def _adaptive(p: Params, fs: tuple[Field, ...], ins: tuple[Shape, ...], out: Shape, image: Shape) -> Field:
-    f = fs[0]
+def adaptive(f: ReceptiveField, ins: Shape, out: Shape) -> ReceptiveField:
+    """The field after adaptive pooling from ``ins`` (C, H, W) to ``out`` (C, h, w)."""
     if f.axes is None:
         return f
-    h, w = (_adaptive_axis(ax, n, o) for ax, n, o in zip(f.axes, ins[0][1:], out[1:], strict=True))
-    return Field((h, w))
+    h, w = (_adaptive_axis(ax, n, o) for ax, n, o in zip(f.axes, ins[1:], out[1:], strict=True))
+    return ReceptiveField((h, w))
 
 
-def _same(p: Params, fs: tuple[Field, ...], ins: tuple[Shape, ...], out: Shape, image: Shape) -> Field:
-    return fs[0]
-
-
-def _vector(p: Params, fs: tuple[Field, ...], ins: tuple[Shape, ...], out: Shape, image: Shape) -> Field:
+def whole(fs: tuple[ReceptiveField, ...], image: Shape) -> ReceptiveField:
+    """A unit that reads every position (linear and after): the whole input image."""
     if any(f.axes is None and f.whole is None for f in fs):
         return NONE
-    return Field(None, (image[1], image[2]))
+    return ReceptiveField(None, (image[1], image[2]))
 
 
 def _union(axes: tuple[Axis, ...]) -> Axis:
@@ -183,41 +163,9 @@ def _union(axes: tuple[Axis, ...]) -> Axis:
     return Axis(half(hi2 - lo2) + 1, max(ax.jump for ax in axes), half(lo2 + hi2))
 
 
-def _merge(p: Params, fs: tuple[Field, ...], ins: tuple[Shape, ...], out: Shape, image: Shape) -> Field:
+def union(fs: tuple[ReceptiveField, ...], image: Shape) -> ReceptiveField:
+    """A merge (add, concat): the union of its inputs' fields at the same position."""
     if any(f.axes is None for f in fs):
-        return _vector(p, fs, ins, out, image)
+        return whole(fs, image)
     axes = [f.axes for f in fs if f.axes is not None]
-    return Field((_union(tuple(a[0] for a in axes)), _union(tuple(a[1] for a in axes))))
-
-
-# by family; an op whose rule differs from its family's is named in OP_RULES
-FAMILY_RULES: dict[str, Rule] = {
-    "conv": _conv, "pool": _pool, "norm": _same, "act": _same, "regularise": _same,
-    "reshape": _same, "linear": _vector, "merge": _merge,
-}
-OP_RULES: dict[str, Rule] = {"adaptive_avgpool": _adaptive}
-
-
-def rule(op: str) -> Rule:
-    return OP_RULES.get(op) or FAMILY_RULES[OPS[op].family]
-
-
-def layer_field(op: str, params: Params, in_fields: tuple[Field, ...], in_shapes: tuple[Shape, ...],
-                out: Shape, image: Shape) -> Field:
-    """The field of one layer from its inputs' fields (``image``: the network input shape)."""
-    if len(image) != 3:
-        return NONE
-    return rule(op)(params, in_fields, in_shapes, out, image)
-
-
-def receptive_fields(graph: Any, analysis: Any) -> dict[str, Field]:
-    """Every layer's field, over a Graph and its Analysis (shapes taken from the analysis)."""
-    from ..spec import INPUT
-
-    stats = {s.name: s for s in analysis.layers}
-    fields: dict[str, Field] = {INPUT: network_input(analysis.input)}
-    for layer in graph.order:
-        st = stats[layer.name]
-        fields[layer.name] = layer_field(layer.op, layer.params, tuple(fields[s] for s in layer.inputs),
-                                         st.in_shapes, st.output, analysis.input)
-    return fields
+    return ReceptiveField((_union(tuple(a[0] for a in axes)), _union(tuple(a[1] for a in axes))))
