@@ -18,10 +18,10 @@ def _seq(*layers: tuple[str, nn.Module]) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-def _paper_alexnet(groups: int, input_pad: int = 0, classes: int = 1000) -> nn.Sequential:
+def _paper_alexnet(groups: int) -> nn.Sequential:
     lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
     return _seq(
-        ("conv1", nn.Conv2d(3, 96, 11, stride=4, padding=input_pad)), ("relu1", nn.ReLU()),
+        ("conv1", nn.Conv2d(3, 96, 11, stride=4)), ("relu1", nn.ReLU()),
         ("norm1", nn.LocalResponseNorm(**lrn)), ("pool1", nn.MaxPool2d(3, 2)),
         ("conv2", nn.Conv2d(96, 256, 5, padding=2, groups=groups)), ("relu2", nn.ReLU()),
         ("norm2", nn.LocalResponseNorm(**lrn)), ("pool2", nn.MaxPool2d(3, 2)),
@@ -31,7 +31,7 @@ def _paper_alexnet(groups: int, input_pad: int = 0, classes: int = 1000) -> nn.S
         ("pool5", nn.MaxPool2d(3, 2)), ("flatten", nn.Flatten()),
         ("fc6", nn.Linear(9216, 4096)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout(0.5)),
         ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout(0.5)),
-        ("fc8", nn.Linear(4096, classes)),
+        ("fc8", nn.Linear(4096, 1000)),
     )
 
 
@@ -45,7 +45,21 @@ def alexnet_1gpu() -> nn.Sequential:
 
 
 def alexnet_catsdogs() -> nn.Sequential:
-    return _paper_alexnet(groups=1, input_pad=2, classes=2)
+    """The cats-vs-dogs tutorial's code: conv1 straight into LRN (no ReLU), torch's alpha=0.0001."""
+    lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)  # torch divides alpha by size: α = 2e-5
+    return _seq(
+        ("conv1", nn.Conv2d(3, 96, 11, stride=4, padding=2)),
+        ("norm1", nn.LocalResponseNorm(**lrn)), ("pool1", nn.MaxPool2d(3, 2)),
+        ("conv2", nn.Conv2d(96, 256, 5, padding=2)), ("relu2", nn.ReLU()),
+        ("norm2", nn.LocalResponseNorm(**lrn)), ("pool2", nn.MaxPool2d(3, 2)),
+        ("conv3", nn.Conv2d(256, 384, 3, padding=1)), ("relu3", nn.ReLU()),
+        ("conv4", nn.Conv2d(384, 384, 3, padding=1)), ("relu4", nn.ReLU()),
+        ("conv5", nn.Conv2d(384, 256, 3, padding=1)), ("relu5", nn.ReLU()),
+        ("pool5", nn.MaxPool2d(3, 2)), ("flatten", nn.Flatten()),
+        ("fc6", nn.Linear(9216, 4096)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout(0.5)),
+        ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout(0.5)),
+        ("fc8", nn.Linear(4096, 2)),
+    )
 
 
 def alexnet_torchvision() -> nn.Sequential:
@@ -67,7 +81,7 @@ def alexnet_torchvision() -> nn.Sequential:
 
 
 def alexnet_keras() -> nn.Sequential:
-    """The Keras Sequential re-telling, translated layer for layer (channels first)."""
+    """The Keras Sequential re-telling's code, translated layer for layer (channels first)."""
     def bn2(c: int) -> nn.BatchNorm2d:
         return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
 
@@ -88,9 +102,7 @@ def alexnet_keras() -> nn.Sequential:
         ("bn6", bn1(4096)),
         ("fc7", nn.Linear(4096, 4096)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout(0.4)),
         ("bn7", bn1(4096)),
-        ("fc8", nn.Linear(4096, 1000)), ("relu8", nn.ReLU()), ("drop8", nn.Dropout(0.4)),
-        ("bn8", bn1(1000)),
-        ("fc9", nn.Linear(1000, 17)), ("prob", nn.Softmax(dim=1)),
+        ("fc8", nn.Linear(4096, 17)), ("prob", nn.Softmax(dim=1)),
     )
 
 

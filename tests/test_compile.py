@@ -68,7 +68,7 @@ def test_settings_are_kept() -> None:
     keras = to_module("alexnet-keras")
     assert type(keras.bn1) is nn.BatchNorm2d and type(keras.bn6) is nn.BatchNorm1d
     assert (keras.bn1.eps, keras.bn1.momentum, keras.bn6.num_features) == (1e-3, 0.01, 4096)
-    assert keras.drop8.p == 0.4 and keras.prob.dim == 1
+    assert keras.drop7.p == 0.4 and keras.prob.dim == 1 and keras.fc8.out_features == 17
     assert to_module("lenet5").s2.stride == (2, 2)  # avgpool without stride: stride = kernel
 
 

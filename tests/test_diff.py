@@ -91,17 +91,20 @@ def test_paper_vs_keras() -> None:
     assert _changes(rows["pool1"]) == {"kernel": ((3, 3), (2, 2))}  # stride 2 both
     assert _changes(rows["drop6"]) == {"p": (0.5, 0.4)}
     added = [r.name for r in d.layers if r.status == "added"]
-    assert added == ["bn1", "bn2", "bn3", "bn4", "bn5", "bn6", "bn7", "relu8", "drop8", "bn8",
-                     "fc9", "prob"]
-    assert rows["fc9"].b.params == 1000 * 17 + 17
+    assert added == ["bn1", "bn2", "bn3", "bn4", "bn5", "bn6", "bn7", "prob"]
+    assert _changes(rows["fc8"]) == {"out": (1000, 17)}
+    assert rows["fc8"].b.params == 4096 * 17 + 17
     assert "kernel 3 → 2: pool1, pool2, pool5" in summary(d)
-    assert d.total("buffers") == (0, sum(2 * c + 1 for c in (96, 256, 384, 384, 256, 4096, 4096, 1000)))
+    assert d.total("buffers") == (0, sum(2 * c + 1 for c in (96, 256, 384, 384, 256, 4096, 4096)))
 
 
 def test_paper_vs_cats_and_dogs() -> None:
     d = _diff("alexnet", "alexnet-catsdogs")
     assert summary(d) == ["input 3×227×227 → 3×224×224", "gpus 2 → –", "padding 0 → 2: conv1",
-                          "groups 2 → 1: conv2, conv4, conv5", "out 1000 → 2: fc8"]
+                          "alpha 0.0001 → 2e-05: norm1, norm2",  # torch's alpha=0.0001 is 0.0001/5
+                          "groups 2 → 1: conv2, conv4, conv5", "out 1000 → 2: fc8",
+                          "removed relu: relu1"]
+    assert _changes(_rows(d)["norm1"]) == {"alpha": (1e-4, 2e-5)}
     fc8 = _rows(d)["fc8"]
     assert (fc8.a.params, fc8.b.params) == (4096 * 1000 + 1000, 4096 * 2 + 2)
 
