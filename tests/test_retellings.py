@@ -44,9 +44,9 @@ def test_keras_retelling_follows_the_code_not_the_prose() -> None:
     assert [n for n, op in ops if op == "linear"] == ["fc6", "fc7", "fc8"]  # no Dense(1000)
     assert [n for n, op in ops if op == "batchnorm"] == [f"bn{i}" for i in range(1, 8)]
     pools = [layer.params for layer in spec.layers if layer.op == "maxpool"]
-    assert all(p["kernel"] == (2, 2) and p["stride"] == (2, 2) for p in pools)  # the prose: 3×3/2
-    assert {layer.params["p"] for layer in spec.layers if layer.op == "dropout"} == {0.4}  # prose: 0.5
-    assert spec.layer("fc8").params["out"] == 17
+    assert all(p.kernel == (2, 2) and p.stride == (2, 2) for p in pools)  # the prose: 3×3/2
+    assert {layer.params.p for layer in spec.layers if layer.op == "dropout"} == {0.4}  # prose: 0.5
+    assert spec.layer("fc8").params.out == 17
     assert all(r.ok for r in run_checks(spec, archviz.analyze(spec)))
 
 
@@ -67,10 +67,10 @@ def test_cats_and_dogs_follows_the_code() -> None:
     spec = archviz.load("alexnet-catsdogs")
     names = [layer.name for layer in spec.layers]
     assert names[:3] == ["conv1", "norm1", "pool1"]  # no relu1: the tutorial's code has none
-    assert spec.layer("conv1").params["padding"] == (2, 2)
+    assert spec.layer("conv1").params.padding == (2, 2)
     # torch's LocalResponseNorm(5, alpha=0.0001) divides alpha by the size: α = 0.0001 / 5
     for norm in ("norm1", "norm2"):
-        assert spec.layer(norm).params["alpha"] == 0.0001 / 5 == 2e-5
+        assert spec.layer(norm).params.alpha == 0.0001 / 5 == 2e-5
 
 
 def test_every_bundled_spec_is_format_2_and_names_its_source() -> None:
@@ -86,4 +86,4 @@ def test_every_bundled_spec_is_format_2_and_names_its_source() -> None:
 def test_the_papers_lrn_alpha_is_the_papers() -> None:
     # Section 3.3: k = 2, n = 5, α = 10⁻⁴, β = 0.75, in b = a / (k + α·Σa²)^β
     norm = archviz.load("alexnet").layer("norm1").params
-    assert (norm["size"], norm["alpha"], norm["beta"], norm["k"]) == (5, 1e-4, 0.75, 2)
+    assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 1e-4, 0.75, 2)
