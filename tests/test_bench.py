@@ -1,9 +1,13 @@
 """archviz.runtime (bench, steps, timing, bench_layers), archviz.core.flops and archviz.core.devices: FLOP
 accounting against torch's flop counter and hand arithmetic, statistics against numpy, failures kept in
-their rows, the CUDA path with fakes."""
+their rows, the per-layer check with a controlled clock, the CUDA path with fakes."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import itertools
 import types
 from collections import OrderedDict
 
@@ -17,8 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import archviz
 from archviz.core import devices, flops
 from archviz.core.flops import Mode
-from archviz.runtime import bench, steps, timing
-from archviz.runtime.bench_rows import Case, Dtype, Settings, Status, Workload
+from archviz.render import bench_view
+from archviz.runtime import bench, bench_layers, steps, timing
+from archviz.runtime.bench_rows import Case, Dtype, Row, Settings, Status, Workload
 from archviz.runtime.timing import Stats
 from tests.reference_models import REFERENCES
 
@@ -330,3 +335,62 @@ def test_models_of_a_case_are_timed_interleaved_and_fail_alone() -> None:
     assert [(r.case.model, r.status) for r in rows] == [("A", Status.ok), ("B", Status.oom)]
     assert rows[0].ms is not None and rows[0].ms.n == 4
 
+
+def test_layer_sum_is_checked_against_the_step_with_a_controlled_clock() -> None:
+    """`--layers`' verdict: every clock reading is 1 ms after the last, so each leaf's forward,
+    each backward (mark to next mark) and each phase of the step is exactly 1 ms; the sum (9 ms)
+    is compared with a given whole-step time, and the ratio decides the verdict at ±15%."""
+    model, work = _tiny()
+    readings = itertools.count()
+    settings = Settings(warmup=1, iters=3)
+    case = Case(model="tiny", mode=Mode.train, dtype=Dtype.fp32, batch=4)
+    _, x, y = steps.prepare(work, 4, settings)
+    with steps.restored(model, training=True):
+        report = bench_layers.time_layers(case, model, x, y, settings, step_ms=9.0,
+                                          timer=lambda: float(next(readings)))
+    times = {t.name: (t.forward_ms, t.backward_ms) for t in report.layers}
+    assert times == {"fc1": (1.0, 1.0), "relu": (1.0, 1.0), "fc2": (1.0, 1.0), "(loss)": (1.0, 1.0),
+                     "(SGD step)": (0.0, 1.0)}
+    assert report.sum_ms == 9.0 and report.tolerance == 0.15
+    for step_ms, ratio, adds_up in ((9.0, 1.0, True), (8.0, 1.125, True), (10.0, 0.9, True),
+                                    (7.5, 1.2, False), (11.0, 9 / 11, False)):
+        checked = dataclasses.replace(report, step_ms=step_ms)
+        assert checked.ratio == pytest.approx(ratio) and checked.adds_up is adds_up
+        verdict = bench_view.layer_verdict(checked).plain
+        assert f"ratio {ratio:.3f} ({'within' if adds_up else 'OUTSIDE'} ±15%)" in verdict, verdict
+
+
+def test_sweep_and_layer_timing_run_one_step_with_one_update() -> None:
+    """The per-layer step is the sweep's step plus marks: the same SGD update, written once."""
+    torch.manual_seed(0)
+    plain, _ = _tiny()
+    marked, by_hand = copy.deepcopy(plain), copy.deepcopy(plain)
+    x, y = torch.randn(4, 6), torch.randint(0, 3, (4,))
+    marks: list[str] = []
+    for _ in range(2):
+        steps.build_step(Mode.train, plain, x, y, contextlib.nullcontext)()
+        steps.build_step(Mode.train, marked, x, y, contextlib.nullcontext, mark=marks.append)()
+    assert marks == ["loss", "backward", "update", "end"] * 2
+    for _ in range(2):  # a fresh optimizer per built step, as above
+        opt = torch.optim.SGD(by_hand.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        opt.zero_grad()
+        F.cross_entropy(by_hand(x), y).backward()
+        opt.step()
+    for a, b, c in zip(plain.parameters(), marked.parameters(), by_hand.parameters(), strict=True):
+        assert torch.equal(a, b) and torch.allclose(a, c)
+
+
+def test_bench_view_shows_names_and_notes_as_text() -> None:
+    from rich.console import Console
+
+    case = Case(model="Net [/x] [bold]b[/bold] :smile:", mode=Mode.infer, dtype=Dtype.fp32, batch=1)
+    rows = [Row(case=case, status=Status.error, note="ValueError: got [/x] \x1b[31m:x:"),
+            bench.figures(case, _tiny()[1], Stats(median=2.0, q1=1.0, q3=3.0, n=3), peak=None, memory=None,
+                          memory_kind="")]
+    out = Console(record=True, width=250, emoji=False, highlight=False)
+    for part in bench_view.report(rows, case.model, [], interrupted=True, on_cpu=True):
+        out.print(part)
+    text = out.export_text()
+    assert "Net [/x] [bold]b[/bold] :smile:" in text and "ValueError: got [/x] [31m:x:" in text
+    assert "\x1b" not in text and "interrupted: 2 finished row(s) kept" in text
+    assert "peak RSS MiB" in text and "% peak —: no known peak" in text
