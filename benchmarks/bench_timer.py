@@ -3,7 +3,7 @@ as a hand-written one?
 
 1. Timer agreement: for fixed CPU workloads (the compiled LeNet-5 training at batch 32, the
    compiled AlexNet inferring at batch 4), the median per-batch time of `archviz bench`'s code
-   path (bench.run_case: warm-up, perf_counter around each iteration) against
+   path (archviz.runtime.bench.run_case: warm-up, perf_counter around each iteration) against
    ``torch.utils.benchmark.Timer(...).blocked_autorange()`` on the same step, same thread count.
    Each timer gets the same time budget per round (--seconds, at least ~12 iterations) and
    they take turns going first, over many short rounds (3 × --rounds for LeNet-5), so that
@@ -37,34 +37,36 @@ sys.path.insert(0, str(ROOT))
 
 import archviz  # noqa: E402
 from archviz.core import devices  # noqa: E402
-from archviz.runtime import bench  # noqa: E402
+from archviz.core.flops import Mode  # noqa: E402
+from archviz.runtime import bench, steps  # noqa: E402
+from archviz.runtime.bench_rows import Case, Dtype, Settings, Workload, ratios  # noqa: E402
 from tests.reference_models import alexnet as hand_alexnet  # noqa: E402
 
 
-def workload(stem: str, label: str | None = None, module: torch.nn.Module | None = None) -> bench.Workload:
+def workload(stem: str, label: str | None = None, module: torch.nn.Module | None = None) -> Workload:
     spec = archviz.load(stem)
     a = archviz.analyze(spec)
-    return bench.Workload.of(label or spec.name, module or archviz.to_module(spec), a)
+    return Workload.of(label or spec.name, module or archviz.to_module(spec), a)
 
 
-def timer_median(work: bench.Workload, case: bench.Case, settings: bench.Settings, seconds: float) -> float:
+def timer_median(work: Workload, case: Case, settings: Settings, seconds: float) -> float:
     """torch.utils.benchmark's median (ms) of the very step archviz bench times."""
-    model, x, y = bench._prepare(work, case.batch, settings)
-    step = bench.make_step(case, model, x, y, settings)
+    model, x, y = steps.prepare(work, case.batch, settings)
+    step = steps.make_step(case.mode, case.dtype, model, x, y, settings)
     timer = tb.Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=seconds).median * 1e3
 
 
-def agreement(stem: str, mode: str, batch: int, rounds: int, seconds: float) -> float:
+def agreement(stem: str, mode: Mode, batch: int, rounds: int, seconds: float) -> float:
     """Both timers get the same time budget per round, and take turns going first."""
     work = workload(stem)
-    case = bench.Case(work.label, mode, "fp32", batch)
+    case = Case(model=work.label, mode=mode, dtype=Dtype.fp32, batch=batch)
     info = devices.describe("cpu")
-    probe = bench.run_case(case, work, bench.Settings(warmup=1, iters=3), info, None)
+    probe = bench.run_case(case, work, Settings(warmup=1, iters=3), info, None)
     assert probe.ms is not None, probe.note
     seconds = max(seconds, 12 * probe.ms.median / 1e3)  # at least ~12 iterations each
-    settings = bench.Settings(batches=(batch,), modes=(mode,), warmup=3,
-                              iters=round(seconds * 1e3 / probe.ms.median))
+    iters = round(seconds * 1e3 / probe.ms.median)
+    settings = Settings(batches=(batch,), modes=(mode,), warmup=3, iters=iters)
     ours, theirs = [], []
     for i in range(rounds):
         if i % 2:
@@ -75,7 +77,7 @@ def agreement(stem: str, mode: str, batch: int, rounds: int, seconds: float) -> 
         if not i % 2:
             theirs.append(timer_median(work, case, settings, seconds))
     a, t = statistics.median(ours), statistics.median(theirs)
-    print(f"{work.label:8} {mode:5} batch {batch:3}: archviz bench median {a:8.2f} ms"
+    print(f"{work.label:8} {mode.value:5} batch {batch:3}: archviz bench median {a:8.2f} ms"
           f" ({settings.iters} iters)   Timer.blocked_autorange median {t:8.2f} ms ({seconds:.1f} s)"
           f"   ratio {a / t:.3f} (target 0.90-1.10)")
     return a / t
@@ -83,14 +85,14 @@ def agreement(stem: str, mode: str, batch: int, rounds: int, seconds: float) -> 
 
 def compiled_vs_hand(batch: int, rounds: int, iters: int) -> dict[str, float]:
     ours, ref = workload("alexnet"), workload("alexnet", "reference", hand_alexnet())
-    settings = bench.Settings(batches=(batch,), modes=("infer", "train"), warmup=2, iters=iters)
+    settings = Settings(batches=(batch,), modes=(Mode.infer, Mode.train), warmup=2, iters=iters)
     info = devices.describe("cpu")
     per_mode: dict[str, list[float]] = {"infer": [], "train": []}
     for i in range(rounds):
         order = [ours, ref] if i % 2 == 0 else [ref, ours]  # cancel any first-runs-faster bias
         rows = list(bench.sweep(settings, order, info, {}))
-        for q in bench.ratios(rows, ours.label, ref.label):
-            per_mode[q["mode"]].append(q["ratio"])
+        for q in ratios(rows, ours.label, ref.label):
+            per_mode[q.mode.value].append(q.ratio)
     out = {m: statistics.median(v) for m, v in per_mode.items() if v}
     for m, r in out.items():
         spread = ", ".join(f"{x:.3f}" for x in per_mode[m])
@@ -111,10 +113,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     info = devices.describe("cpu")
     print(f"{info.name}, torch {info.torch}, {info.threads} threads, python {info.python}")
-    ratios = [agreement("lenet5", "train", 32, 3 * args.rounds, args.seconds),
-              agreement("alexnet", "infer", 4, args.rounds, args.seconds)]
+    timers = [agreement("lenet5", Mode.train, 32, 3 * args.rounds, args.seconds),
+              agreement("alexnet", Mode.infer, 4, args.rounds, args.seconds)]
     speed = compiled_vs_hand(args.batch, args.rounds, args.iters)
-    ok = all(0.9 <= r <= 1.1 for r in ratios) and all(r >= 0.98 for r in speed.values())
+    ok = all(0.9 <= r <= 1.1 for r in timers) and all(r >= 0.98 for r in speed.values())
     print("all targets met" if ok else "a target was missed")
     raise SystemExit(0 if ok else 1)
 

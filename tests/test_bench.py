@@ -1,8 +1,13 @@
-"""archviz.runtime.bench and archviz.core.devices: FLOP accounting against torch's flop counter and hand
-arithmetic, statistics against numpy, failures kept in their rows, the CUDA path with fakes."""
+"""archviz.runtime (bench, steps, timing, bench_layers), archviz.core.flops and archviz.core.devices: FLOP
+accounting against torch's flop counter and hand arithmetic, statistics against numpy, failures kept in
+their rows, the per-layer check with a controlled clock, the CUDA path with fakes."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import itertools
 import types
 from collections import OrderedDict
 
@@ -14,9 +19,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
-from archviz.core import devices
-from archviz.runtime import bench
-from archviz.runtime.bench import Case, Settings, Stats, Workload
+from archviz.core import devices, flops
+from archviz.core.flops import Mode
+from archviz.render import bench_view
+from archviz.runtime import bench, bench_layers, steps, timing
+from archviz.runtime.bench_rows import Case, Dtype, Row, Settings, Status, Workload
+from archviz.runtime.timing import Stats
 from tests.reference_models import REFERENCES
 
 CPU = devices.DeviceInfo("cpu", "test cpu", torch=torch.__version__)
@@ -35,7 +43,7 @@ def counted_train_flops(model: nn.Module, shape: tuple[int, ...], batch: int = 2
 def test_train_flops_match_torch_flop_counter(stem: str) -> None:
     build, shape = REFERENCES[stem]
     a = archviz.analyze(archviz.load(stem))
-    assert counted_train_flops(build(), shape, batch=2) == 2 * bench.train_flops(a)
+    assert counted_train_flops(build(), shape, batch=2) == 2 * flops.train_flops(a)
 
 
 def test_train_flops_of_grouped_alexnet_by_hand() -> None:
@@ -54,7 +62,7 @@ def test_train_flops_of_grouped_alexnet_by_hand() -> None:
     expected = forward + forward + (forward - 2 * macs["conv1"])
     a = archviz.analyze(archviz.load("alexnet"))
     assert a.totals.flops == forward
-    assert bench.train_flops(a) == expected
+    assert flops.train_flops(a) == expected
 
 
 def test_no_input_gradient_below_the_first_parameterised_layer() -> None:
@@ -72,7 +80,7 @@ layers:
     model = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3),
                           nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
     a = archviz.analyze(spec)
-    assert counted_train_flops(model, (3, 16, 16), batch=3) == 3 * bench.train_flops(a)
+    assert counted_train_flops(model, (3, 16, 16), batch=3) == 3 * flops.train_flops(a)
 
 
 def test_stats_match_numpy_percentiles() -> None:
@@ -81,12 +89,12 @@ def test_stats_match_numpy_percentiles() -> None:
     q1, med, q3 = np.percentile(samples, [25, 50, 75])
     assert (st.q1, st.median, st.q3) == pytest.approx((q1, med, q3))
     assert st.iqr == pytest.approx(q3 - q1) and st.n == 7
-    assert Stats.of([4.0]) == Stats(4.0, 4.0, 4.0, 1)
+    assert Stats.of([4.0]) == Stats(median=4.0, q1=4.0, q3=4.0, n=1)
 
 
 def test_time_iterations_on_cpu_runs_warmup_then_iters() -> None:
     calls = []
-    times = bench.time_iterations(lambda: calls.append(1), warmup=2, iters=5, device="cpu")
+    times = timing.time_iterations(lambda: calls.append(1), warmup=2, iters=5, device="cpu")
     assert len(calls) == 7 and len(times) == 5 and all(t >= 0 for t in times)
 
 
@@ -110,7 +118,7 @@ def test_cuda_timing_path_uses_events(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     monkeypatch.setattr(devices, "synchronize", lambda kind: log.append(f"device-sync {kind}"))
-    times = bench.time_iterations(lambda: log.append("step"), warmup=1, iters=3, device="cuda")
+    times = timing.time_iterations(lambda: log.append("step"), warmup=1, iters=3, device="cuda")
     assert times == [3.0, 1.0, 2.0]
     assert log[:2] == ["step", "device-sync cuda"]
     assert log[2:] == ["record", "step", "record", "sync"] * 3
@@ -131,12 +139,14 @@ layers:
 
 def test_row_figures_by_hand() -> None:
     _, work = _tiny()
-    assert work.forward_flops == 2 * (6 * 8 + 8 * 3)
-    assert work.train_flops == 3 * 2 * (6 * 8 + 8 * 3) - 2 * 6 * 8
-    row = bench._figures(Case("tiny", "train", "fp32", 4), work, Stats(2.0, 1.5, 2.5, 3), 1.0e-6,
-                         123, "process peak RSS", None)
+    assert work.flops.infer == work.flops.per_image(Mode.infer) == 2 * (6 * 8 + 8 * 3)
+    assert work.flops.train == work.flops.per_image(Mode.train) == 3 * 2 * (6 * 8 + 8 * 3) - 2 * 6 * 8
+    case = Case(model="tiny", mode=Mode.train, dtype=Dtype.fp32, batch=4)
+    row = bench.figures(case, work, Stats(median=2.0, q1=1.5, q3=2.5, n=3), peak=1.0e-6, memory=123,
+                        memory_kind="process peak RSS")
+    assert row.status is Status.ok and row.memory == 123
     assert row.images_per_s == pytest.approx(4 / 0.002)
-    tflops = work.train_flops * 4 / 0.002 / 1e12
+    tflops = work.flops.train * 4 / 0.002 / 1e12
     assert row.tflops == pytest.approx(tflops)
     assert row.peak_pct == pytest.approx(100 * tflops / 1.0e-6)
 
@@ -155,10 +165,11 @@ def test_sweep_keeps_failures_in_their_rows() -> None:
             return self.fc(x)
 
     _, tiny = _tiny()
-    work = Workload("picky", Picky(), (6,), (3,), tiny.forward_flops, tiny.train_flops)
-    settings = Settings(batches=(2, 4, 5, 3), modes=("train",), dtypes=("fp32", "tf32"), warmup=1, iters=2)
+    work = Workload(label="picky", module=Picky(), input_shape=(6,), output_shape=(3,), flops=tiny.flops)
+    settings = Settings(batches=(2, 4, 5, 3), modes=(Mode.train,), dtypes=(Dtype.fp32, Dtype.tf32), warmup=1,
+                        iters=2)
     rows = list(bench.sweep(settings, [work], CPU, {}))
-    got = [(r.case.dtype, r.case.batch, r.status) for r in rows]
+    got = [(r.case.dtype.value, r.case.batch, r.status.value) for r in rows]
     assert got == [("fp32", 2, "ok"), ("fp32", 4, "oom"), ("fp32", 5, "error"), ("fp32", 3, "ok")] + \
         [("tf32", b, "unsupported") for b in (2, 4, 5, 3)]
     assert rows[1].note == "out of memory at batch 4"
@@ -168,23 +179,25 @@ def test_sweep_keeps_failures_in_their_rows() -> None:
 
 def test_a_real_cpu_allocation_failure_is_an_oom_row() -> None:
     _, work = _tiny()
-    row = bench.run_case(Case("tiny", "infer", "fp32", 10**12), work, Settings(warmup=0, iters=1), CPU, None)
-    assert row.status == "oom", row.note
+    case = Case(model="tiny", mode=Mode.infer, dtype=Dtype.fp32, batch=10**12)
+    row = bench.run_case(case, work, Settings(warmup=0, iters=1), CPU, None)
+    assert row.status is Status.oom, row.note
 
 
 def test_training_rows_leave_the_weights_as_they_were() -> None:
     model, work = _tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    row = bench.run_case(Case("tiny", "train", "fp32", 4), work, Settings(warmup=1, iters=2), CPU, None)
-    assert row.status == "ok"
+    case = Case(model="tiny", mode=Mode.train, dtype=Dtype.fp32, batch=4)
+    row = bench.run_case(case, work, Settings(warmup=1, iters=2), CPU, None)
+    assert row.status is Status.ok
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_layer_times_cover_every_leaf_and_clean_up() -> None:
     model, work = _tiny()
-    row = bench.run_case(Case("tiny", "train", "fp32", 4), work,
-                         Settings(warmup=1, iters=3, layers=True), CPU, None)
-    assert row.layers is not None
+    case = Case(model="tiny", mode=Mode.train, dtype=Dtype.fp32, batch=4)
+    row = bench.run_case(case, work, Settings(warmup=1, iters=3, layers=True), CPU, None)
+    assert row.layers is not None and row.ms is not None
     names = {t.name for t in row.layers.layers}
     assert names == {"fc1", "relu", "fc2", "(loss)", "(SGD step)"}
     assert row.layers.sum_ms == pytest.approx(sum(t.forward_ms + t.backward_ms for t in row.layers.layers))
@@ -197,8 +210,8 @@ def test_layer_times_cover_every_leaf_and_clean_up() -> None:
 
 def test_infer_layer_times_have_no_backward() -> None:
     _, work = _tiny()
-    row = bench.run_case(Case("tiny", "infer", "fp32", 2), work, Settings(warmup=0, iters=2, layers=True),
-                         CPU, None)
+    case = Case(model="tiny", mode=Mode.infer, dtype=Dtype.fp32, batch=2)
+    row = bench.run_case(case, work, Settings(warmup=0, iters=2, layers=True), CPU, None)
     assert row.layers is not None
     assert {t.name for t in row.layers.layers} == {"fc1", "relu", "fc2"}
     assert all(t.backward_ms == 0 for t in row.layers.layers)
@@ -208,15 +221,15 @@ def test_loss_of_several_outputs_reaches_every_head() -> None:
     main = torch.randn(4, 3, requires_grad=True)
     aux = torch.randn(4, 3, requires_grad=True)
     y = torch.tensor([0, 1, 2, 0])
-    bench.loss((aux, main), y).backward()
+    steps.loss((aux, main), y).backward()
     assert aux.grad is not None and main.grad is not None
-    assert torch.allclose(bench.loss((aux, main), y), F.cross_entropy(main, y) + aux.mean())
+    assert torch.allclose(steps.loss((aux, main), y), F.cross_entropy(main, y) + aux.mean())
 
 
 def test_calibrate_on_cpu_measures_fp32_and_skips_tf32() -> None:
-    found = bench.calibrate("cpu", ("fp32", "tf32"), CPU, size=128, iters=3)
-    assert found["tf32"] is None
-    assert found["fp32"] is not None and found["fp32"] > 0
+    found = bench.calibrate("cpu", (Dtype.fp32, Dtype.tf32), CPU, size=128, iters=3)
+    assert found[Dtype.tf32] is None
+    assert found[Dtype.fp32] is not None and found[Dtype.fp32] > 0
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -235,11 +248,13 @@ def test_peak_table_lookup(name: str, expected: str | None) -> None:
 
 def test_peaks_prefer_calibration_then_table() -> None:
     h100 = devices.DeviceInfo("cuda", "NVIDIA H100 80GB HBM3", torch="x", capability="9.0")
-    table, source = bench.peaks(h100, ("fp32", "bf16"), None)
-    assert table == {"fp32": 66.9, "bf16": 989.4} and source.startswith("table: H100 SXM")
-    measured, source = bench.peaks(h100, ("fp32",), {"fp32": 50.0})
-    assert measured == {"fp32": 50.0} and source.startswith("calibrated")
-    assert bench.peaks(CPU, ("fp32",), None)[0] == {"fp32": None}
+    table = bench.peaks(h100, (Dtype.fp32, Dtype.bf16), None)
+    assert table.tflops == table.table == {Dtype.fp32: 66.9, Dtype.bf16: 989.4}
+    assert table.source.startswith("table: H100 SXM") and table.calibrated is None
+    measured = bench.peaks(h100, (Dtype.fp32,), {Dtype.fp32: 50.0})
+    assert measured.tflops == {Dtype.fp32: 50.0} and measured.source.startswith("calibrated")
+    assert measured.table == {Dtype.fp32: 66.9}
+    assert bench.peaks(CPU, (Dtype.fp32,), None).tflops == {Dtype.fp32: None}
 
 
 def test_dtype_support_by_compute_capability() -> None:
@@ -278,22 +293,22 @@ def test_cuda_rows_and_graphs() -> None:
     _, work = _tiny()
     info = devices.describe("cuda")
     for graphs in (False, True):
-        settings = Settings(device="cuda", batches=(2,), dtypes=("fp32", "bf16"), warmup=2, iters=3,
+        settings = Settings(device="cuda", batches=(2,), dtypes=(Dtype.fp32, Dtype.bf16), warmup=2, iters=3,
                             cuda_graphs=graphs, layers=not graphs)
         rows = list(bench.sweep(settings, [work], info, {}))
-        assert all(r.status in ("ok", "unsupported") for r in rows), [r.note for r in rows]
-        assert all(r.memory and r.memory_kind == "CUDA allocator peak" for r in rows if r.status == "ok")
+        assert all(r.status in (Status.ok, Status.unsupported) for r in rows), [r.note for r in rows]
+        assert all(r.memory and r.memory_kind == "CUDA allocator peak" for r in rows if r.status is Status.ok)
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_calibration_is_below_the_table_peak() -> None:
     info = devices.describe("cuda")
-    found = bench.calibrate("cuda", ("fp32",), info, size=4096, iters=5)
+    found = bench.calibrate("cuda", (Dtype.fp32,), info, size=4096, iters=5)
     peak = devices.table_peak(info.name, "fp32")
-    assert found["fp32"] and found["fp32"] > 0
+    assert found[Dtype.fp32] and found[Dtype.fp32] > 0
     if peak:
-        assert found["fp32"] < 1.1 * peak
+        assert found[Dtype.fp32] < 1.1 * peak
 
 
 def test_models_of_a_case_are_timed_interleaved_and_fail_alone() -> None:
@@ -311,11 +326,71 @@ def test_models_of_a_case_are_timed_interleaved_and_fail_alone() -> None:
             return self.fc(x)
 
     _, tiny = _tiny()
-    works = [Workload(t, Logged(t, f), (6,), (3,), tiny.forward_flops, tiny.train_flops)
+    works = [Workload(label=t, module=Logged(t, f), input_shape=(6,), output_shape=(3,), flops=tiny.flops)
              for t, f in (("A", -1), ("B", 4))]
-    settings = Settings(batches=(2,), modes=("infer",), warmup=1, iters=4)
+    settings = Settings(batches=(2,), modes=(Mode.infer,), warmup=1, iters=4)
     rows = list(bench.sweep(settings, works, CPU, {}))
     # warm-up A, warm-up B, then A B A B A (B's 4th call fails) A
     assert order == ["A", "B", "A", "B", "A", "B", "A", "B", "A"]
-    assert [(r.case.model, r.status) for r in rows] == [("A", "ok"), ("B", "oom")]
+    assert [(r.case.model, r.status) for r in rows] == [("A", Status.ok), ("B", Status.oom)]
     assert rows[0].ms is not None and rows[0].ms.n == 4
+
+
+def test_layer_sum_is_checked_against_the_step_with_a_controlled_clock() -> None:
+    """`--layers`' verdict: every clock reading is 1 ms after the last, so each leaf's forward,
+    each backward (mark to next mark) and each phase of the step is exactly 1 ms; the sum (9 ms)
+    is compared with a given whole-step time, and the ratio decides the verdict at ±15%."""
+    model, work = _tiny()
+    readings = itertools.count()
+    settings = Settings(warmup=1, iters=3)
+    case = Case(model="tiny", mode=Mode.train, dtype=Dtype.fp32, batch=4)
+    _, x, y = steps.prepare(work, 4, settings)
+    with steps.restored(model, training=True):
+        report = bench_layers.time_layers(case, model, x, y, settings, step_ms=9.0,
+                                          timer=lambda: float(next(readings)))
+    times = {t.name: (t.forward_ms, t.backward_ms) for t in report.layers}
+    assert times == {"fc1": (1.0, 1.0), "relu": (1.0, 1.0), "fc2": (1.0, 1.0), "(loss)": (1.0, 1.0),
+                     "(SGD step)": (0.0, 1.0)}
+    assert report.sum_ms == 9.0 and report.tolerance == 0.15
+    for step_ms, ratio, adds_up in ((9.0, 1.0, True), (8.0, 1.125, True), (10.0, 0.9, True),
+                                    (7.5, 1.2, False), (11.0, 9 / 11, False)):
+        checked = dataclasses.replace(report, step_ms=step_ms)
+        assert checked.ratio == pytest.approx(ratio) and checked.adds_up is adds_up
+        verdict = bench_view.layer_verdict(checked).plain
+        assert f"ratio {ratio:.3f} ({'within' if adds_up else 'OUTSIDE'} ±15%)" in verdict, verdict
+
+
+def test_sweep_and_layer_timing_run_one_step_with_one_update() -> None:
+    """The per-layer step is the sweep's step plus marks: the same SGD update, written once."""
+    torch.manual_seed(0)
+    plain, _ = _tiny()
+    marked, by_hand = copy.deepcopy(plain), copy.deepcopy(plain)
+    x, y = torch.randn(4, 6), torch.randint(0, 3, (4,))
+    marks: list[str] = []
+    for _ in range(2):
+        steps.build_step(Mode.train, plain, x, y, contextlib.nullcontext)()
+        steps.build_step(Mode.train, marked, x, y, contextlib.nullcontext, mark=marks.append)()
+    assert marks == ["loss", "backward", "update", "end"] * 2
+    for _ in range(2):  # a fresh optimizer per built step, as above
+        opt = torch.optim.SGD(by_hand.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        opt.zero_grad()
+        F.cross_entropy(by_hand(x), y).backward()
+        opt.step()
+    for a, b, c in zip(plain.parameters(), marked.parameters(), by_hand.parameters(), strict=True):
+        assert torch.equal(a, b) and torch.allclose(a, c)
+
+
+def test_bench_view_shows_names_and_notes_as_text() -> None:
+    from rich.console import Console
+
+    case = Case(model="Net [/x] [bold]b[/bold] :smile:", mode=Mode.infer, dtype=Dtype.fp32, batch=1)
+    rows = [Row(case=case, status=Status.error, note="ValueError: got [/x] \x1b[31m:x:"),
+            bench.figures(case, _tiny()[1], Stats(median=2.0, q1=1.0, q3=3.0, n=3), peak=None, memory=None,
+                          memory_kind="")]
+    out = Console(record=True, width=250, emoji=False, highlight=False)
+    for part in bench_view.report(rows, case.model, [], interrupted=True, on_cpu=True):
+        out.print(part)
+    text = out.export_text()
+    assert "Net [/x] [bold]b[/bold] :smile:" in text and "ValueError: got [/x] [31m:x:" in text
+    assert "\x1b" not in text and "interrupted: 2 finished row(s) kept" in text
+    assert "peak RSS MiB" in text and "% peak —: no known peak" in text

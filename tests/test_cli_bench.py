@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-from archviz.cli import app
+from archviz.cli import app, reference
 from archviz.cli import bench as cli_bench
 from archviz.runtime import bench
 from tests.conftest import ROOT
@@ -170,11 +170,11 @@ def test_reference_forms_and_errors(tmp_path: Path) -> None:
                    "def broken():\n"
                    "    raise RuntimeError('boom')\n")
     for name in ("Net", "make", "INSTANCE"):
-        assert isinstance(bench.load_reference(f"{src}:{name}"), torch.nn.Module)
+        assert isinstance(reference.load_reference(f"{src}:{name}"), torch.nn.Module)
     for name, message in (("NOT_A_MODULE", "not a torch.nn.Module"), ("broken", "RuntimeError: boom"),
                           ("Nett", "did you mean 'Net'?")):
-        with pytest.raises(bench.BenchError, match=message):
-            bench.load_reference(f"{src}:{name}")
+        with pytest.raises(reference.BadReference, match=message):
+            reference.load_reference(f"{src}:{name}")
 
 
 def test_help_has_examples() -> None:

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from .. import __version__
+from ..core import devices
+from ..core.flops import Mode as StepMode
 from ..errors import ArchvizError
+from ..render import bench_view
 from ..render.text import safe
+from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import DEFAULT_SPEC, InputOpt, Mode, SpecArg, console, fail, guarded, load_analysis, parse_input
+from .reference import load_reference
 
-DTYPES = ("fp32", "tf32", "bf16", "fp16")
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from ..core.analysis import Analysis
+    from ..spec import Spec
+
+DTYPES = tuple(d.value for d in Dtype)
 # Defaults per device: a sensible sweep in under a minute (AlexNet on 2 CPU cores: ~17 s).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {"batch": "1,8", "dtype": "fp32", "warmup": 2, "iters": 8},
@@ -43,8 +55,6 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 
 def resolve_device(name: str) -> str:
-    from ..core import devices
-
     name = name.lower()
     if name not in ("auto", "cpu", "cuda", "mps"):
         raise BenchUsage(f"--device: expected auto, cpu, cuda or mps, got {name!r}")
@@ -66,7 +76,7 @@ def check_writable(path: Optional[str], option: str) -> None:
         raise BenchUsage(f"{option} {path}: cannot write: it is a directory")
 
 
-def build_module(spec: Any, input_shape: Optional[tuple[int, ...]]) -> Any:
+def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]]) -> Any:
     """The spec compiled into an nn.Module by archviz.compile."""
     from ..runtime.compile import to_module
 
@@ -124,180 +134,107 @@ def bench(
 
       archviz bench alexnet --reference my_alexnet.py:AlexNet  # the spec beside your own module
     """
-    from ..core import devices
-    from ..runtime import bench as B
-
     dev = resolve_device(device)
-    d = DEFAULTS[dev]
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
-    modes = ("infer", "train") if mode is Mode.both else (mode.value,)
-    dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
-    settings = B.Settings(dev, parse_batches(d["batch"] if batch is None else batch), modes,
-                          dtypes, channels_last, compiled,
-                          cuda_graphs, d["warmup"] if warmup is None else warmup,
-                          d["iters"] if iters is None else iters, layers)
-    if settings.iters < 1 or settings.warmup < 0 or (compiled and settings.warmup < 1):
-        raise BenchUsage("--iters must be ≥ 1 and --warmup ≥ 0 (≥ 1 with --compile, which compiles then)")
+    settings = _settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters, layers)
     check_writable(json_out, "--json")
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     sp, a = load_analysis(spec, input_size)
-    works = [B.Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
+    works = [Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
     if reference:
-        works.append(_reference(B, reference, a))
+        works.append(_reference(reference, a))
     info = devices.describe(dev)
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
-    _header(out, sp.name, info, settings)
-    calibrated = _calibrate(B, out, settings, info) if calibrate else None
-    peak, peak_source = B.peaks(info, settings.dtypes, calibrated)
-    rows, interrupted = _sweep(B, settings, works, info, peak)
-    _report(B, out, rows, works, interrupted, on_cpu=info.kind == "cpu")
-    result = _result(B, sp, a, info, settings, works, rows, peak, peak_source, calibrated, interrupted)
+    for line in bench_view.header(sp.name, info, settings):
+        out.print(line, soft_wrap=True)
+    peaks = _peaks(out, settings, info, calibrate)
+    rows, interrupted = _sweep(settings, works, info, peaks)
+    result = BenchResult(archviz=__version__, spec_name=sp.name, spec_path=sp.path, input=a.input,
+                         device=info, settings=settings, peaks=peaks, works=tuple(works), rows=tuple(rows),
+                         interrupted=interrupted)
+    on_cpu = info.kind == "cpu"
+    for part in bench_view.report(rows, works[0].label, result.ratios, interrupted, on_cpu=on_cpu):
+        out.print(part)
     _write(result, json_out, plot)
     if interrupted:
         raise typer.Exit(130)
-    if rows and not any(r.status == "ok" for r in rows):
+    if rows and not any(r.status is Status.ok for r in rows):
         fail("no row ran (see the notes above)", 1)
 
 
-def _reference(B: Any, text: str, a: Any) -> Any:
-    module = B.load_reference(text)
+def _settings(dev: str, batch: Optional[str], mode: Mode, dtype: Optional[str], channels_last: bool,
+              compiled: bool, cuda_graphs: bool, warmup: Optional[int], iters: Optional[int],
+              layers: bool) -> Settings:
+    """The options, with this device's defaults where one is not given."""
+    d = DEFAULTS[dev]
+    modes = tuple(StepMode) if mode is Mode.both else (StepMode(mode.value),)
+    dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
+    settings = Settings(device=dev, batches=parse_batches(d["batch"] if batch is None else batch),
+                        modes=modes, dtypes=tuple(Dtype(t) for t in dtypes), channels_last=channels_last,
+                        compile=compiled, cuda_graphs=cuda_graphs,
+                        warmup=d["warmup"] if warmup is None else warmup,
+                        iters=d["iters"] if iters is None else iters, layers=layers)
+    if settings.iters < 1 or settings.warmup < 0 or (compiled and settings.warmup < 1):
+        raise BenchUsage("--iters must be ≥ 1 and --warmup ≥ 0 (≥ 1 with --compile, which compiles then)")
+    return settings
+
+
+def _reference(text: str, a: Analysis) -> Workload:
+    module = load_reference(text)
     n = sum(p.numel() for p in module.parameters())
     if n != a.totals.params:
         console(stderr=True).print(f"note: the reference has {n:,} parameters, the spec {a.totals.params:,};"
                                    " its TFLOP/s use the spec's FLOPs")
-    return B.Workload.of("reference", module, a)
+    return Workload.of("reference", module, a)
 
 
-def _header(out: Any, name: str, info: Any, s: Any) -> None:
-    versions = f"torch {info.torch}" + (f", CUDA {info.cuda}, driver {info.driver}, cuDNN {info.cudnn}"
-                                        if info.kind == "cuda" else f", {info.threads} threads")
-    flags = [f for f, on in (("channels-last", s.channels_last), ("compile", s.compile),
-                             ("cuda-graphs", s.cuda_graphs)) if on]
-    out.print(f"[bold]{safe(name)}[/] on {safe(info.name)} ({safe(versions)})", soft_wrap=True)
-    out.print(f"warm-up {s.warmup}, {s.iters} timed iterations per row"
-              + (f"; {', '.join(flags)}" if flags else ""), soft_wrap=True)
+def _peaks(out: Console, settings: Settings, info: devices.DeviceInfo, calibrate: bool) -> Peaks:
+    from ..runtime import bench
 
-
-def _calibrate(B: Any, out: Any, settings: Any, info: Any) -> dict[str, float | None]:
+    if not calibrate:
+        return bench.peaks(info, settings.dtypes, None)
     with out.status("calibrating: timing a large matmul per dtype"):
-        found = B.calibrate(settings.device, settings.dtypes, info)
-    out.print("calibrated matmul ceiling: " + ", ".join(
-        f"{d} {v:.2f} TFLOP/s" if v else f"{d} n/a" for d, v in found.items()))
-    return found
+        found = bench.calibrate(settings.device, settings.dtypes, info)
+    out.print(bench_view.calibration(found))
+    return bench.peaks(info, settings.dtypes, found)
 
 
-def _sweep(B: Any, settings: Any, works: list[Any], info: Any,
-           peak: dict[str, Any]) -> tuple[list[Any], bool]:
+def _sweep(settings: Settings, works: list[Workload], info: devices.DeviceInfo,
+           peaks: Peaks) -> tuple[list[Row], bool]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = len(B.plan(settings, works))
-    rows: list[Any] = []
+    from ..runtime import bench
+
+    rows: list[Row] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console(stderr=True), transient=True) as progress:
-        task = progress.add_task("bench", total=total)
+        task = progress.add_task("bench", total=len(bench.plan(settings, works)))
         try:
-            for row in B.sweep(settings, works, info, peak):
+            for row in bench.sweep(settings, works, info, peaks.tflops):
                 rows.append(row)
                 c = row.case
-                progress.update(task, advance=1, description=f"{c.model} {c.mode} {c.dtype} batch {c.batch}")
+                progress.update(task, advance=1, description=f"{safe(c.model)} {c.mode.value} {c.dtype.value}"
+                                                             f" batch {c.batch}")
         except KeyboardInterrupt:
             return rows, True
     return rows, False
 
 
-def _fmt(v: Optional[float], spec: str) -> str:
-    return "—" if v is None else format(v, spec)
-
-
-def _report(B: Any, out: Any, rows: list[Any], works: list[Any], interrupted: bool,
-            on_cpu: bool = False) -> None:
-    from rich.table import Table
-
-    memory = "peak RSS MiB" if on_cpu else "peak mem MiB"
-    notes = []
-    if on_cpu:
-        notes.append("peak RSS: the whole process's resident memory (torch included), not the model's alone")
-    if any(r.peak_pct is None and r.status == "ok" for r in rows):
-        notes.append("% peak —: no known peak for this device and dtype; --calibrate measures one")
-    caption = "\n".join(notes) or None
-    table = Table(title="archviz bench", title_justify="left", caption=caption, caption_justify="left")
-    for col in ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
-                memory, "note"):
-        table.add_column(col, justify="left" if col in ("model", "mode", "dtype", "note") else "right")
-    for r in rows:
-        c, ms = r.case, r.ms
-        iqr = ms.iqr if ms is not None and ms.n > 1 else None  # one iteration has no spread
-        table.add_row(safe(c.model), c.mode, c.dtype, str(c.batch), _fmt(ms and ms.median, ".2f"),
-                      _fmt(iqr, ".2f"), _fmt(r.images_per_s, ",.1f"), _fmt(r.tflops, ".3f"),
-                      _fmt(r.peak_pct, ".1f"), _fmt(r.memory and r.memory / 2**20, ",.0f"),
-                      safe(r.note or ("" if r.status == "ok" else r.status)))
-    out.print(table)
-    if interrupted:
-        out.print(f"[yellow]interrupted:[/] {len(rows)} finished row(s) kept")
-    if len(works) > 1:
-        for q in B.ratios(rows, works[0].label, works[1].label):
-            out.print(f"{safe(works[0].label)} / reference images/s, {q['mode']} {q['dtype']}"
-                      f" batch {q['batch']}: {q['ratio']:.3f}×")
-    for r in rows:
-        if r.layers is not None:
-            _layer_table(out, r)
-
-
-def _layer_table(out: Any, row: Any) -> None:
-    from rich.table import Table
-
-    c, lr = row.case, row.layers
-    table = Table(title=f"per layer: {safe(c.model)} {c.mode} {c.dtype} batch {c.batch} (median ms;"
-                        " eager module, a device synchronise at every hook)", title_justify="left")
-    for col in ("layer", "forward", "backward", "total", "% of sum"):
-        table.add_column(col, justify="left" if col == "layer" else "right")
-    for t in lr.layers:
-        backward = f"{t.backward_ms:.3f}" if c.mode == "train" else "—"
-        table.add_row(safe(t.name), f"{t.forward_ms:.3f}", backward,
-                      f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—")
-    out.print(table)
-    verdict = "within" if lr.adds_up else "[yellow]OUTSIDE[/]"
-    out.print(f"sum of layers {lr.sum_ms:.2f} ms vs whole step {lr.step_ms:.2f} ms: ratio {lr.ratio:.3f}"
-              f" ({verdict} ±{lr.tolerance:.0%})")
-
-
-def _result(B: Any, sp: Any, a: Any, info: Any, s: Any, works: list[Any], rows: list[Any],
-            peak: dict[str, Any], peak_source: str, calibrated: Any, interrupted: bool) -> dict[str, Any]:
-    from .. import __version__
-
-    return {
-        "archviz": __version__,
-        "spec": {"name": sp.name, "path": sp.path, "input": list(a.input)},
-        "device": info.as_dict(),
-        "settings": {"device": s.device, "batches": list(s.batches), "modes": list(s.modes),
-                     "dtypes": list(s.dtypes), "channels_last": s.channels_last, "compile": s.compile,
-                     "cuda_graphs": s.cuda_graphs, "warmup": s.warmup, "iters": s.iters, "layers": s.layers,
-                     "timer": "CUDA events" if s.device == "cuda" else "time.perf_counter"},
-        "peak": {"source": peak_source, "tflops": peak, "calibrated": calibrated,
-                 "table": {d: B.devices.table_peak(info.name, d) if info.kind == "cuda" else None
-                           for d in s.dtypes}},
-        "flops_per_image": {w.label: {"infer": w.forward_flops, "train": w.train_flops} for w in works},
-        "train_flops_formula": B.TRAIN_FLOPS_FORMULA,
-        "rows": [B.row_dict(r) for r in rows],
-        "ratios": B.ratios(rows, works[0].label, works[1].label) if len(works) > 1 else [],
-        "interrupted": interrupted,
-    }
-
-
-def _write(result: dict[str, Any], json_out: Optional[str], plot: Optional[str]) -> None:
+def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) -> None:
     from ..io import write_atomic
 
     err = console(stderr=True)
+    data = result_dict(result)
     if json_out:
-        write_atomic(json_out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        err.print(f"wrote {json_out}")
+        write_atomic(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        err.print(f"wrote {safe(json_out)}")
     if plot:
         from ..render.bench_plot import plot_throughput
 
-        plot_throughput(result["rows"], plot, title=f"{result['spec']['name']} on {result['device']['name']}")
-        err.print(f"wrote {plot}")
+        plot_throughput(data["rows"], plot, title=f"{result.spec_name} on {result.device.name}")
+        err.print(f"wrote {safe(plot)}")
