@@ -6,6 +6,8 @@ code (not from archviz), and compared with the spec's analysis.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import archviz
 from archviz.core.check import run_checks
 from archviz.spec import bundled
@@ -87,3 +89,10 @@ def test_the_papers_lrn_alpha_is_the_papers() -> None:
     # Section 3.3: k = 2, n = 5, α = 10⁻⁴, β = 0.75, in b = a / (k + α·Σa²)^β
     norm = archviz.load("alexnet").layer("norm1").params
     assert (norm.size, norm.alpha, norm.beta, norm.k) == (5, 1e-4, 0.75, 2)
+
+
+def test_sources_page_states_the_computed_counts() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "sources.md").read_text(encoding="utf-8")
+    for stem in ("alexnet", "alexnet-1gpu", "alexnet-torchvision", "alexnet-keras", "alexnet-catsdogs"):
+        assert f"{_params(stem):,}" in text, stem
+    assert "253,440 = 96 × 55 × 48" in text and "150,528 = 3 × 224 × 224" in text

@@ -4,7 +4,7 @@ computed value was obtained."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 from ..errors import Loc, SpecError, did_you_mean
@@ -23,6 +23,7 @@ class CheckResult:
     ok: bool
     loc: Loc | None = None
     source: str = ""
+    explanation: str = ""   # a failing claim's one short explanation, e.g. "one 55 read as 48?"
 
 
 def _n(x: float) -> str:
@@ -53,6 +54,8 @@ def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
     if c.key == "input_elements":
         value = prod(a.input)
         how = " × ".join(map(str, a.input)) + f" = {value:,} (input {fmt_shape(a.input)})"
+        result = _compare(c, c.key, value, how)
+        return result if result.ok else replace(result, explanation=_explain_input(c.value, a.input))
     else:
         field = _TOTAL_FIELD[c.key]
         parts = [s for s in a.layers if getattr(s, field)]
@@ -88,7 +91,10 @@ def _layer_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         return _kernel_claim(c, spec, s, what)
     field = c.key.removeprefix("layer_")
     value = getattr(s, field)
-    return _compare(c, what, value, _layer_how(s, field, value))
+    result = _compare(c, what, value, _layer_how(s, field, value))
+    if result.ok or field not in ("neurons", "activations") or not value:
+        return result
+    return replace(result, explanation=_explain_dims(c.value, s.output, network_numbers(spec, a)))
 
 
 def _layer_how(s: LayerStats, field: str, value: int) -> str:
@@ -118,3 +124,61 @@ def _kernel_claim(c: Claim, spec: Spec, s: LayerStats, what: str) -> CheckResult
     text = "×".join(map(str, kernel))
     return CheckResult(what, "×".join(map(str, c.value)) if isinstance(c.value, tuple) else c.text,
                        text, how, kernel == c.value, c.loc, c.source)
+
+
+# ---- a failing claim's short explanation ----------------------------------------------------
+# A stated count is often the right product with one factor misread: the paper's 253,440
+# neurons for conv1 is 96 × 55 × 48, a 55 read as 48 (the kernels per GPU); its
+# "150,528-dimensional" input is 3 × 224 × 224, the 224 input that does not divide. The search
+# tries exactly those single changes and says something only when exactly one fits.
+
+COMMON_INPUT_SIZES = (28, 32, 64, 96, 112, 128, 224, 227, 231, 256, 299, 320, 331, 384, 448, 512)
+
+
+def network_numbers(spec: Spec, a: Analysis) -> frozenset[int]:
+    """The numbers a reader of the network sees: channel counts (also per group and per GPU),
+    spatial sizes and kernel sizes."""
+    shapes = [a.input, *(s.output for s in a.layers)]
+    nums = {d for shape in shapes if len(shape) == 3 for d in shape}          # (C, H, W)
+    layers = {la.name: la for la in spec.layers}
+    for s in a.layers:
+        params = layers[s.name].params
+        kernel = getattr(params, "kernel", None)
+        if isinstance(kernel, tuple):
+            nums.update(k for k in kernel if isinstance(k, int))
+        groups = getattr(params, "groups", None)
+        if isinstance(groups, int) and groups > 1 and len(s.in_shapes[0]) == 3:
+            nums.add(s.in_shapes[0][0] // groups)                               # kernel depth
+    if a.gpus and a.gpus > 1:
+        nums.update(s[0] // a.gpus for s in shapes if len(s) == 3 and s[0] % a.gpus == 0)
+    return frozenset(n for n in nums if n > 1)
+
+
+def _explain_dims(claimed: float | tuple[int, ...], dims: tuple[int, ...],
+                  numbers: frozenset[int]) -> str:
+    """``claimed`` as ``dims`` with one factor replaced by one of ``numbers``, if exactly one
+    (old value → new value) replacement gives it; else ''."""
+    if not isinstance(claimed, float) or not claimed.is_integer() or len(dims) < 2:
+        return ""
+    target = int(claimed)
+    found: dict[tuple[int, int], tuple[int, ...]] = {}
+    for i, old in enumerate(dims):
+        rest = prod(dims) // old
+        if rest and target % rest == 0 and (new := target // rest) != old and new in numbers:
+            found[(old, new)] = dims[:i] + (new,) + dims[i + 1:]   # the last position wins
+    if len(found) != 1:
+        return ""
+    (old, new), shown = next(iter(found.items()))
+    which = "one " if dims.count(old) > 1 else ""
+    return f"{target:,} = {' × '.join(map(str, shown))}: {which}{old} read as {new}?"
+
+
+def _explain_input(claimed: float | tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """``claimed`` as the input with another common square size, if exactly one fits; else ''."""
+    if not isinstance(claimed, float) or not claimed.is_integer() or len(shape) != 3:
+        return ""
+    fits = [n for n in COMMON_INPUT_SIZES if shape[0] * n * n == claimed and (n, n) != shape[1:]]
+    if len(fits) != 1:
+        return ""
+    n = fits[0]
+    return f"{int(claimed):,} = {shape[0]} × {n} × {n}: the {n} input"

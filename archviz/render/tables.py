@@ -191,6 +191,8 @@ def checks_view(results: list[CheckResult]) -> Any:
         if r.loc is not None:
             where = f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}"
             parts.append(Text(strip_control(where)))
+        if r.explanation:
+            parts.append(Text(strip_control(f"    perhaps {r.explanation}"), style="yellow"))
         if r.source:
             parts.append(Text(strip_control(f"    source: {r.source}")))
     return Group(*parts)
@@ -200,7 +202,8 @@ def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:
     return {"ok": all(r.ok for r in results),
             "checks": [{"what": r.what, "claimed": r.claimed, "computed": r.computed,
                         "how": r.how, "ok": r.ok, "where": str(r.loc) if r.loc else None,
-                        "source": r.source} for r in results]}
+                        "source": r.source, "explanation": r.explanation or None}
+                       for r in results]}
 
 
 SHAPES_WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
