@@ -10,7 +10,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import ArchvizError
-from ..render.text import safe
 from .common import DEFAULT_SPEC, SPEC_HELP, OutputOpt, console, emit, fail, guarded, load_analysis
 
 
@@ -19,7 +18,6 @@ class DiffFormat(str, Enum):
     json = "json"
 
 
-_MARK = {"same": " ", "changed": "[yellow]~[/]", "removed": "[red]−[/]", "added": "[green]+[/]"}
 
 
 @guarded
@@ -54,6 +52,7 @@ def diff_cmd(
     """
     from ..core.diff import diff as compare
     from ..core.diff import to_dict
+    from ..render import views
 
     for flag, value in (("--max-params-change", max_params), ("--max-macs-change", max_macs)):
         if value is not None and value < 0:
@@ -67,7 +66,7 @@ def diff_cmd(
     if fmt is DiffFormat.json:
         sys.stdout.write(json.dumps(to_dict(d, exceeded), indent=2, ensure_ascii=False) + "\n")
     else:
-        _render(d, console(), changed_only)
+        console().print(views.diff_view(d, changed_only))
     if exceeded:
         fail("; ".join(exceeded), 1)
 
@@ -84,55 +83,6 @@ def _exceeded(d: Any, limits: dict[str, Optional[float]]) -> list[str]:
             a, b = d.total(metric)
             out.append(f"{metric} changed {percent(r)} ({a:,} → {b:,}), more than the allowed {pct:g}%")
     return out
-
-
-def _arrow(a: Any, b: Any, fmt: Any = str) -> str:
-    if a is None:
-        return f"[green]{fmt(b)}[/]"
-    if b is None:
-        return f"[red]{fmt(a)}[/]"
-    return fmt(a) if a == b else f"{fmt(a)} → {fmt(b)}"
-
-
-def _render(d: Any, out: Any, changed_only: bool) -> None:
-    from rich import box
-    from rich.table import Table
-
-    from ..core.diff import METRICS, percent, show, summary
-    from ..render.tables import human
-
-    title = safe(f"A: {d.a.name} ({d.a.path})\nB: {d.b.name} ({d.b.path})")
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    right = {"justify": "right", "no_wrap": True}
-    for col, kw in (("", {}), ("layer", {"no_wrap": True}), ("op", {}),
-                    ("settings A → B", {"overflow": "fold"}), ("output", {"no_wrap": True}),
-                    ("params", right), ("MACs", right)):
-        table.add_column(col, **kw)
-    dims = "×".join
-    for r in d.layers:
-        if changed_only and r.status == "same":
-            continue
-        sa, sb = r.a, r.b
-        settings = "\n".join(f"{c.key} {show(c.a)} → {show(c.b)}" for c in r.changes)
-        if r.moved:
-            settings = "\n".join(x for x in (f"moved {r.move_note}", settings) if x)
-        style = "dim" if r.status == "same" else ""
-        table.add_row(
-            _MARK[r.status], safe(r.name), _arrow(sa and sa.op, sb and sb.op), safe(settings),
-            _arrow(sa and sa.output, sb and sb.output, lambda s: dims(map(str, s))),
-            _arrow(sa and sa.params, sb and sb.params, lambda n: f"{n:,}" if n else "–"),
-            _arrow(sa and sa.macs, sb and sb.macs, lambda n: human(n) if n else "–"), style=style)
-    out.print(table)
-    for m in METRICS:
-        a, b = d.total(m)
-        if a or b:
-            out.print(f"{m:12} {a:>14,} → {b:>14,}  ({percent(d.change(m))})", highlight=False)
-    lines = summary(d)
-    if lines:
-        out.print("[bold]in short[/]")
-        for line in lines:
-            out.print(f"  • {safe(line)}", highlight=False)
 
 
 @guarded

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,12 +18,6 @@ MaxMemoryOpt = Annotated[Optional[str], typer.Option(
     "--max-memory", help="Refuse models whose parameters need more than this (e.g. 8G); default:"
                          " available RAM. Applies where tensors are allocated (a CPU build,"
                          " torchscript/onnx export); meta-device checks and py export allocate nothing.")]
-
-
-def _shape(shape: Optional[tuple[int, ...]]) -> str:
-    from ..ops import fmt_dims
-
-    return "—" if shape is None else fmt_dims(shape)
 
 
 def _max_bytes(text: Optional[str]) -> Optional[int]:
@@ -57,65 +51,16 @@ def verify(
 
       archviz verify my-net.yaml --input 3x64x64
     """
+    from ..render import views
     from ..runtime.compile import verify as run_verify
 
     result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory))
     if as_json:
-        sys.stdout.write(json.dumps(_to_dict(result), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(views.verify_to_dict(result), indent=2, ensure_ascii=False) + "\n")
     else:
-        _render(result, console())
+        console().print(views.verify_view(result))
     if not result.ok:
         raise typer.Exit(1)
-
-
-def _to_dict(v: Any) -> dict[str, Any]:
-    return {
-        "name": v.name, "input": list(v.input), "device": v.device, "ok": v.ok, "error": v.error or None,
-        "layers": [{"name": c.name, "op": c.op, "shape": list(c.shape),
-                    "torch_shape": None if c.real_shape is None else list(c.real_shape),
-                    "params": c.params, "torch_params": c.real_params, "ok": c.ok} for c in v.layers],
-        "params": v.params, "torch_params": v.real_params,
-        "macs": v.macs, "flops": 2 * v.macs, "torch_flops": v.torch_flops, "macs_ok": v.macs_ok,
-        "formulas": [{"name": f.name, "op": f.op, "max_rel_error": f.max_rel_error, "tolerance": f.tolerance,
-                      "ok": f.ok} for f in v.formulas],
-    }
-
-
-def _render(v: Any, out: Any) -> None:
-    from rich import box
-    from rich.table import Table
-
-    title = f"{safe(v.name)} · input {_shape(v.input)} · torch on the {v.device} device"
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col, just in (("", "left"), ("layer", "left"), ("op", "left"), ("output", "left"),
-                      ("torch output", "left"), ("params", "right"), ("torch params", "right")):
-        table.add_column(col, justify=just, no_wrap=True, min_width=1)  # type: ignore[arg-type]
-    for c in v.layers:
-        mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
-        table.add_row(mark, safe(c.name), c.op, _shape(c.shape), _shape(c.real_shape),
-                      f"{c.params:,}", f"{c.real_params:,}")
-    out.print(table)
-    if v.error:
-        out.print(f"[red]✗ torch refused the forward pass:[/] {safe(v.error)}", highlight=False)
-    _summary(v, out)
-
-
-def _summary(v: Any, out: Any) -> None:
-    bad = [c.name for c in v.layers if not c.ok]
-    ok = "[green]✓[/]" if v.params == v.real_params else "[red]✗[/]"
-    out.print(f"{ok} parameters: analysis {v.params:,}, torch {v.real_params:,}")
-    ok = "[green]✓[/]" if v.macs_ok else "[red]✗[/]"
-    out.print(f"{ok} FLOPs: analysis 2 × {v.macs:,} MACs = {2 * v.macs:,}, torch.utils.flop_counter"
-              f" {v.torch_flops:,} (conv and linear only, bias adds not counted)", highlight=False)
-    for f in v.formulas:
-        ok = "[green]✓[/]" if f.ok else "[red]✗[/]"
-        out.print(f"{ok} {safe(f.name)}: torch's {f.op} against the paper's formula written out (spec α):"
-                  f" max relative error {f.max_rel_error:.1e} (tolerance {f.tolerance:.0e})", highlight=False)
-    if v.ok:
-        out.print(f"[green]{len(v.layers)} of {len(v.layers)} layers match torch[/]")
-    else:
-        out.print(f"[red]{len(v.layers) - len(bad)} of {len(v.layers)} layers match torch"
-                  + (f"; differ: {safe(', '.join(bad))}" if bad else "") + "[/]")
 
 
 @guarded

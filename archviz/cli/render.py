@@ -106,7 +106,7 @@ def draw(
     tag = "-split" if split_gpus else ""
     path, kind = target(spec_path, output, fmt and fmt.value, tag, DRAW_FORMATS, "svg")
     direction = rankdir.value if rankdir else ("LR" if split_gpus else "TB")
-    graph = dot.BUILDERS[split_gpus](a, direction, fold)
+    graph = dot.diagram(a, split_gpus, direction, fold)
     try:
         data = dot.render(graph, kind)
     except dot.GraphvizMissing as exc:

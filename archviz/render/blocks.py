@@ -43,7 +43,7 @@ WRAP = 18           # characters per line of the op text
 
 
 @dataclass(frozen=True)
-class Block:
+class Box:
     name: str
     family: str
     text: str                          # op and key settings, e.g. "conv 11×11 /4, 96"
@@ -56,7 +56,7 @@ class Block:
 @dataclass(frozen=True)
 class BlocksData:
     title: str
-    rows: tuple[tuple[Block, ...], ...]   # one row, or one per GPU
+    rows: tuple[tuple[Box, ...], ...]   # one row, or one per GPU
     row_titles: tuple[str, ...]
 
 
@@ -77,7 +77,7 @@ def _kernel(graph: Graph, name: str) -> tuple[int, int] | None:
     return tuple(k) if k is not None else None  # type: ignore[return-value]
 
 
-def _row(a: Analysis, graph: Graph, gpus: int, gpu: int) -> tuple[Block, ...]:
+def _row(a: Analysis, graph: Graph, gpus: int, gpu: int) -> tuple[Box, ...]:
     boxes = _box_layers(a)
     crossing = set(a.split.crossing) if a.split and gpus > 1 else set()
 
@@ -85,10 +85,10 @@ def _row(a: Analysis, graph: Graph, gpus: int, gpu: int) -> tuple[Block, ...]:
         return lane_shape(s, gpus, gpu) if gpus > 1 else s
 
     kernels = [_kernel(graph, s.name) for s in boxes]
-    out = [Block(INPUT, "input", "input", a.input, box_size(a.input), kernels[0] if kernels else None)]
+    out = [Box(INPUT, "input", "input", a.input, box_size(a.input), kernels[0] if kernels else None)]
     for i, s in enumerate(boxes):
         nxt = kernels[i + 1] if i + 1 < len(boxes) else None
-        out.append(Block(s.name, s.family, f"{s.op} {s.label}".strip(), shape(s.output),
+        out.append(Box(s.name, s.family, f"{s.op} {s.label}".strip(), shape(s.output),
                          box_size(shape(s.output)), nxt, s.name in crossing))
     return tuple(out)
 
@@ -116,7 +116,7 @@ def _shade(colour: str, factor: float) -> tuple[float, float, float]:
     return tuple(min(1.0, c * factor) for c in to_rgb(colour))  # type: ignore[return-value]
 
 
-def _box(ax: Axes, x: float, y: float, b: Block) -> None:
+def _box(ax: Axes, x: float, y: float, b: Box) -> None:
     """Front face (C×H), top face and the H×W side face, in oblique projection."""
     from matplotlib.patches import Polygon
 
@@ -133,7 +133,7 @@ def _box(ax: Axes, x: float, y: float, b: Block) -> None:
                              linewidth=0.7, zorder=2))
 
 
-def _kernel_mark(ax: Axes, x: float, y: float, b: Block, target: tuple[float, float]) -> None:
+def _kernel_mark(ax: Axes, x: float, y: float, b: Box, target: tuple[float, float]) -> None:
     """The reader's kernel as a small parallelogram on the H×W face, with lines to the next box."""
     from matplotlib.patches import Polygon
 
@@ -165,7 +165,7 @@ def wrap(text: str, width: int = WRAP) -> str:
     return ",\n".join(lines)
 
 
-def _layout(row: tuple[Block, ...]) -> list[float]:
+def _layout(row: tuple[Box, ...]) -> list[float]:
     xs, x = [], 0.0
     for b in row:
         xs.append(x)
@@ -174,7 +174,7 @@ def _layout(row: tuple[Block, ...]) -> list[float]:
     return xs
 
 
-def _labels(ax: Axes, b: Block, cx: float, y: float, above: bool) -> None:
+def _labels(ax: Axes, b: Box, cx: float, y: float, above: bool) -> None:
     """Name, shape and op text under the box (bottom at ``y``) or over it (top at ``y``)."""
     text = wrap(b.text) if b.family != "input" else ""
     lines = [(b.name, 9, "bold", "#000000"), (dims(b.shape), 8.5, "normal", "#000000")]
@@ -195,7 +195,7 @@ def _labels(ax: Axes, b: Block, cx: float, y: float, above: bool) -> None:
         y -= step * (content.count("\n") + 1)
 
 
-def _draw_row(ax: Axes, row: tuple[Block, ...], xs: list[float], base: float,
+def _draw_row(ax: Axes, row: tuple[Box, ...], xs: list[float], base: float,
               above: bool) -> list[tuple[float, float, float, float]]:
     """Draw one row centred on ``base``; return each box's (x, y, right, top) on the page."""
     boxes = []
@@ -227,9 +227,9 @@ def _crossings(ax: Axes, data: BlocksData, boxes: list[list[tuple[float, float, 
                                         "linestyle": "--", "shrinkA": 1, "shrinkB": 1}, zorder=5)
 
 
-def _label_room(row: tuple[Block, ...], height: float) -> float:
+def _label_room(row: tuple[Box, ...], height: float) -> float:
     """How far the labels reach beyond the row's tallest box (boxes are centred on one line)."""
-    def reach(b: Block) -> float:
+    def reach(b: Box) -> float:
         lines = 2 + (wrap(b.text).count("\n") + 1 if b.family != "input" else 0)
         return 0.6 + LINE * lines - (height - b.size[1] - SLANT * b.size[2]) / 2
 

@@ -10,7 +10,6 @@ op in :data:`archviz.ops.OPS` finds its style there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from math import prod
@@ -292,7 +291,9 @@ def _footer(a: Analysis) -> str:
 # ---------------------------------------------------------------------------- output
 
 
-BUILDERS: dict[bool, Callable[..., graphviz.Digraph]] = {False: layer_graph, True: split_graph}
+def diagram(a: Analysis, split_gpus: bool, rankdir: str, fold: bool) -> graphviz.Digraph:
+    """The layer graph, or with ``split_gpus`` the one-lane-per-GPU view."""
+    return (split_graph if split_gpus else layer_graph)(a, rankdir, fold)
 
 
 def render(g: graphviz.Digraph, fmt: str) -> bytes:
