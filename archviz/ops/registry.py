@@ -16,7 +16,7 @@ An op class holds:
 * ``schema``: its branch of the spec format's JSON Schema (:mod:`archviz.spec.schema`).
 
 Shapes are per image, without the batch: ``(C, H, W)`` for feature maps, ``(F,)`` for
-vectors. Counting conventions (docs/conventions.md):
+vectors. Counting conventions (README, "What the numbers mean"):
 
 * params  = weights + biases (+ BatchNorm's affine weight and bias); buffers apart.
 * MACs    = multiply-accumulates of conv and linear layers, bias adds not counted;
