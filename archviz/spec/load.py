@@ -7,7 +7,6 @@ pointing at the offending value.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,13 +46,19 @@ LAYER_KEYS = {"name", "op", "from", "expect", "note"}
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_MEMO = 4096  # scalar tags remembered per load (a spec repeats few distinct scalars)
+
+
 class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
-    """The safe loader with its implicit-tag resolution memoised (specs repeat the same scalars).
+    """The safe loader with its implicit-tag resolution memoised for one load (specs repeat the
+    same scalars); the memo belongs to the loader, so it goes when the load ends, and is bounded.
 
     SafeLoader has no path resolvers, so a scalar's tag depends only on (kind, value, implicit).
     """
 
-    _tags: dict[tuple[Any, str, Any], str] = {}
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[Any, str, Any], str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is not yaml.ScalarNode:
@@ -61,8 +66,10 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
         key = (kind, value, implicit)
         tag = self._tags.get(key)
         if tag is None:
-            tag = self._tags[key] = super().resolve(kind, value, implicit)
-        return tag
+            tag = super().resolve(kind, value, implicit)
+            if len(self._tags) < _MEMO:
+                self._tags[key] = tag
+        return tag  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -126,21 +133,7 @@ def _not_utf8(shown: str, raw: bytes, exc: UnicodeDecodeError) -> SpecError:
 
 
 def loads(text: str, path: str = "<spec>") -> Spec:
-    """Parse and validate spec text; ``path`` is used in error locations only.
-
-    The cyclic garbage collector is paused meanwhile: loading builds many small acyclic objects,
-    and the collections they would trigger make a large spec's load time grow faster than linearly.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _loads(text, path)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _loads(text: str, path: str) -> Spec:
+    """Parse and validate spec text; ``path`` is used in error locations only."""
     doc = Doc(text, path)
     try:
         root = yaml.compose(text, Loader=_Loader)
