@@ -32,11 +32,14 @@ import gc
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
-from archviz.core.analysis import analyze
-from archviz.spec import loads
+# measure the checkout this script sits in, not whichever archviz the environment installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from archviz.core.analysis import analyze  # noqa: E402
+from archviz.spec import loads  # noqa: E402
 
 SIZES = (1_000, 10_000, 100_000)
 LIMIT_10K_S = 1.0
