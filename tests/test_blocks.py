@@ -340,3 +340,50 @@ def test_doc_table_of_bundled_specs_is_computed() -> None:
     for name, params, macs in rows:
         totals = archviz.analyze(archviz.load(name)).totals
         assert (f"{totals.params:,}", f"{totals.macs:,}") == (params, macs), name
+
+
+# ---------------------------------------------------------------- how the spec modules import
+def _relative_imports(package: str) -> dict[str, list[tuple[str, list[str]]]]:
+    """module -> [(imported module, names)] for every relative import, in functions too."""
+    import ast
+
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for path in sorted((ROOT / "archviz" / package).glob("*.py")):
+        found: list[tuple[str, list[str]]] = []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [a.name for a in node.names]
+                found += [(node.module, names)] if node.module else [(n, []) for n in names]
+        out[path.stem] = found
+    return out
+
+
+def test_spec_modules_import_one_way_and_no_private_names() -> None:
+    imports = _relative_imports("spec")
+    private = [(m, target, n) for m, found in imports.items() for target, names in found
+               for n in names if n.startswith("_")]
+    assert not private, private
+    edges = {m: {t for t, _ in found if t in imports} for m, found in imports.items()}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(t == goal or (t not in seen and reaches(t, goal, seen | {t})) for t in edges[start])
+
+    circles = [m for m in edges if reaches(m, m, set())]
+    assert not circles, circles
+    assert "load" not in edges["blocks"] and "load" not in edges["doc"] and edges["doc"] == set()
+
+
+@pytest.mark.parametrize("head, first_line", [
+    ("blocks:\n  2b: {layers: [{name: r, op: relu}]}\n",
+     "t.yaml:4:3: blocks: block name: expected an identifier (letters, digits and _), got '2b'"),
+    ("blocks:\n  b.c: {layers: [{name: r, op: relu}]}\n",
+     "t.yaml:4:3: blocks: block name: expected an identifier (letters, digits and _), got 'b.c'"),
+    ("blocks:\n  b: {params: {in: 1}, layers: [{name: r, op: relu}]}\n",
+     "t.yaml:4:16: blocks.b.params: parameter name: expected an identifier (letters, digits and _),"
+     " not 'in', got 'in'"),
+    ("blocks:\n  b: {layers: [{name: 2r, op: relu}]}\n",
+     "t.yaml:4:23: blocks.b: layer name: expected an identifier (letters, digits, _ and .), got '2r'"),
+])
+def test_block_names_share_the_name_rule(head: str, first_line: str) -> None:
+    text = error("- {name: r, op: relu}\n", "name: t\ninput: [8, 16, 16]\n" + head + "layers:\n")
+    assert text.splitlines()[0] == first_line

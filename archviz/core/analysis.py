@@ -9,7 +9,7 @@ from ..errors import ShapeError
 from ..ops import OPS, OpError, fmt_shape
 from ..ops.receptive import NONE, ReceptiveField, network_input
 from ..spec import INPUT, Layer, Spec
-from .graph import Graph, build, paused_gc
+from .graph import Graph, build
 
 Shape = tuple[int, ...]
 
@@ -105,11 +105,6 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     ``input_shape`` overrides the spec's ``input``; ``gpus`` its ``gpus`` (the split view of a
     spec that names no GPUs asks for 2).
     """
-    with paused_gc():
-        return _analyze(spec, input_shape, gpus)
-
-
-def _analyze(spec: Spec | Graph, input_shape: Shape | None, gpus: int | None) -> Analysis:
     graph = spec if isinstance(spec, Graph) else build(spec)
     sp = graph.spec
     shape_in = tuple(input_shape) if input_shape else sp.input

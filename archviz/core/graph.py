@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import heapq
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import SpecError, did_you_mean
@@ -23,25 +21,7 @@ class Graph:
         return self.spec.layer(name)
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (as spec.loads does): a large spec makes many small
-    acyclic objects, and the full collections they trigger would make time grow faster than linearly."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def build(spec: Spec) -> Graph:
-    with paused_gc():
-        return _build(spec)
-
-
-def _build(spec: Spec) -> Graph:
     names = {layer.name: i for i, layer in enumerate(spec.layers)}
     consumers: dict[str, list[str]] = {INPUT: [], **{n: [] for n in names}}
     for layer in spec.layers:

@@ -18,7 +18,8 @@ class FieldError(ValueError):
     """A value of the wrong type or range; the spec loader adds the location."""
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A value as a message shows it: text quoted, None as ``nothing``, booleans as YAML spells them."""
     if isinstance(value, str):
         return repr(value)
     if value is None:
@@ -41,7 +42,7 @@ def _quoted(value: Any) -> str:
 
 def _int(value: Any, lo: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise FieldError(f"expected {what}, got {_show(value)}{_quoted(value)}")
+        raise FieldError(f"expected {what}, got {show(value)}{_quoted(value)}")
     return value
 
 
@@ -84,7 +85,7 @@ class PairField(Field):
         if isinstance(value, (int, bool)) and not isinstance(value, bool):
             v = _int(value, self.lo, what)
             return (v, v)
-        raise FieldError(f"expected {what} or a pair [h, w], got {_show(value)}{_quoted(value)}")
+        raise FieldError(f"expected {what} or a pair [h, w], got {show(value)}{_quoted(value)}")
 
     def describe(self) -> str:
         return "int or [h, w]" + (" (>= 0)" if self.lo == 0 else " (>= 1)")
@@ -98,7 +99,7 @@ class PaddingField(Field):
         if isinstance(value, str):
             if value in ("same", "valid"):
                 return value
-            raise FieldError(f"expected an integer, [h, w], 'same' or 'valid', got {_show(value)}"
+            raise FieldError(f"expected an integer, [h, w], 'same' or 'valid', got {show(value)}"
                              + _quoted(value))
         return PairField(lo=0).parse(value)
 
@@ -110,7 +111,7 @@ class PaddingField(Field):
 class BoolField(Field):
     def parse(self, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise FieldError(f"expected true or false, got {_show(value)}")
+            raise FieldError(f"expected true or false, got {show(value)}")
         return value
 
     def describe(self) -> str:
@@ -129,9 +130,9 @@ class FloatField(Field):
             try:
                 value = float(value)
             except ValueError:
-                raise FieldError(f"expected a number, got {_show(value)}") from None
+                raise FieldError(f"expected a number, got {show(value)}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FieldError(f"expected a number, got {_show(value)}")
+            raise FieldError(f"expected a number, got {show(value)}")
         if not self.lo <= value <= self.hi:
             raise FieldError(f"expected a number in [{self.lo:g}, {self.hi:g}], got {value:g}")
         return float(value)

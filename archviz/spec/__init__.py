@@ -1,6 +1,7 @@
 """The spec format: YAML text → a validated :class:`Spec` (layers with typed params, claims)."""
 
-from .load import INPUT, LAYER_KEYS, NAME_RE, TOP_KEYS, Doc, Layer, Spec, load, loads, parse_layer
+from .doc import INPUT, NAME_RE, Doc, Layer
+from .load import LAYER_KEYS, TOP_KEYS, Spec, load, loads, parse_layer
 
 __all__ = ["INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer", "Spec", "load", "loads",
            "parse_layer"]

@@ -32,23 +32,32 @@ to the number of layers it produces, so a large spec loads in linear time.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
 
 from ..errors import Loc, SpecError, did_you_mean
-from ..ops.fields import _show as _show_value
-from .load import INPUT, NAME_RE, Doc, Layer, _kind, _shape, _show, parse_layer
+from .doc import (
+    INPUT,
+    STR_TAG,
+    Doc,
+    Layer,
+    node_kind,
+    read_from,
+    read_name,
+    read_positive_int,
+    read_shape,
+    show,
+)
 
 BLOCK_KEYS = ("params", "layers", "note")
 USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect")
 IN = "$in"  # in a block's `from:`, the block's input
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_STR = "tag:yaml.org,2002:str"
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
+# the loader's parse_layer(doc, node, previous, use_site): a layer mapping -> Layer
+ParseLayer = Callable[[Doc, yaml.Node, str, Loc | None], Layer]
 
 
 @dataclass(frozen=True)
@@ -72,9 +81,7 @@ def parse_blocks(doc: Doc, node: yaml.Node) -> dict[str, Block]:
     """The top-level ``blocks:`` mapping; checks every ``$param``, ``from:`` name and nested use."""
     blocks: dict[str, Block] = {}
     for name, (knode, vnode) in doc.mapping(node, "blocks").items():
-        if not IDENT.match(name):
-            raise doc.error(knode, f"blocks: a block name must be an identifier (letters, digits"
-                            f" and _), got '{name}'")
+        read_name(doc, knode, "blocks: block name", dots=False)
         blocks[name] = _block(doc, name, vnode)
     for block in blocks.values():
         for t in block.layers:
@@ -95,13 +102,11 @@ def _block(doc: Doc, name: str, node: yaml.Node) -> Block:
     defaults: dict[str, yaml.Node | None] = {}
     if "params" in entries:
         for p, (pk, pv) in doc.mapping(entries["params"][1], f"{where}.params").items():
-            if not IDENT.match(p) or p == "in":
-                raise doc.error(pk, f"{where}.params: a parameter name must be an identifier"
-                                f" other than 'in', got '{p}'")
+            read_name(doc, pk, f"{where}.params: parameter name", dots=False, reserved="in")
             defaults[p] = None if doc.value(pv) is None else pv
     lnode = entries["layers"][1]
     if not isinstance(lnode, yaml.SequenceNode) or not lnode.value:
-        raise doc.error(lnode, f"{where}.layers: expected a non-empty list of layers, got {_kind(lnode)}")
+        raise doc.error(lnode, f"{where}.layers: expected a non-empty list of layers, got {node_kind(lnode)}")
     templates: list[Template] = []
     for item in lnode.value:
         templates.append(_template(doc, name, item, defaults, {t.local for t in templates}))
@@ -114,10 +119,7 @@ def _template(doc: Doc, block: str, item: yaml.Node, params: Mapping[str, Any],
     if "name" not in entries:
         raise doc.error(item, f"blocks.{block}: layer: missing required key 'name'")
     name_node = entries["name"][1]
-    local = doc.value(name_node)
-    if not isinstance(local, str) or not NAME_RE.match(local):
-        raise doc.error(name_node, f"blocks.{block}: layer name: expected an identifier"
-                        f" (letters, digits, _ and .), got {_show(local)}")
+    local = read_name(doc, name_node, f"blocks.{block}: layer name")
     if local in earlier:
         raise doc.error(name_node, f"blocks.{block}: duplicate layer name '{local}'")
     refs = set()
@@ -133,7 +135,7 @@ def _template(doc: Doc, block: str, item: yaml.Node, params: Mapping[str, Any],
 def _check_params(doc: Doc, node: yaml.Node, where: str, block: str, params: Mapping[str, Any]) -> bool:
     """True when ``node`` mentions a ``$param``; refuses unknown ones and ``$in`` outside ``from:``."""
     if isinstance(node, yaml.ScalarNode):
-        if node.tag != _STR or not node.value.startswith("$"):
+        if node.tag != STR_TAG or not node.value.startswith("$"):
             return False
         ref = node.value[1:]
         if ref == "in":
@@ -148,11 +150,7 @@ def _check_params(doc: Doc, node: yaml.Node, where: str, block: str, params: Map
 
 
 def _check_from(doc: Doc, node: yaml.Node, where: str, block: str, earlier: set[str]) -> None:
-    value = doc.value(node)
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise doc.error(node, f"{where}: expected a layer name or a list of names, got {_show(value)}")
-    for n in names:
+    for n in read_from(doc, node, where):
         if n != IN and n not in earlier:
             raise doc.error(node, f"{where}: no earlier layer named '{n}' in block {block}",
                             did_you_mean(n, [IN, *earlier]))
@@ -163,7 +161,7 @@ def _check_block_name(doc: Doc, node: yaml.Node, where: str, blocks: Mapping[str
     if name not in blocks:
         hint = did_you_mean(str(name), blocks) if blocks else \
             "no blocks are defined: add a top-level 'blocks:' mapping"
-        raise doc.error(node, f"{where}.block: unknown block {_show(name)}", hint)
+        raise doc.error(node, f"{where}.block: unknown block {show(name)}", hint)
 
 
 def _check_recursion(doc: Doc, blocks: Mapping[str, Block]) -> None:
@@ -199,7 +197,7 @@ def _clone(value: yaml.Node, at: yaml.Node) -> yaml.Node:
 def substitute(node: yaml.Node, env: Mapping[str, yaml.Node]) -> yaml.Node:
     """Replace every ``$param`` scalar (checked when the block was parsed) by its argument."""
     if isinstance(node, yaml.ScalarNode):
-        if node.tag == _STR and node.value.startswith("$"):
+        if node.tag == STR_TAG and node.value.startswith("$"):
             return _clone(env[node.value[1:]], node)
         return node
     if isinstance(node, yaml.SequenceNode):
@@ -218,9 +216,10 @@ def is_use(node: yaml.Node) -> bool:
 class Expander:
     """Collects a spec's layers, expanding block uses; refuses duplicate names."""
 
-    def __init__(self, doc: Doc, blocks: Mapping[str, Block]) -> None:
+    def __init__(self, doc: Doc, blocks: Mapping[str, Block], parse_layer: ParseLayer) -> None:
         self.doc = doc
         self.blocks = blocks
+        self.parse_layer = parse_layer     # the loader's, passed in: load → blocks, one way
         self.layers: list[Layer] = []
         self.index: dict[str, int] = {}         # layer name -> position in self.layers
         self.aliases: dict[str, str] = {}       # top-level use name -> its output layer
@@ -231,7 +230,7 @@ class Expander:
         """One entry of ``layers:``: a layer, or a block use."""
         previous = self.layers[-1].name if self.layers else INPUT
         if not is_use(item):
-            self.add(parse_layer(self.doc, item, previous))
+            self.add(self.parse_layer(self.doc, item, previous, None))
             return
         entries = self.doc.mapping(item, "layer")
         name = self._use_name(entries, item)
@@ -264,12 +263,7 @@ class Expander:
     def _use_name(self, entries: Entries, node: yaml.Node) -> str:
         if "name" not in entries:
             raise self.doc.error(node, "layer: missing required key 'name'")
-        name_node = entries["name"][1]
-        name = self.doc.value(name_node)
-        if not isinstance(name, str) or not NAME_RE.match(name) or name == INPUT:
-            raise self.doc.error(name_node, f"layer name: expected an identifier (letters, digits,"
-                                 f" _ and .), not '{INPUT}', got {_show(name)}")
-        return name
+        return read_name(self.doc, entries["name"][1], "layer name", reserved=INPUT)
 
     def _source(self, entries: Entries, name: str, previous: str) -> str:
         if "from" not in entries:
@@ -277,7 +271,7 @@ class Expander:
         node = entries["from"][1]
         value = self.doc.value(node)
         if not isinstance(value, str):
-            raise self.doc.error(node, f"{name}.from: a block reads one input, got {_show(value)}")
+            raise self.doc.error(node, f"{name}.from: a block reads one input, got {show(value)}")
         if value != INPUT and value not in self.index and value not in self.aliases:
             raise self.doc.error(node, f"{name}.from: no earlier layer named '{value}'",
                                  did_you_mean(value, [INPUT, *self.index, *self.aliases]))
@@ -313,12 +307,7 @@ class Expander:
         """0 when there is no ``repeat:`` (names without a copy number), else the count."""
         if "repeat" not in entries:
             return 0
-        node = entries["repeat"][1]
-        count = self.doc.value(node)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise self.doc.error(node, f"{name}.repeat: expected a positive integer,"
-                                 f" got {_show_value(count)}")
-        return count
+        return read_positive_int(self.doc, entries["repeat"][1], f"{name}.repeat")
 
     def _args(self, entries: Entries, key: str, name: str, block: Block) -> dict[str, yaml.Node]:
         if key not in entries:
@@ -356,7 +345,7 @@ class Expander:
         i = self.index[out]
         layer = self.layers[i]
         locs = {**layer.key_locs, "expect": self.doc.loc(node)}
-        self.layers[i] = replace(layer, expect=_shape(self.doc, node, f"{name}.expect"), key_locs=locs)
+        self.layers[i] = replace(layer, expect=read_shape(self.doc, node, f"{name}.expect"), key_locs=locs)
 
     # ---- inside a block ---------------------------------------------------------------------
     def _expand(self, block: Block, env: Mapping[str, Any], prefix: str, source: str,
@@ -384,7 +373,7 @@ class Expander:
                 return inputs[0]
         name_node = entries["name"][1]
         entries["name"] = (entries["name"][0], yaml.ScalarNode(
-            _STR, full, name_node.start_mark, name_node.end_mark))
+            STR_TAG, full, name_node.start_mark, name_node.end_mark))
         if "block" in entries:
             if len(inputs) != 1:
                 raise doc.error(entries["from"][1], f"{full}.from: a block reads one input,"
@@ -394,27 +383,26 @@ class Expander:
             kn, vn = entries["from"]
             entries["from"] = (kn, _names_node(inputs, vn))
         node = yaml.MappingNode(t.node.tag, list(entries.values()), t.node.start_mark, t.node.end_mark)
-        self.add(parse_layer(doc, node, previous, use_site))
+        self.add(self.parse_layer(doc, node, previous, use_site))
         return full
 
     def _inputs(self, entries: Entries, source: str, previous: str,
                 local: Mapping[str, str]) -> list[str]:
         if "from" not in entries:
             return [previous]
-        value = self.doc.value(entries["from"][1])   # names checked when the block was parsed
-        names = [value] if isinstance(value, str) else value
+        names = read_from(self.doc, entries["from"][1], "from")   # checked when the block was parsed
         return [source if n == IN else local[n] for n in names]
 
     def _condition(self, node: yaml.Node, full: str) -> bool:
         value = self.doc.value(node)
         if not isinstance(value, bool):
-            raise self.doc.error(node, f"{full}.if: expected true or false, got {_show_value(value)}")
+            raise self.doc.error(node, f"{full}.if: expected true or false, got {show(value)}")
         return value
 
 
 def _names_node(names: list[str], like: yaml.Node) -> yaml.Node:
     """A ``from:`` node holding resolved layer names, at the place of the original."""
-    items = [yaml.ScalarNode(_STR, n, like.start_mark, like.end_mark) for n in names]
+    items = [yaml.ScalarNode(STR_TAG, n, like.start_mark, like.end_mark) for n in names]
     if isinstance(like, yaml.ScalarNode):
         return items[0]
     return yaml.SequenceNode("tag:yaml.org,2002:seq", items, like.start_mark, like.end_mark)

@@ -15,14 +15,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from ..errors import did_you_mean
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .load import Doc
+from .doc import Doc
 
 TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements")
 LAYER_KEYS = ("layer_params", "layer_neurons", "layer_activations", "layer_macs", "layer_kernels")

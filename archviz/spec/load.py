@@ -7,10 +7,7 @@ pointing at the offending value.
 
 from __future__ import annotations
 
-import gc
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +17,24 @@ from ..errors import Loc, SpecError, did_you_mean
 from ..ops import OPS
 from ..ops.fields import FieldError
 from . import bundled
+from .blocks import Expander, parse_blocks
 from .claims import Claim, parse_claims
+from .doc import (
+    INPUT,
+    NAME_RE,
+    Doc,
+    Layer,
+    Shape,
+    node_kind,
+    read_from,
+    read_name,
+    read_positive_int,
+    read_shape,
+    show,
+)
 
-Shape = tuple[int, ...]
+__all__ = ["FORMAT", "FORMATS", "INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer", "Shape",
+           "Spec", "load", "loads", "parse_layer"]
 
 TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
 # spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α;
@@ -30,22 +42,23 @@ TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "blocks"
 FORMATS = (1, 2)
 FORMAT = 2
 LAYER_KEYS = {"name", "op", "from", "expect", "note"}
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
-INPUT = "input"  # the name by which `from:` refers to the network input
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_CONSTRUCTOR = yaml.constructor.SafeConstructor()
-_SCALARS = _CONSTRUCTOR.yaml_constructors
-_STR_TAG = "tag:yaml.org,2002:str"
+
+
+_MEMO = 4096  # scalar tags remembered per load (a spec repeats few distinct scalars)
 
 
 class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
-    """The safe loader with its implicit-tag resolution memoised (specs repeat the same scalars).
+    """The safe loader with its implicit-tag resolution memoised for one load (specs repeat the
+    same scalars); the memo belongs to the loader, so it goes when the load ends, and is bounded.
 
     SafeLoader has no path resolvers, so a scalar's tag depends only on (kind, value, implicit).
     """
 
-    _tags: dict[tuple[Any, str, Any], str] = {}
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[Any, str, Any], str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is not yaml.ScalarNode:
@@ -53,26 +66,10 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
         key = (kind, value, implicit)
         tag = self._tags.get(key)
         if tag is None:
-            tag = self._tags[key] = super().resolve(kind, value, implicit)
-        return tag
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One validated layer: its op's fields normalised (pairs as tuples, defaults filled)."""
-
-    name: str
-    op: str
-    params: Any                      # the op's typed params (OpKind.Params), defaults filled
-    inputs: tuple[str, ...]          # layer names, or INPUT for the network input
-    expect: Shape | None
-    loc: Loc                          # the layer's `name:` value
-    key_locs: Mapping[str, Loc] = field(default_factory=dict)
-    note: str = ""
-    use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
-
-    def loc_of(self, key: str | None) -> Loc:
-        return self.key_locs.get(key, self.loc) if key else self.loc
+            tag = super().resolve(kind, value, implicit)
+            if len(self._tags) < _MEMO:
+                self._tags[key] = tag
+        return tag  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -92,57 +89,6 @@ class Spec:
         return next(la for la in self.layers if la.name == name)
 
 
-class Doc:
-    """A composed YAML document with helpers that turn nodes into values or located errors."""
-
-    def __init__(self, text: str, path: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def loc(self, node: yaml.Node) -> Loc:
-        line, col = node.start_mark.line, node.start_mark.column
-        text = self.lines[line] if line < len(self.lines) else ""
-        return Loc(self.path, line + 1, col + 1, text)
-
-    def error(self, node: yaml.Node, message: str, hint: str = "") -> SpecError:
-        return SpecError(message, self.loc(node), hint)
-
-    def value(self, node: yaml.Node) -> Any:
-        """Plain Python value of a node (safe constructor only)."""
-        if isinstance(node, yaml.MappingNode):
-            return {self.value(k): self.value(v) for k, v in node.value}
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(v) for v in node.value]
-        if node.tag == _STR_TAG:
-            return node.value
-        # the tag's constructor directly: construct_object would remember every node it saw
-        build = _SCALARS.get(node.tag)
-        if build is None:
-            raise self.error(node, f"unsupported YAML tag {node.tag}")
-        return build(_CONSTRUCTOR, node)
-
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"{what}: expected a mapping (key: value), got {_kind(node)}")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for k, v in node.value:
-            key = self.value(k)
-            if not isinstance(key, str):
-                raise self.error(k, f"{what}: keys must be text, got {key!r}")
-            if key in out:
-                raise self.error(k, f"{what}: duplicate key '{key}'",
-                                 f"first given at line {out[key][0].start_mark.line + 1}")
-            out[key] = (k, v)
-        return out
-
-    def text(self, node: yaml.Node, what: str) -> str:
-        value = self.value(node)
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(node, f"{what}: expected text, got {_show(value)}")
-        return value
-
-
 def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
     """A plain-words hint for the YAML mistakes people make most."""
     problem = exc.problem or ""
@@ -156,18 +102,6 @@ def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
         bracket = "[" if "]" in problem else "{"
         return f"hint: the '{bracket}' opened at line {ctx.line + 1}, column {ctx.column + 1} is not closed"
     return ""
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.SequenceNode):
-        return "a list" if node.value else "an empty list"
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    return repr(node.value) if node.value != "" else "nothing"
-
-
-def _show(value: Any) -> str:
-    return "nothing" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 def load(spec: str | Path) -> Spec:
@@ -199,21 +133,7 @@ def _not_utf8(shown: str, raw: bytes, exc: UnicodeDecodeError) -> SpecError:
 
 
 def loads(text: str, path: str = "<spec>") -> Spec:
-    """Parse and validate spec text; ``path`` is used in error locations only.
-
-    The cyclic garbage collector is paused meanwhile: loading builds many small acyclic objects,
-    and the collections they would trigger make a large spec's load time grow faster than linearly.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _loads(text, path)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _loads(text: str, path: str) -> Spec:
+    """Parse and validate spec text; ``path`` is used in error locations only."""
     doc = Doc(text, path)
     try:
         root = yaml.compose(text, Loader=_Loader)
@@ -247,12 +167,8 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         version = doc.value(top["format"][1])
         if isinstance(version, bool) or version not in FORMATS:
             raise doc.error(top["format"][1], f"format: expected one of {', '.join(map(str, FORMATS))},"
-                            f" got {_show(version)}", f"this archviz reads spec formats up to {FORMAT}")
-    gpus = None
-    if "gpus" in top:
-        gpus = doc.value(top["gpus"][1])
-        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
-            raise doc.error(top["gpus"][1], f"gpus: expected a positive integer, got {_show(gpus)}")
+                            f" got {show(version)}", f"this archviz reads spec formats up to {FORMAT}")
+    gpus = read_positive_int(doc, top["gpus"][1], "gpus") if "gpus" in top else None
     blocks = top["blocks"][1] if "blocks" in top else None
     layers = _layers(doc, top["layers"][1], blocks)
     claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
@@ -270,27 +186,16 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
     )
 
 
-def _shape(doc: Doc, node: yaml.Node, what: str, ranks: tuple[int, ...] = (1, 3)) -> Shape:
-    value = doc.value(node)
-    ok = isinstance(value, list) and len(value) in ranks and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    if not ok:
-        forms = " or ".join({1: "[F]", 3: "[C, H, W]"}.get(r, f"{r} sizes") for r in ranks)
-        raise doc.error(node, f"{what}: expected {forms} of positive integers, got {_show(value)}")
-    return tuple(value)
-
-
 def _input(doc: Doc, node: yaml.Node) -> Shape:
-    return _shape(doc, node, "input")
+    return read_shape(doc, node, "input")
 
 
 def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> tuple[Layer, ...]:
     """The ``layers:`` list, block uses expanded (see :mod:`archviz.blocks`)."""
-    from .blocks import Expander, parse_blocks
-
     if not isinstance(node, yaml.SequenceNode) or not node.value:
-        raise doc.error(node, f"layers: expected a non-empty list of layers, got {_kind(node)}")
-    expander = Expander(doc, parse_blocks(doc, blocks_node) if blocks_node is not None else {})
+        raise doc.error(node, f"layers: expected a non-empty list of layers, got {node_kind(node)}")
+    blocks = parse_blocks(doc, blocks_node) if blocks_node is not None else {}
+    expander = Expander(doc, blocks, parse_layer)
     for item in node.value:
         expander.top(item)
     return expander.finish()
@@ -304,17 +209,14 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     if "name" not in entries:
         raise doc.error(node, "layer: missing required key 'name'")
     name_node = entries["name"][1]
-    name = doc.value(name_node)
-    if not isinstance(name, str) or not NAME_RE.match(name) or name == INPUT:
-        raise doc.error(name_node, f"layer name: expected an identifier (letters, digits, _ and .),"
-                        f" not '{INPUT}', got {_show(name)}")
+    name = read_name(doc, name_node, "layer name", reserved=INPUT)
     if "op" not in entries:
         raise doc.error(node, f"{name}: missing required key 'op'",
                         "valid ops: " + ", ".join(sorted(OPS)))
     op_node = entries["op"][1]
     op_name = doc.value(op_node)
     if op_name not in OPS:
-        raise doc.error(op_node, f"{name}.op: unknown op {_show(op_name)}",
+        raise doc.error(op_node, f"{name}.op: unknown op {show(op_name)}",
                         did_you_mean(str(op_name), OPS))
     kind = OPS[op_name]
     fields = kind.fields
@@ -338,7 +240,7 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     inputs = _inputs(doc, entries, name, previous, kind.multi_input)
     expect = None
     if "expect" in entries:
-        expect = _shape(doc, entries["expect"][1], f"{name}.expect")
+        expect = read_shape(doc, entries["expect"][1], f"{name}.expect")
     locs = {k: doc.loc(v) for k, (_, v) in entries.items()}
     note = doc.text(entries["note"][1], f"{name}.note") if "note" in entries else ""
     return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site)
@@ -351,11 +253,7 @@ def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str
             raise doc.error(entries["op"][1], f"{name}: a merge op needs 'from: [a, b, ...]'")
         return (previous,)
     node = entries["from"][1]
-    value = doc.value(node)
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise doc.error(node, f"{name}.from: expected a layer name or a list of names,"
-                        f" got {_show(value)}")
+    names = read_from(doc, node, f"{name}.from")
     if multi and len(names) < 2:
         raise doc.error(node, f"{name}.from: a merge op needs at least two inputs, got {len(names)}")
     if not multi and len(names) != 1:

@@ -1,0 +1,154 @@
+"""A composed YAML document (:class:`Doc`), the :class:`Layer` it yields, and the validators
+that the loader, blocks and claims share: one each for names (``read_name``), ``from:`` lists
+(``read_from``), positive integers (``read_positive_int``) and shapes (``read_shape``).
+
+Every validator takes the document and a node, and returns the value or raises a
+:class:`SpecError` located at the node, its message starting with ``what`` (``conv1.expect``).
+Nothing here imports the rest of :mod:`archviz.spec`: load → blocks → doc, one way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..errors import Loc, SpecError
+from ..ops.fields import FieldError, PosInt, show
+
+Shape = tuple[int, ...]
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")  # layer names: dotted identifiers
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")                   # block and parameter names
+INPUT = "input"  # the name by which `from:` refers to the network input
+STR_TAG = "tag:yaml.org,2002:str"
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_SCALARS = _CONSTRUCTOR.yaml_constructors
+_POSITIVE = PosInt()
+
+__all__ = ["IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind", "read_from",
+           "read_name", "read_positive_int", "read_shape", "show"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One validated layer: its op's fields normalised (pairs as tuples, defaults filled)."""
+
+    name: str
+    op: str
+    params: Any                      # the op's typed params (OpKind.Params), defaults filled
+    inputs: tuple[str, ...]          # layer names, or INPUT for the network input
+    expect: Shape | None
+    loc: Loc                          # the layer's `name:` value
+    key_locs: Mapping[str, Loc] = field(default_factory=dict)
+    note: str = ""
+    use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
+
+    def loc_of(self, key: str | None) -> Loc:
+        return self.key_locs.get(key, self.loc) if key else self.loc
+
+
+class Doc:
+    """A composed YAML document with helpers that turn nodes into values or located errors."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def loc(self, node: yaml.Node) -> Loc:
+        line, col = node.start_mark.line, node.start_mark.column
+        text = self.lines[line] if line < len(self.lines) else ""
+        return Loc(self.path, line + 1, col + 1, text)
+
+    def error(self, node: yaml.Node, message: str, hint: str = "") -> SpecError:
+        return SpecError(message, self.loc(node), hint)
+
+    def value(self, node: yaml.Node) -> Any:
+        """Plain Python value of a node (safe constructor only)."""
+        if isinstance(node, yaml.MappingNode):
+            return {self.value(k): self.value(v) for k, v in node.value}
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(v) for v in node.value]
+        if node.tag == STR_TAG:
+            return node.value
+        # the tag's constructor directly: construct_object would remember every node it saw
+        build = _SCALARS.get(node.tag)
+        if build is None:
+            raise self.error(node, f"unsupported YAML tag {node.tag}")
+        return build(_CONSTRUCTOR, node)
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what}: expected a mapping (key: value), got {node_kind(node)}")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for k, v in node.value:
+            key = self.value(k)
+            if not isinstance(key, str):
+                raise self.error(k, f"{what}: keys must be text, got {key!r}")
+            if key in out:
+                raise self.error(k, f"{what}: duplicate key '{key}'",
+                                 f"first given at line {out[key][0].start_mark.line + 1}")
+            out[key] = (k, v)
+        return out
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(node, f"{what}: expected text, got {show(value)}")
+        return value
+
+
+def node_kind(node: yaml.Node) -> str:
+    """What a node is, in words, for messages: ``a list``, ``a mapping``, ``'x'``, ``nothing``."""
+    if isinstance(node, yaml.SequenceNode):
+        return "a list" if node.value else "an empty list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return repr(node.value) if node.value != "" else "nothing"
+
+
+# ---- the shared validators ------------------------------------------------------------------
+def read_name(doc: Doc, node: yaml.Node, what: str, *, dots: bool = True, reserved: str = "") -> str:
+    """A name: an identifier (letters, digits and _; dotted when ``dots``), other than ``reserved``.
+
+    Layer names are dotted (``layer1.0.conv1``) and may not be ``input``; block and parameter
+    names are plain identifiers (a parameter may not be ``in``: ``$in`` is the block's input).
+    """
+    value = doc.value(node)
+    if not isinstance(value, str) or not (NAME_RE if dots else IDENT_RE).match(value) or value == reserved:
+        chars = "letters, digits, _ and ." if dots else "letters, digits and _"
+        other = f", not '{reserved}'" if reserved else ""
+        raise doc.error(node, f"{what}: expected an identifier ({chars}){other}, got {show(value)}")
+    return value
+
+
+def read_from(doc: Doc, node: yaml.Node, what: str) -> list[str]:
+    """A ``from:`` value: one name or a non-empty list of names (whether they exist is the caller's)."""
+    value = doc.value(node)
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise doc.error(node, f"{what}: expected a layer name or a list of names, got {show(value)}")
+    return names
+
+
+def read_positive_int(doc: Doc, node: yaml.Node, what: str) -> int:
+    """An integer >= 1 (the rule of the ops' positive-integer fields, hints included)."""
+    try:
+        return _POSITIVE.parse(doc.value(node))
+    except FieldError as exc:
+        raise doc.error(node, f"{what}: {exc}") from None
+
+
+def read_shape(doc: Doc, node: yaml.Node, what: str, ranks: tuple[int, ...] = (1, 3)) -> Shape:
+    """A shape without the batch: ``[C, H, W]`` or ``[F]`` of positive integers."""
+    value = doc.value(node)
+    ok = isinstance(value, list) and len(value) in ranks and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        forms = " or ".join({1: "[F]", 3: "[C, H, W]"}.get(r, f"{r} sizes") for r in ranks)
+        raise doc.error(node, f"{what}: expected {forms} of positive integers, got {show(value)}")
+    return tuple(value)
