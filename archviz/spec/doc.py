@@ -21,6 +21,9 @@ from ..ops.fields import FieldError, PosInt, show
 
 Shape = tuple[int, ...]
 
+# C0 and C1 control characters and DEL; free text keeps tab and newline
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_FREE_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")  # layer names: dotted identifiers
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")                   # block and parameter names
 INPUT = "input"  # the name by which `from:` refers to the network input
@@ -95,10 +98,19 @@ class Doc:
             out[key] = (k, v)
         return out
 
-    def text(self, node: yaml.Node, what: str) -> str:
+    def text(self, node: yaml.Node, what: str, *, lines: bool = True) -> str:
+        """Non-empty text. Names (``lines=False``) are one line of printable characters; free text
+        (source, description, notes) may also hold newlines and tabs. Other control characters
+        (ESC, BEL, NUL, ...) are refused: they would reach terminals and files raw."""
         value = self.value(node)
         if not isinstance(value, str) or not value.strip():
             raise self.error(node, f"{what}: expected text, got {show(value)}")
+        bad = (_CONTROL_FREE_TEXT if lines else _CONTROL).search(value)
+        if bad is not None:
+            rule = ("free text may hold newlines and tabs, no other control characters" if lines
+                    else "a name is one line of printable text")
+            raise self.error(node, f"{what}: control character {ascii(bad.group())[1:-1]} at character"
+                             f" {bad.start() + 1}", f"hint: {rule}")
         return value
 
 
@@ -119,7 +131,7 @@ def read_name(doc: Doc, node: yaml.Node, what: str, *, dots: bool = True, reserv
     names are plain identifiers (a parameter may not be ``in``: ``$in`` is the block's input).
     """
     value = doc.value(node)
-    if not isinstance(value, str) or not (NAME_RE if dots else IDENT_RE).match(value) or value == reserved:
+    if not isinstance(value, str) or not (NAME_RE if dots else IDENT_RE).fullmatch(value) or value == reserved:
         chars = "letters, digits, _ and ." if dots else "letters, digits and _"
         other = f", not '{reserved}'" if reserved else ""
         raise doc.error(node, f"{what}: expected an identifier ({chars}){other}, got {show(value)}")

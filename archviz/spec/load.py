@@ -173,7 +173,7 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
     layers = _layers(doc, top["layers"][1], blocks)
     claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
     return Spec(
-        name=doc.text(top["name"][1], "name"),
+        name=doc.text(top["name"][1], "name", lines=False),
         input=shape,
         layers=layers,
         path=doc.path,
