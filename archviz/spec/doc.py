@@ -131,7 +131,8 @@ def read_name(doc: Doc, node: yaml.Node, what: str, *, dots: bool = True, reserv
     names are plain identifiers (a parameter may not be ``in``: ``$in`` is the block's input).
     """
     value = doc.value(node)
-    if not isinstance(value, str) or not (NAME_RE if dots else IDENT_RE).fullmatch(value) or value == reserved:
+    pattern = NAME_RE if dots else IDENT_RE
+    if not isinstance(value, str) or not pattern.fullmatch(value) or value == reserved:
         chars = "letters, digits, _ and ." if dots else "letters, digits and _"
         other = f", not '{reserved}'" if reserved else ""
         raise doc.error(node, f"{what}: expected an identifier ({chars}){other}, got {show(value)}")
