@@ -19,16 +19,20 @@ def bundled_specs() -> list[str]:
 
 
 class Golden:
-    """Compare text with tests/golden/<name>; rewrite it instead when ARCHVIZ_REGEN_GOLDEN=1."""
+    """Compare text with tests/golden/<name>; rewrite it instead when ARCHVIZ_REGEN_GOLDEN=1.
+
+    A missing golden file fails (it is never written silently: a test that wrote its own
+    expectation would pass whatever the output); ARCHVIZ_REGEN_GOLDEN=1 writes it."""
 
     def check(self, name: str, text: str) -> None:
         path = GOLDEN / name
-        if REGEN or not path.exists():
-            if not REGEN and os.environ.get("CI"):
-                pytest.fail(f"golden file {name} is missing (run with ARCHVIZ_REGEN_GOLDEN=1)")
+        if REGEN:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             return
+        if not path.exists():
+            pytest.fail(f"golden file tests/golden/{name} is missing"
+                        " (ARCHVIZ_REGEN_GOLDEN=1 writes it; review it before committing)")
         expected = path.read_text(encoding="utf-8")
         assert text == expected, f"output differs from tests/golden/{name}" \
             " (ARCHVIZ_REGEN_GOLDEN=1 rewrites it; review the diff)"

@@ -6,12 +6,16 @@ message that reads after ``layer.key:`` (``expected a positive integer, got 0``)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from dataclasses import fields as dc_fields
 from typing import Any
 
 Pair = tuple[int, int]
+# a number written as text (quoted, or a form YAML 1.1 reads as text, such as 1e-4): signed or not
+NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+UNSIGNED_TEXT = r"^\s*\+?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 class FieldError(ValueError):
@@ -120,22 +124,36 @@ class BoolField(Field):
 
 @dataclass(frozen=True)
 class FloatField(Field):
-    """A number in [lo, hi]; strings such as ``1e-4`` (which YAML 1.1 reads as text) are accepted."""
+    """A number in [lo, hi]. Text such as ``1e-4`` (which YAML 1.1 reads as text) is accepted
+    where the JSON Schema can check it too: on a field without bounds, and (unsigned) on one
+    that is only >= 0; a field bounded above (dropout's p) takes numbers only."""
 
     lo: float = float("-inf")
     hi: float = float("inf")
 
+    def text_pattern(self) -> str | None:
+        """The number-as-text this field accepts, as a regular expression; None: no text."""
+        if self.hi != float("inf"):
+            return None
+        return NUMBER_TEXT if self.lo == float("-inf") else UNSIGNED_TEXT if self.lo == 0 else None
+
     def parse(self, value: Any) -> float:
         if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise FieldError(f"expected a number, got {show(value)}") from None
+            pattern = self.text_pattern()
+            if pattern is None:
+                hint = _quoted(value) and f" (text, not a number: write {float(value)!r} without quotes)"
+                raise FieldError(f"expected {self._range()}, got {show(value)}{hint}")
+            if not re.match(pattern, value):
+                raise FieldError(f"expected a number{'' if self.lo < 0 else ' >= 0'}, got {show(value)}")
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FieldError(f"expected a number, got {show(value)}")
         if not self.lo <= value <= self.hi:
-            raise FieldError(f"expected a number in [{self.lo:g}, {self.hi:g}], got {value:g}")
+            raise FieldError(f"expected {self._range()}, got {value:g}")
         return float(value)
+
+    def _range(self) -> str:
+        return f"a number in [{self.lo:g}, {self.hi:g}]"
 
     def describe(self) -> str:
         return f"number in [{self.lo:g}, {self.hi:g}]"

@@ -24,8 +24,11 @@ from .doc import Doc
 
 TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements")
 LAYER_KEYS = ("layer_params", "layer_neurons", "layer_activations", "layer_macs", "layer_kernels")
-_NUM = re.compile(r"^\s*([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([KMGT]?)\s*"
-                  r"(?:(?:±|\+-|\+/-)\s*([0-9.]+)\s*%)?\s*$", re.IGNORECASE)
+# the text forms, also used by the JSON Schema (so no regex flags: the suffix's case is spelled out)
+NUMBER_TEXT = (r"^\s*([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([KkMmGgTt]?)\s*"
+               r"(?:(?:±|\+-|\+/-)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%)?\s*$")
+KERNEL_TEXT = r"^\s*0*[1-9][0-9]*\s*[x×]\s*0*[1-9][0-9]*\s*[x×]\s*0*[1-9][0-9]*\s*$"
+_NUM = re.compile(NUMBER_TEXT)
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
@@ -63,12 +66,15 @@ def _finite(value: float) -> float:
 
 def parse_kernel(text: Any) -> tuple[int, ...]:
     """``'5x5x48'`` or ``[5, 5, 48]`` → (5, 5, 48)."""
-    parts = text if isinstance(text, list) else re.split(r"\s*[x×]\s*", str(text).strip())
-    try:
-        dims = tuple(int(p) for p in parts)
-    except (TypeError, ValueError):
-        raise ValueError(text) from None
-    if len(dims) != 3 or min(dims) < 1:
+    if isinstance(text, list):
+        if len(text) != 3 or not all(isinstance(p, int) and not isinstance(p, bool) for p in text):
+            raise ValueError(text)
+        dims = tuple(text)
+    elif isinstance(text, str) and re.match(KERNEL_TEXT, text):
+        dims = tuple(int(p) for p in re.split(r"\s*[x×]\s*", text.strip()))
+    else:
+        raise ValueError(text)
+    if min(dims) < 1:
         raise ValueError(text)
     return dims
 

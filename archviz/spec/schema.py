@@ -17,14 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..ops import OPS, OpKind
-from ..ops.fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
+from ..ops.fields import NUMBER_TEXT, BoolField, Field, FloatField, PaddingField, PairField, PosInt
+from .claims import KERNEL_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
+from .claims import NUMBER_TEXT as CLAIM_TEXT
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
+from .doc import INPUT, NAME_RE
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-# a number that YAML 1.1 (PyYAML) reads as text, such as 1e-4; the loader accepts it
-NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
+NAME = NAME_RE.pattern
+__all__ = ["DRAFT", "FIELD_SCHEMAS", "NAME", "NUMBER_TEXT", "field_schema", "op_schema", "spec_schema"]
 
 Json = dict[str, Any]
 
@@ -43,7 +45,8 @@ def _float(f: FloatField) -> Json:
         number["minimum"] = f.lo
     if f.hi != float("inf"):
         number["maximum"] = f.hi
-    return {"anyOf": [number, {"type": "string", "pattern": NUMBER_TEXT}]}
+    text = f.text_pattern()  # number-as-text exactly where the loader accepts it (see FloatField)
+    return {"anyOf": [number, {"type": "string", "pattern": text}]} if text else number
 
 
 # by field class: the JSON Schema of the values it accepts
@@ -71,10 +74,11 @@ def field_schema(f: Field) -> Json:
 
 
 COMMON: Json = {
-    "name": {"type": "string", "pattern": NAME,
+    "name": {"type": "string", "pattern": NAME, "not": {"const": INPUT},
              "description": "layer name (letters, digits, _ and .); 'input' is the network input"},
-    "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-             "description": "the layer(s) it reads; default: the previous layer"},
+    "from": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                              "maxItems": 1}],
+             "description": "the layer it reads; default: the previous layer"},
     "expect": {"$ref": "#/$defs/shape", "description": "the output shape this layer must have"},
     "note": {"type": "string", "description": "free text shown in reports"},
 }
@@ -87,6 +91,8 @@ def op_schema(kind: OpKind) -> Json:
     required = ["name", "op", *(k for k, f in kind.fields.items() if f.required)]
     if kind.multi_input:
         required.append("from")
+        props["from"] = {"type": "array", "items": {"type": "string"}, "minItems": 2,
+                         "description": "the layers it merges (two or more)"}
     return {"title": kind.name, "description": kind.doc, "type": "object", "properties": props,
             "required": required, "additionalProperties": False}
 
@@ -95,27 +101,37 @@ def _block_use() -> Json:
     return {"title": "block use", "description": "a use of a block defined under blocks:",
             "type": "object", "required": ["name", "block"], "additionalProperties": False,
             "properties": {
-                "name": COMMON["name"], "from": COMMON["from"], "expect": COMMON["expect"],
+                "name": COMMON["name"], "expect": COMMON["expect"],
+                "from": {"type": "string", "description": "the layer the block reads"},
                 "block": {"type": "string", "description": "the block's name under blocks:"},
                 "repeat": {**_int(1), "description": "chain this many copies (use.0, use.1, ...)"},
                 "args": {"type": "object", "description": "the block's params"},
                 "first": {"type": "object", "description": "args for copy 0 only"}}}
 
 
-def _claim() -> Json:
-    value = {"anyOf": [{"type": "number"}, {"type": "string"},
-                       {"type": "array", "items": {"type": "integer"}}]}
+def _claim(value: Json, what: str) -> Json:
+    tol = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*[0-9.]+\s*%*$"}]}
     full = {"type": "object", "required": ["value"], "additionalProperties": False,
-            "properties": {"value": value, "tol": {"type": ["number", "string"]},
-                           "source": {"type": "string"}}}
-    return {"anyOf": [*value["anyOf"], full],
-            "description": "a figure such as 60M, 650K ±5%, 253440, or {value, tol, source}"}
+            "properties": {"value": value, "tol": tol, "source": {"type": "string"}}}
+    return {"anyOf": [*value["anyOf"], full], "description": f"{what}, or {{value, tol, source}}"}
+
+
+def _number_claim() -> Json:
+    value = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": CLAIM_TEXT}]}
+    return _claim(value, "a figure such as 60M, 650K ±5% or 253440")
+
+
+def _kernel_claim() -> Json:
+    value = {"anyOf": [{"type": "string", "pattern": KERNEL_TEXT},
+                       {"type": "array", "items": _int(1), "minItems": 3, "maxItems": 3}]}
+    return _claim(value, "one kernel's size: kh × kw × input channels, such as 5x5x48")
 
 
 def _claims() -> Json:
     props: Json = {k: {"$ref": "#/$defs/claim"} for k in CLAIM_TOTAL_KEYS}
-    props.update({k: {"type": "object", "additionalProperties": {"$ref": "#/$defs/claim"}}
-                  for k in CLAIM_LAYER_KEYS})
+    props.update({k: {"type": "object", "additionalProperties": {
+        "$ref": "#/$defs/kernel_claim" if k == "layer_kernels" else "#/$defs/claim"}}
+        for k in CLAIM_LAYER_KEYS})
     return {"type": "object", "properties": props, "additionalProperties": False,
             "description": "what the source states; `archviz check` compares each with the computation"}
 
@@ -158,6 +174,7 @@ def spec_schema() -> Json:
             "shape": {"anyOf": [{"type": "array", "items": _int(1), "minItems": n, "maxItems": n}
                                 for n in (3, 1)], "description": "[C, H, W] or [F]"},
             "layer": {"oneOf": [op_schema(OPS[op]) for op in sorted(OPS)] + [_block_use()]},
-            "claim": _claim(),
+            "claim": _number_claim(),
+            "kernel_claim": _kernel_claim(),
         },
     }
