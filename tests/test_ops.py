@@ -47,6 +47,8 @@ def test_op_is_complete(op: str) -> None:
     assert kind.family in STYLE, f"{op}: no drawing style for family {kind.family!r}"
     assert kind.example.get("op") == op and kind.doc, f"{op}: no example or doc"
     assert f"'const': '{op}'" in str(spec_schema()["$defs"]["layer"]), f"{op}: no JSON Schema branch"
+    own = kind.schema()
+    assert set(own["properties"]) == set(kind.fields) and set(own["required"]) <= set(kind.fields)
 
 
 @pytest.mark.parametrize("op", sorted(OPS))

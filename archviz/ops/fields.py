@@ -64,6 +64,18 @@ class Field:
     def describe(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def json_schema(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        """The JSON Schema of the values ``parse`` accepts (archviz schema)."""
+        raise NotImplementedError
+
+    def documented_schema(self) -> dict[str, Any]:
+        """:meth:`json_schema` with this field's description and default."""
+        out = dict(self.json_schema())
+        out["description"] = f"{self.doc}: {self.describe()}" if self.doc else self.describe()
+        if self.default is not None:
+            out["default"] = list(self.default) if isinstance(self.default, tuple) else self.default
+        return out
+
 
 @dataclass(frozen=True)
 class PosInt(Field):
@@ -72,6 +84,9 @@ class PosInt(Field):
 
     def describe(self) -> str:
         return "positive integer"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 1}
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,10 @@ class PairField(Field):
     def describe(self) -> str:
         return "int or [h, w]" + (" (>= 0)" if self.lo == 0 else " (>= 1)")
 
+    def json_schema(self) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": self.lo}
+        return {"anyOf": [one, {"type": "array", "items": one, "minItems": 2, "maxItems": 2}]}
+
 
 @dataclass(frozen=True)
 class PaddingField(Field):
@@ -110,6 +129,9 @@ class PaddingField(Field):
     def describe(self) -> str:
         return "int, [h, w], 'same' or 'valid'"
 
+    def json_schema(self) -> dict[str, Any]:
+        return {"anyOf": [*PairField(lo=0).json_schema()["anyOf"], {"enum": ["same", "valid"]}]}
+
 
 @dataclass(frozen=True)
 class BoolField(Field):
@@ -120,6 +142,9 @@ class BoolField(Field):
 
     def describe(self) -> str:
         return "true or false"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
 
 
 @dataclass(frozen=True)
@@ -157,6 +182,15 @@ class FloatField(Field):
 
     def describe(self) -> str:
         return f"number in [{self.lo:g}, {self.hi:g}]"
+
+    def json_schema(self) -> dict[str, Any]:
+        number: dict[str, Any] = {"type": "number"}
+        if self.lo != float("-inf"):
+            number["minimum"] = self.lo
+        if self.hi != float("inf"):
+            number["maximum"] = self.hi
+        text = self.text_pattern()  # number-as-text exactly where the loader accepts it
+        return {"anyOf": [number, {"type": "string", "pattern": text}]} if text else number
 
 
 _NO_DEFAULT: Any = object()

@@ -140,6 +140,12 @@ class OpKind:
         """Key settings in a few characters, for tables and diagrams."""
         return ""
 
+    def schema(self) -> dict[str, Any]:
+        """This op's part of the spec format's JSON Schema: its settings and which are required
+        (:mod:`archviz.spec.schema` adds the keys every layer has: name, from, expect, note)."""
+        return {"properties": {key: f.documented_schema() for key, f in self.fields.items()},
+                "required": [key for key, f in self.fields.items() if f.required]}
+
 
 OPS: dict[str, OpKind] = {}
 

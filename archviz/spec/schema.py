@@ -13,11 +13,10 @@ The loader stays the authority (it checks what a schema cannot: names that exist
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..ops import OPS, OpKind
-from ..ops.fields import NUMBER_TEXT, BoolField, Field, FloatField, PaddingField, PairField, PosInt
+from ..ops.fields import NUMBER_TEXT
 from .claims import KERNEL_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import NUMBER_TEXT as CLAIM_TEXT
@@ -26,51 +25,13 @@ from .doc import INPUT, NAME_RE
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 NAME = NAME_RE.pattern
-__all__ = ["DRAFT", "FIELD_SCHEMAS", "NAME", "NUMBER_TEXT", "field_schema", "op_schema", "spec_schema"]
+__all__ = ["DRAFT", "NAME", "NUMBER_TEXT", "op_schema", "spec_schema"]
 
 Json = dict[str, Any]
 
 
 def _int(lo: int) -> Json:
     return {"type": "integer", "minimum": lo}
-
-
-def _pair(lo: int) -> Json:
-    return {"anyOf": [_int(lo), {"type": "array", "items": _int(lo), "minItems": 2, "maxItems": 2}]}
-
-
-def _float(f: FloatField) -> Json:
-    number: Json = {"type": "number"}
-    if f.lo != float("-inf"):
-        number["minimum"] = f.lo
-    if f.hi != float("inf"):
-        number["maximum"] = f.hi
-    text = f.text_pattern()  # number-as-text exactly where the loader accepts it (see FloatField)
-    return {"anyOf": [number, {"type": "string", "pattern": text}]} if text else number
-
-
-# by field class: the JSON Schema of the values it accepts
-FIELD_SCHEMAS: dict[type[Field], Callable[[Any], Json]] = {
-    PosInt: lambda f: _int(1),
-    PairField: lambda f: _pair(f.lo),
-    PaddingField: lambda f: {"anyOf": [*_pair(0)["anyOf"], {"enum": ["same", "valid"]}]},
-    BoolField: lambda f: {"type": "boolean"},
-    FloatField: _float,
-}
-
-
-def _default(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def field_schema(f: Field) -> Json:
-    """The schema of one field, with its description and default (an unknown field class: any value)."""
-    build = next((b for cls, b in FIELD_SCHEMAS.items() if isinstance(f, cls)), None)
-    out: Json = dict(build(f)) if build else {}
-    out["description"] = f"{f.doc}: {f.describe()}" if f.doc else f.describe()
-    if f.default is not None:
-        out["default"] = _default(f.default)
-    return out
 
 
 COMMON: Json = {
@@ -86,9 +47,9 @@ COMMON: Json = {
 
 def op_schema(kind: OpKind) -> Json:
     """One ``oneOf`` branch: a layer of this op."""
-    props: Json = {"op": {"const": kind.name, "description": kind.doc}, **COMMON}
-    props.update({key: field_schema(f) for key, f in kind.fields.items()})
-    required = ["name", "op", *(k for k, f in kind.fields.items() if f.required)]
+    own = kind.schema()
+    props: Json = {"op": {"const": kind.name, "description": kind.doc}, **COMMON, **own["properties"]}
+    required = ["name", "op", *own["required"]]
     if kind.multi_input:
         required.append("from")
         props["from"] = {"type": "array", "items": {"type": "string"}, "minItems": 2,
