@@ -10,6 +10,7 @@ Public API (torch, graphviz and matplotlib are imported only by the functions th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .core.analysis import Analysis, analyze
@@ -26,8 +27,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def to_module(spec: Any, **kwargs: Any) -> torch.nn.Module:
-    """Compile a spec (a :class:`Spec`, a path or a bundled name) into a ``torch.nn.Module``."""
+def to_module(spec: Any, *, devices: Sequence[Any] | None = None, halo: bool = False,
+              **kwargs: Any) -> torch.nn.Module:
+    """Compile a spec (a :class:`Spec`, a path or a bundled name) into a ``torch.nn.Module``.
+
+    ``devices=["cuda:0", "cuda:1"]`` builds the spec's GPU split (its ``gpus:``) as model-parallel
+    towers, one per device, as in the AlexNet paper (:mod:`archviz.runtime.parallel`; ``halo=True``
+    makes LRN exchange its boundary channels so the towers equal the single-device module).
+    """
+    if devices is not None:
+        from .runtime.parallel import to_towers
+
+        return to_towers(spec, devices, halo=halo, **kwargs)
     from .runtime.compile import to_module as _to_module
 
     return _to_module(spec, **kwargs)

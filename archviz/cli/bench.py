@@ -115,6 +115,15 @@ def bench(
     reference: Annotated[Optional[str], typer.Option(
         "--reference", help="FILE.py:NAME, an nn.Module class or factory to time beside the spec.")] = None,
     input_size: InputOpt = None,
+    ddp: Annotated[Optional[int], typer.Option(
+        "--ddp", help="Data parallel: N torchrun workers (gloo on cpu, nccl on cuda, one GPU each)"
+                      " timing the DDP training step; images/s per worker and in total, scaling"
+                      " against one.")] = None,
+    ddp_timeout: Annotated[float, typer.Option(
+        "--ddp-timeout", help="Seconds before a --ddp run is stopped (no hang on a stuck worker).")] = 600.0,
+    split_gpus: Annotated[bool, typer.Option(
+        "--split-gpus", help="Model parallel: time the spec's GPU split as towers on two devices"
+                             " (cuda:0, cuda:1; both on cuda:0 with one GPU; cpu,cpu on the CPU).")] = False,
 ) -> None:
     """Time the compiled model: ms per batch (median, IQR), images/s, TFLOP/s, % of peak, memory.
 
@@ -133,8 +142,15 @@ def bench(
       archviz bench alexnet --batch 8 --mode train --layers   # where the time goes, like `caffe time`
 
       archviz bench alexnet --reference my_alexnet.py:AlexNet  # the spec beside your own module
+
+      archviz bench alexnet --device cuda --ddp 4 --batch 128 --dtype bf16   # 4 GPUs, DDP (docs/scaling.md)
+
+      archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
     dev = resolve_device(device)
+    if ddp is not None:
+        _ddp(spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out)
+        return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
     settings = _settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters, layers)
@@ -143,7 +159,9 @@ def bench(
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     sp, a = load_analysis(spec, input_size)
-    works = [Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
+    towers = _towers(sp, a, dev, parse_input(input_size)) if split_gpus else None
+    works = [Workload.of(towers[0], towers[1], a) if towers else
+             Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
     if reference:
         works.append(_reference(reference, a))
     info = devices.describe(dev)
@@ -152,6 +170,8 @@ def bench(
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
     for line in bench_view.header(sp.name, info, settings):
         out.print(line, soft_wrap=True)
+    if towers:
+        out.print(bench_view.towers_line(towers[2]), soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
     rows, interrupted = _sweep(settings, works, info, peaks)
     result = BenchResult(archviz=__version__, spec_name=sp.name, spec_path=sp.path, input=a.input,
@@ -165,6 +185,68 @@ def bench(
         raise typer.Exit(130)
     if rows and not any(r.status is Status.ok for r in rows):
         fail("no row ran (see the notes above)", 1)
+
+
+def split_devices(dev: str, count: int) -> tuple[list[str], str]:
+    """The devices the towers run on, and a line that says what that means here."""
+    if dev == "cuda":
+        import torch
+
+        have = torch.cuda.device_count()
+        if have >= 2:
+            return ["cuda:0", "cuda:1"], "towers on cuda:0 and cuda:1 (the paper's two GPUs)"
+        return ["cuda:0", "cuda:0"], ("only one GPU here: both towers on cuda:0 — this times the split's"
+                                      " extra work, not two GPUs working side by side")
+    return [dev, dev], f"both towers on {dev} ({dev},{dev}): the split run on one device, not two GPUs"
+
+
+def _towers(sp: Spec, a: Analysis, dev: str, shape: Optional[tuple[int, ...]]) -> tuple[str, Any, str]:
+    from ..runtime.parallel import to_towers
+
+    if (a.gpus or 1) != 2:
+        raise BenchUsage(f"--split-gpus: {sp.name} names {a.gpus or 1} GPU(s) (`gpus:`); the towers need 2")
+    devs, line = split_devices(dev, 2)
+    return f"{sp.name} (towers)", to_towers(sp, devs, input_shape=shape), line
+
+
+def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
+         warmup: Optional[int], iters: Optional[int], input_size: Optional[str],
+         json_out: Optional[str]) -> None:
+    """--ddp N: one torchrun launch of one worker (the baseline), then one of N."""
+    from ..runtime import bench_ddp
+
+    if n < 1:
+        raise BenchUsage(f"--ddp: expected at least 1 worker, got {n}")
+    if dev == "mps":
+        raise BenchUsage("--ddp runs on cpu (gloo) or cuda (nccl), not mps")
+    if dev == "cuda":
+        import torch
+
+        if n > torch.cuda.device_count():
+            raise BenchUsage(f"--ddp {n}: only {torch.cuda.device_count()} CUDA device(s) here; nccl needs"
+                             " one GPU per worker (several machines: see docs/scaling.md)")
+    check_writable(json_out, "--json")
+    sp, a = load_analysis(spec, input_size)
+    if not sp.path or not Path(sp.path).is_file():
+        raise BenchUsage(f"--ddp: the workers load the spec from a file; {safe(sp.name)} has none")
+    d = DEFAULTS[dev]
+    b = parse_batches(d["batch"] if batch is None else batch)[-1]
+    dt = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)[-1]
+    w = max(2, d["warmup"] if warmup is None else warmup)  # DDP rebuilds its buckets after step 1
+    it = d["iters"] if iters is None else iters
+    if it < 1:
+        raise BenchUsage("--iters must be ≥ 1")
+    out = console()
+    out.print(bench_view.ddp_header(sp.name, dev, n, b, dt, w, it), soft_wrap=True)
+    with console(stderr=True).status(f"torchrun: 1 worker, then {n}" if n > 1 else "torchrun: 1 worker"):
+        result = bench_ddp.run(n, sp.path, timeout=timeout, device=dev, batch=b, dtype=dt, warmup=w, iters=it,
+                               input_shape=parse_input(input_size))
+    out.print(bench_view.ddp_table(result))
+    if json_out:
+        from ..io import write_atomic
+
+        write_atomic(json_out, json.dumps(result.as_dict(), indent=2) + "\n")
+        console(stderr=True).print(f"wrote {safe(json_out)}")
 
 
 def _settings(dev: str, batch: Optional[str], mode: Mode, dtype: Optional[str], channels_last: bool,

@@ -101,13 +101,56 @@ def cpu_name() -> str:
 
 
 def nvidia_driver() -> str | None:
-    """The NVIDIA kernel driver version (Linux /proc, no nvidia-smi needed)."""
+    """The NVIDIA driver version: the kernel module's (Linux /proc), else NVML's (``nvidia-ml-py``,
+    if installed), else ``nvidia-smi``'s; None when none of them answers."""
+    for source in (_driver_proc, _driver_nvml, _driver_smi):
+        found = source()
+        if found:
+            return found
+    return None
+
+
+def _driver_proc() -> str | None:
     try:
         with open("/proc/driver/nvidia/version", encoding="utf-8") as fh:
             match = re.search(r"Kernel Module\s+([\d.]+)", fh.read())
     except OSError:
         return None
     return match.group(1) if match else None
+
+
+def _driver_nvml() -> str | None:
+    try:
+        import pynvml  # nvidia-ml-py
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - NVML errors (no driver, no permission): try the next source
+        return None
+    text = version.decode() if isinstance(version, bytes) else str(version)
+    return text.strip() or None
+
+
+def _driver_smi() -> str | None:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run([exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[0].strip() if done.returncode == 0 and lines and re.fullmatch(r"[\d.]+", lines[0].strip()) \
+        else None
 
 
 def available(kind: str) -> bool:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rich.text import Text
 
     from ..core.devices import DeviceInfo
+    from ..runtime.bench_ddp import DdpResult
 
 MAIN_COLUMNS = ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
                 "memory", "note")
@@ -43,6 +44,35 @@ def header(name: str, info: DeviceInfo, s: Settings) -> list[Text]:
     return [_markup(f"[bold]{safe(name)}[/] on {safe(info.name)} ({safe(versions)})"),
             _markup(f"warm-up {s.warmup}, {s.iters} timed iterations per row"
                     + (f"; {', '.join(flags)}" if flags else ""))]
+
+
+def towers_line(line: str) -> Text:
+    return _markup(f"[bold]--split-gpus[/]: {safe(line)}")
+
+
+def ddp_header(name: str, device: str, n: int, batch: int, dtype: str, warmup: int, iters: int) -> Text:
+    backend = "nccl" if device == "cuda" else "gloo"
+    return _markup(f"[bold]{safe(name)}[/] data parallel: {n} worker(s) on {device} ({backend}, torchrun),"
+                   f" batch {batch} per worker, {dtype}, warm-up {warmup}, {iters} timed DDP training steps")
+
+
+def ddp_table(result: DdpResult) -> Table:
+    """One line per rank of each launch, then the totals and the scaling efficiency."""
+    from rich.table import Table
+
+    eff = result.efficiency
+    table = Table(title="DDP training step", caption=f"scaling efficiency {result.run.workers} workers vs 1:"
+                  f" {100 * eff:.0f}% (total images/s ÷ ({result.run.workers} × one worker's))")
+    for col in ("workers", "rank", "device", "ms/step", "images/s"):
+        table.add_column(col, justify="left" if col in ("device",) else "right")
+    runs = [result.single, result.run] if result.single else [result.run]
+    for run in runs:
+        for r in run.ranks:
+            table.add_row(str(run.workers), str(r.rank), safe(r.device), f"{r.ms_median:.2f}",
+                          f"{r.images_per_s:,.1f}")
+        table.add_row(str(run.workers), "all", run.backend, "", f"[bold]{run.images_per_s:,.1f}[/]",
+                      end_section=True)
+    return table
 
 
 def calibration(found: dict[Dtype, float | None]) -> Text:

@@ -33,8 +33,12 @@ def _no_mark(phase: str) -> None:
 
 def prepare(work: Workload, batch: int, settings: Settings) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model on the device, a random batch and random labels."""
+    from .parallel import Towers
+
     dev = torch.device(settings.device)
-    model = work.module.to(dev)
+    # model-parallel towers already sit on their devices (the input goes to each, the output
+    # comes back on the first)
+    model: Any = work.module if isinstance(work.module, Towers) else work.module.to(dev)
     x = torch.randn(batch, *work.input_shape, device=dev)  # (N, C, H, W)
     if settings.channels_last and x.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
