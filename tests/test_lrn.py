@@ -90,3 +90,33 @@ def test_a_spec_without_format_2_warns_how_alpha_was_read() -> None:
 def test_alpha_is_shown_with_its_meaning() -> None:
     assert "α=0.0001" in archviz.analyze(archviz.loads(SPEC.format(head="format: 2\n"))).layers[0].label
     assert "not divided by n" in OPS["lrn"].fields["alpha"].doc
+
+
+def test_check_alexnet_has_the_lrn_formula_claim_computed_from_the_torch_layer() -> None:
+    from archviz.core.check import run_checks
+
+    spec = archviz.load("alexnet")
+    (result,) = [r for r in run_checks(spec, archviz.analyze(spec)) if r.what == "LRN formula"]
+    assert result.ok and result.computed == "k=2, n=5, alpha=0.0001, beta=0.75"
+    # 5e-4 / 5 = 1e-4: the compiled layer computes the paper's α
+    assert "alpha=0.0005" in result.how and "(2 + 0.0001·Σa²)^0.75" in result.how
+
+
+def test_the_lrn_claim_fails_when_the_compiled_layer_would_not_compute_it(monkeypatch) -> None:
+    from archviz.core.check import run_checks
+
+    wrong = lambda self, p, ins: TorchLayer("LocalResponseNorm", (p.size,),  # noqa: E731
+                                            (("alpha", p.alpha), ("beta", p.beta), ("k", p.k)))
+    monkeypatch.setattr(type(OPS["lrn"]), "torch", wrong)
+    spec = archviz.load("alexnet")
+    (result,) = [r for r in run_checks(spec, archviz.analyze(spec)) if r.what == "LRN formula"]
+    assert not result.ok and "2e-05·Σa²" in result.how
+
+
+@pytest.mark.parametrize("text", ["k=2, n=5", "k=2, n=5.5, alpha=1e-4, beta=0.75",
+                                  "k=2, n=5, alpha=x, beta=1"])
+def test_a_malformed_lrn_claim_is_a_located_error(text: str) -> None:
+    body = SPEC.format(head="format: 2\n") + f"claims:\n  lrn: '{text}'\n"
+    with pytest.raises(archviz.SpecError) as err:
+        archviz.loads(body)
+    assert "claims.lrn: expected the formula's constants" in str(err.value)

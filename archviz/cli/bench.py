@@ -16,7 +16,17 @@ from ..errors import ArchvizError
 from ..render import bench_view
 from ..render.text import safe
 from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Status, Workload, result_dict
-from .common import DEFAULT_SPEC, InputOpt, Mode, SpecArg, console, fail, guarded, load_analysis, parse_input
+from .common import (
+    DEFAULT_SPEC,
+    BenchMode,
+    InputOpt,
+    SpecArg,
+    console,
+    fail,
+    guarded,
+    load_analysis,
+    parse_input,
+)
 from .reference import load_reference
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,7 +101,7 @@ def bench(
     batch: Annotated[Optional[str], typer.Option(
         "--batch", "-b",
         help="Batch sizes, e.g. 1,32,128 (default: cpu 1,8; mps 1,32; cuda 1,32,128)")] = None,
-    mode: Annotated[Mode, typer.Option("--mode", "-m", case_sensitive=False)] = Mode.both,
+    mode: Annotated[BenchMode, typer.Option("--mode", "-m", case_sensitive=False)] = BenchMode.both,
     dtype: Annotated[Optional[str], typer.Option(
         "--dtype",
         help="fp32,tf32,bf16,fp16 (default: cpu fp32; mps fp32,fp16; cuda fp32,tf32,bf16).")] = None,
@@ -249,12 +259,12 @@ def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtyp
         console(stderr=True).print(f"wrote {safe(json_out)}")
 
 
-def _settings(dev: str, batch: Optional[str], mode: Mode, dtype: Optional[str], channels_last: bool,
+def _settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[str], channels_last: bool,
               compiled: bool, cuda_graphs: bool, warmup: Optional[int], iters: Optional[int],
               layers: bool) -> Settings:
     """The options, with this device's defaults where one is not given."""
     d = DEFAULTS[dev]
-    modes = tuple(StepMode) if mode is Mode.both else (StepMode(mode.value),)
+    modes = tuple(StepMode) if mode is BenchMode.both else (StepMode(mode.value),)
     dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
     settings = Settings(device=dev, batches=parse_batches(d["batch"] if batch is None else batch),
                         modes=modes, dtypes=tuple(Dtype(t) for t in dtypes), channels_last=channels_last,

@@ -72,7 +72,7 @@ class ExportFormat(str, Enum):
     onnx = "onnx"
 
 
-class Mode(str, Enum):
+class BenchMode(str, Enum):
     infer = "infer"
     train = "train"
     both = "both"

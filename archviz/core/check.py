@@ -51,6 +51,8 @@ _TOTAL_FIELD = {"params": "params", "neurons": "neurons", "activations": "activa
 def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
     if c.layer is not None:
         return _layer_claim(c, spec, a)
+    if c.key == "lrn":
+        return _lrn_claim(c, spec, a)
     if c.key == "input_elements":
         value = prod(a.input)
         how = " × ".join(map(str, a.input)) + f" = {value:,} (input {fmt_shape(a.input)})"
@@ -68,6 +70,36 @@ def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         if c.key == "flops":
             how = "2 × MACs; " + how
     return _compare(c, c.key, value, how)
+
+
+def _lrn_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+    """The paper's LRN constants against every LRN layer of the spec, and against what the compiled
+    torch layer computes: torch divides its alpha by n, so its alpha / n must be the claimed α."""
+    assert isinstance(c.value, tuple)
+    k, n, alpha, beta = c.value
+    stats = {s.name: s for s in a.layers}
+    found: dict[str, list[str]] = {}   # what a layer computes → the layers that compute it
+    ok = any(la.op == "lrn" for la in spec.layers)
+    for la in (la for la in spec.layers if la.op == "lrn"):
+        p = la.params
+        kw = dict(OPS["lrn"].torch(p, stats[la.name].in_shapes).kwargs)
+        computes = kw["alpha"] / p.size  # torch's (alpha/n)·Σa², in the paper's terms
+        text = (f"torch LocalResponseNorm({p.size}, alpha={kw['alpha']:g}, beta={kw['beta']:g},"
+                f" k={kw['k']:g}): b = a / ({kw['k']:g} + {kw['alpha']:g}/{p.size}·Σa²)^{kw['beta']:g}"
+                f" = a / ({kw['k']:g} + {computes:g}·Σa²)^{kw['beta']:g}")
+        found.setdefault(text, []).append(la.name)
+        same = (kw["k"], p.size, kw["beta"]) == (k, n, beta)
+        ok = ok and same and _close(p.alpha, alpha) and _close(computes, alpha)
+    how = "; ".join(f"{', '.join(names)}: {text}" for text, names in found.items())
+    computed = "; ".join(f"k={la.params.k:g}, n={la.params.size}, alpha={la.params.alpha:g},"
+                         f" beta={la.params.beta:g}" for la in spec.layers if la.op == "lrn")
+    computed = "; ".join(dict.fromkeys(computed.split("; "))) if computed else "no lrn layer"
+    return CheckResult("LRN formula", c.text, computed, how or "the spec has no lrn layer", ok, c.loc,
+                       c.source)
+
+
+def _close(x: float, y: float) -> bool:
+    return abs(x - y) <= 1e-12 * max(abs(x), abs(y))
 
 
 def _compare(c: Claim, what: str, value: float, how: str) -> CheckResult:
@@ -154,7 +186,7 @@ def network_numbers(spec: Spec, a: Analysis) -> frozenset[int]:
     return frozenset(n for n in nums if n > 1)
 
 
-def _explain_dims(claimed: float | tuple[int, ...], dims: tuple[int, ...],
+def _explain_dims(claimed: float | tuple[float, ...], dims: tuple[int, ...],
                   numbers: frozenset[int]) -> str:
     """``claimed`` as ``dims`` with one factor replaced by one of ``numbers``, if exactly one
     (old value → new value) replacement gives it; else ''."""
@@ -173,7 +205,7 @@ def _explain_dims(claimed: float | tuple[int, ...], dims: tuple[int, ...],
     return f"{target:,} = {' × '.join(map(str, shown))}: {which}{old} read as {new}?"
 
 
-def _explain_input(claimed: float | tuple[int, ...], shape: tuple[int, ...]) -> str:
+def _explain_input(claimed: float | tuple[float, ...], shape: tuple[int, ...]) -> str:
     """``claimed`` as the input with another common square size, if exactly one fits; else ''."""
     if not isinstance(claimed, float) or not claimed.is_integer() or len(shape) != 3:
         return ""

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 
-# C0 controls but tab and newline, DEL, and C1 controls (ESC's 8-bit forms among them)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from ..chars import CONTROL_IN_TEXT
+
 # what rich reads as a tag: [name...] or [/...], and an escaping backslash before one
 _TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
 def strip_control(text: str) -> str:
     """``text`` without control characters (newlines and tabs kept)."""
-    return _CONTROL.sub("", text)
+    return CONTROL_IN_TEXT.sub("", text)
 
 
 def safe(text: object) -> str:

@@ -8,6 +8,7 @@ Forms accepted (values may use K / M / G suffixes and thousands separators)::
       input_elements: 150528               # exact
       layer_neurons: {conv1: 253440, conv2: 186624}
       layer_kernels: {conv2: 5x5x48}       # one kernel's size: kh × kw × input channels it reads
+      lrn: "k=2, n=5, alpha=1e-4, beta=0.75"   # the LRN formula's constants (the paper's α)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 from ..errors import did_you_mean
 from .doc import Doc
 
-TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements")
+TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements", "lrn")
 LAYER_KEYS = ("layer_params", "layer_neurons", "layer_activations", "layer_macs", "layer_kernels")
 # the text forms, also used by the JSON Schema (so no regex flags: the suffix's case is spelled out)
 NUMBER_TEXT = (r"^\s*([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([KkMmGgTt]?)\s*"
@@ -38,7 +39,7 @@ class Claim:
 
     key: str
     text: str                    # as written in the spec
-    value: float | tuple[int, ...]
+    value: float | tuple[float, ...]  # a kernel claim: ints
     rel_tol: float               # 0.05 for ±5 %; 0 = exact
     loc: Any                     # errors.Loc
     layer: str | None = None
@@ -79,6 +80,20 @@ def parse_kernel(text: Any) -> tuple[int, ...]:
     return dims
 
 
+LRN_TEXT = r"^\s*k\s*=\s*(\S+?)\s*,\s*n\s*=\s*(\S+?)\s*,\s*alpha\s*=\s*(\S+?)\s*,\s*beta\s*=\s*(\S+?)\s*$"
+
+
+def parse_lrn(text: Any) -> tuple[float, ...]:
+    """``'k=2, n=5, alpha=1e-4, beta=0.75'`` → (2.0, 5.0, 0.0001, 0.75): the formula's constants."""
+    m = re.match(LRN_TEXT, text) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(text)
+    values = tuple(float(v) for v in m.groups())
+    if not all(math.isfinite(v) for v in values) or not values[1].is_integer() or values[1] < 1:
+        raise ValueError(text)
+    return values
+
+
 def parse_claims(doc: Doc, node: yaml.Node) -> tuple[Claim, ...]:
     out: list[Claim] = []
     for key, (knode, vnode) in doc.mapping(node, "claims").items():
@@ -114,9 +129,12 @@ def _one(doc: Doc, key: str, node: yaml.Node, layer: str | None) -> Claim:
     try:
         if key == "layer_kernels":
             return Claim(key, str(raw), parse_kernel(raw), 0.0, doc.loc(value_node), layer, source)
+        if key == "lrn":
+            return Claim(key, str(raw), parse_lrn(raw), 0.0, doc.loc(value_node), layer, source)
         value, tol = parse_number(raw)
     except ValueError:
-        form = "a kernel size such as 5x5x48" if key == "layer_kernels" else \
-            "a number such as 60M, 650K ±5% or 253440"
+        form = {"layer_kernels": "a kernel size such as 5x5x48",
+                "lrn": "the formula's constants as 'k=2, n=5, alpha=1e-4, beta=0.75'"}.get(
+                    key, "a number such as 60M, 650K ±5% or 253440")
         raise doc.error(value_node, f"{where}: expected {form}, got {raw!r}") from None
     return Claim(key, str(raw), value, tol, doc.loc(value_node), layer, source)

@@ -16,14 +16,12 @@ from typing import Any
 
 import yaml
 
+from ..chars import CONTROL, CONTROL_IN_TEXT
 from ..errors import Loc, SpecError
 from ..ops.fields import FieldError, PosInt, show
 
 Shape = tuple[int, ...]
 
-# C0 and C1 control characters and DEL; free text keeps tab and newline
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_FREE_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")  # layer names: dotted identifiers
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")                   # block and parameter names
 INPUT = "input"  # the name by which `from:` refers to the network input
@@ -105,7 +103,7 @@ class Doc:
         value = self.value(node)
         if not isinstance(value, str) or not value.strip():
             raise self.error(node, f"{what}: expected text, got {show(value)}")
-        bad = (_CONTROL_FREE_TEXT if lines else _CONTROL).search(value)
+        bad = (CONTROL_IN_TEXT if lines else CONTROL).search(value)
         if bad is not None:
             rule = ("free text may hold newlines and tabs, no other control characters" if lines
                     else "a name is one line of printable text")

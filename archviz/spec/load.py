@@ -33,14 +33,14 @@ from .doc import (
     show,
 )
 
-__all__ = ["FORMAT", "FORMATS", "INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer", "Shape",
-           "Spec", "load", "loads", "parse_layer"]
+__all__ = ["SPEC_VERSION", "SPEC_VERSIONS", "INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer",
+           "Shape", "Spec", "load", "loads", "parse_layer"]
 
 TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
 # spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α;
 # see docs/spec-format.md)
-FORMATS = (1, 2)
-FORMAT = 2
+SPEC_VERSIONS = (1, 2)
+SPEC_VERSION = 2
 LAYER_KEYS = {"name", "op", "from", "expect", "note"}
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -165,9 +165,9 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
     version = 1
     if "format" in top:
         version = doc.value(top["format"][1])
-        if isinstance(version, bool) or version not in FORMATS:
-            raise doc.error(top["format"][1], f"format: expected one of {', '.join(map(str, FORMATS))},"
-                            f" got {show(version)}", f"this archviz reads spec formats up to {FORMAT}")
+        if isinstance(version, bool) or version not in SPEC_VERSIONS:
+            raise doc.error(top["format"][1], f"format: expected one of {', '.join(map(str, SPEC_VERSIONS))},"
+                            f" got {show(version)}", f"this archviz reads spec formats up to {SPEC_VERSION}")
     gpus = read_positive_int(doc, top["gpus"][1], "gpus") if "gpus" in top else None
     blocks = top["blocks"][1] if "blocks" in top else None
     layers = _layers(doc, top["layers"][1], blocks)

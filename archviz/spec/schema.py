@@ -17,7 +17,7 @@ from typing import Any
 
 from ..ops import OPS, OpKind
 from ..ops.fields import NUMBER_TEXT
-from .claims import KERNEL_TEXT
+from .claims import KERNEL_TEXT, LRN_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import NUMBER_TEXT as CLAIM_TEXT
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
@@ -88,8 +88,14 @@ def _kernel_claim() -> Json:
     return _claim(value, "one kernel's size: kh × kw × input channels, such as 5x5x48")
 
 
+def _lrn_claim() -> Json:
+    return _claim({"anyOf": [{"type": "string", "pattern": LRN_TEXT}]},
+                  "the LRN formula's constants, e.g. 'k=2, n=5, alpha=1e-4, beta=0.75' (the paper's α)")
+
+
 def _claims() -> Json:
-    props: Json = {k: {"$ref": "#/$defs/claim"} for k in CLAIM_TOTAL_KEYS}
+    props: Json = {k: {"$ref": "#/$defs/lrn_claim" if k == "lrn" else "#/$defs/claim"}
+                   for k in CLAIM_TOTAL_KEYS}
     props.update({k: {"type": "object", "additionalProperties": {
         "$ref": "#/$defs/kernel_claim" if k == "layer_kernels" else "#/$defs/claim"}}
         for k in CLAIM_LAYER_KEYS})
@@ -137,5 +143,6 @@ def spec_schema() -> Json:
             "layer": {"oneOf": [op_schema(OPS[op]) for op in sorted(OPS)] + [_block_use()]},
             "claim": _number_claim(),
             "kernel_claim": _kernel_claim(),
+            "lrn_claim": _lrn_claim(),
         },
     }
