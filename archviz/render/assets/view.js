@@ -344,5 +344,6 @@
   });
   window.addEventListener("resize", function () { panes.forEach(function (p) { p.pz.resize(); }); });
   window.archviz.ready = true;
+  window.archviz.readyAt = performance.now();  // ms since navigation start (benchmarks/bench_view.py)
   document.body.setAttribute("data-ready", "1");
 })();
