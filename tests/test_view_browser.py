@@ -195,6 +195,10 @@ def test_compare_view(opened: Any) -> None:
     text = v.panel()
     assert "conv1 ↔ conv1" in text and "changed" in text
     assert "96×55×55" in text and "64×55×55" in text  # the outputs side by side
+    assert "sel" in (v.page.locator('#pane-b g.node[data-layer="conv1"]').get_attribute("class") or "")
+    pane = v.page.locator("#pane-b").bounding_box()
+    box = v.page.locator('#pane-b g.node[data-layer="conv1"]').bounding_box()
+    assert pane and box and pane["x"] < box["x"] < pane["x"] + pane["width"]  # the partner in view
 
 
 def test_hostile_names_render_as_text(opened: Any) -> None:

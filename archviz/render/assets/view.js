@@ -199,6 +199,8 @@
       if (P.a) mark(panes[0], P.a, "sel", true);
       if (P.b) mark(panes[1], P.b, "sel", true);
       selected = { pane: pane, name: name };
+      var other = pane === panes[0] ? panes[1] : panes[0], partner = other === panes[0] ? P.a : P.b;
+      if (partner) centreOn(other, [partner]);  // the partner layer brought into view
       openPanel(pairPanel(P, panes[0], panes[1]));
       return;
     }
