@@ -3,7 +3,9 @@
 #   - PyTorch: the CPU build 2.13.0 unless the venv already has a torch (set ARCHVIZ_TORCH to
 #     pick another version, or install your CUDA build into .venv first);
 #   - archviz itself (editable), plus the test tools with --dev;
-#   - Graphviz's `dot` (needed for SVG/PNG/PDF diagrams) where it can be installed.
+#   - Graphviz's `dot` (needed for SVG/PNG/PDF diagrams and `archviz view`) where it can be installed;
+#   - with --dev, Debian's chromium (for the browser tests of `archviz view`) where it can be
+#     installed; playwright drives it and downloads no browser (never `playwright install`).
 # Usage: ./install.sh [--dev]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -44,5 +46,18 @@ install.sh: Graphviz's `dot` is not installed and this script cannot install it 
     conda: conda install -c conda-forge graphviz     Windows: winget install graphviz
   Everything else works without it; `archviz draw` then writes the .dot source only.
 MSG
+fi
+if [ -n "$extras" ]; then
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    :
+  elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install.sh: installing chromium for the browser tests (apt-get install chromium)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1; then
+      echo "install.sh: could not install chromium with apt-get; the browser tests will skip." >&2
+    fi
+  else
+    echo "install.sh: chromium is not installed and cannot be installed here; the browser tests will skip" \
+         "(set ARCHVIZ_CHROMIUM to a chromium binary to run them)." >&2
+  fi
 fi
 echo "install.sh: done. Run .venv/bin/archviz --help (or 'source .venv/bin/activate' first)."

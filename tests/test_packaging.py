@@ -26,5 +26,9 @@ def test_wheel_contains_specs_and_entry_point(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"archviz/data/{stem}.yaml" for stem in bundled_specs()} <= names
     assert {"archviz/render/dot.py", "archviz/cli/app.py", "archviz/runtime/compile.py"} <= names
+    # archviz view's page: its script, style and template, and the vendored library with its licence
+    assert {"archviz/render/assets/view.js", "archviz/render/assets/view.css",
+            "archviz/render/assets/view.html", "archviz/render/vendor/svg-pan-zoom.min.js",
+            "archviz/render/vendor/svg-pan-zoom.LICENSE"} <= names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "archviz = archviz.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

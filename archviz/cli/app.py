@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import bench, compare, inspect, model, render
+from . import bench, compare, inspect, model, render, view
 
 app = typer.Typer(
     name="archviz",
@@ -28,6 +28,7 @@ COMMANDS = (
     ("check", inspect.check),
     ("draw", render.draw),
     ("plot", render.plot),
+    ("view", view.view),
     ("verify", model.verify),
     ("export", model.export),
     ("bench", bench.bench),

@@ -48,6 +48,7 @@ class DrawFormat(str, Enum):
     png = "png"
     pdf = "pdf"
     dot = "dot"
+    html = "html"
 
 
 class PlotFormat(str, Enum):

@@ -99,13 +99,22 @@ def draw(
       archviz draw specs/lenet5.yaml --rankdir LR -o lenet5.pdf
 
       archviz draw alexnet -o alexnet.dot           # Graphviz source only
+
+      archviz draw resnet18 -o resnet18.html        # the interactive view (see archviz view)
     """
     from ..render import dot
 
-    _, a, spec_path = _load(spec, split_gpus)
+    sp, a, spec_path = _load(spec, split_gpus)
     tag = "-split" if split_gpus else ""
     path, kind = target(spec_path, output, fmt and fmt.value, tag, DRAW_FORMATS, "svg")
     direction = rankdir.value if rankdir else ("LR" if split_gpus else "TB")
+    if kind == "html":  # the interactive view (archviz view), this layout first
+        from ..render import html
+
+        page = html.page(html.view_data(sp, a if a.split else None, direction, fold,
+                                        "split" if split_gpus else ""))
+        _wrote(path, page.encode("utf-8"))
+        return
     graph = dot.diagram(a, split_gpus, direction, fold)
     try:
         data = dot.render(graph, kind)

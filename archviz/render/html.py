@@ -1,0 +1,297 @@
+"""Analysis → one self-contained, offline HTML file: the `draw` diagram with pan, zoom, a panel
+per layer, search, blocks that fold, the GPU lanes, and two networks compared (``archviz view``).
+
+The page holds the Graphviz SVG that ``archviz draw`` makes (same layout), the vendored
+svg-pan-zoom library (BSD-2, ``vendor/``), the page's own script and style (``assets/``), and
+every number as JSON. Nothing is fetched: the page works from ``file://`` and its
+Content-Security-Policy forbids network requests.
+
+Safety: every user-provided string (the spec ``name:``, ``source:``, ``description:``,
+``note:``, layer names) travels inside the JSON, escaped so that no text can end the script
+element, and the page's script puts it on screen with ``textContent`` only. The SVGs are
+Graphviz output, whose labels are escaped by Graphviz and :func:`html.escape`; they are parsed
+as XML in the page, never as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from typing import Any
+
+from ..core.analysis import Analysis, LayerStats
+from ..core.check import CheckResult, run_checks
+from ..core.diff import Diff, show
+from ..errors import ArchvizError
+from ..ops import OPS
+from ..ops import fmt_dims as dims
+from ..spec import INPUT, Spec
+from . import dot
+
+SCHEMA_VERSION = 1
+USE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+BLOCK_NAME = re.compile(r"\bblock:\s*([A-Za-z_][A-Za-z0-9_]*)")
+SLOTS = ("CSS", "LIB", "APP", "DATA", "TITLE")
+SLOT = re.compile(r"\{\{(" + "|".join(SLOTS) + r")\}\}")
+# JSON inside <script>: no "<", ">" or "&" (so no "</script>" nor "<!--"), and no line separators
+JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+# ---------------------------------------------------------------------------- block stages
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``block:`` use in ``layers:``: the layers it expanded into."""
+
+    name: str                   # the use's name, e.g. "layer3"
+    block: str                  # the block's name, e.g. "basic" ("" when it cannot be read)
+    repeat: int                 # copies (1 without ``repeat:``)
+    layers: tuple[str, ...] = field(default=())
+
+    def label(self) -> str:
+        parts = [self.name, f"{self.block} × {self.repeat}" if self.block else f"× {self.repeat}"]
+        return " · ".join(parts)
+
+
+def stages(spec: Spec) -> tuple[Stage, ...]:
+    """The spec's block uses, in order, from each expanded layer's ``use_site``."""
+    runs: dict[tuple[str, int, int], list[str]] = {}
+    texts: dict[tuple[str, int, int], tuple[str, int]] = {}
+    for layer in spec.layers:
+        if layer.use_site is not None:
+            key = (layer.use_site.file, layer.use_site.line, layer.use_site.col)
+            runs.setdefault(key, []).append(layer.name)
+            texts[key] = (layer.use_site.text, layer.use_site.col)
+    out = []
+    for key, names in runs.items():
+        text, col = texts[key]
+        m = USE_NAME.match(text, max(col - 1, 0))
+        name = m.group(0) if m and all(n.startswith(m.group(0) + ".") for n in names) else \
+            _common_prefix(names)
+        b = BLOCK_NAME.search(text)
+        copies = {n[len(name) + 1:].split(".", 1)[0] for n in names}
+        repeat = len(copies) if all(c.isdigit() for c in copies) else 1
+        out.append(Stage(name, b.group(1) if b else "", repeat, tuple(names)))
+    return tuple(out)
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    common: list[str] = []
+    for seg in zip(*parts, strict=False):
+        if len(set(seg)) != 1:
+            break
+        common.append(seg[0])
+    if len(common) == len(parts[0]):
+        common = common[:-1]
+    if len(common) > 1 and common[-1].isdigit():
+        common = common[:-1]
+    return ".".join(common) or names[0]
+
+
+# ---------------------------------------------------------------------------- the data
+
+
+def _num(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _claims_by_layer(checks: list[CheckResult], names: set[str]) -> tuple[dict[str, list[dict[str, Any]]],
+                                                                          list[dict[str, Any]]]:
+    per: dict[str, list[dict[str, Any]]] = {}
+    net: list[dict[str, Any]] = []
+    for c in checks:
+        rec = {"what": c.what, "claimed": c.claimed, "computed": c.computed, "how": c.how, "ok": c.ok,
+               "explanation": c.explanation, "source": c.source}
+        head = c.what.split(" ", 1)[0]
+        (per.setdefault(head, []) if head in names else net).append(rec)
+    return per, net
+
+
+def _lane(a: Analysis, s: LayerStats) -> dict[str, Any] | None:
+    if a.split is None:
+        return None
+    sp = a.split
+    crossing = s.name in sp.crossing
+    shapes = [dims(dot.lane_shape(s.output, sp.gpus, g)) for g in range(sp.gpus)]
+    text = (f"reads every GPU's share ({sp.cross_elements.get(s.name, 0):,} elements per image"
+            " sent between GPUs)" if crossing else "keeps to its own GPU")
+    return {"crossing": crossing, "shapes": shapes, "text": f"{text}; each GPU holds "
+            + " + ".join(shapes)}
+
+
+def _layer(a: Analysis, spec: Spec, s: LayerStats, claims: list[dict[str, Any]], stage: str,
+           readers: list[str]) -> dict[str, Any]:
+    layer = spec.layer(s.name)
+    settings = {k: show(v) for k, v in OPS[s.op].settings(layer.params).items()}
+    return {
+        "name": s.name, "op": s.op, "family": s.family, "label": s.label, "settings": settings,
+        "inputs": list(s.inputs), "readers": readers,
+        "in_shapes": [dims(x) for x in s.in_shapes], "output": dims(s.output),
+        "params": s.params, "buffers": s.buffers, "neurons": s.neurons, "macs": s.macs,
+        "activations": s.activations, "formula": s.formula, "warnings": list(s.warnings),
+        "rf": _num(s.rf), "rf_jump": _num(s.rf_jump), "expect": dims(s.expect) if s.expect else None,
+        "lane": _lane(a, s), "claims": claims, "stage": stage, "note": layer.note,
+    }
+
+
+def network_data(spec: Spec, a: Analysis) -> dict[str, Any]:
+    """Everything the page shows about one network, as JSON-ready values."""
+    checks = run_checks(spec, a)
+    names = {s.name for s in a.layers}
+    per, net = _claims_by_layer(checks, names)
+    stage_of = {n: st.name for st in stages(spec) for n in st.layers}
+    readers: dict[str, list[str]] = {INPUT: []}
+    for s in a.layers:
+        readers.setdefault(s.name, [])
+        for src in s.inputs:
+            readers.setdefault(src, []).append(s.name)
+    t = a.totals
+    return {
+        "name": a.name, "source": spec.source, "description": spec.description, "path": a.path,
+        "input": dims(a.input), "gpus": a.split.gpus if a.split else None,
+        "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "neurons": t.neurons,
+                   "activations": t.activations},
+        "checks": {"passed": sum(c.ok for c in checks), "failed": sum(not c.ok for c in checks),
+                   "network": net},
+        "layers": [_layer(a, spec, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name])
+                   for s in a.layers],
+        "input_readers": readers[INPUT],
+        "stages": [{"name": st.name, "label": st.label(), "layers": list(st.layers)}
+                   for st in stages(spec)],
+        "cross_bytes": a.split.cross_bytes(1, 4) if a.split else None,
+    }
+
+
+def _svg(g: Any) -> str:
+    """Graphviz SVG without its XML prolog, doctype and comments (parsed as XML in the page)."""
+    g = g.copy()
+    g.comment = None  # the file name stays out of the page
+    text = dot.render(g, "svg").decode("utf-8")
+    text = re.sub(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", "", text, flags=re.S)
+    return re.sub(r">\s+<", "><", text).strip()
+
+
+def layouts(spec: Spec, a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, str]:
+    """The page's precomputed layouts: ``plain`` always, ``split`` with a GPU split, ``folded``
+    (each block use one box) when the spec uses blocks."""
+    out = {"plain": _svg(dot.layer_graph(a, rankdir, fold))}
+    if a.split is not None:
+        out["split"] = _svg(dot.split_graph(a, "LR", fold))
+    sts = stages(spec)
+    if sts:
+        stage_of = {n: st.name for st in sts for n in st.layers}
+        labels = {st.name: st.label() for st in sts}
+        out["folded"] = _svg(dot.stage_graph(a, stage_of, labels, rankdir))
+    return out
+
+
+def _analysis_pair(spec: Spec, split: bool) -> Analysis:
+    from ..core.analysis import analyze
+
+    gpus = spec.gpus if spec.gpus and spec.gpus > 1 else (2 if split else None)
+    return analyze(spec, gpus=gpus)
+
+
+def view_data(spec: Spec, a: Analysis | None = None, rankdir: str = "TB", fold: bool = False,
+              initial: str = "") -> dict[str, Any]:
+    """The page's JSON for one network; ``a`` defaults to the spec's analysis (split when it has gpus)."""
+    a = a or _analysis_pair(spec, False)
+    lays = layouts(spec, a, rankdir, fold)
+    start = initial if initial in lays else ("folded" if "folded" in lays else "plain")
+    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(spec, a),
+            "layouts": lays, "initial": start}
+
+
+def _change(v: Any) -> str:
+    return "—" if v is None else show(v)
+
+
+def compare_data(d: Diff, spec_a: Spec, spec_b: Spec) -> dict[str, Any]:
+    """The page's JSON for two networks side by side, paired as ``archviz diff`` pairs them."""
+    from ..core.diff import METRICS
+
+    pairs = [{"status": r.status, "a": r.a.name if r.a else None, "b": r.b.name if r.b else None,
+              "moved": r.move_note or "",
+              "changes": [{"key": c.key, "a": _change(c.a), "b": _change(c.b)} for c in r.changes]}
+             for r in d.layers]
+    return {
+        "schema_version": SCHEMA_VERSION, "mode": "compare",
+        "a": network_data(spec_a, d.a), "b": network_data(spec_b, d.b),
+        "layouts_a": {"plain": _svg(dot.layer_graph(d.a))},
+        "layouts_b": {"plain": _svg(dot.layer_graph(d.b))},
+        "pairs": pairs,
+        "totals": {m: {"a": d.total(m)[0], "b": d.total(m)[1]} for m in METRICS},
+    }
+
+
+# ---------------------------------------------------------------------------- the page
+
+
+def _asset(*parts: str) -> str:
+    return resources.files("archviz.render").joinpath(*parts).read_text(encoding="utf-8")
+
+
+def script_json(data: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element: it cannot end it nor open a comment."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return re.sub("[<>&\u2028\u2029]", lambda m: JSON_ESCAPES[m.group(0)], text)
+
+
+def page(data: dict[str, Any]) -> str:
+    """The whole HTML document for ``data`` (from :func:`view_data` or :func:`compare_data`)."""
+    lib = _asset("vendor", "svg-pan-zoom.min.js")
+    app = _asset("assets", "view.js")
+    css = _asset("assets", "view.css")
+    for name, code in (("svg-pan-zoom", lib), ("view.js", app), ("view.css", css)):
+        if re.search(r"</(script|style)", code, re.I):  # pragma: no cover - guards the package data
+            raise ArchvizError(f"{name} cannot be inlined: it contains a closing tag")
+    if data["mode"] == "compare":
+        title = f"{data['a']['name']} vs {data['b']['name']}"
+    else:
+        title = data["net"]["name"]
+    slots = {"CSS": css, "LIB": lib, "APP": app, "DATA": script_json(data),
+             "TITLE": escape(f"{title} · archviz view")}
+    return SLOT.sub(lambda m: slots[m.group(1)], _asset("assets", "view.html"))
+
+
+# ---------------------------------------------------------------------------- notebooks
+
+
+@dataclass(frozen=True)
+class View:
+    """An HTML view; displays inline in Jupyter (an iframe whose ``srcdoc`` is the page)."""
+
+    html: str
+    height: int = 640
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{escape(self.html, quote=True)}" style="width:100%;'
+                f'height:{self.height}px;border:1px solid #ccc" sandbox="allow-scripts"></iframe>')
+
+    def save(self, path: str) -> None:
+        from ..io import write_atomic
+
+        write_atomic(path, self.html)
+
+
+def view(spec: str | Spec, vs: str | Spec | None = None, split: bool = False) -> View:
+    """The view of a spec (a bundled name, a path or a loaded Spec), or of two compared.
+
+    >>> from archviz.render.html import view
+    >>> view("alexnet")                      # in a notebook cell: the interactive view
+    """
+    from ..spec import load
+
+    sp = spec if isinstance(spec, Spec) else load(spec)
+    if vs is None:
+        return View(page(view_data(sp, initial="split" if split else "")))
+    from ..core.diff import diff
+
+    other = vs if isinstance(vs, Spec) else load(vs)
+    a, b = _analysis_pair(sp, False), _analysis_pair(other, False)
+    return View(page(compare_data(diff(sp, a, other, b), sp, other)))

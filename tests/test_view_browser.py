@@ -1,0 +1,217 @@
+"""`archviz view` pages in a real browser: Debian's chromium driven by playwright (which downloads
+no browser here: it is given chromium's path). Every page is opened from file:// with every
+network request blocked and counted (there must be none). One browser for the module.
+
+Skips, saying why, where playwright, chromium or Graphviz's `dot` is missing; install.sh
+installs chromium and `pip install -e .[dev]` playwright, so CI runs these.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archviz.render import html
+from archviz.spec import loads
+
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium_path() -> str | None:
+    """ARCHVIZ_CHROMIUM, else the first chromium on PATH."""
+    for name in (os.environ.get("ARCHVIZ_CHROMIUM"), "chromium", "chromium-browser"):
+        if name and (found := shutil.which(name)):
+            return found
+    return None
+
+
+def _why_not() -> str:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if chromium_path() is None:
+        return "chromium is not installed (./install.sh installs it; Debian: apt-get install chromium)"
+    if shutil.which("dot") is None:
+        return "Graphviz's dot is not installed"
+    return ""
+
+
+REASON = _why_not()
+if REASON:
+    print(f"\ntests/test_view_browser.py skipped: {REASON}")
+pytestmark = pytest.mark.skipif(bool(REASON), reason=REASON)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("views")
+    out = {}
+    for key, spec, vs in (("alexnet", "alexnet", None), ("resnet18", "resnet18", None),
+                          ("vs", "alexnet", "alexnet-torchvision")):
+        path = folder / f"{key}.html"
+        html.view(spec, vs).save(str(path))
+        out[key] = path
+    from test_view import HOSTILE
+
+    out["hostile"] = folder / "hostile.html"
+    html.view(loads(HOSTILE, "hostile.yaml")).save(str(out["hostile"]))
+    return out
+
+
+class Opened:
+    """A page opened from file://, with its blocked requests, errors and dialogs recorded."""
+
+    def __init__(self, browser: Any, path: Path) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.url = path.resolve().as_uri()
+
+        def route(r: Any) -> None:
+            if r.request.url == self.url:
+                r.continue_()
+            else:
+                self.requests.append(r.request.url)
+                r.abort()
+
+        self.page.route("**/*", route)
+        self.page.goto(self.url)
+        self.page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+
+    def node(self, name: str) -> Any:
+        return self.page.locator(f'#main g.node[data-layer="{name}"]')
+
+    def panel(self) -> str:
+        return self.page.locator("#panel-body").inner_text()
+
+    def close(self) -> None:
+        assert self.requests == [] and self.errors == [] and self.dialogs == []
+        self.page.close()
+
+
+@pytest.fixture
+def opened(browser: Any, pages: dict[str, Path]) -> Iterator[Any]:
+    made: list[Opened] = []
+
+    def open_(key: str) -> Opened:
+        made.append(Opened(browser, pages[key]))
+        return made[-1]
+
+    yield open_
+    for o in made:
+        o.close()  # no request, no script error, no dialog on any page
+
+
+def test_alexnet_click_hover_keys(opened: Any) -> None:
+    v = opened("alexnet")
+    assert v.page.locator("#net-name").inner_text() == "AlexNet"
+    assert "60,965,224 params" in v.page.locator("#totals").inner_text()
+    v.node("conv1").click()
+    text = v.panel()
+    assert "3×227×227 → 96×55×55" in text and "⌊(227 + 2·0 − 11)/4⌋ + 1 = 55" in text
+    assert "34,944" in text and "105,415,200" in text and "11×11 px" in text
+    assert "✓ conv1 output" in text and "✗ conv1 neurons" in text
+    assert "keeps to its own GPU" in text
+    v.page.keyboard.press("Escape")
+    assert v.page.locator("#panel").is_hidden()
+    v.node("conv2").hover()  # its input and its reader light up
+    assert "hl-in" in (v.node("pool1").get_attribute("class") or "")
+    assert "hl-out" in (v.node("relu2").get_attribute("class") or "")
+    v.page.mouse.move(5, 5)
+    v.page.keyboard.press("f")
+
+
+def test_search_by_name_and_op(opened: Any) -> None:
+    v = opened("alexnet")
+    v.page.locator("body").press("/")
+    assert v.page.evaluate("document.activeElement.id") == "search"
+    v.page.keyboard.type("lrn")
+    assert v.page.locator("#results li .name").all_inner_texts() == ["norm1", "norm2"]
+    v.page.keyboard.press("Enter")
+    assert v.panel().startswith("norm1")
+    assert "sel" in (v.node("norm1").get_attribute("class") or "")
+
+
+def test_lanes_and_edge_shapes(opened: Any) -> None:
+    v = opened("alexnet")
+    assert v.node("conv1").count() == 1
+    v.page.click("#lanes")
+    assert v.node("conv1").count() == 2  # one per GPU lane
+    v.node("conv3").first.click()
+    assert "reads every GPU's share" in v.panel() and "192×13×13 + 192×13×13" in v.panel()
+    shapes = v.page.locator("text.eshape")
+    assert shapes.count() > 0 and not shapes.first.is_visible()
+    v.page.click("#shapes")
+    assert shapes.first.is_visible()
+    assert "48×55×55" in shapes.all_text_contents()  # conv1's share of one GPU, on its edges
+    v.page.click("#lanes")
+    assert v.node("conv1").count() == 1
+
+
+def test_resnet_fold_and_unfold(opened: Any) -> None:
+    v = opened("resnet18")
+    assert v.node("layer3").count() == 1 and v.node("layer3.0.conv1").count() == 0
+    v.node("layer3").click()  # opens the unfolded layout centred on layer3
+    assert v.page.locator("#fold").get_attribute("aria-pressed") == "false"
+    assert v.node("layer3.0.conv1").count() == 1
+    pane = v.page.locator("#pane-net").bounding_box()
+    box = v.node("layer3.0.conv1").bounding_box()
+    assert pane and box
+    assert pane["y"] < box["y"] < pane["y"] + pane["height"]  # on screen after centring
+    assert box["height"] > 20  # readable, not the whole-network fit
+    v.node("layer3.0.conv1").click()
+    assert "in block use layer3" in v.panel()
+    v.page.click("#fold")
+    assert v.node("layer3").count() == 1
+
+
+def test_compare_view(opened: Any) -> None:
+    v = opened("vs")
+    assert "60,965,224 → 61,100,840" in v.page.locator("#totals").inner_text()
+    norm1 = v.page.locator('#pane-a g.node[data-layer="norm1"]')
+    assert "st-removed" in (norm1.get_attribute("class") or "")
+    assert "st-added" in (v.page.locator('#pane-b g.node[data-layer="avgpool"]').get_attribute("class") or "")
+    v.page.locator('#pane-a g.node[data-layer="conv1"]').click()
+    text = v.panel()
+    assert "conv1 ↔ conv1" in text and "changed" in text
+    assert "96×55×55" in text and "64×55×55" in text  # the outputs side by side
+    assert "sel" in (v.page.locator('#pane-b g.node[data-layer="conv1"]').get_attribute("class") or "")
+    pane = v.page.locator("#pane-b").bounding_box()
+    box = v.page.locator('#pane-b g.node[data-layer="conv1"]').bounding_box()
+    assert pane and box and pane["x"] < box["x"] < pane["x"] + pane["width"]  # the partner in view
+
+
+def test_hostile_names_render_as_text(opened: Any) -> None:
+    from test_view import HOSTILE_NAME
+
+    v = opened("hostile")
+    assert v.page.locator("#net-name").text_content() == HOSTILE_NAME
+    assert v.page.locator("img").count() == 0 and v.page.locator("#main script, #panel script").count() == 0
+    assert v.page.evaluate("document.scripts.length") == 3
+    v.node("conv1").click()
+    assert "</script><svg onload=alert(4)>" in v.panel()
+    v.page.locator("#search").fill("conv")
+    assert v.page.locator("#results li .name").all_inner_texts() == ["conv1"]
+    tip = v.page.locator("#totals").get_attribute("title") or ""
+    assert "</script><script>alert(2)</script>" in tip and "<img src=x onerror=alert(3)>" in tip
+    assert v.page.locator("svg foreignObject, #main svg script").count() == 0
