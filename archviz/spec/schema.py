@@ -17,7 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 from ..ops import OPS, OpKind
-from ..ops.fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
+from ..ops.fields import (
+    BoolField,
+    Count,
+    Field,
+    FloatField,
+    PaddingField,
+    PairField,
+    PosInt,
+    ShapeField,
+    TextField,
+)
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
 
@@ -53,6 +63,9 @@ FIELD_SCHEMAS: dict[type[Field], Callable[[Any], Json]] = {
     PaddingField: lambda f: {"anyOf": [*_pair(0)["anyOf"], {"enum": ["same", "valid"]}]},
     BoolField: lambda f: {"type": "boolean"},
     FloatField: _float,
+    Count: lambda f: _int(0),
+    ShapeField: lambda f: {"type": "array", "items": _int(1), "minItems": 1, "maxItems": 3},
+    TextField: lambda f: {"type": "string", "minLength": 1},
 }
 
 
