@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import bench, compare, inspect, model, render
+from . import bench, compare, importer, inspect, model, render
 
 app = typer.Typer(
     name="archviz",
@@ -30,6 +30,7 @@ COMMANDS = (
     ("plot", render.plot),
     ("verify", model.verify),
     ("export", model.export),
+    ("import", importer.import_cmd),
     ("bench", bench.bench),
     ("diff", compare.diff_cmd),
     ("schema", compare.schema_cmd),

@@ -324,7 +324,7 @@ def _function(node: fx.Node, ins: list[Shape], out: Shape) -> Mapped:
     if not method and t is torch.cat:
         if _arg(node, 1, "dim", 0) not in (1, -3):
             raise Unmapped("concatenation along a dim other than channels (1)")
-        return [("concat", {})]
+        return [("concat", {})] if len(ins) > 1 else []   # one tensor: an identity
     if (not method and t is torch.mean) or (method and t == "mean"):
         dims = _arg(node, 1, "dim")
         dims = tuple(sorted(d % 4 for d in dims)) if isinstance(dims, (list, tuple)) else None
