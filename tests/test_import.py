@@ -66,7 +66,8 @@ def test_imported_equals_bundled(name: str, bundled: str) -> None:
             only = layer.a or layer.b
             assert only is not None and only.params == 0 and only.macs == 0, layer.name
             continue
-        assert (layer.a.output, layer.a.params, layer.a.macs) == (layer.b.output, layer.b.params, layer.b.macs)
+        a, b = layer.a, layer.b
+        assert (a.output, a.params, a.macs) == (b.output, b.params, b.macs), layer.name
 
 
 def test_resnet_stages_fold_into_blocks() -> None:
