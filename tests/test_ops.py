@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import archviz
-from archviz.ops import OPS, OpKind
+from archviz.ops import OPS, OpError, OpKind
 from archviz.render.dot import STYLE
 from archviz.runtime.compile import Made
 from archviz.spec.schema import spec_schema
@@ -42,7 +42,11 @@ def test_op_is_complete(op: str) -> None:
         params.__setattr__("x", 1)
     assert type(kind).torch is not OpKind.torch, f"{op}: no torch description"
     ins = archviz.analyze(archviz.loads(_example_spec(op))).layers[-1].in_shapes
-    assert Made.of(kind.torch(params, ins)).cls is not None, f"{op}: its torch class does not resolve"
+    if op == "opaque":  # traced at import: its torch facet refuses, clearly
+        with pytest.raises(OpError, match="cannot compile"):
+            kind.torch(params, ins)
+    else:
+        assert Made.of(kind.torch(params, ins)).cls is not None, f"{op}: its torch class does not resolve"
     assert callable(kind.receptive), f"{op}: no receptive-field rule"
     assert kind.family in STYLE, f"{op}: no drawing style for family {kind.family!r}"
     assert kind.example.get("op") == op and kind.doc, f"{op}: no example or doc"
@@ -57,5 +61,9 @@ def test_op_example_loads_analyses_and_compiles(op: str) -> None:
 
     spec = archviz.loads(_example_spec(op))
     analysis = archviz.analyze(spec)
+    if op == "opaque":
+        with pytest.raises(archviz.ShapeError, match="mystery: cannot compile an opaque layer"):
+            archviz.to_module(spec)
+        return
     out = archviz.to_module(spec).eval()(torch.zeros(2, *spec.input))
     assert tuple(out.shape[1:]) == analysis.layers[-1].output

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import bench, compare, inspect, model, render, view
+from . import bench, compare, importer, inspect, model, render, view
 
 app = typer.Typer(
     name="archviz",
@@ -31,6 +31,7 @@ COMMANDS = (
     ("view", view.view),
     ("verify", model.verify),
     ("export", model.export),
+    ("import", importer.import_cmd),
     ("bench", bench.bench),
     ("diff", compare.diff_cmd),
     ("schema", compare.schema_cmd),

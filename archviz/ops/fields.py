@@ -209,3 +209,50 @@ def param(parser: Field, default: Any = _NO_DEFAULT) -> Any:
 def fields_of(params_type: type) -> dict[str, Field]:
     """key → its parser (required flag and default filled), in declaration order."""
     return {f.name: f.metadata["field"] for f in dc_fields(params_type)}
+
+
+@dataclass(frozen=True)
+class Count(Field):
+    """A non-negative integer (a traced parameter count may be 0)."""
+
+    def parse(self, value: Any) -> int:
+        return _int(value, 0, "a non-negative integer")
+
+    def describe(self) -> str:
+        return "non-negative integer"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 0}
+
+
+@dataclass(frozen=True)
+class ShapeField(Field):
+    """A per-image shape: [F] or [C, H, W] of positive integers; normalised to a tuple."""
+
+    def parse(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list) or len(value) not in (1, 3):
+            raise FieldError(f"expected [F] or [C, H, W], got {show(value)}")
+        return tuple(_int(v, 1, "positive sizes") for v in value)
+
+    def describe(self) -> str:
+        return "[F] or [C, H, W]"
+
+    def json_schema(self) -> dict[str, Any]:
+        size = {"type": "integer", "minimum": 1}
+        return {"anyOf": [{"type": "array", "items": size, "minItems": n, "maxItems": n} for n in (1, 3)]}
+
+
+@dataclass(frozen=True)
+class TextField(Field):
+    """Printable text (a module type or function name, as traced)."""
+
+    def parse(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            raise FieldError(f"expected printable text, got {show(value)}")
+        return value
+
+    def describe(self) -> str:
+        return "text"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from math import prod
 from typing import Any, ClassVar
 
+from . import fields as typed
 from . import receptive as rf
 from .arith import Window, pair_formula, pair_warnings
 from .fields import BoolField, Field, FloatField, PaddingField, Pair, PairField, PosInt, fields_of, param
@@ -626,3 +627,110 @@ class Concat(_Merge):
 
     def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
         return TorchLayer("Concat", inline="torch.cat([{xs}], dim=1)")
+
+
+# --- ops for imported models (archviz import) ---------------------------------------------------
+
+@register
+class ReLU6(_Elementwise):
+    name, torch_class = "relu6", "ReLU6"
+    doc = "ReLU clipped at 6, min(max(x, 0), 6) (torch.nn.ReLU6; MobileNetV2)"
+    example = {"name": "relu6", "op": "relu6"}
+
+
+@register
+class SiLU(_Elementwise):
+    name, torch_class = "silu", "SiLU"
+    doc = "sigmoid-weighted linear unit x·σ(x), a.k.a. swish (torch.nn.SiLU; EfficientNet)"
+    example = {"name": "silu", "op": "silu"}
+
+
+@register
+class Hardswish(_Elementwise):
+    name, torch_class = "hardswish", "Hardswish"
+    doc = "hard swish x·min(max(x + 3, 0), 6)/6 (torch.nn.Hardswish; MobileNetV3)"
+    example = {"name": "hardswish", "op": "hardswish"}
+
+
+@register
+class Hardsigmoid(_Elementwise):
+    name, torch_class = "hardsigmoid", "Hardsigmoid"
+    doc = "hard sigmoid min(max(x + 3, 0), 6)/6 (torch.nn.Hardsigmoid; MobileNetV3)"
+    example = {"name": "hardsigmoid", "op": "hardsigmoid"}
+
+
+def broadcast(a: Shape, b: Shape) -> Shape | None:
+    """Two per-image shapes of one rank broadcast elementwise (torch's rule, sizes of 1 stretch);
+    None when they do not."""
+    if len(a) != len(b):
+        return None
+    out = []
+    for x, y in zip(a, b, strict=True):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(out)
+
+
+@register
+class Mul(_Merge):
+    name = "mul"
+    doc = ("elementwise product of two inputs, sizes of 1 broadcast (squeeze-and-excitation:"
+           " (C, H, W) × (C, 1, 1))")
+    example = {"name": "scale", "op": "mul", "from": ["a", "b"]}
+
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
+        if len(ins) != 2:
+            raise OpError(f"mul takes two inputs, got {len(ins)}", "from")
+        out = broadcast(ins[0], ins[1])
+        if out is None:
+            raise OpError("mul needs inputs that broadcast (equal sizes, or 1), got "
+                          + " and ".join(map(fmt_shape, ins)), "from")
+        return Inferred(out, " × ".join(map(fmt_shape, ins)))
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Mul", inline="torch.mul({xs})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpaqueParams:
+    """What tracing measured of a layer archviz cannot describe (``archviz import --allow-opaque``)."""
+
+    module: str = param(typed.TextField(doc="the traced module type or function, e.g. my_models.Mystery"))
+    traced_shape: Shape = param(typed.ShapeField(doc="its output shape per image, measured by tracing"))
+    traced_params: int = param(typed.Count(doc="its parameter count, measured by tracing"), 0)
+
+
+class OpaqueLayer(OpError):
+    """An opaque layer was asked for a torch module: there is none to build."""
+
+
+@register
+class Opaque(OpKind):
+    name, family = "opaque", "opaque"
+    doc = ("a layer archviz cannot describe, kept with its traced output shape and parameter count"
+           " so that totals stay true; not compiled")
+    Params = OpaqueParams
+    example = {"name": "mystery", "op": "opaque", "module": "my_models.Mystery",
+               "traced_shape": [8, 12, 12], "traced_params": 12}
+
+    def infer(self, p: OpaqueParams, ins: tuple[Shape, ...]) -> Inferred:
+        return Inferred(p.traced_shape, f"traced at import ({p.module})")
+
+    def params(self, p: OpaqueParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return p.traced_params
+
+    def receptive(self, p: OpaqueParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.whole(fs, image)  # unknown: assume it may read every position
+
+    def torch(self, p: OpaqueParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        raise OpaqueLayer(f"cannot compile an opaque layer ({p.module}): archviz knows only its traced"
+                          " shape and parameter count", hint="hint: replace it in the spec by ops"
+                          " archviz knows (see `archviz schema`), or compile the source model itself")
+
+    def gpu_local(self, p: OpaqueParams, gpus: int) -> bool:
+        return False
+
+    def label(self, p: OpaqueParams) -> str:
+        return f"traced: {p.module.rsplit('.', 1)[-1]}"

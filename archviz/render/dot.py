@@ -52,6 +52,8 @@ STYLE: dict[str, Style] = {
     "reshape": Style("#d9d9d9", "reshape"),
     "merge": Style("#fb9a99", "merge (add, concat)", "ellipse"),
     "regularise": Style("#e5d8bd", "regularisation"),
+    # imported layers archviz cannot describe: traced shape and parameters only, never compiled
+    "opaque": Style("#eeeeee", "opaque (traced at import, not compiled)", "octagon"),
 }
 
 # families whose parameter-free layers `--fold` draws inside the node of their producer

@@ -29,7 +29,7 @@ from torch import fx, nn
 from ..core.analysis import Analysis, analyze
 from ..core.graph import Graph, build
 from ..errors import ArchvizError, ShapeError
-from ..ops import OPS, OpKind, TorchLayer
+from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..spec import INPUT, Spec, load
 
 Shape = tuple[int, ...]
@@ -85,7 +85,14 @@ class Made:
         return self.inline.format(xs=", ".join(xs), plus=" + ".join(xs))
 
 
-MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat}
+class Mul(nn.Module):
+    """Elementwise product of two inputs, sizes of 1 broadcast (squeeze-and-excitation's scaling)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.mul(xs[0], xs[1])
+
+
+MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[Graph, Analysis]:
@@ -98,7 +105,13 @@ def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[
 def made(graph: Graph, analysis: Analysis) -> dict[str, Made]:
     """Layer name → what to build, in topological order."""
     stats = {s.name: s for s in analysis.layers}
-    return {la.name: Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes)) for la in graph.order}
+    out = {}
+    for la in graph.order:
+        try:
+            out[la.name] = Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes))
+        except OpError as exc:  # an op with no torch module (opaque): a located refusal
+            raise ShapeError(la.name, str(exc), la.loc_of(exc.key), exc.hint) from None
+    return out
 
 
 def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = None) -> nn.Module:

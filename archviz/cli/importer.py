@@ -1,0 +1,75 @@
+"""``archviz import``: the user's own PyTorch model in, as a spec (torch imported inside the body)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import ArchvizError
+from ..render.text import safe
+from .common import InputOpt, console, emit, fail, guarded, parse_input
+
+TargetArg = Annotated[str, typer.Argument(
+    help="package.module:factory_or_class, path/to/file.py:Name (called with no arguments),"
+         " or an instance of torch.nn.Module by the same spelling.")]
+
+
+@guarded
+def import_cmd(
+    target: TargetArg,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Write the spec here (atomically) instead of printing it.")] = None,
+    input_size: InputOpt = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Compile the spec, load the model's weights through the name map and compare"
+                         " outputs (max abs difference), parameters and flop_counter MACs; exit 1 if"
+                         " any differs.")] = False,
+    allow_opaque: Annotated[bool, typer.Option(
+        "--allow-opaque", help="Keep what archviz cannot map as `opaque` layers (traced output shape and"
+                               " parameter count; not compiled) instead of refusing.")] = False,
+) -> None:
+    """Import a PyTorch model as a spec: trace it with torch.fx and map its layers onto archviz ops.
+
+    Module paths become layer names (state-dict keys stay the same), repeated stages become
+    blocks with repeat. The input size defaults to 3x224x224.
+
+    Examples:
+
+      archviz import torchvision.models:resnet18 -o resnet18.yaml --verify
+
+      archviz import my_models.py:Net --input 3x32x32 -o net.yaml
+
+      archviz import my_models.py:Net --allow-opaque -o net.yaml
+    """
+    shape = parse_input(input_size) or (3, 224, 224)
+    if target.lower().endswith(".onnx") or (Path(target).is_file() and ":" not in target):
+        fail(f"{target}: ONNX import is not available yet; import the PyTorch model"
+             " (package.module:Name or file.py:Name)")
+    from ..runtime.importer import from_module, load_target, round_trip
+
+    model = load_target(target)
+    imported = from_module(model, shape, source=f"archviz import {target}", allow_opaque=allow_opaque)
+    err = console(stderr=True)
+    for w in imported.warnings:
+        err.print(f"[yellow]warning:[/] {safe(w)}", soft_wrap=True)
+    emit(imported.text, output)
+    if not verify:
+        return
+    if imported.opaque:
+        fail("--verify: opaque layers cannot be compiled: " + ", ".join(imported.opaque))
+    try:
+        rt = round_trip(model, imported)
+    except ArchvizError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch refusing the compiled spec is a bug of ours
+        fail(f"--verify: the round trip failed: {type(exc).__name__}: {exc}", 3)
+        return
+    mark = "[green]ok[/]" if rt.ok else "[red]DIFFERS[/]"
+    err.print(f"round trip {mark}: max |output difference| {rt.max_abs_diff:.3g} (≤ {rt.tolerance:g});"
+              f" params {rt.params:,} source, {rt.spec_params:,} compiled, {rt.analysis_params:,} analysed;"
+              f" MACs {rt.flops // 2:,} source, {rt.spec_flops // 2:,} compiled, {rt.analysis_macs:,}"
+              " analysed", soft_wrap=True)
+    if not rt.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,291 @@
+"""Layer records → spec YAML text (``archviz import`` writes with it; no torch here).
+
+:func:`write` gives a flat spec: one flow-style line per layer, settings equal to their defaults
+left out, ``from:`` only where a layer does not read the one before it. :func:`fold` then turns
+containers whose numbered children repeat (``layer1.0``, ``layer1.1``, ... of a ResNet stage)
+into one ``blocks:`` entry used with ``repeat:`` (and ``first:`` where the first child differs,
+e.g. a stride-2 block with a projection shortcut), and keeps a fold only when the folded text
+loads to exactly the layers of the flat one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
+
+import yaml
+
+from ..ops import OPS
+from .load import INPUT, SPEC_VERSION, Spec, loads
+
+IN = "$in"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One layer to write: its op's settings as typed values (all fields), its inputs by name."""
+
+    name: str
+    op: str
+    settings: Mapping[str, Any]
+    inputs: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    input: tuple[int, ...]
+    source: str = ""
+    description: str = ""
+    comments: tuple[str, ...] = field(default_factory=tuple)
+
+
+def yaml_value(v: Any) -> Any:
+    """A typed setting as YAML reads it back: (3, 3) → 3, (3, 1) → [3, 1], tuples → lists."""
+    if isinstance(v, tuple):
+        return v[0] if len(v) == 2 and v[0] == v[1] else list(v)
+    return v
+
+
+def _defaults(op: str) -> dict[str, Any]:
+    return {f.name: f.default for f in fields(OPS[op].Params) if f.default is not MISSING}
+
+
+def given(op: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that differ from the op's defaults, as YAML values."""
+    defaults = _defaults(op)
+    return {k: yaml_value(v) for k, v in settings.items() if k not in defaults or defaults[k] != v}
+
+
+def flow(mapping: Mapping[str, Any]) -> str:
+    """``{name: conv1, op: conv, out: 64}`` on one line."""
+    text: str = yaml.safe_dump(dict(mapping), default_flow_style=True, sort_keys=False, width=1 << 30)
+    return text.strip()
+
+
+def _line(e: Entry, previous: str) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": e.name, "op": e.op, **given(e.op, e.settings)}
+    if OPS[e.op].multi_input or e.inputs != (previous,):
+        d["from"] = e.inputs[0] if len(e.inputs) == 1 else list(e.inputs)
+    if e.note:
+        d["note"] = e.note
+    return d
+
+
+def write(header: Header, entries: Sequence[Entry], blocks: str = "",
+          items: Sequence[str] | None = None) -> str:
+    """The spec text; ``items``: the ``layers:`` lines when folded (else one per entry)."""
+    out = [f"# {c}" if c else "#" for c in header.comments]
+    out.append(f"format: {SPEC_VERSION}")
+    out.append(flow({"name": header.name})[1:-1])
+    if header.source:
+        out.append(flow({"source": header.source})[1:-1])
+    if header.description:
+        out.append(flow({"description": header.description})[1:-1])
+    out.append(f"input: {flow({'i': list(header.input)})[4:-1]}")
+    if blocks:
+        out.append("blocks:")
+        out.append(blocks.rstrip("\n"))
+    out.append("layers:")
+    if items is None:
+        items = []
+        previous = INPUT
+        for e in entries:
+            items.append(f"  - {flow(_line(e, previous))}")
+            previous = e.name
+    out.extend(items)
+    return "\n".join(out) + "\n"
+
+
+# --- folding ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Fold:
+    start: int                # index of the first entry of the container
+    stop: int                 # one past its last
+    block: str                # the block's text (indented under blocks:)
+    use: str                  # the use's line under layers:
+
+
+def _children(entries: Sequence[Entry], prefix: str) -> list[tuple[int, int]] | None:
+    """The [start, stop) ranges of children 0, 1, ... of container ``prefix``; None when its
+    entries are not contiguous or its children are not numbered 0..N-1 in order."""
+    idx = [i for i, e in enumerate(entries) if e.name.startswith(prefix + ".")]
+    if not idx or idx[-1] - idx[0] + 1 != len(idx):
+        return None
+    ranges: list[tuple[int, int]] = []
+    current, start = None, idx[0]
+    for i in idx:
+        child = entries[i].name[len(prefix) + 1:].split(".", 1)[0]
+        if child != current:
+            if current is not None:
+                ranges.append((start, i))
+            if child != str(len(ranges)):
+                return None
+            current, start = child, i
+    ranges.append((start, idx[-1] + 1))
+    return ranges if len(ranges) >= 2 else None
+
+
+def _template(entries: Sequence[Entry], lo: int, hi: int, prefix: str,
+              source: str) -> list[tuple[str, str, dict[str, Any], tuple[str, ...]]] | None:
+    """Child entries as (local name, op, settings, inputs with $in / local names); None when the
+    child reads anything but its one source from outside."""
+    own = {entries[i].name for i in range(lo, hi)}
+    out = []
+    for i in range(lo, hi):
+        e = entries[i]
+        ins = []
+        for s in e.inputs:
+            if s in own:
+                ins.append(s[len(prefix):])
+            elif s == source:
+                ins.append(IN)
+            else:
+                return None
+        out.append((e.name[len(prefix):], e.op, dict(e.settings), tuple(ins)))
+    return out
+
+
+def _fold(entries: Sequence[Entry], container: str, bname: str) -> _Fold | None:
+    ranges = _children(entries, container)
+    if ranges is None:
+        return None
+    start, stop = ranges[0][0], ranges[-1][1]
+    source = entries[start - 1].name if start else INPUT
+    temps = []
+    for k, (lo, hi) in enumerate(ranges):
+        src = source if k == 0 else entries[lo - 1].name
+        t = _template(entries, lo, hi, f"{container}.{k}.", src)
+        if t is None:
+            return None
+        temps.append(t)
+    first, rest = temps[0], temps[1:]
+    if any(t != rest[0] for t in rest[1:]):
+        return None
+    body, params, first_args = _unify(first, rest[0])
+    if body is None:
+        return None
+    # a reader outside the container must read its last layer only
+    inside = {entries[i].name for i in range(start, stop)}
+    last = entries[stop - 1].name
+    for e in entries[stop:]:
+        if any(s in inside and s != last for s in e.inputs):
+            return None
+    lines = [f"  {bname}:"]
+    if params:
+        lines.append(f"    params: {flow(params)}")
+    lines.append("    layers:")
+    lines += [f"      - {flow(d)}" for d in body]
+    use: dict[str, Any] = {"name": container, "block": bname, "repeat": len(ranges)}
+    if first_args:
+        use["first"] = first_args
+    if source != (entries[start - 1].name if start else INPUT):  # pragma: no cover - by construction
+        use["from"] = source
+    return _Fold(start, stop, "\n".join(lines), flow(use))
+
+
+def _param_name(local: str, key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{local}_{key}")
+
+
+def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any],
+                                                        dict[str, Any]]:
+    """A block body that gives ``rest`` by default and ``first`` under ``first:`` arguments:
+    differing settings become params, layers only the first child has get ``if: $first_only``."""
+    rest_by = {t[0]: t for t in rest}
+    order = [t[0] for t in first]
+    if [n for n in order if n in rest_by] != [t[0] for t in rest]:
+        return None, {}, {}
+    params: dict[str, Any] = {}
+    first_args: dict[str, Any] = {}
+    body = []
+    previous = IN
+    for local, op, settings, ins in first:
+        d: dict[str, Any] = {"name": local, "op": op}
+        other = rest_by.get(local)
+        if other is not None and other[1] != op:
+            return None, {}, {}
+        shown = given(op, settings) if other is None else given(op, settings) | given(op, other[2])
+        for key in shown:
+            v1, v2 = yaml_value(settings[key]), yaml_value(other[2][key]) if other else None
+            if other is None or v1 == v2:
+                d[key] = v1
+            else:
+                p = _param_name(local, key)
+                params[p], first_args[p], d[key] = v2, v1, f"${p}"
+        if OPS[op].multi_input or ins != (previous,):
+            d["from"] = ins[0] if len(ins) == 1 else list(ins)
+        if other is None:
+            if len(ins) != 1:
+                return None, {}, {}
+            params["first_only"], first_args["first_only"], d["if"] = False, True, "$first_only"
+        body.append(d)
+        previous = local
+    return body, params, first_args
+
+
+def _same(a: Spec, b: Spec) -> bool:
+    return [(la.name, la.op, la.params, la.inputs) for la in a.layers] == \
+        [(la.name, la.op, la.params, la.inputs) for la in b.layers]
+
+
+def fold(header: Header, entries: Sequence[Entry]) -> str:
+    """The spec text with repeated numbered children folded into blocks (each fold checked by
+    loading: the folded spec must expand to the flat spec's layers, else that fold is dropped)."""
+    flat = loads(write(header, entries))
+    containers: list[str] = []
+    for e in entries:
+        parts = e.name.split(".")
+        for i in range(1, len(parts)):
+            if parts[i].isdigit():
+                c = ".".join(parts[:i])
+                if c not in containers:
+                    containers.append(c)
+    containers.sort(key=lambda c: c.count("."))      # outermost first
+    folds: list[_Fold] = []
+    used: set[str] = set()
+    for c in containers:
+        bname = re.sub(r"[^A-Za-z0-9_]", "_", c)
+        while bname in used:
+            bname += "_"
+        f = _fold(entries, c, bname)
+        if f is None or any(f.start < g.stop and g.start < f.stop for g in folds):
+            continue
+        trial = [*folds, f]
+        text = _render(header, entries, trial)
+        try:
+            ok = _same(loads(text), flat)
+        except Exception:  # noqa: BLE001 - a fold that does not load is simply not taken
+            ok = False
+        if ok:
+            folds, used = trial, used | {bname}
+    return _render(header, entries, folds)
+
+
+def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) -> str:
+    if not folds:
+        return write(header, entries)
+    by_start = {f.start: f for f in sorted(folds, key=lambda f: f.start)}
+    items, previous, i = [], INPUT, 0
+    while i < len(entries):
+        f = by_start.get(i)
+        if f is not None:
+            items.append(f"  - {f.use}")
+            previous, i = entries[f.stop - 1].name, f.stop
+            continue
+        items.append(f"  - {flow(_line(entries[i], previous))}")
+        previous, i = entries[i].name, i + 1
+    blocks = "\n".join(f.block for f in sorted(folds, key=lambda f: f.start))
+    return write(header, entries, blocks, items)
+
+
+def entry_of(layer: Any) -> Entry:
+    """A loaded :class:`~archviz.spec.Layer` as an :class:`Entry` (all its typed settings)."""
+    return Entry(layer.name, layer.op, OPS[layer.op].settings(layer.params), layer.inputs, layer.note)
+
+
+__all__ = ["Entry", "Header", "fold", "write", "entry_of", "replace"]
