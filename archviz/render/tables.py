@@ -54,6 +54,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
                    "neurons": a.totals.neurons, "activations": a.totals.activations,
                    "macs": a.totals.macs, "flops": a.totals.flops},
         "warnings": [f"{layer}: {msg}" for layer, msg in a.warnings],
+        "accepted": [f"{layer}: {msg}" for layer, msg in a.accepted],
     }
     if a.split is not None:
         out["gpus"] = {
@@ -72,7 +73,8 @@ def _layer_dict(s: LayerStats) -> dict[str, Any]:
         "name": s.name, "op": s.op, "label": s.label, "inputs": list(s.inputs),
         "output": list(s.output), "params": s.params, "buffers": s.buffers,
         "neurons": s.neurons, "activations": s.activations, "macs": s.macs, "flops": s.flops,
-        "formula": s.formula, "warnings": list(s.warnings), "gpu_local": s.gpu_local,
+        "formula": s.formula, "warnings": list(s.warnings), "accepted": list(s.accepted),
+        "gpu_local": s.gpu_local,
         "rf": _pairs(s.rf), "rf_jump": _pairs(s.rf_jump), "rf_start": _pairs(s.rf_start),
     }
 
@@ -82,7 +84,8 @@ def to_json(a: Analysis) -> str:
 
 
 CSV_COLUMNS = ("name", "op", "label", "inputs", "output", "params", "buffers", "neurons",
-               "activations", "macs", "flops", "formula", "warnings", "rf", "rf_jump", "rf_start")
+               "activations", "macs", "flops", "formula", "warnings", "rf", "rf_jump", "rf_start",
+               "accepted")
 
 
 def to_csv(a: Analysis) -> str:
@@ -92,10 +95,11 @@ def to_csv(a: Analysis) -> str:
     for s in a.layers:
         w.writerow([s.name, s.op, s.label, ";".join(s.inputs), _dims(s.output), s.params,
                     s.buffers, s.neurons, s.activations, s.macs, s.flops, s.formula,
-                    "; ".join(s.warnings), _csv_pair(s.rf), _csv_pair(s.rf_jump), _csv_pair(s.rf_start)])
+                    "; ".join(s.warnings), _csv_pair(s.rf), _csv_pair(s.rf_jump), _csv_pair(s.rf_start),
+                    "; ".join(s.accepted)])
     t = a.totals
     w.writerow(["total", "", "", "", "", t.params, t.buffers, t.neurons, t.activations, t.macs,
-                t.flops, "", "", "", "", ""])
+                t.flops, "", "", "", "", "", ""])
     return buf.getvalue()
 
 
@@ -105,13 +109,15 @@ def to_markdown(a: Analysis) -> str:
             "", head, "|---|---|---|---|---|---:|---:|---:|"]
     for i, s in enumerate(a.layers, 1):
         op = f"{s.op} {s.label}".strip().replace("|", "\\|")
-        flag = " ⚠" if s.warnings else ""
+        flag = " ⚠" if s.warnings else " ✓" if s.accepted else ""
         rows.append(f"| {i} | {s.name}{flag} | {op} | {_dims(s.output)} | {s.formula} |"
                     f" {_n(s.params)} | {_n(s.macs)} | {_n(s.neurons)} |")
     t = a.totals
     rows.append(f"| | **total** | | | | **{t.params:,}** | **{t.macs:,}** | **{t.neurons:,}** |")
     if a.warnings:
         rows += ["", "**Warnings**", ""] + [f"- `{n}`: {m}" for n, m in a.warnings]
+    if a.accepted:
+        rows += ["", "**Accepted** (`allow: [inexact]`)", ""] + [f"- `{n}`: {m}" for n, m in a.accepted]
     return "\n".join(rows) + "\n"
 
 
@@ -138,6 +144,8 @@ class ShapesView:
             yield (f"split over {a.split.gpus} GPUs: {lanes}; layers reading every GPU: "
                    f"{', '.join(a.split.crossing) or 'none'}"
                    f" ({a.split.cross_bytes(1):,} bytes cross per image, fp32)")
+        for layer, msg in a.accepted:
+            yield f"[dim]accepted (allow: inexact) {safe(layer)}: {safe(msg.rsplit('; input ', 1)[0])}[/]"
         for layer, msg in a.warnings:
             yield f"[yellow]warning[/] {safe(layer)}: {safe(msg)}"
 
@@ -160,7 +168,8 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
         table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
         table.add_column("RF", justify="right", footer="", no_wrap=True)
     for s in a.layers:
-        name = f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings else safe(s.name)
+        name = (f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings
+                else f"{safe(s.name)} [dim]✓[/]" if s.accepted else safe(s.name))
         formula = "" if s.formula == "same as input" else s.formula
         cells = [name, safe(f"{s.op} {s.label}".strip()), _dims(s.output), formula, _n(s.params),
                  macs(s.macs)]

@@ -31,9 +31,11 @@ STR_TAG = "tag:yaml.org,2002:str"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _SCALARS = _CONSTRUCTOR.yaml_constructors
 _POSITIVE = PosInt()
+# what `allow:` may accept (on a spec, a block or a layer): warnings shown as accepted, not failing --strict
+ALLOWABLE = {"inexact": "a sliding window's division that is not whole (rows or columns never read)"}
 
-__all__ = ["IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind", "read_from",
-           "read_name", "read_positive_int", "read_shape", "show"]
+__all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind",
+           "read_allow", "read_from", "read_name", "read_positive_int", "read_shape", "show"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Layer:
     key_locs: Mapping[str, Loc] = field(default_factory=dict)
     note: str = ""
     use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
+    allow: frozenset[str] = frozenset()  # warnings accepted for this layer (`allow: [inexact]`)
 
     def loc_of(self, key: str | None) -> Loc:
         return self.key_locs.get(key, self.loc) if key else self.loc
@@ -146,6 +149,19 @@ def read_from(doc: Doc, node: yaml.Node, what: str) -> list[str]:
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise doc.error(node, f"{what}: expected a layer name or a list of names, got {show(value)}")
     return names
+
+
+def read_allow(doc: Doc, node: yaml.Node, what: str) -> frozenset[str]:
+    """``allow: [inexact]`` (or one word): the kinds of warning a spec, block or layer accepts."""
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out = set()
+    for item in items:
+        value = doc.value(item)
+        if not isinstance(value, str) or value not in ALLOWABLE:
+            raise doc.error(item, f"{what}: expected one of {', '.join(ALLOWABLE)}, got {show(value)}",
+                            "allow: [inexact] accepts divisions that are not whole")
+        out.add(value)
+    return frozenset(out)
 
 
 def read_positive_int(doc: Doc, node: yaml.Node, what: str) -> int:

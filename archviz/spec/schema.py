@@ -20,6 +20,7 @@ from ..ops import OPS, OpKind
 from ..ops.fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
+from .doc import ALLOWABLE
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # a number that YAML 1.1 (PyYAML) reads as text, such as 1e-4; the loader accepts it
@@ -77,6 +78,7 @@ COMMON: Json = {
              "description": "the layer(s) it reads; default: the previous layer"},
     "expect": {"$ref": "#/$defs/shape", "description": "the output shape this layer must have"},
     "note": {"type": "string", "description": "free text shown in reports"},
+    "allow": {"$ref": "#/$defs/allow"},
 }
 
 
@@ -96,6 +98,7 @@ def _block_use() -> Json:
             "type": "object", "required": ["name", "block"], "additionalProperties": False,
             "properties": {
                 "name": COMMON["name"], "from": COMMON["from"], "expect": COMMON["expect"],
+                "allow": COMMON["allow"],
                 "block": {"type": "string", "description": "the block's name under blocks:"},
                 "repeat": {**_int(1), "description": "chain this many copies (use.0, use.1, ...)"},
                 "args": {"type": "object", "description": "the block's params"},
@@ -128,7 +131,7 @@ def _blocks() -> Json:
     block = {"type": "object", "required": ["layers"], "additionalProperties": False,
              "properties": {"params": {"type": "object", "description": "parameters; null = required"},
                             "layers": {"type": "array", "items": loose_layer, "minItems": 1},
-                            "note": {"type": "string"}}}
+                            "note": {"type": "string"}, "allow": {"$ref": "#/$defs/allow"}}}
     return {"type": "object", "additionalProperties": block,
             "description": "named, parameterised sub-graphs used in layers: with block:"}
 
@@ -150,6 +153,7 @@ def spec_schema() -> Json:
             "description": {"type": "string"},
             "input": {"$ref": "#/$defs/shape", "description": "[C, H, W] or [F], per image"},
             "gpus": {**_int(1), "description": "split every layer's channels over this many GPUs"},
+            "allow": {"$ref": "#/$defs/allow"},
             "blocks": _blocks(),
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
             "claims": _claims(),
@@ -159,5 +163,9 @@ def spec_schema() -> Json:
                                 for n in (3, 1)], "description": "[C, H, W] or [F]"},
             "layer": {"oneOf": [op_schema(OPS[op]) for op in sorted(OPS)] + [_block_use()]},
             "claim": _claim(),
+            "allow": {"anyOf": [{"enum": sorted(ALLOWABLE)},
+                                {"type": "array", "items": {"enum": sorted(ALLOWABLE)}, "minItems": 1}],
+                      "description": "warnings accepted (shown as accepted, not failing --strict):"
+                                     " inexact = a sliding window's division that is not whole"},
         },
     }
