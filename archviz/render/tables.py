@@ -13,6 +13,8 @@ from ..ops import fmt_dims as _dims
 from ..ops import fmt_shape
 from .text import safe, strip_control
 
+SCHEMA_VERSION = 1  # of every JSON output; raised when a key changes meaning or goes away
+
 
 def _n(x: int) -> str:
     return f"{x:,}" if x else "–"
@@ -46,6 +48,7 @@ def _csv_pair(v: tuple[int | float, int | float] | None) -> str:
 def to_dict(a: Analysis) -> dict[str, Any]:
     """The JSON layout documented in the README (shapes as lists of ints)."""
     out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "name": a.name,
         "source": a.source,
         "input": list(a.input),
@@ -121,6 +124,9 @@ def to_markdown(a: Analysis) -> str:
     return "\n".join(rows) + "\n"
 
 
+WIDE = 120  # columns from which the shapes table shows every column
+
+
 class ShapesView:
     """The per-layer table, the totals, the GPU split and the warnings, as a rich renderable.
 
@@ -133,7 +139,11 @@ class ShapesView:
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         a = self.analysis
-        yield _shapes_table(a, wide=options.max_width >= 120)
+        wide = options.max_width >= WIDE
+        yield _shapes_table(a, wide=wide)
+        if not wide:
+            yield (f"[dim]at {options.max_width} columns the neurons and RF columns are left out and"
+                   f" MACs shortened: --wide, or COLUMNS={WIDE + 40}, shows every column[/]")
         t = a.totals
         yield (f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
                f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
@@ -208,11 +218,52 @@ def checks_view(results: list[CheckResult]) -> Any:
 
 
 def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:
-    return {"ok": all(r.ok for r in results),
+    return {"schema_version": SCHEMA_VERSION, "ok": all(r.ok for r in results),
             "checks": [{"what": r.what, "claimed": r.claimed, "computed": r.computed,
                         "how": r.how, "ok": r.ok, "where": str(r.loc) if r.loc else None,
                         "source": r.source, "explanation": r.explanation or None}
                        for r in results]}
+
+
+CHECK_COLUMNS = ("ok", "what", "claimed", "computed", "how", "where", "source", "explanation")
+
+
+def checks_csv(results: list[CheckResult]) -> str:
+    return records_csv(CHECK_COLUMNS, checks_to_dict(results)["checks"])
+
+
+def checks_markdown(results: list[CheckResult]) -> str:
+    rows = [{**c, "ok": "✓" if c["ok"] else "✗"} for c in checks_to_dict(results)["checks"]]
+    bad = sum(1 for r in results if not r.ok)
+    return records_markdown(("ok", "what", "claimed", "computed", "how"), rows,
+                            f"{len(results) - bad} of {len(results)} checks hold")
+
+
+def records_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """Rows of a JSON result as CSV (lists joined with ';', None empty)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def records_markdown(columns: tuple[str, ...], rows: list[dict[str, Any]], footer: str = "") -> str:
+    """Rows of a JSON result as a Markdown table ('|' escaped), then ``footer``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|").replace("\n", " ")
+                                       for c in columns) + " |")
+    return "\n".join(lines) + (f"\n\n{footer}" if footer else "") + "\n"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return ";".join(map(_cell, v))
+    return strip_control(str(v))
 
 
 SHAPES_WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
