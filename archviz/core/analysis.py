@@ -128,7 +128,7 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     ordered = _format_notes(sp, ordered)
     totals = Totals(*map(sum, zip(*((s.params, s.buffers, s.neurons, s.activations, s.macs)
                                     for s in ordered), strict=True)))
-    warnings = tuple((s.name, w) for s in ordered for w in s.warnings)
+    warnings = input_notes(shape_in) + tuple((s.name, w) for s in ordered for w in s.warnings)
     accepted = tuple((s.name, w) for s in ordered for w in s.accepted)
     split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
     return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
@@ -159,6 +159,15 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
         gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
         expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start, accepted=accepted,
     ), rf
+
+
+def input_notes(shape: Shape) -> tuple[tuple[str, str], ...]:
+    """An input written H×W×C ([32, 32, 3]): archviz reads C×H×W, so say what it took it for."""
+    if len(shape) != 3 or shape[2] not in (1, 3, 4) or shape[0] <= 4 or shape[1] <= 4:
+        return ()
+    c, h, w = shape
+    return ((INPUT, f"input is C×H×W: [{c}, {h}, {w}] is read as {c} channels of {h}×{w}; an image of"
+                    f" {c}×{h} with {w} channel{'s' if w > 1 else ''} is [{w}, {c}, {h}]"),)
 
 
 LRN_FORMAT_NOTE = ("alpha read as the α of the paper's formula b = a / (k + α·Σa²)^β, not divided by"

@@ -135,11 +135,26 @@ def read_name(doc: Doc, node: yaml.Node, what: str, *, dots: bool = True, reserv
     """
     value = doc.value(node)
     pattern = NAME_RE if dots else IDENT_RE
-    if not isinstance(value, str) or not pattern.fullmatch(value) or value == reserved:
+    if reserved and value == reserved:
+        why = "the network input" if reserved == INPUT else "the block's input, $in"
+        raise doc.error(node, f"{what}: '{reserved}' is reserved: it names {why}",
+                        f"hint: e.g. {reserved}_1")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         chars = "letters, digits, _ and ." if dots else "letters, digits and _"
-        other = f", not '{reserved}'" if reserved else ""
-        raise doc.error(node, f"{what}: expected an identifier ({chars}){other}, got {show(value)}")
+        raise doc.error(node, f"{what}: expected an identifier ({chars}), got {show(value)}",
+                        _name_hint(value, pattern))
     return value
+
+
+def _name_hint(value: Any, pattern: re.Pattern[str]) -> str:
+    """``conv-1`` → ``hint: e.g. conv_1`` (when the repaired name is valid)."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        return ""
+    fixed = re.sub(r"[^A-Za-z0-9_.]" if pattern is NAME_RE else r"[^A-Za-z0-9_]", "_", str(value))
+    fixed = re.sub(r"\.(?=\.|$)", "", fixed.strip("."))
+    if fixed[:1].isdigit():
+        fixed = f"_{fixed}"
+    return f"hint: e.g. {fixed}" if fixed and pattern.fullmatch(fixed) else ""
 
 
 def read_from(doc: Doc, node: yaml.Node, what: str) -> list[str]:

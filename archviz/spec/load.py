@@ -215,6 +215,11 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     name_node = entries["name"][1]
     name = read_name(doc, name_node, "layer name", reserved=INPUT)
     if "op" not in entries:
+        for alias in ("type", "kind", "layer", "operation"):
+            if alias in entries:
+                knode, vnode = entries[alias]
+                raise doc.error(knode, f"{name}: unknown key '{alias}'; the layer's op is given with"
+                                f" 'op'", f"did you mean 'op: {doc.value(vnode)}'?")
         raise doc.error(node, f"{name}: missing required key 'op'",
                         "valid ops: " + ", ".join(sorted(OPS)))
     op_node = entries["op"][1]
