@@ -3,27 +3,96 @@
 Public API (torch, graphviz and matplotlib are imported only by the functions that need them)::
 
     import archviz
-    spec = archviz.load("alexnet")          # a path, or a bundled spec's stem
-    result = archviz.analyze(spec)          # per-layer shapes, params, MACs, warnings
-    model = archviz.to_module(spec)         # torch.nn.Module (imports torch)
+    a = archviz.analyze("alexnet")          # a bundled name, a path, a Spec or a Graph
+    a.layer("conv1").output                 # (96, 55, 55); a.to_dict(): `shapes --format json`
+    archviz.check("alexnet").ok             # expect: and claims: against the computation
+    archviz.diff("alexnet", "alexnet-torchvision")
+    archviz.draw("alexnet", split_gpus=True).svg()
+    model = archviz.to_module("alexnet")    # torch.nn.Module (imports torch)
+
+In Jupyter the results display themselves (tables as Markdown, diagrams as SVG).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from .core.analysis import Analysis, analyze
+from .core.analysis import Analysis
 from .core.graph import Graph, build
 from .errors import ArchvizError, ShapeError, SpecError
+from .results import Checks, Diagram, DiffReport, Report
 from .spec import Spec, load, loads
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "ArchvizError", "Graph", "ShapeError", "Spec", "SpecError", "analyze",
-           "build", "load", "loads", "to_module", "__version__"]
+__all__ = ["Analysis", "ArchvizError", "Checks", "Diagram", "DiffReport", "Graph", "Report", "ShapeError",
+           "Spec", "SpecError", "analyze", "build", "check", "diff", "draw", "load", "loads", "to_module",
+           "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+Shape = tuple[int, ...]
+
+
+def _source(x: Any) -> Spec | Graph:
+    """What every function here accepts, as the core takes it.
+
+    - a Spec or a Graph: as it is;
+    - a str or a path: a spec file, or a bundled spec's name (``"alexnet"``).
+    """
+    if isinstance(x, (Spec, Graph)):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return load(os.fspath(x))
+    raise TypeError(f"expected a bundled spec's name, a path, a Spec or a Graph, got {type(x).__name__}")
+
+
+def _spec(x: Spec | Graph) -> Spec:
+    return x.spec if isinstance(x, Graph) else x
+
+
+def analyze(x: Any, input_shape: Shape | None = None, gpus: int | None = None) -> Report:
+    """Shapes, arithmetic, counts and warnings of every layer (``archviz shapes``).
+
+    ``x``: a bundled spec's name, a path, a :class:`Spec` or a :class:`Graph`. ``input_shape``
+    overrides the spec's input (``(3, 224, 224)``), ``gpus`` its ``gpus:``.
+    """
+    from .core.analysis import analyze as core_analyze
+
+    return Report.of(core_analyze(_source(x), input_shape, gpus))
+
+
+def check(x: Any, input_shape: Shape | None = None) -> Checks:
+    """Every ``expect:`` shape and ``claims:`` figure against the computation (``archviz check``)."""
+    from .core.check import run_checks
+
+    src = _source(x)
+    sp = _spec(src)
+    return Checks(sp.name, tuple(run_checks(sp, analyze(src, input_shape))))
+
+
+def diff(a: Any, b: Any) -> DiffReport:
+    """Two specs layer by layer (``archviz diff``)."""
+    from .core.diff import diff as core_diff
+
+    sa, sb = _source(a), _source(b)
+    return DiffReport.of(core_diff(_spec(sa), analyze(sa), _spec(sb), analyze(sb)))
+
+
+def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: bool = False) -> Diagram:
+    """The layer graph (``archviz draw``); ``split_gpus``: one lane per GPU (the spec's, else 2).
+
+    ``.graph`` is the graphviz object, ``.svg()`` the SVG text, ``.save(path)`` writes a file.
+    """
+    from .render.dot import diagram
+
+    src = _source(x)
+    sp = _spec(src)
+    gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split_gpus else None
+    direction = rankdir or ("LR" if split_gpus else "TB")
+    return Diagram(diagram(analyze(src, gpus=gpus), split_gpus, direction, fold))
 
 
 def to_module(spec: Any, **kwargs: Any) -> torch.nn.Module:
