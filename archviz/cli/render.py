@@ -160,5 +160,5 @@ def plot(
     else:
         from ..core.graph import build
 
-        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus))
+        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus, spec))
     _wrote(path, plots.figure_bytes(fig, fmt_))
