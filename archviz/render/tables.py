@@ -189,11 +189,12 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
 
 def checks_view(results: list[CheckResult]) -> Any:
     """The check results as a rich renderable: a ✓/✗ table, a summary, and where each failure is."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(header_style="bold", title_justify="left")
+    table = Table(header_style="bold", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("")
     table.add_column("check")
     table.add_column("claimed", justify="right")
