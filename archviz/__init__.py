@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from .core.analysis import Analysis
 from .core.graph import Graph, build
 from .errors import ArchvizError, ShapeError, SpecError
-from .results import Checks, Diagram, DiffReport, Report
 from .spec import Spec, load, loads
 
 __version__ = "0.1.0"
@@ -32,6 +31,19 @@ __all__ = ["Analysis", "ArchvizError", "Checks", "Diagram", "DiffReport", "Graph
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+    from .results import Checks, Diagram, DiffReport, Report
+
+_RESULTS = ("Checks", "Diagram", "DiffReport", "Report")
+
+
+def __getattr__(name: str) -> Any:
+    """The result classes load with their first use (``archviz shapes`` never needs them)."""
+    if name in _RESULTS:
+        from . import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'archviz' has no attribute {name!r}")
 
 Shape = tuple[int, ...]
 
@@ -60,6 +72,7 @@ def analyze(x: Any, input_shape: Shape | None = None, gpus: int | None = None) -
     overrides the spec's input (``(3, 224, 224)``), ``gpus`` its ``gpus:``.
     """
     from .core.analysis import analyze as core_analyze
+    from .results import Report
 
     return Report.of(core_analyze(_source(x), input_shape, gpus))
 
@@ -67,6 +80,7 @@ def analyze(x: Any, input_shape: Shape | None = None, gpus: int | None = None) -
 def check(x: Any, input_shape: Shape | None = None) -> Checks:
     """Every ``expect:`` shape and ``claims:`` figure against the computation (``archviz check``)."""
     from .core.check import run_checks
+    from .results import Checks
 
     src = _source(x)
     sp = _spec(src)
@@ -76,6 +90,7 @@ def check(x: Any, input_shape: Shape | None = None) -> Checks:
 def diff(a: Any, b: Any) -> DiffReport:
     """Two specs layer by layer (``archviz diff``)."""
     from .core.diff import diff as core_diff
+    from .results import DiffReport
 
     sa, sb = _source(a), _source(b)
     return DiffReport.of(core_diff(_spec(sa), analyze(sa), _spec(sb), analyze(sb)))
@@ -87,6 +102,7 @@ def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: boo
     ``.graph`` is the graphviz object, ``.svg()`` the SVG text, ``.save(path)`` writes a file.
     """
     from .render.dot import diagram
+    from .results import Diagram
 
     src = _source(x)
     sp = _spec(src)

@@ -76,7 +76,7 @@ def test_specs_lists_params_macs_and_input_as_the_analysis() -> None:
     a = archviz.analyze(archviz.load("alexnet"))
     assert by_stem["alexnet"]["params"] == a.totals.params == 60_965_224
     assert by_stem["alexnet"]["macs"] == a.totals.macs and by_stem["alexnet"]["input"] == "3×227×227"
-    assert by_stem["lenet5"]["input"] == "1×32×32"
+    assert by_stem["lenet5"]["input"] == "1×32×32" and by_stem["alexnet"]["layers"] == len(a.layers) == 23
     text = invoke("specs").stdout
     assert "60,965,224" in text and "724,406,816" in text
 

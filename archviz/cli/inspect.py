@@ -141,7 +141,7 @@ def list_specs(
                                             indent=2, ensure_ascii=False) + "\n",
         TextFormat.csv: lambda: tables.records_csv(SPEC_COLUMNS, rows),
         TextFormat.markdown: lambda: tables.records_markdown(
-            ("spec", "name", "input", "params", "MACs"),
+            ("spec", "name", "input", "layers", "params", "MACs"),
             [{**r, "params": f"{r['params']:,}", "MACs": f"{r['macs']:,}"} for r in rows])}, wide)
 
 
@@ -152,10 +152,10 @@ def _specs_view(rows: list[dict[str, Any]]) -> Any:
     from ..render.tables import human
 
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for col, just in (("spec", "left"), ("name", "left"), ("input", "left"), ("params", "right"),
-                      ("MACs", "right")):
+    for col, just in (("spec", "left"), ("name", "left"), ("input", "left"), ("layers", "right"),
+                      ("params", "right"), ("MACs", "right")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in rows:
-        table.add_row(r["spec"], safe(r["name"]), r["input"], f"{r['params']:,}",
+        table.add_row(r["spec"], safe(r["name"]), r["input"], str(r["layers"]), f"{r['params']:,}",
                       f"{r['macs']:,} ({human(r['macs'])})")
     return table
