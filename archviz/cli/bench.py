@@ -19,7 +19,6 @@ from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Statu
 from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
-    FormatOpt,
     InputOpt,
     Mode,
     OutputOpt,
@@ -120,7 +119,10 @@ def bench(
         "--warmup", help="Untimed iterations (default: cpu 2, mps 5, cuda 10).")] = None,
     iters: Annotated[Optional[int], typer.Option(
         "--iters", help="Timed iterations (default: cpu 8, mps 20, cuda 50).")] = None,
-    fmt: FormatOpt = None,
+    fmt: Annotated[Optional[TextFormat], typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="table or json (csv and markdown: not for bench). Default: table, or json for -o"
+             " FILE.json.")] = None,
     output: OutputOpt = None,
     json_out: Annotated[Optional[str], typer.Option(
         "--json", help="Also write every figure as JSON to FILE (as --format json -o FILE).")] = None,
