@@ -379,8 +379,7 @@ def test_spec_modules_import_one_way_and_no_private_names() -> None:
     ("blocks:\n  b.c: {layers: [{name: r, op: relu}]}\n",
      "t.yaml:4:3: blocks: block name: expected an identifier (letters, digits and _), got 'b.c'"),
     ("blocks:\n  b: {params: {in: 1}, layers: [{name: r, op: relu}]}\n",
-     "t.yaml:4:16: blocks.b.params: parameter name: expected an identifier (letters, digits and _),"
-     " not 'in', got 'in'"),
+     "t.yaml:4:16: blocks.b.params: parameter name: 'in' is reserved: it names the block's input, $in"),
     ("blocks:\n  b: {layers: [{name: 2r, op: relu}]}\n",
      "t.yaml:4:23: blocks.b: layer name: expected an identifier (letters, digits, _ and .), got '2r'"),
 ])

@@ -215,7 +215,7 @@ def test_shapes_outputs_show_the_field() -> None:
     fc8 = data["layers"][-1]
     assert fc8["rf"] == [227, 227] and fc8["rf_jump"] is None
     csv_text = runner.invoke(app, ["shapes", "lenet5", "-f", "csv"]).stdout
-    assert csv_text.splitlines()[0].endswith("rf,rf_jump,rf_start")
-    assert csv_text.splitlines()[1].endswith("5×5,1×1,2×2")
+    assert csv_text.splitlines()[0].endswith("rf,rf_jump,rf_start,accepted")
+    assert csv_text.splitlines()[1].endswith("5×5,1×1,2×2,")
     table = runner.invoke(app, ["shapes", "alexnet"], env={"COLUMNS": "200"}).stdout
     assert " RF" in table and "195" in table

@@ -18,14 +18,19 @@ from ..render.text import safe
 from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import (
     DEFAULT_SPEC,
+    FULL_WIDTH,
     BenchMode,
     InputOpt,
+    OutputOpt,
     SpecArg,
+    TextFormat,
     console,
+    emit,
     fail,
     guarded,
     load_analysis,
     parse_input,
+    text_format,
 )
 from .reference import load_reference
 
@@ -114,8 +119,13 @@ def bench(
         "--warmup", help="Untimed iterations (default: cpu 2, mps 5, cuda 10).")] = None,
     iters: Annotated[Optional[int], typer.Option(
         "--iters", help="Timed iterations (default: cpu 8, mps 20, cuda 50).")] = None,
+    fmt: Annotated[Optional[TextFormat], typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="table or json (csv and markdown: not for bench). Default: table, or json for -o"
+             " FILE.json.")] = None,
+    output: OutputOpt = None,
     json_out: Annotated[Optional[str], typer.Option(
-        "--json", help="Write every figure as JSON to FILE.")] = None,
+        "--json", help="Also write every figure as JSON to FILE (as --format json -o FILE).")] = None,
     plot: Annotated[Optional[str], typer.Option(
         "--plot", help="Draw images/s against batch (.png/.svg/.pdf).")] = None,
     layers: Annotated[bool, typer.Option(
@@ -145,7 +155,9 @@ def bench(
 
       archviz bench lenet5 --device cpu                       # under a minute on a laptop
 
-      archviz bench alexnet --device cuda --batch 1,32,128,256 --dtype fp32,tf32,bf16 --json out.json
+      archviz bench alexnet --device cuda --batch 1,32,128,256 --dtype fp32,tf32,bf16 -o out.json
+
+      archviz bench lenet5 --device cpu --format json | jq .rows   # progress on stderr
 
       archviz bench alexnet --device cuda --compile --channels-last --mode train --plot tput.png
 
@@ -164,7 +176,11 @@ def bench(
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
     settings = _settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters, layers)
+    kind = text_format(fmt, output)
+    if kind not in (TextFormat.table, TextFormat.json):
+        raise BenchUsage(f"--format {kind.value}: bench writes table or json")
     check_writable(json_out, "--json")
+    check_writable(output, "--output")
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
@@ -175,11 +191,14 @@ def bench(
     if reference:
         works.append(_reference(reference, a))
     info = devices.describe(dev)
-    out = console()
+    # the table goes to standard output; with --format json or -o the progress goes to stderr
+    out = console(stderr=kind is TextFormat.json or output is not None)
     if not out.is_terminal:
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
+    parts: list[Any] = []
     for line in bench_view.header(sp.name, info, settings):
         out.print(line, soft_wrap=True)
+        parts.append(line)
     if towers:
         out.print(bench_view.towers_line(towers[2]), soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
@@ -190,7 +209,16 @@ def bench(
     on_cpu = info.kind == "cpu"
     for part in bench_view.report(rows, works[0].label, result.ratios, interrupted, on_cpu=on_cpu):
         out.print(part)
+        parts.append(part)
     _write(result, json_out, plot)
+    if kind is TextFormat.json:
+        emit(json.dumps(result_dict(result), indent=2, ensure_ascii=False) + "\n", output)
+    elif output:
+        from rich.console import Group
+
+        from ..render.tables import plain_text
+
+        emit(plain_text(Group(*parts), width=FULL_WIDTH), output)
     if interrupted:
         raise typer.Exit(130)
     if rows and not any(r.status is Status.ok for r in rows):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -32,6 +32,9 @@ InputOpt = Annotated[Optional[str], typer.Option("--input", "-i",
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",
                                                   help="Write to this file (atomically) instead of"
                                                        " the terminal.")]
+WideOpt = Annotated[bool, typer.Option(
+    "--wide", help="Every column even on a narrow terminal (piped or redirected output, and -o,"
+                   " always get every column).")]
 
 
 class TextFormat(str, Enum):
@@ -80,10 +83,20 @@ class BenchMode(str, Enum):
 
 
 SUFFIX_FORMATS = {".json": TextFormat.json, ".csv": TextFormat.csv, ".md": TextFormat.markdown}
+FORMAT_HELP = ("table, json, csv or markdown. Default: table, or from -o's suffix"
+               " (.json, .csv or .md).")
+FormatOpt = Annotated[Optional[TextFormat], typer.Option("--format", "-f", case_sensitive=False,
+                                                         help=FORMAT_HELP)]
+FULL_WIDTH = 1000  # wider than any table: files and pipes get a table at its natural width
 
 
-def text_format(fmt: Optional[TextFormat], output: Optional[str]) -> TextFormat:
-    """``--format`` if given, else from ``-o``'s suffix (.json, .csv, .md), else a table."""
+def text_format(fmt: Optional[TextFormat], output: Optional[str], as_json: bool = False) -> TextFormat:
+    """``--format`` if given (``--json``, its alias where it exists), else from ``-o``'s suffix
+    (.json, .csv, .md), else a table."""
+    if as_json:
+        if fmt not in (None, TextFormat.json):
+            raise ArchvizError(f"--json and --format {fmt.value} disagree: give one of them")
+        return TextFormat.json
     if fmt is not None:
         return fmt
     suffix = Path(output).suffix.lower() if output else ""
@@ -150,3 +163,32 @@ def emit(text: str, output: Optional[str]) -> None:
         console(stderr=True).print(f"wrote {safe(output)}")
     else:
         sys.stdout.write(text)
+
+
+def show_result(kind: TextFormat, output: Optional[str], view: Callable[[], Any],
+                writers: Mapping[TextFormat, Callable[[], str]], wide: bool = False) -> None:
+    """One text result in the format asked for: the table (``view()``, a rich renderable) or one
+    of ``writers``; to ``-o`` (atomically) or standard output.
+
+    The table goes to a terminal at the terminal's width (a view that leaves columns out there
+    says which, and how to get them) unless ``wide``; to a file or a pipe it goes as plain text
+    with every column.
+    """
+    if kind is TextFormat.table:
+        from ..render.tables import plain_text
+
+        out = console()
+        if output or not out.is_terminal:
+            emit(plain_text(view(), width=FULL_WIDTH), output)
+        elif wide:
+            from rich.console import Console
+
+            Console(width=FULL_WIDTH, highlight=False, emoji=False).print(view())
+        else:
+            out.print(view())
+        return
+    writer = writers.get(kind)
+    if writer is None:
+        choices = ", ".join(["table", *(k.value for k in writers)])
+        raise ArchvizError(f"--format {kind.value}: not available here; choose {choices}")
+    emit(writer(), output)

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
-import sys
-from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
 
 from ..errors import ArchvizError
-from .common import DEFAULT_SPEC, SPEC_HELP, OutputOpt, console, emit, fail, guarded, load_analysis
-
-
-class DiffFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
+from .common import (
+    DEFAULT_SPEC,
+    SPEC_HELP,
+    FormatOpt,
+    OutputOpt,
+    TextFormat,
+    WideOpt,
+    emit,
+    fail,
+    guarded,
+    load_analysis,
+    show_result,
+    text_format,
+)
 
 
 @guarded
@@ -26,7 +30,8 @@ def diff_cmd(
     spec_b: Annotated[Optional[str], typer.Argument(
         help="B: the spec to compare with A (same forms). Given one spec only, archviz"
              f" compares the paper's AlexNet ({DEFAULT_SPEC}) with it.")] = None,
-    fmt: Annotated[DiffFormat, typer.Option("--format", "-f", case_sensitive=False)] = DiffFormat.table,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
     max_params: Annotated[Optional[float], typer.Option(
         "--max-params-change", metavar="PCT",
         help="Exit 1 when the total parameters change by more than PCT percent (either way).")] = None,
@@ -34,6 +39,7 @@ def diff_cmd(
         "--max-macs-change", metavar="PCT",
         help="Exit 1 when the total MACs change by more than PCT percent (either way).")] = None,
     changed_only: Annotated[bool, typer.Option("--changed-only", help="Leave out identical layers.")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Compare two specs layer by layer: settings, output shapes, parameters, MACs and totals.
 
@@ -48,11 +54,14 @@ def diff_cmd(
 
       archviz diff specs/alexnet.yaml my-alexnet.yaml --format json
 
+      archviz diff alexnet resnet18 -o diff.md       # Markdown, from the suffix
+
       archviz diff main.yaml pr.yaml --max-params-change 1 --max-macs-change 5
     """
     from ..core.diff import diff as compare
     from ..core.diff import to_dict
     from ..render import views
+    from ..render.tables import records_csv
 
     for flag, value in (("--max-params-change", max_params), ("--max-macs-change", max_macs)):
         if value is not None and value < 0:
@@ -63,10 +72,10 @@ def diff_cmd(
     sb, b = load_analysis(spec_b)
     d = compare(sa, a, sb, b)
     exceeded = _exceeded(d, {"params": max_params, "macs": max_macs})
-    if fmt is DiffFormat.json:
-        sys.stdout.write(json.dumps(to_dict(d, exceeded), indent=2, ensure_ascii=False) + "\n")
-    else:
-        console().print(views.diff_view(d, changed_only))
+    show_result(text_format(fmt, output), output, lambda: views.diff_view(d, changed_only), {
+        TextFormat.json: lambda: json.dumps(to_dict(d, exceeded), indent=2, ensure_ascii=False) + "\n",
+        TextFormat.csv: lambda: records_csv(views.DIFF_COLUMNS, views.diff_rows(d)),
+        TextFormat.markdown: lambda: views.diff_markdown(d)}, wide)
     if exceeded:
         fail("; ".join(exceeded), 1)
 

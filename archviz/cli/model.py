@@ -6,13 +6,32 @@ torch is imported inside the command bodies only (``import archviz.cli`` must st
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..render.text import safe
-from .common import DEFAULT_SPEC, ExportFormat, InputOpt, SpecArg, console, emit, fail, guarded, parse_input
+from .common import (
+    DEFAULT_SPEC,
+    ExportFormat,
+    FormatOpt,
+    InputOpt,
+    OutputOpt,
+    SpecArg,
+    TextFormat,
+    WideOpt,
+    console,
+    emit,
+    fail,
+    guarded,
+    parse_input,
+    show_result,
+    text_format,
+)
+
+EXPORT_SUFFIXES = {".py": ExportFormat.py, ".pt": ExportFormat.torchscript, ".pth": ExportFormat.torchscript,
+                   ".onnx": ExportFormat.onnx}
 
 MaxMemoryOpt = Annotated[Optional[str], typer.Option(
     "--max-memory", help="Refuse models whose parameters need more than this (e.g. 8G); default:"
@@ -32,8 +51,11 @@ def _max_bytes(text: Optional[str]) -> Optional[int]:
 def verify(
     spec: SpecArg = DEFAULT_SPEC,
     input_size: InputOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     max_memory: MaxMemoryOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """Build the PyTorch module and check each layer's real shape and parameters, and the MACs.
 
@@ -47,18 +69,20 @@ def verify(
 
       archviz verify                       # the paper's AlexNet
 
-      archviz verify alexnet-torchvision --json
+      archviz verify alexnet-torchvision --format json     # --json is the same
 
       archviz verify my-net.yaml --input 3x64x64
     """
     from ..render import views
     from ..runtime.compile import verify as run_verify
 
+    kind = text_format(fmt, output, as_json)
     result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory))
-    if as_json:
-        sys.stdout.write(json.dumps(views.verify_to_dict(result), indent=2, ensure_ascii=False) + "\n")
-    else:
-        console().print(views.verify_view(result))
+    show_result(kind, output, lambda: views.verify_view(result), {
+        TextFormat.json: lambda: json.dumps(views.verify_to_dict(result), indent=2,
+                                            ensure_ascii=False) + "\n",
+        TextFormat.csv: lambda: views.verify_csv(result),
+        TextFormat.markdown: lambda: views.verify_markdown(result)}, wide)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -66,9 +90,10 @@ def verify(
 @guarded
 def export(
     spec: SpecArg = DEFAULT_SPEC,
-    fmt: Annotated[ExportFormat, typer.Option(
+    fmt: Annotated[Optional[ExportFormat], typer.Option(
         "--format", "-f", case_sensitive=False,
-        help="py (PyTorch source), torchscript or onnx.")] = ExportFormat.py,
+        help="py (PyTorch source), torchscript or onnx. Default: from -o's suffix (.py, .pt, .onnx),"
+             " else py.")] = None,
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", help="File to write (atomically); py prints without it.")] = None,
     input_size: InputOpt = None,
@@ -82,10 +107,12 @@ def export(
 
       archviz export alexnet -o alexnet_model.py
 
-      archviz export alexnet-torchvision --format torchscript -o alexnet.pt
+      archviz export alexnet-torchvision -o alexnet.pt      # TorchScript, from the suffix
 
       archviz export lenet5 --format onnx -o lenet5.onnx
     """
+    if fmt is None:
+        fmt = EXPORT_SUFFIXES.get(Path(output).suffix.lower(), ExportFormat.py) if output else ExportFormat.py
     if fmt is not ExportFormat.py and not output:
         fail(f"--format {fmt.value} writes a binary file: give one with -o FILE")
     from ..runtime import export as ex

@@ -73,8 +73,9 @@ def draw(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", help="Output file; its suffix picks the format. "
                                "Default: <spec>.svg (<spec>-split.svg with --split-gpus).")] = None,
-    fmt: Annotated[Optional[DrawFormat], typer.Option("--format", "-f", case_sensitive=False,
-                                                      help="[default: from -o's suffix, else svg]")] = None,
+    fmt: Annotated[Optional[DrawFormat], typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="svg, png, pdf or dot. Default: from -o's suffix, else svg.")] = None,
     rankdir: Annotated[Optional[RankDir], typer.Option(
         "--rankdir", case_sensitive=False, help="TB (top to bottom) or LR (left to right). "
                                                 "Default: TB, or LR with --split-gpus.")] = None,
@@ -139,8 +140,9 @@ def plot(
     log: Annotated[bool, typer.Option("--log", help="counts: logarithmic y axes.")] = False,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="blocks: one row per GPU (the spec's gpus, 2 when absent).")] = False,
-    fmt: Annotated[Optional[PlotFormat], typer.Option("--format", "-f", case_sensitive=False,
-                                                      help="[default: from -o's suffix, else png]")] = None,
+    fmt: Annotated[Optional[PlotFormat], typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="png, svg or pdf. Default: from -o's suffix, else png.")] = None,
 ) -> None:
     """Plot the counts per layer, or the paper-style block figure, with matplotlib.
 
@@ -167,5 +169,5 @@ def plot(
     else:
         from ..core.graph import build
 
-        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus))
+        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus, spec))
     _wrote(path, plots.figure_bytes(fig, fmt_))

@@ -36,6 +36,7 @@ class LayerStats:
     rf: tuple[int | float, int | float] | None = None          # size in input pixels
     rf_jump: tuple[int | float, int | float] | None = None     # input pixels between neighbour units
     rf_start: tuple[int | float, int | float] | None = None    # centre of the first unit's field
+    accepted: tuple[str, ...] = ()  # warnings the spec accepts (`allow: [inexact]`): shown, not failing
 
     @property
     def flops(self) -> int:
@@ -93,6 +94,7 @@ class Analysis:
     outputs: tuple[str, ...]
     gpus: int | None = None
     split: GpuSplit | None = None
+    accepted: tuple[tuple[str, str], ...] = ()   # (layer, message): warnings the spec accepts
 
     def layer(self, name: str) -> LayerStats:
         return next(s for s in self.layers if s.name == name)
@@ -114,7 +116,8 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     n_gpus = gpus or sp.gpus or 1
     for layer in graph.order:
         st, fields[layer.name] = _layer_stats(layer, tuple(shapes[s] for s in layer.inputs), n_gpus,
-                                              tuple(fields[s] for s in layer.inputs), shape_in)
+                                              tuple(fields[s] for s in layer.inputs), shape_in,
+                                              layer.allow | sp.allow)
         shapes[layer.name] = st.output
         stats[layer.name] = st
     ordered = tuple(stats[la.name] for la in sp.layers)
@@ -125,14 +128,15 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     ordered = _format_notes(sp, ordered)
     totals = Totals(*map(sum, zip(*((s.params, s.buffers, s.neurons, s.activations, s.macs)
                                     for s in ordered), strict=True)))
-    warnings = tuple((s.name, w) for s in ordered for w in s.warnings)
+    warnings = input_notes(shape_in) + tuple((s.name, w) for s in ordered for w in s.warnings)
+    accepted = tuple((s.name, w) for s in ordered for w in s.accepted)
     split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
     return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
-                    graph.outputs, n_gpus if n_gpus > 1 else None, split)
+                    graph.outputs, n_gpus if n_gpus > 1 else None, split, accepted)
 
 
 def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[ReceptiveField, ...],
-                 image: Shape) -> tuple[LayerStats, ReceptiveField]:
+                 image: Shape, allow: frozenset[str] = frozenset()) -> tuple[LayerStats, ReceptiveField]:
     kind = OPS[layer.op]
     p = layer.params
     try:
@@ -140,7 +144,8 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
     except OpError as exc:
         raise ShapeError(layer.name, str(exc), layer.loc_of(exc.key), exc.hint, layer.use_site) from None
     out = inferred.shape
-    warnings = inferred.warnings
+    accepted = inferred.inexact if "inexact" in allow else ()
+    warnings = inferred.warnings + (() if accepted else inferred.inexact)
     if layer.expect is not None and tuple(layer.expect) != out:
         warnings += (f"expected {fmt_shape(layer.expect)}, computed {fmt_shape(out)}",)
     rf = kind.receptive(p, in_fields, ins, out, image) if len(image) == 3 else NONE
@@ -152,8 +157,17 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
         macs=kind.macs(p, ins, out), formula=inferred.formula, warnings=warnings,
         # the network input is replicated on every GPU, so a layer that reads only it is local
         gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
-        expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start,
+        expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start, accepted=accepted,
     ), rf
+
+
+def input_notes(shape: Shape) -> tuple[tuple[str, str], ...]:
+    """An input written H×W×C ([32, 32, 3]): archviz reads C×H×W, so say what it took it for."""
+    if len(shape) != 3 or shape[2] not in (1, 3, 4) or shape[0] <= 4 or shape[1] <= 4:
+        return ()
+    c, h, w = shape
+    return ((INPUT, f"input is C×H×W: [{c}, {h}, {w}] is read as {c} channels of {h}×{w}; an image of"
+                    f" {c}×{h} with {w} channel{'s' if w > 1 else ''} is [{w}, {c}, {h}]"),)
 
 
 LRN_FORMAT_NOTE = ("alpha read as the α of the paper's formula b = a / (k + α·Σa²)^β, not divided by"

@@ -271,6 +271,7 @@ def to_dict(d: Diff, exceeded: list[str] | None = None) -> dict[str, Any]:
     side = {k: {"name": x.name, "path": x.path, "input": list(x.input), "gpus": x.gpus}
             for k, x in (("a", d.a), ("b", d.b))}
     return {
+        "schema_version": 1,   # as every JSON output (archviz.render.tables.SCHEMA_VERSION)
         **side,
         "layers": [{"status": r.status, "a": _stats(r.a), "b": _stats(r.b), "moved": r.moved,
                     "move": r.move_note or None,

@@ -74,6 +74,10 @@ def inexact_warning(w: Window, one: str, many: str) -> str | None:
         extra = w.s - r
         body = f"ceil_mode adds a last window that reaches {extra} {one if extra == 1 else many}" \
                " past the padded input"
+    elif w.d == 1 and w.k < w.s:  # windows narrower than the stride leave gaps (1×1, stride 2)
+        read = rows_read(w)
+        body = (f"a window {w.k} wide with stride {w.s} reads {read} of the {w.n} input {many};"
+                f" the other {w.n - read} (the last among them) are never read")
     else:
         what = f"last {one}" if r == 1 else f"last {r} {many}"
         verb = "is" if r == 1 and " and " not in one else "are"
@@ -84,6 +88,18 @@ def inexact_warning(w: Window, one: str, many: str) -> str | None:
             body = (f"the {what} of the padded input {verb} never read"
                     f" ({real} of input, {r - real} of padding)")
     return f"{head}: {body}; {fixes(w)} would make it exact"
+
+
+def rows_read(w: Window) -> int:
+    """How many of the n input rows (not padding) some window reads (dilation 1)."""
+    read = 0
+    end = w.p  # first input row not yet counted, in padded coordinates
+    for i in range(w.out):
+        lo, hi = max(i * w.s, end), min(i * w.s + w.k, w.p + w.n)
+        if hi > lo:
+            read += hi - lo
+            end = hi
+    return read
 
 
 def fixes(w: Window) -> str:

@@ -56,6 +56,7 @@ class Inferred:
     shape: Shape
     formula: str = ""
     warnings: tuple[str, ...] = ()
+    inexact: tuple[str, ...] = ()   # divisions that are not whole: a spec may accept them (allow: [inexact])
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ class Conv(OpKind):
                 raise OpError(f"{size} is larger than the padded input {axis}"
                               f" {win.n} + 2·{win.p} = {win.n + 2 * win.p} (input {fmt_shape((c, h, w))})",
                               "kernel")
-        return Inferred((p.out, wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
+        return Inferred((p.out, wh.out, ww.out), pair_formula(wh, ww), inexact=pair_warnings(wh, ww))
 
     def params(self, p: ConvParams, ins: tuple[Shape, ...], out: Shape) -> int:
         # weight (out, C/groups, kh, kw) + bias (out,)
@@ -314,7 +315,7 @@ class _Pool(OpKind):
             raise OpError(f"kernel {_pair(p.kernel)} is larger than the padded input"
                           f" {shape[1] + 2 * p.padding[0]}×{shape[2] + 2 * p.padding[1]}"
                           f" (input {fmt_shape(shape)})", "kernel")
-        return Inferred((shape[0], wh.out, ww.out), pair_formula(wh, ww), pair_warnings(wh, ww))
+        return Inferred((shape[0], wh.out, ww.out), pair_formula(wh, ww), inexact=pair_warnings(wh, ww))
 
     def receptive(self, p: PoolParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
                   out: Shape, image: Shape) -> rf.ReceptiveField:

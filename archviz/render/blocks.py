@@ -20,7 +20,7 @@ from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import fmt_dims as dims
 from ..spec import INPUT
-from .dot import CROSS_COLOUR, STYLE, lane_shape
+from .dot import CROSS_COLOUR, STYLE, lane_op_text, lane_shape
 from .plots import new_figure
 from .tables import human
 
@@ -88,13 +88,49 @@ def _row(a: Analysis, graph: Graph, gpus: int, gpu: int) -> tuple[Box, ...]:
     out = [Box(INPUT, "input", "input", a.input, box_size(a.input), kernels[0] if kernels else None)]
     for i, s in enumerate(boxes):
         nxt = kernels[i + 1] if i + 1 < len(boxes) else None
-        out.append(Box(s.name, s.family, f"{s.op} {s.label}".strip(), shape(s.output),
+        text = lane_op_text(s, gpus, gpu) if gpus > 1 else f"{s.op} {s.label}".strip()
+        out.append(Box(s.name, s.family, text, shape(s.output),
                          box_size(shape(s.output)), nxt, s.name in crossing))
     return tuple(out)
 
 
-def blocks_data(a: Analysis, graph: Graph, split: bool = False) -> BlocksData:
-    """Boxes for the input and every conv, pool, linear and merge layer, in spec order."""
+def box_inputs(a: Analysis, graph: Graph) -> dict[str, frozenset[str]]:
+    """Each layer drawn as a box → the boxes (or the input) it reads, through layers that are not
+    drawn (activations, normalisation, dropout, flatten)."""
+    by_name = {s.name: s for s in a.layers}
+    reach: dict[str, frozenset[str]] = {INPUT: frozenset({INPUT})}
+    reads: dict[str, frozenset[str]] = {}
+    for layer in graph.order:
+        got = frozenset().union(*(reach[i] for i in layer.inputs))
+        if by_name[layer.name].family in BOX_FAMILIES:
+            reads[layer.name] = got
+            reach[layer.name] = frozenset({layer.name})
+        else:
+            reach[layer.name] = got
+    return reads
+
+
+def check_chain(a: Analysis, graph: Graph, spec: str = "") -> None:
+    """The figure draws a chain, each box reading the one before: refuse a network that branches."""
+    reads = box_inputs(a, graph)
+    previous = INPUT
+    for s in _box_layers(a):
+        if reads[s.name] != {previous}:
+            what = ", ".join(sorted(reads[s.name]))
+            raise ArchvizError(
+                f"{a.name}: the block figure draws a chain of layers, and this network branches:"
+                f" {s.name} reads {what}" + ("" if len(reads[s.name]) > 1 else f", not {previous}")
+                + f"\nhint: `archviz draw {spec or 'SPEC'}` draws branches and merges as they are")
+        previous = s.name
+
+
+def blocks_data(a: Analysis, graph: Graph, split: bool = False, spec: str = "") -> BlocksData:
+    """Boxes for the input and every conv, pool, linear and merge layer, in spec order.
+
+    Raises ArchvizError for a network that is not a chain of boxes (ResNet, GoogLeNet, ...):
+    the figure would join layers that are not connected.
+    """
+    check_chain(a, graph, spec)
     if not split:
         return BlocksData(f"{a.name}: feature maps as boxes (sizes ∝ √C, √H, √W)",
                           (_row(a, graph, 1, 0),), ("",))
@@ -207,7 +243,13 @@ def _draw_row(ax: Axes, row: tuple[Box, ...], xs: list[float], base: float,
         t, h, w = b.size
         nx, ny, _, ntop = boxes[i + 1] if i + 1 < len(row) else (x, y, right, top)
         _box(ax, x, y, b)
-        _kernel_mark(ax, x, y, b, (nx, ny + (ntop - ny) * 0.4))
+        target = (nx, ny + (ntop - ny) * 0.4)
+        if b.kernel is not None and len(b.shape) == 3:
+            _kernel_mark(ax, x, y, b, target)
+        elif i + 1 < len(row):  # the next layer (fully connected) reads this box: a plain link
+            ax.annotate("", xy=target, xytext=(right, y + (top - y) * 0.4),
+                        arrowprops={"arrowstyle": "-|>", "color": "#555555", "linewidth": 0.9,
+                                    "shrinkA": 1, "shrinkB": 1}, zorder=1)
         _labels(ax, b, (x + right) / 2, top if above else y, above)
     return boxes
 

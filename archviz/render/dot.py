@@ -10,6 +10,7 @@ op in :data:`archviz.ops.OPS` finds its style there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from html import escape
 from math import prod
@@ -139,10 +140,22 @@ def _op_text(s: LayerStats) -> str:
     return f"{s.op} {s.label}".strip()
 
 
-def node_label(layers: list[LayerStats], shape: Shape | None = None, note: str = "") -> str:
+def lane_op_text(s: LayerStats, gpus: int, gpu: int) -> str:
+    """The op text as one GPU runs it: its output channel count as that GPU's share ("48 of 96")."""
+    text = _op_text(s)
+    c = s.output[0]
+    mine = share(c, gpus, gpu)
+    if mine == c:
+        return text
+    return re.sub(rf"(?<![\d×/.]){c}(?![\d×.])", f"{mine} of {c}", text, count=1)
+
+
+def node_label(layers: list[LayerStats], shape: Shape | None = None, note: str = "",
+               op_text: str | None = None) -> str:
     """HTML label: bold name, op with key settings, folded layers, output shape."""
     head = layers[0]
-    rows = [f'<font point-size="13"><b>{escape(head.name)}</b></font>', escape(_op_text(head))]
+    rows = [f'<font point-size="13"><b>{escape(head.name)}</b></font>',
+            escape(op_text if op_text is not None else _op_text(head))]
     if len(layers) > 1:
         rows.append('<font point-size="10">+ ' + escape(" · ".join(_op_text(s) for s in layers[1:]))
                     + "</font>")
@@ -264,16 +277,19 @@ def split_graph(a: Analysis, rankdir: str = "LR", fold: bool = False) -> graphvi
     nodes = groups(a, fold)
     g.attr(label=_title(a, _families(nodes), 9, _footer(a)), labelloc="b")
     _input_node(g, a)
+    # top to bottom, the input's edges come in from above: the lane headers go below the lanes
+    header_at = "b" if rankdir == "TB" else "t"
     for lane in split.lanes:
         with g.subgraph(name=f"cluster_gpu{lane.gpu}") as c:
             c.attr(label=_lane_header(lane.gpu, lane.params, lane.macs), style="rounded,filled",
                    fillcolor="#f7f7f7" if lane.gpu % 2 == 0 else "#eef3f8", color="#888888",
-                   fontsize="13", labelloc="t", labeljust="l")
+                   fontsize="13", labelloc=header_at, labeljust="l")
             for name, layers in nodes.items():
                 st = STYLE[layers[0].family]
                 note = "reads every GPU" if name in split.crossing else ""
-                c.node(lane_id(lane.gpu, name),
-                       node_label(layers, lane_shape(layers[-1].output, split.gpus, lane.gpu), note),
+                shape = lane_shape(layers[-1].output, split.gpus, lane.gpu)
+                op_text = lane_op_text(layers[0], split.gpus, lane.gpu)
+                c.node(lane_id(lane.gpu, name), node_label(layers, shape, note, op_text),
                        fillcolor=st.fill, shape=st.shape)
     for s in a.layers:
         for src in s.inputs:

@@ -60,14 +60,45 @@ def _shares(layers: tuple[LayerStats, ...], values: tuple[int, ...]) -> tuple[tu
     return tuple((f, v / total) for f, v in ranked if v)
 
 
-def counts_data(a: Analysis) -> CountsData:
-    """Per layer: parameters, MACs and activation bytes, with each family's share of the total."""
+MAX_BARS = 60  # more layers than this are summed by block (their names' leading parts)
+
+
+def bar_groups(layers: tuple[LayerStats, ...],
+               max_bars: int = MAX_BARS) -> list[tuple[str, list[LayerStats]]]:
+    """Consecutive layers → bars: one per layer, or for a deep net one per block use
+    (``layer2.0.conv1``, ``layer2.0.bn1``, … → ``layer2.0``), the finest grouping of at most
+    ``max_bars`` bars (names cut after 2 dotted parts, else after 1)."""
+    if len(layers) <= max_bars:
+        return [(s.name, [s]) for s in layers]
+    best: list[tuple[str, list[LayerStats]]] = []
+    for parts in (2, 1):
+        best = []
+        for s in layers:
+            key = ".".join(s.name.split(".")[:parts])
+            if best and best[-1][0] == key:
+                best[-1][1].append(s)
+            else:
+                best.append((key, [s]))
+        if len(best) <= max_bars:
+            break
+    return best
+
+
+def counts_data(a: Analysis, max_bars: int = MAX_BARS) -> CountsData:
+    """Per layer (per block for a deep net): parameters, MACs and activation bytes, with each
+    family's share of the total. A block's bar takes the colour of its layer with the most MACs
+    (else parameters)."""
+    bars = bar_groups(a.layers, max_bars)
     panels = []
     for key, title, value in PANELS:
-        values = tuple(value(s) for s in a.layers)
-        panels.append(Panel(key, title, values, sum(values), _shares(a.layers, values)))
-    return CountsData(f"{a.name}: where the parameters, the compute and the memory are",
-                      tuple(s.name for s in a.layers), tuple(s.family for s in a.layers), tuple(panels))
+        values = tuple(sum(value(s) for s in group) for _, group in bars)
+        per_layer = tuple(value(s) for s in a.layers)
+        panels.append(Panel(key, title, values, sum(values), _shares(a.layers, per_layer)))
+    families = tuple(max(group, key=lambda s: (s.macs, s.params)).family for _, group in bars)
+    title = f"{a.name}: where the parameters, the compute and the memory are"
+    if len(bars) < len(a.layers):
+        title += f" ({len(a.layers)} layers summed into {len(bars)} blocks)"
+    return CountsData(title, tuple(name for name, _ in bars), families, tuple(panels))
 
 
 def panel_heading(p: Panel) -> str:

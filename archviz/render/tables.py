@@ -13,6 +13,8 @@ from ..ops import fmt_dims as _dims
 from ..ops import fmt_shape
 from .text import safe, strip_control
 
+SCHEMA_VERSION = 1  # of every JSON output; raised when a key changes meaning or goes away
+
 
 def _n(x: int) -> str:
     return f"{x:,}" if x else "–"
@@ -46,6 +48,7 @@ def _csv_pair(v: tuple[int | float, int | float] | None) -> str:
 def to_dict(a: Analysis) -> dict[str, Any]:
     """The JSON layout documented in the README (shapes as lists of ints)."""
     out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "name": a.name,
         "source": a.source,
         "input": list(a.input),
@@ -54,6 +57,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
                    "neurons": a.totals.neurons, "activations": a.totals.activations,
                    "macs": a.totals.macs, "flops": a.totals.flops},
         "warnings": [f"{layer}: {msg}" for layer, msg in a.warnings],
+        "accepted": [f"{layer}: {msg}" for layer, msg in a.accepted],
     }
     if a.split is not None:
         out["gpus"] = {
@@ -72,7 +76,8 @@ def _layer_dict(s: LayerStats) -> dict[str, Any]:
         "name": s.name, "op": s.op, "label": s.label, "inputs": list(s.inputs),
         "output": list(s.output), "params": s.params, "buffers": s.buffers,
         "neurons": s.neurons, "activations": s.activations, "macs": s.macs, "flops": s.flops,
-        "formula": s.formula, "warnings": list(s.warnings), "gpu_local": s.gpu_local,
+        "formula": s.formula, "warnings": list(s.warnings), "accepted": list(s.accepted),
+        "gpu_local": s.gpu_local,
         "rf": _pairs(s.rf), "rf_jump": _pairs(s.rf_jump), "rf_start": _pairs(s.rf_start),
     }
 
@@ -82,7 +87,8 @@ def to_json(a: Analysis) -> str:
 
 
 CSV_COLUMNS = ("name", "op", "label", "inputs", "output", "params", "buffers", "neurons",
-               "activations", "macs", "flops", "formula", "warnings", "rf", "rf_jump", "rf_start")
+               "activations", "macs", "flops", "formula", "warnings", "rf", "rf_jump", "rf_start",
+               "accepted")
 
 
 def to_csv(a: Analysis) -> str:
@@ -92,10 +98,11 @@ def to_csv(a: Analysis) -> str:
     for s in a.layers:
         w.writerow([s.name, s.op, s.label, ";".join(s.inputs), _dims(s.output), s.params,
                     s.buffers, s.neurons, s.activations, s.macs, s.flops, s.formula,
-                    "; ".join(s.warnings), _csv_pair(s.rf), _csv_pair(s.rf_jump), _csv_pair(s.rf_start)])
+                    "; ".join(s.warnings), _csv_pair(s.rf), _csv_pair(s.rf_jump), _csv_pair(s.rf_start),
+                    "; ".join(s.accepted)])
     t = a.totals
     w.writerow(["total", "", "", "", "", t.params, t.buffers, t.neurons, t.activations, t.macs,
-                t.flops, "", "", "", "", ""])
+                t.flops, "", "", "", "", "", ""])
     return buf.getvalue()
 
 
@@ -105,14 +112,19 @@ def to_markdown(a: Analysis) -> str:
             "", head, "|---|---|---|---|---|---:|---:|---:|"]
     for i, s in enumerate(a.layers, 1):
         op = f"{s.op} {s.label}".strip().replace("|", "\\|")
-        flag = " ⚠" if s.warnings else ""
+        flag = " ⚠" if s.warnings else " ✓" if s.accepted else ""
         rows.append(f"| {i} | {s.name}{flag} | {op} | {_dims(s.output)} | {s.formula} |"
                     f" {_n(s.params)} | {_n(s.macs)} | {_n(s.neurons)} |")
     t = a.totals
     rows.append(f"| | **total** | | | | **{t.params:,}** | **{t.macs:,}** | **{t.neurons:,}** |")
     if a.warnings:
         rows += ["", "**Warnings**", ""] + [f"- `{n}`: {m}" for n, m in a.warnings]
+    if a.accepted:
+        rows += ["", "**Accepted** (`allow: [inexact]`)", ""] + [f"- `{n}`: {m}" for n, m in a.accepted]
     return "\n".join(rows) + "\n"
+
+
+WIDE = 120  # columns from which the shapes table shows every column
 
 
 class ShapesView:
@@ -127,7 +139,11 @@ class ShapesView:
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         a = self.analysis
-        yield _shapes_table(a, wide=options.max_width >= 120)
+        wide = options.max_width >= WIDE
+        yield _shapes_table(a, wide=wide)
+        if not wide:
+            yield (f"[dim]at {options.max_width} columns the neurons and RF columns are left out and"
+                   f" MACs shortened: --wide, or COLUMNS={WIDE + 40}, shows every column[/]")
         t = a.totals
         yield (f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
                f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
@@ -138,6 +154,8 @@ class ShapesView:
             yield (f"split over {a.split.gpus} GPUs: {lanes}; layers reading every GPU: "
                    f"{', '.join(a.split.crossing) or 'none'}"
                    f" ({a.split.cross_bytes(1):,} bytes cross per image, fp32)")
+        for layer, msg in a.accepted:
+            yield f"[dim]accepted (allow: inexact) {safe(layer)}: {safe(msg.rsplit('; input ', 1)[0])}[/]"
         for layer, msg in a.warnings:
             yield f"[yellow]warning[/] {safe(layer)}: {safe(msg)}"
 
@@ -160,7 +178,8 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
         table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
         table.add_column("RF", justify="right", footer="", no_wrap=True)
     for s in a.layers:
-        name = f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings else safe(s.name)
+        name = (f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings
+                else f"{safe(s.name)} [dim]✓[/]" if s.accepted else safe(s.name))
         formula = "" if s.formula == "same as input" else s.formula
         cells = [name, safe(f"{s.op} {s.label}".strip()), _dims(s.output), formula, _n(s.params),
                  macs(s.macs)]
@@ -170,11 +189,12 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
 
 def checks_view(results: list[CheckResult]) -> Any:
     """The check results as a rich renderable: a ✓/✗ table, a summary, and where each failure is."""
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(header_style="bold", title_justify="left")
+    table = Table(header_style="bold", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("")
     table.add_column("check")
     table.add_column("claimed", justify="right")
@@ -199,11 +219,52 @@ def checks_view(results: list[CheckResult]) -> Any:
 
 
 def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:
-    return {"ok": all(r.ok for r in results),
+    return {"schema_version": SCHEMA_VERSION, "ok": all(r.ok for r in results),
             "checks": [{"what": r.what, "claimed": r.claimed, "computed": r.computed,
                         "how": r.how, "ok": r.ok, "where": str(r.loc) if r.loc else None,
                         "source": r.source, "explanation": r.explanation or None}
                        for r in results]}
+
+
+CHECK_COLUMNS = ("ok", "what", "claimed", "computed", "how", "where", "source", "explanation")
+
+
+def checks_csv(results: list[CheckResult]) -> str:
+    return records_csv(CHECK_COLUMNS, checks_to_dict(results)["checks"])
+
+
+def checks_markdown(results: list[CheckResult]) -> str:
+    rows = [{**c, "ok": "✓" if c["ok"] else "✗"} for c in checks_to_dict(results)["checks"]]
+    bad = sum(1 for r in results if not r.ok)
+    return records_markdown(("ok", "what", "claimed", "computed", "how"), rows,
+                            f"{len(results) - bad} of {len(results)} checks hold")
+
+
+def records_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """Rows of a JSON result as CSV (lists joined with ';', None empty)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def records_markdown(columns: tuple[str, ...], rows: list[dict[str, Any]], footer: str = "") -> str:
+    """Rows of a JSON result as a Markdown table ('|' escaped), then ``footer``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|").replace("\n", " ")
+                                       for c in columns) + " |")
+    return "\n".join(lines) + (f"\n\n{footer}" if footer else "") + "\n"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return ";".join(map(_cell, v))
+    return strip_control(str(v))
 
 
 SHAPES_WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.diff import METRICS, percent, show, summary
 from ..ops import fmt_dims
-from .tables import human
+from .tables import SCHEMA_VERSION, human, records_csv, records_markdown
 from .text import safe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +29,7 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 def verify_to_dict(v: Verification) -> dict[str, Any]:
     """archviz verify --json."""
     return {
+        "schema_version": SCHEMA_VERSION,
         "name": v.name, "input": list(v.input), "device": v.device, "ok": v.ok, "error": v.error or None,
         "layers": [{"name": c.name, "op": c.op, "shape": list(c.shape),
                     "torch_shape": None if c.real_shape is None else list(c.real_shape),
@@ -38,6 +39,23 @@ def verify_to_dict(v: Verification) -> dict[str, Any]:
         "formulas": [{"name": f.name, "op": f.op, "max_rel_error": f.max_rel_error,
                       "tolerance": f.tolerance, "ok": f.ok} for f in v.formulas],
     }
+
+
+VERIFY_COLUMNS = ("ok", "name", "op", "shape", "torch_shape", "params", "torch_params")
+
+
+def verify_csv(v: Verification) -> str:
+    """One row per layer (the totals and formula checks are in the JSON)."""
+    return records_csv(VERIFY_COLUMNS, verify_to_dict(v)["layers"])
+
+
+def verify_markdown(v: Verification) -> str:
+    rows = [{**r, "ok": "✓" if r["ok"] else "✗", "shape": _shape(r["shape"]),
+             "torch_shape": _shape(r["torch_shape"])} for r in verify_to_dict(v)["layers"]]
+    from rich.text import Text
+
+    footer = "\n".join(f"- {Text.from_markup(line).plain}" for line in _verify_summary(v))
+    return records_markdown(VERIFY_COLUMNS, rows, footer)
 
 
 def verify_view(v: Verification) -> Any:
@@ -84,6 +102,29 @@ def _verify_summary(v: Verification) -> list[str]:
 
 # --- archviz diff -------------------------------------------------------------------------------
 
+DIFF_COLUMNS = ("status", "name", "op_a", "op_b", "output_a", "output_b", "params_a", "params_b",
+                "macs_a", "macs_b", "changes")
+
+
+def diff_rows(d: Diff) -> list[dict[str, Any]]:
+    """One flat record per aligned layer (CSV and Markdown)."""
+    out = []
+    for r in d.layers:
+        row: dict[str, Any] = {"status": r.status, "name": r.name,
+                               "changes": [f"{c.key} {show(c.a)} → {show(c.b)}" for c in r.changes]
+                               + ([f"moved {r.move_note}"] if r.moved else [])}
+        for side, s in (("a", r.a), ("b", r.b)):
+            row.update({f"op_{side}": s and s.op, f"output_{side}": s and fmt_dims(s.output),
+                        f"params_{side}": s and s.params, f"macs_{side}": s and s.macs})
+        out.append(row)
+    return out
+
+
+def diff_markdown(d: Diff) -> str:
+    footer = "\n".join(f"- {line}" for line in summary(d))
+    return (f"A: {d.a.name} ({d.a.path}) · B: {d.b.name} ({d.b.path})\n\n"
+            + records_markdown(DIFF_COLUMNS, diff_rows(d), footer))
+
 _MARK = {"same": " ", "changed": "[yellow]~[/]", "removed": "[red]−[/]", "added": "[green]+[/]"}
 
 
@@ -96,18 +137,44 @@ def _arrow(a: Any, b: Any, fmt: Any = str) -> str:
 
 
 def diff_view(d: Diff, changed_only: bool = False) -> Any:
-    """archviz diff's table, totals and summary."""
+    """archviz diff's table, totals and summary (a renderable that fits itself to the width)."""
+    return DiffView(d, changed_only)
+
+
+class DiffView:
+    """The diff table with every column where it fits; on a narrower console without the op and
+    settings columns, saying so (the totals and the summary below still name every change)."""
+
+    def __init__(self, d: Diff, changed_only: bool = False) -> None:
+        self.d, self.changed_only = d, changed_only
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        table = _diff_table(self.d, self.changed_only, full=True)
+        if Measurement.get(console, options.update_width(10**4), table).maximum > options.max_width:
+            table = _diff_table(self.d, self.changed_only, full=False)
+            yield table
+            yield (f"[dim]at {options.max_width} columns the op and settings columns are left out:"
+                   " --wide, or a larger COLUMNS, shows them[/]")
+        else:
+            yield table
+        yield from _diff_footer(self.d)
+
+
+def _diff_table(d: Diff, changed_only: bool, full: bool) -> Any:
     from rich import box
-    from rich.console import Group
     from rich.table import Table
 
     title = safe(f"A: {d.a.name} ({d.a.path})\nB: {d.b.name} ({d.b.path})")
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     right = {"justify": "right", "no_wrap": True}
-    for col, kw in (("", {}), ("layer", {"no_wrap": True}), ("op", {}),
-                    ("settings A → B", {"overflow": "fold"}), ("output", {"no_wrap": True}),
-                    ("params", right), ("MACs", right)):
+    columns: list[tuple[str, dict[str, Any]]] = [("", {}), ("layer", {"no_wrap": True})]
+    if full:
+        columns += [("op", {"no_wrap": True}), ("settings A → B", {"no_wrap": True})]
+    columns += [("output", {"no_wrap": True}), ("params", right), ("MACs", right)]
+    for col, kw in columns:
         table.add_column(col, **kw)
     dims = "×".join
     for r in d.layers:
@@ -118,19 +185,22 @@ def diff_view(d: Diff, changed_only: bool = False) -> Any:
         if r.moved:
             settings = "\n".join(x for x in (f"moved {r.move_note}", settings) if x)
         style = "dim" if r.status == "same" else ""
+        middle = [_arrow(sa and sa.op, sb and sb.op), safe(settings)] if full else []
         table.add_row(
-            _MARK[r.status], safe(r.name), _arrow(sa and sa.op, sb and sb.op), safe(settings),
+            _MARK[r.status], safe(r.name), *middle,
             _arrow(sa and sa.output, sb and sb.output, lambda s: dims(map(str, s))),
             _arrow(sa and sa.params, sb and sb.params, lambda n: f"{n:,}" if n else "–"),
             _arrow(sa and sa.macs, sb and sb.macs, lambda n: human(n) if n else "–"), style=style)
-    parts: list[Any] = [table]
+    return table
+
+
+def _diff_footer(d: Diff) -> Any:
     for m in METRICS:
         a, b = d.total(m)
         if a or b:
-            parts.append(f"{m:12} {a:>14,} → {b:>14,}  ({percent(d.change(m))})")
+            yield f"{m:12} {a:>14,} → {b:>14,}  ({percent(d.change(m))})"
     lines = summary(d)
     if lines:
-        parts.append("[bold]in short[/]")
+        yield "[bold]in short[/]"
         for line in lines:
-            parts.append(f"  • {safe(line)}")
-    return Group(*parts)
+            yield f"  • {safe(line)}"

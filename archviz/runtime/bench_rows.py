@@ -208,6 +208,7 @@ def result_dict(res: BenchResult) -> dict[str, Any]:
     """The whole result as the ``--json`` file holds it."""
     s = res.settings
     return {
+        "schema_version": 1,   # as every JSON output (archviz.render.tables.SCHEMA_VERSION)
         "archviz": res.archviz,
         "spec": {"name": res.spec_name, "path": res.spec_path, "input": list(res.input)},
         "device": res.device.as_dict(),

@@ -45,6 +45,7 @@ from .doc import (
     Doc,
     Layer,
     node_kind,
+    read_allow,
     read_from,
     read_name,
     read_positive_int,
@@ -52,8 +53,8 @@ from .doc import (
     show,
 )
 
-BLOCK_KEYS = ("params", "layers", "note")
-USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect")
+BLOCK_KEYS = ("params", "layers", "note", "allow")
+USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect", "allow")
 IN = "$in"  # in a block's `from:`, the block's input
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
 # the loader's parse_layer(doc, node, previous, use_site): a layer mapping -> Layer
@@ -75,6 +76,7 @@ class Block:
     name: str
     defaults: Mapping[str, yaml.Node | None]   # parameter -> default value node; None = required
     layers: tuple[Template, ...]
+    allow: frozenset[str] = frozenset()         # warnings every layer of the block accepts
 
 
 def parse_blocks(doc: Doc, node: yaml.Node) -> dict[str, Block]:
@@ -110,7 +112,8 @@ def _block(doc: Doc, name: str, node: yaml.Node) -> Block:
     templates: list[Template] = []
     for item in lnode.value:
         templates.append(_template(doc, name, item, defaults, {t.local for t in templates}))
-    return Block(name, defaults, tuple(templates))
+    allow = read_allow(doc, entries["allow"][1], f"{where}.allow") if "allow" in entries else frozenset()
+    return Block(name, defaults, tuple(templates), allow)
 
 
 def _template(doc: Doc, block: str, item: yaml.Node, params: Mapping[str, Any],
@@ -289,6 +292,7 @@ class Expander:
         count = self._repeat(entries, name)
         args, first = self._args(entries, "args", name, block), self._args(entries, "first", name, block)
         out = source
+        start = len(self.layers)
         for i in range(count or 1):
             env = {**block.defaults, **args, **(first if i == 0 else {})}
             label = f"{name}.{i}" if count else name
@@ -299,6 +303,8 @@ class Expander:
                 if top and exc.use_site is None:
                     exc.use_site = use_site
                 raise
+        if "allow" in entries:
+            self._grant(start, read_allow(doc, entries["allow"][1], f"{name}.allow"))
         if "expect" in entries:
             self._expect(entries["expect"][1], name, out, source)
         return out
@@ -352,10 +358,18 @@ class Expander:
                 use_site: Loc) -> str:
         local: dict[str, str] = {}   # local name -> the full name of what it stands for
         previous = source
+        first = len(self.layers)
         for t in block.layers:
             previous = self._instance(t, env, prefix, source, previous, local, use_site)
             local[t.local] = previous
+        self._grant(first, block.allow)
         return previous
+
+    def _grant(self, first: int, allow: frozenset[str]) -> None:
+        """Layers added since position ``first`` also accept ``allow`` (a block's or a use's)."""
+        if allow:
+            for i in range(first, len(self.layers)):
+                self.layers[i] = replace(self.layers[i], allow=self.layers[i].allow | allow)
 
     def _instance(self, t: Template, env: Mapping[str, Any], prefix: str, source: str,
                   previous: str, local: Mapping[str, str], use_site: Loc) -> str:

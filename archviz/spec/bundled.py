@@ -36,6 +36,11 @@ def resolve(spec: str | Path) -> Path:
         return bundled
     if path.exists():
         return path
+    for suffix in (".yaml", ".yml"):
+        beside = Path(f"{text}{suffix}")
+        if beside.is_file():
+            raise SpecError(f"{spec}: no such file, and no bundled spec of that name",
+                            hint=f"did you mean {beside}?")
     known = names()
     hint = did_you_mean(path.stem, known) if known else ""
     raise SpecError(f"{spec}: no such file, and no bundled spec of that name",
@@ -43,7 +48,12 @@ def resolve(spec: str | Path) -> Path:
 
 
 def display(spec: str | Path, path: Path) -> str:
-    """How a spec's file is named in messages: as the user gave it, or specs/NAME.yaml if bundled."""
+    """How a spec's file is named in messages: as the user gave it; a bundled spec by the path
+    the user can open (relative to the current directory when it is below it, else absolute)."""
     if path == Path(spec):
         return str(spec)
-    return f"specs/{path.name}"
+    real = path.resolve()
+    try:
+        return str(real.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(real)

@@ -29,9 +29,11 @@ STR_TAG = "tag:yaml.org,2002:str"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _SCALARS = _CONSTRUCTOR.yaml_constructors
 _POSITIVE = PosInt()
+# what `allow:` may accept (on a spec, a block or a layer): warnings shown as accepted, not failing --strict
+ALLOWABLE = {"inexact": "a sliding window's division that is not whole (rows or columns never read)"}
 
-__all__ = ["IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind", "read_from",
-           "read_name", "read_positive_int", "read_shape", "show"]
+__all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind",
+           "read_allow", "read_from", "read_name", "read_positive_int", "read_shape", "show"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Layer:
     key_locs: Mapping[str, Loc] = field(default_factory=dict)
     note: str = ""
     use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
+    allow: frozenset[str] = frozenset()  # warnings accepted for this layer (`allow: [inexact]`)
 
     def loc_of(self, key: str | None) -> Loc:
         return self.key_locs.get(key, self.loc) if key else self.loc
@@ -130,11 +133,26 @@ def read_name(doc: Doc, node: yaml.Node, what: str, *, dots: bool = True, reserv
     """
     value = doc.value(node)
     pattern = NAME_RE if dots else IDENT_RE
-    if not isinstance(value, str) or not pattern.fullmatch(value) or value == reserved:
+    if reserved and value == reserved:
+        why = "the network input" if reserved == INPUT else "the block's input, $in"
+        raise doc.error(node, f"{what}: '{reserved}' is reserved: it names {why}",
+                        f"hint: e.g. {reserved}_1")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         chars = "letters, digits, _ and ." if dots else "letters, digits and _"
-        other = f", not '{reserved}'" if reserved else ""
-        raise doc.error(node, f"{what}: expected an identifier ({chars}){other}, got {show(value)}")
+        raise doc.error(node, f"{what}: expected an identifier ({chars}), got {show(value)}",
+                        _name_hint(value, pattern))
     return value
+
+
+def _name_hint(value: Any, pattern: re.Pattern[str]) -> str:
+    """``conv-1`` → ``hint: e.g. conv_1`` (when the repaired name is valid)."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        return ""
+    fixed = re.sub(r"[^A-Za-z0-9_.]" if pattern is NAME_RE else r"[^A-Za-z0-9_]", "_", str(value))
+    fixed = re.sub(r"\.(?=\.|$)", "", fixed.strip("."))
+    if fixed[:1].isdigit():
+        fixed = f"_{fixed}"
+    return f"hint: e.g. {fixed}" if fixed and pattern.fullmatch(fixed) else ""
 
 
 def read_from(doc: Doc, node: yaml.Node, what: str) -> list[str]:
@@ -144,6 +162,19 @@ def read_from(doc: Doc, node: yaml.Node, what: str) -> list[str]:
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise doc.error(node, f"{what}: expected a layer name or a list of names, got {show(value)}")
     return names
+
+
+def read_allow(doc: Doc, node: yaml.Node, what: str) -> frozenset[str]:
+    """``allow: [inexact]`` (or one word): the kinds of warning a spec, block or layer accepts."""
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out = set()
+    for item in items:
+        value = doc.value(item)
+        if not isinstance(value, str) or value not in ALLOWABLE:
+            raise doc.error(item, f"{what}: expected one of {', '.join(ALLOWABLE)}, got {show(value)}",
+                            "allow: [inexact] accepts divisions that are not whole")
+        out.add(value)
+    return frozenset(out)
 
 
 def read_positive_int(doc: Doc, node: yaml.Node, what: str) -> int:

@@ -26,6 +26,7 @@ from .doc import (
     Layer,
     Shape,
     node_kind,
+    read_allow,
     read_from,
     read_name,
     read_positive_int,
@@ -36,12 +37,13 @@ from .doc import (
 __all__ = ["SPEC_VERSION", "SPEC_VERSIONS", "INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer",
            "Shape", "Spec", "load", "loads", "parse_layer"]
 
-TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "blocks", "layers", "claims"}
+TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "allow", "blocks", "layers",
+            "claims"}
 # spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α;
 # see docs/spec-format.md)
 SPEC_VERSIONS = (1, 2)
 SPEC_VERSION = 2
-LAYER_KEYS = {"name", "op", "from", "expect", "note"}
+LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow"}
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -84,6 +86,7 @@ class Spec:
     claims: tuple[Claim, ...] = ()
     input_loc: Loc | None = None
     format: int = 1                  # the spec format version (the `format:` key; 1 when absent)
+    allow: frozenset[str] = frozenset()  # warnings every layer accepts (`allow: [inexact]`)
 
     def layer(self, name: str) -> Layer:
         return next(la for la in self.layers if la.name == name)
@@ -183,6 +186,7 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         format=version,
         claims=claims,
         input_loc=doc.loc(top["input"][1]),
+        allow=read_allow(doc, top["allow"][1], "allow") if "allow" in top else frozenset(),
     )
 
 
@@ -211,6 +215,11 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     name_node = entries["name"][1]
     name = read_name(doc, name_node, "layer name", reserved=INPUT)
     if "op" not in entries:
+        for alias in ("type", "kind", "layer", "operation"):
+            if alias in entries:
+                knode, vnode = entries[alias]
+                raise doc.error(knode, f"{name}: unknown key '{alias}'; the layer's op is given with"
+                                f" 'op'", f"did you mean 'op: {doc.value(vnode)}'?")
         raise doc.error(node, f"{name}: missing required key 'op'",
                         "valid ops: " + ", ".join(sorted(OPS)))
     op_node = entries["op"][1]
@@ -243,7 +252,8 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
         expect = read_shape(doc, entries["expect"][1], f"{name}.expect")
     locs = {k: doc.loc(v) for k, (_, v) in entries.items()}
     note = doc.text(entries["note"][1], f"{name}.note") if "note" in entries else ""
-    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site)
+    allow = read_allow(doc, entries["allow"][1], f"{name}.allow") if "allow" in entries else frozenset()
+    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site, allow)
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,

@@ -21,7 +21,7 @@ from .claims import KERNEL_TEXT, LRN_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import NUMBER_TEXT as CLAIM_TEXT
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
-from .doc import INPUT, NAME_RE
+from .doc import ALLOWABLE, INPUT, NAME_RE
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 NAME = NAME_RE.pattern
@@ -42,6 +42,7 @@ COMMON: Json = {
              "description": "the layer it reads; default: the previous layer"},
     "expect": {"$ref": "#/$defs/shape", "description": "the output shape this layer must have"},
     "note": {"type": "string", "description": "free text shown in reports"},
+    "allow": {"$ref": "#/$defs/allow"},
 }
 
 
@@ -62,7 +63,7 @@ def _block_use() -> Json:
     return {"title": "block use", "description": "a use of a block defined under blocks:",
             "type": "object", "required": ["name", "block"], "additionalProperties": False,
             "properties": {
-                "name": COMMON["name"], "expect": COMMON["expect"],
+                "name": COMMON["name"], "expect": COMMON["expect"], "allow": COMMON["allow"],
                 "from": {"type": "string", "description": "the layer the block reads"},
                 "block": {"type": "string", "description": "the block's name under blocks:"},
                 "repeat": {**_int(1), "description": "chain this many copies (use.0, use.1, ...)"},
@@ -111,7 +112,7 @@ def _blocks() -> Json:
     block = {"type": "object", "required": ["layers"], "additionalProperties": False,
              "properties": {"params": {"type": "object", "description": "parameters; null = required"},
                             "layers": {"type": "array", "items": loose_layer, "minItems": 1},
-                            "note": {"type": "string"}}}
+                            "note": {"type": "string"}, "allow": {"$ref": "#/$defs/allow"}}}
     return {"type": "object", "additionalProperties": block,
             "description": "named, parameterised sub-graphs used in layers: with block:"}
 
@@ -133,6 +134,7 @@ def spec_schema() -> Json:
             "description": {"type": "string"},
             "input": {"$ref": "#/$defs/shape", "description": "[C, H, W] or [F], per image"},
             "gpus": {**_int(1), "description": "split every layer's channels over this many GPUs"},
+            "allow": {"$ref": "#/$defs/allow"},
             "blocks": _blocks(),
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
             "claims": _claims(),
@@ -144,5 +146,9 @@ def spec_schema() -> Json:
             "claim": _number_claim(),
             "kernel_claim": _kernel_claim(),
             "lrn_claim": _lrn_claim(),
+            "allow": {"anyOf": [{"enum": sorted(ALLOWABLE)},
+                                {"type": "array", "items": {"enum": sorted(ALLOWABLE)}, "minItems": 1}],
+                      "description": "warnings accepted (shown as accepted, not failing --strict):"
+                                     " inexact = a sliding window's division that is not whole"},
         },
     }
