@@ -11,11 +11,12 @@ import typer
 
 from .. import __version__
 from ..core import devices
+from ..core.devices import Dtype
 from ..core.flops import Mode as StepMode
 from ..errors import ArchvizError
 from ..render import bench_view
 from ..render.text import safe
-from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Status, Workload, result_dict
+from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import DEFAULT_SPEC, InputOpt, Mode, SpecArg, console, fail, guarded, load_analysis, parse_input
 from .reference import load_reference
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from ..core.devices import Dtype
 from ..core.flops import Mode
-from ..runtime.bench_rows import Dtype, LayerReport, Ratio, Row, Settings, Status
+from ..runtime.bench_rows import LayerReport, Ratio, Row, Settings, Status
 from .text import safe
 
 if TYPE_CHECKING:  # pragma: no cover

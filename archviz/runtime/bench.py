@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from ..core import devices
+from ..core.devices import Dtype
 from ..core.flops import Mode
 from . import steps
 from .bench_layers import time_layers
-from .bench_rows import Case, Dtype, LayerReport, Peaks, Row, Settings, Status, Workload
+from .bench_rows import Case, LayerReport, Peaks, Row, Settings, Status, Workload
 from .timing import Stats, time_iterations
 
 

@@ -10,18 +10,9 @@ from enum import Enum
 from typing import Any
 
 from ..core.analysis import Analysis
-from ..core.devices import DeviceInfo
+from ..core.devices import DeviceInfo, Dtype
 from ..core.flops import TRAIN_FLOPS_FORMULA, Flops, Mode
 from .timing import Stats
-
-
-class Dtype(str, Enum):
-    """fp32 (TF32 off), tf32 (TF32 on: CUDA matmul and cuDNN), bf16 / fp16 via autocast."""
-
-    fp32 = "fp32"
-    tf32 = "tf32"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 class Status(str, Enum):
