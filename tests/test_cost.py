@@ -111,3 +111,37 @@ def test_cost_does_not_import_torch() -> None:
             "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_alexnet_check_has_the_papers_memory_and_time_claims() -> None:
+    from archviz.core.check import run_checks
+
+    sp = load("alexnet")
+    results = {r.what: r for r in run_checks(sp, analyze(sp))}
+    one, split = results["memory, one GPU"], results["memory, each GPU of the split"]
+    assert one.computed == f"{_cost(gpus=1).peak / GIB:.2f} GiB" and one.ok
+    assert split.computed == f"{_cost(gpus=2).peak / GIB:.2f} GiB" and split.ok
+    time = results["training time"]
+    c = _cost(gpus=2)
+    assert c.time is not None
+    days = c.time.run_seconds(90, 1_200_000, 128) / 86400
+    assert time.computed == f"≥ {days:.2f} days" and time.ok
+    # the fraction of two GTX 580s' fp32 peak that 6 and 5 days imply
+    flops = 90 * 1_200_000 * c.time.train_flops_per_image
+    six, five = (flops / (d * 86400) / (2 * 1.581e12) for d in (6, 5))
+    assert f"implies {six:.0%} – {five:.0%}" in time.how
+
+
+@pytest.mark.parametrize(("claim", "message"), [
+    ("memory: {x: {value: 3 GiB, device: gtx850}}", "did you mean 'gtx580'?"),
+    ("memory: {x: {value: lots, device: gtx580}}", "expected a memory size such as 3 GiB"),
+    ("train_time: {value: 5-6 days, device: gtx580, colour: red}", "unknown key 'colour'"),
+    ("train_time: {value: 5-6 days, device: gtx580, batch: 0}", "positive number of images"),
+])
+def test_bad_cost_claims_are_located(tmp_path, claim: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: [3, 32, 32]\nlayers:\n  - {name: c, op: conv, out: 4, kernel: 3}\n"
+                    f"claims:\n  {claim}\n", encoding="utf-8")
+    r = runner.invoke(app, ["check", str(spec)])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "net.yaml:" in r.output

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..ops import OPS, OpKind
 from ..ops.fields import BoolField, Field, FloatField, PaddingField, PairField, PosInt
+from .claims import COST_SETTINGS
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
 
@@ -116,6 +117,12 @@ def _claims() -> Json:
     props: Json = {k: {"$ref": "#/$defs/claim"} for k in CLAIM_TOTAL_KEYS}
     props.update({k: {"type": "object", "additionalProperties": {"$ref": "#/$defs/claim"}}
                   for k in CLAIM_LAYER_KEYS})
+    cost: Json = {"type": "object", "required": ["value"], "additionalProperties": False,
+                  "properties": {"value": {"type": "string"}, "source": {"type": "string"},
+                                 **{k: {"type": ["string", "number"]} for k in COST_SETTINGS}}}
+    props["memory"] = {"type": "object", "additionalProperties": cost,
+                       "description": "per GPU at the settings given, e.g. {value: 3 GiB, device: gtx580}"}
+    props["train_time"] = {**cost, "description": "a run's time, e.g. {value: 5-6 days, epochs: 90}"}
     return {"type": "object", "properties": props, "additionalProperties": False,
             "description": "what the source states; `archviz check` compares each with the computation"}
 
