@@ -31,6 +31,7 @@ from ..spec import INPUT, Spec
 from .analysis import Analysis, LayerStats, channel_share
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for
 from .flops import Mode, needs_grad
+from .graph import paused_gc
 
 GIB = 2**30
 
@@ -266,28 +267,34 @@ def saved_bytes(analysis: Analysis, spec: Spec, settings: Settings) -> dict[str,
 def estimate(analysis: Analysis, spec: Spec, settings: Settings, device: Target,
              gpus: int | None = None) -> Cost:
     """Memory and time of one step (see the module's docstring)."""
+    with paused_gc():
+        return _estimate(analysis, spec, settings, device, gpus)
+
+
+def _estimate(analysis: Analysis, spec: Spec, settings: Settings, device: Target, gpus: int | None) -> Cost:
     n_gpus = gpus or analysis.gpus or 1
-    layers = _layers(analysis, spec, settings)
+    rules = _layer_rules(analysis, spec, settings)   # the batch does not change the rules
+    timed = device.tflops(settings.dtype) is not None and bool(device.bandwidth_gbs)
+    layers = _layers(analysis, spec, settings, rules, device if timed else None, n_gpus)
     unknown = any(not lc.saved_known for lc in layers)
     memory = _memory(analysis, layers, settings, 1, 0)
     per_gpu = tuple(_memory(analysis, layers, settings, n_gpus, g) for g in range(n_gpus)) \
         if n_gpus > 1 else (memory,)
-    time = _time(analysis, layers, settings, device, n_gpus)
-    if time is not None:
-        layers = [_timed(lc, settings, device, n_gpus) for lc in layers]
+    time = _time(analysis, layers, settings, device, n_gpus) if timed else None
     cost = Cost(name=analysis.name, settings=settings, target=device, gpus=n_gpus, layers=tuple(layers),
                 memory=memory, per_gpu=per_gpu, lower_bound=unknown, largest_batch=None, time=time)
-    return replace(cost, largest_batch=_largest_batch(analysis, spec, settings, device, n_gpus))
+    return replace(cost, largest_batch=_largest_batch(analysis, spec, settings, device, n_gpus, rules))
 
 
-def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, gpus: int) -> int | None:
+def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, gpus: int,
+                   rules: list[tuple[LayerStats, Saved, int, int]]) -> int | None:
     """Memory is affine in the batch: solve fixed + b·per_image ≤ capacity on the busiest GPU."""
     if not device.memory_gib:
         return None
     cap = int(device.memory_gib * GIB)
 
     def peak(b: int) -> int:
-        ls = _layers(analysis, spec, replace(s, batch=b))
+        ls = _layers(analysis, spec, replace(s, batch=b), rules)
         return max(_memory(analysis, ls, replace(s, batch=b), gpus, g).total for g in range(gpus))
 
     one, two = peak(1), peak(2)
@@ -295,18 +302,20 @@ def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, 
     if one > cap or slope <= 0:
         return 0 if one > cap else None
     b = (cap - fixed) // slope
-    while b > 1 and peak(b) > cap:   # rounding in the channel shares: step down to the truth
+    while gpus > 1 and b > 1 and peak(b) > cap:   # rounding in the channel shares
         b -= 1
     return b
 
 
-def _layers(analysis: Analysis, spec: Spec, s: Settings) -> list[LayerCost]:
+def _layers(analysis: Analysis, spec: Spec, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
+            device: Target | None = None, gpus: int = 1) -> list[LayerCost]:
+    """Every layer's bytes and FLOPs at the batch; with a ``device``, its roofline time too."""
     grad = needs_grad(analysis)
     act = {INPUT: prod(analysis.input) * 4}
     params = {la.name: la.params for la in spec.layers}
     train = s.mode is Mode.train
     out = []
-    for st, rule, per, fixed in _layer_rules(analysis, spec, s):
+    for st, rule, per, fixed in rules:
         kind = OPS[st.op]
         p = params[st.name]
         size = DTYPE_BYTES[rule.out_dtype]
@@ -324,13 +333,19 @@ def _layers(analysis: Analysis, spec: Spec, s: Settings) -> list[LayerCost]:
         saved = per * s.batch + fixed
         bytes_bwd = (outb + saved + (copy or pbytes) + (ins if input_grad else 0) + pbytes) \
             if st.name in grad else 0
+        fwd_bytes, bwd_bytes, bwd_flops = ins + outb + weights_fwd, bytes_bwd if train else 0, \
+            bwd_flops if train else 0
+        ms, bound = None, ""
+        if device is not None:
+            fwd, bound = _roofline(mac_flops + work, fwd_bytes, device, s.dtype)
+            ms = (fwd + (_roofline(bwd_flops, bwd_bytes, device, s.dtype)[0] if train else 0.0)) / gpus
         out.append(LayerCost(
             name=st.name, op=st.op, out_dtype=rule.out_dtype,
             saved=saved if train else 0, saved_known=rule.known,
             params=pbytes, buffers=kind.buffer_bytes(p, st.in_shapes, st.output),
             activation=outb, mac_flops_fwd=mac_flops, work_fwd=work,
-            flops_bwd=bwd_flops if train else 0, bytes_fwd=ins + outb + weights_fwd,
-            bytes_bwd=bytes_bwd if train else 0, transient=ins + outb + copy, gpu_local=st.gpu_local))
+            flops_bwd=bwd_flops, bytes_fwd=fwd_bytes, bytes_bwd=bwd_bytes, transient=ins + outb + copy,
+            gpu_local=st.gpu_local, time_ms=ms, bound=bound))
     return out
 
 
@@ -371,21 +386,13 @@ def _memory(analysis: Analysis, layers: list[LayerCost], s: Settings, gpus: int,
 
 def _roofline(flops: int, nbytes: int, device: Target, dtype: Dtype) -> tuple[float, str]:
     peak = device.tflops(dtype)
-    assert peak is not None and device.bandwidth_gbs
+    assert peak is not None and device.bandwidth_gbs is not None
     compute, memory = flops / (peak * 1e12), nbytes / (device.bandwidth_gbs * 1e9)
     return max(compute, memory) * 1e3, "compute" if compute >= memory else "memory"
 
 
-def _timed(lc: LayerCost, s: Settings, device: Target, gpus: int) -> LayerCost:
-    fwd, bound = _roofline(lc.flops_fwd, lc.bytes_fwd, device, s.dtype)
-    bwd, _ = _roofline(lc.flops_bwd, lc.bytes_bwd, device, s.dtype) if s.mode is Mode.train else (0.0, "")
-    return replace(lc, time_ms=(fwd + bwd) / gpus, bound=bound)
-
-
-def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Target, gpus: int) -> Time | None:
-    if device.tflops(s.dtype) is None or not device.bandwidth_gbs:
-        return None
-    compute = sum(_timed(lc, s, device, gpus).time_ms or 0.0 for lc in layers)
+def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Target, gpus: int) -> Time:
+    compute = sum(lc.time_ms or 0.0 for lc in layers)
     link = 0.0
     if gpus > 1 and analysis.split is not None:
         link_gbs = device.link.gbs if device.link else 8.0
@@ -393,7 +400,8 @@ def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Targ
         nbytes = analysis.split.cross_bytes(s.batch, DTYPE_BYTES[s.dtype.stored]) * passes
         link = nbytes / gpus / (link_gbs * 1e9) * 1e3
     update = 0.0
-    if s.mode is Mode.train:
+    assert device.bandwidth_gbs is not None
+    if s.mode is Mode.train:   # read weights and gradients, write weights; read and write each state
         p = sum(lc.params for lc in layers) // gpus
         update = p * (3 + 2 * s.optimizer.states) / (device.bandwidth_gbs * 1e9) * 1e3
     per_image = sum(lc.flops_fwd + lc.flops_bwd for lc in layers) // s.batch
