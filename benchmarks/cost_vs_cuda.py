@@ -53,8 +53,6 @@ def measure(name: str, batch: int, dtype: Dtype) -> tuple[int, int, int]:
     measured = torch.cuda.max_memory_allocated()
     cost = estimate(a, sp, Settings(batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
                                     torch_device="cuda"), target("cuda"), 1)
-    del model, opt, x, y
-    torch.cuda.empty_cache()
     return cost.peak, measured, cost.memory.saved
 
 
@@ -78,8 +76,9 @@ def main() -> None:
                     print(f"| {name} | {batch} | {dt.value} | | out of memory | |")
                     torch.cuda.empty_cache()
                     continue
-                print(f"| {name} | {batch} | {dt.value} | {pred / GIB:.3f} | {got / GIB:.3f} | {pred / got:.3f} |",
-                      flush=True)
+                torch.cuda.empty_cache()
+                print(f"| {name} | {batch} | {dt.value} | {pred / GIB:.3f} | {got / GIB:.3f}"
+                      f" | {pred / got:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
