@@ -37,3 +37,14 @@ class Golden:
 @pytest.fixture
 def golden() -> Golden:
     return Golden()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (full sweeps) run only when asked: ``pytest -m slow``; the default
+    run keeps CI short with their representative subsets."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="a full sweep: run with `pytest -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
