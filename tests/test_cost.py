@@ -145,3 +145,17 @@ def test_bad_cost_claims_are_located(tmp_path, claim: str, message: str) -> None
     r = runner.invoke(app, ["check", str(spec)])
     assert r.exit_code == 2, r.output
     assert message in r.output and "net.yaml:" in r.output
+
+
+def test_bench_shows_the_prediction_beside_the_measurement(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "b.json"
+    r = runner.invoke(app, ["bench", "lenet5", "--device", "cpu", "--warmup", "1", "--iters", "2",
+                            "--batch", "2", "--mode", "train", "--json", str(out)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "predicted" in r.output and "× roofline" in r.output
+    row = json.loads(out.read_text())["rows"][0]
+    sp = load("lenet5")
+    c = estimate(analyze(sp), sp, Settings(batch=2, optimizer=Optimizer.momentum, torch_device="cpu"),
+                 target("cpu"), 1)
+    assert row["predicted_memory_bytes"] == c.peak
+    assert row["predicted_ms"] is None and row["measured_over_predicted_ms"] is None  # no CPU roofline

@@ -4,6 +4,7 @@ batch sizes, modes and dtypes. torch, rich's progress bar and matplotlib load in
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -144,10 +145,11 @@ def bench(
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     sp, a = load_analysis(spec, input_size)
-    works = [Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
+    info = devices.describe(dev)
+    works = [replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),
+                     predict=_predictor(sp, a, info))]
     if reference:
         works.append(_reference(reference, a))
-    info = devices.describe(dev)
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
@@ -239,3 +241,21 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
 
         plot_throughput(data["rows"], plot, title=f"{result.spec_name} on {result.device.name}")
         err.print(f"wrote {safe(plot)}")
+
+
+def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
+    """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
+    SGD with momentum on one device."""
+    from ..core.cost import Optimizer, Target, estimate, target
+    from ..core.cost import Settings as CostSettings
+
+    row = devices.lookup(info.name) if info.kind == "cuda" else None
+    where = target(row.key) if row else Target(info.kind, info.name, info.memory_gib, None, None, None, "")
+
+    def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None]:
+        settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
+                                torch_device="cuda" if info.kind == "cuda" else "cpu")
+        c = estimate(a, sp, settings, where, 1)
+        return c.peak, c.time.step_ms if c.time else None
+
+    return predict

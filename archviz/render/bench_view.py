@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..core.devices import DeviceInfo
 
 MAIN_COLUMNS = ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
-                "memory", "note")
+                "memory", "predicted", "× roofline", "note")
 LAYER_COLUMNS = ("layer", "forward", "backward", "total", "% of sum")
 
 
@@ -63,6 +63,8 @@ def main_table(rows: list[Row], on_cpu: bool) -> Table:
     table = Table(title="archviz bench", title_justify="left", caption="\n".join(notes) or None,
                   caption_justify="left")
     memory = "peak RSS MiB" if on_cpu else "peak mem MiB"
+    notes.append("predicted: archviz cost's peak MiB for the step (docs/cost.md); × roofline: measured"
+                 " step time / its roofline lower bound (— without a bandwidth and peak for the device)")
     for col in MAIN_COLUMNS:
         table.add_column(memory if col == "memory" else col,
                          justify="left" if col in ("model", "mode", "dtype", "note") else "right")
@@ -73,6 +75,8 @@ def main_table(rows: list[Row], on_cpu: bool) -> Table:
                       _fmt(ms.median if ms else None, ".2f"), _fmt(iqr, ".2f"), _fmt(r.images_per_s, ",.1f"),
                       _fmt(r.tflops, ".3f"), _fmt(r.peak_pct, ".1f"),
                       _fmt(r.memory and r.memory / 2**20, ",.0f"),
+                      _fmt(r.predicted_memory and r.predicted_memory / 2**20, ",.0f"),
+                      _fmt(r.over_roofline, ".1f"),
                       safe(r.note or ("" if r.status is Status.ok else r.status.value)))
     return table
 

@@ -49,6 +49,8 @@ class Workload:
     input_shape: tuple[int, ...]    # (C, H, W) or (F,), per image
     output_shape: tuple[int, ...]   # classes first: labels are drawn for cross-entropy
     flops: Flops                    # per image
+    # archviz cost's prediction for a case: (peak bytes, roofline step ms or None); None: none
+    predict: Any = field(default=None, compare=False)
 
     @classmethod
     def of(cls, label: str, module: Any, analysis: Analysis) -> Workload:
@@ -108,7 +110,14 @@ class Row:
     peak_pct: float | None = None
     memory: int | None = None       # bytes
     memory_kind: str = ""
+    predicted_memory: int | None = None     # archviz cost's peak for this case (bytes)
+    predicted_ms: float | None = None       # archviz cost's roofline lower bound for one step
     layers: LayerReport | None = field(default=None, compare=False)
+
+    @property
+    def over_roofline(self) -> float | None:
+        """Measured step time / the roofline's lower bound."""
+        return self.ms.median / self.predicted_ms if self.ms and self.predicted_ms else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +190,8 @@ def row_dict(row: Row) -> dict[str, Any]:
         "ms_q3": ms.q3 if ms else None, "ms_iqr": ms.iqr if ms else None, "iters": ms.n if ms else 0,
         "images_per_s": row.images_per_s, "tflops": row.tflops, "peak_tflops": row.peak_tflops,
         "peak_pct": row.peak_pct, "memory_bytes": row.memory, "memory_kind": row.memory_kind,
+        "predicted_memory_bytes": row.predicted_memory, "predicted_ms": row.predicted_ms,
+        "measured_over_predicted_ms": row.over_roofline,
     }
     if row.layers is not None:
         lr = row.layers
