@@ -159,3 +159,22 @@ def test_bench_shows_the_prediction_beside_the_measurement(tmp_path) -> None:  #
                  target("cpu"), 1)
     assert row["predicted_memory_bytes"] == c.peak
     assert row["predicted_ms"] is None and row["measured_over_predicted_ms"] is None  # no CPU roofline
+
+
+def test_memory_plot_data_and_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from archviz.render.cost_plot import curve_batches, memory_data
+
+    c = _cost(gpus=1, batch=128)
+    d = memory_data(c, [(1, _cost(gpus=1, batch=1).peak), (128, c.peak)])
+    saved = dict(d.stacks)["saved for backward"]
+    assert sum(saved) * 2**20 == pytest.approx(c.memory.saved)
+    weights = dict(d.stacks)["weights, gradients, optimizer state"]
+    assert sum(weights) * 2**20 == pytest.approx(3 * c.memory.params)      # momentum: 3 copies
+    assert d.capacity == 3 * 1024 and d.largest_batch == c.largest_batch
+    assert curve_batches(161, 128) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    out = tmp_path / "m.png"
+    r = runner.invoke(app, ["plot", "alexnet", "--kind", "memory", "--device", "gtx580", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = runner.invoke(app, ["plot", "alexnet", "--kind", "memory", "--device", "gtx850", "-o", str(out)])
+    assert r.exit_code == 2 and "did you mean 'gtx580'?" in r.output
