@@ -178,3 +178,20 @@ def test_memory_plot_data_and_file(tmp_path) -> None:  # type: ignore[no-untyped
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = runner.invoke(app, ["plot", "alexnet", "--kind", "memory", "--device", "gtx850", "-o", str(out)])
     assert r.exit_code == 2 and "did you mean 'gtx580'?" in r.output
+
+
+def test_bench_layer_table_shows_measured_over_roofline() -> None:
+    from archviz.render.bench_view import layer_table
+    from archviz.render.tables import plain_text
+    from archviz.runtime.bench_rows import Case, LayerReport, LayerTime, Row, Status, row_dict
+
+    case = Case(model="net", mode=Mode.train, dtype=Dtype.fp32, batch=4)
+    lr = LayerReport(layers=(LayerTime(name="conv1", forward_ms=3.0, backward_ms=5.0),
+                             LayerTime(name="relu1", forward_ms=1.0, backward_ms=1.0)), step_ms=10.0)
+    row = Row(case=case, status=Status.ok, predicted_layers={"conv1": 2.0}, layers=lr)
+    text = plain_text(layer_table(row, lr))
+    assert "× roofline" in text
+    cells = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in text.splitlines()
+             if line.startswith("│")}
+    assert cells == {"conv1": "4.0", "relu1": "—"}   # conv1: 8 ms measured / 2 ms bound; relu1 none
+    assert row_dict(row)["layers"]["layers"][0]["predicted_ms"] == 2.0

@@ -252,10 +252,12 @@ def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
     row = devices.lookup(info.name) if info.kind == "cuda" else None
     where = target(row.key) if row else Target(info.kind, info.name, info.memory_gib, None, None, None, "")
 
-    def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None]:
+    def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
         settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
                                 torch_device="cuda" if info.kind == "cuda" else "cpu")
         c = estimate(a, sp, settings, where, 1)
-        return c.peak, c.time.step_ms if c.time else None
+        if c.time is None:
+            return c.peak, None, None
+        return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}
 
     return predict

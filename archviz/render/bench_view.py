@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAIN_COLUMNS = ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
                 "memory", "predicted", "× roofline", "note")
-LAYER_COLUMNS = ("layer", "forward", "backward", "total", "% of sum")
+LAYER_COLUMNS = ("layer", "forward", "backward", "total", "% of sum", "× roofline")
 
 
 def _markup(text: str) -> Text:
@@ -96,10 +96,13 @@ def layer_table(row: Row, lr: LayerReport) -> Table:
     table = Table(title=title, title_justify="left")
     for col in LAYER_COLUMNS:
         table.add_column(col, justify="left" if col == "layer" else "right")
+    predicted = row.predicted_layers or {}
     for t in lr.layers:
         backward = f"{t.backward_ms:.3f}" if c.mode is Mode.train else "—"
+        bound = predicted.get(t.name)
         table.add_row(safe(t.name), f"{t.forward_ms:.3f}", backward,
-                      f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—")
+                      f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—",
+                      f"{t.total_ms / bound:.1f}" if bound else "—")
     return table
 
 

@@ -49,7 +49,8 @@ class Workload:
     input_shape: tuple[int, ...]    # (C, H, W) or (F,), per image
     output_shape: tuple[int, ...]   # classes first: labels are drawn for cross-entropy
     flops: Flops                    # per image
-    # archviz cost's prediction for a case: (peak bytes, roofline step ms or None); None: none
+    # archviz cost's prediction for a case: (peak bytes, roofline step ms or None, roofline ms per
+    # layer); None: no prediction
     predict: Any = field(default=None, compare=False)
 
     @classmethod
@@ -112,6 +113,7 @@ class Row:
     memory_kind: str = ""
     predicted_memory: int | None = None     # archviz cost's peak for this case (bytes)
     predicted_ms: float | None = None       # archviz cost's roofline lower bound for one step
+    predicted_layers: dict[str, float] | None = field(default=None, compare=False)  # per layer, ms
     layers: LayerReport | None = field(default=None, compare=False)
 
     @property
@@ -198,7 +200,9 @@ def row_dict(row: Row) -> dict[str, Any]:
         out["layers"] = {"sum_ms": lr.sum_ms, "step_ms": lr.step_ms, "ratio": lr.ratio,
                          "adds_up": lr.adds_up, "tolerance": lr.tolerance,
                          "layers": [{"name": t.name, "forward_ms": t.forward_ms,
-                                     "backward_ms": t.backward_ms} for t in lr.layers]}
+                                     "backward_ms": t.backward_ms,
+                                     "predicted_ms": (row.predicted_layers or {}).get(t.name)}
+                                    for t in lr.layers]}
     return out
 
 
