@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 import archviz  # noqa: E402
 from archviz.core import devices  # noqa: E402
+from archviz.core.devices import Dtype  # noqa: E402
 from archviz.core.flops import Mode  # noqa: E402
 from archviz.runtime import bench, steps  # noqa: E402
-from archviz.runtime.bench_rows import Case, Dtype, Settings, Workload, ratios  # noqa: E402
+from archviz.runtime.bench_rows import Case, Settings, Workload, ratios  # noqa: E402
 from tests.reference_models import alexnet as hand_alexnet  # noqa: E402
 
 

@@ -41,3 +41,4 @@ class Golden:
 @pytest.fixture
 def golden() -> Golden:
     return Golden()
+

@@ -20,10 +20,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
 from archviz.core import devices, flops
+from archviz.core.devices import Dtype
 from archviz.core.flops import Mode
 from archviz.render import bench_view
 from archviz.runtime import bench, bench_layers, steps, timing
-from archviz.runtime.bench_rows import Case, Dtype, Row, Settings, Status, Workload
+from archviz.runtime.bench_rows import Case, Row, Settings, Status, Workload
 from archviz.runtime.timing import Stats
 from tests.reference_models import REFERENCES
 

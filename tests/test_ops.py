@@ -67,3 +67,13 @@ def test_op_example_loads_analyses_and_compiles(op: str) -> None:
         return
     out = archviz.to_module(spec).eval()(torch.zeros(2, *spec.input))
     assert tuple(out.shape[1:]) == analysis.layers[-1].output
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_op_has_a_saved_for_backward_rule(op: str) -> None:
+    """The cost model's facet: what the op's torch lowering saves (tests/test_cost_torch.py keeps
+    it equal to autograd's record); an op without one makes `archviz cost` totals lower bounds."""
+    if op == "opaque":  # traced at import: what it saves is unknown by design (totals are lower bounds)
+        assert type(OPS[op]).saved is OpKind.saved
+        return
+    assert type(OPS[op]).saved is not OpKind.saved, f"{op}: no saved-for-backward rule (OpKind.saved)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import bench, compare, importer, inspect, model, render, view
+from . import bench, compare, cost, importer, inspect, model, render, view
 
 app = typer.Typer(
     name="archviz",
@@ -26,6 +26,7 @@ app = typer.Typer(
 COMMANDS = (
     ("shapes", inspect.shapes),
     ("check", inspect.check),
+    ("cost", cost.cost),
     ("draw", render.draw),
     ("plot", render.plot),
     ("view", view.view),

@@ -4,6 +4,7 @@ batch sizes, modes and dtypes. torch, rich's progress bar and matplotlib load in
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -11,11 +12,12 @@ import typer
 
 from .. import __version__
 from ..core import devices
+from ..core.devices import Dtype
 from ..core.flops import Mode as StepMode
 from ..errors import ArchvizError
 from ..render import bench_view
 from ..render.text import safe
-from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Status, Workload, result_dict
+from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
@@ -185,12 +187,13 @@ def bench(
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     sp, a = load_analysis(spec, input_size)
+    info = devices.describe(dev)
     towers = _towers(sp, a, dev, parse_input(input_size)) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
+             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),
+                     predict=_predictor(sp, a, info))]
     if reference:
         works.append(_reference(reference, a))
-    info = devices.describe(dev)
     # the table goes to standard output; with --format json or -o the progress goes to stderr
     out = console(stderr=kind is TextFormat.json or output is not None)
     if not out.is_terminal:
@@ -358,3 +361,23 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
 
         plot_throughput(data["rows"], plot, title=f"{result.spec_name} on {result.device.name}")
         err.print(f"wrote {safe(plot)}")
+
+
+def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
+    """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
+    SGD with momentum on one device."""
+    from ..core.cost import Optimizer, Target, estimate, target
+    from ..core.cost import Settings as CostSettings
+
+    row = devices.lookup(info.name) if info.kind == "cuda" else None
+    where = target(row.key) if row else Target(info.kind, info.name, info.memory_gib, None, None, None, "")
+
+    def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
+        settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
+                                torch_device="cuda" if info.kind == "cuda" else "cpu")
+        c = estimate(a, sp, settings, where, 1)
+        if c.time is None:
+            return c.peak, None, None
+        return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}
+
+    return predict

@@ -63,6 +63,7 @@ class PlotFormat(str, Enum):
 class PlotKind(str, Enum):
     counts = "counts"
     blocks = "blocks"
+    memory = "memory"
 
 
 class RankDir(str, Enum):

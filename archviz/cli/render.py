@@ -136,15 +136,20 @@ def plot(
     kind: Annotated[PlotKind, typer.Option(
         "--kind", "-k", case_sensitive=False,
         help="counts: per-layer parameters, MACs and activation memory; "
-             "blocks: the paper-style figure of 3-D boxes.")] = PlotKind.counts,
+             "blocks: the paper-style figure of 3-D boxes; "
+             "memory: archviz cost's memory per layer and against the batch.")] = PlotKind.counts,
     log: Annotated[bool, typer.Option("--log", help="counts: logarithmic y axes.")] = False,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="blocks: one row per GPU (the spec's gpus, 2 when absent).")] = False,
     fmt: Annotated[Optional[PlotFormat], typer.Option(
         "--format", "-f", case_sensitive=False,
         help="png, svg or pdf. Default: from -o's suffix, else png.")] = None,
+    device: Annotated[str, typer.Option(
+        "--device", "-d", help="memory: the device whose capacity is drawn (see archviz cost).")] = "h100",
+    batch: Annotated[int, typer.Option("--batch", "-b", help="memory: the batch of the bars.")] = 128,
+    gpus: Annotated[Optional[int], typer.Option("--gpus", min=1, help="memory: split over N GPUs.")] = None,
 ) -> None:
-    """Plot the counts per layer, or the paper-style block figure, with matplotlib.
+    """Plot the counts per layer, the paper-style block figure, or the memory, with matplotlib.
 
     Examples:
 
@@ -154,6 +159,8 @@ def plot(
       archviz plot alexnet --log -o counts.svg
 
       archviz plot alexnet --kind blocks --split-gpus -o alexnet-blocks-split.png
+
+      archviz plot alexnet --kind memory --device gtx580 --gpus 1
     """
     from ..render import blocks, plots
 
@@ -164,10 +171,30 @@ def plot(
     tag = f"-{kind.value}" + ("-split" if split_gpus else "")
     sp, a, spec_path = _load(spec, split_gpus)
     path, fmt_ = target(spec_path, output, fmt and fmt.value, tag, PLOT_FORMATS, "png")
-    if kind is PlotKind.counts:
+    if kind is PlotKind.memory:
+        fig = _memory_figure(sp, a, device, batch, gpus)
+    elif kind is PlotKind.counts:
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
         from ..core.graph import build
 
         fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus, spec))
     _wrote(path, plots.figure_bytes(fig, fmt_))
+
+
+def _memory_figure(sp: Any, a: Any, device: str, batch: int, gpus: Optional[int]) -> Any:
+    from dataclasses import replace
+
+    from ..core.analysis import analyze
+    from ..core.cost import Settings, estimate
+    from ..core.cost import target as device_target
+    from ..render import cost_plot
+
+    where = device_target(device)
+    settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda")
+    if gpus is not None:
+        a = analyze(sp, a.input, gpus)
+    c = estimate(a, sp, settings, where, gpus)
+    curve = [(b, estimate(a, sp, replace(settings, batch=b), where, gpus).peak)
+             for b in cost_plot.curve_batches(c.largest_batch, batch)]
+    return cost_plot.draw_memory(cost_plot.memory_data(c, curve))

@@ -49,6 +49,8 @@ _TOTAL_FIELD = {"params": "params", "neurons": "neurons", "activations": "activa
 
 
 def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+    if c.key in ("memory", "train_time"):
+        return _cost_claim(c, spec, a)
     if c.layer is not None:
         return _layer_claim(c, spec, a)
     if c.key == "lrn":
@@ -84,9 +86,8 @@ def _lrn_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         p = la.params
         kw = dict(OPS["lrn"].torch(p, stats[la.name].in_shapes).kwargs)
         computes = kw["alpha"] / p.size  # torch's (alpha/n)·Σa², in the paper's terms
-        text = (f"torch LocalResponseNorm({p.size}, alpha={kw['alpha']:g}, beta={kw['beta']:g},"
-                f" k={kw['k']:g}): b = a / ({kw['k']:g} + {kw['alpha']:g}/{p.size}·Σa²)^{kw['beta']:g}"
-                f" = a / ({kw['k']:g} + {computes:g}·Σa²)^{kw['beta']:g}")
+        text = (f"torch's LocalResponseNorm alpha {kw['alpha']:g} / n {p.size} = {computes:g},"
+                f" k {kw['k']:g}, beta {kw['beta']:g}")
         found.setdefault(text, []).append(la.name)
         same = (kw["k"], p.size, kw["beta"]) == (k, n, beta)
         ok = ok and same and _close(p.alpha, alpha) and _close(computes, alpha)
@@ -214,3 +215,49 @@ def _explain_input(claimed: float | tuple[float, ...], shape: tuple[int, ...]) -
         return ""
     n = fits[0]
     return f"{int(claimed):,} = {shape[0]} × {n} × {n}: the {n} input"
+
+
+# ---- cost claims: memory per GPU and a run's time (archviz/core/cost.py) ---------------------
+
+def _cost_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+    from .analysis import analyze
+    from .cost import GIB, CostError, Mode, Optimizer, Settings, estimate, parse_images, target
+    from .devices import Dtype
+
+    given = dict(c.settings)
+    try:
+        gpus = int(given.get("gpus", a.gpus or 1))
+        settings = Settings(mode=Mode(str(given.get("mode", "train"))), batch=int(given.get("batch", 128)),
+                            dtype=Dtype(str(given.get("dtype", "fp32"))),
+                            optimizer=Optimizer(str(given.get("optimizer", "momentum"))))
+        device = target(str(given.get("device", "h100")))
+        images = parse_images(str(given.get("images", "1.2M")))
+        cost = estimate(analyze(spec, a.input, gpus) if gpus != (a.gpus or 1) else a, spec, settings,
+                        device, gpus)
+    except (CostError, ValueError) as exc:
+        hint = exc.hint if isinstance(exc, CostError) else ""
+        raise SpecError(f"claims.{c.key}: {str(exc).removeprefix('--')}", c.loc, hint) from None
+    at = f"batch {settings.batch}, {settings.dtype.value}, {settings.optimizer.value}"
+    assert isinstance(c.value, float)
+    if c.key == "memory":
+        used = cost.peak
+        each = f"each of {gpus} GPUs" if gpus > 1 else "one GPU"
+        parts = [f"{k} {v / GIB:.2f}" for k, v in cost.per_gpu[0].as_dict().items()
+                 if k not in ("total", "cross") and v]
+        how = (f"{each} at {at}: " + " + ".join(parts)
+               + f" = {used / GIB:.2f} GiB on {device.name}; largest batch that fits: {cost.largest_batch}")
+        return CheckResult(f"memory, {c.layer}", c.text, f"{used / GIB:.2f} GiB", how,
+                           used <= c.value * GIB, c.loc, c.source)
+    epochs = float(given.get("epochs", 1))
+    if cost.time is None:
+        raise SpecError(f"claims.train_time: no peak FLOP/s or bandwidth for {device.name}", c.loc)
+    secs = cost.time.run_seconds(epochs, images, settings.batch)
+    flops = epochs * images * cost.time.train_flops_per_image
+    peak = gpus * (device.tflops(settings.dtype) or 0.0) * 1e12
+    days = [d for d in (c.low, c.value) if d is not None]
+    implied = " – ".join(f"{flops / (d * 86400) / peak:.0%}" for d in sorted(days, reverse=True))
+    how = (f"roofline lower bound: {epochs:g} epochs × {images:,} images, {gpus} × {device.name} at {at}:"
+           f" {secs / 86400:.2f} days ({flops:.3g} FLOPs); the claimed time implies {implied} of the"
+           f" GPUs' peak {peak / 1e12:.3g} TFLOP/s")
+    return CheckResult("training time", c.text, f"≥ {secs / 86400:.2f} days", how,
+                       secs <= c.value * 86400, c.loc, c.source)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
+from ..core.devices import Dtype
 from ..core.flops import Mode
-from ..runtime.bench_rows import Dtype, LayerReport, Ratio, Row, Settings, Status
+from ..runtime.bench_rows import LayerReport, Ratio, Row, Settings, Status
 from .text import safe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,8 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..runtime.bench_ddp import DdpResult
 
 MAIN_COLUMNS = ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
-                "memory", "note")
-LAYER_COLUMNS = ("layer", "forward", "backward", "total", "% of sum")
+                "memory", "predicted", "× roofline", "note")
+LAYER_COLUMNS = ("layer", "forward", "backward", "total", "% of sum", "× roofline")
 
 
 def _markup(text: str) -> Text:
@@ -92,6 +93,8 @@ def main_table(rows: list[Row], on_cpu: bool) -> Table:
     table = Table(title="archviz bench", title_justify="left", caption="\n".join(notes) or None,
                   caption_justify="left")
     memory = "peak RSS MiB" if on_cpu else "peak mem MiB"
+    notes.append("predicted: archviz cost's peak MiB for the step (docs/cost.md); × roofline: measured"
+                 " step time / its roofline lower bound (— without a bandwidth and peak for the device)")
     for col in MAIN_COLUMNS:
         table.add_column(memory if col == "memory" else col,
                          justify="left" if col in ("model", "mode", "dtype", "note") else "right")
@@ -102,6 +105,8 @@ def main_table(rows: list[Row], on_cpu: bool) -> Table:
                       _fmt(ms.median if ms else None, ".2f"), _fmt(iqr, ".2f"), _fmt(r.images_per_s, ",.1f"),
                       _fmt(r.tflops, ".3f"), _fmt(r.peak_pct, ".1f"),
                       _fmt(r.memory and r.memory / 2**20, ",.0f"),
+                      _fmt(r.predicted_memory and r.predicted_memory / 2**20, ",.0f"),
+                      _fmt(r.over_roofline, ".1f"),
                       safe(r.note or ("" if r.status is Status.ok else r.status.value)))
     return table
 
@@ -121,10 +126,13 @@ def layer_table(row: Row, lr: LayerReport) -> Table:
     table = Table(title=title, title_justify="left")
     for col in LAYER_COLUMNS:
         table.add_column(col, justify="left" if col == "layer" else "right")
+    predicted = row.predicted_layers or {}
     for t in lr.layers:
         backward = f"{t.backward_ms:.3f}" if c.mode is Mode.train else "—"
+        bound = predicted.get(t.name)
         table.add_row(safe(t.name), f"{t.forward_ms:.3f}", backward,
-                      f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—")
+                      f"{t.total_ms:.3f}", f"{100 * t.total_ms / lr.sum_ms:.1f}" if lr.sum_ms else "—",
+                      f"{t.total_ms / bound:.1f}" if bound else "—")
     return table
 
 

@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from ..core import devices
+from ..core.devices import Dtype
 from ..core.flops import Mode
 from . import steps
 from .bench_layers import time_layers
-from .bench_rows import Case, Dtype, LayerReport, Peaks, Row, Settings, Status, Workload
+from .bench_rows import Case, LayerReport, Peaks, Row, Settings, Status, Workload
 from .timing import Stats, time_iterations
 
 
@@ -138,9 +139,12 @@ def figures(case: Case, work: Workload, stats: Stats, *, peak: float | None, mem
     """A finished row: images/s and TFLOP/s from the median step and the analysis's FLOPs."""
     seconds = stats.median / 1e3
     tflops = work.flops.per_image(case.mode) * case.batch / seconds / 1e12
+    predicted, predicted_ms, per_layer = (work.predict(case.mode, case.dtype, case.batch) if work.predict
+                                          else (None, None, None))
     return Row(case=case, status=Status.ok, ms=stats, images_per_s=case.batch / seconds, tflops=tflops,
                peak_tflops=peak, peak_pct=100 * tflops / peak if peak else None, memory=memory,
-               memory_kind=memory_kind, layers=layers)
+               memory_kind=memory_kind, predicted_memory=predicted, predicted_ms=predicted_ms,
+               predicted_layers=per_layer, layers=layers)
 
 
 def is_oom(exc: BaseException) -> bool:

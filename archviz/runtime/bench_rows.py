@@ -10,18 +10,9 @@ from enum import Enum
 from typing import Any
 
 from ..core.analysis import Analysis
-from ..core.devices import DeviceInfo
+from ..core.devices import DeviceInfo, Dtype
 from ..core.flops import TRAIN_FLOPS_FORMULA, Flops, Mode
 from .timing import Stats
-
-
-class Dtype(str, Enum):
-    """fp32 (TF32 off), tf32 (TF32 on: CUDA matmul and cuDNN), bf16 / fp16 via autocast."""
-
-    fp32 = "fp32"
-    tf32 = "tf32"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 class Status(str, Enum):
@@ -58,6 +49,9 @@ class Workload:
     input_shape: tuple[int, ...]    # (C, H, W) or (F,), per image
     output_shape: tuple[int, ...]   # classes first: labels are drawn for cross-entropy
     flops: Flops                    # per image
+    # archviz cost's prediction for a case: (peak bytes, roofline step ms or None, roofline ms per
+    # layer); None: no prediction
+    predict: Any = field(default=None, compare=False)
 
     @classmethod
     def of(cls, label: str, module: Any, analysis: Analysis) -> Workload:
@@ -117,7 +111,15 @@ class Row:
     peak_pct: float | None = None
     memory: int | None = None       # bytes
     memory_kind: str = ""
+    predicted_memory: int | None = None     # archviz cost's peak for this case (bytes)
+    predicted_ms: float | None = None       # archviz cost's roofline lower bound for one step
+    predicted_layers: dict[str, float] | None = field(default=None, compare=False)  # per layer, ms
     layers: LayerReport | None = field(default=None, compare=False)
+
+    @property
+    def over_roofline(self) -> float | None:
+        """Measured step time / the roofline's lower bound."""
+        return self.ms.median / self.predicted_ms if self.ms and self.predicted_ms else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,13 +192,17 @@ def row_dict(row: Row) -> dict[str, Any]:
         "ms_q3": ms.q3 if ms else None, "ms_iqr": ms.iqr if ms else None, "iters": ms.n if ms else 0,
         "images_per_s": row.images_per_s, "tflops": row.tflops, "peak_tflops": row.peak_tflops,
         "peak_pct": row.peak_pct, "memory_bytes": row.memory, "memory_kind": row.memory_kind,
+        "predicted_memory_bytes": row.predicted_memory, "predicted_ms": row.predicted_ms,
+        "measured_over_predicted_ms": row.over_roofline,
     }
     if row.layers is not None:
         lr = row.layers
         out["layers"] = {"sum_ms": lr.sum_ms, "step_ms": lr.step_ms, "ratio": lr.ratio,
                          "adds_up": lr.adds_up, "tolerance": lr.tolerance,
                          "layers": [{"name": t.name, "forward_ms": t.forward_ms,
-                                     "backward_ms": t.backward_ms} for t in lr.layers]}
+                                     "backward_ms": t.backward_ms,
+                                     "predicted_ms": (row.predicted_layers or {}).get(t.name)}
+                                    for t in lr.layers]}
     return out
 
 

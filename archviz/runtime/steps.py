@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from ..core.devices import Dtype
 from ..core.flops import Mode
-from .bench_rows import Dtype, Settings, Workload
+from .bench_rows import Settings, Workload
 
 AUTOCAST = {Dtype.bf16: torch.bfloat16, Dtype.fp16: torch.float16}
 SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}  # the one training update of every step

@@ -9,6 +9,10 @@ Forms accepted (values may use K / M / G suffixes and thousands separators)::
       layer_neurons: {conv1: 253440, conv2: 186624}
       layer_kernels: {conv2: 5x5x48}       # one kernel's size: kh × kw × input channels it reads
       lrn: "k=2, n=5, alpha=1e-4, beta=0.75"   # the LRN formula's constants (the paper's α)
+      memory:                              # per GPU, at the settings given: computed ≤ claimed
+        one GPU: {value: 3 GiB, device: gtx580, gpus: 1, batch: 128, dtype: fp32, optimizer: momentum}
+      train_time:                          # a run's roofline lower bound ≤ the claimed time
+        {value: 5-6 days, device: gtx580, gpus: 2, batch: 128, epochs: 90, images: 1.2M}
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ NUMBER_TEXT = (r"^\s*([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([KkMmGgTt]?)\s*"
                r"(?:(?:±|\+-|\+/-)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%)?\s*$")
 KERNEL_TEXT = r"^\s*0*[1-9][0-9]*\s*[x×]\s*0*[1-9][0-9]*\s*[x×]\s*0*[1-9][0-9]*\s*$"
 _NUM = re.compile(NUMBER_TEXT)
+COST_KEYS = ("memory", "train_time")
+# the settings a cost claim may name (archviz cost's options; checked when the claim is checked)
+COST_SETTINGS = ("device", "gpus", "batch", "dtype", "optimizer", "mode", "epochs", "images")
+_GIB = re.compile(r"^\s*([0-9.]+)\s*(GiB|GB|G)\s*$", re.IGNORECASE)
+_DAYS = re.compile(r"^\s*([0-9.]+)\s*(?:(?:-|–|to)\s*([0-9.]+))?\s*days?\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
@@ -44,6 +53,8 @@ class Claim:
     loc: Any                     # errors.Loc
     layer: str | None = None
     source: str = ""
+    settings: tuple[tuple[str, Any], ...] = ()   # cost claims: device, gpus, batch, ... as written
+    low: float | None = None                      # a range's lower end ("5-6 days": 5)
 
 
 def parse_number(text: Any) -> tuple[float, float]:
@@ -99,12 +110,17 @@ def parse_claims(doc: Doc, node: yaml.Node) -> tuple[Claim, ...]:
     for key, (knode, vnode) in doc.mapping(node, "claims").items():
         if key in TOTAL_KEYS:
             out.append(_one(doc, key, vnode, None))
+        elif key == "memory":
+            for label, (_, lv) in doc.mapping(vnode, "claims.memory").items():
+                out.append(_cost(doc, key, lv, label))
+        elif key == "train_time":
+            out.append(_cost(doc, key, vnode, None))
         elif key in LAYER_KEYS:
             for layer, (_, lv) in doc.mapping(vnode, f"claims.{key}").items():
                 out.append(_one(doc, key, lv, layer))
         else:
             raise doc.error(knode, f"claims: unknown claim '{key}'",
-                            did_you_mean(key, TOTAL_KEYS + LAYER_KEYS))
+                            did_you_mean(key, TOTAL_KEYS + LAYER_KEYS + COST_KEYS))
     return tuple(out)
 
 
@@ -138,3 +154,26 @@ def _one(doc: Doc, key: str, node: yaml.Node, layer: str | None) -> Claim:
                     key, "a number such as 60M, 650K ±5% or 253440")
         raise doc.error(value_node, f"{where}: expected {form}, got {raw!r}") from None
     return Claim(key, str(raw), value, tol, doc.loc(value_node), layer, source)
+
+
+def _cost(doc: Doc, key: str, node: yaml.Node, label: str | None) -> Claim:
+    """A memory claim (``3 GiB``) or a time claim (``5-6 days``) with the settings it holds at."""
+    where = f"claims.{key}" + (f".{label}" if label else "")
+    entries = doc.mapping(node, where)
+    allowed = ("value", "source", *COST_SETTINGS)
+    for k, (kn, _) in entries.items():
+        if k not in allowed:
+            raise doc.error(kn, f"{where}: unknown key '{k}'", did_you_mean(k, allowed))
+    if "value" not in entries:
+        raise doc.error(node, f"{where}: missing 'value'")
+    vnode = entries["value"][1]
+    raw = str(doc.value(vnode))
+    m = (_GIB if key == "memory" else _DAYS).match(raw)
+    if not m:
+        form = "a memory size such as 3 GiB" if key == "memory" else "a time such as 5-6 days or 6 days"
+        raise doc.error(vnode, f"{where}: expected {form}, got {raw!r}")
+    low = None if key == "memory" or not m.group(2) else float(m.group(1))
+    value = float(m.group(2) or m.group(1)) if key == "train_time" else float(m.group(1))
+    settings = tuple((k, doc.value(v)) for k, (_, v) in entries.items() if k in COST_SETTINGS)
+    source = str(doc.value(entries["source"][1])) if "source" in entries else ""
+    return Claim(key, raw, value, 0.0, doc.loc(vnode), label, source, settings, low)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..ops import OPS, OpKind
 from ..ops.fields import NUMBER_TEXT
-from .claims import KERNEL_TEXT, LRN_TEXT
+from .claims import COST_SETTINGS, KERNEL_TEXT, LRN_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import NUMBER_TEXT as CLAIM_TEXT
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
@@ -100,6 +100,12 @@ def _claims() -> Json:
     props.update({k: {"type": "object", "additionalProperties": {
         "$ref": "#/$defs/kernel_claim" if k == "layer_kernels" else "#/$defs/claim"}}
         for k in CLAIM_LAYER_KEYS})
+    cost: Json = {"type": "object", "required": ["value"], "additionalProperties": False,
+                  "properties": {"value": {"type": "string"}, "source": {"type": "string"},
+                                 **{k: {"type": ["string", "number"]} for k in COST_SETTINGS}}}
+    props["memory"] = {"type": "object", "additionalProperties": cost,
+                       "description": "per GPU at the settings given, e.g. {value: 3 GiB, device: gtx580}"}
+    props["train_time"] = {**cost, "description": "a run's time, e.g. {value: 5-6 days, epochs: 90}"}
     return {"type": "object", "properties": props, "additionalProperties": False,
             "description": "what the source states; `archviz check` compares each with the computation"}
 

@@ -1,0 +1,77 @@
+"""``archviz plot --kind memory``: memory per layer (stacked bars) and the peak against the batch
+with the device's capacity line. :func:`memory_data` says exactly what is plotted (tested);
+:func:`draw_memory` draws it (matplotlib imported inside)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.cost import Cost
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class MemoryData:
+    title: str
+    names: tuple[str, ...]
+    stacks: tuple[tuple[str, tuple[float, ...]], ...]   # (label, MiB per layer), bottom first
+    batches: tuple[int, ...]
+    peaks: tuple[float, ...]                            # MiB on the busiest GPU, per batch
+    capacity: float | None                              # MiB
+    device: str
+    largest_batch: int | None
+
+
+def memory_data(c: Cost, curve: list[tuple[int, int]]) -> MemoryData:
+    """Per layer: saved-for-backward bytes and weights (parameters + gradients + optimizer
+    state); ``curve``: (batch, peak bytes) pairs."""
+    s = c.settings
+    factor = (1 + 1 + s.optimizer.states) if s.mode.value == "train" else 1
+    stacks = (("saved for backward", tuple(lc.saved / MIB for lc in c.layers)),
+              ("weights, gradients, optimizer state", tuple(lc.params * factor / MIB for lc in c.layers)))
+    title = (f"{c.name}: {s.mode.value}, batch {s.batch}, {s.dtype.value}, {s.optimizer.value}"
+             + (f", {c.gpus} GPUs" if c.gpus > 1 else ""))
+    return MemoryData(title, tuple(lc.name for lc in c.layers), stacks, tuple(b for b, _ in curve),
+                      tuple(p / MIB for _, p in curve), c.capacity / MIB if c.capacity else None,
+                      c.target.name, c.largest_batch)
+
+
+def draw_memory(d: MemoryData) -> Figure:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 5))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    bottom = [0.0] * len(d.names)
+    for (label, values), colour in zip(d.stacks, ("#3182bd", "#fdae6b"), strict=True):
+        left.bar(range(len(d.names)), values, bottom=bottom, color=colour, label=label)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    left.set_xticks(range(len(d.names)), d.names, rotation=90, fontsize=7 if len(d.names) > 30 else 9)
+    left.set(ylabel="MiB (whole model)", title=d.title)
+    left.legend(fontsize=8)
+    right.plot(d.batches, d.peaks, marker="o", color="#3182bd", label="predicted peak")
+    if d.capacity:
+        right.axhline(d.capacity, color="#de2d26", ls="--", label=f"{d.device}: {d.capacity / 1024:.0f} GiB")
+    if d.largest_batch:
+        right.axvline(d.largest_batch, color="grey", ls=":", label=f"largest batch {d.largest_batch}")
+    right.set(xscale="log", xlabel="batch", ylabel="MiB per GPU", title="peak memory against the batch")
+    right.legend(fontsize=8)
+    right.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def curve_batches(largest: int | None, batch: int) -> list[int]:
+    """Batches 1, 2, 4, … up to twice the largest that fits (or the batch asked), for the curve."""
+    top = max(batch, 2 * (largest or batch), 2)
+    out, b = [], 1
+    while b <= top:
+        out.append(b)
+        b *= 2
+    return out
+
+
