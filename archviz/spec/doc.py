@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..errors import Loc, SpecError
+from ..limits import MAX_INT
 from ..ops.fields import FieldError, PosInt, show
 
 Shape = tuple[int, ...]
@@ -31,9 +32,10 @@ STR_TAG = "tag:yaml.org,2002:str"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _SCALARS = _CONSTRUCTOR.yaml_constructors
 _POSITIVE = PosInt()
+_BIG = 2**63 - 1  # the largest integer a spec may write anywhere
 
 __all__ = ["IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind", "read_from",
-           "read_name", "read_positive_int", "read_shape", "show"]
+           "read_name", "read_positive_int", "read_shape", "read_word", "show"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,13 @@ class Doc:
     def value(self, node: yaml.Node) -> Any:
         """Plain Python value of a node (safe constructor only)."""
         if isinstance(node, yaml.MappingNode):
-            return {self.value(k): self.value(v) for k, v in node.value}
+            out = {}
+            for k, v in node.value:
+                key = self.value(k)
+                if isinstance(key, (list, dict)):
+                    raise self.error(k, f"a key must be a name or a number, got {node_kind(k)}")
+                out[key] = self.value(v)
+            return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(v) for v in node.value]
         if node.tag == STR_TAG:
@@ -81,7 +89,17 @@ class Doc:
         build = _SCALARS.get(node.tag)
         if build is None:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
-        return build(_CONSTRUCTOR, node)
+        try:
+            value = build(_CONSTRUCTOR, node)
+        except ValueError:  # Python refuses to read an integer of more than 4300 digits
+            raise self.error(node, f"number too large: {_clip(node.value)}",
+                             f"hint: integers are at most {_BIG} (sizes at most {MAX_INT})") from None
+        # the one check for numbers: every integer fits in 64 bits (so in a float, and in any
+        # message), whatever field reads it; fields then apply their own ranges
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _BIG:
+            raise self.error(node, f"integer out of range: {_clip(node.value)}",
+                             f"hint: integers are at most {_BIG} (sizes at most {MAX_INT})")
+        return value
 
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
@@ -114,6 +132,11 @@ class Doc:
         return value
 
 
+def _clip(text: str) -> str:
+    """A long number as messages show it: its first digits and how many there are."""
+    return text if len(text) <= 30 else f"{text[:20]}… ({len(text)} characters)"
+
+
 def node_kind(node: yaml.Node) -> str:
     """What a node is, in words, for messages: ``a list``, ``a mapping``, ``'x'``, ``nothing``."""
     if isinstance(node, yaml.SequenceNode):
@@ -136,6 +159,16 @@ def read_name(doc: Doc, node: yaml.Node, what: str, *, dots: bool = True, reserv
         chars = "letters, digits, _ and ." if dots else "letters, digits and _"
         other = f", not '{reserved}'" if reserved else ""
         raise doc.error(node, f"{what}: expected an identifier ({chars}){other}, got {show(value)}")
+    return value
+
+
+def read_word(doc: Doc, node: yaml.Node, what: str) -> str:
+    """One word that names something (an op, a block): text, never a list or a mapping. The one
+    check before a value is looked up by name (a list there cannot even be looked up)."""
+    value = doc.value(node)
+    if not isinstance(value, str):
+        shown = show(value) if isinstance(value, (int, float)) else node_kind(node)
+        raise doc.error(node, f"{what}: expected a name, got {shown}")
     return value
 
 
@@ -164,4 +197,7 @@ def read_shape(doc: Doc, node: yaml.Node, what: str, ranks: tuple[int, ...] = (1
     if not ok:
         forms = " or ".join({1: "[F]", 3: "[C, H, W]"}.get(r, f"{r} sizes") for r in ranks)
         raise doc.error(node, f"{what}: expected {forms} of positive integers, got {show(value)}")
+    if max(value) > MAX_INT:
+        raise doc.error(node, f"{what}: sizes are at most {MAX_INT} (2^31 − 1, torch's limit),"
+                        f" got {max(value)}")
     return tuple(value)
