@@ -4,6 +4,7 @@ batch sizes, modes and dtypes. torch, rich's progress bar and matplotlib load in
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -16,7 +17,19 @@ from ..errors import ArchvizError
 from ..render import bench_view
 from ..render.text import safe
 from ..runtime.bench_rows import BenchResult, Dtype, Peaks, Row, Settings, Status, Workload, result_dict
-from .common import DEFAULT_SPEC, InputOpt, Mode, SpecArg, console, fail, guarded, load_analysis, parse_input
+from .common import (
+    DEFAULT_SPEC,
+    InputOpt,
+    MaxMemoryOpt,
+    Mode,
+    SpecArg,
+    console,
+    fail,
+    guarded,
+    load_analysis,
+    max_bytes,
+    parse_input,
+)
 from .reference import load_reference
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,6 +128,7 @@ def bench(
     reference: Annotated[Optional[str], typer.Option(
         "--reference", help="FILE.py:NAME, an nn.Module class or factory to time beside the spec.")] = None,
     input_size: InputOpt = None,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Time the compiled model: ms per batch (median, IQR), images/s, TFLOP/s, % of peak, memory.
 
@@ -143,6 +157,8 @@ def bench(
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     sp, a = load_analysis(spec, input_size)
+    # the memory guard runs before each case allocates; a case above it is an oom row
+    settings = replace(settings, max_bytes=max_bytes(max_memory))
     works = [Workload.of(sp.name, build_module(sp, parse_input(input_size)), a)]
     if reference:
         works.append(_reference(reference, a))

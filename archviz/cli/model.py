@@ -12,20 +12,19 @@ from typing import Annotated, Optional
 import typer
 
 from ..render.text import safe
-from .common import DEFAULT_SPEC, ExportFormat, InputOpt, SpecArg, console, emit, fail, guarded, parse_input
-
-MaxMemoryOpt = Annotated[Optional[str], typer.Option(
-    "--max-memory", help="Refuse models whose parameters need more than this (e.g. 8G); default:"
-                         " available RAM. Applies where tensors are allocated (a CPU build,"
-                         " torchscript/onnx export); meta-device checks and py export allocate nothing.")]
-
-
-def _max_bytes(text: Optional[str]) -> Optional[int]:
-    if text is None:
-        return None
-    from ..runtime.compile import parse_bytes
-
-    return parse_bytes(text)
+from .common import (
+    DEFAULT_SPEC,
+    ExportFormat,
+    InputOpt,
+    MaxMemoryOpt,
+    SpecArg,
+    console,
+    emit,
+    fail,
+    guarded,
+    parse_input,
+)
+from .common import max_bytes as _max_bytes
 
 
 @guarded
@@ -91,6 +90,9 @@ def export(
     from ..runtime import export as ex
 
     shape = parse_input(input_size)
+    from .common import load_spec
+
+    load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
     if fmt is ExportFormat.py:
         emit(ex.to_python(spec, shape), output)
         return

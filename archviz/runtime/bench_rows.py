@@ -43,6 +43,7 @@ class Settings:
     warmup: int = 3
     iters: int = 10
     layers: bool = False
+    max_bytes: int | None = None    # the memory guard's limit (None: 80% of what is available)
 
     @property
     def timer(self) -> str:
@@ -58,11 +59,12 @@ class Workload:
     input_shape: tuple[int, ...]    # (C, H, W) or (F,), per image
     output_shape: tuple[int, ...]   # classes first: labels are drawn for cross-entropy
     flops: Flops                    # per image
+    analysis: Analysis | None = None  # for the memory guard: weights and activations per image
 
     @classmethod
     def of(cls, label: str, module: Any, analysis: Analysis) -> Workload:
         return cls(label=label, module=module, input_shape=analysis.input,
-                   output_shape=analysis.layers[-1].output, flops=Flops.of(analysis))
+                   output_shape=analysis.layers[-1].output, flops=Flops.of(analysis), analysis=analysis)
 
 
 @dataclass(frozen=True, kw_only=True)
