@@ -51,9 +51,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         sys.stdout.buffer.flush()
         return Path(STDOUT)
     shown = Path(path)
-    target = Path(os.path.realpath(path)) if shown.is_symlink() else shown
     try:
-        st = os.stat(target)
+        st = os.stat(shown)   # symlinks followed
     except OSError:
         st = None
     if st is not None:
@@ -62,7 +61,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         if (st.st_dev, st.st_ino) in _PROTECTED:
             raise OutputError(f"{shown}: refusing to write over the spec being read")
         if not stat.S_ISREG(st.st_mode):
-            return _write_into(shown, target, raw)
+            # opened by the name given: /dev/stdout links to /proc/self/fd/1, whose target
+            # (pipe:[…]) is no path at all
+            return _write_into(shown, raw)
+    target = Path(os.path.realpath(shown)) if shown.is_symlink() else shown
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{shown}: cannot write: folder {folder} does not exist")
@@ -83,10 +85,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return shown
 
 
-def _write_into(shown: Path, target: Path, raw: bytes) -> Path:
+def _write_into(shown: Path, raw: bytes) -> Path:
     """A FIFO or a device: open it as it is (no create, no truncate, no rename) and write."""
     try:
-        fd = os.open(target, os.O_WRONLY)
+        fd = os.open(shown, os.O_WRONLY)
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
     except OSError as exc:

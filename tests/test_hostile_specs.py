@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archviz.cli import app
-from archviz.errors import SpecError
+from archviz.errors import ArchvizError, SpecError
 from archviz.limits import MAX_GPUS, MAX_INT
 from archviz.ops.arith import Window, exact_padding
 from archviz.ops.receptive import Axis, _adaptive_axis
@@ -275,3 +275,38 @@ def test_exported_python_compiles_for_hostile_text(hostile: str) -> None:
     doc = ast.get_docstring(tree)
     assert doc is not None and HOSTILE_SOURCE.replace("\n", "\n") in doc   # the text, inert
     compile(source, "exported.py", "exec")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown", "dot", "py"])
+def test_the_same_hostile_text_through_every_format(hostile: str, tmp_path: Path, fmt: str) -> None:
+    import csv
+    import io
+    import json
+    import shutil
+    import subprocess
+
+    out = tmp_path / f"out.{fmt}"
+    args = {"dot": ["draw", hostile, "-f", "dot"], "py": ["export", hostile]}.get(
+        fmt, ["shapes", hostile, "-f", fmt])
+    r = runner.invoke(app, [*args, "-o", str(out)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    text = out.read_text(encoding="utf-8")
+    assert "\x1b" not in text
+    if fmt == "json":
+        assert json.loads(text)["name"].startswith("Net | <img")      # the text, as data
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len({len(row) for row in rows}) == 1                     # no row broken open
+    elif fmt == "markdown":
+        assert "<img" not in text and "<script>" not in text
+    elif fmt == "dot" and shutil.which("dot"):
+        subprocess.run(["dot", "-Tcanon"], input=text, capture_output=True, text=True, check=True)
+    elif fmt == "py":
+        compile(text, "exported.py", "exec")
+
+
+def test_gpus_override_is_bounded_too() -> None:
+    from archviz.core.analysis import analyze
+
+    with pytest.raises(ArchvizError, match="1 to 64 GPUs"):
+        analyze(load("lenet5"), gpus=65)

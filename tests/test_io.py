@@ -65,20 +65,23 @@ def test_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
     assert link.is_symlink() and (tmp_path / "made.txt").read_text() == "x"
 
 
-def test_a_fifo_is_written_into_and_stays_a_fifo(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via_link", [False, True])   # a link to a FIFO: as /dev/stdout to a pipe
+def test_a_fifo_is_written_into_and_stays_a_fifo(tmp_path: Path, via_link: bool) -> None:
     import stat
     import threading
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
-    write_atomic(fifo, "through the pipe")
+    write_atomic(link if via_link else fifo, "through the pipe")
     reader.join(5)
     assert got == [b"through the pipe"]
-    assert stat.S_ISFIFO(fifo.stat().st_mode)                 # never replaced by a regular file
-    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]   # no temporary file either
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and link.is_symlink()   # never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "pipe"]   # no temporary file
 
 
 def test_dash_is_standard_output(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes],
