@@ -53,6 +53,9 @@ def cases(folder: Path) -> list[tuple[str, str | Path]]:
         ("gpus: 10^9", HEAD + "gpus: 1000000000\n" + RELU),
         ("repeat: 10^12", HEAD + BLOCK + "layers: [{name: u, block: b, repeat: 1000000000000}]\n"),
         ("repeat: 2·10^9 (below 2^31)", HEAD + BLOCK + "layers: [{name: u, block: b, repeat: 2000000000}]\n"),
+        ("nested repeat: 10^5 × 10^5", HEAD + "blocks:\n  inner: {layers: [{name: r, op: relu}]}\n"
+         "  outer: {layers: [{name: i, block: inner, repeat: 100000}]}\n"
+         "layers: [{name: u, block: outer, repeat: 100000}]\n"),
         ("adaptive_avgpool out: 10^12", HEAD + "layers: [{name: a, op: adaptive_avgpool,"
          " out: 1000000000000}]\n"),
         ("adaptive_avgpool out: 2^31−1 (valid)", "name: x\ninput: [1, 2, 2]\n"

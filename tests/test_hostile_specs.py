@@ -310,3 +310,14 @@ def test_gpus_override_is_bounded_too() -> None:
 
     with pytest.raises(ArchvizError, match="1 to 64 GPUs"):
         analyze(load("lenet5"), gpus=65)
+
+
+def test_nested_repeats_are_refused_before_expanding() -> None:
+    blocks = ("blocks:\n  inner: {layers: [{name: r, op: relu}, {name: s, op: relu, if: false}]}\n"
+              "  outer: {layers: [{name: i, block: inner, repeat: 100000}]}\n")
+    t = time.perf_counter()
+    refused(HEAD + blocks + "layers: [{name: u, block: outer, repeat: 100000}]\n",
+            "block outer expands to at least 10,000,000,000 layers, more than the limit of 1,000,000")
+    assert time.perf_counter() - t < 1.0
+    spec = loads(HEAD + blocks.replace("100000", "3") + "layers: [{name: u, block: outer, repeat: 2}]\n")
+    assert len(spec.layers) == 6   # the `if: false` layer is left out, as the lower bound assumed

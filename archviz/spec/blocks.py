@@ -228,6 +228,7 @@ class Expander:
         self.aliases: dict[str, str] = {}       # top-level use name -> its output layer
         self.alias_locs: dict[str, Loc] = {}
         self.cap = max_layers()                 # layers of the expanded network (docs/limits.md)
+        self.least: dict[str, int] = {}         # block name -> fewest layers one copy adds
 
     # ---- top level --------------------------------------------------------------------------
     def top(self, item: yaml.Node) -> None:
@@ -294,6 +295,10 @@ class Expander:
         _check_block_name(doc, entries["block"][1], name, self.blocks)
         block = self.blocks[doc.value(entries["block"][1])]
         count = self._repeat(entries, name)
+        least = (count or 1) * self._least(block.name)
+        if len(self.layers) + least > self.cap:   # nested repeats: refused before expanding
+            raise doc.error(entries["block"][1], f"{name}: block {block.name} expands to at least"
+                            f" {least:,} layers, more than the limit of {self.cap:,}", _CAP_HINT)
         args, first = self._args(entries, "args", name, block), self._args(entries, "first", name, block)
         out = source
         for i in range(count or 1):
@@ -309,6 +314,25 @@ class Expander:
         if "expect" in entries:
             self._expect(entries["expect"][1], name, out, source)
         return out
+
+    def _least(self, name: str) -> int:
+        """The fewest layers one copy of block ``name`` adds, by arithmetic over its templates
+        (an entry with ``if:`` may add none; a ``repeat:`` given by a parameter at least one)."""
+        if name in self.least:
+            return self.least[name]
+        total = 0
+        for t in self.blocks[name].layers:
+            if "if" in t.entries:
+                continue
+            used = self.doc.value(t.entries["block"][1]) if "block" in t.entries else None
+            if not isinstance(used, str) or used not in self.blocks:
+                total += 1
+                continue
+            rep = self.doc.value(t.entries["repeat"][1]) if "repeat" in t.entries else 1
+            ok = isinstance(rep, int) and not isinstance(rep, bool) and rep > 0
+            total += (rep if ok else 1) * self._least(used)
+        self.least[name] = total
+        return total
 
     def _repeat(self, entries: Entries, name: str) -> int:
         """0 when there is no ``repeat:`` (names without a copy number), else the count."""
