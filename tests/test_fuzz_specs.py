@@ -71,8 +71,8 @@ def layer(draw: Any, i: int) -> dict[str, Any]:
     op = draw(sometimes(st.sampled_from(sorted(OPS)), hostile, 6))
     out: dict[str, Any] = {"name": draw(sometimes(st.just(f"l{i}"), hostile, 6)), "op": op}
     own = list(OPS[op].fields) if isinstance(op, str) and op in OPS else []
-    keys = sometimes(st.sampled_from(own) if own else st.nothing(),
-                     st.sampled_from([*FIELDS, "from", "expect", "note", "block", "repeat"]), 4)
+    anything = st.sampled_from([*FIELDS, "from", "expect", "note", "block", "repeat"])
+    keys = sometimes(st.sampled_from(own), anything, 4) if own else anything
     for key in draw(st.lists(keys, max_size=3, unique=True)):
         out[key] = draw(mostly_ok)
     return out
@@ -83,8 +83,8 @@ def document(draw: Any) -> str:
     doc: dict[str, Any] = {"name": draw(sometimes(st.just("net"), hostile, 4)),
                            "input": draw(sometimes(st.sampled_from([[3, 16, 16], [8]]), hostile, 4)),
                            "layers": [draw(layer(i)) for i in range(draw(st.integers(1, 4)))]}
-    for key in draw(st.lists(sometimes(st.nothing(), st.sampled_from(OTHER_TOP), 3), max_size=2,
-                             unique=True)):
+    extra = draw(sometimes(st.just(0), st.integers(1, 2), 3))
+    for key in draw(st.lists(st.sampled_from(OTHER_TOP), min_size=extra, max_size=extra, unique=True)):
         doc[key] = draw(hostile)
     layers = doc["layers"]
     if draw(st.booleans()) and isinstance(layers, list) and layers and isinstance(layers[0], dict):
