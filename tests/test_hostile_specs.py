@@ -321,3 +321,39 @@ def test_nested_repeats_are_refused_before_expanding() -> None:
     assert time.perf_counter() - t < 1.0
     spec = loads(HEAD + blocks.replace("100000", "3") + "layers: [{name: u, block: outer, repeat: 2}]\n")
     assert len(spec.layers) == 6   # the `if: false` layer is left out, as the lower bound assumed
+
+
+# ---- the memory guard through the CLI, and on a GPU --------------------------------------------
+def test_bench_takes_max_memory_and_refuses_rows_before_allocating(tmp_path: Path) -> None:
+    import json
+
+    def rows(limit: str, code: int) -> list[tuple[int, str, str]]:
+        out = tmp_path / f"{limit}.json"
+        r = runner.invoke(app, ["bench", "lenet5", "--device", "cpu", "--batch", "1,4", "--mode", "infer",
+                                "--warmup", "0", "--iters", "1", "--max-memory", limit, "--json", str(out)])
+        assert r.exit_code == code, r.output
+        return [(x["batch"], x["status"], x.get("note") or "") for x in json.loads(out.read_text())["rows"]]
+
+    # lenet5 needs (61,706 + 15,746 × batch) × 4 bytes: 302.5 KiB at batch 1, 488.5 KiB at 4
+    refused = rows("300K", 1)   # no row ran: exit 1
+    assert [(b, s) for b, s, _ in refused] == [(1, "oom"), (4, "oom")]
+    assert refused[0][2] == ("out of memory at batch 1: needs 302.5 KiB, more than --max-memory"
+                             " (300.0 KiB); refused before allocating")
+    some = rows("400K", 0)
+    assert [(b, s) for b, s, _ in some] == [(1, "ok"), (4, "oom")]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_guard_reads_gpu_memory_for_cuda_runs() -> None:
+    import torch
+
+    from archviz.core.analysis import analyze
+    from archviz.runtime.compile import ModelTooLarge, available_memory, check_memory
+
+    free, total = torch.cuda.mem_get_info()
+    assert 0 < available_memory("cuda") <= total and abs(available_memory("cuda") - free) < total // 10
+    a = analyze(load("alexnet"))
+    check_memory(a, batch=128, device="cuda")          # AlexNet at batch 128 fits any recent GPU
+    with pytest.raises(ModelTooLarge, match="80% of the available GPU memory"):
+        check_memory(a, batch=10**7, device="cuda")
