@@ -195,8 +195,29 @@ def loads(text: str, path: str = "<spec>") -> Spec:
     if root is None:
         raise SpecError("empty spec: expected a mapping with name, input and layers",
                         Loc(path, 1, 1, doc.lines[0] if doc.lines else ""))
-    _bounded(doc, root)
+    if "&" in text:   # an anchor, so perhaps aliases: measure what they expand to
+        _bounded(doc, root)
+    else:
+        _shallow(doc, root)
     return _spec(doc, root)
+
+
+_DEEP = "nested more than {} levels deep (lists and mappings inside one another, aliases followed)"
+
+
+def _shallow(doc: Doc, root: yaml.Node) -> None:
+    """Refuse lists and mappings nested more than ``MAX_DEPTH`` deep, in a document without
+    anchors (so every node is met once): one pass, no recursion, scalars not visited."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    scalar = yaml.ScalarNode
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise doc.error(node, _DEEP.format(MAX_DEPTH), "hint: specs nest a few levels")
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((n, depth + 1) for pair in node.value for n in pair if type(n) is not scalar)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((n, depth + 1) for n in node.value if type(n) is not scalar)
 
 
 def _bounded(doc: Doc, root: yaml.Node) -> None:
@@ -204,7 +225,8 @@ def _bounded(doc: Doc, root: yaml.Node) -> None:
     "billion laughs") or that nests deeper than ``MAX_DEPTH``, aliases followed.
 
     One pass over the distinct nodes (an alias is the same node object met again), without
-    recursion: each node's expanded size and depth are computed from its children's.
+    recursion: each node's expanded size and depth (lists and mappings on the longest path) are
+    computed from its children's.
     """
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
@@ -226,10 +248,10 @@ def _bounded(doc: Doc, root: yaml.Node) -> None:
             continue
         written += 1
         size[key] = 1 + sum(size[id(k)] for k in kids)
-        depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+        depth[key] = 1 + max((depth[id(k)] for k in kids), default=0) if kids or \
+            not isinstance(node, yaml.ScalarNode) else 0
         if depth[key] > MAX_DEPTH:
-            raise doc.error(node, f"nested more than {MAX_DEPTH} levels deep (lists and mappings"
-                            " inside one another, aliases followed)", "hint: specs nest a few levels")
+            raise doc.error(node, _DEEP.format(MAX_DEPTH), "hint: specs nest a few levels")
     budget = max_alias_nodes()
     if size[id(root)] - written > budget:
         node = root   # walk down to the smallest node that alone exceeds the budget
