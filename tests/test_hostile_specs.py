@@ -118,6 +118,11 @@ def test_a_few_aliases_stay_allowed() -> None:
     assert spec.layers[1].params.kernel == (3, 3)
 
 
+def test_a_document_that_is_one_scalar_is_not_a_spec() -> None:
+    for text in ("hello\n", "&a hello\n", "42\n"):
+        refused(text, "spec: expected a mapping")
+
+
 def test_deep_and_cyclic_nesting_are_located_errors() -> None:
     deep = "[" * 200 + "]" * 200
     refused(HEAD + f"layers: [{{name: a, op: relu, note: {deep}}}]\n", "nested more than")
