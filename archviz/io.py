@@ -1,31 +1,77 @@
-"""Atomic file output: write to a temporary file beside the target, then rename over it."""
+"""File output as a careful tool does it: a new path or a regular file is written atomically (a
+temporary file beside the target, then a rename over it); a symlink is followed and its target
+replaced atomically; an existing special file (a FIFO, /dev/null, /dev/stdout) is written into,
+never replaced; ``-`` means standard output; a file registered with :func:`protect` (the spec a
+command is reading) is never overwritten.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
 from .errors import ArchvizError
+
+STDOUT = "-"
+_PROTECTED: set[tuple[int, int]] = set()   # (device, inode) of files that must not be written
 
 
 class OutputError(ArchvizError):
     """An output file that cannot be written (missing folder, no permission, ...)."""
 
 
+def protect(path: str | Path) -> None:
+    """Refuse, from now on in this process, to write over ``path`` (the CLI registers the spec it
+    reads, so ``archviz shapes x.yaml -o x.yaml`` cannot destroy the spec). Missing paths are ignored."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    _PROTECTED.add((st.st_dev, st.st_ino))
+
+
+def unprotect_all() -> None:
+    """Forget every :func:`protect` (the CLI does at the end of each command)."""
+    _PROTECTED.clear()
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    target = Path(path)
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    ``-`` writes to standard output. A symlink is followed (its target is replaced, the link
+    stays); a FIFO or device is opened and written into, since replacing it would turn a
+    machine-wide special file into a plain one."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if str(path) == STDOUT:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        return Path(STDOUT)
+    shown = Path(path)
+    try:
+        st = os.stat(shown)   # symlinks followed
+    except OSError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"{shown}: cannot write: it is a directory")
+        if (st.st_dev, st.st_ino) in _PROTECTED:
+            raise OutputError(f"{shown}: refusing to write over the spec being read")
+        if not stat.S_ISREG(st.st_mode):
+            # opened by the name given: /dev/stdout links to /proc/self/fd/1, whose target
+            # (pipe:[…]) is no path at all
+            return _write_into(shown, raw)
+    target = Path(os.path.realpath(shown)) if shown.is_symlink() else shown
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise OutputError(f"{target}: cannot write: folder {folder} does not exist")
-    if target.is_dir():
-        raise OutputError(f"{target}: cannot write: it is a directory")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+        raise OutputError(f"{shown}: cannot write: folder {folder} does not exist")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
+        raise OutputError(f"{shown}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
@@ -34,9 +80,20 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException as exc:  # Ctrl-C included: never leave the temporary file behind
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
+            raise OutputError(f"{shown}: cannot write: {exc.strerror}") from None
         raise
-    return target
+    return shown
+
+
+def _write_into(shown: Path, raw: bytes) -> Path:
+    """A FIFO or a device: open it as it is (no create, no truncate, no rename) and write."""
+    try:
+        fd = os.open(shown, os.O_WRONLY)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+    except OSError as exc:
+        raise OutputError(f"{shown}: cannot write: {exc.strerror}") from None
+    return shown
 
 
 def _mode_for(target: Path) -> int:

@@ -11,7 +11,15 @@ from torch import fx, nn
 
 import archviz
 from archviz.ops import OPS
-from archviz.runtime.compile import Made, ModelTooLarge, class_name, compile_graph, prepare, to_module
+from archviz.runtime.compile import (
+    Made,
+    ModelTooLarge,
+    bytes_needed,
+    class_name,
+    compile_graph,
+    prepare,
+    to_module,
+)
 from tests.conftest import SPECS
 from tests.reference_models import REFERENCES
 
@@ -231,10 +239,18 @@ def test_memory_guard_refuses_before_allocating() -> None:
 
 def test_memory_guard_limit_is_exact() -> None:
     graph, analysis = prepare("lenet5")
-    need = 61_706 * 4  # parameters × float32
+    # parameters + the activations of a one-image forward pass, float32 (hand arithmetic):
+    # input 1·32·32 = 1024; c1 6·28·28 = 4704 and its tanh, s2 6·14·14 = 1176, c3 16·10·10
+    # = 1600 and its tanh, s4 16·5·5 = 400, c5 120 and its tanh, flatten 120, f6 84 and its
+    # tanh, output 10
+    acts = 1024 + 2 * 4704 + 1176 + 2 * 1600 + 400 + 2 * 120 + 120 + 2 * 84 + 10
+    assert acts == 15_746
+    need = (61_706 + acts) * 4
     compile_graph(graph, analysis, max_bytes=need)
-    with pytest.raises(ModelTooLarge, match="241.0 KiB"):
+    with pytest.raises(ModelTooLarge, match="more than the --max-memory limit"):
         compile_graph(graph, analysis, max_bytes=need - 1)
+    # at batch 8 for training: the activations 8 times, then twice
+    assert bytes_needed(analysis, 8, training=True) == (61_706 + 2 * 8 * acts) * 4
 
 
 def test_meta_device_allocates_nothing() -> None:

@@ -44,3 +44,85 @@ def test_missing_folder_and_directory_target(tmp_path: Path) -> None:
         write_atomic(tmp_path / "no" / "x.txt", "data")
     with pytest.raises(OutputError, match="is a directory"):
         write_atomic(tmp_path, "data")
+
+
+# ---- issue 15: symlinks, special files, '-', and the spec being read ----------------------------
+def test_a_symlink_is_followed_and_its_target_replaced(tmp_path: Path) -> None:
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    write_atomic(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(real)   # the link is still a link
+    assert real.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.txt", "real.txt"]
+
+
+def test_a_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "link.txt"
+    link.symlink_to(tmp_path / "made.txt")
+    write_atomic(link, "x")
+    assert link.is_symlink() and (tmp_path / "made.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("via_link", [False, True])   # a link to a FIFO: as /dev/stdout to a pipe
+def test_a_fifo_is_written_into_and_stays_a_fifo(tmp_path: Path, via_link: bool) -> None:
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_atomic(link if via_link else fifo, "through the pipe")
+    reader.join(5)
+    assert got == [b"through the pipe"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and link.is_symlink()   # never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "pipe"]   # no temporary file
+
+
+def test_dash_is_standard_output(tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_atomic("-", "to stdout\n")
+    assert capfdbinary.readouterr().out == b"to stdout\n"
+    assert list(tmp_path.iterdir()) == []                   # no file named '-'
+
+
+def test_a_protected_file_is_refused(tmp_path: Path) -> None:
+    from archviz.io import protect
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\n")
+    from archviz.io import unprotect_all
+
+    protect(spec)
+    try:
+        link = tmp_path / "alias.yaml"
+        link.symlink_to(spec)
+        for target in (spec, link):
+            with pytest.raises(OutputError, match="the spec being read"):
+                write_atomic(target, "overwritten")
+        assert spec.read_text() == "name: x\n"
+    finally:
+        unprotect_all()
+    write_atomic(spec, "now allowed")
+
+
+def test_cli_refuses_to_write_over_its_spec_and_writes_to_dash(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    spec = tmp_path / "net.yaml"
+    text = (Path(__file__).resolve().parents[1] / "specs" / "lenet5.yaml").read_text()
+    spec.write_text(text)
+    for args in (["shapes", str(spec), "-o", str(spec)], ["draw", str(spec), "-f", "dot", "-o", str(spec)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and "refusing to write over the spec being read" in r.output, r.output
+        assert spec.read_text() == text
+    r = CliRunner().invoke(app, ["shapes", str(spec), "-f", "json", "-o", "-"])
+    assert r.exit_code == 0 and r.stdout.lstrip().startswith("{")

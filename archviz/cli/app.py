@@ -11,6 +11,7 @@ import typer
 
 from .. import __version__
 from . import bench, compare, cost, importer, inspect, model, render, view
+from .common import internal_error, set_debug
 
 app = typer.Typer(
     name="archviz",
@@ -52,9 +53,19 @@ def version_callback(value: bool) -> None:
 def main_callback(
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                  help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug",
+                               help="On an internal error (exit 3, a bug), print the traceback."
+                                    " Same as ARCHVIZ_DEBUG=1. Example: archviz --debug shapes x.yaml"),
 ) -> None:
     """Read, check, draw, compile and benchmark a CNN from one YAML layer spec."""
+    set_debug(debug)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - a bug outside any command body: exit 3, not 1
+        try:
+            internal_error(exc)
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None

@@ -23,6 +23,7 @@ from .common import (
     FULL_WIDTH,
     BenchMode,
     InputOpt,
+    MaxMemoryOpt,
     OutputOpt,
     SpecArg,
     TextFormat,
@@ -31,6 +32,7 @@ from .common import (
     fail,
     guarded,
     load_analysis,
+    max_bytes,
     parse_input,
     text_format,
 )
@@ -146,6 +148,7 @@ def bench(
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="Model parallel: time the spec's GPU split as towers on two devices"
                              " (cuda:0, cuda:1; both on cuda:0 with one GPU; cpu,cpu on the CPU).")] = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Time the compiled model: ms per batch (median, IQR), images/s, TFLOP/s, % of peak, memory.
 
@@ -188,6 +191,8 @@ def bench(
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     sp, a = load_analysis(spec, input_size)
     info = devices.describe(dev)
+    # the memory guard runs before each case allocates; a case above it is an oom row
+    settings = replace(settings, max_bytes=max_bytes(max_memory))
     towers = _towers(sp, a, dev, parse_input(input_size)) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
              replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),

@@ -8,6 +8,7 @@ Exit codes: 0 ok, 1 a check or threshold failed, 2 bad input, 3 an internal erro
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
+from .. import __version__
 from ..errors import ArchvizError
 from ..render.text import safe, strip_control
 
@@ -30,11 +33,25 @@ SpecArg = Annotated[str, typer.Argument(help=SPEC_HELP, show_default=True)]
 InputOpt = Annotated[Optional[str], typer.Option("--input", "-i",
                                                  help="Another input size, e.g. 3x224x224.")]
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",
-                                                  help="Write to this file (atomically) instead of"
-                                                       " the terminal.")]
+                                                  help="Write to this file (atomically; '-' is"
+                                                       " standard output) instead of the terminal.")]
 WideOpt = Annotated[bool, typer.Option(
     "--wide", help="Every column even on a narrow terminal (piped or redirected output, and -o,"
                    " always get every column).")]
+MaxMemoryOpt = Annotated[Optional[str], typer.Option(
+    "--max-memory", help="Refuse, before allocating, a model whose parameters, buffers and forward"
+                         " activations at the batch in use (twice the activations for training) need"
+                         " more than this, e.g. 8G; default: 80% of the available host memory (GPU"
+                         " memory for CUDA). Meta-device checks and py export allocate nothing.")]
+
+
+def max_bytes(text: Optional[str]) -> Optional[int]:
+    """``--max-memory``'s value in bytes (None: the default share of what is available)."""
+    if text is None:
+        return None
+    from ..runtime.compile import parse_bytes
+
+    return parse_bytes(text)
 
 
 class TextFormat(str, Enum):
@@ -120,8 +137,24 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+DEBUG_ENV = "ARCHVIZ_DEBUG"
+_debug = False
+
+
+def set_debug(on: bool) -> None:
+    """``archviz --debug``: an internal error prints its traceback (as ``ARCHVIZ_DEBUG=1`` does)."""
+    global _debug
+    _debug = on
+
+
+def debugging() -> bool:
+    return _debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def guarded(fn: F) -> F:
-    """ArchvizError → a located message and exit 2; Ctrl-C → exit 130."""
+    """ArchvizError → a located message and exit 2; Ctrl-C → exit 130; any other exception is a
+    bug: exit 3 with a one-line message, the traceback printed with ``--debug`` (or
+    ``ARCHVIZ_DEBUG=1``) and otherwise written to a file the message names."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -132,8 +165,41 @@ def guarded(fn: F) -> F:
         except KeyboardInterrupt:
             console(stderr=True).print("interrupted")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place where a bug is reported
+            internal_error(exc)
+        finally:
+            from ..io import unprotect_all
+
+            unprotect_all()   # the spec this command read is protected for this command only
 
     return wrapper  # type: ignore[return-value]
+
+
+def internal_error(exc: BaseException) -> None:
+    """Report a bug: exit 3, the traceback on stderr when debugging, else in a file named here."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    err = console(stderr=True)
+    head = f"internal error (a bug in archviz {__version__}): {type(exc).__name__}: {exc}"
+    if debugging():
+        sys.stderr.write(text)
+        where = "the traceback is above"
+    else:
+        try:
+            fd, path = tempfile.mkstemp(prefix="archviz-crash-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"{head}\n\n{text}")
+            where = f"the traceback is in {path}"
+        except OSError:
+            where = "run again with --debug to see the traceback"
+    err.print(f"[bold red]error:[/] {safe(head)}", markup=True, soft_wrap=True, highlight=False)
+    err.print(f"{where}; please report it (with --debug, or ARCHVIZ_DEBUG=1, it is printed)",
+              markup=False, soft_wrap=True, highlight=False)
+    raise typer.Exit(3)
 
 
 def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
@@ -149,15 +215,25 @@ def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
 def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None) -> Any:
     """Load and analyse: (Spec, Analysis)."""
     from ..core.analysis import analyze
-    from ..spec import load
 
-    sp = load(spec)
+    sp = load_spec(spec)
     return sp, analyze(sp, parse_input(input_text), gpus)
 
 
+def load_spec(spec: str) -> Any:
+    """Load a spec, and protect its file from being overwritten by this command's ``-o``."""
+    from ..io import protect
+    from ..spec import load
+    from ..spec.bundled import resolve
+
+    sp = load(spec)
+    protect(resolve(spec))
+    return sp
+
+
 def emit(text: str, output: Optional[str]) -> None:
-    """Write ``text`` to ``output`` atomically, or to standard output."""
-    if output:
+    """Write ``text`` to ``output`` atomically, or to standard output (no ``-o``, or ``-o -``)."""
+    if output and output != "-":
         from ..io import write_atomic
 
         write_atomic(output, text)

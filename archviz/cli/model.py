@@ -17,6 +17,7 @@ from .common import (
     ExportFormat,
     FormatOpt,
     InputOpt,
+    MaxMemoryOpt,
     OutputOpt,
     SpecArg,
     TextFormat,
@@ -29,22 +30,11 @@ from .common import (
     show_result,
     text_format,
 )
+from .common import max_bytes as _max_bytes
 
 EXPORT_SUFFIXES = {".py": ExportFormat.py, ".pt": ExportFormat.torchscript, ".pth": ExportFormat.torchscript,
                    ".onnx": ExportFormat.onnx}
 
-MaxMemoryOpt = Annotated[Optional[str], typer.Option(
-    "--max-memory", help="Refuse models whose parameters need more than this (e.g. 8G); default:"
-                         " available RAM. Applies where tensors are allocated (a CPU build,"
-                         " torchscript/onnx export); meta-device checks and py export allocate nothing.")]
-
-
-def _max_bytes(text: Optional[str]) -> Optional[int]:
-    if text is None:
-        return None
-    from ..runtime.compile import parse_bytes
-
-    return parse_bytes(text)
 
 
 @guarded
@@ -118,6 +108,9 @@ def export(
     from ..runtime import export as ex
 
     shape = parse_input(input_size)
+    from .common import load_spec
+
+    load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
     if fmt is ExportFormat.py:
         emit(ex.to_python(spec, shape), output)
         return

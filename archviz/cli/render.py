@@ -52,10 +52,10 @@ def target(spec_path: Path, output: Optional[str], fmt: Optional[str], tag: str,
 def _load(spec: str, split: bool) -> tuple[Any, Any, Path]:
     """(Spec, Analysis, resolved spec path); the split view uses the spec's gpus, 2 when absent."""
     from ..core.analysis import analyze
-    from ..spec import load
     from ..spec.bundled import resolve
+    from .common import load_spec
 
-    sp = load(spec)
+    sp = load_spec(spec)
     gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split else None
     return sp, analyze(sp, gpus=gpus), resolve(spec)
 
@@ -64,7 +64,8 @@ def _wrote(path: Path, data: bytes) -> None:
     from ..io import write_atomic
 
     write_atomic(path, data)
-    console(stderr=True).print(f"wrote {safe(path)} ({len(data):,} bytes)")
+    if str(path) != "-":
+        console(stderr=True).print(f"wrote {safe(path)} ({len(data):,} bytes)")
 
 
 @guarded

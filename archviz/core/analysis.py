@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from math import prod
 
-from ..errors import ShapeError
+from ..errors import ArchvizError, ShapeError
+from ..limits import MAX_GPUS
 from ..ops import OPS, OpError, fmt_shape
 from ..ops.receptive import NONE, ReceptiveField, network_input
 from ..spec import INPUT, Layer, Spec
@@ -114,6 +115,8 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     fields: dict[str, ReceptiveField] = {INPUT: network_input(shape_in)}
     stats: dict[str, LayerStats] = {}
     n_gpus = gpus or sp.gpus or 1
+    if not 1 <= n_gpus <= MAX_GPUS:
+        raise ArchvizError(f"--gpus: expected 1 to {MAX_GPUS} GPUs, got {n_gpus} (docs/limits.md)")
     for layer in graph.order:
         st, fields[layer.name] = _layer_stats(layer, tuple(shapes[s] for s in layer.inputs), n_gpus,
                                               tuple(fields[s] for s in layer.inputs), shape_in,

@@ -107,11 +107,32 @@ def fixes(w: Window) -> str:
     r = w.numerator % w.s
     sizes = [w.n - r, w.n + (w.s - r)]
     parts = [f"input {' or '.join(str(n) for n in sizes if n >= w.span)}"]
-    pads = [p for p in range(0, w.k + 1) if (w.n + 2 * p - w.span) % w.s == 0 and p != w.p]
-    if pads:
-        best = min(pads, key=lambda p: (abs(p - w.p), p))
+    best = exact_padding(w)
+    if best is not None:
         parts.append(f"padding {best}")
     return " or ".join(parts)
+
+
+def exact_padding(w: Window) -> int | None:
+    """The padding p in [0, k], other than ``w.p``, nearest to it (the smaller on a tie) for which
+    (n + 2p − span) is divisible by s; None if there is none.
+
+    Solved, not searched (the kernel is a number in the spec, so a loop over it would let a spec
+    set the work): 2p ≡ span − n (mod s) has solutions iff gcd(2, s) divides span − n, and then
+    they are p ≡ p0 (mod m) with m = s / gcd(2, s).
+    """
+    g = 2 if w.s % 2 == 0 else 1
+    rhs = w.span - w.n
+    if rhs % g:
+        return None
+    m = w.s // g
+    # g == 2: p ≡ rhs/2 (mod m); g == 1 (s odd): p ≡ rhs · 2⁻¹ where 2⁻¹ = (s + 1)/2 (mod s)
+    p0 = (rhs // 2) % m if g == 2 else (rhs * ((w.s + 1) // 2)) % m
+    below = min(w.k, w.p - 1)
+    above = max(0, w.p + 1)
+    found = [below - (below - p0) % m, above + (p0 - above) % m]
+    found = [p for p in found if 0 <= p <= w.k]
+    return min(found, key=lambda p: (abs(p - w.p), p)) if found else None
 
 
 def pair_formula(h: Window, w: Window) -> str:

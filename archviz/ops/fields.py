@@ -44,9 +44,14 @@ def _quoted(value: Any) -> str:
     return ""
 
 
+MAX_INT = 2**31 - 1  # torch's sizes are int32 (archviz.limits.MAX_INT; ops sit below it)
+
+
 def _int(value: Any, lo: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise FieldError(f"expected {what}, got {show(value)}{_quoted(value)}")
+    if value > MAX_INT:
+        raise FieldError(f"expected {what} of at most {MAX_INT} (2^31 − 1, torch's limit), got {value}")
     return value
 
 
@@ -173,8 +178,8 @@ class FloatField(Field):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FieldError(f"expected a number, got {show(value)}")
-        if not self.lo <= value <= self.hi:
-            raise FieldError(f"expected {self._range()}, got {value:g}")
+        if not self.lo <= value <= self.hi:  # show(): an int too large for a float prints too
+            raise FieldError(f"expected {self._range()}, got {show(value)}")
         return float(value)
 
     def _range(self) -> str:

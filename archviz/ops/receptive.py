@@ -36,6 +36,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -130,12 +131,13 @@ def windowed(f: ReceptiveField, k: tuple[int, int], s: tuple[int, int], p: tuple
 
 def _adaptive_axis(ax: Axis, n: int, o: int) -> Axis:
     """torch's adaptive windows on one axis: [⌊i·n/o⌋, ⌈(i+1)·n/o⌉) for i < o."""
-    starts = [i * n // o for i in range(o)]
-    ends = [-(-(i + 1) * n // o) for i in range(o)]
-    k = max(e - s for s, e in zip(starts, ends, strict=True))
-    mean = Fraction(starts[-1] - starts[0], o - 1) if o > 1 else Fraction(n)
+    # Closed forms, not a loop over the o windows (o is a number in the spec). Window i spans
+    # ⌈(i+1)n/o⌉ − ⌊in/o⌋ = ⌈f_i + n/o⌉ with f_i = (in mod o)/o; over i < o, in mod o takes every
+    # multiple of g = gcd(n, o) below o, so the widest window is ⌈(n + o − g)/o⌉.
+    k = -(-(n + o - math.gcd(n, o)) // o)
+    mean = Fraction((o - 1) * n // o, o - 1) if o > 1 else Fraction(n)
     spacing: Q = int(mean) if mean.denominator == 1 else mean
-    first = ends[0] - starts[0]
+    first = -(-n // o)
     return Axis(ax.size + (k - 1) * ax.jump, ax.jump * spacing, ax.start2 + (first - 1) * ax.jump)
 
 

@@ -23,6 +23,7 @@ from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..spec import INPUT
 from .tables import human
+from .text import one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import graphviz
@@ -188,7 +189,9 @@ def _digraph(a: Analysis, rankdir: str, name: str) -> graphviz.Digraph:
 
     if rankdir not in RANKDIRS:
         raise ArchvizError(f"--rankdir: expected one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    g = graphviz.Digraph(name=name, comment=f"{a.name}: drawn by archviz from {PurePath(a.path).name}")
+    # a // comment ends at a newline: the name goes in on one line, control characters escaped
+    comment = one_line(f"{a.name}: drawn by archviz from {PurePath(a.path).name}")
+    g = graphviz.Digraph(name=name, comment=comment)
     g.attr("graph", rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.35",
            labelloc="t", labeljust="c")
     g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", margin="0.12,0.05")

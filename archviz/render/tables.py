@@ -11,7 +11,7 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.check import CheckResult
 from ..ops import fmt_dims as _dims
 from ..ops import fmt_shape
-from .text import safe, strip_control
+from .text import markdown, safe, strip_control
 
 SCHEMA_VERSION = 1  # of every JSON output; raised when a key changes meaning or goes away
 
@@ -108,19 +108,21 @@ def to_csv(a: Analysis) -> str:
 
 def to_markdown(a: Analysis) -> str:
     head = "| # | layer | op | output | arithmetic | params | MACs | neurons |"
-    rows = [f"## {a.name}", "", f"Input {fmt_shape(a.input)}." + (f" {a.source}." if a.source else ""),
+    md = markdown   # every user string escaped for Markdown: names, sources, settings
+    source = f" {md(a.source)}." if a.source else ""
+    rows = [f"## {md(a.name)}", "", f"Input {fmt_shape(a.input)}.{source}",
             "", head, "|---|---|---|---|---|---:|---:|---:|"]
     for i, s in enumerate(a.layers, 1):
-        op = f"{s.op} {s.label}".strip().replace("|", "\\|")
+        op = md(f"{s.op} {s.label}".strip())
         flag = " ⚠" if s.warnings else " ✓" if s.accepted else ""
-        rows.append(f"| {i} | {s.name}{flag} | {op} | {_dims(s.output)} | {s.formula} |"
+        rows.append(f"| {i} | {md(s.name)}{flag} | {op} | {_dims(s.output)} | {md(s.formula)} |"
                     f" {_n(s.params)} | {_n(s.macs)} | {_n(s.neurons)} |")
     t = a.totals
     rows.append(f"| | **total** | | | | **{t.params:,}** | **{t.macs:,}** | **{t.neurons:,}** |")
     if a.warnings:
-        rows += ["", "**Warnings**", ""] + [f"- `{n}`: {m}" for n, m in a.warnings]
+        rows += ["", "**Warnings**", ""] + [f"- {md(n)}: {md(m)}" for n, m in a.warnings]
     if a.accepted:
-        rows += ["", "**Accepted** (`allow: [inexact]`)", ""] + [f"- `{n}`: {m}" for n, m in a.accepted]
+        rows += ["", "**Accepted** (`allow: [inexact]`)", ""] + [f"- {md(n)}: {md(m)}" for n, m in a.accepted]
     return "\n".join(rows) + "\n"
 
 

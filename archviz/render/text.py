@@ -38,3 +38,27 @@ def safe(text: object) -> str:
     if s.endswith("\\") and not s.endswith("\\\\"):
         s += "\\"  # a lone trailing backslash would escape the markup that follows it
     return s
+
+
+# ---- the other output formats: each escapes user text for its own syntax ------------------------
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line, every control character (newline included) written as its escape
+    (``\\n``, ``\\x1b``): for line-ended syntax such as a DOT ``//`` comment."""
+    return _ANY_CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
+
+
+_MD = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "\\`",
+       "*": "\\*", "_": "\\_", "#": "\\#", "](": "]\\("}
+# brackets alone stay as typed (a name may be "Net [v2]"); "](" would make them a link
+_MD_CHARS = re.compile(r"\]\(|[\\|<>&`*_#]")
+
+
+def markdown(text: object) -> str:
+    """``text`` as literal Markdown inline text: one line (newlines and tabs as spaces, other
+    control characters removed), table pipes, emphasis, links and HTML (``<script>``) escaped."""
+    s = re.sub(r"[\t\n\r\u2028\u2029]+", " ", str(text))
+    s = _ANY_CONTROL.sub("", s)
+    return _MD_CHARS.sub(lambda m: _MD[m.group()], s)

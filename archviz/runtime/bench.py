@@ -103,6 +103,10 @@ def _ready(cases: list[Case], works: list[Workload], settings: Settings, stack: 
     """Model, input and step of every case, warmed up; a case that fails gets its row in ``done``."""
     ready: dict[Case, Prepared] = {}
     for case, work in zip(cases, works, strict=True):
+        refused = _over_memory(case, work, settings)
+        if refused is not None:
+            done[case] = refused
+            continue
         try:
             steps.set_precision(case.dtype)
             model, x, y = steps.prepare(work, case.batch, settings)
@@ -113,6 +117,24 @@ def _ready(cases: list[Case], works: list[Workload], settings: Settings, stack: 
         except Exception as exc:  # noqa: BLE001 - a failure stays in its row
             done[case] = failed_row(case, exc)
     return ready
+
+
+def _over_memory(case: Case, work: Workload, settings: Settings) -> Row | None:
+    """The memory guard before a case allocates: weights, buffers and activations at its batch
+    (twice the activations for training) against ``settings.max_bytes`` or 80% of what the
+    device has available; above it, an ``oom`` row that says so, and nothing is allocated."""
+    if work.analysis is None:
+        return None
+    from .compile import bytes_needed, fmt_bytes, memory_limit
+
+    need = bytes_needed(work.analysis, case.batch, training=case.mode is Mode.train)
+    limit = memory_limit(settings.max_bytes, settings.device)
+    if need <= limit:
+        return None
+    what = "--max-memory" if settings.max_bytes is not None else "80% of the available memory"
+    return Row(case=case, status=Status.oom,
+               note=f"out of memory at batch {case.batch}: needs {fmt_bytes(need)}, more than {what}"
+                    f" ({fmt_bytes(limit)}); refused before allocating")
 
 
 def _interleaved(ready: dict[Case, Prepared], settings: Settings,

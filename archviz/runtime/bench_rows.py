@@ -34,6 +34,7 @@ class Settings:
     warmup: int = 3
     iters: int = 10
     layers: bool = False
+    max_bytes: int | None = None    # the memory guard's limit (None: 80% of what is available)
 
     @property
     def timer(self) -> str:
@@ -52,11 +53,12 @@ class Workload:
     # archviz cost's prediction for a case: (peak bytes, roofline step ms or None, roofline ms per
     # layer); None: no prediction
     predict: Any = field(default=None, compare=False)
+    analysis: Analysis | None = None  # for the memory guard: weights and activations per image
 
     @classmethod
     def of(cls, label: str, module: Any, analysis: Analysis) -> Workload:
         return cls(label=label, module=module, input_shape=analysis.input,
-                   output_shape=analysis.layers[-1].output, flops=Flops.of(analysis))
+                   output_shape=analysis.layers[-1].output, flops=Flops.of(analysis), analysis=analysis)
 
 
 @dataclass(frozen=True, kw_only=True)

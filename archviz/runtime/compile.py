@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -118,17 +119,21 @@ def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = 
     """Compile a spec into a module whose forward takes an (N, *input) tensor.
 
     ``input_shape`` overrides the spec's ``input`` (per image, without the batch). Raises
-    :class:`ModelTooLarge` before allocating when the parameters would not fit in memory.
+    :class:`ModelTooLarge` before allocating when the parameters, buffers and the activations of
+    a one-image forward pass would need more than 80% of the available memory.
     """
     graph, analysis = prepare(spec, input_shape)
     return compile_graph(graph, analysis)
 
 
 def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.device | None = None,
-                  max_bytes: int | None = None) -> fx.GraphModule:
-    """The GraphModule of an analysed graph; on ``device`` "meta" nothing is allocated (no guard)."""
+                  max_bytes: int | None = None, batch: int = 1) -> fx.GraphModule:
+    """The GraphModule of an analysed graph; on ``device`` "meta" nothing is allocated (no guard).
+
+    The guard counts the activations of a forward pass at ``batch`` (1 unless the caller runs a
+    larger one), as the module is built to be run."""
     if torch.device(device or "cpu").type != "meta":
-        check_memory(analysis, max_bytes)
+        check_memory(analysis, max_bytes, batch=batch, device=device or "cpu")
     root = nn.Module()
     with torch.device(device) if device is not None else nullcontext():
         builds = made(graph, analysis)
@@ -202,14 +207,31 @@ def class_name(spec_name: str) -> str:
 
 # --- memory guard -------------------------------------------------------------------------------
 
-def bytes_needed(analysis: Analysis) -> int:
-    """Parameters and buffers at torch's default dtype (float32: 4 bytes each)."""
+DEFAULT_SHARE = 0.8   # without --max-memory: at most 80% of what the device has available now
+
+
+def bytes_needed(analysis: Analysis, batch: int = 1, training: bool = False) -> int:
+    """Parameters and buffers, plus the forward activations at ``batch`` (every layer's output
+    elements, and the input's, times the batch), at torch's default dtype (float32: 4 bytes each).
+
+    Inference keeps at most every activation alive at once (an upper bound: torch frees what
+    no later layer reads). ``training`` doubles the activations, a rough allowance for gradients
+    of the activations during backward, until a training-memory model exists (it is not one:
+    optimizer state and saved-tensor rules are not counted)."""
     per = torch.empty((), dtype=torch.get_default_dtype()).element_size()
-    return (analysis.totals.params + analysis.totals.buffers) * per
+    t = analysis.totals
+    acts = (t.activations + prod(analysis.input)) * batch * (2 if training else 1)
+    return (t.params + t.buffers + acts) * per
 
 
-def available_memory() -> int:
-    """Memory the system can give now: MemAvailable (Linux), else free pages, else physical pages."""
+def available_memory(device: str | torch.device = "cpu") -> int:
+    """Memory the device can give now: for CUDA the allocator's free memory
+    (``torch.cuda.mem_get_info``); for the host MemAvailable (Linux), else free pages, else
+    physical pages."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free)
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
@@ -225,16 +247,28 @@ def available_memory() -> int:
     return 1 << 62  # unknown: do not refuse
 
 
-def check_memory(analysis: Analysis, max_bytes: int | None = None) -> None:
-    need = bytes_needed(analysis)
-    limit = max_bytes if max_bytes is not None else available_memory()
+def memory_limit(max_bytes: int | None, device: str | torch.device = "cpu") -> int:
+    """``max_bytes`` when given, else 80% of what ``device`` has available now."""
+    return max_bytes if max_bytes is not None else int(DEFAULT_SHARE * available_memory(device))
+
+
+def check_memory(analysis: Analysis, max_bytes: int | None = None, *, batch: int = 1,
+                 training: bool = False, device: str | torch.device = "cpu") -> None:
+    """Refuse, before anything is allocated, a model whose parameters, buffers and activations at
+    ``batch`` need more than ``max_bytes`` (default: 80% of what ``device`` has available)."""
+    need = bytes_needed(analysis, batch, training)
+    limit = memory_limit(max_bytes, device)
     if need > limit:
-        what = "the --max-memory limit" if max_bytes is not None else "available memory"
+        where = "GPU memory" if torch.device(device).type == "cuda" else "host memory"
+        what = "the --max-memory limit" if max_bytes is not None else f"80% of the available {where}"
+        t = analysis.totals
+        mode = " (training: activations counted twice)" if training else ""
         raise ModelTooLarge(
-            f"{analysis.name}: {analysis.totals.params:,} parameters and {analysis.totals.buffers:,}"
-            f" buffer elements need {fmt_bytes(need)} at {torch.get_default_dtype()}, more than"
-            f" {what} ({fmt_bytes(limit)}); refused before allocating",
-        )
+            f"{analysis.name}: {t.params:,} parameters, {t.buffers:,} buffer elements and"
+            f" {t.activations + prod(analysis.input):,} activation elements per image at batch {batch}"
+            f"{mode} need {fmt_bytes(need)} at {torch.get_default_dtype()}, more than {what}"
+            f" ({fmt_bytes(limit)}); refused before allocating\n"
+            "hint: a smaller --input or batch, or a higher --max-memory (docs/limits.md)")
 
 
 def fmt_bytes(n: float) -> str:

@@ -207,7 +207,7 @@ def to_onnx(spec: Spec | str | Path, input_shape: Shape | None = None,
                           " installed here\ninstall them with `pip install onnx onnxscript` (archviz does"
                           " not depend on them), or export --format torchscript or py")
     graph, analysis = prepare(spec, input_shape)
-    model = compile_graph(graph, analysis, max_bytes=max_bytes).eval()
+    model = compile_graph(graph, analysis, max_bytes=max_bytes, batch=2).eval()
     batch = torch.export.Dim("batch", min=1)
     with tempfile.TemporaryDirectory() as tmp, _quiet_onnx():
         path = Path(tmp) / "model.onnx"

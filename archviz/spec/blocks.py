@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from ..errors import Loc, SpecError, did_you_mean
+from ..limits import max_layers
 from .doc import (
     INPUT,
     STR_TAG,
@@ -50,10 +51,12 @@ from .doc import (
     read_name,
     read_positive_int,
     read_shape,
+    read_word,
     show,
 )
 
 BLOCK_KEYS = ("params", "layers", "note", "allow")
+_CAP_HINT = "hint: the limit is set by the environment variable ARCHVIZ_MAX_LAYERS (docs/limits.md)"
 USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect", "allow")
 IN = "$in"  # in a block's `from:`, the block's input
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
@@ -160,7 +163,7 @@ def _check_from(doc: Doc, node: yaml.Node, where: str, block: str, earlier: set[
 
 
 def _check_block_name(doc: Doc, node: yaml.Node, where: str, blocks: Mapping[str, Block]) -> None:
-    name = doc.value(node)
+    name = read_word(doc, node, f"{where}.block")
     if name not in blocks:
         hint = did_you_mean(str(name), blocks) if blocks else \
             "no blocks are defined: add a top-level 'blocks:' mapping"
@@ -175,7 +178,7 @@ def _check_recursion(doc: Doc, blocks: Mapping[str, Block]) -> None:
         for t in blocks[name].layers:
             if "block" not in t.entries:
                 continue
-            used = doc.value(t.entries["block"][1])
+            used = read_word(doc, t.entries["block"][1], f"{name}.{t.local}.block")
             if used in path:
                 cycle = " → ".join([*path[path.index(used):], used])
                 raise doc.error(t.entries["block"][1], f"{name}.{t.local}.block: block '{used}'"
@@ -227,6 +230,8 @@ class Expander:
         self.index: dict[str, int] = {}         # layer name -> position in self.layers
         self.aliases: dict[str, str] = {}       # top-level use name -> its output layer
         self.alias_locs: dict[str, Loc] = {}
+        self.cap = max_layers()                 # layers of the expanded network (docs/limits.md)
+        self.least: dict[str, int] = {}         # block name -> fewest layers one copy adds
 
     # ---- top level --------------------------------------------------------------------------
     def top(self, item: yaml.Node) -> None:
@@ -253,6 +258,9 @@ class Expander:
                      if any(s in alias for s in la.inputs) else la for la in self.layers)
 
     def add(self, layer: Layer) -> None:
+        if len(self.layers) >= self.cap:
+            raise SpecError(f"{layer.name}: the network has more than {self.cap:,} layers",
+                            layer.use_site or layer.loc, _CAP_HINT)
         self._claim_name(layer.name, layer.loc)
         self.index[layer.name] = len(self.layers)
         self.layers.append(layer)
@@ -290,6 +298,10 @@ class Expander:
         _check_block_name(doc, entries["block"][1], name, self.blocks)
         block = self.blocks[doc.value(entries["block"][1])]
         count = self._repeat(entries, name)
+        least = (count or 1) * self._least(block.name)
+        if len(self.layers) + least > self.cap:   # nested repeats: refused before expanding
+            raise doc.error(entries["block"][1], f"{name}: block {block.name} expands to at least"
+                            f" {least:,} layers, more than the limit of {self.cap:,}", _CAP_HINT)
         args, first = self._args(entries, "args", name, block), self._args(entries, "first", name, block)
         out = source
         start = len(self.layers)
@@ -309,11 +321,35 @@ class Expander:
             self._expect(entries["expect"][1], name, out, source)
         return out
 
+    def _least(self, name: str) -> int:
+        """The fewest layers one copy of block ``name`` adds, by arithmetic over its templates
+        (an entry with ``if:`` may add none; a ``repeat:`` given by a parameter at least one)."""
+        if name in self.least:
+            return self.least[name]
+        total = 0
+        for t in self.blocks[name].layers:
+            if "if" in t.entries:
+                continue
+            used = self.doc.value(t.entries["block"][1]) if "block" in t.entries else None
+            if not isinstance(used, str) or used not in self.blocks:
+                total += 1
+                continue
+            rep = self.doc.value(t.entries["repeat"][1]) if "repeat" in t.entries else 1
+            ok = isinstance(rep, int) and not isinstance(rep, bool) and rep > 0
+            total += (rep if ok else 1) * self._least(used)
+        self.least[name] = total
+        return total
+
     def _repeat(self, entries: Entries, name: str) -> int:
         """0 when there is no ``repeat:`` (names without a copy number), else the count."""
         if "repeat" not in entries:
             return 0
-        return read_positive_int(self.doc, entries["repeat"][1], f"{name}.repeat")
+        node = entries["repeat"][1]
+        count = read_positive_int(self.doc, node, f"{name}.repeat")
+        if count > self.cap:  # refused by arithmetic, before a single copy is made
+            raise self.doc.error(node, f"{name}.repeat: {count:,} copies exceed the limit of"
+                                 f" {self.cap:,} layers", _CAP_HINT)
+        return count
 
     def _args(self, entries: Entries, key: str, name: str, block: Block) -> dict[str, yaml.Node]:
         if key not in entries:

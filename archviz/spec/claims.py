@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from ..errors import did_you_mean
-from .doc import Doc
+from .doc import Doc, show
 
 TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements", "lrn")
 LAYER_KEYS = ("layer_params", "layer_neurons", "layer_activations", "layer_macs", "layer_kernels")
@@ -67,7 +67,7 @@ def parse_number(text: Any) -> tuple[float, float]:
     if not m:
         raise ValueError(text)
     value = float(m.group(1).replace(",", "").replace("_", "")) * _SCALE[m.group(2).upper()]
-    return value, float(m.group(3)) / 100 if m.group(3) else 0.0
+    return _finite(value), _finite(float(m.group(3))) / 100 if m.group(3) else 0.0
 
 
 def _finite(value: float) -> float:
@@ -152,7 +152,7 @@ def _one(doc: Doc, key: str, node: yaml.Node, layer: str | None) -> Claim:
         form = {"layer_kernels": "a kernel size such as 5x5x48",
                 "lrn": "the formula's constants as 'k=2, n=5, alpha=1e-4, beta=0.75'"}.get(
                     key, "a number such as 60M, 650K ±5% or 253440")
-        raise doc.error(value_node, f"{where}: expected {form}, got {raw!r}") from None
+        raise doc.error(value_node, f"{where}: expected {form}, got {show(raw)}") from None
     return Claim(key, str(raw), value, tol, doc.loc(value_node), layer, source)
 
 

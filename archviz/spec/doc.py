@@ -18,6 +18,7 @@ import yaml
 
 from ..chars import CONTROL, CONTROL_IN_TEXT
 from ..errors import Loc, SpecError
+from ..limits import MAX_INT
 from ..ops.fields import FieldError, PosInt, show
 
 Shape = tuple[int, ...]
@@ -31,9 +32,10 @@ _SCALARS = _CONSTRUCTOR.yaml_constructors
 _POSITIVE = PosInt()
 # what `allow:` may accept (on a spec, a block or a layer): warnings shown as accepted, not failing --strict
 ALLOWABLE = {"inexact": "a sliding window's division that is not whole (rows or columns never read)"}
+_BIG = 2**63 - 1  # the largest integer a spec may write anywhere
 
 __all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind",
-           "read_allow", "read_from", "read_name", "read_positive_int", "read_shape", "show"]
+           "read_allow", "read_from", "read_name", "read_positive_int", "read_shape", "read_word", "show"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,13 @@ class Doc:
     def value(self, node: yaml.Node) -> Any:
         """Plain Python value of a node (safe constructor only)."""
         if isinstance(node, yaml.MappingNode):
-            return {self.value(k): self.value(v) for k, v in node.value}
+            out = {}
+            for k, v in node.value:
+                key = self.value(k)
+                if isinstance(key, (list, dict)):
+                    raise self.error(k, f"a key must be a name or a number, got {node_kind(k)}")
+                out[key] = self.value(v)
+            return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(v) for v in node.value]
         if node.tag == STR_TAG:
@@ -82,7 +90,17 @@ class Doc:
         build = _SCALARS.get(node.tag)
         if build is None:
             raise self.error(node, f"unsupported YAML tag {node.tag}")
-        return build(_CONSTRUCTOR, node)
+        try:
+            value = build(_CONSTRUCTOR, node)
+        except ValueError:  # Python refuses to read an integer of more than 4300 digits
+            raise self.error(node, f"number too large: {_clip(node.value)}",
+                             f"hint: integers are at most {_BIG} (sizes at most {MAX_INT})") from None
+        # the one check for numbers: every integer fits in 64 bits (so in a float, and in any
+        # message), whatever field reads it; fields then apply their own ranges
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _BIG:
+            raise self.error(node, f"integer out of range: {_clip(node.value)}",
+                             f"hint: integers are at most {_BIG} (sizes at most {MAX_INT})")
+        return value
 
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """key -> (key node, value node); refuses non-mappings, non-string and duplicate keys."""
@@ -113,6 +131,11 @@ class Doc:
             raise self.error(node, f"{what}: control character {ascii(bad.group())[1:-1]} at character"
                              f" {bad.start() + 1}", f"hint: {rule}")
         return value
+
+
+def _clip(text: str) -> str:
+    """A long number as messages show it: its first digits and how many there are."""
+    return text if len(text) <= 30 else f"{text[:20]}… ({len(text)} characters)"
 
 
 def node_kind(node: yaml.Node) -> str:
@@ -155,6 +178,16 @@ def _name_hint(value: Any, pattern: re.Pattern[str]) -> str:
     return f"hint: e.g. {fixed}" if fixed and pattern.fullmatch(fixed) else ""
 
 
+def read_word(doc: Doc, node: yaml.Node, what: str) -> str:
+    """One word that names something (an op, a block): text, never a list or a mapping. The one
+    check before a value is looked up by name (a list there cannot even be looked up)."""
+    value = doc.value(node)
+    if not isinstance(value, str):
+        shown = show(value) if isinstance(value, (int, float)) else node_kind(node)
+        raise doc.error(node, f"{what}: expected a name, got {shown}")
+    return value
+
+
 def read_from(doc: Doc, node: yaml.Node, what: str) -> list[str]:
     """A ``from:`` value: one name or a non-empty list of names (whether they exist is the caller's)."""
     value = doc.value(node)
@@ -193,4 +226,7 @@ def read_shape(doc: Doc, node: yaml.Node, what: str, ranks: tuple[int, ...] = (1
     if not ok:
         forms = " or ".join({1: "[F]", 3: "[C, H, W]"}.get(r, f"{r} sizes") for r in ranks)
         raise doc.error(node, f"{what}: expected {forms} of positive integers, got {show(value)}")
+    if max(value) > MAX_INT:
+        raise doc.error(node, f"{what}: sizes are at most {MAX_INT} (2^31 − 1, torch's limit),"
+                        f" got {max(value)}")
     return tuple(value)

@@ -7,6 +7,8 @@ pointing at the offending value.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import Loc, SpecError, did_you_mean
+from ..limits import MAX_DEPTH, MAX_GPUS, max_alias_nodes, max_spec_bytes
 from ..ops import OPS
 from ..ops.fields import FieldError
 from . import bundled
@@ -31,6 +34,7 @@ from .doc import (
     read_name,
     read_positive_int,
     read_shape,
+    read_word,
     show,
 )
 
@@ -110,18 +114,59 @@ def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
 def load(spec: str | Path) -> Spec:
     """Load a spec from a path, or a bundled spec by its stem (``alexnet``, ``lenet5``, ...)."""
     path = bundled.resolve(spec)
-    if path.is_dir():
-        raise SpecError(f"{spec}: is a directory, not a spec file")
     shown = bundled.display(spec, path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"{spec}: cannot read: {exc.strerror}") from None
+    raw = read_spec_file(path, str(spec))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _not_utf8(shown, raw, exc) from None
     return loads(text, shown)
+
+
+def read_spec_file(path: Path, spec: str) -> bytes:
+    """The bytes of a regular file of at most ``max_spec_bytes()``; anything else is refused before
+    a byte is read (a FIFO would block, /dev/zero never ends, a directory is not a spec)."""
+    limit = max_spec_bytes()
+    try:
+        # O_NONBLOCK: opening a FIFO to find out what it is must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if path.is_dir():
+            raise SpecError(f"{spec}: is a directory, not a spec file") from None
+        raise SpecError(f"{spec}: cannot read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise SpecError(f"{spec}: is a directory, not a spec file")
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecError(f"{spec}: is not a regular file ({_kind(st.st_mode)}); a spec is read"
+                            " from a file", hint="hint: save the spec to a file first")
+        if st.st_size > limit:
+            raise SpecError(f"{spec}: {st.st_size:,} bytes; a spec file is at most {limit:,}",
+                            hint=_LIMIT_HINT.format("ARCHVIZ_MAX_SPEC_BYTES"))
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            raw = fh.read(limit + 1)   # the file may grow after fstat: never read past the limit
+        except OSError as exc:
+            raise SpecError(f"{spec}: cannot read: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise SpecError(f"{spec}: more than {limit:,} bytes; a spec file is at most {limit:,}",
+                        hint=_LIMIT_HINT.format("ARCHVIZ_MAX_SPEC_BYTES"))
+    return raw
+
+
+_LIMIT_HINT = "hint: the limit is set by the environment variable {} (docs/limits.md)"
+
+
+def _kind(mode: int) -> str:
+    for test, word in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "not a plain file"
 
 
 def _not_utf8(shown: str, raw: bytes, exc: UnicodeDecodeError) -> SpecError:
@@ -153,7 +198,93 @@ def loads(text: str, path: str = "<spec>") -> Spec:
     if root is None:
         raise SpecError("empty spec: expected a mapping with name, input and layers",
                         Loc(path, 1, 1, doc.lines[0] if doc.lines else ""))
+    if "&" in text:   # an anchor, so perhaps aliases: measure what they expand to
+        _bounded(doc, root)
+    else:
+        _shallow(doc, root)
     return _spec(doc, root)
+
+
+_DEEP = "nested more than {} levels deep (lists and mappings inside one another, aliases followed)"
+
+
+def _shallow(doc: Doc, root: yaml.Node) -> None:
+    """Refuse lists and mappings nested more than ``MAX_DEPTH`` deep, in a document without
+    anchors (so every node is met once): one level at a time, no recursion, and only lists and
+    mappings are kept for the next level (about 2% of the time of composing the YAML)."""
+    scalar, mapping = yaml.ScalarNode, yaml.MappingNode
+    level: list[yaml.Node] = [] if type(root) is scalar else [root]
+    depth = 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise doc.error(level[0], _DEEP.format(MAX_DEPTH), "hint: specs nest a few levels")
+        deeper: list[yaml.Node] = []
+        add = deeper.append
+        for node in level:
+            if type(node) is mapping:
+                for k, v in node.value:
+                    if type(v) is not scalar:
+                        add(v)
+                    if type(k) is not scalar:
+                        add(k)
+            else:
+                for v in node.value:
+                    if type(v) is not scalar:
+                        add(v)
+        level = deeper
+        depth += 1
+
+
+def _bounded(doc: Doc, root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand it by more than ``max_alias_nodes()`` nodes (a
+    "billion laughs") or that nests deeper than ``MAX_DEPTH``, aliases followed.
+
+    One pass over the distinct nodes (an alias is the same node object met again), without
+    recursion: each node's expanded size and depth (lists and mappings on the longest path) are
+    computed from its children's.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_: set[int] = set()   # nodes whose children are being measured
+    written = 0
+    while stack:
+        node, ready = stack.pop()
+        key = id(node)
+        if key in size:
+            continue
+        kids = _children(node)
+        if not ready:
+            if key in open_:
+                raise doc.error(node, "a YAML alias refers to a node that contains it")
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in size)
+            continue
+        written += 1
+        size[key] = 1 + sum(size[id(k)] for k in kids)
+        depth[key] = 1 + max((depth[id(k)] for k in kids), default=0) if kids or \
+            not isinstance(node, yaml.ScalarNode) else 0
+        if depth[key] > MAX_DEPTH:
+            raise doc.error(node, _DEEP.format(MAX_DEPTH), "hint: specs nest a few levels")
+    budget = max_alias_nodes()
+    if size[id(root)] - written > budget:
+        node = root   # walk down to the smallest node that alone exceeds the budget
+        while True:
+            big = [k for k in _children(node) if size[id(k)] > budget]
+            if not big:
+                break
+            node = big[0]
+        raise doc.error(node, f"YAML aliases expand this to {size[id(node)]:,} nodes; aliases may add"
+                        f" at most {budget:,} to a spec", _LIMIT_HINT.format("ARCHVIZ_MAX_ALIAS_NODES"))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _spec(doc: Doc, root: yaml.Node) -> Spec:
@@ -172,6 +303,9 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
             raise doc.error(top["format"][1], f"format: expected one of {', '.join(map(str, SPEC_VERSIONS))},"
                             f" got {show(version)}", f"this archviz reads spec formats up to {SPEC_VERSION}")
     gpus = read_positive_int(doc, top["gpus"][1], "gpus") if "gpus" in top else None
+    if gpus is not None and gpus > MAX_GPUS:
+        raise doc.error(top["gpus"][1], f"gpus: at most {MAX_GPUS}, got {gpus}",
+                        "hint: the split view makes a column per GPU (docs/limits.md)")
     blocks = top["blocks"][1] if "blocks" in top else None
     layers = _layers(doc, top["layers"][1], blocks)
     claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
@@ -223,7 +357,7 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
         raise doc.error(node, f"{name}: missing required key 'op'",
                         "valid ops: " + ", ".join(sorted(OPS)))
     op_node = entries["op"][1]
-    op_name = doc.value(op_node)
+    op_name = read_word(doc, op_node, f"{name}.op")
     if op_name not in OPS:
         raise doc.error(op_node, f"{name}.op: unknown op {show(op_name)}",
                         did_you_mean(str(op_name), OPS))
