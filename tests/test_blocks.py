@@ -1,4 +1,4 @@
-"""Spec blocks (archviz/blocks.py): names, repeat, first-copy arguments, $in, optional layers,
+"""Spec blocks (archviz/spec/blocks.py): names, repeat, first-copy arguments, $in, optional layers,
 nested blocks, located errors with the use site; and docs/spec-format.md against the op registry."""
 
 from __future__ import annotations

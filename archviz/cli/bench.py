@@ -96,7 +96,7 @@ def check_writable(path: Optional[str], option: str) -> None:
 
 
 def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]]) -> Any:
-    """The spec compiled into an nn.Module by archviz.compile."""
+    """The spec compiled into an nn.Module (archviz.runtime.compile)."""
     from ..runtime.compile import to_module
 
     return to_module(spec, input_shape=input_shape)

@@ -1,6 +1,6 @@
 """Analysis → Graphviz diagrams: the layer graph, and the paper's two-GPU split view (Figure 2).
 
-Renderers only read an :class:`~archviz.analysis.Analysis`: every number drawn comes from
+Renderers only read an :class:`~archviz.core.analysis.Analysis`: every number drawn comes from
 its ``LayerStats`` and ``GpuSplit``. The DOT source is deterministic (layers in spec order,
 no timestamps), so it is golden-tested. ``graphviz`` is imported inside functions only.
 

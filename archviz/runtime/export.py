@@ -1,7 +1,7 @@
 """Export a compiled spec: readable PyTorch source, TorchScript, or ONNX.
 
 The ``py`` format writes one self-contained ``nn.Module`` class that imports only torch: the
-modules come from the same builders as :func:`archviz.compile.to_module` (so state-dict keys
+modules come from the same builders as :func:`archviz.runtime.compile.to_module` (so state-dict keys
 and shapes are equal), each line carries the analysed output shape as a ``# (C, H, W)``
 comment, and the forward pass is the layer graph written out (``x = self.conv1(x)`` for a
 chain, named variables where a value is read twice, ``a + b`` / ``torch.cat`` for merges).

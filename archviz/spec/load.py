@@ -329,7 +329,7 @@ def _input(doc: Doc, node: yaml.Node) -> Shape:
 
 
 def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> tuple[Layer, ...]:
-    """The ``layers:`` list, block uses expanded (see :mod:`archviz.blocks`)."""
+    """The ``layers:`` list, block uses expanded (see :mod:`archviz.spec.blocks`)."""
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise doc.error(node, f"layers: expected a non-empty list of layers, got {node_kind(node)}")
     blocks = parse_blocks(doc, blocks_node) if blocks_node is not None else {}
