@@ -268,3 +268,55 @@ def test_cli_onnx_verify_and_errors(tmp_path: Path) -> None:
     onnx.save(_graph([helper.make_node("Sin", ["x"], ["y"], "weird")], {}, (4, 6, 6)), str(sin))
     r = CliRunner().invoke(app, ["import", str(sin)])
     assert r.exit_code == 2 and "no op for ONNX Sin" in r.output
+
+
+# --- the torch.export fallback where torch.fx cannot trace ------------------------------------------
+
+class ShapeCheck(nn.Module):
+    """A Python-level shape check: fx cannot trace it (the shape is a proxy), torch.export decides it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 6 * 6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 3:
+            x = self.bn(self.conv(x))
+        return self.fc(torch.relu(x).flatten(1))
+
+
+class Branchy(ShapeCheck):
+    """torch.cond on a tensor's value: exported as an ONNX If, which no fixed spec can describe."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cond(x.sum() > 0, lambda t: t * 2, lambda t: -t, (x,))
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+@needs_exporter
+def test_torch_export_fallback_round_trips() -> None:
+    from archviz.runtime.importer import round_trip as torch_round_trip
+
+    model = ShapeCheck()
+    with pytest.raises(Exception, match="symbolically traced variables"):
+        torch.fx.symbolic_trace(model)            # fx really cannot
+    imported = archviz.runtime.importer.from_module(model, (3, 8, 8))
+    assert [(la.name, la.op) for la in imported.spec.layers if la.op in ("conv", "batchnorm", "linear")] == \
+        [("conv", "conv"), ("bn", "batchnorm"), ("fc", "linear")]
+    assert "captured with torch.export" in imported.text
+    assert imported.spec.layers[1].params.eps == 1e-5 and imported.spec.layers[1].params.momentum == 0.1
+    rt = torch_round_trip(model, imported)        # the source model's own state dict, through the map
+    assert rt.ok and rt.params == 3 * 4 * 9 + 4 + 8 + 144 * 2 + 2, rt
+
+
+@needs_exporter
+def test_torch_cond_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ImportFailed, match="ONNX If is control flow decided at run time"):
+        archviz.runtime.importer.from_module(Branchy(), (3, 8, 8))
+    src = tmp_path / "branchy.py"
+    src.write_text("import sys\nsys.path.insert(0, %r)\nfrom test_import_onnx import Branchy\n"
+                   % str(Path(__file__).parent))
+    r = CliRunner().invoke(app, ["import", f"{src}:Branchy", "--input", "3x8x8"])
+    assert r.exit_code == 2 and "torch.fx cannot trace it" in r.output and "Traceback" not in r.output, r.output

@@ -84,9 +84,11 @@ class _Unmapped(Exception):
 
 
 def _attrs(node: Any) -> dict[str, Any]:
+    """A node's attributes; floats (float32 in the file) rounded to the 7 digits float32 holds."""
     import onnx
 
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    out = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return {k: float(f"{v:.7g}") if isinstance(v, float) else v for k, v in out.items()}
 
 
 def _sym_pads(pads: list[int] | None, n: int = 2) -> tuple[int, int]:
@@ -155,7 +157,7 @@ class _Graph:
 
     def scalar(self, name: str) -> float | None:
         v = self.consts.get(name)
-        return float(v.reshape(-1)[0]) if v is not None and v.size == 1 else None
+        return float(f"{float(v.reshape(-1)[0]):.7g}") if v is not None and v.size == 1 else None
 
     def is_float(self, name: str) -> bool:
         from onnx import TensorProto
@@ -413,11 +415,21 @@ def _weight_prefix(names: list[str]) -> str | None:
 # --- the import ------------------------------------------------------------------------------------
 
 def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str | None = None,
-              allow_opaque: bool = False) -> OnnxImported:
-    """Read the ONNX file at ``path`` and describe it as a spec (see the module doc)."""
+              allow_opaque: bool = False, origin: str | None = None,
+              source: str | None = None) -> OnnxImported:
+    """Read the ONNX file at ``path`` and describe it as a spec (see the module doc); ``origin``:
+    the header's first comment (where the graph came from) instead of the file's name."""
     model = read(path)
     g = _Graph(model, input_shape)
     lrns, swallowed = _lrn_patterns(g)
+    flow = [n for n in model.graph.node if n.op_type in ("If", "Loop", "Scan") and (n.name or n.output[0])
+            not in swallowed]
+    if flow:
+        where = flow[0].name or flow[0].output[0]
+        raise ImportFailed(f"node {where!r}: ONNX {flow[0].op_type} is control flow"
+                           " decided at run time (torch.cond, a loop over tensor values); a spec is one fixed"
+                           " graph", "hint: import the model with the branch it takes fixed (a flag set in"
+                           " its constructor), or export that branch alone")
     values: dict[str, str] = {g.input: INPUT}
     names = _Names()
     entries: list[Entry] = []
@@ -498,8 +510,8 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
     outputs = [o.name for o in model.graph.output]
     if len(outputs) != 1 or values.get(outputs[0]) != entries[-1].name:
         raise ImportFailed(f"{path}: only a single output, made by the last layer, can be imported")
-    header = Header(name or Path(path).stem, g.shape, f"archviz import {Path(path).name}",
-                    comments=_comments(Path(path).name, g.shape, renames))
+    header = Header(name or Path(path).stem, g.shape, source or f"archviz import {Path(path).name}",
+                    comments=_comments(Path(path).name, g.shape, renames, origin))
     spec = loads(write(header, entries), f"<imported {header.name}>")
     _check(spec, traced)
     text = fold(header, entries)
@@ -530,8 +542,9 @@ def _name_weights(n: Any, op: str, lname: str, weights: list[str], g: _Graph, na
     return count
 
 
-def _comments(file: str, shape: Shape, renames: Mapping[str, str]) -> tuple[str, ...]:
-    lines = [f"Imported by `archviz import` from {file} (ONNX), input {'x'.join(map(str, shape))}.",
+def _comments(file: str, shape: Shape, renames: Mapping[str, str],
+              origin: str | None = None) -> tuple[str, ...]:
+    lines = [origin or f"Imported by `archviz import` from {file} (ONNX), input {'x'.join(map(str, shape))}.",
              "Layer names: a node's weight prefix (P of P.weight), else its node name with / as ."
              f" and other characters as _ (a leading digit prefixed {PREFIX!r})."]
     if renames:
