@@ -70,8 +70,9 @@ def read(path: str | Path) -> Any:
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeError, ...
+        hint = "hint: a Python file is imported as path/to/file.py:Name" if p.suffix == ".py" else ""
         raise ImportFailed(f"{path}: not an ONNX file ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else 'cannot be parsed'})") from None
+                           f"{str(exc).splitlines()[0] if str(exc) else 'cannot be parsed'})", hint) from None
     if not model.graph.node:
         raise ImportFailed(f"{path}: not an ONNX model (no graph nodes)")
     return model
