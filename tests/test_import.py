@@ -200,7 +200,7 @@ def test_cli_allow_opaque_warns(mynet: Path, tmp_path: Path) -> None:
     ("{mynet}:Dyn", "torch.fx cannot trace Dyn"),
     ("{mynet}:Odd", "up: archviz has no op for torch.nn.modules.pixelshuffle.PixelShuffle"),
     ("{mynet}:Nope", "has no attribute 'Nope'"),
-    ("{tmp}/model.onnx", "ONNX import is not available yet"),
+    ("{tmp}/model.onnx", "model.onnx: not an ONNX file"),
 ])
 def test_cli_bad_targets_exit_2_without_traceback(mynet: Path, tmp_path: Path, target: str,
                                                   message: str) -> None:

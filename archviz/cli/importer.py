@@ -13,7 +13,7 @@ from .common import InputOpt, console, emit, fail, guarded, parse_input
 
 TargetArg = Annotated[str, typer.Argument(
     help="package.module:factory_or_class, path/to/file.py:Name (called with no arguments),"
-         " or an instance of torch.nn.Module by the same spelling.")]
+         " an instance of torch.nn.Module by the same spelling, or an ONNX file (model.onnx).")]
 
 
 @guarded
@@ -30,10 +30,13 @@ def import_cmd(
         "--allow-opaque", help="Keep what archviz cannot map as `opaque` layers (traced output shape and"
                                " parameter count; not compiled) instead of refusing.")] = False,
 ) -> None:
-    """Import a PyTorch model as a spec: trace it with torch.fx and map its layers onto archviz ops.
+    """Import a PyTorch model or an ONNX file as a spec, its layers mapped onto archviz ops.
 
-    Module paths become layer names (state-dict keys stay the same), repeated stages become
-    blocks with repeat. The input size defaults to 3x224x224.
+    PyTorch: traced with torch.fx (torch.export where fx cannot trace); module paths become
+    layer names (state-dict keys stay the same), repeated stages become blocks with repeat.
+    The input size defaults to 3x224x224. ONNX (the optional onnx extra): nodes mapped the
+    same way, the input size read from the file (--input where it is not fixed there);
+    --verify compares with the file run in onnxruntime.
 
     Examples:
 
@@ -42,11 +45,13 @@ def import_cmd(
       archviz import my_models.py:Net --input 3x32x32 -o net.yaml
 
       archviz import my_models.py:Net --allow-opaque -o net.yaml
+
+      archviz import model.onnx -o model.yaml --verify
     """
-    shape = parse_input(input_size) or (3, 224, 224)
     if target.lower().endswith(".onnx") or (Path(target).is_file() and ":" not in target):
-        fail(f"{target}: ONNX import is not available yet; import the PyTorch model"
-             " (package.module:Name or file.py:Name)")
+        _import_onnx(target, output, parse_input(input_size), verify, allow_opaque)
+        return
+    shape = parse_input(input_size) or (3, 224, 224)
     from ..runtime.importer import from_module, load_target, round_trip
 
     model = load_target(target)
@@ -71,5 +76,34 @@ def import_cmd(
               f" params {rt.params:,} source, {rt.spec_params:,} compiled, {rt.analysis_params:,} analysed;"
               f" MACs {rt.flops // 2:,} source, {rt.spec_flops // 2:,} compiled, {rt.analysis_macs:,}"
               " analysed", soft_wrap=True)
+    if not rt.ok:
+        raise typer.Exit(1)
+
+
+def _import_onnx(target: str, output: Optional[str], shape: Optional[tuple[int, ...]], verify: bool,
+                 allow_opaque: bool) -> None:
+    from ..runtime.onnx_import import from_onnx, round_trip
+
+    imported = from_onnx(target, shape, allow_opaque=allow_opaque)
+    err = console(stderr=True)
+    for w in imported.warnings:
+        err.print(f"[yellow]warning:[/] {safe(w)}", soft_wrap=True)
+    emit(imported.text, output)
+    if not verify:
+        return
+    if imported.opaque:
+        fail("--verify: opaque layers cannot be compiled: " + ", ".join(imported.opaque))
+    try:
+        rt = round_trip(imported)
+    except ArchvizError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch or the runtime refusing: a bug of ours or of the file
+        fail(f"--verify: the round trip failed: {type(exc).__name__}: {exc}", 3)
+        return
+    mark = "[green]ok[/]" if rt.ok else "[red]DIFFERS[/]"
+    err.print(f"round trip {mark} against {safe(rt.runtime)}: max |output difference| {rt.max_abs_diff:.3g}"
+              f" (≤ {rt.tolerance:g}); params {rt.params:,} in the file, {rt.spec_params:,} compiled,"
+              f" {rt.analysis_params:,} analysed; MACs {rt.spec_flops // 2:,} compiled (flop_counter),"
+              f" {rt.analysis_macs:,} analysed", soft_wrap=True)
     if not rt.ok:
         raise typer.Exit(1)

@@ -88,6 +88,15 @@ def export(
         "--output", "-o", help="File to write (atomically); py prints without it.")] = None,
     input_size: InputOpt = None,
     max_memory: MaxMemoryOpt = None,
+    split_gpus: Annotated[bool, typer.Option(
+        "--split-gpus", help="Write the spec's GPU split as model-parallel towers (--format py): one tower"
+                             " per GPU of its `gpus:`, activations moved between devices only where the"
+                             " split view says (AlexNet: conv3, fc6, fc7, fc8). State-dict keys are"
+                             " archviz.runtime.parallel.Towers'.")] = False,
+    halo: Annotated[bool, typer.Option(
+        "--halo", help="With --split-gpus: LRN borrows its neighbouring tower's boundary channels, so the"
+                       " towers compute exactly the single-device module (the paper normalises per GPU).")
+    ] = False,
 ) -> None:
     """Write the compiled model: readable PyTorch source (one nn.Module class that imports only
     torch, the spec's layer names, shape comments), a TorchScript file, or ONNX (needs the
@@ -100,9 +109,18 @@ def export(
       archviz export alexnet-torchvision -o alexnet.pt      # TorchScript, from the suffix
 
       archviz export lenet5 --format onnx -o lenet5.onnx
+
+      archviz export alexnet --split-gpus -o alexnet_towers.py     # the paper's two towers
+
+      archviz export alexnet --split-gpus --halo -o alexnet_towers.py
     """
     if fmt is None:
         fmt = EXPORT_SUFFIXES.get(Path(output).suffix.lower(), ExportFormat.py) if output else ExportFormat.py
+    if halo and not split_gpus:
+        fail("--halo applies to --split-gpus only")
+    if split_gpus and fmt is not ExportFormat.py:
+        fail(f"--split-gpus writes PyTorch source (--format py), not {fmt.value}: the towers run on several"
+             " devices, which one TorchScript or ONNX graph of this exporter does not describe")
     if fmt is not ExportFormat.py and not output:
         fail(f"--format {fmt.value} writes a binary file: give one with -o FILE")
     from ..runtime import export as ex
@@ -112,7 +130,7 @@ def export(
 
     load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
     if fmt is ExportFormat.py:
-        emit(ex.to_python(spec, shape), output)
+        emit(ex.to_python_split(spec, shape, halo=halo) if split_gpus else ex.to_python(spec, shape), output)
         return
     writer = {ExportFormat.torchscript: ex.to_torchscript, ExportFormat.onnx: ex.to_onnx}[fmt]
     data = writer(spec, shape, _max_bytes(max_memory))

@@ -19,6 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -229,3 +230,152 @@ def _quiet_onnx() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+
+
+# --- the paper's towers as source (export --split-gpus) -------------------------------------------
+
+def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *, halo: bool = False) -> str:
+    """The source text of a self-contained module equal to ``to_module(spec, devices=[...])``
+    (:class:`~archviz.runtime.parallel.Towers`): one tower per GPU of the spec's ``gpus:``, each
+    holding its rows of every layer, activations moved between devices (``.to(d)``) only where
+    the split view says (AlexNet: conv3, fc6, fc7, fc8), and the LRN halo where ``halo``. Its
+    state-dict keys are the Towers' (``towers.{g}.{layer}.{tensor}``), so
+    :func:`~archviz.runtime.parallel.split_weights` fills it."""
+    from .parallel import to_towers
+
+    graph, analysis = prepare(spec, input_shape)
+    n = analysis.gpus or 1
+    if n < 2:
+        raise ExportError(f"{graph.spec.name}: --split-gpus needs a spec split over GPUs (`gpus: 2`); this"
+                          " one runs on one device")
+    towers = to_towers(graph.spec, ["cpu"] * n, input_shape=input_shape, halo=halo)
+    builds = made(graph, analysis)
+    stats = {s.name: s for s in analysis.layers}
+    layers = {la.name for la in graph.order}
+    cls = class_name(graph.spec.name) + "Towers"
+    sp = graph.spec
+    crossing = [p.name for p in towers.parts if p.kind == "gather"]
+    doc = [f"{sp.name} split over {n} devices as towers: a PyTorch module written by archviz from"
+           f" {Path(sp.path).name}.", "",
+           *([f"Source: {sp.source}"] if sp.source else []),
+           f"Input: {fmt_shape(analysis.input)} per image; forward takes a batch"
+           f" (N, {_dims(analysis.input)}).",
+           f"Tower g holds rows [a, b) of every layer (its share); activations cross devices only for"
+           f" {', '.join(crossing) or 'no layer'}"
+           + (", and LRN's boundary channels (halo)." if halo else "."),
+           "State-dict keys are archviz.runtime.parallel.Towers': towers.{g}.{layer}.{tensor}, so"
+           " parallel.split_weights(towers, single_device_module) fills it."]
+    doc = [_escape_doc(line) for line in doc]
+    doc[0] = '"""' + doc[0]
+    devs = ", ".join(repr(f"cuda:{g}") for g in range(n))
+    out = [*doc, '"""', "", "import torch", "from torch import nn", "", "", f"class {cls}(nn.Module):",
+           f"    def __init__(self, devices: tuple[str, ...] = ({devs},)) -> None:",
+           "        super().__init__()",
+           f"        assert len(devices) == {n}, 'one device per tower'",
+           "        self.devices = [torch.device(d) for d in devices]"]
+    for g in range(n):
+        out += ["", f"        t{g} = nn.Module()  # tower {g}"]
+        created: set[str] = set()
+        for name in parents_first([la.name for la in graph.order]):
+            parts = name.split(".")
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                if prefix not in layers and prefix not in created:
+                    out.append(f"        {_root(_assign(prefix, layers), g)} = nn.ModuleDict()")
+                    created.add(prefix)
+            if builds[name].inline is not None:
+                continue
+            m = towers.towers[g].get_submodule(name)
+            part = next(p for p in towers.parts if p.name == name)
+            a, b = part.rows[g]
+            src = _shard_source(m) or builds[name].source()
+            params = sum(p.numel() for p in m.parameters(recurse=False))
+            note = f"rows {a}:{b} of {stats[name].output[0]}" + (f", {params:,} params" if params else "")
+            out.append(f"        {_root(_assign(name, layers), g)} = {src}  # {note}")
+    out += ["", f"        self.towers = nn.ModuleList([{', '.join(f't{g}' for g in range(n))}])",
+            "        for tower, device in zip(self.towers, self.devices):",
+            "            tower.to(device)", "",
+            "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+            f"        # x: (N, {_dims(analysis.input)}), handed to every device",
+            f"        {', '.join(f'd{g}' for g in range(n))} = self.devices",
+            f"        {', '.join(f't{g}' for g in range(n))} = self.towers"]
+    out += _split_forward(towers.parts, builds, stats, layers, n)
+    last = _var(graph.outputs[0], 0)
+    pieces = [last] + [f"{_var(graph.outputs[0], g)}.to(d0)" for g in range(1, n)]
+    out.append(f"        return torch.cat([{', '.join(pieces)}], 1)  # gathered on the first device")
+    cpus = ", ".join(repr("cpu") for _ in range(n))
+    out += [line.replace(f"model = {cls}()", f"model = {cls}(devices=({cpus},))")
+            for line in _footer(cls, analysis)]
+    return "\n".join(out) + "\n"
+
+
+def _root(expr: str, g: int) -> str:
+    return f"t{g}" + expr[len("self"):]
+
+
+def _var(name: str, g: int) -> str:
+    return "x" if name == INPUT else re.sub(r"\W", "_", name) + f"_{g}"
+
+
+def _shard_source(m: torch.nn.Module) -> str | None:
+    """Constructor source of a tower's share of a layer with weights (conv, linear, BatchNorm)."""
+    nn = torch.nn
+    if isinstance(m, nn.Conv2d):
+        return (f"nn.Conv2d({m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size},"
+                f" stride={m.stride}, padding={m.padding!r}, dilation={m.dilation}, groups={m.groups},"
+                f" bias={m.bias is not None})")
+    if isinstance(m, nn.Linear):
+        return f"nn.Linear({m.in_features}, {m.out_features}, bias={m.bias is not None})"
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return (f"nn.{type(m).__name__}({m.num_features}, eps={m.eps}, momentum={m.momentum},"
+                f" affine={m.affine})")
+    return None
+
+
+def _split_forward(parts: Any, builds: Any, stats: dict[str, LayerStats], layers: set[str],
+                   n: int) -> list[str]:
+    out: list[str] = []
+    for part in parts:
+        shape = fmt_shape(stats[part.name].output)
+        calls = [_root(_access(part.name, layers), g) for g in range(n)]
+        if part.kind == "gather":
+            src = part.inputs[0]
+            out.append(f"        # {part.name} reads every device: the other towers' shares of {src} cross")
+            for g in range(n):
+                a, b = part.rows[g]
+                shares = ", ".join(_var(src, h) if h == g else f"{_var(src, h)}.to(d{g})" for h in range(n))
+                whole = f"x.to(d{g})" if src == INPUT else f"torch.cat([{shares}], 1)"
+                cut = "" if any(True for _ in builds[part.name].build().parameters()) else f"[:, {a}:{b}]"
+                out.append(f"        {_var(part.name, g)} = {calls[g]}({whole}){cut}"
+                           f"  # rows {a}:{b} of {shape}")
+            continue
+        for g in range(n):
+            a, b = part.rows[g]
+            ins = [(f"x.to(d{g})" if part.whole_input else f"x.to(d{g})[:, {a}:{b}]") if s == INPUT
+                   else _var(s, g) for s in part.inputs]
+            if part.kind == "merge" or builds[part.name].inline is not None:
+                expr = (builds[part.name].expression(ins) if builds[part.name].inline is not None
+                        else f"{calls[g]}([{', '.join(ins)}])")
+            elif part.kind == "lrn" and part.halo != (0, 0):
+                expr = _halo_expr(part, calls[g], g, n)
+            else:
+                expr = f"{calls[g]}({ins[0]})"
+            out.append(f"        {_var(part.name, g)} = {expr}  # rows {a}:{b} of {shape}")
+    return out
+
+
+def _halo_expr(part: Any, call: str, g: int, n: int) -> str:
+    """LRN with the neighbouring towers' edge channels borrowed (parallel.Towers._lrn_halo)."""
+    before, after = part.halo
+    src = part.inputs[0]
+    own = _var(src, g)
+    pieces, lo = [own], ""
+    if g > 0 and before:
+        pieces.insert(0, f"{_var(src, g - 1)}[:, -{before}:].to(d{g})")
+        lo = str(before)
+    if g + 1 < n and after:
+        pieces.append(f"{_var(src, g + 1)}[:, :{after}].to(d{g})")
+    if len(pieces) == 1:
+        return f"{call}({own})"
+    end = f"{lo} + {own}.shape[1]" if lo else f"{own}.shape[1]"
+    return f"{call}(torch.cat([{', '.join(pieces)}], 1))[:, {lo}:{end}]"

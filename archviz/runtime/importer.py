@@ -140,6 +140,10 @@ class _Tracer(fx.Tracer):
         return node
 
 
+class FxFailed(ImportFailed):
+    """torch.fx cannot trace the model (the import then tries torch.export)."""
+
+
 def trace(model: nn.Module, input_shape: Shape) -> fx.GraphModule:
     """The fx graph of ``model`` with each node's output measured on a (2, *input_shape) input."""
     from torch.fx.passes.shape_prop import ShapeProp
@@ -149,10 +153,10 @@ def trace(model: nn.Module, input_shape: Shape) -> fx.GraphModule:
         graph = tracer.trace(model)
     except Exception as exc:  # noqa: BLE001 - fx raises TraceError, TypeError, ... on dynamic code
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImportFailed(f"torch.fx cannot trace {type(model).__name__}: {reason}",
-                           "hint: fx needs forward code without data-dependent control flow"
-                           " (if/for over tensor values); rewrite that part or mark it as a leaf"
-                           " module") from None
+        raise FxFailed(f"torch.fx cannot trace {type(model).__name__}: {reason}",
+                       "hint: fx needs forward code without data-dependent control flow"
+                       " (if/for over tensor values); rewrite that part or mark it as a leaf"
+                       " module") from None
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     was = model.training
     model.eval()
@@ -387,7 +391,10 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     input_shape = tuple(input_shape)
     if len(input_shape) not in (1, 3):
         raise ImportFailed(f"input: expected CxHxW or F, got {input_shape}")
-    gm = trace(model, input_shape)
+    try:
+        gm = trace(model, input_shape)
+    except FxFailed as fx_failed:
+        return via_export(model, input_shape, fx_failed, name=name, allow_opaque=allow_opaque, source=source)
     entries: list[Entry] = []
     values: dict[fx.Node, str] = {}
     names = _Names()
@@ -487,6 +494,59 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     text = fold(header, entries)
     return Imported(loads(text, f"<imported {header.name}>"), text, name_map, renames, tuple(opaque),
                     tuple(warnings))
+
+
+def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, name: str | None = None,
+               allow_opaque: bool = False, source: str = "") -> Imported:
+    """The fallback where torch.fx cannot trace: ``torch.export`` (through torch.onnx's exporter,
+    which runs it, un-optimised so BatchNorm stays) captures the graph for this input size — a
+    Python-level shape check is decided there — and the ONNX importer maps it. Initializers keep
+    the state-dict keys, so the name map is the source model's. Where torch.export fails too (or
+    the onnx packages are absent), fx's message stands, with export's reason added."""
+    import tempfile
+
+    from .export import _quiet_onnx, onnx_available
+    from .onnx_import import from_onnx
+
+    cls = type(model).__name__
+    if not onnx_available():
+        raise ImportFailed(fx_failed.message, fx_failed.hint + "\n(the torch.export fallback needs the"
+                           " optional onnx and onnxscript packages: pip install 'archviz[onnx]')")
+    was = model.training
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{cls}.onnx"
+        try:
+            with _quiet_onnx(), torch.no_grad():
+                torch.onnx.export(model, (torch.randn(2, *input_shape),), str(path), dynamo=True,
+                                  optimize=False, external_data=False, input_names=["input"], verbose=False)
+        except Exception as exc:  # noqa: BLE001 - export raises many kinds on dynamic code
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ImportFailed(fx_failed.message + f"; torch.export cannot either: {reason[:300]}",
+                               fx_failed.hint) from None
+        finally:
+            model.train(was)
+        origin = (f"Imported by `archviz import` from {type(model).__module__}.{type(model).__qualname__}:"
+                  f" torch.fx could not trace it, captured with torch.export on input"
+                  f" {'x'.join(map(str, input_shape))}.")
+        try:
+            imported = from_onnx(path, input_shape, name=name or cls, allow_opaque=allow_opaque,
+                                 origin=origin, source=source or None)
+        except ImportFailed as exc:
+            raise ImportFailed(f"{cls} (captured with torch.export, torch.fx cannot trace it): {exc.message}",
+                               exc.hint) from None
+    state = model.state_dict()
+    name_map = dict(imported.name_map)
+    for key, spec_key in list(name_map.items()):
+        if key.endswith(".running_var"):
+            name_map[key.rpartition(".")[0] + ".num_batches_tracked"] = \
+                spec_key.rpartition(".")[0] + ".num_batches_tracked"
+    missing = [k for k in state if k not in name_map]
+    if imported.transposed or missing:
+        raise ImportFailed(f"{cls}: captured with torch.export, but its weights do not map one to one onto"
+                           f" the spec ({'transposed weights' if imported.transposed else 'no layer for'}"
+                           f" {(imported.transposed or missing)[0]})")
+    return replace(imported, name_map={k: v for k, v in name_map.items() if k in state})
 
 
 def _module_names(scopes: Mapping[str, list[str]], names: _Names) -> dict[str, str]:
