@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -36,6 +36,12 @@ from torch import nn
 from ..ops.registry import lrn_lowering
 
 _HALF = (torch.bfloat16, torch.float16)
+
+
+def _no_autocast(a: torch.Tensor) -> AbstractContextManager[Any]:
+    """Autocast off for a's device (the meta device, where verify builds, has no autocast)."""
+    kind = a.device.type
+    return torch.autocast(kind, enabled=False) if torch.amp.is_autocast_available(kind) else nullcontext()
 
 
 def window_sum(x: torch.Tensor, before: int, after: int) -> torch.Tensor:
@@ -58,7 +64,7 @@ class LRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, size: int, alpha: float, beta: float,  # type: ignore[override]
                 k: float) -> torch.Tensor:
-        with torch.autocast(a.device.type, enabled=False):
+        with _no_autocast(a):
             af = a.float() if a.dtype in _HALF else a
             d = window_sum(af * af, size // 2, (size - 1) // 2).mul_(alpha / size).add_(k)
             out = af * d.pow(-beta)
@@ -70,7 +76,7 @@ class LRNFunction(torch.autograd.Function):
     def backward(ctx: Any, *grads: torch.Tensor) -> Any:  # type: ignore[override]
         a, d = ctx.saved_tensors
         size, alpha, beta = ctx.size, ctx.alpha, ctx.beta
-        with torch.autocast(a.device.type, enabled=False):
+        with _no_autocast(a):
             af = a.float() if a.dtype in _HALF else a
             g = grads[0].float() if grads[0].dtype in _HALF else grads[0]
             scale = d.pow(-beta)
