@@ -29,11 +29,13 @@ registered op has every facet.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from math import prod
 from typing import Any, ClassVar
 
+from ..errors import ArchvizError
 from . import fields as typed
 from . import receptive as rf
 from .arith import Window, pair_formula, pair_warnings
@@ -481,6 +483,20 @@ class AdaptiveAvgPool(OpKind):
 
 # --- normalisation ------------------------------------------------------------------------------
 
+LRN_LOWERINGS = ("fast", "torch")
+
+
+def lrn_lowering() -> str:
+    """How LRN layers are built: "fast" (archviz's LRN module, the default) or "torch"
+    (``nn.LocalResponseNorm``), from the environment variable ARCHVIZ_LRN; both compute the same
+    formula. An unknown value is refused (exit 2)."""
+    text = os.environ.get("ARCHVIZ_LRN", "").strip().lower() or "fast"
+    if text not in LRN_LOWERINGS:
+        raise ArchvizError(f"ARCHVIZ_LRN={text!r}: expected one of {', '.join(LRN_LOWERINGS)}"
+                           " (how LRN layers are built; docs/pytorch.md)")
+    return text
+
+
 @dataclass(frozen=True, kw_only=True)
 class LRNParams:
     """The AlexNet paper's formula (section 3.3), channel i of the output at one position:
@@ -516,15 +532,22 @@ class LRN(OpKind):
         return super().infer(p, ins)
 
     def torch(self, p: LRNParams, ins: tuple[Shape, ...]) -> TorchLayer:
-        # torch computes a / (k + (alpha/n)·Σa²)^β: the paper's α is passed as alpha = α·n
-        return TorchLayer("LocalResponseNorm", (p.size,),
-                          (("alpha", p.torch_alpha), ("beta", p.beta), ("k", p.k)))
+        # torch computes a / (k + (alpha/n)·Σa²)^β: the paper's α is passed as alpha = α·n.
+        # "LRN" is archviz's subclass of LocalResponseNorm (same arguments, same maths, fewer
+        # kernels and saved tensors: archviz/runtime/lrn.py); ARCHVIZ_LRN=torch keeps torch's.
+        cls = "LocalResponseNorm" if lrn_lowering() == "torch" else "LRN"
+        return TorchLayer(cls, (p.size,), (("alpha", p.torch_alpha), ("beta", p.beta), ("k", p.k)))
 
     def saved(self, p: LRNParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        n, rest = prod(ins[0]), prod(ins[0][1:])
+        if lrn_lowering() == "fast":
+            # archviz's LRNFunction saves its input and the denominator k + α·Σa², in fp32; the
+            # output keeps the input's dtype (a half input is computed in fp32 inside)
+            return Saved((SavedTensor("input", n, ac.ins[0], "input"),
+                          SavedTensor("denominator", n, "fp32")), ac.ins[0])
         # F.local_response_norm: mul(a, a) saves a; avg_pool3d saves the squares padded to
         # C + n − 1 channels; pow saves its base and its result; div saves a and that result.
         # CPU autocast runs avg_pool3d in fp32, so everything after it is fp32.
-        n, rest = prod(ins[0]), prod(ins[0][1:])
         low = "fp32" if ac.compute else ac.ins[0]
         return Saved((SavedTensor("input", n, ac.ins[0], "input"),
                       SavedTensor("padded squares", (ins[0][0] + p.size - 1) * rest, low),

@@ -32,6 +32,7 @@ from ..core.graph import Graph, build
 from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..spec import INPUT, Spec, load
+from .lrn import LRN
 
 Shape = tuple[int, ...]
 
@@ -69,16 +70,19 @@ class Made:
 
     @classmethod
     def of(cls, t: TorchLayer) -> Made:
-        module = MERGES.get(t.cls) or getattr(nn, t.cls)
+        module = MERGES.get(t.cls) or LAYERS.get(t.cls) or getattr(nn, t.cls)
         return cls(module, t.args, dict(t.kwargs), t.inline)
 
     def build(self) -> nn.Module:
         return self.cls(*self.args, **self.kwargs)
 
     def source(self) -> str:
-        """``nn.Conv2d(3, 96, kernel_size=(11, 11), stride=(4, 4))``."""
+        """``nn.Conv2d(3, 96, kernel_size=(11, 11), stride=(4, 4))``. archviz's own layers are
+        written as the torch class they subclass (LRN: ``nn.LocalResponseNorm``, the same maths
+        and arguments), so exported source imports only torch."""
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"nn.{self.cls.__name__}({', '.join(parts)})"
+        cls = next(c for c in self.cls.__mro__ if c.__module__.startswith("torch.nn"))
+        return f"nn.{cls.__name__}({', '.join(parts)})"
 
     def expression(self, xs: list[str]) -> str:
         """A merge written over its input variables (exported source)."""
@@ -94,6 +98,7 @@ class Mul(nn.Module):
 
 
 MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
+LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN}  # archviz's subclasses of torch layers
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[Graph, Analysis]:
