@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -56,28 +57,8 @@ def import_cmd(
 
     model = load_target(target)
     imported = from_module(model, shape, source=f"archviz import {target}", allow_opaque=allow_opaque)
-    err = console(stderr=True)
-    for w in imported.warnings:
-        err.print(f"[yellow]warning:[/] {safe(w)}", soft_wrap=True)
-    emit(imported.text, output)
-    if not verify:
-        return
-    if imported.opaque:
-        fail("--verify: opaque layers cannot be compiled: " + ", ".join(imported.opaque))
-    try:
-        rt = round_trip(model, imported)
-    except ArchvizError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - torch refusing the compiled spec is a bug of ours
-        fail(f"--verify: the round trip failed: {type(exc).__name__}: {exc}", 3)
-        return
-    mark = "[green]ok[/]" if rt.ok else "[red]DIFFERS[/]"
-    err.print(f"round trip {mark}: max |output difference| {rt.max_abs_diff:.3g} (≤ {rt.tolerance:g});"
-              f" params {rt.params:,} source, {rt.spec_params:,} compiled, {rt.analysis_params:,} analysed;"
-              f" MACs {rt.flops // 2:,} source, {rt.spec_flops // 2:,} compiled, {rt.analysis_macs:,}"
-              " analysed", soft_wrap=True)
-    if not rt.ok:
-        raise typer.Exit(1)
+    _write_and_verify(imported, output, verify, lambda: round_trip(model, imported))
+
 
 
 def _import_onnx(target: str, output: Optional[str], shape: Optional[tuple[int, ...]], verify: bool,
@@ -85,6 +66,11 @@ def _import_onnx(target: str, output: Optional[str], shape: Optional[tuple[int, 
     from ..runtime.onnx_import import from_onnx, round_trip
 
     imported = from_onnx(target, shape, allow_opaque=allow_opaque)
+    _write_and_verify(imported, output, verify, lambda: round_trip(imported))
+
+
+def _write_and_verify(imported: Any, output: Optional[str], verify: bool, run: Callable[[], Any]) -> None:
+    """Warnings, the spec written, and with --verify the round trip's verdict (exit 1 when it differs)."""
     err = console(stderr=True)
     for w in imported.warnings:
         err.print(f"[yellow]warning:[/] {safe(w)}", soft_wrap=True)
@@ -94,16 +80,26 @@ def _import_onnx(target: str, output: Optional[str], shape: Optional[tuple[int, 
     if imported.opaque:
         fail("--verify: opaque layers cannot be compiled: " + ", ".join(imported.opaque))
     try:
-        rt = round_trip(imported)
+        rt = run()
     except ArchvizError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch or the runtime refusing: a bug of ours or of the file
         fail(f"--verify: the round trip failed: {type(exc).__name__}: {exc}", 3)
         return
     mark = "[green]ok[/]" if rt.ok else "[red]DIFFERS[/]"
-    err.print(f"round trip {mark} against {safe(rt.runtime)}: max |output difference| {rt.max_abs_diff:.3g}"
-              f" (≤ {rt.tolerance:g}); params {rt.params:,} in the file, {rt.spec_params:,} compiled,"
-              f" {rt.analysis_params:,} analysed; MACs {rt.spec_flops // 2:,} compiled (flop_counter),"
-              f" {rt.analysis_macs:,} analysed", soft_wrap=True)
+    err.print(f"round trip {mark}{_rt_text(rt)}", soft_wrap=True)
     if not rt.ok:
         raise typer.Exit(1)
+
+
+def _rt_text(rt: Any) -> str:
+    """The round trip's figures: against the source module (torch) or the file run in a runtime (ONNX)."""
+    if hasattr(rt, "runtime"):
+        return (f" against {safe(rt.runtime)}: max |output difference| {rt.max_abs_diff:.3g}"
+                f" (≤ {rt.tolerance:g}); params {rt.params:,} in the file, {rt.spec_params:,} compiled,"
+                f" {rt.analysis_params:,} analysed; MACs {rt.spec_flops // 2:,} compiled (flop_counter),"
+                f" {rt.analysis_macs:,} analysed")
+    return (f": max |output difference| {rt.max_abs_diff:.3g} (≤ {rt.tolerance:g});"
+            f" params {rt.params:,} source, {rt.spec_params:,} compiled, {rt.analysis_params:,} analysed;"
+            f" MACs {rt.flops // 2:,} source, {rt.spec_flops // 2:,} compiled, {rt.analysis_macs:,}"
+            " analysed")
