@@ -77,19 +77,25 @@ def _init(graph: Graph, a: Analysis) -> list[str]:
     stats = {s.name: s for s in a.layers}
     out = ["    def __init__(self) -> None:", "        super().__init__()"]
     layers = {la.name for la in graph.order}
-    created: set[str] = set()
-    for name in parents_first([la.name for la in graph.order]):
-        parts = name.split(".")
-        for i in range(1, len(parts)):
-            prefix = ".".join(parts[:i])
-            if prefix not in layers and prefix not in created:
-                out.append(f"        {_assign(prefix, layers)} = nn.ModuleDict()")
-                created.add(prefix)
+    for name, containers in _walk(graph, layers):
+        out += [f"        {_assign(prefix, layers)} = nn.ModuleDict()" for prefix in containers]
         if builds[name].inline is None:
             note = _alpha_note(graph.layer(name).params) if graph.layer(name).op == "lrn" else ""
             line = f"        {_assign(name, layers)} = {builds[name].source()}"
             out.append(f"{line}  {_comment(stats[name])}{note}")
     return out
+
+
+def _walk(graph: Graph, layers: set[str]) -> Iterator[tuple[str, list[str]]]:
+    """Each layer, parents first, with the plain containers (``layer2`` of ``layer2.0.conv1``,
+    where no layer has that name) that must exist before it and were not made yet."""
+    created: set[str] = set()
+    for name in parents_first([la.name for la in graph.order]):
+        parts = name.split(".")
+        new = [p for p in (".".join(parts[:i]) for i in range(1, len(parts)))
+               if p not in layers and p not in created]
+        created.update(new)
+        yield name, new
 
 
 def _access(path: str, layers: set[str]) -> str:
@@ -275,14 +281,8 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
            "        self.devices = [torch.device(d) for d in devices]"]
     for g in range(n):
         out += ["", f"        t{g} = nn.Module()  # tower {g}"]
-        created: set[str] = set()
-        for name in parents_first([la.name for la in graph.order]):
-            parts = name.split(".")
-            for i in range(1, len(parts)):
-                prefix = ".".join(parts[:i])
-                if prefix not in layers and prefix not in created:
-                    out.append(f"        {_root(_assign(prefix, layers), g)} = nn.ModuleDict()")
-                    created.add(prefix)
+        for name, containers in _walk(graph, layers):
+            out += [f"        {_root(_assign(prefix, layers), g)} = nn.ModuleDict()" for prefix in containers]
             if builds[name].inline is not None:
                 continue
             m = towers.towers[g].get_submodule(name)
