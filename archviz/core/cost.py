@@ -26,7 +26,7 @@ from math import prod
 
 from ..errors import ArchvizError, did_you_mean
 from ..ops import OPS
-from ..ops.registry import DTYPE_BYTES, Autocast, Saved
+from ..ops.saved import DTYPE_BYTES, Autocast, Saved
 from ..spec import INPUT, Spec
 from .analysis import Analysis, LayerStats, channel_share
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for

@@ -27,7 +27,7 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import OPS, fmt_shape
-from ..ops.registry import LRNParams
+from ..ops.norm import LRNParams
 from ..spec import INPUT, Spec
 from .compile import class_name, compile_graph, made, parents_first, prepare
 

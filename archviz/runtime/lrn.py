@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - torch's convention
 from torch import nn
 
-from ..ops.registry import lrn_lowering
+from ..ops.norm import lrn_lowering
 
 _HALF = (torch.bfloat16, torch.float16)
 

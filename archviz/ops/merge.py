@@ -1,0 +1,102 @@
+"""Merges of several inputs: ``add``, ``concat``, ``mul``."""
+
+from __future__ import annotations
+
+from math import prod
+
+from . import receptive as rf
+from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .saved import Autocast, Saved, SavedTensor
+from .saved import promote as _promote
+
+# --- merges -------------------------------------------------------------------------------------
+
+class _Merge(OpKind):
+    family = "merge"
+    multi_input = True
+
+    def receptive(self, p: NoParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.union(fs, image)
+
+
+@register
+class Add(_Merge):
+    name = "add"
+    doc = "elementwise sum of its inputs (residual connections)"
+    example = {"name": "sum", "op": "add", "from": ["a", "b"]}
+
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
+        if len(set(ins)) != 1:
+            raise OpError("add needs inputs of one shape, got " + " and ".join(map(fmt_shape, ins)),
+                          "from")
+        return Inferred(ins[0], " + ".join(map(fmt_shape, ins)))
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Add", inline="{plus}")
+
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        return Saved((), _promote(ac.ins))  # the gradient of a sum needs no tensor
+
+    def work(self, p: NoParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return (len(ins) - 1) * prod(out)
+
+
+@register
+class Concat(_Merge):
+    name = "concat"
+    doc = "concatenation of its inputs along channels (Inception branches)"
+    example = {"name": "cat", "op": "concat", "from": ["a", "b"]}
+
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
+        if len({s[1:] for s in ins}) != 1 or len({len(s) for s in ins}) != 1:
+            raise OpError("concat needs inputs that differ only in channels, got "
+                          + " and ".join(map(fmt_shape, ins)), "from")
+        c = sum(s[0] for s in ins)
+        return Inferred((c, *ins[0][1:]), " + ".join(str(s[0]) for s in ins) + f" = {c} channels")
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Concat", inline="torch.cat([{xs}], dim=1)")
+
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        return Saved((), _promote(ac.ins))  # cat's backward slices the gradient: nothing saved
+
+def broadcast(a: Shape, b: Shape) -> Shape | None:
+    """Two per-image shapes of one rank broadcast elementwise (torch's rule, sizes of 1 stretch);
+    None when they do not."""
+    if len(a) != len(b):
+        return None
+    out = []
+    for x, y in zip(a, b, strict=True):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y))
+    return tuple(out)
+
+
+@register
+class Mul(_Merge):
+    name = "mul"
+    doc = ("elementwise product of two inputs, sizes of 1 broadcast (squeeze-and-excitation:"
+           " (C, H, W) × (C, 1, 1))")
+    example = {"name": "scale", "op": "mul", "from": ["a", "b"]}
+
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
+        if len(ins) != 2:
+            raise OpError(f"mul takes two inputs, got {len(ins)}", "from")
+        out = broadcast(ins[0], ins[1])
+        if out is None:
+            raise OpError("mul needs inputs that broadcast (equal sizes, or 1), got "
+                          + " and ".join(map(fmt_shape, ins)), "from")
+        return Inferred(out, " × ".join(map(fmt_shape, ins)))
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Mul", inline="torch.mul({xs})")
+
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        # each factor's gradient is the other factor: both inputs are saved (measured)
+        factors = tuple(SavedTensor(f"input {i}", prod(s), ac.ins[i], "input", i) for i, s in enumerate(ins))
+        return Saved(factors, _promote(ac.ins))
+
+    def work(self, p: NoParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return prod(out)

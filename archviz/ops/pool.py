@@ -1,0 +1,126 @@
+"""Pooling: ``maxpool``, ``avgpool``, ``adaptive_avgpool``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import ClassVar
+
+from . import receptive as rf
+from .arith import pair_formula, pair_warnings
+from .fields import BoolField, Pair, PairField, param
+from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .registry import pair_text as _pair
+from .registry import spatial as _spatial
+from .registry import windows as _windows
+from .saved import Autocast, Saved, SavedTensor
+
+# --- pooling ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class PoolParams:
+    kernel: Pair = param(PairField(doc="window size"))
+    stride: Pair = param(PairField(doc="defaults to the kernel size, as in torch"), None)
+    padding: Pair = param(PairField(lo=0), (0, 0))
+    ceil_mode: bool = param(BoolField(), False)
+
+    def __post_init__(self) -> None:
+        if self.stride is None:  # torch: the stride defaults to the kernel size
+            object.__setattr__(self, "stride", self.kernel)
+
+
+_POOL_DEFAULTS = {"padding": (0, 0), "ceil_mode": False}
+
+
+class _Pool(OpKind):
+    family = "pool"
+    Params = PoolParams
+    torch_class: ClassVar[str]
+
+    def infer(self, p: PoolParams, ins: tuple[Shape, ...]) -> Inferred:
+        shape = _spatial(ins, self.name)
+        for kk, pp in zip(p.kernel, p.padding, strict=True):
+            if pp > kk / 2:  # torch: pad <= ((k - 1)·dilation + 1) / 2, dilation 1
+                raise OpError(f"padding {pp} is more than half the kernel {kk} (torch refuses it)",
+                              "padding")
+        wh, ww = _windows(shape, p.kernel, p.stride, p.padding, ceil=p.ceil_mode)
+        if wh.out < 1 or ww.out < 1:
+            raise OpError(f"kernel {_pair(p.kernel)} is larger than the padded input"
+                          f" {shape[1] + 2 * p.padding[0]}×{shape[2] + 2 * p.padding[1]}"
+                          f" (input {fmt_shape(shape)})", "kernel")
+        return Inferred((shape[0], wh.out, ww.out), pair_formula(wh, ww), inexact=pair_warnings(wh, ww))
+
+    def receptive(self, p: PoolParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.windowed(fs[0], p.kernel, p.stride, p.padding)
+
+    def torch(self, p: PoolParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        kw = TorchLayer.given(_POOL_DEFAULTS, kernel_size=p.kernel, stride=p.stride, padding=p.padding,
+                              ceil_mode=p.ceil_mode)
+        return TorchLayer(self.torch_class, (), kw)
+
+    def saved(self, p: PoolParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        # max_pool2d_with_indices saves its input and the int64 argmax indices; avg_pool2d its input
+        tensors: tuple[SavedTensor, ...] = (SavedTensor("input", prod(ins[0]), ac.ins[0], "input"),)
+        if self.name == "maxpool":
+            tensors += (SavedTensor("indices", prod(out), "int64"),)
+        return Saved(tensors, ac.ins[0])
+
+    def work(self, p: PoolParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return prod(out) * p.kernel[0] * p.kernel[1]  # one compare or add per window element
+
+    def label(self, p: PoolParams) -> str:
+        k = p.kernel
+        text = f"{k[0]}×{k[1]}" + (f" /{_pair(p.stride, ',')}" if p.stride != (1, 1) else "")
+        return text + (f", pad {_pair(p.padding, ',')}" if p.padding != (0, 0) else "")
+
+
+@register
+class MaxPool(_Pool):
+    name, torch_class = "maxpool", "MaxPool2d"
+    doc = "max pooling (torch.nn.MaxPool2d); kernel 3 stride 2 = AlexNet's overlapping pooling"
+    example = {"name": "pool1", "op": "maxpool", "kernel": 3, "stride": 2}
+
+
+@register
+class AvgPool(_Pool):
+    name, torch_class = "avgpool", "AvgPool2d"
+    doc = "average pooling (torch.nn.AvgPool2d)"
+    example = {"name": "pool", "op": "avgpool", "kernel": 2, "stride": 2}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveParams:
+    out: Pair = param(PairField(doc="output size [h, w]"))
+
+
+@register
+class AdaptiveAvgPool(OpKind):
+    name, family = "adaptive_avgpool", "pool"
+    doc = "adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)"
+    Params = AdaptiveParams
+    example = {"name": "avgpool", "op": "adaptive_avgpool", "out": 6}
+
+    def infer(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> Inferred:
+        c, h, w = _spatial(ins, self.name)
+        oh, ow = p.out
+        return Inferred((c, oh, ow), f"adaptive: {h}×{w} → {oh}×{ow}")
+
+    def receptive(self, p: AdaptiveParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
+                  out: Shape, image: Shape) -> rf.ReceptiveField:
+        return rf.adaptive(fs[0], ins[0], out)
+
+    def torch(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("AdaptiveAvgPool2d", (p.out,))
+
+    def saved(self, p: AdaptiveParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        # torch lowers a 1×1 output to mean(), which saves nothing; otherwise it saves its input
+        if p.out == (1, 1):
+            return Saved((), ac.ins[0])
+        return Saved((SavedTensor("input", prod(ins[0]), ac.ins[0], "input"),), ac.ins[0])
+
+    def work(self, p: AdaptiveParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return prod(ins[0])  # every input element added once
+
+    def label(self, p: AdaptiveParams) -> str:
+        return f"→ {p.out[0]}×{p.out[1]}"

@@ -1,0 +1,72 @@
+"""What an op's torch lowering saves for backward: the vocabulary of the cost model
+(:mod:`archviz.core.cost`); each op's ``saved`` rule speaks it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Element sizes of the dtypes that autograd saves; "fp32" is also what tf32 stores.
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "int64": 8, "bool": 1}
+
+
+@dataclass(frozen=True)
+class Autocast:
+    """What a layer runs under: ``compute`` is the autocast dtype (None: plain fp32), ``ins`` the
+    dtypes of its inputs as they arrive, ``device`` the torch device kind ("cpu" or "cuda": the
+    dropout mask differs)."""
+
+    compute: str | None
+    ins: tuple[str, ...]
+    device: str = "cpu"
+
+    @property
+    def low(self) -> str:
+        """The dtype a conv or linear computes in: the autocast dtype, else fp32."""
+        return self.compute or "fp32"
+
+
+@dataclass(frozen=True)
+class SavedTensor:
+    """One tensor saved for backward. ``shares``: "input" (the storage of input ``index``),
+    "output" (the layer's own output), or "" (a new storage only this op holds).
+    ``per_image``: its elements scale with the batch (else a fixed count: a weight copy)."""
+
+    what: str
+    elements: int
+    dtype: str
+    shares: str = ""
+    index: int = 0
+    per_image: bool = True
+
+    @property
+    def bytes(self) -> int:
+        return self.elements * DTYPE_BYTES[self.dtype]
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An op's saved-for-backward rule applied to one layer: what it saves, its output's dtype,
+    whether the output is a view of input 0 (the same storage), and whether the rule is known."""
+
+    tensors: tuple[SavedTensor, ...]
+    out_dtype: str
+    view: bool = False
+    known: bool = True
+
+
+def promote(dtypes: tuple[str, ...]) -> str:
+    """torch's type promotion among float dtypes: fp32 wins over a half type."""
+    return dtypes[0] if len(set(dtypes)) == 1 else "fp32"
+
+
+
+
+def matmul_saved(inputs: int, weights: int, ac: Autocast) -> Saved:
+    """Conv and linear: the input, shared unless autocast casts it (a new low-precision copy), and
+    under autocast a low-precision copy of the weight (fp32: the weight is the parameter itself)."""
+    low = ac.low
+    shared = "input" if ac.ins[0] == low else ""
+    tensors: tuple[SavedTensor, ...] = (SavedTensor("input", inputs, low, shared),)
+    if ac.compute:
+        tensors += (SavedTensor("weight copy", weights, low, per_image=False),)
+    return Saved(tensors, low)

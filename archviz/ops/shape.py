@@ -1,0 +1,25 @@
+"""Reshapes: ``flatten``."""
+
+from __future__ import annotations
+
+from math import prod
+
+from .registry import Inferred, NoParams, OpKind, Shape, TorchLayer, register
+from .saved import Autocast, Saved
+
+
+@register
+class Flatten(OpKind):
+    name, family = "flatten", "reshape"
+    doc = "flatten (C, H, W) to (C·H·W,) (torch.nn.Flatten)"
+    example = {"name": "flatten", "op": "flatten"}
+
+    def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
+        shape = ins[0]
+        return Inferred((prod(shape),), " × ".join(map(str, shape)) + f" = {prod(shape)}")
+
+    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+        return TorchLayer("Flatten")
+
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+        return Saved((), ac.ins[0], view=True)  # a view of its input: no copy, nothing saved
