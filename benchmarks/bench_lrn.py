@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import archviz  # noqa: E402
+from archviz.ops.lowering import Lowering  # noqa: E402
 from archviz.runtime import lrn  # noqa: E402
 
 SHAPES = {"norm1": (96, 55, 55), "norm2": (256, 27, 27)}
@@ -103,9 +104,10 @@ def layers(device: str, batch: int, calls: int) -> None:
                       f"  torch {t * 1e3:8.2f} ms  archviz {o * 1e3:8.2f} ms  ratio {r:5.2f}")
 
 
-def images_per_s(spec: str, batch: int, steps: int, compiled: bool) -> float:
-    """Each spec at its own input size (the paper's 227, torchvision's 224)."""
-    model = archviz.to_module(spec).cuda().train()
+def images_per_s(spec: str, batch: int, steps: int, compiled: bool, lowering: str = "") -> float:
+    """Each spec at its own input size (the paper's 227, torchvision's 224); ``lowering`` as
+    ``--lowering`` takes it (``lrn=torch``)."""
+    model = archviz.to_module(spec, lowering=Lowering.parse(lowering)).cuda().train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     fn = torch.compile(model) if compiled else model
     x = torch.randn(batch, *archviz.analyze(spec).input, device="cuda")
@@ -133,8 +135,7 @@ def whole_model(batch: int, steps: int, compiled: bool) -> None:
     for mode in modes:
         label = "compiled" if mode else "eager"
         tv = images_per_s("alexnet-torchvision", batch, steps, mode)
-        with lrn.lowering("torch"):
-            before = images_per_s("alexnet", batch, steps, mode)
+        before = images_per_s("alexnet", batch, steps, mode, "lrn=torch")
         after = images_per_s("alexnet", batch, steps, mode)
         print(f"  {label:8} torchvision variant {tv:9.0f}   paper AlexNet, torch LRN {before:9.0f}"
               f" ({before / tv:.2f}×)   paper AlexNet, archviz LRN {after:9.0f} ({after / tv:.2f}×)"

@@ -15,6 +15,7 @@ import torch
 
 from archviz.core.analysis import analyze
 from archviz.core.graph import build
+from archviz.ops.lowering import Lowering
 from archviz.runtime.compile import compile_graph
 from archviz.spec import load
 
@@ -37,27 +38,37 @@ _NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", 
 
 
 def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, ...] | None = None,
-            seed: int = 0) -> Measured:
+            seed: int = 0, lowering: Lowering = Lowering()) -> Measured:
+    """The spec compiled (as ``lowering`` says) and measured at ``batch``."""
     sp = load(spec) if isinstance(spec, str) else spec
     graph = build(sp)
     analysis = analyze(graph, input_shape)
     torch.manual_seed(seed)
-    model = compile_graph(graph, analysis).train()
+    model = compile_graph(graph, analysis, lowering=lowering).train()
+    x = torch.randn(batch, *analysis.input)
+    return measure_module(model, [s.name for s in analysis.layers], x, dtype)
+
+
+def measure_module(model: torch.nn.Module, layers: list[str], x: torch.Tensor,
+                   dtype: str = "fp32") -> Measured:
+    """Any module (a compiled spec, or a user's module whose submodules are named as the layers of
+    its imported spec): one training-mode forward pass of ``x``, each saved storage attributed to
+    the submodule in ``layers`` running when it was saved."""
     skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
     skip |= {b.untyped_storage().data_ptr() for b in model.buffers()}
     current = ["(input)"]
     seen: set[int] = set()
-    per_layer: dict[str, int] = {s.name: 0 for s in analysis.layers}
-    records: dict[str, list[tuple[tuple[int, ...], str, int]]] = {s.name: [] for s in analysis.layers}
+    per_layer: dict[str, int] = {name: 0 for name in layers}
+    records: dict[str, list[tuple[tuple[int, ...], str, int]]] = {name: [] for name in layers}
     out_dtypes: dict[str, str] = {}
     handles = []
-    for s in analysis.layers:
-        m = model.get_submodule(s.name)
+    for layer in layers:
+        m = model.get_submodule(layer)
 
-        def pre(mod: Any, args: Any, name: str = s.name) -> None:
+        def pre(mod: Any, args: Any, name: str = layer) -> None:
             current[0] = name
 
-        def post(mod: Any, args: Any, out: Any, name: str = s.name) -> None:
+        def post(mod: Any, args: Any, out: Any, name: str = layer) -> None:
             out_dtypes[name] = _NAMES.get(out.dtype, str(out.dtype))
 
         handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
@@ -71,7 +82,7 @@ def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, 
             records[current[0]].append((tuple(t.shape), _NAMES.get(t.dtype, str(t.dtype)), st.nbytes()))
         return t
 
-    x = torch.randn(batch, *analysis.input)
+    model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         if DTYPES[dtype] is None:
             model(x)

@@ -17,6 +17,7 @@ from archviz.core.analysis import analyze
 from archviz.core.cost import Optimizer, Settings, estimate, saved_bytes, target
 from archviz.core.devices import Dtype
 from archviz.core.graph import build
+from archviz.ops.lowering import Lowering
 from archviz.runtime.compile import compile_graph
 from archviz.spec import bundled, load
 
@@ -116,3 +117,44 @@ def test_saved_bytes_of_the_imported_ops_equal_autograd(dtype: str) -> None:
              for k in predicted if predicted[k] != measured.per_layer[k]}
     assert not wrong, wrong
     assert sum(predicted.values()) == measured.total
+
+
+class LRNNet(torch.nn.Module):
+    """A user's module with torch's own LRN (the AlexNet recipe in torchvision's style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 16, 5, stride=2)
+        self.relu1 = torch.nn.ReLU()
+        self.norm1 = torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+        self.pool1 = torch.nn.MaxPool2d(3, 2)
+        self.conv2 = torch.nn.Conv2d(16, 8, 3, padding=1)
+        self.norm2 = torch.nn.LocalResponseNorm(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm2(self.conv2(self.pool1(self.norm1(self.relu1(self.conv1(x))))))
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_an_imported_lrn_costs_what_the_users_module_saves(dtype: str) -> None:
+    """Import records `lowering: torch` for nn.LocalResponseNorm, so `archviz cost` of the
+    imported spec equals autograd's record for the user's own module, not the fast lowering's."""
+    from saved_oracle import measure_module
+
+    from archviz.runtime.importer import from_module
+    from archviz.spec import loads
+
+    torch.manual_seed(0)
+    net, shape = LRNNet(), (3, 23, 23)
+    imported = from_module(net, shape)
+    assert "lowering: torch" in imported.text
+    sp = loads(imported.text)        # the written spec, as `archviz cost` reads it
+    lowered = {la.name: la.lowering for la in sp.layers if la.op == "lrn"}
+    assert lowered == {"norm1": "torch", "norm2": "torch"}
+    a = analyze(sp)
+    predicted = saved_bytes(a, sp, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
+    measured = measure_module(net, [s.name for s in a.layers], torch.randn(2, *shape), dtype)
+    assert predicted == measured.per_layer, measured.records
+    fast = saved_bytes(a, sp, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu",
+                                       lowering=Lowering.parse("lrn=fast")))
+    assert fast == predicted   # the layers' own lowering beats the settings'

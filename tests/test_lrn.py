@@ -60,7 +60,7 @@ def test_verify_checks_lrn_numerically_and_catches_the_wrong_convention(monkeypa
     v = verify("alexnet")
     assert [f.name for f in v.formulas] == ["norm1", "norm2"]
     assert all(f.ok and f.max_rel_error < 1e-6 for f in v.formulas) and v.ok
-    wrong = lambda self, p, ins: TorchLayer("LocalResponseNorm", (p.size,),  # noqa: E731
+    wrong = lambda self, p, ins, **_: TorchLayer("LocalResponseNorm", (p.size,),  # noqa: E731
                                             (("alpha", p.alpha), ("beta", p.beta), ("k", p.k)))
     monkeypatch.setattr(type(OPS["lrn"]), "torch", wrong)
     v = verify("alexnet")
@@ -105,7 +105,7 @@ def test_check_alexnet_has_the_lrn_formula_claim_computed_from_the_torch_layer()
 def test_the_lrn_claim_fails_when_the_compiled_layer_would_not_compute_it(monkeypatch) -> None:
     from archviz.core.check import run_checks
 
-    wrong = lambda self, p, ins: TorchLayer("LocalResponseNorm", (p.size,),  # noqa: E731
+    wrong = lambda self, p, ins, **_: TorchLayer("LocalResponseNorm", (p.size,),  # noqa: E731
                                             (("alpha", p.alpha), ("beta", p.beta), ("k", p.k)))
     monkeypatch.setattr(type(OPS["lrn"]), "torch", wrong)
     spec = archviz.load("alexnet")

@@ -15,12 +15,14 @@ from test_lrn import paper_lrn
 from typer.testing import CliRunner
 
 import archviz
+from archviz import ArchvizError
 from archviz.cli import app
 from archviz.core.analysis import analyze
 from archviz.core.cost import Settings, saved_bytes
 from archviz.core.devices import Dtype
-from archviz.runtime.lrn import LRN, lowering
-from archviz.spec import load
+from archviz.ops.lowering import Lowering
+from archviz.runtime.lrn import LRN
+from archviz.spec import load, loads
 
 ALPHA, BETA, K = 1e-4, 0.75, 2.0
 
@@ -105,22 +107,62 @@ def test_torch_compile_on_cpu(backend: str) -> None:
     assert rel(y_compiled.detach(), y_eager.detach()) < 1e-5 and rel(g_compiled, g_eager) < 1e-5
 
 
+TORCH = Lowering.parse("lrn=torch")
+
+
 def test_to_module_lowers_lrn_fast_unless_told(monkeypatch) -> None:
     norm1 = archviz.to_module("alexnet").get_submodule("norm1")
     assert type(norm1) is LRN and isinstance(norm1, torch.nn.LocalResponseNorm)
     assert (norm1.size, norm1.alpha, norm1.beta, norm1.k) == (5, pytest.approx(5e-4), 0.75, 2.0)
-    with lowering("torch"):
-        assert type(archviz.to_module("alexnet").get_submodule("norm1")) is torch.nn.LocalResponseNorm
+    lowered = archviz.to_module("alexnet", lowering=TORCH).get_submodule("norm1")
+    assert type(lowered) is torch.nn.LocalResponseNorm
     assert type(archviz.to_module("alexnet").get_submodule("norm1")) is LRN
-    monkeypatch.setenv("ARCHVIZ_LRN", "torch")
-    assert type(archviz.to_module("alexnet").get_submodule("norm1")) is torch.nn.LocalResponseNorm
+    monkeypatch.setenv("ARCHVIZ_LRN", "torch")   # the environment variable is gone: no effect
+    assert type(archviz.to_module("alexnet").get_submodule("norm1")) is LRN
 
 
-def test_a_bad_lowering_is_refused(monkeypatch) -> None:
-    monkeypatch.setenv("ARCHVIZ_LRN", "cudnn")
-    result = CliRunner().invoke(app, ["verify", "alexnet"])
-    assert result.exit_code == 2 and "ARCHVIZ_LRN='cudnn'" in result.output
+NET = """format: 2
+name: two norms
+input: [8, 6, 6]
+layers:
+  - {name: conv1, op: conv, out: 8, kernel: 3, padding: 1}
+  - {name: norm1, op: lrn, size: 5, lowering: torch}
+  - {name: norm2, op: lrn, size: 3}
+"""
+
+
+def test_a_layers_own_lowering_beats_the_settings() -> None:
+    sp = loads(NET)
+    assert [la.lowering for la in sp.layers] == ["", "torch", ""]
+    for given, norm2 in ((Lowering(), LRN), (TORCH, torch.nn.LocalResponseNorm),
+                         (Lowering.parse("lrn=fast"), LRN)):
+        model = archviz.to_module(sp, lowering=given)
+        assert type(model.get_submodule("norm1")) is torch.nn.LocalResponseNorm
+        assert type(model.get_submodule("norm2")) is norm2
+    settings = Settings(batch=2, torch_device="cpu")
+    predicted = saved_bytes(analyze(sp), sp, settings)
+    assert predicted == measure(sp, 2).per_layer
+
+
+def test_a_bad_lowering_is_refused() -> None:
+    result = CliRunner().invoke(app, ["verify", "alexnet", "--lowering", "lrn=cudnn"])
+    assert result.exit_code == 2 and "lowering lrn=cudnn: expected one of fast, torch" in result.output
     assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["cost", "alexnet", "--lowering", "conv=torch"])
+    assert result.exit_code == 2 and "op conv has no choice of lowering" in result.output
+
+
+def test_lowering_parse() -> None:
+    assert Lowering.parse("") == Lowering() and str(Lowering()) == ""
+    assert Lowering.parse(" LRN=Torch ") == TORCH and str(TORCH) == "lrn=torch"
+    assert TORCH.choice("lrn") == "torch" and TORCH.choice("lrn", "fast") == "fast"
+    assert Lowering().choice("lrn") == "fast" and Lowering().choice("conv") == ""
+    assert Lowering().as_dict() == {"lrn": "fast"}
+    for bad, says in (("lrn", "expected op=choice"), ("lrn=tourch", "did you mean 'torch'?"),
+                      ("lnr=torch", "unknown op 'lnr'"), ("relu=fast", "op relu has no choice")):
+        with pytest.raises(ArchvizError) as info:
+            Lowering.parse(bad)
+        assert says in info.value.format()
 
 
 @pytest.mark.parametrize("lower", ["fast", "torch"])
@@ -128,10 +170,10 @@ def test_a_bad_lowering_is_refused(monkeypatch) -> None:
 def test_each_lowering_saves_what_its_rule_says(lower: str, dtype: str) -> None:
     """The cost model follows the lowering: autograd's record of saved tensors, per layer."""
     sp, shape = load("alexnet"), (3, 67, 67)
-    with lowering(lower):
-        settings = Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu")
-        predicted = saved_bytes(analyze(sp, shape), sp, settings)
-        measured = measure(sp, 2, dtype, input_shape=shape)
+    given = Lowering.of({"lrn": lower})
+    settings = Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu", lowering=given)
+    predicted = saved_bytes(analyze(sp, shape), sp, settings)
+    measured = measure(sp, 2, dtype, input_shape=shape, lowering=given)
     for name in ("norm1", "norm2"):
         assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
     assert sum(predicted.values()) == measured.total
@@ -141,6 +183,18 @@ def test_fast_saves_less_than_torch() -> None:
     sp, shape = load("alexnet"), (3, 67, 67)
     got = {}
     for lower in ("fast", "torch"):
-        with lowering(lower):
-            got[lower] = measure(sp, 2, "fp32", input_shape=shape).per_layer["norm1"]
+        got[lower] = measure(sp, 2, "fp32", input_shape=shape,
+                             lowering=Lowering.of({"lrn": lower})).per_layer["norm1"]
     assert got["fast"] < got["torch"] / 2
+
+
+def test_a_layers_bad_lowering_is_a_located_error() -> None:
+    with pytest.raises(archviz.SpecError) as info:
+        loads(NET.replace("lowering: torch", "lowering: cudnn"), "net.yaml")
+    assert info.value.format().startswith("net.yaml:6:")
+    assert "norm1.lowering: expected one of fast, torch (lrn's lowerings, fast the default), got 'cudnn'" \
+        in info.value.format()
+    with pytest.raises(archviz.SpecError) as info:
+        loads(NET.replace("padding: 1}", "padding: 1, lowering: torch}"), "net.yaml")
+    assert info.value.format().startswith("net.yaml:5:")
+    assert "conv1.lowering: op conv has no choice of lowering" in info.value.format()

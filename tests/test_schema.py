@@ -55,6 +55,8 @@ BASE = "name: t\ninput: [3, 32, 32]\nlayers:\n"
     ("{name: 2c, op: relu}", "name not an identifier"),
     ("{op: relu}", "no name"),
     ("{name: c, op: relu, expect: [3, 32]}", "two-number shape"),
+    ("{name: c, op: lrn, size: 5, lowering: cudnn}", "a lowering LRN does not have"),
+    ("{name: c, op: conv, out: 4, kernel: 3, lowering: torch}", "lowering on an op without a choice"),
 ])
 def test_invalid_layers_are_refused(layer: str, why: str) -> None:
     assert _errors(yaml.safe_load(BASE + f"  - {layer}\n")), why
@@ -191,3 +193,16 @@ def test_schema_and_loader_refuse_the_same(layer: str) -> None:
 def test_schema_and_loader_agree_on_claims(claims: str, ok: bool) -> None:
     text = SPEC + f"claims: {claims}\n"
     assert _loader_refuses(text) is not ok and (not _errors(yaml.safe_load(text))) is ok, claims
+
+
+@pytest.mark.parametrize("lowering, ok", [("torch", True), ("fast", True), ("Torch", False),
+                                          ("cudnn", False)])
+def test_a_layers_lowering_is_accepted_and_refused_alike(lowering: str, ok: bool) -> None:
+    text = BASE + f"  - {{name: n, op: lrn, size: 5, lowering: {lowering}}}\n"
+    assert (not _errors(yaml.safe_load(text))) is ok
+    try:
+        archviz.loads(text)
+        loaded = True
+    except archviz.SpecError:
+        loaded = False
+    assert loaded is ok

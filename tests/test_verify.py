@@ -50,7 +50,7 @@ def test_verify_with_another_input() -> None:
 
 def test_verify_catches_a_wrong_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     """A maxpool built with stride 1 disagrees with the analysis from pool1 on: exit 1, ✗."""
-    wrong = lambda self, p, ins: TorchLayer("MaxPool2d", (p.kernel,), (("stride", 1),))  # noqa: E731
+    wrong = lambda self, p, ins, **_: TorchLayer("MaxPool2d", (p.kernel,), (("stride", 1),))  # noqa: E731
     monkeypatch.setattr(type(OPS["maxpool"]), "torch", wrong)
     result = runner.invoke(app, ["verify", "lenet5"])
     assert result.exit_code == 0  # lenet5 has no maxpool
@@ -73,7 +73,7 @@ def test_verify_catches_a_wrong_count(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_verify_reports_a_refused_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """A builder torch refuses at run time: no traceback, a failed verification on the CPU."""
-    wrong = lambda self, p, ins: TorchLayer("Linear", (ins[0][0] + 1, p.out))  # noqa: E731
+    wrong = lambda self, p, ins, **_: TorchLayer("Linear", (ins[0][0] + 1, p.out))  # noqa: E731
     monkeypatch.setattr(type(OPS["linear"]), "torch", wrong)
     result = runner.invoke(app, ["verify", "lenet5"])
     assert result.exit_code == 1

@@ -23,6 +23,7 @@ from .common import (
     FULL_WIDTH,
     BenchMode,
     InputOpt,
+    LoweringOpt,
     MaxMemoryOpt,
     OutputOpt,
     SpecArg,
@@ -32,6 +33,7 @@ from .common import (
     fail,
     guarded,
     load_analysis,
+    lowering,
     max_bytes,
     parse_input,
     text_format,
@@ -95,11 +97,13 @@ def check_writable(path: Optional[str], option: str) -> None:
         raise BenchUsage(f"{option} {path}: cannot write: it is a directory")
 
 
-def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]]) -> Any:
-    """The spec compiled into an nn.Module (archviz.runtime.compile)."""
+def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]], lower: Any = None) -> Any:
+    """The spec compiled into an nn.Module (archviz.runtime.compile), lowered as ``lower`` says
+    (an :class:`archviz.ops.lowering.Lowering`; None: every op's default)."""
+    from ..ops.lowering import Lowering
     from ..runtime.compile import to_module
 
-    return to_module(spec, input_shape=input_shape)
+    return to_module(spec, input_shape=input_shape, lowering=lower or Lowering())
 
 
 @guarded
@@ -149,6 +153,7 @@ def bench(
         "--split-gpus", help="Model parallel: time the spec's GPU split as towers on two devices"
                              " (cuda:0, cuda:1; both on cuda:0 with one GPU; cpu,cpu on the CPU).")] = False,
     max_memory: MaxMemoryOpt = None,
+    lowering_text: LoweringOpt = None,
 ) -> None:
     """Time the compiled model: ms per batch (median, IQR), images/s, TFLOP/s, % of peak, memory.
 
@@ -174,9 +179,9 @@ def bench(
 
       archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
-    dev = resolve_device(device)
+    dev, lower = resolve_device(device), lowering(lowering_text)
     if ddp is not None:
-        _ddp(spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out)
+        _ddp(spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out, str(lower))
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
@@ -193,10 +198,10 @@ def bench(
     info = devices.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
-    towers = _towers(sp, a, dev, parse_input(input_size)) if split_gpus else None
+    towers = _towers(sp, a, dev, parse_input(input_size), lower) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),
-                     predict=_predictor(sp, a, info))]
+             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size), lower), a),
+                     predict=_predictor(sp, a, info, lower))]
     if reference:
         works.append(_reference(reference, a))
     # the table goes to standard output; with --format json or -o the progress goes to stderr
@@ -246,19 +251,21 @@ def split_devices(dev: str, count: int) -> tuple[list[str], str]:
     return [dev, dev], f"both towers on {dev} ({dev},{dev}): the split run on one device, not two GPUs"
 
 
-def _towers(sp: Spec, a: Analysis, dev: str, shape: Optional[tuple[int, ...]]) -> tuple[str, Any, str]:
+def _towers(sp: Spec, a: Analysis, dev: str, shape: Optional[tuple[int, ...]],
+            lower: Any) -> tuple[str, Any, str]:
     from ..runtime.parallel import to_towers
 
     if (a.gpus or 1) != 2:
         raise BenchUsage(f"--split-gpus: {sp.name} names {a.gpus or 1} GPU(s) (`gpus:`); the towers need 2")
     devs, line = split_devices(dev, 2)
-    return f"{sp.name} (towers)", to_towers(sp, devs, input_shape=shape), line
+    return f"{sp.name} (towers)", to_towers(sp, devs, input_shape=shape, lowering=lower), line
 
 
 def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
          warmup: Optional[int], iters: Optional[int], input_size: Optional[str],
-         json_out: Optional[str]) -> None:
-    """--ddp N: one torchrun launch of one worker (the baseline), then one of N."""
+         json_out: Optional[str], lower: str = "") -> None:
+    """--ddp N: one torchrun launch of one worker (the baseline), then one of N; ``lower``: the
+    --lowering text the workers build with."""
     from ..runtime import bench_ddp
 
     if n < 1:
@@ -286,7 +293,7 @@ def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtyp
     out.print(bench_view.ddp_header(sp.name, dev, n, b, dt, w, it), soft_wrap=True)
     with console(stderr=True).status(f"torchrun: 1 worker, then {n}" if n > 1 else "torchrun: 1 worker"):
         result = bench_ddp.run(n, sp.path, timeout=timeout, device=dev, batch=b, dtype=dt, warmup=w, iters=it,
-                               input_shape=parse_input(input_size))
+                               input_shape=parse_input(input_size), lowering=lower)
     out.print(bench_view.ddp_table(result))
     if json_out:
         from ..io import write_atomic
@@ -368,7 +375,7 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
         err.print(f"wrote {safe(plot)}")
 
 
-def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
+def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
     """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
     SGD with momentum on one device."""
     from ..core.cost import Optimizer, Target, estimate, target
@@ -379,7 +386,7 @@ def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
 
     def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
         settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
-                                torch_device="cuda" if info.kind == "cuda" else "cpu")
+                                torch_device="cuda" if info.kind == "cuda" else "cpu", lowering=lower)
         c = estimate(a, sp, settings, where, 1)
         if c.time is None:
             return c.peak, None, None

@@ -44,6 +44,20 @@ MaxMemoryOpt = Annotated[Optional[str], typer.Option(
                          " more than this, e.g. 8G; default: 80% of the available host memory (GPU"
                          " memory for CUDA). Meta-device checks and py export allocate nothing.")]
 
+LoweringOpt = Annotated[Optional[str], typer.Option(
+    "--lowering", metavar="OP=CHOICE,...",
+    help="How ops with several torch implementations are built, e.g. lrn=torch. lrn: fast (default,"
+         " archviz's LRN: two tensors saved) or torch (nn.LocalResponseNorm). A layer's own"
+         " `lowering:` in the spec wins (docs/pytorch.md).")]
+
+
+def lowering(text: Optional[str]) -> Any:
+    """``--lowering``'s value as an :class:`archviz.ops.lowering.Lowering` (every op's default
+    without it); an unknown op or choice is exit 2 with the allowed values."""
+    from ..ops.lowering import Lowering
+
+    return Lowering.parse(text or "")
+
 
 def max_bytes(text: Optional[str]) -> Optional[int]:
     """``--max-memory``'s value in bytes (None: the default share of what is available)."""

@@ -10,6 +10,7 @@ import typer
 from .common import (
     DEFAULT_SPEC,
     InputOpt,
+    LoweringOpt,
     OutputOpt,
     SpecArg,
     TextFormat,
@@ -17,6 +18,7 @@ from .common import (
     emit,
     guarded,
     load_analysis,
+    lowering,
     text_format,
 )
 
@@ -45,6 +47,7 @@ def cost(
         help="[default: table, or from -o's suffix: .json, .csv, .md]")] = None,
     input_size: InputOpt = None,
     output: OutputOpt = None,
+    lowering_text: LoweringOpt = None,
 ) -> None:
     """Memory per layer and in total (parameters, gradients, optimizer state, what autograd saves
     for backward, the working set) and a roofline lower bound on the step time; says whether it
@@ -57,6 +60,8 @@ def cost(
       archviz cost alexnet --device gtx580 --epochs 90 --images 1.2M
 
       archviz cost resnet50 --device a100 --dtype bf16 --optimizer adam --format json
+
+      archviz cost alexnet --lowering lrn=torch        # as torch's nn.LocalResponseNorm saves
     """
     from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, parse_images, target
     from ..core.devices import Dtype
@@ -73,7 +78,8 @@ def cost(
 
     settings = Settings(mode=choice(Mode, mode, "--mode"), batch=batch, dtype=choice(Dtype, dtype, "--dtype"),
                         optimizer=choice(Optimizer, optimizer, "--optimizer"),
-                        torch_device="cpu" if device.lower() == "cpu" else "cuda")
+                        torch_device="cpu" if device.lower() == "cpu" else "cuda",
+                        lowering=lowering(lowering_text))
     where = target(device)
     if (epochs is None) != (images is None):
         raise CostError("--epochs and --images go together (a run is epochs × images)")

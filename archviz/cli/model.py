@@ -17,6 +17,7 @@ from .common import (
     ExportFormat,
     FormatOpt,
     InputOpt,
+    LoweringOpt,
     MaxMemoryOpt,
     OutputOpt,
     SpecArg,
@@ -26,6 +27,7 @@ from .common import (
     emit,
     fail,
     guarded,
+    lowering,
     parse_input,
     show_result,
     text_format,
@@ -46,6 +48,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     max_memory: MaxMemoryOpt = None,
     wide: WideOpt = False,
+    lowering_text: LoweringOpt = None,
 ) -> None:
     """Build the PyTorch module and check each layer's real shape and parameters, and the MACs.
 
@@ -62,12 +65,14 @@ def verify(
       archviz verify alexnet-torchvision --format json     # --json is the same
 
       archviz verify my-net.yaml --input 3x64x64
+
+      archviz verify alexnet --lowering lrn=torch       # torch's nn.LocalResponseNorm
     """
     from ..render import views
     from ..runtime.compile import verify as run_verify
 
     kind = text_format(fmt, output, as_json)
-    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory))
+    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory), lowering(lowering_text))
     show_result(kind, output, lambda: views.verify_view(result), {
         TextFormat.json: lambda: json.dumps(views.verify_to_dict(result), indent=2,
                                             ensure_ascii=False) + "\n",
@@ -97,6 +102,7 @@ def export(
         "--halo", help="With --split-gpus: LRN borrows its neighbouring tower's boundary channels, so the"
                        " towers compute exactly the single-device module (the paper normalises per GPU).")
     ] = False,
+    lowering_text: LoweringOpt = None,
 ) -> None:
     """Write the compiled model: readable PyTorch source (one nn.Module class that imports only
     torch, the spec's layer names, shape comments), a TorchScript file, or ONNX (needs the
@@ -125,15 +131,16 @@ def export(
         fail(f"--format {fmt.value} writes a binary file: give one with -o FILE")
     from ..runtime import export as ex
 
-    shape = parse_input(input_size)
+    shape, lower = parse_input(input_size), lowering(lowering_text)
     from .common import load_spec
 
     load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
     if fmt is ExportFormat.py:
-        emit(ex.to_python_split(spec, shape, halo=halo) if split_gpus else ex.to_python(spec, shape), output)
+        emit(ex.to_python_split(spec, shape, halo=halo, lowering=lower) if split_gpus
+             else ex.to_python(spec, shape, lowering=lower), output)
         return
     writer = {ExportFormat.torchscript: ex.to_torchscript, ExportFormat.onnx: ex.to_onnx}[fmt]
-    data = writer(spec, shape, _max_bytes(max_memory))
+    data = writer(spec, shape, _max_bytes(max_memory), lowering=lower)
     from ..io import write_atomic
 
     write_atomic(output or "", data)

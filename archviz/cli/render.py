@@ -12,7 +12,19 @@ import typer
 
 from ..errors import ArchvizError
 from ..render.text import safe
-from .common import DEFAULT_SPEC, DrawFormat, PlotFormat, PlotKind, RankDir, SpecArg, console, fail, guarded
+from .common import (
+    DEFAULT_SPEC,
+    DrawFormat,
+    LoweringOpt,
+    PlotFormat,
+    PlotKind,
+    RankDir,
+    SpecArg,
+    console,
+    fail,
+    guarded,
+    lowering,
+)
 
 DRAW_FORMATS = tuple(f.value for f in DrawFormat)
 PLOT_FORMATS = tuple(f.value for f in PlotFormat)
@@ -149,6 +161,7 @@ def plot(
         "--device", "-d", help="memory: the device whose capacity is drawn (see archviz cost).")] = "h100",
     batch: Annotated[int, typer.Option("--batch", "-b", help="memory: the batch of the bars.")] = 128,
     gpus: Annotated[Optional[int], typer.Option("--gpus", min=1, help="memory: split over N GPUs.")] = None,
+    lowering_text: LoweringOpt = None,
 ) -> None:
     """Plot the counts per layer, the paper-style block figure, or the memory, with matplotlib.
 
@@ -173,7 +186,7 @@ def plot(
     sp, a, spec_path = _load(spec, split_gpus)
     path, fmt_ = target(spec_path, output, fmt and fmt.value, tag, PLOT_FORMATS, "png")
     if kind is PlotKind.memory:
-        fig = _memory_figure(sp, a, device, batch, gpus)
+        fig = _memory_figure(sp, a, device, batch, gpus, lowering(lowering_text))
     elif kind is PlotKind.counts:
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
@@ -183,7 +196,7 @@ def plot(
     _wrote(path, plots.figure_bytes(fig, fmt_))
 
 
-def _memory_figure(sp: Any, a: Any, device: str, batch: int, gpus: Optional[int]) -> Any:
+def _memory_figure(sp: Any, a: Any, device: str, batch: int, gpus: Optional[int], lower: Any) -> Any:
     from dataclasses import replace
 
     from ..core.analysis import analyze
@@ -192,7 +205,7 @@ def _memory_figure(sp: Any, a: Any, device: str, batch: int, gpus: Optional[int]
     from ..render import cost_plot
 
     where = device_target(device)
-    settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda")
+    settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda", lowering=lower)
     if gpus is not None:
         a = analyze(sp, a.input, gpus)
     c = estimate(a, sp, settings, where, gpus)

@@ -26,6 +26,7 @@ from math import prod
 
 from ..errors import ArchvizError, did_you_mean
 from ..ops import OPS
+from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved
 from ..spec import INPUT, Spec
 from .analysis import Analysis, LayerStats, channel_share
@@ -65,6 +66,7 @@ class Settings:
     dtype: Dtype = Dtype.fp32
     optimizer: Optimizer = Optimizer.momentum
     torch_device: str = "cuda"      # whose saved-tensor rules: "cpu" or "cuda" (the dropout mask)
+    lowering: Lowering = Lowering()  # how ops with a choice are built (a layer's `lowering:` wins)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -229,7 +231,7 @@ class Cost:
 def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[LayerStats, Saved, int, int]]:
     """(stats, Saved rule, saved bytes per image, fixed saved bytes) per layer, deduplicated by
     storage: a tensor is counted by the first layer that saves it (execution order)."""
-    params = {la.name: la.params for la in spec.layers}
+    layers = {la.name: la for la in spec.layers}
     grad = needs_grad(analysis)
     dtypes: dict[str, str] = {INPUT: "fp32"}
     storage: dict[str, str] = {INPUT: INPUT}
@@ -238,7 +240,9 @@ def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[Laye
     for st in analysis.layers:
         kind = OPS[st.op]
         ac = Autocast(s.dtype.autocast, tuple(dtypes[i] for i in st.inputs), s.torch_device)
-        rule = kind.saved(params[st.name], st.in_shapes, st.output, ac)
+        la = layers[st.name]
+        lowering = s.lowering.choice(st.op, la.lowering)   # the layer's own beats the settings'
+        rule = kind.saved(la.params, st.in_shapes, st.output, ac, lowering=lowering)
         dtypes[st.name] = rule.out_dtype
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
         per_image = fixed = 0

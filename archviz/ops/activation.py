@@ -19,10 +19,11 @@ class _Elementwise(OpKind):
     torch_class: ClassVar[str]
     saves: ClassVar[str] = "output"   # what its backward reads: "output" or "input"
 
-    def torch(self, p: Any, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: Any, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer(self.torch_class)
 
-    def saved(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # relu, tanh and sigmoid save their output (their gradient is a function of it); gelu,
         # relu6, silu, hardswish and hardsigmoid their input (measured with saved_tensors_hooks)
         return Saved((SavedTensor(self.saves, prod(out), ac.ins[0], self.saves),), ac.ins[0])
@@ -57,10 +58,11 @@ class LeakyReLU(OpKind):
     Params = LeakyParams
     example = {"name": "leaky_relu", "op": "leaky_relu"}
 
-    def torch(self, p: LeakyParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: LeakyParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("LeakyReLU", (p.negative_slope,))
 
-    def saved(self, p: LeakyParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: LeakyParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         return Saved((SavedTensor("input", prod(ins[0]), ac.ins[0], "input"),), ac.ins[0])
 
     def work(self, p: LeakyParams, ins: tuple[Shape, ...], out: Shape) -> int:
@@ -73,10 +75,11 @@ class Softmax(OpKind):
     doc = "softmax over channels / features (torch.nn.Softmax(dim=1))"
     example = {"name": "prob", "op": "softmax"}
 
-    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Softmax", (), (("dim", 1),))
 
-    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # _softmax saves its output; CPU autocast keeps the input's dtype
         return Saved((SavedTensor("output", prod(out), ac.ins[0], "output"),), ac.ins[0])
 

@@ -86,7 +86,8 @@ class Conv(OpKind):
         kh, kw = p.kernel
         return prod(out) * (ins[0][0] // p.groups) * kh * kw
 
-    def saved(self, p: ConvParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: ConvParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # convolution_backward needs the input (weight grad) and the weight (input grad); under
         # autocast both are cast copies: the input unless it already arrives in the low dtype
         return _matmul_saved(prod(ins[0]), self.params(p, ins, out) - (p.out if p.bias else 0), ac)
@@ -95,7 +96,7 @@ class Conv(OpKind):
                   out: Shape, image: Shape) -> rf.ReceptiveField:
         return rf.windowed(fs[0], p.kernel, p.stride, p.pads(), p.dilation)
 
-    def torch(self, p: ConvParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: ConvParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         kw = TorchLayer.given(_CONV_DEFAULTS, kernel_size=p.kernel, stride=p.stride, padding=p.padding,
                               dilation=p.dilation, groups=p.groups, bias=p.bias)
         return TorchLayer("Conv2d", (ins[0][0], p.out), kw)

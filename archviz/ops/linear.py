@@ -43,10 +43,11 @@ class Linear(OpKind):
                   out: Shape, image: Shape) -> rf.ReceptiveField:
         return rf.whole(fs, image)  # each unit reads every position
 
-    def torch(self, p: LinearParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: LinearParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Linear", (ins[0][0], p.out), TorchLayer.given({"bias": True}, bias=p.bias))
 
-    def saved(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # addmm saves its input (weight grad) and the weight, transposed (input grad)
         return _matmul_saved(prod(ins[0]), ins[0][0] * p.out, ac)
 

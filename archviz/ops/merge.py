@@ -32,10 +32,11 @@ class Add(_Merge):
                           "from")
         return Inferred(ins[0], " + ".join(map(fmt_shape, ins)))
 
-    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Add", inline="{plus}")
 
-    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         return Saved((), _promote(ac.ins))  # the gradient of a sum needs no tensor
 
     def work(self, p: NoParams, ins: tuple[Shape, ...], out: Shape) -> int:
@@ -55,10 +56,11 @@ class Concat(_Merge):
         c = sum(s[0] for s in ins)
         return Inferred((c, *ins[0][1:]), " + ".join(str(s[0]) for s in ins) + f" = {c} channels")
 
-    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Concat", inline="torch.cat([{xs}], dim=1)")
 
-    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         return Saved((), _promote(ac.ins))  # cat's backward slices the gradient: nothing saved
 
 def broadcast(a: Shape, b: Shape) -> Shape | None:
@@ -90,10 +92,11 @@ class Mul(_Merge):
                           + " and ".join(map(fmt_shape, ins)), "from")
         return Inferred(out, " × ".join(map(fmt_shape, ins)))
 
-    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Mul", inline="torch.mul({xs})")
 
-    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # each factor's gradient is the other factor: both inputs are saved (measured)
         factors = tuple(SavedTensor(f"input {i}", prod(s), ac.ins[i], "input", i) for i, s in enumerate(ins))
         return Saved(factors, _promote(ac.ins))

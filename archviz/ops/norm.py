@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from math import prod
 from typing import Any
 
-from ..errors import ArchvizError
 from .fields import BoolField, FloatField, PosInt, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 
 # --- normalisation ------------------------------------------------------------------------------
-
-LRN_LOWERINGS = ("fast", "torch")
-
-
-def lrn_lowering() -> str:
-    """How LRN layers are built: "fast" (archviz's LRN module, the default) or "torch"
-    (``nn.LocalResponseNorm``), from the environment variable ARCHVIZ_LRN; both compute the same
-    formula. An unknown value is refused (exit 2)."""
-    text = os.environ.get("ARCHVIZ_LRN", "").strip().lower() or "fast"
-    if text not in LRN_LOWERINGS:
-        raise ArchvizError(f"ARCHVIZ_LRN={text!r}: expected one of {', '.join(LRN_LOWERINGS)}"
-                           " (how LRN layers are built; docs/pytorch.md)")
-    return text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,22 +41,26 @@ class LRN(OpKind):
     doc = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
     Params = LRNParams
     example = {"name": "norm1", "op": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}
+    # "fast": archviz's LRN module (archviz/runtime/lrn.py), the default; "torch":
+    # nn.LocalResponseNorm as torch runs it (what an imported module with one uses)
+    lowerings = ("fast", "torch")
 
     def infer(self, p: LRNParams, ins: tuple[Shape, ...]) -> Inferred:
         if len(ins[0]) < 2:
             raise OpError(f"lrn needs a (C, H, W) input, got {fmt_shape(ins[0])}")
         return super().infer(p, ins)
 
-    def torch(self, p: LRNParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: LRNParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         # torch computes a / (k + (alpha/n)·Σa²)^β: the paper's α is passed as alpha = α·n.
         # "LRN" is archviz's subclass of LocalResponseNorm (same arguments, same maths, fewer
-        # kernels and saved tensors: archviz/runtime/lrn.py); ARCHVIZ_LRN=torch keeps torch's.
-        cls = "LocalResponseNorm" if lrn_lowering() == "torch" else "LRN"
+        # kernels and saved tensors: archviz/runtime/lrn.py); the "torch" lowering keeps torch's.
+        cls = "LocalResponseNorm" if lowering == "torch" else "LRN"
         return TorchLayer(cls, (p.size,), (("alpha", p.torch_alpha), ("beta", p.beta), ("k", p.k)))
 
-    def saved(self, p: LRNParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: LRNParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         n, rest = prod(ins[0]), prod(ins[0][1:])
-        if lrn_lowering() == "fast":
+        if (lowering or self.lowerings[0]) == "fast":
             # archviz's LRNFunction saves its input and the denominator k + α·Σa², in fp32; the
             # output keeps the input's dtype (a half input is computed in fp32 inside)
             return Saved((SavedTensor("input", n, ac.ins[0], "input"),
@@ -122,7 +111,7 @@ class BatchNorm(OpKind):
     def buffers(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 2 * ins[0][0] + 1  # running_mean, running_var (C,) + num_batches_tracked
 
-    def torch(self, p: BatchNormParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: BatchNormParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"  # (C, H, W) or (F,)
         kw = TorchLayer.given({"eps": 1e-5, "momentum": 0.1, "affine": True},
                               eps=p.eps, momentum=p.momentum, affine=p.affine)
@@ -131,7 +120,8 @@ class BatchNorm(OpKind):
     def buffer_bytes(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 4 * 2 * ins[0][0] + 8  # fp32 running mean and var, int64 num_batches_tracked
 
-    def saved(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # native_batch_norm saves the input, the running stats and weight (buffers and params:
         # not counted again) and the batch's mean and 1/std per channel, fp32 even under autocast
         c = ins[0][0]

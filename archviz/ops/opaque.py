@@ -42,7 +42,7 @@ class Opaque(OpKind):
                   out: Shape, image: Shape) -> rf.ReceptiveField:
         return rf.whole(fs, image)  # unknown: assume it may read every position
 
-    def torch(self, p: OpaqueParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: OpaqueParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         raise OpaqueLayer(f"cannot compile an opaque layer ({p.module}): archviz knows only its traced"
                           " shape and parameter count", hint="hint: replace it in the spec by ops"
                           " archviz knows (see `archviz schema`), or compile the source model itself")

@@ -54,12 +54,13 @@ class _Pool(OpKind):
                   out: Shape, image: Shape) -> rf.ReceptiveField:
         return rf.windowed(fs[0], p.kernel, p.stride, p.padding)
 
-    def torch(self, p: PoolParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: PoolParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         kw = TorchLayer.given(_POOL_DEFAULTS, kernel_size=p.kernel, stride=p.stride, padding=p.padding,
                               ceil_mode=p.ceil_mode)
         return TorchLayer(self.torch_class, (), kw)
 
-    def saved(self, p: PoolParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: PoolParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # max_pool2d_with_indices saves its input and the int64 argmax indices; avg_pool2d its input
         tensors: tuple[SavedTensor, ...] = (SavedTensor("input", prod(ins[0]), ac.ins[0], "input"),)
         if self.name == "maxpool":
@@ -110,10 +111,11 @@ class AdaptiveAvgPool(OpKind):
                   out: Shape, image: Shape) -> rf.ReceptiveField:
         return rf.adaptive(fs[0], ins[0], out)
 
-    def torch(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: AdaptiveParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("AdaptiveAvgPool2d", (p.out,))
 
-    def saved(self, p: AdaptiveParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: AdaptiveParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # torch lowers a 1×1 output to mean(), which saves nothing; otherwise it saves its input
         if p.out == (1, 1):
             return Saved((), ac.ins[0])

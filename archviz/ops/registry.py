@@ -93,6 +93,9 @@ class OpKind:
     example: ClassVar[dict[str, Any]] = {}
     multi_input: ClassVar[bool] = False
     counts_neurons: ClassVar[bool] = False
+    # the ways this op can be built in torch, the default first (LRN: fast, torch); () for one way.
+    # ``torch`` and ``saved`` receive the chosen one as ``lowering`` (archviz/ops/lowering.py)
+    lowerings: ClassVar[tuple[str, ...]] = ()
 
     _fields: ClassVar[dict[str, Field]] = {}
 
@@ -130,9 +133,10 @@ class OpKind:
         normalisation, activations); conv and linear count theirs as MACs."""
         return 0
 
-    def saved(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *, lowering: str = "") -> Saved:
         """What the torch lowering (:meth:`torch`) saves for backward, per image, measured with
         ``torch.autograd.graph.saved_tensors_hooks`` (tests/test_cost_torch.py keeps it true).
+        ``lowering``: one of :attr:`lowerings` ("" for the default; ops without a choice ignore it).
         The base rule is unknown: totals that include such a layer are lower bounds."""
         return Saved((), ac.ins[0], known=False)
 
@@ -141,7 +145,10 @@ class OpKind:
         """The field of one output unit from its inputs' fields; elementwise ops keep it."""
         return fs[0]
 
-    def torch(self, p: Any, ins: tuple[Shape, ...]) -> TorchLayer:  # pragma: no cover - overridden
+    def torch(self, p: Any, ins: tuple[Shape, ...], *,
+              lowering: str = "") -> TorchLayer:  # pragma: no cover - overridden
+        """The torch layer, described; ``lowering``: one of :attr:`lowerings` ("" for the default;
+        ops without a choice ignore it)."""
         raise NotImplementedError(self.name)
 
     def gpu_local(self, p: Any, gpus: int) -> bool:

@@ -23,10 +23,11 @@ class Dropout(OpKind):
     Params = DropoutParams
     example = {"name": "drop6", "op": "dropout", "p": 0.5}
 
-    def torch(self, p: DropoutParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: DropoutParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Dropout", (p.p,))
 
-    def saved(self, p: DropoutParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: DropoutParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         # the mask: on the CPU a tensor of the input's dtype, on CUDA bool (native_dropout)
         mask = "bool" if ac.device == "cuda" else ac.ins[0]
         return Saved((SavedTensor("mask", prod(out), mask),), ac.ins[0])

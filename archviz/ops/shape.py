@@ -18,8 +18,9 @@ class Flatten(OpKind):
         shape = ins[0]
         return Inferred((prod(shape),), " × ".join(map(str, shape)) + f" = {prod(shape)}")
 
-    def torch(self, p: NoParams, ins: tuple[Shape, ...]) -> TorchLayer:
+    def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Flatten")
 
-    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Saved:
+    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
         return Saved((), ac.ins[0], view=True)  # a view of its input: no copy, nothing saved

@@ -45,7 +45,8 @@ def to_dict(c: Cost) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "name": c.name,
         "settings": {"mode": s.mode.value, "batch": s.batch, "dtype": s.dtype.value,
-                     "optimizer": s.optimizer.value, "gpus": c.gpus},
+                     "optimizer": s.optimizer.value, "gpus": c.gpus,
+                     "lowering": s.lowering.as_dict()},   # the run's; a layer's own lowering: wins
         "device": {"key": c.target.key, "name": c.target.name, "memory_gib": c.target.memory_gib,
                    "bandwidth_gbs": c.target.bandwidth_gbs,
                    "peak_tflops": c.target.tflops(s.dtype), "source": c.target.source,

@@ -78,13 +78,15 @@ class DdpResult:
 
 
 def command(n: int, spec: str, *, device: str, batch: int, dtype: str, warmup: int, iters: int,
-            input_shape: tuple[int, ...] | None, out: str, threads: int = 0) -> list[str]:
+            input_shape: tuple[int, ...] | None, out: str, threads: int = 0, lowering: str = "") -> list[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
            "-m", "archviz.runtime.ddp_worker", "--spec", spec, "--device", device, "--batch", str(batch),
            "--dtype", dtype, "--warmup", str(warmup), "--iters", str(iters), "--threads", str(threads),
            "--out", out]
     if input_shape:
         cmd += ["--input", ",".join(map(str, input_shape))]
+    if lowering:
+        cmd += ["--lowering", lowering]
     return cmd
 
 

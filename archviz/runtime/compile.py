@@ -31,6 +31,7 @@ from ..core.analysis import Analysis, analyze
 from ..core.graph import Graph, build
 from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
+from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
 from .lrn import LRN
 
@@ -108,31 +109,37 @@ def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[
     return graph, analyze(graph, tuple(input_shape) if input_shape else None)
 
 
-def made(graph: Graph, analysis: Analysis) -> dict[str, Made]:
-    """Layer name → what to build, in topological order."""
+def made(graph: Graph, analysis: Analysis, lowering: Lowering = Lowering()) -> dict[str, Made]:
+    """Layer name → what to build, in topological order; each layer lowered as it says (its
+    ``lowering:``), else as ``lowering`` says, else its op's default."""
     stats = {s.name: s for s in analysis.layers}
     out = {}
     for la in graph.order:
         try:
-            out[la.name] = Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes))
+            out[la.name] = Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes,
+                                                    lowering=lowering.choice(la.op, la.lowering)))
         except OpError as exc:  # an op with no torch module (opaque): a located refusal
             raise ShapeError(la.name, str(exc), la.loc_of(exc.key), exc.hint) from None
     return out
 
 
-def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = None) -> nn.Module:
+def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = None,
+              lowering: Lowering = Lowering()) -> nn.Module:
     """Compile a spec into a module whose forward takes an (N, *input) tensor.
 
-    ``input_shape`` overrides the spec's ``input`` (per image, without the batch). Raises
+    ``input_shape`` overrides the spec's ``input`` (per image, without the batch); ``lowering``
+    chooses how ops with several torch implementations are built (LRN: fast or torch; a layer's
+    own ``lowering:`` wins). Raises
     :class:`ModelTooLarge` before allocating when the parameters, buffers and the activations of
     a one-image forward pass would need more than 80% of the available memory.
     """
     graph, analysis = prepare(spec, input_shape)
-    return compile_graph(graph, analysis)
+    return compile_graph(graph, analysis, lowering=lowering)
 
 
 def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.device | None = None,
-                  max_bytes: int | None = None, batch: int = 1) -> fx.GraphModule:
+                  max_bytes: int | None = None, batch: int = 1,
+                  lowering: Lowering = Lowering()) -> fx.GraphModule:
     """The GraphModule of an analysed graph; on ``device`` "meta" nothing is allocated (no guard).
 
     The guard counts the activations of a forward pass at ``batch`` (1 unless the caller runs a
@@ -141,7 +148,7 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
         check_memory(analysis, max_bytes, batch=batch, device=device or "cpu")
     root = nn.Module()
     with torch.device(device) if device is not None else nullcontext():
-        builds = made(graph, analysis)
+        builds = made(graph, analysis, lowering)
         for name in parents_first(list(builds)):
             install(root, name, _build(graph, name, builds[name]))
     return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
@@ -349,14 +356,14 @@ class Verification:
 
 
 def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
-           max_bytes: int | None = None) -> Verification:
+           max_bytes: int | None = None, lowering: Lowering = Lowering()) -> Verification:
     """Build the module (on the meta device when every op runs there, else on the CPU under the
     memory guard), run one image through it with forward hooks and FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
 
     graph, analysis = prepare(spec, input_shape)
     for device in ("meta", "cpu"):
-        model = compile_graph(graph, analysis, device=device, max_bytes=max_bytes).eval()
+        model = compile_graph(graph, analysis, device=device, max_bytes=max_bytes, lowering=lowering).eval()
         seen: dict[str, Shape] = {}
         counter = FlopCounterMode(display=False)
         try:
@@ -367,11 +374,12 @@ def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
                 continue  # an op without a meta kernel, or a real refusal: ask the CPU
             return _verification(analysis, model, seen, device, 0, str(exc).splitlines()[0])
         return replace(_verification(analysis, model, seen, device, counter.get_total_flops()),
-                       formulas=formula_checks(graph, analysis))
+                       formulas=formula_checks(graph, analysis, lowering=lowering))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0) -> tuple[FormulaCheck, ...]:
+def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0,
+                   lowering: Lowering = Lowering()) -> tuple[FormulaCheck, ...]:
     """Each parameter-free layer whose op writes out its formula (``OpKind.reference``): the layer
     as compiled, on the CPU, against that formula. The input is normal noise of standard deviation
     30 (conv1's outputs on raw pixels are in that range, where α vs α/n differ by ~50%) on at most
@@ -386,7 +394,8 @@ def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0) -> tuple[For
             continue
         x = 30 * torch.randn((2, shape[0], min(shape[1], 4), min(shape[2], 4)), generator=gen)
         with torch.no_grad():
-            got = Made.of(kind.torch(layer.params, (shape,))).build()(x)
+            lowered = kind.torch(layer.params, (shape,), lowering=lowering.choice(layer.op, layer.lowering))
+            got = Made.of(lowered).build()(x)
             want = kind.reference(layer.params, x)
         rel = ((got - want).abs() / want.abs().clamp_min(1e-30)).max().item()
         out.append(FormulaCheck(layer.name, layer.op, rel))

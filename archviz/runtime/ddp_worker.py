@@ -35,6 +35,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--input", default=None, help="C,H,W overriding the spec's input")
+    p.add_argument("--lowering", default="", help="how ops with a choice are built, e.g. lrn=torch")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per worker (0: cores / workers)")
     p.add_argument("--out", required=True, help="folder for rank<R>.json")
     return p.parse_args(argv)
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace, rank: int, local: int, world: int) -> dict[str
     from torch.nn.parallel import DistributedDataParallel
 
     from ..core.flops import Mode
+    from ..ops.lowering import Lowering
     from . import steps
     from .bench_rows import Dtype, Settings, Workload
     from .compile import prepare, to_module
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace, rank: int, local: int, world: int) -> dict[str
     shape = tuple(int(v) for v in args.input.split(",")) if args.input else None
     _, analysis = prepare(args.spec, shape)
     torch.manual_seed(0)  # every rank starts from the same weights (DDP also broadcasts rank 0's)
-    work = Workload.of(analysis.name, to_module(args.spec, input_shape=shape), analysis)
+    module = to_module(args.spec, input_shape=shape, lowering=Lowering.parse(args.lowering))
+    work = Workload.of(analysis.name, module, analysis)
     dtype = Dtype(args.dtype)
     settings = Settings(device=args.device, batches=(args.batch,), dtypes=(dtype,))
     steps.set_precision(dtype)

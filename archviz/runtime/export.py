@@ -27,9 +27,10 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import OPS, fmt_shape
+from ..ops.lowering import Lowering
 from ..ops.norm import LRNParams
 from ..spec import INPUT, Spec
-from .compile import class_name, compile_graph, made, parents_first, prepare
+from .compile import Made, class_name, compile_graph, made, parents_first, prepare
 
 Shape = tuple[int, ...]
 FORMATS = ("py", "torchscript", "onnx")
@@ -40,13 +41,16 @@ class ExportError(ArchvizError):
     """An export that cannot be made here (a missing optional package, an untraceable model)."""
 
 
-def to_python(spec: Spec | str | Path, input_shape: Shape | None = None) -> str:
-    """The source text of a self-contained module equivalent to ``to_module(spec)``."""
+def to_python(spec: Spec | str | Path, input_shape: Shape | None = None, *,
+              lowering: Lowering = Lowering()) -> str:
+    """The source text of a self-contained module equivalent to ``to_module(spec, lowering=...)``
+    (archviz's own layers are written as the torch class they subclass: the same maths)."""
     graph, analysis = prepare(spec, input_shape)
     stats = {s.name: s for s in analysis.layers}
     cls = class_name(graph.spec.name)
-    lines = [*_header(graph, analysis, cls), *_init(graph, analysis), "",
-             *_forward(graph, stats, analysis), *_footer(cls, analysis)]
+    builds = made(graph, analysis, lowering)
+    lines = [*_header(graph, analysis, cls), *_init(graph, analysis, builds), "",
+             *_forward(graph, stats, analysis, builds), *_footer(cls, analysis)]
     return "\n".join(lines) + "\n"
 
 
@@ -72,8 +76,7 @@ def _dims(shape: Shape) -> str:
     return ", ".join(map(str, shape))
 
 
-def _init(graph: Graph, a: Analysis) -> list[str]:
-    builds = made(graph, a)
+def _init(graph: Graph, a: Analysis, builds: dict[str, Made]) -> list[str]:
     stats = {s.name: s for s in a.layers}
     out = ["    def __init__(self) -> None:", "        super().__init__()"]
     layers = {la.name for la in graph.order}
@@ -153,8 +156,7 @@ def _variables(graph: Graph) -> dict[str, str]:
     return names
 
 
-def _forward(graph: Graph, stats: dict[str, LayerStats], a: Analysis) -> list[str]:
-    builds = made(graph, a)
+def _forward(graph: Graph, stats: dict[str, LayerStats], a: Analysis, builds: dict[str, Made]) -> list[str]:
     var = _variables(graph)
     layers = {la.name for la in graph.order}
     many = len(graph.outputs) > 1
@@ -186,10 +188,10 @@ def _footer(cls: str, a: Analysis) -> list[str]:
 # --- binary formats -----------------------------------------------------------------------------
 
 def to_torchscript(spec: Spec | str | Path, input_shape: Shape | None = None,
-                   max_bytes: int | None = None) -> bytes:
+                   max_bytes: int | None = None, *, lowering: Lowering = Lowering()) -> bytes:
     """A scripted module (traced if scripting fails) saved with ``torch.jit.save``."""
     graph, analysis = prepare(spec, input_shape)
-    model = compile_graph(graph, analysis, max_bytes=max_bytes).eval()
+    model = compile_graph(graph, analysis, max_bytes=max_bytes, lowering=lowering).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -207,14 +209,14 @@ def onnx_available() -> bool:
 
 
 def to_onnx(spec: Spec | str | Path, input_shape: Shape | None = None,
-            max_bytes: int | None = None) -> bytes:
+            max_bytes: int | None = None, *, lowering: Lowering = Lowering()) -> bytes:
     """An ONNX graph (torch.onnx.export, dynamo exporter) with a dynamic batch axis, in one file."""
     if not onnx_available():
         raise ExportError("--format onnx needs the 'onnx' and 'onnxscript' packages, which are not"
                           " installed here\ninstall them with `pip install onnx onnxscript` (archviz does"
                           " not depend on them), or export --format torchscript or py")
     graph, analysis = prepare(spec, input_shape)
-    model = compile_graph(graph, analysis, max_bytes=max_bytes, batch=2).eval()
+    model = compile_graph(graph, analysis, max_bytes=max_bytes, batch=2, lowering=lowering).eval()
     batch = torch.export.Dim("batch", min=1)
     with tempfile.TemporaryDirectory() as tmp, _quiet_onnx():
         path = Path(tmp) / "model.onnx"
@@ -240,7 +242,8 @@ def _quiet_onnx() -> Iterator[None]:
 
 # --- the paper's towers as source (export --split-gpus) -------------------------------------------
 
-def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *, halo: bool = False) -> str:
+def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *, halo: bool = False,
+                    lowering: Lowering = Lowering()) -> str:
     """The source text of a self-contained module equal to ``to_module(spec, devices=[...])``
     (:class:`~archviz.runtime.parallel.Towers`): one tower per GPU of the spec's ``gpus:``, each
     holding its rows of every layer, activations moved between devices (``.to(d)``) only where
@@ -254,8 +257,8 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
     if n < 2:
         raise ExportError(f"{graph.spec.name}: --split-gpus needs a spec split over GPUs (`gpus: 2`); this"
                           " one runs on one device")
-    towers = to_towers(graph.spec, ["cpu"] * n, input_shape=input_shape, halo=halo)
-    builds = made(graph, analysis)
+    towers = to_towers(graph.spec, ["cpu"] * n, input_shape=input_shape, halo=halo, lowering=lowering)
+    builds = made(graph, analysis, lowering)
     stats = {s.name: s for s in analysis.layers}
     layers = {la.name for la in graph.order}
     cls = class_name(graph.spec.name) + "Towers"

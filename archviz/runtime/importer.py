@@ -31,7 +31,7 @@ from torch import fx, nn
 from ..core.analysis import analyze
 from ..errors import ArchvizError
 from ..spec import INPUT, Spec, loads
-from ..spec.write import Entry, Header, fold, write
+from ..spec.write import LOWERING, Entry, Header, fold, write
 
 Shape = tuple[int, ...]
 PREFIX = "layer_"   # for a module path whose first segment is not a name: 0.conv → layer_0.conv
@@ -244,6 +244,10 @@ def _plain(op: str) -> Callable[[Any], Mapped]:
     return lambda m: [(op, {})]
 
 
+# The source module runs torch's own implementation of an op with several lowerings: the layer
+# says so (``lowering: torch``), so compile and cost follow what the module really does.
+TORCH_LOWERING = {LOWERING: "torch"}
+
 MODULES: dict[type[nn.Module], Callable[[Any], Mapped]] = {
     nn.Conv2d: _conv,
     nn.Linear: lambda m: [("linear", {"out": m.out_features, "bias": m.bias is not None})],
@@ -251,7 +255,7 @@ MODULES: dict[type[nn.Module], Callable[[Any], Mapped]] = {
     nn.MaxPool2d: _pool("maxpool"), nn.AvgPool2d: _pool("avgpool"),
     nn.AdaptiveAvgPool2d: lambda m: [("adaptive_avgpool", {"out": m.output_size})],  # None: see _node
     nn.LocalResponseNorm: lambda m: [("lrn", {"size": m.size, "alpha": m.alpha / m.size, "beta": m.beta,
-                                              "k": m.k})],   # torch divides its alpha by n
+                                              "k": m.k, **TORCH_LOWERING})],   # torch divides its alpha by n
     nn.ReLU: _plain("relu"), nn.ReLU6: _plain("relu6"), nn.SiLU: _plain("silu"),
     nn.Sigmoid: _plain("sigmoid"), nn.Tanh: _plain("tanh"), nn.GELU: _gelu,
     nn.Hardswish: _plain("hardswish"), nn.Hardsigmoid: _plain("hardsigmoid"),
@@ -563,12 +567,14 @@ def _module_names(scopes: Mapping[str, list[str]], names: _Names) -> dict[str, s
 
 
 def _settings(op: str, given: dict[str, Any]) -> dict[str, Any]:
-    """All of an op's settings: the given ones, defaults for the rest (typed as a loaded spec's)."""
+    """All of an op's settings: the given ones, defaults for the rest (typed as a loaded spec's);
+    the layer key ``lowering``, if given, kept beside them for the writer."""
     from ..ops import OPS
 
     kind = OPS[op]
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items()}
-    return kind.settings(kind.make(values))
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if k != LOWERING}
+    own = {LOWERING: given[LOWERING]} if LOWERING in given else {}
+    return {**kind.settings(kind.make(values)), **own}
 
 
 def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str]) -> tuple[str, ...]:

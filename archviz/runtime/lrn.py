@@ -20,20 +20,20 @@ dtype; ``d`` is kept in fp32.
 dict: ``alpha`` is torch's, the paper's α times ``size``), so code that asks
 ``isinstance(m, nn.LocalResponseNorm)`` keeps working. TorchScript, tracing and ONNX export take
 torch's own function, so exports keep the standard operator.
+
+It is the ``fast`` lowering of the ``lrn`` op (the default); ``torch`` builds
+``nn.LocalResponseNorm`` itself. The choice is a value passed to compile and cost
+(:class:`archviz.ops.lowering.Lowering`, ``--lowering lrn=torch``, or a layer's ``lowering:``).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch's convention
 from torch import nn
-
-from ..ops.norm import lrn_lowering
 
 _HALF = (torch.bfloat16, torch.float16)
 
@@ -96,18 +96,3 @@ class LRN(nn.LocalResponseNorm):
         if x.dim() < 3:  # torch's own message for a batch without channels
             return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
         return LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k)
-
-
-@contextmanager
-def lowering(name: str) -> Iterator[None]:
-    """Build LRN layers as ``name`` ("fast" or "torch") inside the block (sets ARCHVIZ_LRN)."""
-    old = os.environ.get("ARCHVIZ_LRN")
-    os.environ["ARCHVIZ_LRN"] = name
-    try:
-        lrn_lowering()
-        yield
-    finally:
-        if old is None:
-            del os.environ["ARCHVIZ_LRN"]
-        else:
-            os.environ["ARCHVIZ_LRN"] = old

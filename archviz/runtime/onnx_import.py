@@ -33,7 +33,7 @@ from typing import Any
 
 from ..spec import INPUT, loads
 from ..spec.write import Entry, Header, fold, write
-from .importer import PREFIX, Imported, ImportFailed, _check, _Names, _settings, layer_name
+from .importer import PREFIX, TORCH_LOWERING, Imported, ImportFailed, _check, _Names, _settings, layer_name
 
 Shape = tuple[int, ...]
 
@@ -209,7 +209,8 @@ def _lrn_patterns(g: _Graph) -> tuple[dict[str, tuple[str, dict[str, Any]]], set
             continue   # an intermediate value read elsewhere: not just an LRN
         size = int(kernel[0])
         assert alpha is not None and beta is not None and k is not None
-        found[div.output[0]] = (x, {"size": size, "alpha": alpha / size, "beta": beta, "k": k})
+        found[div.output[0]] = (x, {"size": size, "alpha": alpha / size, "beta": beta, "k": k,
+                                    **TORCH_LOWERING})   # torch's F.local_response_norm, written out
         swallowed.update(n.name or n.output[0] for n in chain)
     return found, swallowed
 
@@ -349,7 +350,8 @@ def _node(n: Any, g: _Graph, ins: list[Shape], out: Shape | None, weights: list[
     if t == "LRN":
         size = int(a["size"])
         return [("lrn", {"size": size, "alpha": float(a.get("alpha", 1e-4)) / size,
-                         "beta": float(a.get("beta", 0.75)), "k": float(a.get("bias", 1.0))})]
+                         "beta": float(a.get("beta", 0.75)), "k": float(a.get("bias", 1.0)),
+                         **TORCH_LOWERING})]   # the standard operator: torch's LocalResponseNorm
     if t == "Clip":
         return _clip(n, g)
     if t == "LeakyRelu":

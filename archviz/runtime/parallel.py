@@ -41,6 +41,7 @@ from torch import nn
 from ..core.analysis import Analysis, LayerStats, channel_share
 from ..core.graph import Graph
 from ..errors import ArchvizError
+from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec
 from .compile import Add, Concat, compile_graph, install, prepare
 
@@ -173,12 +174,13 @@ class Towers(nn.Module):
 # --- building ------------------------------------------------------------------------------------
 
 def to_towers(spec: Spec | str | Path, devices: Sequence[str | torch.device], *,
-              input_shape: tuple[int, ...] | None = None, halo: bool = False) -> Towers:
+              input_shape: tuple[int, ...] | None = None, halo: bool = False,
+              lowering: Lowering = Lowering()) -> Towers:
     """Compile ``spec`` as towers over ``devices`` (one per GPU of the spec's ``gpus:``); the
     weights are initialised as the single-device module's are, then split."""
     graph, analysis = prepare(spec, input_shape)
     check_devices(analysis, devices)
-    model = compile_graph(graph, analysis)
+    model = compile_graph(graph, analysis, lowering=lowering)
     return split_module(model, graph, analysis, devices, halo=halo)
 
 

@@ -35,7 +35,8 @@ ALLOWABLE = {"inexact": "a sliding window's division that is not whole (rows or 
 _BIG = 2**63 - 1  # the largest integer a spec may write anywhere
 
 __all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind",
-           "read_allow", "read_from", "read_name", "read_positive_int", "read_shape", "read_word", "show"]
+           "read_allow", "read_from", "read_lowering", "read_name", "read_positive_int", "read_shape",
+           "read_word", "show"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Layer:
     note: str = ""
     use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
     allow: frozenset[str] = frozenset()  # warnings accepted for this layer (`allow: [inexact]`)
+    lowering: str = ""                # its own `lowering:` (one of its op's lowerings), "" if none
 
     def loc_of(self, key: str | None) -> Loc:
         return self.key_locs.get(key, self.loc) if key else self.loc
@@ -208,6 +210,21 @@ def read_allow(doc: Doc, node: yaml.Node, what: str) -> frozenset[str]:
                             "allow: [inexact] accepts divisions that are not whole")
         out.add(value)
     return frozenset(out)
+
+
+def read_lowering(doc: Doc, node: yaml.Node, what: str, op: str, lowerings: tuple[str, ...],
+                  others: Mapping[str, tuple[str, ...]]) -> str:
+    """A layer's ``lowering: torch``: one of its op's ``lowerings``; an op without a choice refuses
+    the key (``others``: the ops that have one, for the hint)."""
+    value = doc.value(node)
+    if not lowerings:
+        menu = "; ".join(f"{o}: {', '.join(ch)}" for o, ch in others.items())
+        raise doc.error(node, f"{what}: op {op} has no choice of lowering",
+                        f"hint: lowering: applies to the ops with a choice ({menu})")
+    if not isinstance(value, str) or value not in lowerings:
+        raise doc.error(node, f"{what}: expected one of {', '.join(lowerings)} ({op}'s lowerings,"
+                        f" {lowerings[0]} the default), got {show(value)}")
+    return value
 
 
 def read_positive_int(doc: Doc, node: yaml.Node, what: str) -> int:

@@ -19,6 +19,7 @@ from ..errors import Loc, SpecError, did_you_mean
 from ..limits import MAX_DEPTH, MAX_GPUS, max_alias_nodes, max_spec_bytes
 from ..ops import OPS
 from ..ops.fields import FieldError
+from ..ops.lowering import lowering_ops
 from . import bundled
 from .blocks import Expander, parse_blocks
 from .claims import Claim, parse_claims
@@ -31,6 +32,7 @@ from .doc import (
     node_kind,
     read_allow,
     read_from,
+    read_lowering,
     read_name,
     read_positive_int,
     read_shape,
@@ -47,7 +49,7 @@ TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "allow",
 # see docs/spec-format.md)
 SPEC_VERSIONS = (1, 2)
 SPEC_VERSION = 2
-LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow"}
+LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow", "lowering"}
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -387,7 +389,10 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     locs = {k: doc.loc(v) for k, (_, v) in entries.items()}
     note = doc.text(entries["note"][1], f"{name}.note") if "note" in entries else ""
     allow = read_allow(doc, entries["allow"][1], f"{name}.allow") if "allow" in entries else frozenset()
-    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site, allow)
+    lowering = read_lowering(doc, entries["lowering"][1], f"{name}.lowering", op_name, kind.lowerings,
+                             lowering_ops()) if "lowering" in entries else ""
+    return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site, allow,
+                 lowering)
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,

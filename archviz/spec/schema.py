@@ -51,6 +51,10 @@ def op_schema(kind: OpKind) -> Json:
     own = kind.schema()
     props: Json = {"op": {"const": kind.name, "description": kind.doc}, **COMMON, **own["properties"]}
     required = ["name", "op", *own["required"]]
+    if kind.lowerings:  # the general layer key, only where the op has a choice
+        props["lowering"] = {"enum": list(kind.lowerings),
+                             "description": f"how this layer is built in torch ({kind.lowerings[0]} by"
+                                            " default); beats archviz's --lowering"}
     if kind.multi_input:
         required.append("from")
         props["from"] = {"type": "array", "items": {"type": "string"}, "minItems": 2,

@@ -23,9 +23,14 @@ from .load import INPUT, SPEC_VERSION, Spec, loads
 IN = "$in"
 
 
+LOWERING = "lowering"   # the general layer key an importer may add to an entry's settings
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One layer to write: its op's settings as typed values (all fields), its inputs by name."""
+    """One layer to write: its op's settings as typed values (all fields), its inputs by name.
+    ``settings`` may also hold the layer key ``lowering`` (an importer records that the source
+    module uses torch's implementation: ``lowering: torch``); it is written as it is."""
 
     name: str
     op: str
@@ -211,7 +216,7 @@ def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | No
             return None, {}, {}
         shown = given(op, settings) if other is None else given(op, settings) | given(op, other[2])
         for key in shown:
-            v1, v2 = yaml_value(settings[key]), yaml_value(other[2][key]) if other else None
+            v1, v2 = yaml_value(settings[key]), yaml_value(other[2].get(key)) if other else None
             if other is None or v1 == v2:
                 d[key] = v1
             else:
@@ -229,8 +234,8 @@ def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | No
 
 
 def _same(a: Spec, b: Spec) -> bool:
-    return [(la.name, la.op, la.params, la.inputs) for la in a.layers] == \
-        [(la.name, la.op, la.params, la.inputs) for la in b.layers]
+    return [(la.name, la.op, la.params, la.inputs, la.lowering) for la in a.layers] == \
+        [(la.name, la.op, la.params, la.inputs, la.lowering) for la in b.layers]
 
 
 def fold(header: Header, entries: Sequence[Entry]) -> str:
@@ -284,8 +289,11 @@ def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) ->
 
 
 def entry_of(layer: Any) -> Entry:
-    """A loaded :class:`~archviz.spec.Layer` as an :class:`Entry` (all its typed settings)."""
-    return Entry(layer.name, layer.op, OPS[layer.op].settings(layer.params), layer.inputs, layer.note)
+    """A loaded :class:`~archviz.spec.Layer` as an :class:`Entry` (all its typed settings, and its
+    own ``lowering`` if it states one)."""
+    own = {LOWERING: layer.lowering} if layer.lowering else {}
+    return Entry(layer.name, layer.op, {**OPS[layer.op].settings(layer.params), **own}, layer.inputs,
+                 layer.note)
 
 
-__all__ = ["Entry", "Header", "fold", "write", "entry_of", "replace"]
+__all__ = ["LOWERING", "Entry", "Header", "fold", "write", "entry_of", "replace"]
