@@ -118,10 +118,17 @@ def target(name: str) -> Target:
         return Target("cpu", "this machine's CPU", _meminfo_gib(), None, None, None, "/proc/meminfo")
     if key == "cuda":
         return _local_cuda()
+    size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(gb|gib)", key)
+    if size:   # a capacity alone: memory is answered, time is not (no peak FLOP/s, no bandwidth)
+        gib = float(size.group(1))
+        return Target(key, f"a {size.group(1)} GB device", gib, None, None, None,
+                      "--device: a capacity (GB as the vendors write it: binary, GiB)")
     keys = device_keys()
+    near = did_you_mean(key, keys)
+    near = near if near.startswith("did you mean") else ""   # the list is printed once, below
     raise CostError(f"--device: unknown device '{name}'",
-                    hint=(did_you_mean(key, keys) + "\n" if did_you_mean(key, keys) else "")
-                    + "known: " + ", ".join(keys))
+                    hint=(near + "\n" if near else "") + "known: " + ", ".join(keys)
+                    + ", or a capacity such as 24GB")
 
 
 def _meminfo_gib() -> float | None:
