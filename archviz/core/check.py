@@ -243,7 +243,7 @@ def _cost_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         used = cost.peak
         each = f"each of {gpus} GPUs" if gpus > 1 else "one GPU"
         parts = [f"{k} {v / GIB:.2f}" for k, v in cost.per_gpu[0].as_dict().items()
-                 if k not in ("total", "cross") and v]
+                 if k not in ("total", "cross", "model_states", "peak", "kv_cache") and v]
         how = (f"{each} at {at}: " + " + ".join(parts)
                + f" = {used / GIB:.2f} GiB on {device.name}; largest batch that fits: {cost.largest_batch}")
         return CheckResult(f"memory, {c.layer}", c.text, f"{used / GIB:.2f} GiB", how,

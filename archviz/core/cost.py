@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from math import prod
 
@@ -30,6 +30,7 @@ from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved
 from ..spec import INPUT, Spec
 from .analysis import Analysis, LayerStats, channel_share
+from .cost_memory import Aff, Moment, add, at, largest_batch, timeline
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for
 from .flops import Mode, needs_grad
 
@@ -53,10 +54,22 @@ class Optimizer(str, Enum):
     sgd = "sgd"
     momentum = "momentum"
     adam = "adam"
+    adamw = "adamw"
 
     @property
     def states(self) -> int:
-        return {"sgd": 0, "momentum": 1, "adam": 2}[self.value]
+        return {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[self.value]
+
+    def temporaries(self, tensors: list[tuple[int, int]], foreach: bool) -> tuple[int, int]:
+        """The update's working buffers (fixed bytes): torch's single-tensor loop (the CPU
+        default) holds them for one parameter tensor at a time (SGD's weight-decayed gradient,
+        Adam's square root and denominator), the foreach kernels (CUDA) for all at once
+        (the decayed gradients, Adam's list of square roots)."""
+        if foreach:
+            return ({"sgd": 0, "momentum": 1, "adam": 1, "adamw": 1}[self.value]
+                    * sum(t[0] for t in tensors), 0)
+        largest = max((t[0] for t in tensors), default=0)
+        return ({"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[self.value] * largest, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,10 +120,17 @@ def target(name: str) -> Target:
         return Target("cpu", "this machine's CPU", _meminfo_gib(), None, None, None, "/proc/meminfo")
     if key == "cuda":
         return _local_cuda()
+    size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(gb|gib)", key)
+    if size:   # a capacity alone: memory is answered, time is not (no peak FLOP/s, no bandwidth)
+        gib = float(size.group(1))
+        return Target(key, f"a {size.group(1)} GB device", gib, None, None, None,
+                      "--device: a capacity (GB as the vendors write it: binary, GiB)")
     keys = device_keys()
+    near = did_you_mean(key, keys)
+    near = near if near.startswith("did you mean") else ""   # the list is printed once, below
     raise CostError(f"--device: unknown device '{name}'",
-                    hint=(did_you_mean(key, keys) + "\n" if did_you_mean(key, keys) else "")
-                    + "known: " + ", ".join(keys))
+                    hint=(near + "\n" if near else "") + "known: " + ", ".join(keys)
+                    + ", or a capacity such as 24GB")
 
 
 def _meminfo_gib() -> float | None:
@@ -175,16 +195,29 @@ class Memory:
     saved: int
     transient: int
     cross: int = 0                # bytes of other GPUs' activations received (a split)
+    kv_cache: int = 0             # (issue 24: inference's cache; 0 for now)
+    phase: str = ""               # the moment of the peak: forward, backward or optimizer
+    at: str = ""                  # and the layer running then
+
+    @property
+    def model_states(self) -> int:
+        return self.params + self.grads + self.optimizer
 
     @property
     def total(self) -> int:
-        return (self.params + self.grads + self.optimizer + self.buffers + self.input + self.saved
-                + self.transient)
+        """The peak: every part is taken at the step's worst moment."""
+        return (self.model_states + self.buffers + self.input + self.saved + self.transient
+                + self.kv_cache)
+
+    @property
+    def peak(self) -> int:
+        return self.total
 
     def as_dict(self) -> dict[str, int]:
         return {"params": self.params, "grads": self.grads, "optimizer": self.optimizer,
-                "buffers": self.buffers, "input": self.input, "saved": self.saved,
-                "transient": self.transient, "cross": self.cross, "total": self.total}
+                "model_states": self.model_states, "buffers": self.buffers, "input": self.input,
+                "saved": self.saved, "transient": self.transient, "cross": self.cross,
+                "kv_cache": self.kv_cache, "total": self.total, "peak": self.peak}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,34 +308,66 @@ def estimate(analysis: Analysis, spec: Spec, settings: Settings, device: Target,
     timed = device.tflops(settings.dtype) is not None and bool(device.bandwidth_gbs)
     layers = _layers(analysis, spec, settings, rules, device if timed else None, n_gpus)
     unknown = any(not lc.saved_known for lc in layers)
-    memory = _memory(analysis, layers, settings, 1, 0)
-    per_gpu = tuple(_memory(analysis, layers, settings, n_gpus, g) for g in range(n_gpus)) \
-        if n_gpus > 1 else (memory,)
+    plans = [_plan(analysis, spec, settings, n_gpus, g) for g in range(n_gpus)]
+    infer = settings.mode is Mode.infer
+    memory = _memory(_plan(analysis, spec, settings, 1, 0), settings.batch, infer) if n_gpus > 1 \
+        else _memory(plans[0], settings.batch, infer)
+    per_gpu = tuple(_memory(pl, settings.batch, infer) for pl in plans) if n_gpus > 1 else (memory,)
     time = _time(analysis, layers, settings, device, n_gpus) if timed else None
-    cost = Cost(name=analysis.name, settings=settings, target=device, gpus=n_gpus, layers=tuple(layers),
-                memory=memory, per_gpu=per_gpu, lower_bound=unknown, largest_batch=None, time=time)
-    return replace(cost, largest_batch=_largest_batch(analysis, spec, settings, device, n_gpus, rules))
+    largest = None
+    if device.memory_gib:
+        cap = int(device.memory_gib * GIB)
+        found = [largest_batch(pl.moments, add(*pl.persistent.values(), pl.cross), cap) for pl in plans]
+        largest = None if any(f is None for f in found) else min(f for f in found if f is not None)
+    return Cost(name=analysis.name, settings=settings, target=device, gpus=n_gpus, layers=tuple(layers),
+                memory=memory, per_gpu=per_gpu, lower_bound=unknown, largest_batch=largest, time=time)
 
 
-def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, gpus: int,
-                   rules: list[tuple[LayerStats, Saved, int, int]]) -> int | None:
-    """Memory is affine in the batch: solve fixed + b·per_image ≤ capacity on the busiest GPU."""
-    if not device.memory_gib:
-        return None
-    cap = int(device.memory_gib * GIB)
+@dataclass(frozen=True)
+class _Plan:
+    """One device's step: its persistent parts and every moment (affine in the batch)."""
 
-    def peak(b: int) -> int:
-        ls = _layers(analysis, spec, replace(s, batch=b), rules)
-        return max(_memory(analysis, ls, replace(s, batch=b), gpus, g).total for g in range(gpus))
+    persistent: dict[str, Aff]      # params, optimizer, buffers, input
+    cross: Aff
+    moments: tuple[Moment, ...]
 
-    one, two = peak(1), peak(2)
-    slope, fixed = two - one, 2 * one - two
-    if one > cap or slope <= 0:
-        return 0 if one > cap else None
-    b = (cap - fixed) // slope
-    while gpus > 1 and b > 1 and peak(b) > cap:   # rounding in the channel shares
-        b -= 1
-    return b
+
+def _plan(analysis: Analysis, spec: Spec, s: Settings, gpus: int, gpu: int) -> _Plan:
+    train = s.mode is Mode.train
+    chans = {st.name: st.output[0] for st in analysis.layers}
+
+    def share(name: str, x: Aff) -> Aff:
+        c = chans[name]
+        return x if gpus == 1 else (_share(x[0], c, gpus, gpu), _share(x[1], c, gpus, gpu))
+
+    params = sum(share(st.name, (st.params * 4, 0))[0] for st in analysis.layers)
+    bufs = {la.name: OPS[la.op].buffer_bytes(la.params, st.in_shapes, st.output)
+            for la, st in zip(spec.layers, analysis.layers, strict=True)}
+    cross = 0
+    if gpus > 1:
+        for st in analysis.layers:
+            if not st.gpu_local:  # receives the other GPUs' share of its input and keeps it (train)
+                cross += sum(prod(x) for x in st.in_shapes) * DTYPE_BYTES[s.dtype.stored] * (gpus - 1) // gpus
+    foreach = s.torch_device == "cuda"
+    moments = timeline(analysis, spec, s.mode, s.dtype.autocast, s.torch_device,
+                       lambda ts: s.optimizer.temporaries(ts, foreach), share)
+    persistent = {"params": (params, 0), "optimizer": (params * s.optimizer.states if train else 0, 0),
+                  "buffers": (sum(share(n, (b, 0))[0] for n, b in bufs.items()), 0),
+                  "input": (0, prod(analysis.input) * 4 + 8)}    # the fp32 images, the int64 labels
+    return _Plan(persistent, (0, cross), moments)
+
+
+def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:
+    """The parts at the step's worst moment."""
+    m = max(plan.moments, key=lambda mo: mo.total(batch))
+    p = {k: at(v, batch) for k, v in plan.persistent.items()}
+    cross = at(plan.cross, batch)
+    acts, temps = at(m.acts, batch) + cross, at(m.temps, batch)
+    if infer:
+        acts, temps = 0, acts + temps      # inference saves nothing: its live outputs are transient
+    return Memory(params=p["params"], grads=at(m.grads, batch), optimizer=p["optimizer"],
+                  buffers=p["buffers"], input=p["input"], saved=acts,
+                  transient=temps, cross=cross, phase=m.phase, at=m.layer)
 
 
 def _layers(analysis: Analysis, spec: Spec, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
@@ -354,30 +419,6 @@ def _share(total: int, channels: int, gpus: int, gpu: int) -> int:
     shares = [total * channel_share(channels, gpus, g) // channels for g in range(gpus)]
     shares[0] += total - sum(shares)
     return shares[gpu]
-
-
-def _memory(analysis: Analysis, layers: list[LayerCost], s: Settings, gpus: int, gpu: int) -> Memory:
-    train = s.mode is Mode.train
-    stats = {st.name: st for st in analysis.layers}
-    params = buffers = saved = cross = 0
-    transient = 0
-    for lc in layers:
-        st = stats[lc.name]
-        c = st.output[0]
-        params += _share(lc.params, c, gpus, gpu)
-        buffers += _share(lc.buffers, c, gpus, gpu)
-        layer_saved = _share(lc.saved, c, gpus, gpu)
-        if gpus > 1 and not lc.gpu_local:
-            # a layer that reads every GPU's share receives the others' activations and keeps them
-            got = sum(prod(x) for x in st.in_shapes) * s.batch * DTYPE_BYTES[s.dtype.stored]
-            cross += got * (gpus - 1) // gpus
-            layer_saved += got * (gpus - 1) // gpus if train else 0
-        saved += layer_saved
-        transient = max(transient, _share(lc.transient, c, gpus, gpu))
-    state = params * s.optimizer.states if train else 0
-    return Memory(params=params, grads=params if train else 0, optimizer=state, buffers=buffers,
-                  input=prod(analysis.input) * 4 * s.batch, saved=saved if train else 0,
-                  transient=transient, cross=cross)
 
 
 # ---- time ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from math import prod
 
 from . import receptive as rf
 from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
-from .saved import Autocast, Saved, SavedTensor
+from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .saved import promote as _promote
 
 # --- merges -------------------------------------------------------------------------------------
@@ -39,6 +39,9 @@ class Add(_Merge):
               lowering: str = "") -> Saved:
         return Saved((), _promote(ac.ins))  # the gradient of a sum needs no tensor
 
+    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+        return Temporaries(grad_alias=True)  # AddBackward hands the same gradient to each input
+
     def work(self, p: NoParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return (len(ins) - 1) * prod(out)
 
@@ -62,6 +65,9 @@ class Concat(_Merge):
     def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
         return Saved((), _promote(ac.ins))  # cat's backward slices the gradient: nothing saved
+
+    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+        return Temporaries(grad_alias=True)  # the slices are views of the output's gradient
 
 def broadcast(a: Shape, b: Shape) -> Shape | None:
     """Two per-image shapes of one rank broadcast elementwise (torch's rule, sizes of 1 stretch);

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 from . import receptive as rf
 from .arith import Window
 from .fields import Field, Pair, fields_of
-from .saved import Autocast, Saved
+from .saved import Autocast, Saved, Temporaries
 
 Shape = tuple[int, ...]
 
@@ -139,6 +139,12 @@ class OpKind:
         ``lowering``: one of :attr:`lowerings` ("" for the default; ops without a choice ignore it).
         The base rule is unknown: totals that include such a layer are lower bounds."""
         return Saved((), ac.ins[0], known=False)
+
+    def temporaries(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+        """Working buffers of the torch lowering beyond its output, saved tensors and gradients
+        (per image, bytes); checked as part of the training peak against MemTracker
+        (tests/test_cost_peak.py). The base: none; the gradient is allocated afresh."""
+        return Temporaries()
 
     def receptive(self, p: Any, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...], out: Shape,
                   image: Shape) -> rf.ReceptiveField:

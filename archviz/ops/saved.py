@@ -54,6 +54,19 @@ class Saved:
     known: bool = True
 
 
+@dataclass(frozen=True)
+class Temporaries:
+    """What an op's torch lowering holds besides its output and saved tensors, per image, in
+    bytes (the allocator's view, archviz.core.cost_memory): ``forward``, the working buffers alive
+    at its forward's worst moment; ``backward``, those of its backward, beside the input
+    gradients. ``grad_alias``: the backward passes the output's gradient on as views (add,
+    concat, flatten): no input gradient is allocated."""
+
+    forward: int = 0
+    backward: int = 0
+    grad_alias: bool = False
+
+
 def promote(dtypes: tuple[str, ...]) -> str:
     """torch's type promotion among float dtypes: fp32 wins over a half type."""
     return dtypes[0] if len(set(dtypes)) == 1 else "fp32"

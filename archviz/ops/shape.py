@@ -5,7 +5,7 @@ from __future__ import annotations
 from math import prod
 
 from .registry import Inferred, NoParams, OpKind, Shape, TorchLayer, register
-from .saved import Autocast, Saved
+from .saved import Autocast, Saved, Temporaries
 
 
 @register
@@ -24,3 +24,6 @@ class Flatten(OpKind):
     def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
         return Saved((), ac.ins[0], view=True)  # a view of its input: no copy, nothing saved
+
+    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+        return Temporaries(grad_alias=True)  # its gradient is a view of the output's

@@ -51,7 +51,7 @@ def to_dict(c: Cost) -> dict[str, Any]:
                    "bandwidth_gbs": c.target.bandwidth_gbs,
                    "peak_tflops": c.target.tflops(s.dtype), "source": c.target.source,
                    "link": c.target.link.name if c.target.link and c.gpus > 1 else None},
-        "memory": c.memory.as_dict(),
+        "memory": c.memory.as_dict() | {"phase": c.memory.phase, "at": c.memory.at},
         "per_gpu": [m.as_dict() for m in c.per_gpu],
         "peak_bytes": c.peak,
         "capacity_bytes": c.capacity,
@@ -116,7 +116,8 @@ def cost_view(c: Cost, run: str = "") -> Any:
                       lc.bound, f"{lc.time_ms:.3f}" if lc.time_ms is not None else "")
     parts: list[Any] = [table]
     mem = Table(title="memory (MiB)" + (" per GPU" if c.gpus > 1 else ""), title_justify="left")
-    keys = ("params", "grads", "optimizer", "buffers", "input", "saved", "transient", "cross", "total")
+    keys = ("params", "grads", "optimizer", "model_states", "buffers", "input", "saved", "transient",
+            "cross", "peak")
     mem.add_column("")
     for k in keys:
         mem.add_column(k, justify="right")
@@ -127,6 +128,9 @@ def cost_view(c: Cost, run: str = "") -> Any:
         mem.add_row(label, *(mib(d[k]) for k in keys))
     parts.append(mem)
     lines = [verdict(c)]
+    if c.memory.phase:
+        lines.append(f"the peak: in the {c.memory.phase} step's {safe(c.memory.at)}"
+                     " (grads: made by then; saved: activations alive; transient: gradients and buffers)")
     if c.lower_bound:
         lines.append("a layer's saved bytes are unknown (?): the totals are lower bounds")
     if c.time is not None:

@@ -1,0 +1,246 @@
+"""The training step's memory as the allocator sees it: a walk over the step's phases (pure).
+
+Persistent state (parameters, buffers, the input batch, optimizer state) is there all step;
+on top of it, at every moment of the step, what is alive:
+
+- **forward** (layers in order): each layer's output is allocated and lives until its last
+  reader has run, unless a layer saves it for backward; saved tensors (each op's
+  :meth:`~archviz.ops.OpKind.saved` rule, by storage) accumulate; each op's forward working
+  buffers (:meth:`~archviz.ops.OpKind.temporaries`) live while it runs. The loss (log-softmax of
+  the fp32 logits) ends the phase.
+- **backward** (layers in reverse): a layer's backward reads its output's gradient, allocates
+  its inputs' gradients (none where the gradient passes on as a view: add, concat, flatten),
+  its parameters' gradients (fp32; under autocast first in the low dtype, then cast) and its
+  working buffers; then the output's gradient, the working buffers and the tensors only this
+  layer saved are freed. A second gradient for the same tensor is summed into the first.
+- **optimizer**: all gradients, and the update's temporaries: per tensor on the CPU (the
+  largest parameter tensor, ×2 for Adam's denominator), for all tensors at once on CUDA (the
+  foreach kernels).
+
+Every byte count is affine in the batch, ``(fixed, per image)``: the peak at a batch is the
+largest moment, and the largest batch that fits is solved moment by moment (no search).
+The oracle is PyTorch's MemTracker (tests/test_cost_peak.py, benchmarks/cost_vs_memtracker.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import prod
+
+from ..ops import OPS
+from ..ops.saved import DTYPE_BYTES, Autocast
+from ..spec import INPUT, Spec
+from .analysis import Analysis
+from .flops import Mode, needs_grad
+
+Aff = tuple[int, int]          # (fixed bytes, bytes per image)
+ZERO: Aff = (0, 0)
+
+
+def add(*xs: Aff) -> Aff:
+    return (sum(x[0] for x in xs), sum(x[1] for x in xs))
+
+
+def at(x: Aff, batch: int) -> int:
+    return x[0] + x[1] * batch
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What is alive at one point of the step, beyond the persistent state."""
+
+    phase: str                 # forward, backward, optimizer
+    layer: str
+    acts: Aff                  # activations: outputs still to be read, tensors saved for backward
+    temps: Aff                 # activation gradients and ops' working buffers
+    grads: Aff                 # parameter gradients made so far
+
+    def total(self, batch: int) -> int:
+        return at(add(self.acts, self.temps, self.grads), batch)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    name: str
+    index: int
+    inputs: tuple[str, ...]    # input tensor names
+    out: Aff                   # output bytes
+    out_key: str               # its storage (a view: its input's)
+    new_saved: tuple[tuple[str, Aff], ...]   # storages it creates to save (casts, masks, stats)
+    saved_keys: tuple[str, ...]              # every storage it saves
+    fwd_temp: Aff
+    bwd_temp: Aff
+    alias: bool
+    grad: bool                 # a gradient flows through its output
+    params: Aff                # fp32 parameter bytes (its gradients)
+    low_copy: Aff              # under autocast, its weight's low-precision gradient before the cast
+
+
+def _layers(analysis: Analysis, spec: Spec, compute: str | None, device: str, train: bool,
+            share: Callable[[str, Aff], Aff]) -> list[_Layer]:
+    params = {la.name: la.params for la in spec.layers}
+    grad = needs_grad(analysis) if train else set()
+    dtypes: dict[str, str] = {INPUT: "fp32"}
+    storage: dict[str, str] = {INPUT: INPUT}
+    out = []
+    for i, st in enumerate(analysis.layers):
+        kind = OPS[st.op]
+        p = params[st.name]
+        ac = Autocast(compute, tuple(dtypes[x] for x in st.inputs), device)
+        rule = kind.saved(p, st.in_shapes, st.output, ac)
+        tmp = kind.temporaries(p, st.in_shapes, st.output, ac)
+        dtypes[st.name] = rule.out_dtype
+        storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
+        new: list[tuple[str, Aff]] = []
+        keys: list[str] = []
+        if st.name in grad:
+            for j, t in enumerate(rule.tensors):
+                key = (storage[st.inputs[t.index]] if t.shares == "input" else
+                       storage[st.name] if t.shares == "output" else f"{st.name}#{j}")
+                keys.append(key)
+                if not t.shares:
+                    new.append((key, share(st.name, (0, t.bytes) if t.per_image else (t.bytes, 0))))
+        low = 2 * st.params if compute and st.macs and st.params and st.name in grad else 0
+        out.append(_Layer(
+            name=st.name, index=i, inputs=st.inputs,
+            out=share(st.name, (0, prod(st.output) * DTYPE_BYTES[rule.out_dtype])),
+            out_key=storage[st.name], new_saved=tuple(new), saved_keys=tuple(keys),
+            fwd_temp=share(st.name, (0, tmp.forward)), bwd_temp=share(st.name, (0, tmp.backward)),
+            alias=tmp.grad_alias or rule.view, grad=st.name in grad,
+            params=share(st.name, (st.params * 4, 0)) if st.name in grad else ZERO,
+            low_copy=share(st.name, (low, 0))))
+    return out
+
+
+def _forward(layers: list[_Layer], logits: Aff, half_logits: bool) -> tuple[list[Moment], dict[str, Aff]]:
+    """The forward walk; returns its moments and the storages alive at its end."""
+    key = {la.name: la.out_key for la in layers}
+    last_read: dict[str, int] = {}      # storage → the last layer that reads it
+    for la in layers:
+        for x in la.inputs:
+            last_read[key.get(x, INPUT)] = la.index
+    keep = {k for la in layers for k in la.saved_keys} | {layers[-1].out_key, INPUT}
+    live: dict[str, Aff] = {}
+    moments = []
+    for la in layers:
+        if la.out_key == la.name:
+            live[la.name] = la.out
+        live.update(la.new_saved)
+        moments.append(Moment("forward", la.name, add(*live.values()), la.fwd_temp, ZERO))
+        for x in la.inputs:
+            k = key.get(x, INPUT)
+            if last_read.get(k) == la.index and k not in keep:
+                live.pop(k, None)
+    # the loss: cross-entropy of the fp32 logits (a copy of low-precision ones) saves log-softmax
+    live["(log_softmax)"] = logits
+    if half_logits:
+        live["(logits fp32)"] = logits
+    moments.append(Moment("forward", "(loss)", add(*live.values()), ZERO, ZERO))
+    return moments, live
+
+
+def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[list[Moment], Aff]:
+    """The backward walk from the loss; returns its moments and all parameter gradients."""
+    first_saver: dict[str, int] = {}
+    for la in layers:
+        for k in la.saved_keys:
+            first_saver.setdefault(k, la.index)
+    by_name = {la.name: la for la in layers}
+    gbuf: dict[str, str] = {}        # tensor → gradient storage
+    gsize: dict[str, Aff] = {}
+    grefs: dict[str, int] = {}
+    grads = ZERO
+    moments = [Moment("backward", "(loss)", add(*live.values()), add(logits, logits), ZERO)]
+    for k in ("(log_softmax)", "(logits fp32)"):
+        live.pop(k, None)
+    final = layers[-1]
+    gbuf[final.name], gsize["g:" + final.name], grefs["g:" + final.name] = "g:" + final.name, final.out, 1
+
+    def temps() -> Aff:
+        return add(*gsize.values())
+
+    def release(g: str) -> None:
+        grefs[g] -= 1
+        if grefs[g] == 0:
+            del gsize[g], grefs[g]
+
+    for la in reversed(layers):
+        g = gbuf.pop(la.name, None)
+        if not la.grad or g is None:
+            continue
+        extra: list[Aff] = [la.bwd_temp, la.low_copy]
+        made: list[tuple[str, str, Aff]] = []          # (input, storage, size)
+        for x in la.inputs:
+            if x == INPUT or not by_name[x].grad:
+                continue
+            if la.alias:
+                made.append((x, g, gsize[g]))
+            else:
+                made.append((x, f"g:{la.name}>{x}", by_name[x].out))
+        fresh = [m for m in made if m[1] != g]
+        # under autocast the weight's gradient is made in the low dtype, then a separate node
+        # casts it to fp32, after this node has freed its saved tensors and the output's gradient
+        made_now = add(temps(), *extra, *(m[2] for m in fresh))
+        moments.append(Moment("backward", la.name, add(*live.values()), made_now,
+                              grads if la.low_copy[0] else add(grads, la.params)))
+        grads = add(grads, la.params)
+        if la.low_copy[0]:
+            for k in la.saved_keys:
+                if first_saver.get(k) == la.index:
+                    live.pop(k, None)
+            left = add(temps(), (-gsize[g][0], -gsize[g][1]) if grefs[g] == 1 else ZERO,
+                       la.low_copy, *(m[2] for m in fresh))
+            moments.append(Moment("backward", la.name + " (cast)", add(*live.values()), left, grads))
+        for x, s, size in made:
+            if x in gbuf:               # a second gradient: summed into the first
+                if s == g:
+                    continue
+                old = gbuf[x]
+                if grefs[old] > 1:      # the first is shared: a new sum
+                    release(old)
+                    gbuf[x], gsize[s], grefs[s] = s, size, 1
+            else:
+                gbuf[x] = s
+                if s == g:
+                    grefs[g] += 1
+                else:
+                    gsize[s], grefs[s] = size, 1
+        release(g)
+        for k in la.saved_keys:
+            if first_saver.get(k) == la.index:
+                live.pop(k, None)
+    return moments, grads
+
+
+def timeline(analysis: Analysis, spec: Spec, mode: Mode, compute: str | None, device: str,
+             optimizer_temp: Callable[[list[Aff]], Aff],
+             share: Callable[[str, Aff], Aff] = lambda name, x: x) -> tuple[Moment, ...]:
+    """Every moment of one step (see the module's docstring); ``optimizer_temp`` maps the
+    parameter tensors' bytes to the update's temporaries."""
+    train = mode is Mode.train
+    layers = _layers(analysis, spec, compute, device, train, share)
+    last = layers[-1]
+    logits = (0, prod(analysis.layers[-1].output) * 4)
+    moments, live = _forward(layers, logits, bool(compute))
+    if not train or not any(la.grad for la in layers):
+        return tuple(moments)
+    back, grads = _backward(layers, dict(live), logits)
+    final = live.get(last.out_key, ZERO)
+    opt = Moment("optimizer", "(step)", final, optimizer_temp([la.params for la in layers if la.grad]), grads)
+    return tuple(moments + back + [opt])
+
+
+def largest_batch(moments: tuple[Moment, ...], persistent: Aff, capacity: int) -> int | None:
+    """The largest batch whose every moment fits in ``capacity`` (memory is affine in the batch,
+    moment by moment); 0 when not even one image fits, None when nothing grows with the batch."""
+    best: int | None = None
+    for m in moments:
+        fixed, per = add(persistent, m.acts, m.temps, m.grads)
+        if per <= 0:
+            if fixed > capacity:
+                return 0
+            continue
+        b = (capacity - fixed) // per
+        best = b if best is None else min(best, b)
+    return None if best is None else max(best, 0)
