@@ -350,7 +350,7 @@ def _plan(analysis: Analysis, spec: Spec, s: Settings, gpus: int, gpu: int) -> _
                 cross += sum(prod(x) for x in st.in_shapes) * DTYPE_BYTES[s.dtype.stored] * (gpus - 1) // gpus
     foreach = s.torch_device == "cuda"
     moments = timeline(analysis, spec, s.mode, s.dtype.autocast, s.torch_device,
-                       lambda ts: s.optimizer.temporaries(ts, foreach), share)
+                       lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering)
     persistent = {"params": (params, 0), "optimizer": (params * s.optimizer.states if train else 0, 0),
                   "buffers": (sum(share(n, (b, 0))[0] for n, b in bufs.items()), 0),
                   "input": (0, prod(analysis.input) * 4 + 8)}    # the fp32 images, the int64 labels

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from math import prod
 
 from ..ops import OPS
+from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast
 from ..spec import INPUT, Spec
 from .analysis import Analysis
@@ -78,8 +79,9 @@ class _Layer:
 
 
 def _layers(analysis: Analysis, spec: Spec, compute: str | None, device: str, train: bool,
-            share: Callable[[str, Aff], Aff]) -> list[_Layer]:
+            share: Callable[[str, Aff], Aff], lowering: Lowering) -> list[_Layer]:
     params = {la.name: la.params for la in spec.layers}
+    own = {la.name: la.lowering for la in spec.layers}
     grad = needs_grad(analysis) if train else set()
     dtypes: dict[str, str] = {INPUT: "fp32"}
     storage: dict[str, str] = {INPUT: INPUT}
@@ -88,8 +90,9 @@ def _layers(analysis: Analysis, spec: Spec, compute: str | None, device: str, tr
         kind = OPS[st.op]
         p = params[st.name]
         ac = Autocast(compute, tuple(dtypes[x] for x in st.inputs), device)
-        rule = kind.saved(p, st.in_shapes, st.output, ac)
-        tmp = kind.temporaries(p, st.in_shapes, st.output, ac)
+        low = lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
+        rule = kind.saved(p, st.in_shapes, st.output, ac, lowering=low)
+        tmp = kind.temporaries(p, st.in_shapes, st.output, ac, lowering=low)
         dtypes[st.name] = rule.out_dtype
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
         new: list[tuple[str, Aff]] = []
@@ -215,11 +218,12 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
 
 def timeline(analysis: Analysis, spec: Spec, mode: Mode, compute: str | None, device: str,
              optimizer_temp: Callable[[list[Aff]], Aff],
-             share: Callable[[str, Aff], Aff] = lambda name, x: x) -> tuple[Moment, ...]:
+             share: Callable[[str, Aff], Aff] = lambda name, x: x,
+             lowering: Lowering = Lowering()) -> tuple[Moment, ...]:
     """Every moment of one step (see the module's docstring); ``optimizer_temp`` maps the
     parameter tensors' bytes to the update's temporaries."""
     train = mode is Mode.train
-    layers = _layers(analysis, spec, compute, device, train, share)
+    layers = _layers(analysis, spec, compute, device, train, share, lowering)
     last = layers[-1]
     logits = (0, prod(analysis.layers[-1].output) * 4)
     moments, live = _forward(layers, logits, bool(compute))

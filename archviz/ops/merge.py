@@ -39,7 +39,8 @@ class Add(_Merge):
               lowering: str = "") -> Saved:
         return Saved((), _promote(ac.ins))  # the gradient of a sum needs no tensor
 
-    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+                    lowering: str = "") -> Temporaries:
         return Temporaries(grad_alias=True)  # AddBackward hands the same gradient to each input
 
     def work(self, p: NoParams, ins: tuple[Shape, ...], out: Shape) -> int:
@@ -66,7 +67,8 @@ class Concat(_Merge):
               lowering: str = "") -> Saved:
         return Saved((), _promote(ac.ins))  # cat's backward slices the gradient: nothing saved
 
-    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+                    lowering: str = "") -> Temporaries:
         return Temporaries(grad_alias=True)  # the slices are views of the output's gradient
 
 def broadcast(a: Shape, b: Shape) -> Shape | None:

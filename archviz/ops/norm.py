@@ -73,14 +73,15 @@ class LRN(OpKind):
                       SavedTensor("padded squares", (ins[0][0] + p.size - 1) * rest, low),
                       SavedTensor("pow base", n, low), SavedTensor("divisor", n, low)), low)
 
-    def temporaries(self, p: LRNParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+    def temporaries(self, p: LRNParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+                    lowering: str = "") -> Temporaries:
         # archviz's LRNFunction (archviz/runtime/lrn.py) computes in fp32, one input-sized fp32
         # tensor per elementwise step. Forward: the squares (or d^-beta) beside d and the output;
         # a half input adds its fp32 copy and the fp32 output before the cast. Backward: d^-beta,
         # the window sum, g*d^-beta and two partial products (and a half input's fp32 copies of a
         # and g) beside the input gradient.
         n = prod(ins[0])   # bytes below: fp32 tensors are 4n, the gradient's half copy 2n
-        if lrn_lowering() != "fast":
+        if (lowering or self.lowerings[0]) != "fast":   # torch's lowering: not measured yet
             return Temporaries()
         half = ac.ins[0] != "fp32"
         return Temporaries(forward=n * (12 if half else 4), backward=n * (26 if half else 16))

@@ -140,7 +140,8 @@ class OpKind:
         The base rule is unknown: totals that include such a layer are lower bounds."""
         return Saved((), ac.ins[0], known=False)
 
-    def temporaries(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+    def temporaries(self, p: Any, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+                    lowering: str = "") -> Temporaries:
         """Working buffers of the torch lowering beyond its output, saved tensors and gradients
         (per image, bytes); checked as part of the training peak against MemTracker
         (tests/test_cost_peak.py). The base: none; the gradient is allocated afresh."""

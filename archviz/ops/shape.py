@@ -25,5 +25,6 @@ class Flatten(OpKind):
               lowering: str = "") -> Saved:
         return Saved((), ac.ins[0], view=True)  # a view of its input: no copy, nothing saved
 
-    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast) -> Temporaries:
+    def temporaries(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+                    lowering: str = "") -> Temporaries:
         return Temporaries(grad_alias=True)  # its gradient is a view of the output's
