@@ -16,6 +16,7 @@ import torch
 from archviz.core.analysis import analyze
 from archviz.core.graph import build
 from archviz.runtime.compile import compile_graph
+from archviz.runtime.inputs import example_input
 from archviz.spec import load
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -71,7 +72,7 @@ def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, 
             records[current[0]].append((tuple(t.shape), _NAMES.get(t.dtype, str(t.dtype)), st.nbytes()))
         return t
 
-    x = torch.randn(batch, *analysis.input)
+    x = example_input(analysis.input, analysis.input_dtype, batch=batch, random=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         if DTYPES[dtype] is None:
             model(x)

@@ -22,6 +22,7 @@ from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
     BenchMode,
+    InputDtypeOpt,
     InputOpt,
     MaxMemoryOpt,
     OutputOpt,
@@ -95,11 +96,11 @@ def check_writable(path: Optional[str], option: str) -> None:
         raise BenchUsage(f"{option} {path}: cannot write: it is a directory")
 
 
-def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]]) -> Any:
+def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]], dtype: Optional[str] = None) -> Any:
     """The spec compiled into an nn.Module (archviz.runtime.compile)."""
     from ..runtime.compile import to_module
 
-    return to_module(spec, input_shape=input_shape)
+    return to_module(spec, input_shape=input_shape, input_dtype=dtype)
 
 
 @guarded
@@ -139,6 +140,7 @@ def bench(
     reference: Annotated[Optional[str], typer.Option(
         "--reference", help="FILE.py:NAME, an nn.Module class or factory to time beside the spec.")] = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     ddp: Annotated[Optional[int], typer.Option(
         "--ddp", help="Data parallel: N torchrun workers (gloo on cpu, nccl on cuda, one GPU each)"
                       " timing the DDP training step; images/s per worker and in total, scaling"
@@ -189,13 +191,13 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    sp, a = load_analysis(spec, input_size)
+    sp, a = load_analysis(spec, input_size, dtype=dtype_in)
     info = devices.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
     towers = _towers(sp, a, dev, parse_input(input_size)) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),
+             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size), a.input_dtype), a),
                      predict=_predictor(sp, a, info))]
     if reference:
         works.append(_reference(reference, a))

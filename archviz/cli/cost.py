@@ -9,6 +9,7 @@ import typer
 
 from .common import (
     DEFAULT_SPEC,
+    InputDtypeOpt,
     InputOpt,
     OutputOpt,
     SpecArg,
@@ -44,6 +45,7 @@ def cost(
         "--format", "-f", case_sensitive=False,
         help="[default: table, or from -o's suffix: .json, .csv, .md]")] = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Memory per layer and in total (parameters, gradients, optimizer state, what autograd saves
@@ -80,7 +82,7 @@ def cost(
     if epochs is not None and epochs <= 0:
         raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
     n_images = parse_images(images) if images is not None else None
-    sp, a = load_analysis(spec, input_size, gpus)
+    sp, a = load_analysis(spec, input_size, gpus, dtype_in)
     c = estimate(a, sp, settings, where, gpus)
     extra: dict[str, Any] = {}
     run = ""

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..limits import MAX_RANK
 from ..ops import OPS, OpKind
+from ..ops.dtypes import DTYPES
 from ..ops.fields import NUMBER_TEXT
 from .claims import COST_SETTINGS, KERNEL_TEXT, LRN_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import NUMBER_TEXT as CLAIM_TEXT
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
-from ..limits import MAX_RANK
-from ..ops.dtypes import DTYPES
 from .doc import ALLOWABLE, INPUT, NAME_RE
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
