@@ -28,6 +28,11 @@ def is_integer(dtype: str) -> bool:
     return dtype in INTEGER
 
 
+def note(dtype: str) -> str:
+    """What follows a shape in text: `` int64`` for token ids, nothing for floats."""
+    return f" {dtype}" if is_integer(dtype) else ""
+
+
 def promote(dtypes: tuple[str, ...]) -> str:
     """torch's promotion for the dtypes of a merge's inputs: any float → float32 (the analysis's
     float); all integers → the widest of them."""

@@ -12,14 +12,10 @@ from ..core.check import CheckResult
 from ..ops import fmt_dims as _dims
 from ..ops import fmt_shape
 from ..ops.dtypes import is_integer
+from ..ops.dtypes import note as dtype_note
 from .text import markdown, safe, strip_control
 
 SCHEMA_VERSION = 1  # of every JSON output; raised when a key changes meaning or goes away
-
-
-def dtype_note(dtype: str) -> str:
-    """`` int64`` after a shape of token ids; nothing for floats (the analysis's float32)."""
-    return f" {dtype}" if is_integer(dtype) else ""
 
 
 def _n(x: int) -> str:
