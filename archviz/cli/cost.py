@@ -60,7 +60,7 @@ def cost(
 
       archviz cost resnet50 --device a100 --dtype bf16 --optimizer adam --format json
     """
-    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, parse_images, target
+    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, target
     from ..core.devices import Dtype
     from ..errors import did_you_mean
     from ..render import cost_view
@@ -77,11 +77,7 @@ def cost(
                         optimizer=choice(Optimizer, optimizer, "--optimizer"),
                         torch_device="cpu" if device.lower() == "cpu" else "cuda")
     where = target(device)
-    if (epochs is None) != (images is None):
-        raise CostError("--epochs and --images go together (a run is epochs × images)")
-    if epochs is not None and epochs <= 0:
-        raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
-    n_images = parse_images(images) if images is not None else None
+    n_images = _run_images(epochs, images)
     sp, a = load_analysis(spec, input_size, gpus, dtype_in)
     c = estimate(a, sp, settings, where, gpus)
     extra: dict[str, Any] = {}
@@ -105,3 +101,14 @@ def cost(
             console().print(view)
     else:
         emit(cost_view.WRITERS[kind.value](c, extra), output)
+
+
+def _run_images(epochs: Optional[float], images: Optional[str]) -> Optional[int]:
+    """``--images`` as a number, checked together with ``--epochs`` (a run is epochs × images)."""
+    from ..core.cost import CostError, parse_images
+
+    if (epochs is None) != (images is None):
+        raise CostError("--epochs and --images go together (a run is epochs × images)")
+    if epochs is not None and epochs <= 0:
+        raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
+    return parse_images(images) if images is not None else None
