@@ -80,28 +80,30 @@ def _spec(x: Spec | Graph) -> Spec:
     return x.spec if isinstance(x, Graph) else x
 
 
-def analyze(x: Any, input_shape: Shape | None = None, gpus: int | None = None) -> Report:
+def analyze(x: Any, input_shape: Shape | None = None, gpus: int | None = None,
+            input_dtype: str | None = None) -> Report:
     """Shapes, arithmetic, counts and warnings of every layer (``archviz shapes``).
 
     ``x``: a bundled spec's name, a path, a :class:`Spec`, a :class:`Graph`, or a
     ``torch.nn.Module`` (imported first; then ``input_shape`` is required). ``input_shape``
-    overrides the spec's input (``(3, 224, 224)``), ``gpus`` its ``gpus:``.
+    overrides the spec's input, per example and of any rank (``(3, 224, 224)``, ``(1024, 768)``),
+    ``input_dtype`` its ``input_dtype:`` (float32, bf16, fp16, int64, int32), ``gpus`` its ``gpus:``.
     """
     from .core.analysis import analyze as core_analyze
     from .results import Report
 
     src = _source(x, input_shape)
-    return Report.of(core_analyze(src, None if _is_module(x) else input_shape, gpus))
+    return Report.of(core_analyze(src, None if _is_module(x) else input_shape, gpus, input_dtype))
 
 
-def check(x: Any, input_shape: Shape | None = None) -> Checks:
+def check(x: Any, input_shape: Shape | None = None, input_dtype: str | None = None) -> Checks:
     """Every ``expect:`` shape and ``claims:`` figure against the computation (``archviz check``)."""
     from .core.check import run_checks
     from .results import Checks
 
     src = _source(x)
     sp = _spec(src)
-    return Checks(sp.name, tuple(run_checks(sp, analyze(src, input_shape))))
+    return Checks(sp.name, tuple(run_checks(sp, analyze(src, input_shape, input_dtype=input_dtype))))
 
 
 def diff(a: Any, b: Any) -> DiffReport:

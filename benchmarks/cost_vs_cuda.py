@@ -25,6 +25,7 @@ from archviz.core.cost import GIB, Optimizer, Settings, estimate, target  # noqa
 from archviz.core.devices import Dtype  # noqa: E402
 from archviz.core.graph import build  # noqa: E402
 from archviz.runtime.compile import compile_graph  # noqa: E402
+from archviz.runtime.inputs import example_input  # noqa: E402
 from archviz.spec import bundled, load  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def measure(name: str, batch: int, dtype: Dtype) -> tuple[int, int, int]:
     a = analyze(graph, gpus=1)
     model = compile_graph(graph, a, device="cuda").train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(batch, *a.input, device="cuda")
+    x = example_input(a.input, a.input_dtype, batch=batch, device="cuda", random=True)
     y = torch.randint(0, a.layers[-1].output[0], (batch,), device="cuda")
 
     def step() -> None:

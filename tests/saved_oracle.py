@@ -17,6 +17,7 @@ from archviz.core.analysis import analyze
 from archviz.core.graph import build
 from archviz.ops.lowering import Lowering
 from archviz.runtime.compile import compile_graph
+from archviz.runtime.inputs import example_input
 from archviz.spec import load
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -45,7 +46,7 @@ def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, 
     analysis = analyze(graph, input_shape)
     torch.manual_seed(seed)
     model = compile_graph(graph, analysis, lowering=lowering).train()
-    x = torch.randn(batch, *analysis.input)
+    x = example_input(analysis.input, analysis.input_dtype, batch=batch, random=True)
     return measure_module(model, [s.name for s in analysis.layers], x, dtype)
 
 

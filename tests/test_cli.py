@@ -63,8 +63,12 @@ def test_strict_turns_warnings_into_exit_1() -> None:
 
 
 def test_bad_input_option_is_exit_2() -> None:
+    for bad in ("3x0", "3xabc", "x".join(["2"] * 9)):
+        r = invoke("shapes", "alexnet", "--input", bad)
+        assert r.exit_code == 2 and "--input" in r.output
+    # any rank is read; a conv then refuses a rank it does not take, located in the spec
     r = invoke("shapes", "alexnet", "--input", "3x224")
-    assert r.exit_code == 2 and "--input" in r.output
+    assert r.exit_code == 2 and "conv1: conv needs a (C, H, W) input, got (3, 224)" in r.output
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "table"])

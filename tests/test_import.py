@@ -77,7 +77,7 @@ def test_resnet_stages_fold_into_blocks() -> None:
     assert "{name: layer3, block: layer3, repeat: 6, first: {conv2_stride: 2, first_only: true}}" in text
     assert len(text.splitlines()) < 100      # flat: one line per layer, 170 and more
     assert len(imported.spec.layers) == len(archviz.load("resnet50").layers)
-    assert text.startswith("# Imported by `archviz import`") and "\nformat: 2\n" in text
+    assert text.startswith("# Imported by `archviz import`") and "\nformat: 3\n" in text
 
 
 def test_bare_sequential_children_are_prefixed_and_mapped() -> None:

@@ -54,9 +54,10 @@ BASE = "name: t\ninput: [3, 32, 32]\nlayers:\n"
     ("{name: c, op: add}", "merge without from"),
     ("{name: 2c, op: relu}", "name not an identifier"),
     ("{op: relu}", "no name"),
-    ("{name: c, op: relu, expect: [3, 32]}", "two-number shape"),
     ("{name: c, op: lrn, size: 5, lowering: cudnn}", "a lowering LRN does not have"),
     ("{name: c, op: conv, out: 4, kernel: 3, lowering: torch}", "lowering on an op without a choice"),
+    ("{name: c, op: relu, expect: [3, 32, 0]}", "a zero size"),
+    ("{name: c, op: relu, expect: [1, 1, 1, 1, 1, 1, 1, 1, 1]}", "nine dimensions"),
 ])
 def test_invalid_layers_are_refused(layer: str, why: str) -> None:
     assert _errors(yaml.safe_load(BASE + f"  - {layer}\n")), why

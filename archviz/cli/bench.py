@@ -22,6 +22,7 @@ from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
     BenchMode,
+    InputDtypeOpt,
     InputOpt,
     LoweringOpt,
     MaxMemoryOpt,
@@ -97,13 +98,14 @@ def check_writable(path: Optional[str], option: str) -> None:
         raise BenchUsage(f"{option} {path}: cannot write: it is a directory")
 
 
-def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]], lower: Any = None) -> Any:
+def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]], lower: Any = None,
+                 dtype: Optional[str] = None) -> Any:
     """The spec compiled into an nn.Module (archviz.runtime.compile), lowered as ``lower`` says
     (an :class:`archviz.ops.lowering.Lowering`; None: every op's default)."""
     from ..ops.lowering import Lowering
     from ..runtime.compile import to_module
 
-    return to_module(spec, input_shape=input_shape, lowering=lower or Lowering())
+    return to_module(spec, input_shape=input_shape, lowering=lower or Lowering(), input_dtype=dtype)
 
 
 @guarded
@@ -143,6 +145,7 @@ def bench(
     reference: Annotated[Optional[str], typer.Option(
         "--reference", help="FILE.py:NAME, an nn.Module class or factory to time beside the spec.")] = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     ddp: Annotated[Optional[int], typer.Option(
         "--ddp", help="Data parallel: N torchrun workers (gloo on cpu, nccl on cuda, one GPU each)"
                       " timing the DDP training step; images/s per worker and in total, scaling"
@@ -194,13 +197,13 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    sp, a = load_analysis(spec, input_size)
+    sp, a = load_analysis(spec, input_size, dtype=dtype_in)
     info = devices.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
     towers = _towers(sp, a, dev, parse_input(input_size), lower) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size), lower), a),
+             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size), lower, a.input_dtype), a),
                      predict=_predictor(sp, a, info, lower))]
     if reference:
         works.append(_reference(reference, a))

@@ -30,8 +30,30 @@ SPEC_HELP = "YAML spec file, or a bundled spec's name (alexnet, alexnet-1gpu, le
 
 # the one SPEC argument of every command that reads a spec
 SpecArg = Annotated[str, typer.Argument(help=SPEC_HELP, show_default=True)]
-InputOpt = Annotated[Optional[str], typer.Option("--input", "-i",
-                                                 help="Another input size, e.g. 3x224x224.")]
+InputOpt = Annotated[Optional[str], typer.Option(
+    "--input", "-i", help="Another input size per example, any rank: 3x224x224, 784, 1024x768 (S×D),"
+                          " 3x16x112x112.")]
+
+
+class InputDtype(str, Enum):
+    """The input's dtype (archviz.ops.dtypes.DTYPES): int64 / int32 for token ids."""
+
+    float32 = "float32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    int64 = "int64"
+    int32 = "int32"
+
+
+InputDtypeOpt = Annotated[Optional[InputDtype], typer.Option(
+    "--input-dtype", case_sensitive=False,
+    help="The input's dtype, instead of the spec's input_dtype (float32 by default); int64 or int32 for"
+         " token ids.")]
+
+
+def input_dtype(value: Optional[InputDtype]) -> Optional[str]:
+    """``--input-dtype``'s value as the analysis takes it (None: the spec's)."""
+    return value.value if value is not None else None
 OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",
                                                   help="Write to this file (atomically; '-' is"
                                                        " standard output) instead of the terminal.")]
@@ -217,21 +239,28 @@ def internal_error(exc: BaseException) -> None:
 
 
 def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
-    """``3x224x224`` → (3, 224, 224); ``784`` → (784,)."""
+    """``3x224x224`` → (3, 224, 224); ``784`` → (784,); ``1024x768`` → (1024, 768): any rank."""
+    from ..limits import MAX_INT, MAX_RANK
+
     if text is None:
         return None
     parts = re.split(r"[x×,]", text.strip().lower())
-    if len(parts) not in (1, 3) or not all(re.fullmatch(r"[0-9]+", p) and int(p) > 0 for p in parts):
-        raise ArchvizError(f"--input: expected CxHxW (e.g. 3x224x224) or F, got {text!r}")
-    return tuple(int(p) for p in parts)
+    if len(parts) > MAX_RANK or not all(re.fullmatch(r"[0-9]+", p) and int(p) > 0 for p in parts):
+        raise ArchvizError(f"--input: expected sizes joined by x (e.g. 3x224x224, 784 or 1024x768), at most"
+                           f" {MAX_RANK} of them, got {text!r}")
+    shape = tuple(int(p) for p in parts)
+    if max(shape) > MAX_INT:
+        raise ArchvizError(f"--input: sizes are at most {MAX_INT} (2^31 − 1, torch's limit), got {text!r}")
+    return shape
 
 
-def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None) -> Any:
-    """Load and analyse: (Spec, Analysis)."""
+def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None,
+                  dtype: Optional[InputDtype] = None) -> Any:
+    """Load and analyse: (Spec, Analysis); ``dtype``: ``--input-dtype``."""
     from ..core.analysis import analyze
 
     sp = load_spec(spec)
-    return sp, analyze(sp, parse_input(input_text), gpus)
+    return sp, analyze(sp, parse_input(input_text), gpus, input_dtype(dtype))
 
 
 def load_spec(spec: str) -> Any:

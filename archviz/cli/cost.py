@@ -9,6 +9,7 @@ import typer
 
 from .common import (
     DEFAULT_SPEC,
+    InputDtypeOpt,
     InputOpt,
     LoweringOpt,
     OutputOpt,
@@ -46,6 +47,7 @@ def cost(
         "--format", "-f", case_sensitive=False,
         help="[default: table, or from -o's suffix: .json, .csv, .md]")] = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     output: OutputOpt = None,
     lowering_text: LoweringOpt = None,
 ) -> None:
@@ -63,7 +65,7 @@ def cost(
 
       archviz cost alexnet --lowering lrn=torch        # as torch's nn.LocalResponseNorm saves
     """
-    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, parse_images, target
+    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, target
     from ..core.devices import Dtype
     from ..errors import did_you_mean
     from ..render import cost_view
@@ -81,12 +83,8 @@ def cost(
                         torch_device="cpu" if device.lower() == "cpu" else "cuda",
                         lowering=lowering(lowering_text))
     where = target(device)
-    if (epochs is None) != (images is None):
-        raise CostError("--epochs and --images go together (a run is epochs × images)")
-    if epochs is not None and epochs <= 0:
-        raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
-    n_images = parse_images(images) if images is not None else None
-    sp, a = load_analysis(spec, input_size, gpus)
+    n_images = _run_images(epochs, images)
+    sp, a = load_analysis(spec, input_size, gpus, dtype_in)
     c = estimate(a, sp, settings, where, gpus)
     extra: dict[str, Any] = {}
     run = ""
@@ -109,3 +107,14 @@ def cost(
             console().print(view)
     else:
         emit(cost_view.WRITERS[kind.value](c, extra), output)
+
+
+def _run_images(epochs: Optional[float], images: Optional[str]) -> Optional[int]:
+    """``--images`` as a number, checked together with ``--epochs`` (a run is epochs × images)."""
+    from ..core.cost import CostError, parse_images
+
+    if (epochs is None) != (images is None):
+        raise CostError("--epochs and --images go together (a run is epochs × images)")
+    if epochs is not None and epochs <= 0:
+        raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
+    return parse_images(images) if images is not None else None

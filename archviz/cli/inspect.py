@@ -12,6 +12,7 @@ from ..render.text import safe, strip_control
 from .common import (
     DEFAULT_SPEC,
     FormatOpt,
+    InputDtypeOpt,
     InputOpt,
     OutputOpt,
     SpecArg,
@@ -31,6 +32,7 @@ def shapes(
     spec: SpecArg = DEFAULT_SPEC,
     fmt: FormatOpt = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 1 when there is any warning (accepted ones, `allow: inexact`,"
                          " do not count).")] = False,
@@ -47,12 +49,14 @@ def shapes(
 
       archviz shapes specs/lenet5.yaml --format json
 
+      archviz shapes my-lm.yaml --input 1024 --input-dtype int64   # token ids
+
       archviz shapes resnet50 -o resnet50.md          # Markdown, from the suffix
     """
     from ..render import tables
 
     kind = text_format(fmt, output)
-    _, a = load_analysis(spec, input_size)
+    _, a = load_analysis(spec, input_size, dtype=dtype_in)
     writers = {TextFormat(k): functools.partial(w, a) for k, w in tables.SHAPES_WRITERS.items()}
     show_result(kind, output, lambda: tables.ShapesView(a), writers, wide)
     if strict and a.warnings:
@@ -63,6 +67,7 @@ def shapes(
 def check(
     spec: SpecArg = DEFAULT_SPEC,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
@@ -85,7 +90,7 @@ def check(
     from ..render import tables
 
     kind = text_format(fmt, output, as_json)
-    sp, a = load_analysis(spec, input_size)
+    sp, a = load_analysis(spec, input_size, dtype=dtype_in)
     results = run_checks(sp, a)
     if kind is TextFormat.table and not results:
         emit(f"{strip_control(sp.name)}: the spec has no expect: or claims: entries to check\n", output)

@@ -16,6 +16,7 @@ from .common import (
     DEFAULT_SPEC,
     ExportFormat,
     FormatOpt,
+    InputDtypeOpt,
     InputOpt,
     LoweringOpt,
     MaxMemoryOpt,
@@ -27,6 +28,7 @@ from .common import (
     emit,
     fail,
     guarded,
+    input_dtype,
     lowering,
     parse_input,
     show_result,
@@ -43,6 +45,7 @@ EXPORT_SUFFIXES = {".py": ExportFormat.py, ".pt": ExportFormat.torchscript, ".pt
 def verify(
     spec: SpecArg = DEFAULT_SPEC,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
@@ -72,7 +75,8 @@ def verify(
     from ..runtime.compile import verify as run_verify
 
     kind = text_format(fmt, output, as_json)
-    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory), lowering(lowering_text))
+    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory), lowering(lowering_text),
+                        input_dtype(dtype_in))
     show_result(kind, output, lambda: views.verify_view(result), {
         TextFormat.json: lambda: json.dumps(views.verify_to_dict(result), indent=2,
                                             ensure_ascii=False) + "\n",
@@ -92,6 +96,7 @@ def export(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", help="File to write (atomically); py prints without it.")] = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     max_memory: MaxMemoryOpt = None,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="Write the spec's GPU split as model-parallel towers (--format py): one tower"
@@ -137,10 +142,10 @@ def export(
     load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
     if fmt is ExportFormat.py:
         emit(ex.to_python_split(spec, shape, halo=halo, lowering=lower) if split_gpus
-             else ex.to_python(spec, shape, lowering=lower), output)
+             else ex.to_python(spec, shape, lowering=lower, input_dtype=input_dtype(dtype_in)), output)
         return
     writer = {ExportFormat.torchscript: ex.to_torchscript, ExportFormat.onnx: ex.to_onnx}[fmt]
-    data = writer(spec, shape, _max_bytes(max_memory), lowering=lower)
+    data = writer(spec, shape, _max_bytes(max_memory), lowering=lower, input_dtype=input_dtype(dtype_in))
     from ..io import write_atomic
 
     write_atomic(output or "", data)

@@ -8,6 +8,7 @@ from math import prod
 from ..errors import ArchvizError, ShapeError
 from ..limits import MAX_GPUS
 from ..ops import OPS, OpError, fmt_shape
+from ..ops.dtypes import DTYPES, FLOAT
 from ..ops.receptive import NONE, ReceptiveField, network_input
 from ..spec import INPUT, Layer, Spec
 from .graph import Graph, build
@@ -23,7 +24,7 @@ class LayerStats:
     label: str                   # key settings, e.g. "11×11 /4, 96"
     inputs: tuple[str, ...]
     in_shapes: tuple[Shape, ...]
-    output: Shape                # (C, H, W) or (F,), per image
+    output: Shape                # per example, any rank: (F,), (S, D), (C, H, W), ...
     params: int
     buffers: int
     neurons: int                 # output elements of conv / linear layers, else 0
@@ -38,6 +39,7 @@ class LayerStats:
     rf_jump: tuple[int | float, int | float] | None = None     # input pixels between neighbour units
     rf_start: tuple[int | float, int | float] | None = None    # centre of the first unit's field
     accepted: tuple[str, ...] = ()  # warnings the spec accepts (`allow: [inexact]`): shown, not failing
+    dtype: str = FLOAT           # the output's dtype (archviz.ops.dtypes): float32, or int64 / int32 ids
 
     @property
     def flops(self) -> int:
@@ -96,22 +98,28 @@ class Analysis:
     gpus: int | None = None
     split: GpuSplit | None = None
     accepted: tuple[tuple[str, str], ...] = ()   # (layer, message): warnings the spec accepts
+    input_dtype: str = FLOAT                     # the network input's dtype (archviz.ops.dtypes)
 
     def layer(self, name: str) -> LayerStats:
         return next(s for s in self.layers if s.name == name)
 
 
 def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
-            gpus: int | None = None) -> Analysis:
-    """Shapes and counts of every layer.
+            gpus: int | None = None, input_dtype: str | None = None) -> Analysis:
+    """Shapes, dtypes and counts of every layer.
 
-    ``input_shape`` overrides the spec's ``input``; ``gpus`` its ``gpus`` (the split view of a
-    spec that names no GPUs asks for 2).
+    ``input_shape`` overrides the spec's ``input`` (per example, any rank); ``input_dtype`` its
+    ``input_dtype`` (float32, bf16, fp16, int64, int32); ``gpus`` its ``gpus`` (the split view of
+    a spec that names no GPUs asks for 2).
     """
     graph = spec if isinstance(spec, Graph) else build(spec)
     sp = graph.spec
     shape_in = tuple(input_shape) if input_shape else sp.input
+    dtype_in = input_dtype or sp.input_dtype
+    if dtype_in not in DTYPES:
+        raise ArchvizError(f"input dtype: expected one of {', '.join(DTYPES)}, got {dtype_in!r}")
     shapes: dict[str, Shape] = {INPUT: shape_in}
+    dtypes: dict[str, str] = {INPUT: dtype_in}
     fields: dict[str, ReceptiveField] = {INPUT: network_input(shape_in)}
     stats: dict[str, LayerStats] = {}
     n_gpus = gpus or sp.gpus or 1
@@ -120,8 +128,8 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     for layer in graph.order:
         st, fields[layer.name] = _layer_stats(layer, tuple(shapes[s] for s in layer.inputs), n_gpus,
                                               tuple(fields[s] for s in layer.inputs), shape_in,
-                                              layer.allow | sp.allow)
-        shapes[layer.name] = st.output
+                                              layer.allow | sp.allow, tuple(dtypes[s] for s in layer.inputs))
+        shapes[layer.name], dtypes[layer.name] = st.output, st.dtype
         stats[layer.name] = st
     ordered = tuple(stats[la.name] for la in sp.layers)
     last = sp.layers[-1].name
@@ -135,14 +143,17 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     accepted = tuple((s.name, w) for s in ordered for w in s.accepted)
     split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
     return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
-                    graph.outputs, n_gpus if n_gpus > 1 else None, split, accepted)
+                    graph.outputs, n_gpus if n_gpus > 1 else None, split, accepted, dtype_in)
 
 
 def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[ReceptiveField, ...],
-                 image: Shape, allow: frozenset[str] = frozenset()) -> tuple[LayerStats, ReceptiveField]:
+                 image: Shape, allow: frozenset[str] = frozenset(),
+                 in_dtypes: tuple[str, ...] = ()) -> tuple[LayerStats, ReceptiveField]:
     kind = OPS[layer.op]
     p = layer.params
     try:
+        kind.check_ranks(ins)
+        dtype = kind.out_dtype(p, in_dtypes or (FLOAT,) * len(ins))
         inferred = kind.infer(p, ins)
     except OpError as exc:
         raise ShapeError(layer.name, str(exc), layer.loc_of(exc.key), exc.hint, layer.use_site) from None
@@ -161,6 +172,7 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
         # the network input is replicated on every GPU, so a layer that reads only it is local
         gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
         expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start, accepted=accepted,
+        dtype=dtype,
     ), rf
 
 

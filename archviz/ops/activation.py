@@ -72,7 +72,8 @@ class LeakyReLU(OpKind):
 @register
 class Softmax(OpKind):
     name, family = "softmax", "act"
-    doc = "softmax over channels / features (torch.nn.Softmax(dim=1))"
+    doc = ("softmax over axis 0 of each example: channels, features, or a sequence's positions"
+           " (torch.nn.Softmax(dim=1))")
     example = {"name": "prob", "op": "softmax"}
 
     def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:

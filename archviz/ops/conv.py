@@ -48,6 +48,7 @@ class Conv(OpKind):
     name, family = "conv", "conv"
     doc = "2-D convolution (torch.nn.Conv2d)"
     counts_neurons = True
+    ranks = (3,)          # (C, H, W); Conv1d / Conv3d are ops of their own
     Params = ConvParams
     example = {"name": "conv1", "op": "conv", "out": 96, "kernel": 11, "stride": 4}
 

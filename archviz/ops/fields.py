@@ -45,6 +45,7 @@ def _quoted(value: Any) -> str:
 
 
 MAX_INT = 2**31 - 1  # torch's sizes are int32 (archviz.limits.MAX_INT; ops sit below it)
+MAX_RANK = 8         # dimensions of a per-example shape (archviz.limits.MAX_RANK)
 
 
 def _int(value: Any, lo: int, what: str) -> int:
@@ -232,19 +233,20 @@ class Count(Field):
 
 @dataclass(frozen=True)
 class ShapeField(Field):
-    """A per-image shape: [F] or [C, H, W] of positive integers; normalised to a tuple."""
+    """A per-example shape of any rank ([F], [S, D], [C, H, W], ...) of positive integers; a tuple."""
 
     def parse(self, value: Any) -> tuple[int, ...]:
-        if not isinstance(value, list) or len(value) not in (1, 3):
-            raise FieldError(f"expected [F] or [C, H, W], got {show(value)}")
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_RANK:
+            raise FieldError(f"expected a list of 1 to {MAX_RANK} sizes ([F], [S, D], [C, H, W], ...),"
+                             f" got {show(value)}")
         return tuple(_int(v, 1, "positive sizes") for v in value)
 
     def describe(self) -> str:
-        return "[F] or [C, H, W]"
+        return f"[F], [S, D], [C, H, W], ... (1 to {MAX_RANK} sizes)"
 
     def json_schema(self) -> dict[str, Any]:
-        size = {"type": "integer", "minimum": 1}
-        return {"anyOf": [{"type": "array", "items": size, "minItems": n, "maxItems": n} for n in (1, 3)]}
+        return {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                "maxItems": MAX_RANK}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from .saved import promote as _promote
 class _Merge(OpKind):
     family = "merge"
     multi_input = True
+    keeps_int = True      # torch adds, multiplies and concatenates integer tensors too
 
     def receptive(self, p: NoParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
                   out: Shape, image: Shape) -> rf.ReceptiveField:
@@ -23,14 +24,17 @@ class _Merge(OpKind):
 @register
 class Add(_Merge):
     name = "add"
-    doc = "elementwise sum of its inputs (residual connections)"
+    doc = "elementwise sum of its inputs (residual connections); shapes broadcast as in torch"
     example = {"name": "sum", "op": "add", "from": ["a", "b"]}
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
-        if len(set(ins)) != 1:
+        out: Shape | None = ins[0]
+        for shape in ins[1:]:
+            out = broadcast(out, shape) if out is not None else None
+        if out is None:
             raise OpError("add needs inputs of one shape, got " + " and ".join(map(fmt_shape, ins)),
-                          "from")
-        return Inferred(ins[0], " + ".join(map(fmt_shape, ins)))
+                          "from", "hint: or shapes that broadcast: one rank, each size equal or 1")
+        return Inferred(out, " + ".join(map(fmt_shape, ins)))
 
     def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Add", inline="{plus}")
@@ -50,7 +54,7 @@ class Add(_Merge):
 @register
 class Concat(_Merge):
     name = "concat"
-    doc = "concatenation of its inputs along channels (Inception branches)"
+    doc = "concatenation of its inputs along axis 0, the channels (Inception branches)"
     example = {"name": "cat", "op": "concat", "from": ["a", "b"]}
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
@@ -72,8 +76,10 @@ class Concat(_Merge):
         return Temporaries(grad_alias=True)  # the slices are views of the output's gradient
 
 def broadcast(a: Shape, b: Shape) -> Shape | None:
-    """Two per-image shapes of one rank broadcast elementwise (torch's rule, sizes of 1 stretch);
-    None when they do not."""
+    """Two per-example shapes broadcast elementwise (torch's rule, sizes of 1 stretch); None when
+    they do not. Their ranks must be equal: both tensors carry the batch in front, so torch's
+    right-aligned rule would set one's batch against the other's first axis ((N, S, D) + (N, D)
+    fails in torch unless N = S), which a per-example shape cannot say."""
     if len(a) != len(b):
         return None
     out = []
@@ -87,7 +93,7 @@ def broadcast(a: Shape, b: Shape) -> Shape | None:
 @register
 class Mul(_Merge):
     name = "mul"
-    doc = ("elementwise product of two inputs, sizes of 1 broadcast (squeeze-and-excitation:"
+    doc = ("elementwise product of two inputs, broadcast as in torch (squeeze-and-excitation:"
            " (C, H, W) × (C, 1, 1))")
     example = {"name": "scale", "op": "mul", "from": ["a", "b"]}
 

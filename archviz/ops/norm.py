@@ -7,7 +7,7 @@ from math import prod
 from typing import Any
 
 from .fields import BoolField, FloatField, PosInt, param
-from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .registry import OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 
 # --- normalisation ------------------------------------------------------------------------------
@@ -40,15 +40,11 @@ class LRN(OpKind):
     name, family = "lrn", "norm"
     doc = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
     Params = LRNParams
+    ranks = (3,)          # across channels of a (C, H, W) map
     example = {"name": "norm1", "op": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}
     # "fast": archviz's LRN module (archviz/runtime/lrn.py), the default; "torch":
     # nn.LocalResponseNorm as torch runs it (what an imported module with one uses)
     lowerings = ("fast", "torch")
-
-    def infer(self, p: LRNParams, ins: tuple[Shape, ...]) -> Inferred:
-        if len(ins[0]) < 2:
-            raise OpError(f"lrn needs a (C, H, W) input, got {fmt_shape(ins[0])}")
-        return super().infer(p, ins)
 
     def torch(self, p: LRNParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         # torch computes a / (k + (alpha/n)·Σa²)^β: the paper's α is passed as alpha = α·n.
@@ -104,6 +100,9 @@ class LRN(OpKind):
         return f"n={p.size}, k={p.k:g}, α={p.alpha:g}"
 
 
+_BATCHNORM = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class BatchNormParams:
     eps: float = param(FloatField(lo=0.0), 1e-5)
@@ -114,8 +113,11 @@ class BatchNormParams:
 @register
 class BatchNorm(OpKind):
     name, family = "batchnorm", "norm"
-    doc = "batch normalisation over channels (BatchNorm2d on (C, H, W), BatchNorm1d on (F,))"
+    doc = ("batch normalisation over channels, axis 0 (BatchNorm1d on (C,) or (C, L), BatchNorm2d on"
+           " (C, H, W), BatchNorm3d on (C, D, H, W))")
     Params = BatchNormParams
+    ranks = (1, 2, 3, 4)
+    rank_text = "a (C,), (C, L), (C, H, W) or (C, D, H, W)"
     example = {"name": "bn1", "op": "batchnorm"}
 
     def params(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
@@ -125,7 +127,7 @@ class BatchNorm(OpKind):
         return 2 * ins[0][0] + 1  # running_mean, running_var (C,) + num_batches_tracked
 
     def torch(self, p: BatchNormParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
-        cls = "BatchNorm2d" if len(ins[0]) == 3 else "BatchNorm1d"  # (C, H, W) or (F,)
+        cls = _BATCHNORM[len(ins[0])]  # channels on axis 0: (C,) (C, L) | (C, H, W) | (C, D, H, W)
         kw = TorchLayer.given({"eps": 1e-5, "momentum": 0.1, "affine": True},
                               eps=p.eps, momentum=p.momentum, affine=p.affine)
         return TorchLayer(cls, (ins[0][0],), kw)

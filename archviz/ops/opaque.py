@@ -35,6 +35,9 @@ class Opaque(OpKind):
     def infer(self, p: OpaqueParams, ins: tuple[Shape, ...]) -> Inferred:
         return Inferred(p.traced_shape, f"traced at import ({p.module})")
 
+    def out_dtype(self, p: OpaqueParams, ins: tuple[str, ...]) -> str:
+        return "float32"  # any input taken; the traced output's dtype is not recorded: float32
+
     def params(self, p: OpaqueParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return p.traced_params
 

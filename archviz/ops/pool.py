@@ -34,6 +34,7 @@ _POOL_DEFAULTS = {"padding": (0, 0), "ceil_mode": False}
 
 class _Pool(OpKind):
     family = "pool"
+    ranks = (3,)          # (C, H, W)
     Params = PoolParams
     torch_class: ClassVar[str]
 
@@ -100,6 +101,7 @@ class AdaptiveAvgPool(OpKind):
     name, family = "adaptive_avgpool", "pool"
     doc = "adaptive average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)"
     Params = AdaptiveParams
+    ranks = (3,)
     example = {"name": "avgpool", "op": "adaptive_avgpool", "out": 6}
 
     def infer(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> Inferred:

@@ -17,8 +17,11 @@ An op class holds:
 * ``settings``: its params as a plain mapping, for diff and JSON; ``label``: a short text.
 * ``schema``: its branch of the spec format's JSON Schema (:mod:`archviz.spec.schema`).
 
-Shapes are per image, without the batch: ``(C, H, W)`` for feature maps, ``(F,)`` for
-vectors. Counting conventions (README, "What the numbers mean"):
+Shapes are per example, without the batch, of any rank: ``(F,)`` vectors, ``(S, D)`` sequences,
+``(C, L)``, ``(C, H, W)`` and ``(C, D, H, W)`` channels-first feature maps, ``(S,)`` token ids.
+An op states the ranks it takes (``ranks``; None = any), which the analysis checks before
+``infer`` (:meth:`OpKind.check_ranks`), and the dtype of its output (:meth:`OpKind.out_dtype`;
+:mod:`archviz.ops.dtypes`). Counting conventions (README, "What the numbers mean"):
 
 * params  = weights + biases (+ BatchNorm's affine weight and bias); buffers apart.
 * MACs    = multiply-accumulates of conv and linear layers, bias adds not counted;
@@ -37,6 +40,8 @@ from typing import Any, ClassVar
 
 from . import receptive as rf
 from .arith import Window
+from .dtypes import FLOAT, is_integer
+from .dtypes import promote as promote_dtypes
 from .fields import Field, Pair, fields_of
 from .saved import Autocast, Saved, Temporaries
 
@@ -96,6 +101,9 @@ class OpKind:
     # the ways this op can be built in torch, the default first (LRN: fast, torch); () for one way.
     # ``torch`` and ``saved`` receive the chosen one as ``lowering`` (archviz/ops/lowering.py)
     lowerings: ClassVar[tuple[str, ...]] = ()
+    ranks: ClassVar[tuple[int, ...] | None] = None   # the input ranks it takes; None: any
+    rank_text: ClassVar[str] = ""                     # those ranks in words ("a (C, H, W)"); "" = derived
+    keeps_int: ClassVar[bool] = False                 # integer inputs pass (a view, a merge)
 
     _fields: ClassVar[dict[str, Field]] = {}
 
@@ -111,6 +119,28 @@ class OpKind:
     def settings(self, p: Any) -> dict[str, Any]:
         """The params as a plain mapping (diff, JSON)."""
         return asdict(p)
+
+    def check_ranks(self, ins: tuple[Shape, ...]) -> None:
+        """Refuse an input of a rank the op does not take (the analysis calls it before ``infer``):
+        ``conv needs a (C, H, W) input, got (48, 16)``."""
+        if self.ranks is None:
+            return
+        for shape in ins:
+            if len(shape) not in self.ranks:
+                forms = (RANK_FORMS.get(r, f"rank-{r}") for r in self.ranks)
+                wanted = self.rank_text or "a " + " or ".join(forms)
+                raise OpError(f"{self.name} needs {wanted} input, got {fmt_shape(shape)}")
+
+    def out_dtype(self, p: Any, ins: tuple[str, ...]) -> str:
+        """The output's dtype from the inputs': float32 (the analysis's float, whatever float comes
+        in); an integer input is refused unless the op ``keeps_int`` (then torch's promotion)."""
+        ints = [d for d in ins if is_integer(d)]
+        if not ints:
+            return FLOAT
+        if not self.keeps_int:
+            raise OpError(f"{self.name} needs a floating-point input, got {ints[0]}",
+                          hint="hint: integer token ids go through an embedding first")
+        return promote_dtypes(ins)
 
     def infer(self, p: Any, ins: tuple[Shape, ...]) -> Inferred:
         return Inferred(ins[0], "same as input")
@@ -186,6 +216,10 @@ def register(cls: type[OpKind]) -> type[OpKind]:
     cls._fields = fields_of(cls.Params)
     OPS[cls.name] = cls()
     return cls
+
+
+# how messages name an input of each rank (channels first; sequences batch-first, as torch)
+RANK_FORMS = {1: "(F,)", 2: "(S, D)", 3: "(C, H, W)", 4: "(C, D, H, W)"}
 
 
 def spatial(ins: tuple[Shape, ...], op: str) -> Shape:

@@ -11,8 +11,9 @@ from .saved import Autocast, Saved, Temporaries
 @register
 class Flatten(OpKind):
     name, family = "flatten", "reshape"
-    doc = "flatten (C, H, W) to (C·H·W,) (torch.nn.Flatten)"
+    doc = "flatten a per-example tensor of any rank to a vector, (C, H, W) to (C·H·W,) (torch.nn.Flatten)"
     example = {"name": "flatten", "op": "flatten"}
+    keeps_int = True      # a view: token ids stay token ids
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = ins[0]

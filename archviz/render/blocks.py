@@ -19,6 +19,7 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import fmt_dims as dims
+from ..ops import fmt_shape
 from ..spec import INPUT
 from .dot import CROSS_COLOUR, STYLE, lane_op_text, lane_shape
 from .plots import new_figure
@@ -124,6 +125,18 @@ def check_chain(a: Analysis, graph: Graph, spec: str = "") -> None:
         previous = s.name
 
 
+def check_images(a: Analysis, spec: str = "") -> None:
+    """The figure draws (C, H, W) feature maps as boxes and (F,) vectors as columns: refuse a
+    network whose input or any drawn layer has another rank (a sequence, a video clip)."""
+    drawn = [(INPUT, a.input), *((s.name, s.output) for s in _box_layers(a))]
+    for name, shape in drawn:
+        if len(shape) not in (1, 3):
+            raise ArchvizError(
+                f"{a.name}: the block figure draws images (C, H, W) and vectors (F,); {name} is"
+                f" {fmt_shape(shape)}"
+                + f"\nhint: `archviz draw {spec or 'SPEC'}` draws a network of any rank")
+
+
 def blocks_data(a: Analysis, graph: Graph, split: bool = False, spec: str = "") -> BlocksData:
     """Boxes for the input and every conv, pool, linear and merge layer, in spec order.
 
@@ -131,6 +144,7 @@ def blocks_data(a: Analysis, graph: Graph, split: bool = False, spec: str = "") 
     the figure would join layers that are not connected.
     """
     check_chain(a, graph, spec)
+    check_images(a, spec)
     if not split:
         return BlocksData(f"{a.name}: feature maps as boxes (sizes ∝ √C, √H, √W)",
                           (_row(a, graph, 1, 0),), ("",))

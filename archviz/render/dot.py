@@ -21,6 +21,7 @@ from ..core.analysis import Analysis, LayerStats, channel_share
 from ..errors import ArchvizError
 from ..ops import OPS
 from ..ops import fmt_dims as dims
+from ..ops.dtypes import note as dtype_note
 from ..spec import INPUT
 from .tables import human
 from .text import one_line
@@ -161,7 +162,7 @@ def node_label(layers: list[LayerStats], shape: Shape | None = None, note: str =
         rows.append('<font point-size="10">+ ' + escape(" · ".join(_op_text(s) for s in layers[1:]))
                     + "</font>")
     out = shape if shape is not None else layers[-1].output
-    rows.append(f'<font color="#333333">{dims(out)}</font>')
+    rows.append(f'<font color="#333333">{dims(out)}{dtype_note(layers[-1].dtype)}</font>')
     if note:
         rows.append(f'<font point-size="10" color="{CROSS_COLOUR}">{escape(note)}</font>')
     return "<" + "<br/>".join(rows) + ">"
@@ -179,7 +180,8 @@ def _legend(families: list[str], per_row: int) -> str:
 def _title(a: Analysis, families: list[str], per_row: int, footer: str = "") -> str:
     """Graph label: the network and its totals, the colour legend, then ``footer``."""
     t = a.totals
-    line = f"{a.name} · input {dims(a.input)} · {t.params:,} params · {t.macs:,} MACs per image"
+    line = (f"{a.name} · input {dims(a.input)}{dtype_note(a.input_dtype)} · {t.params:,} params"
+            f" · {t.macs:,} MACs per image")
     return (f'<<table border="0" cellspacing="2"><tr><td><font point-size="16"><b>{escape(line)}</b></font>'
             f'</td></tr><tr><td>{_legend(families, per_row)}</td></tr>{footer}</table>>')
 
@@ -200,8 +202,8 @@ def _digraph(a: Analysis, rankdir: str, name: str) -> graphviz.Digraph:
 
 
 def _input_node(g: graphviz.Digraph, a: Analysis) -> None:
-    g.node(INPUT, f'<<b>input</b><br/>{dims(a.input)}>', fillcolor=STYLE["input"].fill,
-           style="rounded,filled,dashed")
+    g.node(INPUT, f'<<b>input</b><br/>{dims(a.input)}{dtype_note(a.input_dtype)}>',
+           fillcolor=STYLE["input"].fill, style="rounded,filled,dashed")
 
 
 def _families(nodes: dict[str, list[LayerStats]]) -> list[str]:

@@ -28,6 +28,7 @@ from ..core.diff import Diff, show
 from ..errors import ArchvizError
 from ..ops import OPS
 from ..ops import fmt_dims as dims
+from ..ops.dtypes import note as dtype_note
 from ..spec import INPUT, Spec
 from . import dot
 
@@ -131,7 +132,7 @@ def _layer(a: Analysis, spec: Spec, s: LayerStats, claims: list[dict[str, Any]],
     return {
         "name": s.name, "op": s.op, "family": s.family, "label": s.label, "settings": settings,
         "inputs": list(s.inputs), "readers": readers,
-        "in_shapes": [dims(x) for x in s.in_shapes], "output": dims(s.output),
+        "in_shapes": [dims(x) for x in s.in_shapes], "output": dims(s.output) + dtype_note(s.dtype),
         "params": s.params, "buffers": s.buffers, "neurons": s.neurons, "macs": s.macs,
         "activations": s.activations, "formula": s.formula, "warnings": list(s.warnings),
         "rf": _num(s.rf), "rf_jump": _num(s.rf_jump), "expect": dims(s.expect) if s.expect else None,
@@ -153,7 +154,7 @@ def network_data(spec: Spec, a: Analysis) -> dict[str, Any]:
     t = a.totals
     return {
         "name": a.name, "source": spec.source, "description": spec.description, "path": a.path,
-        "input": dims(a.input), "gpus": a.split.gpus if a.split else None,
+        "input": dims(a.input) + dtype_note(a.input_dtype), "gpus": a.split.gpus if a.split else None,
         "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "neurons": t.neurons,
                    "activations": t.activations},
         "checks": {"passed": sum(c.ok for c in checks), "failed": sum(not c.ok for c in checks),

@@ -11,6 +11,8 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.check import CheckResult
 from ..ops import fmt_dims as _dims
 from ..ops import fmt_shape
+from ..ops.dtypes import is_integer
+from ..ops.dtypes import note as dtype_note
 from .text import markdown, safe, strip_control
 
 SCHEMA_VERSION = 1  # of every JSON output; raised when a key changes meaning or goes away
@@ -46,12 +48,14 @@ def _csv_pair(v: tuple[int | float, int | float] | None) -> str:
 
 
 def to_dict(a: Analysis) -> dict[str, Any]:
-    """The JSON layout documented in the README (shapes as lists of ints)."""
+    """The JSON layout documented in the README (shapes as lists of ints; ``input_dtype`` and a
+    layer's ``output_dtype`` only where they are integers: token ids)."""
     out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": a.name,
         "source": a.source,
         "input": list(a.input),
+        **({"input_dtype": a.input_dtype} if is_integer(a.input_dtype) else {}),
         "layers": [_layer_dict(s) for s in a.layers],
         "totals": {"params": a.totals.params, "buffers": a.totals.buffers,
                    "neurons": a.totals.neurons, "activations": a.totals.activations,
@@ -74,7 +78,8 @@ def to_dict(a: Analysis) -> dict[str, Any]:
 def _layer_dict(s: LayerStats) -> dict[str, Any]:
     return {
         "name": s.name, "op": s.op, "label": s.label, "inputs": list(s.inputs),
-        "output": list(s.output), "params": s.params, "buffers": s.buffers,
+        "output": list(s.output), **({"output_dtype": s.dtype} if is_integer(s.dtype) else {}),
+        "params": s.params, "buffers": s.buffers,
         "neurons": s.neurons, "activations": s.activations, "macs": s.macs, "flops": s.flops,
         "formula": s.formula, "warnings": list(s.warnings), "accepted": list(s.accepted),
         "gpu_local": s.gpu_local,
@@ -96,8 +101,8 @@ def to_csv(a: Analysis) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for s in a.layers:
-        w.writerow([s.name, s.op, s.label, ";".join(s.inputs), _dims(s.output), s.params,
-                    s.buffers, s.neurons, s.activations, s.macs, s.flops, s.formula,
+        w.writerow([s.name, s.op, s.label, ";".join(s.inputs), _dims(s.output) + dtype_note(s.dtype),
+                    s.params, s.buffers, s.neurons, s.activations, s.macs, s.flops, s.formula,
                     "; ".join(s.warnings), _csv_pair(s.rf), _csv_pair(s.rf_jump), _csv_pair(s.rf_start),
                     "; ".join(s.accepted)])
     t = a.totals
@@ -110,12 +115,13 @@ def to_markdown(a: Analysis) -> str:
     head = "| # | layer | op | output | arithmetic | params | MACs | neurons |"
     md = markdown   # every user string escaped for Markdown: names, sources, settings
     source = f" {md(a.source)}." if a.source else ""
-    rows = [f"## {md(a.name)}", "", f"Input {fmt_shape(a.input)}.{source}",
+    rows = [f"## {md(a.name)}", "", f"Input {fmt_shape(a.input)}{dtype_note(a.input_dtype)}.{source}",
             "", head, "|---|---|---|---|---|---:|---:|---:|"]
     for i, s in enumerate(a.layers, 1):
         op = md(f"{s.op} {s.label}".strip())
         flag = " ⚠" if s.warnings else " ✓" if s.accepted else ""
-        rows.append(f"| {i} | {md(s.name)}{flag} | {op} | {_dims(s.output)} | {md(s.formula)} |"
+        out = _dims(s.output) + dtype_note(s.dtype)
+        rows.append(f"| {i} | {md(s.name)}{flag} | {op} | {out} | {md(s.formula)} |"
                     f" {_n(s.params)} | {_n(s.macs)} | {_n(s.neurons)} |")
     t = a.totals
     rows.append(f"| | **total** | | | | **{t.params:,}** | **{t.macs:,}** | **{t.neurons:,}** |")
@@ -166,7 +172,8 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"{safe(a.name)} · input {fmt_shape(a.input)}", title_justify="left",
+    table = Table(title=f"{safe(a.name)} · input {fmt_shape(a.input)}{dtype_note(a.input_dtype)}",
+                  title_justify="left",
                   header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     table.add_column("layer", footer="total", no_wrap=True)
@@ -183,7 +190,8 @@ def _shapes_table(a: Analysis, wide: bool) -> Any:
         name = (f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings
                 else f"{safe(s.name)} [dim]✓[/]" if s.accepted else safe(s.name))
         formula = "" if s.formula == "same as input" else s.formula
-        cells = [name, safe(f"{s.op} {s.label}".strip()), _dims(s.output), formula, _n(s.params),
+        cells = [name, safe(f"{s.op} {s.label}".strip()), _dims(s.output) + dtype_note(s.dtype), formula,
+                 _n(s.params),
                  macs(s.macs)]
         table.add_row(*cells, *((_n(s.neurons), rf_text(s)) if wide else ()))
     return table

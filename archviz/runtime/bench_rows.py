@@ -47,18 +47,20 @@ class Workload:
 
     label: str
     module: Any                     # torch.nn.Module
-    input_shape: tuple[int, ...]    # (C, H, W) or (F,), per image
+    input_shape: tuple[int, ...]    # per example, any rank: (C, H, W), (F,), (S, D), ...
     output_shape: tuple[int, ...]   # classes first: labels are drawn for cross-entropy
     flops: Flops                    # per image
     # archviz cost's prediction for a case: (peak bytes, roofline step ms or None, roofline ms per
     # layer); None: no prediction
     predict: Any = field(default=None, compare=False)
     analysis: Analysis | None = None  # for the memory guard: weights and activations per image
+    input_dtype: str = "float32"    # int64 / int32: token ids (archviz.runtime.inputs)
 
     @classmethod
     def of(cls, label: str, module: Any, analysis: Analysis) -> Workload:
         return cls(label=label, module=module, input_shape=analysis.input,
-                   output_shape=analysis.layers[-1].output, flops=Flops.of(analysis), analysis=analysis)
+                   output_shape=analysis.layers[-1].output, flops=Flops.of(analysis), analysis=analysis,
+                   input_dtype=analysis.input_dtype)
 
 
 @dataclass(frozen=True, kw_only=True)

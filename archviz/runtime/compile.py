@@ -33,6 +33,7 @@ from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
+from .inputs import example_input
 from .lrn import LRN
 
 Shape = tuple[int, ...]
@@ -53,7 +54,7 @@ class Add(nn.Module):
 
 
 class Concat(nn.Module):
-    """Concatenation of its inputs along channels (dim 1 of an (N, C, ...) batch)."""
+    """Concatenation of its inputs along axis 0 of each example (dim 1 of an (N, C, ...) batch)."""
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=1)
@@ -102,11 +103,12 @@ MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
 LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN}  # archviz's subclasses of torch layers
 
 
-def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[Graph, Analysis]:
+def prepare(spec: Spec | str | Path, input_shape: Shape | None = None,
+            input_dtype: str | None = None) -> tuple[Graph, Analysis]:
     """Load (a path or bundled name), build the graph and analyse it: shapes checked first."""
     sp = spec if isinstance(spec, Spec) else load(spec)
     graph = build(sp)
-    return graph, analyze(graph, tuple(input_shape) if input_shape else None)
+    return graph, analyze(graph, tuple(input_shape) if input_shape else None, input_dtype=input_dtype)
 
 
 def made(graph: Graph, analysis: Analysis, lowering: Lowering = Lowering()) -> dict[str, Made]:
@@ -124,16 +126,17 @@ def made(graph: Graph, analysis: Analysis, lowering: Lowering = Lowering()) -> d
 
 
 def to_module(spec: Spec | str | Path, *, input_shape: tuple[int, ...] | None = None,
-              lowering: Lowering = Lowering()) -> nn.Module:
+              lowering: Lowering = Lowering(), input_dtype: str | None = None) -> nn.Module:
     """Compile a spec into a module whose forward takes an (N, *input) tensor.
 
-    ``input_shape`` overrides the spec's ``input`` (per image, without the batch); ``lowering``
-    chooses how ops with several torch implementations are built (LRN: fast or torch; a layer's
-    own ``lowering:`` wins). Raises
+    ``input_shape`` overrides the spec's ``input`` (per example, any rank, without the batch),
+    ``input_dtype`` its ``input_dtype`` (the layers' dtypes are checked by the analysis);
+    ``lowering`` chooses how ops with several torch implementations are built (LRN: fast or torch;
+    a layer's own ``lowering:`` wins). Raises
     :class:`ModelTooLarge` before allocating when the parameters, buffers and the activations of
     a one-image forward pass would need more than 80% of the available memory.
     """
-    graph, analysis = prepare(spec, input_shape)
+    graph, analysis = prepare(spec, input_shape, input_dtype)
     return compile_graph(graph, analysis, lowering=lowering)
 
 
@@ -344,6 +347,7 @@ class Verification:
     real_params: int
     error: str = ""             # torch refused the forward pass (the analysis accepted it)
     formulas: tuple[FormulaCheck, ...] = ()
+    input_dtype: str = "float32"
 
     @property
     def macs_ok(self) -> bool:
@@ -356,19 +360,20 @@ class Verification:
 
 
 def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
-           max_bytes: int | None = None, lowering: Lowering = Lowering()) -> Verification:
+           max_bytes: int | None = None, lowering: Lowering = Lowering(),
+           input_dtype: str | None = None) -> Verification:
     """Build the module (on the meta device when every op runs there, else on the CPU under the
-    memory guard), run one image through it with forward hooks and FlopCounterMode."""
+    memory guard), run one example through it with forward hooks and FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    graph, analysis = prepare(spec, input_shape)
+    graph, analysis = prepare(spec, input_shape, input_dtype)
     for device in ("meta", "cpu"):
         model = compile_graph(graph, analysis, device=device, max_bytes=max_bytes, lowering=lowering).eval()
         seen: dict[str, Shape] = {}
         counter = FlopCounterMode(display=False)
         try:
             with _hooks(model, graph, seen), counter, torch.no_grad():
-                model(torch.zeros((1, *analysis.input), device=device))
+                model(example_input(analysis.input, analysis.input_dtype, device=device))
         except (NotImplementedError, RuntimeError) as exc:
             if device == "meta":
                 continue  # an op without a meta kernel, or a real refusal: ask the CPU
@@ -420,4 +425,5 @@ def _verification(analysis: Analysis, model: nn.Module, seen: dict[str, Shape], 
                    sum(p.numel() for p in model.get_submodule(s.name).parameters(recurse=False)))
         for s in analysis.layers)
     return Verification(analysis.name, analysis.input, device, checks, analysis.totals.macs, flops,
-                        analysis.totals.params, sum(p.numel() for p in model.parameters()), error)
+                        analysis.totals.params, sum(p.numel() for p in model.parameters()), error,
+                        input_dtype=analysis.input_dtype)

@@ -31,6 +31,8 @@ from ..ops.lowering import Lowering
 from ..ops.norm import LRNParams
 from ..spec import INPUT, Spec
 from .compile import Made, class_name, compile_graph, made, parents_first, prepare
+from .inputs import example_input
+from .inputs import source as input_source
 
 Shape = tuple[int, ...]
 FORMATS = ("py", "torchscript", "onnx")
@@ -42,10 +44,10 @@ class ExportError(ArchvizError):
 
 
 def to_python(spec: Spec | str | Path, input_shape: Shape | None = None, *,
-              lowering: Lowering = Lowering()) -> str:
+              lowering: Lowering = Lowering(), input_dtype: str | None = None) -> str:
     """The source text of a self-contained module equivalent to ``to_module(spec, lowering=...)``
     (archviz's own layers are written as the torch class they subclass: the same maths)."""
-    graph, analysis = prepare(spec, input_shape)
+    graph, analysis = prepare(spec, input_shape, input_dtype)
     stats = {s.name: s for s in analysis.layers}
     cls = class_name(graph.spec.name)
     builds = made(graph, analysis, lowering)
@@ -59,7 +61,8 @@ def _header(graph: Graph, a: Analysis, cls: str) -> list[str]:
     doc = [f"{sp.name}: a PyTorch module written by archviz from {Path(sp.path).name}.", ""]
     if sp.source:
         doc.append(f"Source: {sp.source}")
-    doc += [f"Input: {fmt_shape(a.input)} per image; forward takes a batch (N, {_dims(a.input)}).",
+    dtype = "" if a.input_dtype == "float32" else f" {a.input_dtype}"
+    doc += [f"Input: {fmt_shape(a.input)}{dtype} per example; forward takes a batch (N, {_dims(a.input)}).",
             f"Parameters: {a.totals.params:,}; MACs per image: {a.totals.macs:,} (conv and linear).",
             "Module names are the spec's layer names, so state-dict keys match archviz.to_module."]
     doc = [_escape_doc(line) for line in doc]
@@ -179,7 +182,7 @@ def _footer(cls: str, a: Analysis) -> list[str]:
     return ["", "", 'if __name__ == "__main__":',
             f"    model = {cls}().eval()",
             "    with torch.no_grad():",
-            f"        y = model(torch.zeros(1, {_dims(a.input)}))",
+            f"        y = model({input_source(a.input, a.input_dtype)})",
             "    shapes = [tuple(t.shape) for t in y] if isinstance(y, tuple) else tuple(y.shape)",
             "    params = sum(p.numel() for p in model.parameters())",
             "    print(f\"{type(model).__name__}: {params:,} parameters, output {shapes}\")"]
@@ -188,16 +191,17 @@ def _footer(cls: str, a: Analysis) -> list[str]:
 # --- binary formats -----------------------------------------------------------------------------
 
 def to_torchscript(spec: Spec | str | Path, input_shape: Shape | None = None,
-                   max_bytes: int | None = None, *, lowering: Lowering = Lowering()) -> bytes:
+                   max_bytes: int | None = None, *, lowering: Lowering = Lowering(),
+                   input_dtype: str | None = None) -> bytes:
     """A scripted module (traced if scripting fails) saved with ``torch.jit.save``."""
-    graph, analysis = prepare(spec, input_shape)
+    graph, analysis = prepare(spec, input_shape, input_dtype)
     model = compile_graph(graph, analysis, max_bytes=max_bytes, lowering=lowering).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             jit = torch.jit.script(model)
         except Exception:  # noqa: BLE001 - any scripting failure: fall back to tracing
-            jit = torch.jit.trace(model, torch.zeros(1, *analysis.input))
+            jit = torch.jit.trace(model, example_input(analysis.input, analysis.input_dtype))
         buf = io.BytesIO()
         torch.jit.save(jit, buf)  # deprecated in favour of torch.export, still the format people load
     return buf.getvalue()
@@ -209,18 +213,20 @@ def onnx_available() -> bool:
 
 
 def to_onnx(spec: Spec | str | Path, input_shape: Shape | None = None,
-            max_bytes: int | None = None, *, lowering: Lowering = Lowering()) -> bytes:
+            max_bytes: int | None = None, *, lowering: Lowering = Lowering(),
+            input_dtype: str | None = None) -> bytes:
     """An ONNX graph (torch.onnx.export, dynamo exporter) with a dynamic batch axis, in one file."""
     if not onnx_available():
         raise ExportError("--format onnx needs the 'onnx' and 'onnxscript' packages, which are not"
                           " installed here\ninstall them with `pip install onnx onnxscript` (archviz does"
                           " not depend on them), or export --format torchscript or py")
-    graph, analysis = prepare(spec, input_shape)
+    graph, analysis = prepare(spec, input_shape, input_dtype)
     model = compile_graph(graph, analysis, max_bytes=max_bytes, batch=2, lowering=lowering).eval()
     batch = torch.export.Dim("batch", min=1)
     with tempfile.TemporaryDirectory() as tmp, _quiet_onnx():
         path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model, (torch.zeros(2, *analysis.input),), str(path), input_names=["input"],
+        x = example_input(analysis.input, analysis.input_dtype, batch=2)
+        torch.onnx.export(model, (x,), str(path), input_names=["input"],
                           dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
         return path.read_bytes()
 

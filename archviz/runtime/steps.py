@@ -21,6 +21,7 @@ from torch import nn
 from ..core.devices import Dtype
 from ..core.flops import Mode
 from .bench_rows import Settings, Workload
+from .inputs import example_input
 
 AUTOCAST = {Dtype.bf16: torch.bfloat16, Dtype.fp16: torch.float16}
 SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}  # the one training update of every step
@@ -40,7 +41,7 @@ def prepare(work: Workload, batch: int, settings: Settings) -> tuple[nn.Module, 
     # model-parallel towers already sit on their devices (the input goes to each, the output
     # comes back on the first)
     model: Any = work.module if isinstance(work.module, Towers) else work.module.to(dev)
-    x = torch.randn(batch, *work.input_shape, device=dev)  # (N, C, H, W)
+    x = example_input(work.input_shape, work.input_dtype, batch=batch, device=dev, random=True)  # (N, ...)
     if settings.channels_last and x.dim() == 4:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -18,7 +18,7 @@ import yaml
 
 from ..chars import CONTROL, CONTROL_IN_TEXT
 from ..errors import Loc, SpecError
-from ..limits import MAX_INT
+from ..limits import MAX_INT, MAX_RANK
 from ..ops.fields import FieldError, PosInt, show
 
 Shape = tuple[int, ...]
@@ -235,14 +235,16 @@ def read_positive_int(doc: Doc, node: yaml.Node, what: str) -> int:
         raise doc.error(node, f"{what}: {exc}") from None
 
 
-def read_shape(doc: Doc, node: yaml.Node, what: str, ranks: tuple[int, ...] = (1, 3)) -> Shape:
-    """A shape without the batch: ``[C, H, W]`` or ``[F]`` of positive integers."""
+def read_shape(doc: Doc, node: yaml.Node, what: str) -> Shape:
+    """A shape without the batch, of any rank up to ``MAX_RANK``: ``[F]``, ``[S, D]``,
+    ``[C, H, W]``, ``[C, D, H, W]``, ... of positive integers (which ranks a layer takes is its
+    op's to say, when the spec is analysed)."""
     value = doc.value(node)
-    ok = isinstance(value, list) and len(value) in ranks and all(
+    ok = isinstance(value, list) and 1 <= len(value) <= MAX_RANK and all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     if not ok:
-        forms = " or ".join({1: "[F]", 3: "[C, H, W]"}.get(r, f"{r} sizes") for r in ranks)
-        raise doc.error(node, f"{what}: expected {forms} of positive integers, got {show(value)}")
+        raise doc.error(node, f"{what}: expected a list of 1 to {MAX_RANK} positive integers ([F], [S, D],"
+                        f" [C, H, W], ...), got {show(value)}")
     if max(value) > MAX_INT:
         raise doc.error(node, f"{what}: sizes are at most {MAX_INT} (2^31 − 1, torch's limit),"
                         f" got {max(value)}")

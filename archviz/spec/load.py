@@ -18,6 +18,7 @@ import yaml
 from ..errors import Loc, SpecError, did_you_mean
 from ..limits import MAX_DEPTH, MAX_GPUS, max_alias_nodes, max_spec_bytes
 from ..ops import OPS
+from ..ops.dtypes import ALIASES, DTYPES, FLOAT
 from ..ops.fields import FieldError
 from ..ops.lowering import lowering_ops
 from . import bundled
@@ -43,12 +44,13 @@ from .doc import (
 __all__ = ["SPEC_VERSION", "SPEC_VERSIONS", "INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer",
            "Shape", "Spec", "load", "loads", "parse_layer"]
 
-TOP_KEYS = {"format", "name", "source", "description", "input", "gpus", "allow", "blocks", "layers",
-            "claims"}
-# spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α;
-# see docs/spec-format.md)
-SPEC_VERSIONS = (1, 2)
-SPEC_VERSION = 2
+TOP_KEYS = {"format", "name", "source", "description", "input", "input_dtype", "gpus", "allow", "blocks",
+            "layers", "claims"}
+# spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α),
+# 3 (shapes of any rank, `input_dtype:`, a layer's `lowering:`); see docs/spec-format.md. Every
+# older spec reads unchanged.
+SPEC_VERSIONS = (1, 2, 3)
+SPEC_VERSION = 3
 LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow", "lowering"}
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -93,6 +95,7 @@ class Spec:
     input_loc: Loc | None = None
     format: int = 1                  # the spec format version (the `format:` key; 1 when absent)
     allow: frozenset[str] = frozenset()  # warnings every layer accepts (`allow: [inexact]`)
+    input_dtype: str = FLOAT         # the input's dtype (`input_dtype:`): float32, bf16, fp16, int64, int32
 
     def layer(self, name: str) -> Layer:
         return next(la for la in self.layers if la.name == name)
@@ -323,11 +326,21 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         claims=claims,
         input_loc=doc.loc(top["input"][1]),
         allow=read_allow(doc, top["allow"][1], "allow") if "allow" in top else frozenset(),
+        input_dtype=_input_dtype(doc, top["input_dtype"][1]) if "input_dtype" in top else FLOAT,
     )
 
 
 def _input(doc: Doc, node: yaml.Node) -> Shape:
     return read_shape(doc, node, "input")
+
+
+def _input_dtype(doc: Doc, node: yaml.Node) -> str:
+    """``input_dtype: int64``: one of :data:`archviz.ops.dtypes.DTYPES`."""
+    value = read_word(doc, node, "input_dtype")
+    if value not in DTYPES:
+        hint = f"did you mean '{ALIASES[value]}'?" if value in ALIASES else did_you_mean(value, DTYPES)
+        raise doc.error(node, f"input_dtype: expected one of {', '.join(DTYPES)}, got {show(value)}", hint)
+    return value
 
 
 def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> tuple[Layer, ...]:

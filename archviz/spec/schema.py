@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..limits import MAX_RANK
 from ..ops import OPS, OpKind
+from ..ops.dtypes import DTYPES
 from ..ops.fields import NUMBER_TEXT
 from .claims import COST_SETTINGS, KERNEL_TEXT, LRN_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
@@ -132,17 +134,21 @@ def spec_schema() -> Json:
     return {
         "$schema": DRAFT,
         "title": "archviz spec",
-        "description": "A CNN as a list of layers; see `archviz shapes --help`.",
+        "description": "A network as a list of layers; see `archviz shapes --help`.",
         "type": "object",
         "required": ["name", "input", "layers"],
         "additionalProperties": False,
         "properties": {
-            "format": {"enum": [1, 2], "description": "spec format version; 2: an LRN's alpha is the"
-                                                      " paper's α (torch's alpha is α·size)"},
+            "format": {"enum": [1, 2, 3], "description": "spec format version; 2: an LRN's alpha is the"
+                                                         " paper's α (torch's alpha is α·size); 3: shapes"
+                                                         " of any rank, input_dtype"},
             "name": {"type": "string", "minLength": 1},
             "source": {"type": "string", "description": "where the architecture comes from"},
             "description": {"type": "string"},
-            "input": {"$ref": "#/$defs/shape", "description": "[C, H, W] or [F], per image"},
+            "input": {"$ref": "#/$defs/shape", "description": "per example, the batch apart: [F], [S, D],"
+                                                              " [C, L], [C, H, W], [C, D, H, W], [S] ids"},
+            "input_dtype": {"enum": list(DTYPES), "default": "float32",
+                            "description": "the input's dtype; int64 / int32 for token ids"},
             "gpus": {**_int(1), "description": "split every layer's channels over this many GPUs"},
             "allow": {"$ref": "#/$defs/allow"},
             "blocks": _blocks(),
@@ -150,8 +156,8 @@ def spec_schema() -> Json:
             "claims": _claims(),
         },
         "$defs": {
-            "shape": {"anyOf": [{"type": "array", "items": _int(1), "minItems": n, "maxItems": n}
-                                for n in (3, 1)], "description": "[C, H, W] or [F]"},
+            "shape": {"type": "array", "items": _int(1), "minItems": 1, "maxItems": MAX_RANK,
+                      "description": "a shape per example, any rank: [F], [S, D], [C, H, W], ..."},
             "layer": {"oneOf": [op_schema(OPS[op]) for op in sorted(OPS)] + [_block_use()]},
             "claim": _number_claim(),
             "kernel_claim": _kernel_claim(),
