@@ -11,6 +11,7 @@ from ..errors import ArchvizError
 from .fields import BoolField, FloatField, PosInt, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
+from .source import Mapped, Source, Split, Unmapped
 
 # --- normalisation ------------------------------------------------------------------------------
 
@@ -56,6 +57,22 @@ class LRN(OpKind):
     doc = "local response normalisation across channels (torch.nn.LocalResponseNorm)"
     Params = LRNParams
     example = {"name": "norm1", "op": "lrn", "size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}
+    torch_modules = ("torch.nn.LocalResponseNorm",)
+    onnx_types = ("LRN",)
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs   # torch divides its alpha by n: the paper's α = alpha / n
+        return self.layer(size=a["size"], alpha=a["alpha"] / a["size"], beta=a["beta"], k=a["k"])
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs   # ONNX divides its alpha by n, as torch does
+        size = int(a["size"])
+        return self.layer(size=size, alpha=float(a.get("alpha", 1e-4)) / size,
+                          beta=float(a.get("beta", 0.75)), k=float(a.get("bias", 1.0)))
+
+    def split(self, p: LRNParams, ins: tuple[Shape, ...]) -> Split:
+        # the window reads size // 2 channels before and (size - 1) // 2 after each channel
+        return Split(kind="lrn", window=p.size)
 
     def infer(self, p: LRNParams, ins: tuple[Shape, ...]) -> Inferred:
         if len(ins[0]) < 2:
@@ -115,6 +132,26 @@ class BatchNorm(OpKind):
     doc = "batch normalisation over channels (BatchNorm2d on (C, H, W), BatchNorm1d on (F,))"
     Params = BatchNormParams
     example = {"name": "bn1", "op": "batchnorm"}
+    torch_modules = ("torch.nn.BatchNorm2d", "torch.nn.BatchNorm1d")
+    onnx_types = ("BatchNormalization",)
+    onnx_weights = ("weight", "bias", "running_mean", "running_var")
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        if a["momentum"] is None or not a["track_running_stats"]:
+            raise Unmapped("momentum=None or no running statistics")
+        return self.layer(eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs
+        if any(src.outputs[1:]):
+            raise Unmapped("training mode (running statistics as outputs)")
+        # ONNX's momentum weighs the running statistic, torch's the batch's
+        momentum = round(1.0 - float(a.get("momentum", 0.9)), 12)
+        return self.layer(eps=float(a.get("epsilon", 1e-5)), momentum=momentum, affine=True)
+
+    def shard(self, p: BatchNormParams, ins: tuple[Shape, ...], rows: int, towers: int) -> TorchLayer:
+        return self.torch(p, ((rows, *ins[0][1:]),))   # weight, bias, running stats: (rows,)
 
     def params(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 2 * ins[0][0] if p.affine else 0  # weight (C,) + bias (C,)
