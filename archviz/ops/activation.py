@@ -117,6 +117,7 @@ class Softmax(OpKind):
     torch_modules = ("torch.nn.Softmax",)
     torch_functions = (F + "softmax", "torch.softmax")
     tensor_methods = ("softmax",)
+    call_args = "dim=1"
     onnx_types = ("Softmax",)
 
     def from_module(self, src: Source) -> Mapped:

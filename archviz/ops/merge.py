@@ -65,6 +65,7 @@ class Concat(_Merge):
     doc = "concatenation of its inputs along channels (Inception branches)"
     example = {"name": "cat", "op": "concat", "from": ["a", "b"]}
     torch_functions = ("torch.cat",)
+    call_args = "dim=1"
     onnx_types = ("Concat",)
 
     def from_call(self, src: Source) -> Mapped:

@@ -107,6 +107,7 @@ class OpKind:
     onnx_types: ClassVar[tuple[str, ...]] = ()        # "Relu"
     onnx_weights: ClassVar[tuple[str, ...]] = ()      # state-dict keys of an ONNX node's constant inputs
     onnx_bias_add: ClassVar[tuple[str, ...]] = ()     # ONNX types whose bias is a following Add (MatMul)
+    call_args: ClassVar[str] = ""                     # the arguments a call must have, for the hint: "dim=1"
 
     _fields: ClassVar[dict[str, Field]] = {}
 
