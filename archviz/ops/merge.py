@@ -68,6 +68,10 @@ class Concat(_Merge):
     call_args = "dim=1"
     onnx_types = ("Concat",)
 
+    def split(self, p: NoParams, ins: tuple[Shape, ...]) -> Split:
+        return Split(refuse="concat layers cannot run split over towers yet (each tower's share of the"
+                     " result would not be a contiguous channel range)")
+
     def from_call(self, src: Source) -> Mapped:
         if src.arg(1, "dim", 0) not in (1, -3):
             raise Unmapped("concatenation along a dim other than channels (1)")

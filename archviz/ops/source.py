@@ -117,10 +117,12 @@ class Split:
     may borrow the neighbours' edge channels: ``window`` channels around each). ``whole_input``:
     reading the network input, each tower takes it whole (every output row reads every input
     channel: conv, linear). ``grouped``: its channel groups are what the towers split (cannot read
-    the replicated input); ``even_inputs``: its input channels must split evenly over the towers."""
+    the replicated input); ``even_inputs``: its input channels must split evenly over the towers.
+    ``refuse``: why the layer cannot run split (yet), if it cannot."""
 
     kind: str = "local"
     whole_input: bool = False
     grouped: bool = False
     even_inputs: bool = False
     window: int = 1
+    refuse: str = ""
