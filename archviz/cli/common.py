@@ -69,7 +69,7 @@ MaxMemoryOpt = Annotated[Optional[str], typer.Option(
 LoweringOpt = Annotated[Optional[str], typer.Option(
     "--lowering", metavar="OP=CHOICE,...",
     help="How ops with several torch implementations are built, e.g. lrn=torch. lrn: fast (default,"
-         " archviz's LRN: two tensors saved) or torch (nn.LocalResponseNorm). A layer's own"
+         " archviz's LRN: two tensors saved) or torch (torch's LocalResponseNorm). A layer's own"
          " `lowering:` in the spec wins (docs/pytorch.md).")]
 
 

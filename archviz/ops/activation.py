@@ -9,11 +9,15 @@ from typing import Any, ClassVar
 from .fields import FloatField, param
 from .registry import NoParams, OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor
+from .source import Mapped, Source, Unmapped
+
+F = "torch.nn.functional."
 
 # --- activations --------------------------------------------------------------------------------
 
 class _Elementwise(OpKind):
-    """An activation with no settings: ``torch.nn.<torch_class>()``."""
+    """An activation with no settings: ``torch.nn.<torch_class>()``, imported from that module
+    (and the functions, methods and ONNX types it names) with nothing to map."""
 
     family = "act"
     torch_class: ClassVar[str]
@@ -32,18 +36,44 @@ class _Elementwise(OpKind):
         return prod(out) * (1 if self.name == "relu" else 8)  # a compare; a transcendental ~8
 
 
-def _activation(op: str, torch_class: str, saves: str = "output") -> None:
+def _activation(op: str, torch_class: str, functions: tuple[str, ...], methods: tuple[str, ...] = (),
+                onnx: tuple[str, ...] = ()) -> None:
     register(type(torch_class, (_Elementwise,), {
         "name": op, "torch_class": torch_class, "doc": f"{_ACTIVATIONS[op]} (torch.nn.{torch_class})",
-        "example": {"name": op, "op": op}, "saves": saves,
+        "example": {"name": op, "op": op}, "torch_modules": (f"torch.nn.{torch_class}",),
+        "torch_functions": functions, "tensor_methods": methods, "onnx_types": onnx,
     }))
 
 
-_ACTIVATIONS = {"relu": "rectified linear unit", "tanh": "hyperbolic tangent", "sigmoid": "logistic sigmoid",
-                "gelu": "Gaussian error linear unit"}
-for _op, _cls in (("relu", "ReLU"), ("tanh", "Tanh"), ("sigmoid", "Sigmoid")):
-    _activation(_op, _cls)
-_activation("gelu", "GELU", saves="input")
+_ACTIVATIONS = {"relu": "rectified linear unit", "tanh": "hyperbolic tangent", "sigmoid": "logistic sigmoid"}
+_activation("relu", "ReLU", (F + "relu", "torch.relu"), ("relu", "relu_"), ("Relu",))
+_activation("tanh", "Tanh", ("torch.tanh", F + "tanh"), ("tanh",), ("Tanh",))
+_activation("sigmoid", "Sigmoid", ("torch.sigmoid", F + "sigmoid"), ("sigmoid", "sigmoid_"), ("Sigmoid",))
+
+
+@register
+class GELU(_Elementwise):
+    name, torch_class, saves = "gelu", "GELU", "input"
+    doc = "Gaussian error linear unit (torch.nn.GELU)"
+    example = {"name": "gelu", "op": "gelu"}
+    torch_modules = ("torch.nn.GELU",)
+    torch_functions = (F + "gelu",)
+    onnx_types = ("Gelu",)
+
+    def from_module(self, src: Source) -> Mapped:
+        if src.attrs["approximate"] != "none":
+            raise Unmapped(f"approximate={src.attrs['approximate']!r}")
+        return self.layer()
+
+    def from_call(self, src: Source) -> Mapped:
+        if src.arg(1, "approximate", "none") != "none":
+            raise Unmapped("approximate gelu")
+        return self.layer()
+
+    def from_onnx(self, src: Source) -> Mapped:
+        if src.attrs.get("approximate", b"none") not in (b"none", "none"):
+            raise Unmapped("approximate gelu")
+        return self.layer()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +87,18 @@ class LeakyReLU(OpKind):
     doc = "leaky ReLU (torch.nn.LeakyReLU)"
     Params = LeakyParams
     example = {"name": "leaky_relu", "op": "leaky_relu"}
+    torch_modules = ("torch.nn.LeakyReLU",)
+    torch_functions = (F + "leaky_relu",)
+    onnx_types = ("LeakyRelu",)
+
+    def from_module(self, src: Source) -> Mapped:
+        return self.layer(negative_slope=src.attrs["negative_slope"])
+
+    def from_call(self, src: Source) -> Mapped:
+        return self.layer(negative_slope=float(src.arg(1, "negative_slope", 0.01)))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        return self.layer(negative_slope=float(src.attrs.get("alpha", 0.01)))
 
     def torch(self, p: LeakyParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("LeakyReLU", (p.negative_slope,))
@@ -75,6 +117,27 @@ class Softmax(OpKind):
     doc = ("softmax over axis 0 of each example: channels, features, or a sequence's positions"
            " (torch.nn.Softmax(dim=1))")
     example = {"name": "prob", "op": "softmax"}
+    torch_modules = ("torch.nn.Softmax",)
+    torch_functions = (F + "softmax", "torch.softmax")
+    tensor_methods = ("softmax",)
+    call_args = "dim=1"
+    onnx_types = ("Softmax",)
+
+    def from_module(self, src: Source) -> Mapped:
+        if src.attrs["dim"] != 1:
+            raise Unmapped(f"dim={src.attrs['dim']} (only 1)")
+        return self.layer()
+
+    def from_call(self, src: Source) -> Mapped:
+        if src.arg(1, "dim") != 1:
+            raise Unmapped("softmax over a dim other than 1")
+        return self.layer()
+
+    def from_onnx(self, src: Source) -> Mapped:
+        axis = int(src.attrs.get("axis", -1))
+        if axis % (len(src.ins[0]) + 1) != 1:
+            raise Unmapped(f"axis={axis} (only the channels, 1)")
+        return self.layer()
 
     def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Softmax", (), (("dim", 1),))
@@ -98,6 +161,23 @@ class ReLU6(_Elementwise):
     name, torch_class, saves = "relu6", "ReLU6", "input"
     doc = "ReLU clipped at 6, min(max(x, 0), 6) (torch.nn.ReLU6; MobileNetV2)"
     example = {"name": "relu6", "op": "relu6"}
+    torch_modules = ("torch.nn.ReLU6",)
+    torch_functions = (F + "relu6", F + "hardtanh")
+    onnx_types = ("Clip",)
+
+    def from_call(self, src: Source) -> Mapped:
+        if src.target.endswith("hardtanh"):   # F.hardtanh(x, 0, 6) is relu6
+            bounds = (src.arg(1, "min_val", -1.0), src.arg(2, "max_val", 1.0))
+            if bounds != (0, 6):
+                raise Unmapped(f"hardtanh{bounds} (only (0, 6), relu6)")
+        return self.layer()
+
+    def from_onnx(self, src: Source) -> Mapped:
+        lo = src.scalar(1) if src.given(1) else src.attrs.get("min")
+        hi = src.scalar(2) if src.given(2) else src.attrs.get("max")
+        if lo == 0 and hi == 6:
+            return self.layer()
+        raise Unmapped(f"Clip({lo}, {hi}) (only Clip(0, 6), relu6)")
 
 
 @register
@@ -105,6 +185,8 @@ class SiLU(_Elementwise):
     name, torch_class, saves = "silu", "SiLU", "input"
     doc = "sigmoid-weighted linear unit x·σ(x), a.k.a. swish (torch.nn.SiLU; EfficientNet)"
     example = {"name": "silu", "op": "silu"}
+    torch_modules = ("torch.nn.SiLU",)
+    torch_functions = (F + "silu",)
 
 
 @register
@@ -112,6 +194,9 @@ class Hardswish(_Elementwise):
     name, torch_class, saves = "hardswish", "Hardswish", "input"
     doc = "hard swish x·min(max(x + 3, 0), 6)/6 (torch.nn.Hardswish; MobileNetV3)"
     example = {"name": "hardswish", "op": "hardswish"}
+    torch_modules = ("torch.nn.Hardswish",)
+    torch_functions = (F + "hardswish",)
+    onnx_types = ("HardSwish",)
 
 
 @register
@@ -119,3 +204,11 @@ class Hardsigmoid(_Elementwise):
     name, torch_class, saves = "hardsigmoid", "Hardsigmoid", "input"
     doc = "hard sigmoid min(max(x + 3, 0), 6)/6 (torch.nn.Hardsigmoid; MobileNetV3)"
     example = {"name": "hardsigmoid", "op": "hardsigmoid"}
+    torch_modules = ("torch.nn.Hardsigmoid",)
+    torch_functions = (F + "hardsigmoid",)
+    onnx_types = ("HardSigmoid",)
+
+    def from_onnx(self, src: Source) -> Mapped:
+        if abs(src.attrs.get("alpha", 0.2) - 1 / 6) > 1e-6 or src.attrs.get("beta", 0.5) != 0.5:
+            raise Unmapped("HardSigmoid other than torch's (alpha 1/6, beta 0.5)")
+        return self.layer()

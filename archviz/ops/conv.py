@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 from . import receptive as rf
@@ -14,6 +14,7 @@ from .registry import spatial as _spatial
 from .registry import windows as _windows
 from .saved import Autocast, Saved
 from .saved import matmul_saved as _matmul_saved
+from .source import Mapped, Source, Split, Unmapped, no_auto_pad, pair, sym_pads
 
 # --- convolution --------------------------------------------------------------------------------
 
@@ -51,6 +52,9 @@ class Conv(OpKind):
     ranks = (3,)          # (C, H, W); Conv1d / Conv3d are ops of their own
     Params = ConvParams
     example = {"name": "conv1", "op": "conv", "out": 96, "kernel": 11, "stride": 4}
+    torch_modules = ("torch.nn.Conv2d",)
+    onnx_types = ("Conv",)
+    onnx_weights = ("weight", "bias")
 
     def infer(self, p: ConvParams, ins: tuple[Shape, ...]) -> Inferred:
         c, h, w = _spatial(ins, "conv")
@@ -104,6 +108,38 @@ class Conv(OpKind):
 
     def gpu_local(self, p: ConvParams, gpus: int) -> bool:
         return p.groups % gpus == 0
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        if a["padding_mode"] != "zeros":
+            raise Unmapped(f"padding_mode={a['padding_mode']!r} (only zeros)")
+        pad = a["padding"] if isinstance(a["padding"], str) else pair(a["padding"])
+        return self.layer(out=a["out_channels"], kernel=pair(a["kernel_size"]), stride=pair(a["stride"]),
+                          padding=pad, dilation=pair(a["dilation"]), groups=a["groups"],
+                          bias=a["bias"] is not None)
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs
+        no_auto_pad(a, " (only explicit pads)")
+        w = src.const(1)
+        if w is None or w.ndim != 4:
+            raise Unmapped("a 2-d convolution whose weight is an initializer")
+        return self.layer(out=int(w.shape[0]), kernel=(int(w.shape[2]), int(w.shape[3])),
+                          stride=tuple(a.get("strides", [1, 1])), padding=sym_pads(a.get("pads")),
+                          dilation=tuple(a.get("dilations", [1, 1])), groups=int(a.get("group", 1)),
+                          bias=src.given(2))
+
+    def split(self, p: ConvParams, ins: tuple[Shape, ...]) -> Split:
+        # every output row reads all its group's input channels; a grouped conv (AlexNet's conv2,
+        # conv4, conv5) keeps groups/towers groups per tower, so its input splits evenly
+        return Split(whole_input=True, grouped=p.groups != 1, even_inputs=True)
+
+    def shard(self, p: ConvParams, ins: tuple[Shape, ...], rows: int, towers: int) -> TorchLayer:
+        # weight (rows, C/groups, kh, kw): a grouped conv's tower reads C/towers channels
+        grouped = p.groups > 1
+        c_in = ins[0][0] // towers if grouped else ins[0][0]
+        own = replace(p, out=rows, groups=p.groups // towers if grouped else 1)
+        return self.torch(own, ((c_in, *ins[0][1:]),))
 
     def label(self, p: ConvParams) -> str:
         k = p.kernel

@@ -7,7 +7,7 @@ hint unless the layer says ``last_dim: true`` (a channels-last MLP, e.g. ConvNeX
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 
 from . import receptive as rf
@@ -15,6 +15,7 @@ from .fields import BoolField, PosInt, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved
 from .saved import matmul_saved as _matmul_saved
+from .source import Mapped, Source, Split, Unmapped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,10 @@ class Linear(OpKind):
     counts_neurons = True
     Params = LinearParams
     example = {"name": "fc6", "op": "linear", "out": 4096}
+    torch_modules = ("torch.nn.Linear",)
+    onnx_types = ("Gemm", "MatMul")      # MatMul: (N, F) by an initializer, + Add of a bias
+    onnx_weights = ("weight", "bias")
+    onnx_bias_add = ("MatMul",)
 
     def infer(self, p: LinearParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = ins[0]          # (..., in) → (..., out)
@@ -65,6 +70,30 @@ class Linear(OpKind):
 
     def gpu_local(self, p: LinearParams, gpus: int) -> bool:
         return False
+
+    def from_module(self, src: Source) -> Mapped:
+        return self.layer(out=src.attrs["out_features"], bias=src.attrs["bias"] is not None)
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a, w = src.attrs, src.const(1)
+        if src.target == "MatMul":   # args: x, W (in, out) and the bias its Add adds, if any
+            if w is None or w.ndim != 2 or len(src.ins[0]) != 1:
+                raise Unmapped("MatMul of (N, F) by an initializer")
+            return self.layer(out=int(w.shape[1]), bias=src.given(2))
+        if w is None or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            raise Unmapped("Gemm(x, W, b) with W an initializer, alpha = beta = 1, transA = 0")
+        return self.layer(out=int(w.shape[0] if a.get("transB", 0) else w.shape[1]), bias=src.given(2))
+
+    def onnx_transposed(self, src: Source) -> tuple[str, ...]:
+        # torch keeps (out, in); MatMul and Gemm without transB store (in, out)
+        keep = src.target == "Gemm" and src.attrs.get("transB", 0)
+        return () if keep else ("weight",)
+
+    def split(self, p: LinearParams, ins: tuple[Shape, ...]) -> Split:
+        return Split(whole_input=True)
+
+    def shard(self, p: LinearParams, ins: tuple[Shape, ...], rows: int, towers: int) -> TorchLayer:
+        return self.torch(replace(p, out=rows), ins)   # weight (rows, in), bias (rows,)
 
     def label(self, p: LinearParams) -> str:
         return str(p.out)

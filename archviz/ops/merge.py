@@ -8,6 +8,7 @@ from . import receptive as rf
 from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .saved import promote as _promote
+from .source import Mapped, Source, Split, Unmapped
 
 # --- merges -------------------------------------------------------------------------------------
 
@@ -26,6 +27,22 @@ class Add(_Merge):
     name = "add"
     doc = "elementwise sum of its inputs (residual connections); shapes broadcast as in torch"
     example = {"name": "sum", "op": "add", "from": ["a", "b"]}
+    torch_functions = ("operator.add", "operator.iadd", "torch.add")
+    tensor_methods = ("add", "add_")
+    onnx_types = ("Add",)
+
+    def from_call(self, src: Source) -> Mapped:
+        if len(src.ins) == 2 and src.ins[0] == src.ins[1] and len(src.args) == 2:
+            return self.layer()
+        raise Unmapped("add of tensors of one shape only (no constants, no broadcast)")
+
+    def from_onnx(self, src: Source) -> Mapped:
+        if len(src.ins) == 2 and src.ins[0] == src.ins[1]:
+            return self.layer()
+        raise Unmapped("Add of two tensors of one shape (no constants, no broadcast)")
+
+    def split(self, p: NoParams, ins: tuple[Shape, ...]) -> Split:
+        return Split(kind="merge")   # each tower adds its shares of the inputs
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         out: Shape | None = ins[0]
@@ -56,6 +73,23 @@ class Concat(_Merge):
     name = "concat"
     doc = "concatenation of its inputs along axis 0, the channels (Inception branches)"
     example = {"name": "cat", "op": "concat", "from": ["a", "b"]}
+    torch_functions = ("torch.cat",)
+    call_args = "dim=1"
+    onnx_types = ("Concat",)
+
+    def split(self, p: NoParams, ins: tuple[Shape, ...]) -> Split:
+        return Split(refuse="concat layers cannot run split over towers yet (each tower's share of the"
+                     " result would not be a contiguous channel range)")
+
+    def from_call(self, src: Source) -> Mapped:
+        if src.arg(1, "dim", 0) not in (1, -3):
+            raise Unmapped("concatenation along a dim other than channels (1)")
+        return self.layer() if len(src.ins) > 1 else ()   # one tensor: an identity
+
+    def from_onnx(self, src: Source) -> Mapped:
+        if int(src.attrs.get("axis", 0)) % 4 != 1:
+            raise Unmapped(f"axis={src.attrs.get('axis')} (only the channels, 1)")
+        return self.layer() if len(src.ins) > 1 else ()
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         if len({s[1:] for s in ins}) != 1 or len({len(s) for s in ins}) != 1:
@@ -96,6 +130,19 @@ class Mul(_Merge):
     doc = ("elementwise product of two inputs, broadcast as in torch (squeeze-and-excitation:"
            " (C, H, W) × (C, 1, 1))")
     example = {"name": "scale", "op": "mul", "from": ["a", "b"]}
+    torch_functions = ("operator.mul", "operator.imul", "torch.mul")
+    tensor_methods = ("mul", "mul_")
+    onnx_types = ("Mul",)
+
+    def from_call(self, src: Source) -> Mapped:
+        if len(src.ins) == 2 and len(src.args) == 2:
+            return self.layer()
+        raise Unmapped("multiply by a constant")
+
+    def from_onnx(self, src: Source) -> Mapped:
+        if len(src.ins) == 2:
+            return self.layer()
+        raise Unmapped("Mul by a constant")
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         if len(ins) != 2:

@@ -9,6 +9,7 @@ from typing import Any
 from .fields import BoolField, FloatField, PosInt, param
 from .registry import OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
+from .source import Mapped, Source, Split, Unmapped
 
 # --- normalisation ------------------------------------------------------------------------------
 
@@ -45,6 +46,24 @@ class LRN(OpKind):
     # "fast": archviz's LRN module (archviz/runtime/lrn.py), the default; "torch":
     # nn.LocalResponseNorm as torch runs it (what an imported module with one uses)
     lowerings = ("fast", "torch")
+    torch_modules = ("torch.nn.LocalResponseNorm",)
+    onnx_types = ("LRN",)
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs   # torch divides its alpha by n: the paper's α = alpha / n
+        # the module runs torch's implementation: the layer says so, so compile and cost follow it
+        return self.layer(size=a["size"], alpha=a["alpha"] / a["size"], beta=a["beta"], k=a["k"],
+                          lowering="torch")
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs   # ONNX divides its alpha by n, as torch does
+        size = int(a["size"])
+        return self.layer(size=size, alpha=float(a.get("alpha", 1e-4)) / size,
+                          beta=float(a.get("beta", 0.75)), k=float(a.get("bias", 1.0)), lowering="torch")
+
+    def split(self, p: LRNParams, ins: tuple[Shape, ...]) -> Split:
+        # the window reads size // 2 channels before and (size - 1) // 2 after each channel
+        return Split(kind="lrn", window=p.size)
 
     def torch(self, p: LRNParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         # torch computes a / (k + (alpha/n)·Σa²)^β: the paper's α is passed as alpha = α·n.
@@ -119,6 +138,26 @@ class BatchNorm(OpKind):
     ranks = (1, 2, 3, 4)
     rank_text = "a (C,), (C, L), (C, H, W) or (C, D, H, W)"
     example = {"name": "bn1", "op": "batchnorm"}
+    torch_modules = ("torch.nn.BatchNorm2d", "torch.nn.BatchNorm1d")
+    onnx_types = ("BatchNormalization",)
+    onnx_weights = ("weight", "bias", "running_mean", "running_var")
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        if a["momentum"] is None or not a["track_running_stats"]:
+            raise Unmapped("momentum=None or no running statistics")
+        return self.layer(eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs
+        if any(src.outputs[1:]):
+            raise Unmapped("training mode (running statistics as outputs)")
+        # ONNX's momentum weighs the running statistic, torch's the batch's
+        momentum = round(1.0 - float(a.get("momentum", 0.9)), 12)
+        return self.layer(eps=float(a.get("epsilon", 1e-5)), momentum=momentum, affine=True)
+
+    def shard(self, p: BatchNormParams, ins: tuple[Shape, ...], rows: int, towers: int) -> TorchLayer:
+        return self.torch(p, ((rows, *ins[0][1:]),))   # weight, bias, running stats: (rows,)
 
     def params(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 2 * ins[0][0] if p.affine else 0  # weight (C,) + bias (C,)

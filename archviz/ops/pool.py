@@ -14,6 +14,7 @@ from .registry import pair_text as _pair
 from .registry import spatial as _spatial
 from .registry import windows as _windows
 from .saved import Autocast, Saved, SavedTensor
+from .source import Mapped, Source, Unmapped, no_auto_pad, pair, sym_pads
 
 # --- pooling ------------------------------------------------------------------------------------
 
@@ -37,6 +38,33 @@ class _Pool(OpKind):
     ranks = (3,)          # (C, H, W)
     Params = PoolParams
     torch_class: ClassVar[str]
+    ceil_arg: ClassVar[int]        # position of ceil_mode in the functional form (F.max_pool2d: 5)
+
+    def refuse(self, src: Source, torch_form: bool) -> None:
+        """Raise :class:`Unmapped` for the variants this pool has and archviz does not."""
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        self.refuse(src, True)
+        stride = a["stride"] if a["stride"] not in (None, ()) else a["kernel_size"]
+        return self.layer(kernel=pair(a["kernel_size"]), stride=pair(stride), padding=pair(a["padding"]),
+                          ceil_mode=bool(a["ceil_mode"]))
+
+    def from_call(self, src: Source) -> Mapped:
+        k = src.arg(1, "kernel_size")
+        s = src.arg(2, "stride") or k
+        return self.layer(kernel=pair(k), stride=pair(s), padding=pair(src.arg(3, "padding", 0)),
+                          ceil_mode=bool(src.arg(self.ceil_arg, "ceil_mode", False)))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs
+        no_auto_pad(a)
+        k = tuple(a["kernel_shape"])
+        if len(k) != 2:
+            raise Unmapped(f"a {len(k)}-d window (only 2-d)")
+        self.refuse(src, False)
+        return self.layer(kernel=k, stride=tuple(a.get("strides", k)), padding=sym_pads(a.get("pads")),
+                          ceil_mode=bool(a.get("ceil_mode", 0)))
 
     def infer(self, p: PoolParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = _spatial(ins, self.name)
@@ -79,16 +107,36 @@ class _Pool(OpKind):
 
 @register
 class MaxPool(_Pool):
-    name, torch_class = "maxpool", "MaxPool2d"
+    name, torch_class, ceil_arg = "maxpool", "MaxPool2d", 5
     doc = "max pooling (torch.nn.MaxPool2d); kernel 3 stride 2 = AlexNet's overlapping pooling"
     example = {"name": "pool1", "op": "maxpool", "kernel": 3, "stride": 2}
+    torch_modules = ("torch.nn.MaxPool2d",)
+    torch_functions = ("torch.nn.functional.max_pool2d",)
+    onnx_types = ("MaxPool",)
+
+    def refuse(self, src: Source, torch_form: bool) -> None:
+        a = src.attrs
+        if torch_form and (a["dilation"] not in (1, (1, 1)) or a["return_indices"]):
+            raise Unmapped("dilation or return_indices")
+        if not torch_form and (list(a.get("dilations", [1, 1])) != [1, 1] or len(src.outputs) > 1):
+            raise Unmapped("dilations or indices")
 
 
 @register
 class AvgPool(_Pool):
-    name, torch_class = "avgpool", "AvgPool2d"
+    name, torch_class, ceil_arg = "avgpool", "AvgPool2d", 4
     doc = "average pooling (torch.nn.AvgPool2d)"
     example = {"name": "pool", "op": "avgpool", "kernel": 2, "stride": 2}
+    torch_modules = ("torch.nn.AvgPool2d",)
+    torch_functions = ("torch.nn.functional.avg_pool2d",)
+    onnx_types = ("AveragePool",)
+
+    def refuse(self, src: Source, torch_form: bool) -> None:
+        a = src.attrs
+        if torch_form and (not a["count_include_pad"] or a["divisor_override"] is not None):
+            raise Unmapped("count_include_pad=False or divisor_override")
+        if not torch_form and not a.get("count_include_pad", 0) and sym_pads(a.get("pads")) != (0, 0):
+            raise Unmapped("count_include_pad=0 with padding (only torch's default)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +151,37 @@ class AdaptiveAvgPool(OpKind):
     Params = AdaptiveParams
     ranks = (3,)
     example = {"name": "avgpool", "op": "adaptive_avgpool", "out": 6}
+    torch_modules = ("torch.nn.AdaptiveAvgPool2d",)
+    torch_functions = ("torch.nn.functional.adaptive_avg_pool2d", "torch.mean")
+    tensor_methods = ("mean",)
+    onnx_types = ("GlobalAveragePool", "ReduceMean")
+
+    def from_module(self, src: Source) -> Mapped:
+        assert src.out is not None
+        return self.layer(out=(src.out[1], src.out[2]))  # the traced size (output_size may hold None)
+
+    def from_call(self, src: Source) -> Mapped:
+        if src.target.endswith("adaptive_avg_pool2d"):
+            return self.from_module(src)
+        dims = src.arg(1, "dim")   # x.mean((2, 3)): a global average pool, flattened unless keepdim
+        dims = tuple(sorted(d % 4 for d in dims)) if isinstance(dims, (list, tuple)) else None
+        return self._mean(dims, src, bool(src.arg(2, "keepdim", False)))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        if src.target == "GlobalAveragePool":
+            return self.layer(out=(1, 1))
+        axes = src.attrs.get("axes")          # ReduceMean: axes an attribute (opset < 18) or input 1
+        if axes is None and len(src.args) > 1:
+            c = src.const(1)
+            axes = list(c.reshape(-1)) if c is not None else None
+        dims = tuple(sorted(int(x) % 4 for x in axes)) if axes is not None else None
+        return self._mean(dims, src, bool(src.attrs.get("keepdims", 1)))
+
+    def _mean(self, dims: tuple[int, ...] | None, src: Source, keepdim: bool) -> Mapped:
+        if dims != (2, 3) or len(src.ins) != 1 or len(src.ins[0]) != 3:
+            raise Unmapped("mean over anything but (H, W)")
+        pool = self.layer(out=(1, 1))
+        return pool if keepdim else pool + (("flatten", {}),)
 
     def infer(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> Inferred:
         c, h, w = _spatial(ins, self.name)

@@ -16,6 +16,11 @@ An op class holds:
 * ``family``: its drawing family (colour and legend in :mod:`archviz.render.dot`).
 * ``settings``: its params as a plain mapping, for diff and JSON; ``label``: a short text.
 * ``schema``: its branch of the spec format's JSON Schema (:mod:`archviz.spec.schema`).
+* where it is imported from (``torch_modules``, ``torch_functions``, ``tensor_methods``,
+  ``onnx_types``, by name) and how (``from_module``, ``from_call``, ``from_onnx``: a
+  :class:`~archviz.ops.source.Source` → the layers it becomes), read by
+  :mod:`archviz.runtime.mapping`; ``split``/``shard``: its GPU-split rule, read by
+  :mod:`archviz.runtime.parallel` and :mod:`archviz.runtime.export`.
 
 Shapes are per example, without the batch, of any rank: ``(F,)`` vectors, ``(S, D)`` sequences,
 ``(C, L)``, ``(C, H, W)`` and ``(C, D, H, W)`` channels-first feature maps, ``(S,)`` token ids.
@@ -44,6 +49,7 @@ from .dtypes import FLOAT, is_integer
 from .dtypes import promote as promote_dtypes
 from .fields import Field, Pair, fields_of
 from .saved import Autocast, Saved, Temporaries
+from .source import Mapped, Source, Split
 
 Shape = tuple[int, ...]
 
@@ -104,6 +110,15 @@ class OpKind:
     ranks: ClassVar[tuple[int, ...] | None] = None   # the input ranks it takes; None: any
     rank_text: ClassVar[str] = ""                     # those ranks in words ("a (C, H, W)"); "" = derived
     keeps_int: ClassVar[bool] = False                 # integer inputs pass (a view, a merge)
+
+    # where it is imported from, by name (archviz/ops/source.py; archviz.runtime.mapping resolves them)
+    torch_modules: ClassVar[tuple[str, ...]] = ()     # "torch.nn.Conv2d"
+    torch_functions: ClassVar[tuple[str, ...]] = ()   # "torch.nn.functional.relu", "torch.relu"
+    tensor_methods: ClassVar[tuple[str, ...]] = ()    # "relu" (x.relu())
+    onnx_types: ClassVar[tuple[str, ...]] = ()        # "Relu"
+    onnx_weights: ClassVar[tuple[str, ...]] = ()      # state-dict keys of an ONNX node's constant inputs
+    onnx_bias_add: ClassVar[tuple[str, ...]] = ()     # ONNX types whose bias is a following Add (MatMul)
+    call_args: ClassVar[str] = ""                     # the arguments a call must have, for the hint: "dim=1"
 
     _fields: ClassVar[dict[str, Field]] = {}
 
@@ -201,6 +216,40 @@ class OpKind:
     def label(self, p: Any) -> str:
         """Key settings in a few characters, for tables and diagrams."""
         return ""
+
+    # --- import: a source node → the layers it becomes ---------------------------------------
+
+    def layer(self, **settings: Any) -> Mapped:
+        """One layer of this op with ``settings`` (the rest take their defaults)."""
+        return ((self.name, settings),)
+
+    def from_module(self, src: Source) -> Mapped:
+        """A module of one of :attr:`torch_modules` (``src.attrs``: its attributes) → layers;
+        raise :class:`~archviz.ops.source.Unmapped` for a variant archviz cannot describe."""
+        return self.layer()
+
+    def from_call(self, src: Source) -> Mapped:
+        """A call of one of :attr:`torch_functions` or :attr:`tensor_methods` → layers."""
+        return self.layer()
+
+    def from_onnx(self, src: Source) -> Mapped:
+        """An ONNX node of one of :attr:`onnx_types` → layers."""
+        return self.layer()
+
+    def onnx_transposed(self, src: Source) -> tuple[str, ...]:
+        """The :attr:`onnx_weights` this node stores transposed to torch's layout."""
+        return ()
+
+    # --- GPU split: the layer's rows per tower -------------------------------------------------
+
+    def split(self, p: Any, ins: tuple[Shape, ...]) -> Split:
+        """How the layer runs split over towers by output channels (see :class:`Split`)."""
+        return Split()
+
+    def shard(self, p: Any, ins: tuple[Shape, ...], rows: int, towers: int) -> TorchLayer | None:
+        """The torch layer of one tower's share (``rows`` output channels) of a layer with
+        weights; None: the op has none, and each tower builds the whole layer."""
+        return None
 
     def schema(self) -> dict[str, Any]:
         """This op's part of the spec format's JSON Schema: its settings and which are required

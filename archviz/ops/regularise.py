@@ -8,6 +8,7 @@ from math import prod
 from .fields import FloatField, param
 from .registry import OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor
+from .source import Mapped, Source
 
 # --- regularisation, reshape, fully connected ---------------------------------------------------
 
@@ -22,6 +23,19 @@ class Dropout(OpKind):
     doc = "dropout (torch.nn.Dropout); identity at inference"
     Params = DropoutParams
     example = {"name": "drop6", "op": "dropout", "p": 0.5}
+    torch_modules = ("torch.nn.Dropout",)
+    torch_functions = ("torch.nn.functional.dropout",)
+    onnx_types = ("Dropout",)
+
+    def from_module(self, src: Source) -> Mapped:
+        return self.layer(p=src.attrs["p"])
+
+    def from_call(self, src: Source) -> Mapped:
+        return self.layer(p=float(src.arg(1, "p", 0.5)))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        p = src.scalar(1) if src.given(1) else src.attrs.get("ratio", 0.5)   # ratio: opset < 12
+        return self.layer(p=float(p if p is not None else 0.5))
 
     def torch(self, p: DropoutParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         return TorchLayer("Dropout", (p.p,))

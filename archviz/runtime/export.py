@@ -297,7 +297,7 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
             m = towers.towers[g].get_submodule(name)
             part = next(p for p in towers.parts if p.name == name)
             a, b = part.rows[g]
-            src = _shard_source(m) or builds[name].source()
+            src = _shard_source(graph, stats[name], b - a, n) or builds[name].source()
             params = sum(p.numel() for p in m.parameters(recurse=False))
             note = f"rows {a}:{b} of {stats[name].output[0]}" + (f", {params:,} params" if params else "")
             out.append(f"        {_root(_assign(name, layers), g)} = {src}  # {note}")
@@ -326,19 +326,12 @@ def _var(name: str, g: int) -> str:
     return "x" if name == INPUT else re.sub(r"\W", "_", name) + f"_{g}"
 
 
-def _shard_source(m: torch.nn.Module) -> str | None:
-    """Constructor source of a tower's share of a layer with weights (conv, linear, BatchNorm)."""
-    nn = torch.nn
-    if isinstance(m, nn.Conv2d):
-        return (f"nn.Conv2d({m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size},"
-                f" stride={m.stride}, padding={m.padding!r}, dilation={m.dilation}, groups={m.groups},"
-                f" bias={m.bias is not None})")
-    if isinstance(m, nn.Linear):
-        return f"nn.Linear({m.in_features}, {m.out_features}, bias={m.bias is not None})"
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        return (f"nn.{type(m).__name__}({m.num_features}, eps={m.eps}, momentum={m.momentum},"
-                f" affine={m.affine})")
-    return None
+def _shard_source(graph: Graph, st: LayerStats, rows: int, towers: int) -> str | None:
+    """Constructor source of a tower's share of a layer with weights (the op's shard: conv,
+    linear, BatchNorm); None for a parameter-free layer (written whole)."""
+    layer = graph.layer(st.name)
+    shard = OPS[layer.op].shard(layer.params, st.in_shapes, rows, towers)
+    return Made.of(shard).source() if shard is not None else None
 
 
 def _split_forward(parts: Any, builds: Any, stats: dict[str, LayerStats], layers: set[str],

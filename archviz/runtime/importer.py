@@ -2,8 +2,9 @@
 
 The module is traced with ``torch.fx`` (a tracer that remembers, for every node, the module
 whose ``forward`` made it), its shapes measured by one forward pass (``ShapeProp``), and every
-node mapped onto an archviz op: modules by type (``nn.Conv2d`` → conv, ...) and functions by
-target (``F.relu``, ``torch.flatten``, ``operator.add``, ``torch.cat``, ``x.view(n, -1)``,
+node mapped onto the archviz op that names its module type (``torch.nn.Conv2d`` → conv, ...),
+function or tensor method (archviz.runtime.mapping: one pass shared with the ONNX importer):
+``F.relu``, ``torch.flatten``, ``operator.add``, ``torch.cat``, ``x.view(n, -1)``,
 ``x.mean((2, 3), keepdim=True)`` ...). Module paths become layer names; a first path segment
 that is not a name (``0`` of a bare ``nn.Sequential``) is prefixed ``layer_`` (``layer_0.conv``),
 and :attr:`Imported.name_map` maps every source state-dict key to the spec's. The written
@@ -15,47 +16,37 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from math import prod
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
 from ..core.analysis import analyze
-from ..errors import ArchvizError
-from ..spec import INPUT, Spec, loads
-from ..spec.write import LOWERING, Entry, Header, fold, write
+from ..ops.source import TENSOR, Mapped, Unmapped
+from ..spec import INPUT
+from ..spec.write import Header
+from .mapping import (
+    PREFIX,
+    Imported,
+    ImportFailed,
+    Layers,
+    count_flops,
+    is_mapped_module,
+    layer_name,
+    map_call,
+    map_module,
+    supported_functions,
+    supported_modules,
+)
 
 Shape = tuple[int, ...]
-PREFIX = "layer_"   # for a module path whose first segment is not a name: 0.conv → layer_0.conv
-
-
-class ImportFailed(ArchvizError):
-    """The target does not import, cannot be traced, or holds something archviz cannot map."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message, self.hint = message, hint
-
-    def format(self) -> str:
-        return self.message + (f"\n{self.hint}" if self.hint else "")
-
-
-@dataclass(frozen=True)
-class Imported:
-    spec: Spec
-    text: str                        # the spec's YAML
-    name_map: Mapping[str, str]      # source state-dict key → the compiled spec's key
-    renames: Mapping[str, str]       # module path → layer name, where they differ
-    opaque: tuple[str, ...] = ()     # layers kept as `opaque` (--allow-opaque)
-    warnings: tuple[str, ...] = ()
+__all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "from_module", "load_target", "load_weights",
+           "round_trip", "trace", "via_export"]
 
 
 # --- loading a target ---------------------------------------------------------------------------
@@ -124,7 +115,7 @@ class _Tracer(fx.Tracer):
         self.where = ""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return type(m) in MODULES or super().is_leaf_module(m, qualname)
+        return is_mapped_module(m) or super().is_leaf_module(m, qualname)
 
     def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
@@ -180,167 +171,15 @@ def _shape(node: Any) -> Shape | None:
     return tuple(int(d) for d in meta.shape[1:])
 
 
-# --- the mapping --------------------------------------------------------------------------------
+# --- one node ---------------------------------------------------------------------------------
 
-class Unmapped(Exception):
-    def __init__(self, reason: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-Mapped = list[tuple[str, dict[str, Any]]]   # (op, settings) per layer; [] = an identity
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _conv(m: nn.Conv2d) -> Mapped:
-    if m.padding_mode != "zeros":
-        raise Unmapped(f"padding_mode={m.padding_mode!r} (only zeros)")
-    pad = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-    return [("conv", {"out": m.out_channels, "kernel": _pair(m.kernel_size), "stride": _pair(m.stride),
-                      "padding": pad, "dilation": _pair(m.dilation), "groups": m.groups,
-                      "bias": m.bias is not None})]
-
-
-def _bn(m: nn.BatchNorm2d | nn.BatchNorm1d) -> Mapped:
-    if m.momentum is None or not m.track_running_stats:
-        raise Unmapped("momentum=None or no running statistics")
-    return [("batchnorm", {"eps": m.eps, "momentum": m.momentum, "affine": m.affine})]
-
-
-def _pool(op: str) -> Callable[[Any], Mapped]:
-    def make(m: Any) -> Mapped:
-        if op == "maxpool" and (m.dilation not in (1, (1, 1)) or m.return_indices):
-            raise Unmapped("dilation or return_indices")
-        if op == "avgpool" and (not m.count_include_pad or m.divisor_override is not None):
-            raise Unmapped("count_include_pad=False or divisor_override")
-        stride = m.stride if m.stride not in (None, ()) else m.kernel_size
-        return [(op, {"kernel": _pair(m.kernel_size), "stride": _pair(stride),
-                      "padding": _pair(m.padding), "ceil_mode": bool(m.ceil_mode)})]
-    return make
-
-
-def _flatten_module(m: nn.Flatten) -> Mapped:
-    if m.start_dim != 1 or m.end_dim != -1:
-        raise Unmapped(f"start_dim={m.start_dim}, end_dim={m.end_dim} (only 1, -1)")
-    return [("flatten", {})]
-
-
-def _gelu(m: nn.GELU) -> Mapped:
-    if m.approximate != "none":
-        raise Unmapped(f"approximate={m.approximate!r}")
-    return [("gelu", {})]
-
-
-def _softmax(m: nn.Softmax) -> Mapped:
-    if m.dim != 1:
-        raise Unmapped(f"dim={m.dim} (only 1)")
-    return [("softmax", {})]
-
-
-def _plain(op: str) -> Callable[[Any], Mapped]:
-    return lambda m: [(op, {})]
-
-
-# The source module runs torch's own implementation of an op with several lowerings: the layer
-# says so (``lowering: torch``), so compile and cost follow what the module really does.
-TORCH_LOWERING = {LOWERING: "torch"}
-
-MODULES: dict[type[nn.Module], Callable[[Any], Mapped]] = {
-    nn.Conv2d: _conv,
-    nn.Linear: lambda m: [("linear", {"out": m.out_features, "bias": m.bias is not None})],
-    nn.BatchNorm2d: _bn, nn.BatchNorm1d: _bn,
-    nn.MaxPool2d: _pool("maxpool"), nn.AvgPool2d: _pool("avgpool"),
-    nn.AdaptiveAvgPool2d: lambda m: [("adaptive_avgpool", {"out": m.output_size})],  # None: see _node
-    nn.LocalResponseNorm: lambda m: [("lrn", {"size": m.size, "alpha": m.alpha / m.size, "beta": m.beta,
-                                              "k": m.k, **TORCH_LOWERING})],   # torch divides its alpha by n
-    nn.ReLU: _plain("relu"), nn.ReLU6: _plain("relu6"), nn.SiLU: _plain("silu"),
-    nn.Sigmoid: _plain("sigmoid"), nn.Tanh: _plain("tanh"), nn.GELU: _gelu,
-    nn.Hardswish: _plain("hardswish"), nn.Hardsigmoid: _plain("hardsigmoid"),
-    nn.LeakyReLU: lambda m: [("leaky_relu", {"negative_slope": m.negative_slope})],
-    nn.Softmax: _softmax,
-    nn.Dropout: lambda m: [("dropout", {"p": m.p})],
-    nn.Flatten: _flatten_module,
-    nn.Identity: lambda m: [],
-}
-
-_ACTS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.silu: "silu", torch.sigmoid: "sigmoid",
-         F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", F.hardswish: "hardswish",
-         F.hardsigmoid: "hardsigmoid", F.gelu: "gelu"}
-_METHOD_ACTS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "relu_": "relu", "sigmoid_": "sigmoid"}
-_ADDS = (operator.add, operator.iadd, torch.add)
-_MULS = (operator.mul, operator.imul, torch.mul)
-
-SUPPORTED_FUNCTIONS = ("F.relu/relu6/silu/gelu/hardswish/hardsigmoid, torch.relu/sigmoid/tanh,"
-                       " F.dropout, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, torch.flatten,"
-                       " x.flatten(1), x.view/reshape(n, -1), torch.cat(dim=1), + / torch.add,"
-                       " * / torch.mul (broadcast), x.mean((2, 3)) (global average pool)")
-
-
-def supported_modules() -> str:
-    return ", ".join(sorted(f"nn.{t.__name__}" for t in MODULES))
-
-
-def _arg(node: fx.Node, i: int, name: str, default: Any = None) -> Any:
-    if len(node.args) > i:
-        return node.args[i]
-    return node.kwargs.get(name, default)
-
-
-def _function(node: fx.Node, ins: list[Shape], out: Shape) -> Mapped:
-    """A call_function / call_method node → (op, settings) list."""
-    t = node.target
-    method = node.op == "call_method"
-    if (not method and t in _ACTS) or (method and t in _METHOD_ACTS):
-        op = _METHOD_ACTS[t] if method else _ACTS[t]  # type: ignore[index]
-        if op == "gelu" and _arg(node, 1, "approximate", "none") != "none":
-            raise Unmapped("approximate gelu")
-        return [(op, {})]
-    bounds = (_arg(node, 1, "min_val", -1.0), _arg(node, 2, "max_val", 1.0))
-    if not method and t is F.hardtanh and bounds == (0, 6):
-        return [("relu6", {})]
-    if not method and t is F.dropout:
-        return [("dropout", {"p": float(_arg(node, 1, "p", 0.5))})]
-    if not method and t is F.leaky_relu:
-        return [("leaky_relu", {"negative_slope": float(_arg(node, 1, "negative_slope", 0.01))})]
-    if (not method and t in (F.softmax, torch.softmax)) or (method and t == "softmax"):
-        if _arg(node, 1, "dim") != 1:
-            raise Unmapped("softmax over a dim other than 1")
-        return [("softmax", {})]
-    if not method and t in (F.max_pool2d, F.avg_pool2d):
-        k = _arg(node, 1, "kernel_size")
-        s = _arg(node, 2, "stride") or k
-        return [("maxpool" if t is F.max_pool2d else "avgpool",
-                 {"kernel": _pair(k), "stride": _pair(s), "padding": _pair(_arg(node, 3, "padding", 0)),
-                  "ceil_mode": bool(_arg(node, 5 if t is F.max_pool2d else 4, "ceil_mode", False))})]
-    if not method and t is F.adaptive_avg_pool2d:
-        return [("adaptive_avgpool", {"out": (out[1], out[2])})]
-    if (not method and t is torch.flatten) or (method and t in ("flatten", "view", "reshape")):
-        if len(ins) == 1 and out == (prod(ins[0]),):
-            return [("flatten", {})] if len(ins[0]) > 1 else []
-        raise Unmapped(f"reshape {ins[0] if ins else ''} → {out} (only flattening to (N, F))")
-    if (not method and t in _ADDS) or (method and t in ("add", "add_")):
-        if len(ins) == 2 and ins[0] == ins[1] and len(node.args) == 2:
-            return [("add", {})]
-        raise Unmapped("add of tensors of one shape only (no constants, no broadcast)")
-    if (not method and t in _MULS) or (method and t in ("mul", "mul_")):
-        if len(ins) == 2 and len(node.args) == 2:
-            return [("mul", {})]
-        raise Unmapped("multiply by a constant")
-    if not method and t is torch.cat:
-        if _arg(node, 1, "dim", 0) not in (1, -3):
-            raise Unmapped("concatenation along a dim other than channels (1)")
-        return [("concat", {})] if len(ins) > 1 else []   # one tensor: an identity
-    if (not method and t is torch.mean) or (method and t == "mean"):
-        dims = _arg(node, 1, "dim")
-        dims = tuple(sorted(d % 4 for d in dims)) if isinstance(dims, (list, tuple)) else None
-        if dims == (2, 3) and len(ins) == 1 and len(ins[0]) == 3:
-            pool = ("adaptive_avgpool", {"out": (1, 1)})
-            return [pool] if _arg(node, 2, "keepdim", False) else [pool, ("flatten", {})]
-        raise Unmapped("mean over anything but (H, W)")
-    raise Unmapped()
+def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape) -> Mapped:
+    """A node → the layers it becomes, by its op (archviz.runtime.mapping); raises Unmapped."""
+    if node.op == "call_module":
+        return map_module(gm.get_submodule(str(node.target)), tuple(ins), out)
+    args = fx.node.map_arg(node.args, lambda _: TENSOR)
+    kwargs = fx.node.map_arg(node.kwargs, lambda _: TENSOR)
+    return map_call(node.target, node.op == "call_method", tuple(args), dict(kwargs), tuple(ins), out)
 
 
 def _what(node: fx.Node, gm: fx.GraphModule) -> str:
@@ -351,37 +190,6 @@ def _what(node: fx.Node, gm: fx.GraphModule) -> str:
         return f"Tensor.{node.target}"
     t = node.target
     return f"{getattr(t, '__module__', None) or ''}.{getattr(t, '__name__', str(t))}".lstrip(".")
-
-
-# --- names --------------------------------------------------------------------------------------
-
-_SEG = re.compile(r"[A-Za-z0-9_]+")
-
-
-def layer_name(path: str) -> str:
-    """A module path as a layer name: a first segment that starts with a digit gets ``layer_``
-    (``0.conv`` → ``layer_0.conv``); characters outside letters, digits and _ become _."""
-    parts = [re.sub(r"[^A-Za-z0-9_]", "_", p) or "_" for p in path.split(".")]
-    if parts[0][0].isdigit():
-        parts[0] = PREFIX + parts[0]
-    return ".".join(parts)
-
-
-class _Names:
-    def __init__(self) -> None:
-        self.taken: set[str] = {INPUT}
-        self.count: dict[str, int] = {}
-
-    def unique(self, base: str) -> str:
-        name, i = base, 0
-        while name in self.taken:
-            i += 1
-            name = f"{base}_{i}"
-        self.taken.add(name)
-        return name
-
-    def function(self, scope: str, base: str) -> str:
-        return self.unique(layer_name(f"{scope}.{base}") if scope else base)
 
 
 _BASE = re.compile(r"_\d+$")
@@ -399,105 +207,98 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
         gm = trace(model, input_shape)
     except FxFailed as fx_failed:
         return via_export(model, input_shape, fx_failed, name=name, allow_opaque=allow_opaque, source=source)
-    entries: list[Entry] = []
-    values: dict[fx.Node, str] = {}
-    names = _Names()
-    name_map: dict[str, str] = {}
-    renames: dict[str, str] = {}
-    opaque: list[str] = []
-    warnings: list[str] = []
-    traced: dict[str, Shape] = {}
-    called: dict[str, int] = {}
-    output: list[str] = []
-    scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            if values:
-                raise ImportFailed(f"{type(model).__name__}.forward takes more than one input")
-            values[node] = INPUT
-            continue
-        if node.op == "output":
-            output = [values[n] for n in node.all_input_nodes if n in values]
-            continue
-        out = _shape(node)
-        if out is None or node.op == "get_attr":
-            continue  # sizes, shapes, parameters read as attributes: not layers
-        tensor_ins = [n for n in node.all_input_nodes if n in values]
-        ins = [_shape(n) or () for n in tensor_ins]
-        try:
-            if node.op == "call_module":
-                leaf = gm.get_submodule(node.target)
-                mapper = MODULES.get(type(leaf))
-                if mapper is None:
-                    raise Unmapped()
-                mapped = mapper(leaf)
-                if mapped and mapped[0][0] == "adaptive_avgpool":
-                    mapped = [("adaptive_avgpool", {"out": (out[1], out[2])})]
-            else:
-                mapped = _function(node, ins, out)
-        except Unmapped as exc:
-            if not allow_opaque:
-                raise _unmapped(node, gm, exc.reason) from None
-            mapped = None
-        if mapped == []:
-            values[node] = values[tensor_ins[0]]  # an identity: readers read its input
-            continue
-        m: nn.Module | None = None
-        if node.op == "call_module":
-            path = str(node.target)
-            called[path] = called.get(path, 0) + 1
-            base = layer_name(path)
-            m = gm.get_submodule(path)
-            if called[path] > 1 and any(True for _ in m.parameters()):
-                raise ImportFailed(f"{path} ({_what(node, gm)}) is called {called[path]} times:"
-                                   " shared weights cannot be written as a spec (one layer, one module)")
-        else:
-            base = _BASE.sub("", node.name)
-        if mapped is None:  # --allow-opaque
-            params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
-                getattr(gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
-            mapped = [("opaque", {"module": _what(node, gm), "traced_shape": out, "traced_params": params})]
-        for i, (op, settings) in enumerate(mapped):
-            if node.op == "call_module" and i == 0:
-                lname = names.unique(base)
-                if lname != node.target:
-                    renames[str(node.target)] = lname
-                assert m is not None
-                for key in m.state_dict():
-                    name_map[f"{node.target}.{key}"] = f"{lname}.{key}"
-            else:
-                scope = node.meta.get("scope", "")
-                lname = names.function(scope, base if i == 0 else op)
-                scopes.setdefault(scope, []).append(lname)
-            inputs = tuple(values[n] for n in tensor_ins) if i == 0 else (entries[-1].name,)
-            full = _settings(op, settings)
-            entries.append(Entry(lname, op, full, inputs, "traced at import: not compiled" if op == "opaque"
-                                 else ""))
-            traced[lname] = out if i == len(mapped) - 1 else (out[0], 1, 1)
-            if op == "opaque":
-                opaque.append(lname)
-                warnings.append(f"{lname}: {_what(node, gm)} kept as an opaque layer (traced shape"
-                                f" {out}, {settings['traced_params']:,} parameters); it cannot be compiled")
-        values[node] = entries[-1].name
-    if not entries:
+    walk = _Walk(gm, allow_opaque)
+    walk.run(type(model).__name__)
+    layers = walk.layers
+    if not layers.entries:
         raise ImportFailed(f"{type(model).__name__}: nothing to import (its forward returns its input)")
-    if len(output) > 1 or (output and output[0] != entries[-1].name):
+    if len(walk.output) > 1 or (walk.output and walk.output[0] != layers.entries[-1].name):
         raise ImportFailed(f"{type(model).__name__}: only a single output, made by the last layer,"
                            " can be imported")
-    short = _module_names(scopes, names)
-    if short:
-        entries = [replace(e, name=short.get(e.name, e.name), inputs=tuple(short.get(s, s) for s in e.inputs))
-                   for e in entries]
-        traced = {short.get(k, k): v for k, v in traced.items()}
-        opaque = [short.get(k, k) for k in opaque]
+    layers.rename(_module_names(walk.scopes, layers))
     header = Header(name or type(model).__name__, input_shape, source, comments=_comments(
-        type(model), input_shape, renames))
-    flat = write(header, entries)
-    spec = loads(flat, f"<imported {header.name}>")
-    _check(spec, traced)
-    text = fold(header, entries)
-    return Imported(loads(text, f"<imported {header.name}>"), text, name_map, renames, tuple(opaque),
-                    tuple(warnings))
+        type(model), input_shape, walk.renames))
+    spec, text = layers.spec(header)
+    return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings))
+
+
+class _Walk:
+    """One pass over a traced graph: each node mapped (:func:`_map`) and written as layers named
+    after its module path, or its function's scope and name."""
+
+    def __init__(self, gm: fx.GraphModule, allow_opaque: bool) -> None:
+        self.gm, self.allow_opaque = gm, allow_opaque
+        self.layers = Layers()
+        self.values: dict[fx.Node, str] = {}
+        self.name_map: dict[str, str] = {}
+        self.renames: dict[str, str] = {}
+        self.called: dict[str, int] = {}
+        self.scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
+        self.output: list[str] = []
+
+    def run(self, cls: str) -> None:
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder":
+                if self.values:
+                    raise ImportFailed(f"{cls}.forward takes more than one input")
+                self.values[node] = INPUT
+            elif node.op == "output":
+                self.output = [self.values[n] for n in node.all_input_nodes if n in self.values]
+            elif node.op != "get_attr" and (out := _shape(node)) is not None:
+                self.node(node, out)  # not sizes, shapes, parameters read as attributes
+
+    def node(self, node: fx.Node, out: Shape) -> None:
+        tensor_ins = [n for n in node.all_input_nodes if n in self.values]
+        try:
+            mapped: Mapped | None = _map(node, self.gm, [_shape(n) or () for n in tensor_ins], out)
+        except Unmapped as exc:
+            if not self.allow_opaque:
+                raise _unmapped(node, self.gm, exc.reason) from None
+            mapped = None
+        if mapped == ():
+            self.values[node] = self.values[tensor_ins[0]]  # an identity: readers read its input
+            return
+        m = self._module(node)
+        what, params = _what(node, self.gm), 0
+        if mapped is None:  # --allow-opaque
+            params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
+                getattr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
+            mapped = (("opaque", {"module": what, "traced_shape": out, "traced_params": params}),)
+        made = self.layers.add(
+            mapped, lambda i, op: self._name(node, m, i, op), tuple(self.values[n] for n in tensor_ins), out,
+            "traced at import: not compiled", lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
+            f" shape {out}, {params:,} parameters); it cannot be compiled")
+        self.values[node] = made[-1]
+
+    def _module(self, node: fx.Node) -> nn.Module | None:
+        """The module a call_module node calls (one with weights may be called once only)."""
+        if node.op != "call_module":
+            return None
+        path = str(node.target)
+        self.called[path] = self.called.get(path, 0) + 1
+        m = self.gm.get_submodule(path)
+        if self.called[path] > 1 and any(True for _ in m.parameters()):
+            raise ImportFailed(f"{path} ({_what(node, self.gm)}) is called {self.called[path]} times:"
+                               " shared weights cannot be written as a spec (one layer, one module)")
+        return m
+
+    def _name(self, node: fx.Node, m: nn.Module | None, i: int, op: str) -> str:
+        """A module's first layer: its path (state-dict keys mapped); a function's, or a
+        module's second (a mean's flatten): its scope and name."""
+        names = self.layers.names
+        if m is not None and i == 0:
+            path = str(node.target)
+            lname = names.unique(layer_name(path))
+            if lname != path:
+                self.renames[path] = lname
+            for key in m.state_dict():
+                self.name_map[f"{path}.{key}"] = f"{lname}.{key}"
+            return lname
+        base = layer_name(str(node.target)) if m is not None else _BASE.sub("", node.name)
+        scope = node.meta.get("scope", "")
+        lname = names.function(scope, base if i == 0 else op)
+        self.scopes.setdefault(scope, []).append(lname)
+        return lname
 
 
 def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, name: str | None = None,
@@ -553,28 +354,17 @@ def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, nam
     return replace(imported, name_map={k: v for k, v in name_map.items() if k in state})
 
 
-def _module_names(scopes: Mapping[str, list[str]], names: _Names) -> dict[str, str]:
+def _module_names(scopes: Mapping[str, list[str]], layers: Layers) -> dict[str, str]:
     """A module whose forward made exactly one layer (a merge module calling ``torch.cat``) lends
     that layer its path: ``fire2.cat.cat`` → ``fire2.cat``."""
     out = {}
     for scope, made in scopes.items():
         if scope and len(made) == 1:
             short = layer_name(scope)
-            if short not in names.taken:
-                names.taken.add(short)
+            if short not in layers.names.taken:
+                layers.names.taken.add(short)
                 out[made[0]] = short
     return out
-
-
-def _settings(op: str, given: dict[str, Any]) -> dict[str, Any]:
-    """All of an op's settings: the given ones, defaults for the rest (typed as a loaded spec's);
-    the layer key ``lowering``, if given, kept beside them for the writer."""
-    from ..ops import OPS
-
-    kind = OPS[op]
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if k != LOWERING}
-    own = {LOWERING: given[LOWERING]} if LOWERING in given else {}
-    return {**kind.settings(kind.make(values)), **own}
 
 
 def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str]) -> tuple[str, ...]:
@@ -596,18 +386,8 @@ def _unmapped(node: fx.Node, gm: fx.GraphModule, reason: str) -> ImportFailed:
     detail = f": {reason}" if reason else ""
     return ImportFailed(
         f"{where}: archviz has no op for {_what(node, gm)}{detail}",
-        f"supported modules: {supported_modules()}\nsupported functions: {SUPPORTED_FUNCTIONS}\n"
+        f"supported modules: {supported_modules()}\nsupported functions: {supported_functions()}\n"
         "hint: --allow-opaque keeps it as an `opaque` layer (traced shape and parameter count; not compiled)")
-
-
-def _check(spec: Spec, traced: Mapping[str, Shape]) -> None:
-    """Every layer's analysed output equals the traced one (a mapping mistake would show here)."""
-    analysis = analyze(spec)
-    bad = [f"{s.name}: analysed {s.output}, traced {traced[s.name]}" for s in analysis.layers
-           if s.name in traced and s.output != traced[s.name]]
-    if bad:
-        raise ImportFailed("the imported spec disagrees with the trace (a bug in archviz import):\n  "
-                           + "\n  ".join(bad[:10]))
 
 
 # --- weights and the round trip -----------------------------------------------------------------
@@ -643,15 +423,6 @@ class RoundTrip:
                 and self.flops == self.spec_flops == 2 * self.analysis_macs)
 
 
-def _flops(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        out = model(x)
-    return out, counter.get_total_flops() // x.shape[0]
-
-
 def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip:
     """Compile the spec, load ``model``'s weights through the name map, compare on random input."""
     from .compile import to_module
@@ -663,8 +434,8 @@ def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip
     model.eval()
     try:
         x = torch.randn(2, *imported.spec.input, generator=torch.Generator().manual_seed(seed))
-        want, flops = _flops(model, x)
-        got, spec_flops = _flops(compiled, x)
+        want, flops = count_flops(model, x)
+        got, spec_flops = count_flops(compiled, x)
     finally:
         model.train(was)
     analysis = analyze(imported.spec)

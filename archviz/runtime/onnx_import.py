@@ -31,16 +31,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..spec import INPUT, loads
-from ..spec.write import Entry, Header, fold, write
-from .importer import PREFIX, TORCH_LOWERING, Imported, ImportFailed, _check, _Names, _settings, layer_name
+from ..ops import OpKind
+from ..ops.source import TENSOR, Source, Unmapped
+from ..spec import INPUT
+from ..spec.write import Header
+from .mapping import (
+    PREFIX,
+    Imported,
+    ImportFailed,
+    Layers,
+    count_flops,
+    layer_name,
+    map_onnx,
+    onnx_bias_add,
+    onnx_op,
+    supported_onnx,
+)
 
 Shape = tuple[int, ...]
-
-SUPPORTED = ("Conv, Gemm, MatMul (+ Add bias), Relu, Clip(0, 6), Sigmoid, Tanh, LeakyRelu, HardSigmoid,"
-             " HardSwish, Gelu, Softmax(axis 1), LRN, MaxPool, AveragePool, GlobalAveragePool,"
-             " ReduceMean(axes 2, 3), BatchNormalization, Dropout, Flatten(axis 1), Reshape to (N, -1),"
-             " Identity, Add, Mul, Concat(axis 1), and torch's written-out local_response_norm")
 
 
 @dataclass(frozen=True)
@@ -78,25 +86,12 @@ def read(path: str | Path) -> Any:
     return model
 
 
-class _Unmapped(Exception):
-    def __init__(self, reason: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def _attrs(node: Any) -> dict[str, Any]:
     """A node's attributes; floats (float32 in the file) rounded to the 7 digits float32 holds."""
     import onnx
 
     out = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     return {k: float(f"{v:.7g}") if isinstance(v, float) else v for k, v in out.items()}
-
-
-def _sym_pads(pads: list[int] | None, n: int = 2) -> tuple[int, int]:
-    pads = list(pads or [0] * 2 * n)
-    if pads[:n] != pads[n:]:
-        raise _Unmapped(f"asymmetric pads {pads}")
-    return int(pads[0]), int(pads[1])
 
 
 class _Graph:
@@ -210,7 +205,7 @@ def _lrn_patterns(g: _Graph) -> tuple[dict[str, tuple[str, dict[str, Any]]], set
         size = int(kernel[0])
         assert alpha is not None and beta is not None and k is not None
         found[div.output[0]] = (x, {"size": size, "alpha": alpha / size, "beta": beta, "k": k,
-                                    **TORCH_LOWERING})   # torch's F.local_response_norm, written out
+                                    "lowering": "torch"})   # torch's F.local_response_norm, written out
         swallowed.update(n.name or n.output[0] for n in chain)
     return found, swallowed
 
@@ -240,163 +235,17 @@ def _between(g: _Graph, start: Any, end: Any) -> list[Any]:
 
 # --- one node --------------------------------------------------------------------------------------
 
-Mapped = list[tuple[str, dict[str, Any]]]
-
-
-def _conv(n: Any, g: _Graph) -> Mapped:
-    a = _attrs(n)
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise _Unmapped(f"auto_pad={a['auto_pad']!r} (only explicit pads)")
-    w = g.const(n.input[1])
-    if w is None or w.ndim != 4:
-        raise _Unmapped("a 2-d convolution whose weight is an initializer")
-    return [("conv", {"out": int(w.shape[0]), "kernel": (int(w.shape[2]), int(w.shape[3])),
-                      "stride": tuple(a.get("strides", [1, 1])), "padding": _sym_pads(a.get("pads")),
-                      "dilation": tuple(a.get("dilations", [1, 1])), "groups": int(a.get("group", 1)),
-                      "bias": len(n.input) > 2 and bool(n.input[2])})]
-
-
-def _pool(op: str) -> Any:
-    def make(n: Any, g: _Graph) -> Mapped:
-        a = _attrs(n)
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            raise _Unmapped(f"auto_pad={a['auto_pad']!r}")
-        k = tuple(a["kernel_shape"])
-        if len(k) != 2:
-            raise _Unmapped(f"a {len(k)}-d window (only 2-d)")
-        if op == "maxpool" and (list(a.get("dilations", [1, 1])) != [1, 1] or len(n.output) > 1):
-            raise _Unmapped("dilations or indices")
-        pads = _sym_pads(a.get("pads"))
-        if op == "avgpool" and not a.get("count_include_pad", 0) and pads != (0, 0):
-            raise _Unmapped("count_include_pad=0 with padding (only torch's default)")
-        return [(op, {"kernel": k, "stride": tuple(a.get("strides", k)), "padding": pads,
-                      "ceil_mode": bool(a.get("ceil_mode", 0))})]
-    return make
-
-
-def _clip(n: Any, g: _Graph) -> Mapped:
-    a = _attrs(n)
-    lo = g.scalar(n.input[1]) if len(n.input) > 1 and n.input[1] else a.get("min")
-    hi = g.scalar(n.input[2]) if len(n.input) > 2 and n.input[2] else a.get("max")
-    if lo == 0 and hi == 6:
-        return [("relu6", {})]
-    raise _Unmapped(f"Clip({lo}, {hi}) (only Clip(0, 6), relu6)")
-
-
-def _softmax(n: Any, g: _Graph, ins: list[Shape]) -> Mapped:
-    axis = int(_attrs(n).get("axis", -1))
-    if axis % (len(ins[0]) + 1) != 1:
-        raise _Unmapped(f"axis={axis} (only the channels, 1)")
-    return [("softmax", {})]
-
-
-def _reshape(n: Any, g: _Graph, ins: list[Shape], out: Shape | None) -> Mapped:
-    if out is not None and len(ins) == 1 and out == (_prod(ins[0]),):
-        return [("flatten", {})] if len(ins[0]) > 1 else []
-    raise _Unmapped(f"reshape {ins[0] if ins else ''} → {out} (only flattening to (N, -1))")
-
-
-def _prod(s: Shape) -> int:
-    out = 1
-    for d in s:
-        out *= d
-    return out
-
-
-def _mean(n: Any, g: _Graph, ins: list[Shape]) -> Mapped:
-    a = _attrs(n)
-    axes = a.get("axes")
-    if axes is None and len(n.input) > 1:
-        c = g.const(n.input[1])
-        axes = list(c.reshape(-1)) if c is not None else None
-    if axes is None or sorted(int(x) % 4 for x in axes) != [2, 3] or len(ins[0]) != 3:
-        raise _Unmapped("mean over anything but (H, W)")
-    pool = ("adaptive_avgpool", {"out": (1, 1)})
-    return [pool] if a.get("keepdims", 1) else [pool, ("flatten", {})]
-
-
-def _node(n: Any, g: _Graph, ins: list[Shape], out: Shape | None, weights: list[str]) -> Mapped:
-    """One node → (op, settings) list; [] = an identity."""
-    t, a = n.op_type, _attrs(n)
-    plain = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish"}
-    if t in plain:
-        return [(plain[t], {})]
-    if t == "Conv":
-        return _conv(n, g)
-    if t == "Gemm":
-        w = g.const(n.input[1])
-        if w is None or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-            raise _Unmapped("Gemm(x, W, b) with W an initializer, alpha = beta = 1, transA = 0")
-        return [("linear", {"out": int(w.shape[0] if a.get("transB", 0) else w.shape[1]),
-                            "bias": len(n.input) > 2 and bool(n.input[2])})]
-    if t == "MatMul":
-        w = g.const(n.input[1])
-        if w is None or w.ndim != 2 or len(ins[0]) != 1:
-            raise _Unmapped("MatMul of (N, F) by an initializer")
-        return [("linear", {"out": int(w.shape[1]), "bias": len(weights) > 1})]
-    if t == "MaxPool":
-        return _pool("maxpool")(n, g)
-    if t == "AveragePool":
-        return _pool("avgpool")(n, g)
-    if t == "GlobalAveragePool":
-        return [("adaptive_avgpool", {"out": (1, 1)})]
-    if t == "ReduceMean":
-        return _mean(n, g, ins)
-    if t == "BatchNormalization":
-        if len(n.output) > 1 and any(n.output[1:]):
-            raise _Unmapped("training mode (running statistics as outputs)")
-        return [("batchnorm", {"eps": float(a.get("epsilon", 1e-5)),
-                               "momentum": round(1.0 - float(a.get("momentum", 0.9)), 12), "affine": True})]
-    if t == "LRN":
-        size = int(a["size"])
-        return [("lrn", {"size": size, "alpha": float(a.get("alpha", 1e-4)) / size,
-                         "beta": float(a.get("beta", 0.75)), "k": float(a.get("bias", 1.0)),
-                         **TORCH_LOWERING})]   # the standard operator: torch's LocalResponseNorm
-    if t == "Clip":
-        return _clip(n, g)
-    if t == "LeakyRelu":
-        return [("leaky_relu", {"negative_slope": float(a.get("alpha", 0.01))})]
-    if t == "HardSigmoid":
-        if abs(a.get("alpha", 0.2) - 1 / 6) > 1e-6 or a.get("beta", 0.5) != 0.5:
-            raise _Unmapped("HardSigmoid other than torch's (alpha 1/6, beta 0.5)")
-        return [("hardsigmoid", {})]
-    if t == "Gelu":
-        if a.get("approximate", b"none") not in (b"none", "none"):
-            raise _Unmapped("approximate gelu")
-        return [("gelu", {})]
-    if t == "Softmax":
-        return _softmax(n, g, ins)
-    if t == "Dropout":
-        p = g.scalar(n.input[1]) if len(n.input) > 1 and n.input[1] else a.get("ratio", 0.5)
-        return [("dropout", {"p": float(p if p is not None else 0.5)})]
-    if t == "Identity":
-        return []
-    if t == "Flatten":
-        if int(a.get("axis", 1)) != 1:
-            raise _Unmapped(f"axis={a['axis']} (only 1)")
-        return [("flatten", {})] if len(ins[0]) > 1 else []
-    if t == "Reshape":
-        return _reshape(n, g, ins, out)
-    if t == "Add":
-        if len(ins) == 2 and ins[0] == ins[1]:
-            return [("add", {})]
-        raise _Unmapped("Add of two tensors of one shape (no constants, no broadcast)")
-    if t == "Mul":
-        if len(ins) == 2:
-            return [("mul", {})]
-        raise _Unmapped("Mul by a constant")
-    if t == "Concat":
-        if int(a.get("axis", 0)) % 4 != 1:
-            raise _Unmapped(f"axis={a.get('axis')} (only the channels, 1)")
-        return [("concat", {})] if len(ins) > 1 else []
-    raise _Unmapped()
+def _source(n: Any, g: _Graph, ins: list[Shape], out: Shape | None, bias: str | None) -> Source:
+    """The node as its op sees it: inputs a constant's array, a computed tensor TENSOR, an absent
+    optional one None; a MatMul's bias (the Add that follows it) as an input after its weight."""
+    args = tuple(None if not i else TENSOR if g.const(i) is None else g.const(i) for i in n.input)
+    if bias is not None:
+        args += (g.const(bias),)
+    used = tuple(bool(o) for o in n.output)
+    return Source(n.op_type, _attrs(n), args, ins=tuple(ins), out=out, outputs=used)
 
 
 # --- names -----------------------------------------------------------------------------------------
-
-_PARAM_KEYS = {"Conv": ("weight", "bias"), "Gemm": ("weight", "bias"), "MatMul": ("weight", "bias"),
-               "BatchNormalization": ("weight", "bias", "running_mean", "running_var")}
-
 
 def node_layer_name(node_name: str, op_type: str) -> str:
     """A node name as a layer name (see the module doc): ``/features/features.0/Conv`` →
@@ -433,93 +282,115 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
                            " decided at run time (torch.cond, a loop over tensor values); a spec is one fixed"
                            " graph", "hint: import the model with the branch it takes fixed (a flag set in"
                            " its constructor), or export that branch alone")
-    values: dict[str, str] = {g.input: INPUT}
-    names = _Names()
-    entries: list[Entry] = []
-    name_map: dict[str, str] = {}
-    renames: dict[str, str] = {}
-    transposed: list[str] = []
-    opaque: list[str] = []
-    warnings: list[str] = []
-    traced: dict[str, Shape] = {}
-    bias_of: dict[str, str] = {}        # MatMul output → the Add that adds its bias
-    skip: set[str] = set(swallowed)
+    walk = _Walk(g, lrns, swallowed, allow_opaque)
     for n in model.graph.node:
-        if n.op_type == "MatMul" and g.const(n.input[1]) is not None:
-            readers = g.readers.get(n.output[0], [])
-            if len(readers) == 1 and readers[0].op_type == "Add":
-                add = readers[0]
-                other = add.input[1] if add.input[0] == n.output[0] else add.input[0]
-                b = g.const(other)
-                if b is not None and b.ndim == 1:
-                    bias_of[n.output[0]] = other
-                    skip.add(add.name or add.output[0])
-    params = 0
-    for n in model.graph.node:
-        key = n.name or n.output[0]
-        if key in skip or n.op_type == "Constant":
-            continue
-        outs = [o for o in n.output if o]
-        if not outs or not all(g.is_float(o) for o in outs[:1]):
-            continue   # shape arithmetic (integer tensors): not a layer
-        tensor_ins = [i for i in n.input if i in values]
-        if not tensor_ins:
-            continue   # computed from constants only
-        ins = [g.shapes.get(i) or _shape_of(values[i], traced, g) for i in tensor_ins]
-        out = g.shapes.get(outs[0])
-        weights = [i for i in n.input[1:] if i and i in g.consts and g.is_float(i)
-                   and i not in tensor_ins] if n.op_type in _PARAM_KEYS else []
-        if n.op_type == "MatMul" and outs[0] in bias_of:
-            weights.append(bias_of[outs[0]])
-        try:
-            if outs[0] in lrns:
-                x, lrn = lrns[outs[0]]
-                tensor_ins, mapped = [x], [("lrn", lrn)]
-            else:
-                mapped = _node(n, g, ins, out, weights)
-        except _Unmapped as exc:
-            if not allow_opaque:
-                raise _unmapped(n, exc.reason) from None
-            mapped = None
-        if mapped == []:
-            values[outs[0]] = values[tensor_ins[0]]
-            if n.op_type == "MatMul" and outs[0] in bias_of:
-                values[_bias_add(g, outs[0]).output[0]] = values[outs[0]]
-            continue
-        if mapped is None:
-            count = sum(int(g.consts[i].size) for i in n.input if i in g.consts and g.is_float(i))
-            mapped = [("opaque", {"module": f"onnx {n.op_type}", "traced_shape": out or (),
-                                  "traced_params": count})]
-        base = (_weight_prefix(weights) if weights else None) or node_layer_name(n.name, n.op_type)
-        for i, (op, settings) in enumerate(mapped):
-            lname = names.unique(base if i == 0 else f"{base}.{op}")
-            if i == 0 and n.name and lname != n.name:
-                renames[n.name] = lname
-            inputs = tuple(values[s] for s in tensor_ins) if i == 0 else (entries[-1].name,)
-            entries.append(Entry(lname, op, _settings(op, settings), inputs,
-                                 "onnx node kept opaque: not compiled" if op == "opaque" else ""))
-            if out is not None:
-                traced[lname] = out if i == len(mapped) - 1 else (out[0], 1, 1)
-            if op == "opaque":
-                opaque.append(lname)
-                warnings.append(f"{lname}: ONNX {n.op_type} kept as an opaque layer; it cannot be compiled")
-            if i == 0 and op != "opaque":
-                params += _name_weights(n, op, lname, weights, g, name_map, transposed)
-        values[outs[0]] = entries[-1].name
-        if n.op_type == "MatMul" and outs[0] in bias_of:
-            values[_bias_add(g, outs[0]).output[0]] = entries[-1].name
-    if not entries:
+        walk.node(n)
+    layers = walk.layers
+    if not layers.entries:
         raise ImportFailed(f"{path}: nothing to import (no layer between the input and the output)")
     outputs = [o.name for o in model.graph.output]
-    if len(outputs) != 1 or values.get(outputs[0]) != entries[-1].name:
+    if len(outputs) != 1 or walk.values.get(outputs[0]) != layers.entries[-1].name:
         raise ImportFailed(f"{path}: only a single output, made by the last layer, can be imported")
     header = Header(name or Path(path).stem, g.shape, source or f"archviz import {Path(path).name}",
-                    comments=_comments(Path(path).name, g.shape, renames, origin))
-    spec = loads(write(header, entries), f"<imported {header.name}>")
-    _check(spec, traced)
-    text = fold(header, entries)
-    return OnnxImported(loads(text, f"<imported {header.name}>"), text, name_map, renames, tuple(opaque),
-                        tuple(warnings), tuple(transposed), params, g.batch, model)
+                    comments=_comments(Path(path).name, g.shape, walk.renames, origin))
+    spec, text = layers.spec(header)
+    return OnnxImported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
+                        tuple(walk.transposed), walk.params, g.batch, model)
+
+
+class _Walk:
+    """One pass over the graph's nodes: each mapped by its op (archviz.runtime.mapping) and
+    written as layers named after its weights or its node name."""
+
+    def __init__(self, g: _Graph, lrns: Mapping[str, tuple[str, dict[str, Any]]], swallowed: set[str],
+                 allow_opaque: bool) -> None:
+        self.g, self.lrns, self.allow_opaque = g, lrns, allow_opaque
+        self.layers = Layers()
+        self.values: dict[str, str] = {g.input: INPUT}
+        self.name_map: dict[str, str] = {}
+        self.renames: dict[str, str] = {}
+        self.transposed: list[str] = []
+        self.params = 0
+        self.skip: set[str] = set(swallowed)
+        self.bias_of = self._bias_adds()    # MatMul output → the bias its Add adds
+
+    def _bias_adds(self) -> dict[str, str]:
+        """A node of an op that leaves its bias to a following Add (MatMul) of a 1-d constant: the
+        Add is folded into it."""
+        g, out = self.g, {}
+        for n in g.model.graph.node:
+            if n.op_type in onnx_bias_add() and g.const(n.input[1]) is not None:
+                readers = g.readers.get(n.output[0], [])
+                if len(readers) == 1 and readers[0].op_type == "Add":
+                    add = readers[0]
+                    other = add.input[1] if add.input[0] == n.output[0] else add.input[0]
+                    b = g.const(other)
+                    if b is not None and b.ndim == 1:
+                        out[n.output[0]] = other
+                        self.skip.add(add.name or add.output[0])
+        return out
+
+    def node(self, n: Any) -> None:
+        g = self.g
+        outs = [o for o in n.output if o]
+        if (n.name or n.output[0]) in self.skip or n.op_type == "Constant" or not outs \
+                or not g.is_float(outs[0]):
+            return   # folded, a constant, or shape arithmetic (integer tensors): not a layer
+        tensor_ins = [i for i in n.input if i in self.values]
+        if not tensor_ins:
+            return   # computed from constants only
+        ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
+        out, op, bias = g.shapes.get(outs[0]), onnx_op(n.op_type), self.bias_of.get(outs[0])
+        weights = [i for i in n.input[1:] if i and i in g.consts and g.is_float(i)
+                   and i not in tensor_ins] if op is not None and op.onnx_weights else []
+        weights += [bias] if bias is not None else []
+        src = _source(n, g, ins, out, bias)
+        try:
+            if outs[0] in self.lrns:   # torch's written-out LRN, read back as one layer
+                x, lrn = self.lrns[outs[0]]
+                tensor_ins, mapped = [x], (("lrn", lrn),)
+            else:
+                mapped = map_onnx(src)
+        except Unmapped as exc:
+            if not self.allow_opaque:
+                raise _unmapped(n, exc.reason) from None
+            count = sum(int(g.consts[i].size) for i in n.input if i in g.consts and g.is_float(i))
+            mapped = (("opaque", {"module": f"onnx {n.op_type}", "traced_shape": out or (),
+                                  "traced_params": count}),)
+        if mapped == ():
+            self._value(outs[0], self.values[tensor_ins[0]])
+            return
+        base = (_weight_prefix(weights) if weights else None) or node_layer_name(n.name, n.op_type)
+        made = self.layers.add(
+            mapped, lambda i, op_: self._name(n, base, i, op_), tuple(self.values[s] for s in tensor_ins),
+            out, "onnx node kept opaque: not compiled",
+            lambda lname: f"{lname}: ONNX {n.op_type} kept as an opaque layer; it cannot be compiled")
+        if mapped[0][0] != "opaque" and op is not None:
+            self.params += self._name_weights(op, src, made[0], weights)
+        self._value(outs[0], made[-1])
+
+    def _name(self, n: Any, base: str, i: int, op: str) -> str:
+        lname = self.layers.names.unique(base if i == 0 else f"{base}.{op}")
+        if i == 0 and n.name and lname != n.name:
+            self.renames[n.name] = lname
+        return lname
+
+    def _value(self, out: str, layer: str) -> None:
+        """``out`` is read as ``layer`` (and so is its folded bias Add)."""
+        self.values[out] = layer
+        if out in self.bias_of:
+            self.values[_bias_add(self.g, out).output[0]] = layer
+
+    def _name_weights(self, op: OpKind, src: Source, lname: str, weights: list[str]) -> int:
+        """Record where each weight initializer goes; the parameter elements (BN statistics apart)."""
+        count, transposed = 0, op.onnx_transposed(src)
+        for key, init in zip(op.onnx_weights, weights, strict=False):
+            self.name_map[init] = f"{lname}.{key}"
+            if key in ("weight", "bias"):
+                count += int(self.g.consts[init].size)
+            if key in transposed:
+                self.transposed.append(init)
+        return count
 
 
 def _bias_add(g: _Graph, matmul_out: str) -> Any:
@@ -528,21 +399,6 @@ def _bias_add(g: _Graph, matmul_out: str) -> Any:
 
 def _shape_of(layer: str, traced: Mapping[str, Shape], g: _Graph) -> Shape:
     return g.shape if layer == INPUT else traced.get(layer, ())
-
-
-def _name_weights(n: Any, op: str, lname: str, weights: list[str], g: _Graph, name_map: dict[str, str],
-                  transposed: list[str]) -> int:
-    """Record where each weight initializer goes; the parameter elements (BN statistics apart)."""
-    keys = _PARAM_KEYS.get(n.op_type, ())
-    count = 0
-    for key, init in zip(keys, weights, strict=False):
-        name_map[init] = f"{lname}.{key}"
-        if key in ("weight", "bias"):
-            count += int(g.consts[init].size)
-        a = _attrs(n)
-        if key == "weight" and (n.op_type == "MatMul" or (n.op_type == "Gemm" and not a.get("transB", 0))):
-            transposed.append(init)
-    return count
 
 
 def _comments(file: str, shape: Shape, renames: Mapping[str, str],
@@ -560,7 +416,7 @@ def _comments(file: str, shape: Shape, renames: Mapping[str, str],
 def _unmapped(n: Any, reason: str) -> ImportFailed:
     detail = f": {reason}" if reason else ""
     return ImportFailed(f"node {n.name or n.output[0]!r}: archviz has no op for ONNX {n.op_type}{detail}",
-                        f"supported ONNX nodes: {SUPPORTED}\n"
+                        f"supported ONNX nodes: {supported_onnx()}\n"
                         "hint: --allow-opaque keeps it as an `opaque` layer (not compiled)")
 
 
@@ -627,7 +483,6 @@ def round_trip(imported: OnnxImported, seed: int = 0) -> OnnxRoundTrip:
 
     from ..core.analysis import analyze
     from .compile import to_module
-    from .importer import _flops
 
     if imported.opaque:
         raise ImportFailed(f"cannot verify: opaque layers ({', '.join(imported.opaque)}) cannot be compiled")
@@ -635,7 +490,7 @@ def round_trip(imported: OnnxImported, seed: int = 0) -> OnnxRoundTrip:
     compiled.load_state_dict(state_dict(imported), strict=True)
     compiled.eval()
     x = torch.randn(imported.batch, *imported.spec.input, generator=torch.Generator().manual_seed(seed))
-    got, flops = _flops(compiled, x)
+    got, flops = count_flops(compiled, x)
     want, runtime = run_onnx(imported.onnx_model, x.numpy())
     analysis = analyze(imported.spec)
     diff = float((got - torch.from_numpy(want)).abs().max())

@@ -41,9 +41,12 @@ from torch import nn
 from ..core.analysis import Analysis, LayerStats, channel_share
 from ..core.graph import Graph
 from ..errors import ArchvizError
+from ..ops import OPS
 from ..ops.lowering import Lowering
+from ..ops.source import Split
 from ..spec import INPUT, Spec
-from .compile import Add, Concat, compile_graph, install, prepare
+from ..spec.doc import Layer
+from .compile import Made, compile_graph, install, prepare
 
 Shard = list[torch.Tensor]   # one (N, C_g, ...) tensor per tower
 _COUNTERS: list[Counter[str]] = []
@@ -207,11 +210,11 @@ def split_module(model: nn.Module, graph: Graph, analysis: Analysis,
     for layer in graph.order:
         st = stats[layer.name]
         full = model.get_submodule(layer.name)
-        part = _part(st, full, rows, n, halo)
+        part = _part(st, OPS[layer.op].split(layer.params, st.in_shapes), rows, n, halo)
         rows[layer.name] = part.rows
         parts.append(part)
         for g, tower in enumerate(towers):
-            install(tower, layer.name, _shard_module(full, part, st, g, n))
+            install(tower, layer.name, _shard_module(full, layer, part, st, g, n))
     for tower, dev in zip(towers, devs, strict=True):
         tower.to(dev)
     result = Towers(parts, towers, devs, graph.outputs)
@@ -219,21 +222,19 @@ def split_module(model: nn.Module, graph: Graph, analysis: Analysis,
     return result
 
 
-def _part(st: LayerStats, full: nn.Module, rows: dict[str, tuple[tuple[int, int], ...]], n: int,
+def _part(st: LayerStats, rule: Split, rows: dict[str, tuple[tuple[int, int], ...]], n: int,
           halo: bool) -> Part:
-    """Which output rows each tower computes, from the analysis (``gpu_local``, ``channel_share``)."""
+    """Which output rows each tower computes, from the analysis (``gpu_local``, ``channel_share``)
+    and the op's split rule (:meth:`~archviz.ops.OpKind.split`)."""
     reads_input = st.inputs == (INPUT,)
     if not st.gpu_local:
         return Part(st.name, st.inputs, "gather", _even(st.output[0], n))
-    if isinstance(full, Concat):
-        raise SplitError(f"{st.name}: concat layers cannot run split over towers yet "
-                         "(each tower's share of the result would not be a contiguous channel range)")
+    if rule.refuse:
+        raise SplitError(f"{st.name}: {rule.refuse}")
     if reads_input:
-        groups = getattr(full, "groups", 1)
-        if groups != 1:
+        if rule.grouped:
             raise SplitError(f"{st.name}: a grouped layer that reads the input cannot be split over towers")
-        whole = isinstance(full, (nn.Conv2d, nn.Linear))
-        return Part(st.name, st.inputs, "local", _even(st.output[0], n), whole_input=whole)
+        return Part(st.name, st.inputs, "local", _even(st.output[0], n), whole_input=rule.whole_input)
     src = [rows[s] for s in st.inputs if s != INPUT]
     if any(r != src[0] for r in src):
         raise SplitError(f"{st.name}: its inputs are split over the towers differently")
@@ -241,33 +242,24 @@ def _part(st: LayerStats, full: nn.Module, rows: dict[str, tuple[tuple[int, int]
     sizes = [(b - a) * c_out // c_in for a, b in src[0]]
     if sum(sizes) != c_out or any((b - a) * c_out % c_in for a, b in src[0]):
         raise SplitError(f"{st.name}: its {c_in} input channels do not split evenly over {n} towers")
-    if isinstance(full, nn.Conv2d) and any(b - a != c_in // n for a, b in src[0]):
+    if rule.even_inputs and any(b - a != c_in // n for a, b in src[0]):
         raise SplitError(f"{st.name}: a grouped conv needs its {c_in} input channels split evenly"
                          f" over {n} towers")
-    kind = "merge" if isinstance(full, Add) else "lrn" if isinstance(full, nn.LocalResponseNorm) else "local"
-    size = int(full.size) if isinstance(full, nn.LocalResponseNorm) else 1
-    wants = (size // 2, (size - 1) // 2) if kind == "lrn" and halo else (0, 0)
-    return Part(st.name, st.inputs, kind, ranges(sizes), wants)
+    wants = (rule.window // 2, (rule.window - 1) // 2) if rule.kind == "lrn" and halo else (0, 0)
+    return Part(st.name, st.inputs, rule.kind, ranges(sizes), wants)
 
 
 def _even(channels: int, n: int) -> tuple[tuple[int, int], ...]:
     return ranges([channel_share(channels, n, g) for g in range(n)])
 
 
-def _shard_module(full: nn.Module, part: Part, st: LayerStats, g: int, n: int) -> nn.Module:
-    """Tower g's module for this layer: the same class with its share of the rows (weights are
+def _shard_module(full: nn.Module, layer: Layer, part: Part, st: LayerStats, g: int, n: int) -> nn.Module:
+    """Tower g's module for this layer: the op's shard with its share of the rows (weights are
     filled by :func:`split_weights`); a parameter-free layer is copied."""
     a, b = part.rows[g]
-    if isinstance(full, nn.Conv2d):
-        groups = full.groups // n if full.groups > 1 else 1
-        c_in = full.in_channels // n if full.groups > 1 else full.in_channels
-        return nn.Conv2d(c_in, b - a, full.kernel_size, full.stride, full.padding,  # type: ignore[arg-type]
-                         full.dilation, groups, full.bias is not None,  # type: ignore[arg-type]
-                         full.padding_mode)
-    if isinstance(full, nn.Linear):
-        return nn.Linear(full.in_features, b - a, full.bias is not None)
-    if isinstance(full, nn.modules.batchnorm._BatchNorm):
-        return type(full)(b - a, full.eps, full.momentum, full.affine, full.track_running_stats)
+    shard = OPS[layer.op].shard(layer.params, st.in_shapes, b - a, n)
+    if shard is not None:
+        return Made.of(shard).build()
     if any(True for _ in full.parameters(recurse=False)) or any(True for _ in full.buffers(recurse=False)):
         raise SplitError(f"{st.name}: {type(full).__name__} layers cannot be split over towers yet")
     return copy.deepcopy(full)

@@ -1,0 +1,306 @@
+"""The one mapping pass of both importers (``torch.fx`` in :mod:`.importer`, ONNX in
+:mod:`.onnx_import`, and torch.export, which goes through ONNX).
+
+Each op names where it is imported from (``OpKind.torch_modules``, ``torch_functions``,
+``tensor_methods``, ``onnx_types``, as strings: :mod:`archviz.ops.source`). :func:`dispatch`
+scans :data:`~archviz.ops.OPS` once, resolves those names to the torch classes and functions,
+and keeps which op each module type, function, method name and ONNX type belongs to; nothing
+else keeps a table of ops. An importer builds a :class:`~archviz.ops.source.Source` of a node
+and calls :func:`map_module`, :func:`map_call` or :func:`map_onnx`: the op's facet says which
+layers the node becomes, or raises :class:`~archviz.ops.source.Unmapped`.
+
+Also here, shared by both importers: the import's result (:class:`Imported`) and its error
+(:class:`ImportFailed`), layer naming (:func:`layer_name`, :class:`Names`), the layers being
+written (:class:`Layers`: entries, traced shapes, opaque layers) and the check of the written
+spec against the trace. This module imports neither importer, and no torch at module level.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
+
+from ..errors import ArchvizError
+from ..ops import OPS, OpKind
+from ..ops.source import Mapped, Source, Unmapped
+from ..spec import INPUT, Spec, loads
+from ..spec.write import LOWERING, Entry, Header, fold, write
+
+Shape = tuple[int, ...]
+PREFIX = "layer_"   # for a module path whose first segment is not a name: 0.conv → layer_0.conv
+# not ops: a node of these is no layer, its readers read its input
+IDENTITY_MODULES = ("torch.nn.Identity",)
+IDENTITY_ONNX = ("Identity",)
+
+
+class ImportFailed(ArchvizError):
+    """The target does not import, cannot be traced, or holds something archviz cannot map."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+    def format(self) -> str:
+        return self.message + (f"\n{self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
+class Imported:
+    spec: Spec
+    text: str                        # the spec's YAML
+    name_map: Mapping[str, str]      # source state-dict key → the compiled spec's key
+    renames: Mapping[str, str]       # module path → layer name, where they differ
+    opaque: tuple[str, ...] = ()     # layers kept as `opaque` (--allow-opaque)
+    warnings: tuple[str, ...] = ()
+
+
+# --- which op a node belongs to -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dispatch:
+    """The ops' import names resolved: torch module class / function → (op, its declared name);
+    method name and ONNX type → op. An op of None is an identity (``nn.Identity``)."""
+
+    modules: Mapping[Any, tuple[OpKind | None, str]]
+    functions: Mapping[Any, tuple[OpKind, str]]
+    methods: Mapping[str, OpKind]
+    onnx: Mapping[str, OpKind | None]
+
+
+def resolve(qualified: str) -> Any:
+    """``"torch.nn.functional.relu"`` → that object (the longest importable module, then attributes)."""
+    parts = qualified.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(qualified)
+
+
+@cache
+def dispatch() -> Dispatch:
+    """Built once, on first use, from every registered op (a name claimed twice is a bug)."""
+    modules: dict[Any, tuple[OpKind | None, str]] = {resolve(n): (None, n) for n in IDENTITY_MODULES}
+    functions: dict[Any, tuple[OpKind, str]] = {}
+    methods: dict[str, OpKind] = {}
+    onnx: dict[str, OpKind | None] = dict.fromkeys(IDENTITY_ONNX)
+
+    def claim(table: dict[Any, Any], key: Any, value: Any, name: str) -> None:
+        if key in table:
+            raise AssertionError(f"{name} is claimed by two ops")  # pragma: no cover - a bug in ops/
+        table[key] = value
+
+    for op in OPS.values():
+        for n in op.torch_modules:
+            claim(modules, resolve(n), (op, n), n)
+        for n in op.torch_functions:
+            claim(functions, resolve(n), (op, n), n)
+        for n in op.tensor_methods:
+            claim(methods, n, op, f"Tensor.{n}")
+        for n in op.onnx_types:
+            claim(onnx, n, op, f"ONNX {n}")
+    return Dispatch(modules, functions, methods, onnx)
+
+
+def is_mapped_module(module: Any) -> bool:
+    """A module archviz maps whole (the fx tracer keeps it a leaf)."""
+    return type(module) in dispatch().modules
+
+
+def onnx_op(op_type: str) -> OpKind | None:
+    return dispatch().onnx.get(op_type)
+
+
+def onnx_bias_add() -> frozenset[str]:
+    """ONNX types whose bias comes as a following Add of a constant (MatMul)."""
+    return frozenset(t for op in OPS.values() for t in op.onnx_bias_add)
+
+
+def module_attrs(module: Any) -> dict[str, Any]:
+    """A module's public attributes, its own parameters as their shapes (None where absent)."""
+    attrs = {k: v for k, v in vars(module).items() if not k.startswith("_")}
+    attrs.update({k: (None if p is None else tuple(p.shape)) for k, p in module._parameters.items()})
+    return attrs
+
+
+def map_module(module: Any, ins: tuple[Shape, ...], out: Shape) -> Mapped:
+    """A leaf module → the layers it becomes (() for an identity); Unmapped if no op has it."""
+    found = dispatch().modules.get(type(module))
+    if found is None:
+        raise Unmapped()
+    op, name = found
+    return () if op is None else op.from_module(Source(name, module_attrs(module), ins=ins, out=out))
+
+
+def map_call(target: Any, method: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+             ins: tuple[Shape, ...], out: Shape) -> Mapped:
+    """A function call or a tensor method call (``args``: tensors written TENSOR) → layers."""
+    d = dispatch()
+    if method:
+        op, name = (d.methods[target], str(target)) if target in d.methods else (None, "")
+    else:
+        op, name = d.functions.get(target, (None, "")) if _hashable(target) else (None, "")
+    if op is None:
+        raise Unmapped()
+    return op.from_call(Source(name, args=args, kwargs=kwargs, ins=ins, out=out))
+
+
+def map_onnx(src: Source) -> Mapped:
+    """An ONNX node (``src.target`` its type) → layers."""
+    d = dispatch()
+    if src.target not in d.onnx:
+        raise Unmapped()
+    op = d.onnx[src.target]
+    return () if op is None else op.from_onnx(src)
+
+
+def _hashable(x: Any) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+# --- the supported lists of the error hints, from the ops ---------------------------------------
+
+def _short(name: str) -> str:
+    return name.replace("torch.nn.functional.", "F.").replace("torch.nn.", "nn.")
+
+
+def supported_modules() -> str:
+    return ", ".join(sorted(_short(n) for _, n in dispatch().modules.values()))
+
+
+def supported_functions() -> str:
+    """Per op, its functions and tensor methods: ``relu (F.relu, torch.relu, x.relu(), x.relu_())``,
+    ``concat (torch.cat(dim=1))``."""
+    out = []
+    for op in OPS.values():
+        args = f"({op.call_args})" if op.call_args else ""
+        names = [_short(n) + args for n in op.torch_functions]
+        names += [f"x.{m}({op.call_args})" for m in op.tensor_methods]
+        if names:
+            out.append(f"{op.name} ({', '.join(names)})")
+    return "; ".join(out)
+
+
+def supported_onnx() -> str:
+    return ", ".join([t for op in OPS.values() for t in op.onnx_types] + list(IDENTITY_ONNX))
+
+
+# --- naming -------------------------------------------------------------------------------------
+
+def layer_name(path: str) -> str:
+    """A module path as a layer name: a first segment that starts with a digit gets ``layer_``
+    (``0.conv`` → ``layer_0.conv``); characters outside letters, digits and _ become _."""
+    parts = [re.sub(r"[^A-Za-z0-9_]", "_", p) or "_" for p in path.split(".")]
+    if parts[0][0].isdigit():
+        parts[0] = PREFIX + parts[0]
+    return ".".join(parts)
+
+
+class Names:
+    """The layer names taken so far; a name taken twice gets ``_1``, ``_2``."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = {INPUT}
+
+    def unique(self, base: str) -> str:
+        name, i = base, 0
+        while name in self.taken:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+    def function(self, scope: str, base: str) -> str:
+        return self.unique(layer_name(f"{scope}.{base}") if scope else base)
+
+
+# --- the layers being written ---------------------------------------------------------------------
+
+def settings_of(op: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """All of an op's settings: the given ones, defaults for the rest (typed as a loaded spec's);
+    the layer key ``lowering``, if given (the source runs torch's implementation), kept beside
+    them for the writer."""
+    kind = OPS[op]
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if k != LOWERING}
+    own = {LOWERING: given[LOWERING]} if LOWERING in given else {}
+    return {**kind.settings(kind.make(values)), **own}
+
+
+class Layers:
+    """The spec's layers as the importer writes them, with each one's traced output shape, the
+    layers kept opaque and the warnings to print."""
+
+    def __init__(self) -> None:
+        self.names = Names()
+        self.entries: list[Entry] = []
+        self.traced: dict[str, Shape] = {}
+        self.opaque: list[str] = []
+        self.warnings: list[str] = []
+
+    def add(self, mapped: Mapped, name: Callable[[int, str], str], inputs: tuple[str, ...], out: Shape | None,
+            note: str, warning: Callable[[str], str]) -> list[str]:
+        """The layers of one node, chained: the first reads ``inputs``, each next the one before;
+        ``name(i, op)`` names the i-th; only the last has the node's output shape (a mean's pool
+        before its flatten: (C, 1, 1)). Returns the names."""
+        made = []
+        for i, (op, settings) in enumerate(mapped):
+            lname = name(i, op)
+            reads = inputs if i == 0 else (self.entries[-1].name,)
+            opaque = op == "opaque"
+            self.entries.append(Entry(lname, op, settings_of(op, settings), reads, note if opaque else ""))
+            if out is not None:
+                self.traced[lname] = out if i == len(mapped) - 1 else (out[0], 1, 1)
+            if opaque:
+                self.opaque.append(lname)
+                self.warnings.append(warning(lname))
+            made.append(lname)
+        return made
+
+    def rename(self, short: Mapping[str, str]) -> None:
+        """Give layers new names (readers follow)."""
+        self.entries = [replace(e, name=short.get(e.name, e.name),
+                                inputs=tuple(short.get(s, s) for s in e.inputs)) for e in self.entries]
+        self.traced = {short.get(k, k): v for k, v in self.traced.items()}
+        self.opaque = [short.get(k, k) for k in self.opaque]
+
+    def spec(self, header: Header) -> tuple[Spec, str]:
+        """The written spec, checked against the trace, and its (folded) text."""
+        flat = loads(write(header, self.entries), f"<imported {header.name}>")
+        check(flat, self.traced)
+        text = fold(header, self.entries)
+        return loads(text, f"<imported {header.name}>"), text
+
+
+def check(spec: Spec, traced: Mapping[str, Shape]) -> None:
+    """Every layer's analysed output equals the traced one (a mapping mistake would show here)."""
+    from ..core.analysis import analyze
+
+    analysis = analyze(spec)
+    bad = [f"{s.name}: analysed {s.output}, traced {traced[s.name]}" for s in analysis.layers
+           if s.name in traced and s.output != traced[s.name]]
+    if bad:
+        raise ImportFailed("the imported spec disagrees with the trace (a bug in archviz import):\n  "
+                           + "\n  ".join(bad[:10]))
+
+
+def count_flops(model: Any, x: Any) -> tuple[Any, int]:
+    """``model(x)`` and its FLOPs per example by ``torch.utils.flop_counter`` (the round trips' count)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = model(x)
+    return out, counter.get_total_flops() // x.shape[0]
