@@ -12,7 +12,7 @@ from conftest import ROOT
 import archviz
 from archviz.core.check import run_checks
 from archviz.ops import OPS
-from archviz.spec import LAYER_KEYS, TOP_KEYS
+from archviz.spec import LAYER_KEYS, TOP_KEYS, Origin
 
 BASIC = """\
 name: t
@@ -136,6 +136,21 @@ def test_nested_blocks() -> None:
     assert spec.layer("mix.branch2.1.conv").inputs == ("mix.branch2.0.bn",)
     assert spec.layer("mix.branch2.1.conv").params.kernel == (3, 3)
     assert archviz.analyze(spec).layer("mix.cat").output == (4 + 6 + 8, 16, 16)
+
+
+def test_each_layer_knows_its_use_block_and_copy() -> None:
+    spec = load("""\
+      - {name: stem, op: relu}
+      - {name: layer1, block: basic, repeat: 2, args: {out: 8}}
+      - {name: b, block: basic, args: {out: 8}}
+    """)
+    assert spec.layer("stem").origin is None
+    assert spec.layer("layer1.1.conv2").origin == Origin("layer1", "basic", 1, 2)
+    assert spec.layer("b.add").origin == Origin("b", "basic", None, 1)
+    nested = load("- {name: mix, block: mixed, repeat: 2, args: {a: 4, b: 6}}\n", NESTED)
+    # a use inside a block keeps the top-level use's origin
+    assert {la.origin for la in nested.layers if la.name.startswith("mix.1.")} == {
+        Origin("mix", "mixed", 1, 2)}
 
 
 def test_a_large_spec_of_blocks_expands_to_every_layer() -> None:
