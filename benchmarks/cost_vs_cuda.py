@@ -51,7 +51,7 @@ def measure(name: str, batch: int, dtype: Dtype) -> tuple[int, int, int]:
     step()
     torch.cuda.synchronize()
     measured = torch.cuda.max_memory_allocated()
-    cost = estimate(a, sp, Settings(batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
+    cost = estimate(a, Settings(batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
                                     torch_device="cuda"), target("cuda"), 1)
     return cost.peak, measured, cost.memory.saved
 

@@ -102,7 +102,7 @@ def test_from_a_use_and_expect_on_a_use() -> None:
     """)
     assert spec.layer("c").inputs == ("a.add",)
     assert spec.layer("b.conv1").inputs == ("a.add",)
-    results = {r.what: r.ok for r in run_checks(spec, archviz.analyze(spec))}
+    results = {r.what: r.ok for r in run_checks(archviz.analyze(spec))}
     assert results == {"a.add output": True, "b.add output": False}   # 8×8, not 9×9
 
 

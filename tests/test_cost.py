@@ -24,7 +24,7 @@ def _cost(name: str = "alexnet", gpus: int | None = None, **kw):  # type: ignore
     device = target(kw.pop("device", "gtx580"))
     sp = load(name)
     a = analyze(sp, gpus=gpus)
-    return estimate(a, sp, Settings(**kw), device, gpus)
+    return estimate(a, Settings(**kw), device, gpus)
 
 
 def test_alexnet_parameter_memory_by_hand() -> None:
@@ -117,7 +117,7 @@ def test_alexnet_check_has_the_papers_memory_and_time_claims() -> None:
     from archviz.core.check import run_checks
 
     sp = load("alexnet")
-    results = {r.what: r for r in run_checks(sp, analyze(sp))}
+    results = {r.what: r for r in run_checks(analyze(sp))}
     one, split = results["memory, one GPU"], results["memory, each GPU of the split"]
     assert one.computed == f"{_cost(gpus=1).peak / GIB:.2f} GiB" and one.ok
     assert split.computed == f"{_cost(gpus=2).peak / GIB:.2f} GiB" and split.ok
@@ -155,7 +155,7 @@ def test_bench_shows_the_prediction_beside_the_measurement(tmp_path) -> None:  #
     assert "predicted" in r.output and "× roofline" in r.output
     row = json.loads(out.read_text())["rows"][0]
     sp = load("lenet5")
-    c = estimate(analyze(sp), sp, Settings(batch=2, optimizer=Optimizer.momentum, torch_device="cpu"),
+    c = estimate(analyze(sp), Settings(batch=2, optimizer=Optimizer.momentum, torch_device="cpu"),
                  target("cpu"), 1)
     assert row["predicted_memory_bytes"] == c.peak
     assert row["predicted_ms"] is None and row["measured_over_predicted_ms"] is None  # no CPU roofline

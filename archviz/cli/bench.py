@@ -189,14 +189,15 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    sp, a = load_analysis(spec, input_size)
+    a = load_analysis(spec, input_size)
+    sp = a.spec
     info = devices.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
-    towers = _towers(sp, a, dev, parse_input(input_size)) if split_gpus else None
+    towers = _towers(a, dev, parse_input(input_size)) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
              replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),
-                     predict=_predictor(sp, a, info))]
+                     predict=_predictor(a, info))]
     if reference:
         works.append(_reference(reference, a))
     # the table goes to standard output; with --format json or -o the progress goes to stderr
@@ -246,13 +247,13 @@ def split_devices(dev: str, count: int) -> tuple[list[str], str]:
     return [dev, dev], f"both towers on {dev} ({dev},{dev}): the split run on one device, not two GPUs"
 
 
-def _towers(sp: Spec, a: Analysis, dev: str, shape: Optional[tuple[int, ...]]) -> tuple[str, Any, str]:
+def _towers(a: Analysis, dev: str, shape: Optional[tuple[int, ...]]) -> tuple[str, Any, str]:
     from ..runtime.parallel import to_towers
 
     if (a.gpus or 1) != 2:
-        raise BenchUsage(f"--split-gpus: {sp.name} names {a.gpus or 1} GPU(s) (`gpus:`); the towers need 2")
+        raise BenchUsage(f"--split-gpus: {a.name} names {a.gpus or 1} GPU(s) (`gpus:`); the towers need 2")
     devs, line = split_devices(dev, 2)
-    return f"{sp.name} (towers)", to_towers(sp, devs, input_shape=shape), line
+    return f"{a.name} (towers)", to_towers(a.spec, devs, input_shape=shape), line
 
 
 def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
@@ -272,7 +273,7 @@ def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtyp
             raise BenchUsage(f"--ddp {n}: only {torch.cuda.device_count()} CUDA device(s) here; nccl needs"
                              " one GPU per worker (several machines: see docs/scaling.md)")
     check_writable(json_out, "--json")
-    sp, a = load_analysis(spec, input_size)
+    sp = load_analysis(spec, input_size).spec
     if not sp.path or not Path(sp.path).is_file():
         raise BenchUsage(f"--ddp: the workers load the spec from a file; {safe(sp.name)} has none")
     d = DEFAULTS[dev]
@@ -368,7 +369,7 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
         err.print(f"wrote {safe(plot)}")
 
 
-def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
+def _predictor(a: Analysis, info: devices.DeviceInfo) -> Any:
     """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
     SGD with momentum on one device."""
     from ..core.cost import Optimizer, Target, estimate, target
@@ -380,7 +381,7 @@ def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo) -> Any:
     def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
         settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
                                 torch_device="cuda" if info.kind == "cuda" else "cpu")
-        c = estimate(a, sp, settings, where, 1)
+        c = estimate(a, settings, where, 1)
         if c.time is None:
             return c.peak, None, None
         return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}

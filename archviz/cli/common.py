@@ -213,11 +213,10 @@ def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
 
 
 def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None) -> Any:
-    """Load and analyse: (Spec, Analysis)."""
+    """Load and analyse: the Analysis (its ``spec`` is the Spec loaded)."""
     from ..core.analysis import analyze
 
-    sp = load_spec(spec)
-    return sp, analyze(sp, parse_input(input_text), gpus)
+    return analyze(load_spec(spec), parse_input(input_text), gpus)
 
 
 def load_spec(spec: str) -> Any:

@@ -80,8 +80,8 @@ def cost(
     if epochs is not None and epochs <= 0:
         raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
     n_images = parse_images(images) if images is not None else None
-    sp, a = load_analysis(spec, input_size, gpus)
-    c = estimate(a, sp, settings, where, gpus)
+    a = load_analysis(spec, input_size, gpus)
+    c = estimate(a, settings, where, gpus)
     extra: dict[str, Any] = {}
     run = ""
     if epochs is not None and n_images is not None:

@@ -27,7 +27,7 @@ from math import prod
 from ..errors import ArchvizError, did_you_mean
 from ..ops import OPS
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved
-from ..spec import INPUT, Spec
+from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for
 from .flops import Mode, needs_grad
@@ -226,10 +226,9 @@ class Cost:
 
 # ---- memory ----------------------------------------------------------------------------------
 
-def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[LayerStats, Saved, int, int]]:
+def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Saved, int, int]]:
     """(stats, Saved rule, saved bytes per image, fixed saved bytes) per layer, deduplicated by
     storage: a tensor is counted by the first layer that saves it (execution order)."""
-    params = {la.name: la.params for la in spec.layers}
     grad = needs_grad(analysis)
     dtypes: dict[str, str] = {INPUT: "fp32"}
     storage: dict[str, str] = {INPUT: INPUT}
@@ -238,7 +237,7 @@ def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[Laye
     for st in analysis.layers:
         kind = OPS[st.op]
         ac = Autocast(s.dtype.autocast, tuple(dtypes[i] for i in st.inputs), s.torch_device)
-        rule = kind.saved(params[st.name], st.in_shapes, st.output, ac)
+        rule = kind.saved(st.op_params, st.in_shapes, st.output, ac)
         dtypes[st.name] = rule.out_dtype
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
         per_image = fixed = 0
@@ -257,19 +256,19 @@ def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[Laye
     return out
 
 
-def saved_bytes(analysis: Analysis, spec: Spec, settings: Settings) -> dict[str, int]:
+def saved_bytes(analysis: Analysis, settings: Settings) -> dict[str, int]:
     """Layer → bytes it saves for backward at ``settings.batch`` (the autograd oracle's figure)."""
     return {st.name: per * settings.batch + fixed
-            for st, _, per, fixed in _layer_rules(analysis, spec, settings)}
+            for st, _, per, fixed in _layer_rules(analysis, settings)}
 
 
-def estimate(analysis: Analysis, spec: Spec, settings: Settings, device: Target,
+def estimate(analysis: Analysis, settings: Settings, device: Target,
              gpus: int | None = None) -> Cost:
     """Memory and time of one step (see the module's docstring)."""
     n_gpus = gpus or analysis.gpus or 1
-    rules = _layer_rules(analysis, spec, settings)   # the batch does not change the rules
+    rules = _layer_rules(analysis, settings)   # the batch does not change the rules
     timed = device.tflops(settings.dtype) is not None and bool(device.bandwidth_gbs)
-    layers = _layers(analysis, spec, settings, rules, device if timed else None, n_gpus)
+    layers = _layers(analysis, settings, rules, device if timed else None, n_gpus)
     unknown = any(not lc.saved_known for lc in layers)
     memory = _memory(analysis, layers, settings, 1, 0)
     per_gpu = tuple(_memory(analysis, layers, settings, n_gpus, g) for g in range(n_gpus)) \
@@ -277,10 +276,10 @@ def estimate(analysis: Analysis, spec: Spec, settings: Settings, device: Target,
     time = _time(analysis, layers, settings, device, n_gpus) if timed else None
     cost = Cost(name=analysis.name, settings=settings, target=device, gpus=n_gpus, layers=tuple(layers),
                 memory=memory, per_gpu=per_gpu, lower_bound=unknown, largest_batch=None, time=time)
-    return replace(cost, largest_batch=_largest_batch(analysis, spec, settings, device, n_gpus, rules))
+    return replace(cost, largest_batch=_largest_batch(analysis, settings, device, n_gpus, rules))
 
 
-def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, gpus: int,
+def _largest_batch(analysis: Analysis, s: Settings, device: Target, gpus: int,
                    rules: list[tuple[LayerStats, Saved, int, int]]) -> int | None:
     """Memory is affine in the batch: solve fixed + b·per_image ≤ capacity on the busiest GPU."""
     if not device.memory_gib:
@@ -288,7 +287,7 @@ def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, 
     cap = int(device.memory_gib * GIB)
 
     def peak(b: int) -> int:
-        ls = _layers(analysis, spec, replace(s, batch=b), rules)
+        ls = _layers(analysis, replace(s, batch=b), rules)
         return max(_memory(analysis, ls, replace(s, batch=b), gpus, g).total for g in range(gpus))
 
     one, two = peak(1), peak(2)
@@ -301,17 +300,16 @@ def _largest_batch(analysis: Analysis, spec: Spec, s: Settings, device: Target, 
     return b
 
 
-def _layers(analysis: Analysis, spec: Spec, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
+def _layers(analysis: Analysis, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
             device: Target | None = None, gpus: int = 1) -> list[LayerCost]:
     """Every layer's bytes and FLOPs at the batch; with a ``device``, its roofline time too."""
     grad = needs_grad(analysis)
     act = {INPUT: prod(analysis.input) * 4}
-    params = {la.name: la.params for la in spec.layers}
     train = s.mode is Mode.train
     out = []
     for st, rule, per, fixed in rules:
         kind = OPS[st.op]
-        p = params[st.name]
+        p = st.op_params
         size = DTYPE_BYTES[rule.out_dtype]
         act[st.name] = prod(st.output) * size
         ins = sum(act[i] for i in st.inputs) * s.batch
