@@ -15,6 +15,7 @@ from archviz.cli import app
 from archviz.core.analysis import analyze
 from archviz.core.cost import GIB, Mode, Optimizer, Settings, estimate, target
 from archviz.core.devices import Dtype
+from archviz.runtime.probe import device_target
 from archviz.spec import load
 
 runner = CliRunner()
@@ -156,7 +157,7 @@ def test_bench_shows_the_prediction_beside_the_measurement(tmp_path) -> None:  #
     row = json.loads(out.read_text())["rows"][0]
     sp = load("lenet5")
     c = estimate(analyze(sp), Settings(batch=2, optimizer=Optimizer.momentum, torch_device="cpu"),
-                 target("cpu"), 1)
+                 device_target("cpu"), 1)
     assert row["predicted_memory_bytes"] == c.peak
     assert row["predicted_ms"] is None and row["measured_over_predicted_ms"] is None  # no CPU roofline
 

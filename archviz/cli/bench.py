@@ -17,6 +17,7 @@ from ..core.flops import Mode as StepMode
 from ..errors import ArchvizError
 from ..render import bench_view
 from ..render.text import safe
+from ..runtime import probe
 from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import (
     DEFAULT_SPEC,
@@ -78,8 +79,8 @@ def resolve_device(name: str) -> str:
     if name not in ("auto", "cpu", "cuda", "mps"):
         raise BenchUsage(f"--device: expected auto, cpu, cuda or mps, got {name!r}")
     if name == "auto":
-        return next(d for d in ("cuda", "mps", "cpu") if devices.available(d))
-    if not devices.available(name):
+        return next(d for d in ("cuda", "mps", "cpu") if probe.available(d))
+    if not probe.available(name):
         import torch
 
         raise BenchUsage(f"--device {name}: not available here (torch {torch.__version__}"
@@ -191,7 +192,7 @@ def bench(
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     a = load_analysis(spec, input_size)
     sp = a.spec
-    info = devices.describe(dev)
+    info = probe.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
     towers = _towers(a, dev, parse_input(input_size)) if split_gpus else None

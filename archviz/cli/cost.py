@@ -58,10 +58,11 @@ def cost(
 
       archviz cost resnet50 --device a100 --dtype bf16 --optimizer adam --format json
     """
-    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, parse_images, target
+    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, parse_images
     from ..core.devices import Dtype
     from ..errors import did_you_mean
     from ..render import cost_view
+    from ..runtime.probe import device_target
 
     def choice(enum: Any, value: str, flag: str) -> Any:
         try:
@@ -74,7 +75,7 @@ def cost(
     settings = Settings(mode=choice(Mode, mode, "--mode"), batch=batch, dtype=choice(Dtype, dtype, "--dtype"),
                         optimizer=choice(Optimizer, optimizer, "--optimizer"),
                         torch_device="cpu" if device.lower() == "cpu" else "cuda")
-    where = target(device)
+    where = device_target(device)
     if (epochs is None) != (images is None):
         raise CostError("--epochs and --images go together (a run is epochs × images)")
     if epochs is not None and epochs <= 0:

@@ -185,8 +185,8 @@ def _memory_figure(a: Any, device: str, batch: int, gpus: Optional[int]) -> Any:
 
     from ..core.analysis import analyze
     from ..core.cost import Settings, estimate
-    from ..core.cost import target as device_target
     from ..render import cost_plot
+    from ..runtime.probe import device_target
 
     where = device_target(device)
     settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda")

@@ -29,7 +29,7 @@ from ..ops import OPS
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
-from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for
+from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
 from .flops import Mode, needs_grad
 
 GIB = 2**30
@@ -94,46 +94,32 @@ def device_keys() -> tuple[str, ...]:
     return tuple(r.key for r in GPU_PEAKS) + ("cpu", "cuda")
 
 
+LOCAL = ("cpu", "cuda")   # this machine's hardware: probed by archviz.runtime.probe.device_target
+
+
 def target(name: str) -> Target:
-    """``--device``: a table key (gtx580, h100, ...), or cpu / cuda for the local hardware."""
+    """A row of the device table by its key (gtx580, h100, ...). The local ``cpu`` / ``cuda`` of
+    ``--device`` are the machine's, which :func:`archviz.runtime.probe.device_target` asks."""
     key = name.strip().lower()
     row = by_key(key)
     if row is not None:
         return Target(row.key, row.name, row.memory_gib, row.bandwidth_gbs, row, link_for(row.key),
                       row.source)
-    if key == "cpu":
-        return Target("cpu", "this machine's CPU", _meminfo_gib(), None, None, None, "/proc/meminfo")
-    if key == "cuda":
-        return _local_cuda()
+    table = tuple(k for k in device_keys() if k not in LOCAL)
+    if key in LOCAL:
+        raise CostError(f"device '{key}' is this machine's, which a pure estimate does not probe",
+                        "name a device of the table: " + ", ".join(table))
     keys = device_keys()
     raise CostError(f"--device: unknown device '{name}'",
                     hint=(did_you_mean(key, keys) + "\n" if did_you_mean(key, keys) else "")
                     + "known: " + ", ".join(keys))
 
 
-def _meminfo_gib() -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024 / GIB
-    except OSError:
-        pass
-    return None
-
-
-def _local_cuda() -> Target:
-    import torch  # only for --device cuda: which GPU this is
-
-    if not torch.cuda.is_available():
-        raise CostError("--device cuda: no CUDA GPU here; name a table entry instead (e.g. h100)")
-    props = torch.cuda.get_device_properties(0)
-    from .devices import lookup
-
-    row = lookup(props.name)
-    return Target(row.key if row else "cuda", props.name, props.total_memory / GIB,
-                  row.bandwidth_gbs if row else None, row, link_for(row.key) if row else None,
-                  "torch.cuda.get_device_properties")
+def local_target(key: str, name: str, memory_gib: float | None, source: str) -> Target:
+    """This machine's device as a Target: its table row when ``name`` matches one, else no peaks."""
+    row = lookup(name) if key == "cuda" else None
+    return Target(row.key if row else key, name, memory_gib, row.bandwidth_gbs if row else None, row,
+                  link_for(row.key) if row else None, source)
 
 
 @dataclass(frozen=True, kw_only=True)
