@@ -151,6 +151,14 @@ def test_each_layer_knows_its_use_block_and_copy() -> None:
     # a use inside a block keeps the top-level use's origin
     assert {la.origin for la in nested.layers if la.name.startswith("mix.1.")} == {
         Origin("mix", "mixed", 1, 2)}
+    # the analysis carries them, with each layer's typed params, into the JSON
+    a = archviz.analyze(spec)
+    s = a.layer("layer1.1.conv2")
+    assert s.origin == Origin("layer1", "basic", 1, 2) and s.op_params == spec.layer(s.name).params
+    assert a.graph.spec is spec and a.spec is spec
+    layers = {la["name"]: la for la in a.to_dict()["layers"]}
+    assert layers["layer1.1.conv2"]["block"] == {"use": "layer1", "name": "basic", "copy": 1, "copies": 2}
+    assert layers["b.add"]["block"]["copy"] is None and "block" not in layers["stem"]
 
 
 def test_a_large_spec_of_blocks_expands_to_every_layer() -> None:

@@ -72,6 +72,40 @@ def test_stages_of_resnet18() -> None:
     assert html.stages(analyze(load("alexnet"))) == ()
 
 
+MULTILINE_USE = """
+name: t
+input: [4, 8, 8]
+blocks:
+  unit:
+    params: {out: null}
+    layers:
+      - {name: conv, op: conv, out: $out, kernel: 3, padding: 1}
+      - {name: relu, op: relu}
+layers:
+  - name: stage
+    block: unit
+    repeat: 3
+    args: {out: 4}
+  - {name: head, op: flatten}
+"""
+
+
+def test_stages_come_from_the_analysis_not_the_yaml_text() -> None:
+    # the use spans four lines: its `name:` line alone does not say which block it uses
+    a = analyze(loads(MULTILINE_USE, "t.yaml"))
+    (st,) = html.stages(a)
+    assert (st.name, st.block, st.repeat, st.label()) == ("stage", "unit", 3, "stage · unit × 3")
+    assert st.layers == tuple(f"stage.{i}.{n}" for i in range(3) for n in ("conv", "relu"))
+    net = html.view_data(a)["net"]
+    assert net["stages"] == [{"name": "stage", "label": "stage · unit × 3", "layers": list(st.layers)}]
+    assert [la["stage"] for la in net["layers"]] == ["stage"] * 6 + [""]
+
+
+def test_view_takes_an_analysis() -> None:
+    a = analyze(load("lenet5"))
+    assert embedded(html.view(a).html) == embedded(html.view("lenet5").html)
+
+
 def test_alexnet_view_data() -> None:
     data = html.view_data(analyze(load("alexnet")))
     assert set(data["layouts"]) == {"plain", "split"} and data["initial"] == "plain"

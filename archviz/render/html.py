@@ -243,19 +243,22 @@ class View:
         write_atomic(path, self.html)
 
 
-def view(spec: str | Spec, vs: str | Spec | None = None, split: bool = False) -> View:
-    """The view of a spec (a bundled name, a path or a loaded Spec), or of two compared.
+def view(spec: str | Spec | Analysis, vs: str | Spec | Analysis | None = None, split: bool = False) -> View:
+    """The view of a spec (a bundled name, a path, a loaded Spec or its Analysis), or of two compared.
 
     >>> from archviz.render.html import view
     >>> view("alexnet")                      # in a notebook cell: the interactive view
     """
-    from ..core.analysis import analyze
-    from ..spec import load
-
-    a = analyze(spec if isinstance(spec, Spec) else load(spec))
+    a = _analysis(spec)
     if vs is None:
         return View(page(view_data(a, initial="split" if split else "")))
     from ..core.diff import diff
 
-    b = analyze(vs if isinstance(vs, Spec) else load(vs))
-    return View(page(compare_data(diff(a, b))))
+    return View(page(compare_data(diff(a, _analysis(vs)))))
+
+
+def _analysis(x: str | Spec | Analysis) -> Analysis:
+    from ..core.analysis import analyze
+    from ..spec import load
+
+    return x if isinstance(x, Analysis) else analyze(x if isinstance(x, Spec) else load(x))
