@@ -196,3 +196,20 @@ def test_bench_layer_table_shows_measured_over_roofline() -> None:
              if line.startswith("│")}
     assert cells == {"conv1": "4.0", "relu1": "—"}   # conv1: 8 ms measured / 2 ms bound; relu1 none
     assert row_dict(row)["layers"]["layers"][0]["predicted_ms"] == 2.0
+
+
+def test_the_pure_core_names_table_devices_only() -> None:
+    """This machine's cpu / cuda are probed by archviz.runtime.probe; the core refuses them, so a
+    claim cannot depend on the machine that checks it."""
+    import archviz
+    from archviz.core.check import run_checks
+    from archviz.core.cost import CostError
+
+    for local in ("cpu", "CUDA"):
+        with pytest.raises(CostError, match="this machine's"):
+            target(local)
+    assert device_target("cpu").key == "cpu" and device_target("h100") == target("h100")
+    sp = archviz.loads("name: t\ninput: [12]\nlayers:\n  - {name: fc, op: linear, out: 2}\n"
+                       "claims:\n  memory:\n    here: {value: 1 GiB, device: cpu}\n", "t.yaml")
+    with pytest.raises(archviz.SpecError, match="claims.memory: device 'cpu' is this machine's"):
+        run_checks(analyze(sp))
