@@ -108,11 +108,11 @@ def prepare(spec: Spec | str | Path, input_shape: Shape | None = None) -> tuple[
     return graph, analyze(graph, tuple(input_shape) if input_shape else None)
 
 
-def made(graph: Graph, analysis: Analysis) -> dict[str, Made]:
+def made(analysis: Analysis) -> dict[str, Made]:
     """Layer name → what to build, in topological order."""
     stats = {s.name: s for s in analysis.layers}
     out = {}
-    for la in graph.order:
+    for la in analysis.graph.order:
         try:
             out[la.name] = Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes))
         except OpError as exc:  # an op with no torch module (opaque): a located refusal
@@ -141,7 +141,7 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
         check_memory(analysis, max_bytes, batch=batch, device=device or "cpu")
     root = nn.Module()
     with torch.device(device) if device is not None else nullcontext():
-        builds = made(graph, analysis)
+        builds = made(analysis)
         for name in parents_first(list(builds)):
             install(root, name, _build(graph, name, builds[name]))
     return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
@@ -367,11 +367,11 @@ def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
                 continue  # an op without a meta kernel, or a real refusal: ask the CPU
             return _verification(analysis, model, seen, device, 0, str(exc).splitlines()[0])
         return replace(_verification(analysis, model, seen, device, counter.get_total_flops()),
-                       formulas=formula_checks(graph, analysis))
+                       formulas=formula_checks(analysis))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0) -> tuple[FormulaCheck, ...]:
+def formula_checks(analysis: Analysis, seed: int = 0) -> tuple[FormulaCheck, ...]:
     """Each parameter-free layer whose op writes out its formula (``OpKind.reference``): the layer
     as compiled, on the CPU, against that formula. The input is normal noise of standard deviation
     30 (conv1's outputs on raw pixels are in that range, where α vs α/n differ by ~50%) on at most
@@ -379,7 +379,7 @@ def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0) -> tuple[For
     stats = {s.name: s for s in analysis.layers}
     gen = torch.Generator().manual_seed(seed)
     out = []
-    for layer in graph.order:
+    for layer in analysis.graph.order:
         kind = OPS[layer.op]
         shape = stats[layer.name].in_shapes[0]
         if len(shape) != 3 or type(kind).reference is OpKind.reference:

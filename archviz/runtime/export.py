@@ -42,16 +42,14 @@ class ExportError(ArchvizError):
 
 def to_python(spec: Spec | str | Path, input_shape: Shape | None = None) -> str:
     """The source text of a self-contained module equivalent to ``to_module(spec)``."""
-    graph, analysis = prepare(spec, input_shape)
-    stats = {s.name: s for s in analysis.layers}
-    cls = class_name(graph.spec.name)
-    lines = [*_header(graph, analysis, cls), *_init(graph, analysis), "",
-             *_forward(graph, stats, analysis), *_footer(cls, analysis)]
+    _, analysis = prepare(spec, input_shape)
+    cls = class_name(analysis.name)
+    lines = [*_header(analysis, cls), *_init(analysis), "", *_forward(analysis), *_footer(cls, analysis)]
     return "\n".join(lines) + "\n"
 
 
-def _header(graph: Graph, a: Analysis, cls: str) -> list[str]:
-    sp = graph.spec
+def _header(a: Analysis, cls: str) -> list[str]:
+    sp = a.spec
     doc = [f"{sp.name}: a PyTorch module written by archviz from {Path(sp.path).name}.", ""]
     if sp.source:
         doc.append(f"Source: {sp.source}")
@@ -72,15 +70,15 @@ def _dims(shape: Shape) -> str:
     return ", ".join(map(str, shape))
 
 
-def _init(graph: Graph, a: Analysis) -> list[str]:
-    builds = made(graph, a)
+def _init(a: Analysis) -> list[str]:
+    builds = made(a)
     stats = {s.name: s for s in a.layers}
     out = ["    def __init__(self) -> None:", "        super().__init__()"]
-    layers = {la.name for la in graph.order}
-    for name, containers in _walk(graph, layers):
+    layers = {la.name for la in a.graph.order}
+    for name, containers in _walk(a.graph, layers):
         out += [f"        {_assign(prefix, layers)} = nn.ModuleDict()" for prefix in containers]
         if builds[name].inline is None:
-            note = _alpha_note(graph.layer(name).params) if graph.layer(name).op == "lrn" else ""
+            note = _alpha_note(stats[name].op_params) if stats[name].op == "lrn" else ""
             line = f"        {_assign(name, layers)} = {builds[name].source()}"
             out.append(f"{line}  {_comment(stats[name])}{note}")
     return out
@@ -153,8 +151,10 @@ def _variables(graph: Graph) -> dict[str, str]:
     return names
 
 
-def _forward(graph: Graph, stats: dict[str, LayerStats], a: Analysis) -> list[str]:
-    builds = made(graph, a)
+def _forward(a: Analysis) -> list[str]:
+    graph = a.graph
+    stats = {s.name: s for s in a.layers}
+    builds = made(a)
     var = _variables(graph)
     layers = {la.name for la in graph.order}
     many = len(graph.outputs) > 1
@@ -255,7 +255,7 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
         raise ExportError(f"{graph.spec.name}: --split-gpus needs a spec split over GPUs (`gpus: 2`); this"
                           " one runs on one device")
     towers = to_towers(graph.spec, ["cpu"] * n, input_shape=input_shape, halo=halo)
-    builds = made(graph, analysis)
+    builds = made(analysis)
     stats = {s.name: s for s in analysis.layers}
     layers = {la.name for la in graph.order}
     cls = class_name(graph.spec.name) + "Towers"
