@@ -278,6 +278,20 @@ def test_describe_cuda_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert info.as_dict()["torch"] == torch.__version__
 
 
+def test_cost_target_of_a_fake_local_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--device cuda`` (archviz.runtime.probe.device_target): the local GPU's memory, and the
+    table row its name matches for peaks, bandwidth and link."""
+    props = types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", total_memory=80 * 2**30)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    t = probe.device_target("cuda")
+    assert (t.key, t.name, t.memory_gib, t.bandwidth_gbs) == ("h100", props.name, 80.0, 3350)
+    assert t.peak is devices.by_key("h100") and t.link is not None and t.link.key == "nvlink4"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(archviz.ArchvizError, match="no CUDA GPU here"):
+        probe.device_target("cuda")
+
+
 def test_cpu_peak_memory_is_the_process_rss() -> None:
     probe.reset_peak_memory("cpu")
     before, kind = probe.peak_memory("cpu")
