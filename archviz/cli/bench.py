@@ -191,13 +191,12 @@ def bench(
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
     a = load_analysis(spec, input_size)
-    sp = a.spec
     info = probe.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
     towers = _towers(a, dev, parse_input(input_size)) if split_gpus else None
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size)), a),
+             replace(Workload.of(a.name, build_module(a.spec, parse_input(input_size)), a),
                      predict=_predictor(a, info))]
     if reference:
         works.append(_reference(reference, a))
@@ -206,14 +205,14 @@ def bench(
     if not out.is_terminal:
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
     parts: list[Any] = []
-    for line in bench_view.header(sp.name, info, settings):
+    for line in bench_view.header(a.name, info, settings):
         out.print(line, soft_wrap=True)
         parts.append(line)
     if towers:
         out.print(bench_view.towers_line(towers[2]), soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
     rows, interrupted = _sweep(settings, works, info, peaks)
-    result = BenchResult(archviz=__version__, spec_name=sp.name, spec_path=sp.path, input=a.input,
+    result = BenchResult(archviz=__version__, spec_name=a.name, spec_path=a.path, input=a.input,
                          device=info, settings=settings, peaks=peaks, works=tuple(works), rows=tuple(rows),
                          interrupted=interrupted)
     on_cpu = info.kind == "cpu"

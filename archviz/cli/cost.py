@@ -81,8 +81,7 @@ def cost(
     if epochs is not None and epochs <= 0:
         raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
     n_images = parse_images(images) if images is not None else None
-    a = load_analysis(spec, input_size, gpus)
-    c = estimate(a, settings, where, gpus)
+    c = estimate(load_analysis(spec, input_size, gpus), settings, where, gpus)
     extra: dict[str, Any] = {}
     run = ""
     if epochs is not None and n_images is not None:
