@@ -101,9 +101,8 @@ def check(x: Any, input_shape: Shape | None = None, input_dtype: str | None = No
     from .core.check import run_checks
     from .results import Checks
 
-    src = _source(x)
-    sp = _spec(src)
-    return Checks(sp.name, tuple(run_checks(sp, analyze(src, input_shape, input_dtype=input_dtype))))
+    a = analyze(_source(x), input_shape, input_dtype=input_dtype)
+    return Checks(a.name, tuple(run_checks(a)))
 
 
 def diff(a: Any, b: Any) -> DiffReport:
@@ -111,8 +110,7 @@ def diff(a: Any, b: Any) -> DiffReport:
     from .core.diff import diff as core_diff
     from .results import DiffReport
 
-    sa, sb = _source(a), _source(b)
-    return DiffReport.of(core_diff(_spec(sa), analyze(sa), _spec(sb), analyze(sb)))
+    return DiffReport.of(core_diff(analyze(_source(a)), analyze(_source(b))))
 
 
 def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: bool = False) -> Diagram:

@@ -57,7 +57,7 @@ def main() -> None:
     a = analyze(sp)
     gc.collect()
     start = time.perf_counter()
-    estimate(a, sp, Settings(batch=128), target("h100"))
+    estimate(a, Settings(batch=128), target("h100"))
     took = time.perf_counter() - start
     print(f"cost model on 10,000 layers (analysis done): {took:.3f} s (target < 1 s)")
 

@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import archviz  # noqa: E402
-from archviz.core import devices  # noqa: E402
 from archviz.core.devices import Dtype  # noqa: E402
 from archviz.core.flops import Mode  # noqa: E402
 from archviz.runtime import bench, steps  # noqa: E402
 from archviz.runtime.bench_rows import Case, Settings, Workload, ratios  # noqa: E402
+from archviz.runtime.probe import describe  # noqa: E402
 from tests.reference_models import alexnet as hand_alexnet  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def agreement(stem: str, mode: Mode, batch: int, rounds: int, seconds: float) ->
     """Both timers get the same time budget per round, and take turns going first."""
     work = workload(stem)
     case = Case(model=work.label, mode=mode, dtype=Dtype.fp32, batch=batch)
-    info = devices.describe("cpu")
+    info = describe("cpu")
     probe = bench.run_case(case, work, Settings(warmup=1, iters=3), info, None)
     assert probe.ms is not None, probe.note
     seconds = max(seconds, 12 * probe.ms.median / 1e3)  # at least ~12 iterations each
@@ -87,7 +87,7 @@ def agreement(stem: str, mode: Mode, batch: int, rounds: int, seconds: float) ->
 def compiled_vs_hand(batch: int, rounds: int, iters: int) -> dict[str, float]:
     ours, ref = workload("alexnet"), workload("alexnet", "reference", hand_alexnet())
     settings = Settings(batches=(batch,), modes=(Mode.infer, Mode.train), warmup=2, iters=iters)
-    info = devices.describe("cpu")
+    info = describe("cpu")
     per_mode: dict[str, list[float]] = {"infer": [], "train": []}
     for i in range(rounds):
         order = [ours, ref] if i % 2 == 0 else [ref, ours]  # cancel any first-runs-faster bias
@@ -112,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    info = devices.describe("cpu")
+    info = describe("cpu")
     print(f"{info.name}, torch {info.torch}, {info.threads} threads, python {info.python}")
     timers = [agreement("lenet5", Mode.train, 32, 3 * args.rounds, args.seconds),
               agreement("alexnet", Mode.infer, 4, args.rounds, args.seconds)]

@@ -34,7 +34,7 @@ def main() -> None:
         a = analyze(sp)
         for dt in ("fp32", "bf16"):
             settings = Settings(batch=args.batch, dtype=Dtype(dt), torch_device="cpu")
-            pred = sum(saved_bytes(a, sp, settings).values())
+            pred = sum(saved_bytes(a, settings).values())
             got = measure(sp, args.batch, dt).total
             rows.append((name, dt, pred, got))
             print(f"| {name} | {dt} | {pred / 2**20:.2f} | {got / 2**20:.2f} |", flush=True)

@@ -21,11 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from archviz.core.analysis import analyze  # noqa: E402
-from archviz.core.cost import GIB, Optimizer, Settings, estimate, target  # noqa: E402
+from archviz.core.cost import GIB, Optimizer, Settings, estimate  # noqa: E402
 from archviz.core.devices import Dtype  # noqa: E402
 from archviz.core.graph import build  # noqa: E402
 from archviz.runtime.compile import compile_graph  # noqa: E402
 from archviz.runtime.inputs import example_input  # noqa: E402
+from archviz.runtime.probe import device_target  # noqa: E402
 from archviz.spec import bundled, load  # noqa: E402
 
 
@@ -52,8 +53,8 @@ def measure(name: str, batch: int, dtype: Dtype) -> tuple[int, int, int]:
     step()
     torch.cuda.synchronize()
     measured = torch.cuda.max_memory_allocated()
-    cost = estimate(a, sp, Settings(batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
-                                    torch_device="cuda"), target("cuda"), 1)
+    cost = estimate(a, Settings(batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
+                                    torch_device="cuda"), device_target("cuda"), 1)
     return cost.peak, measured, cost.memory.saved
 
 

@@ -23,7 +23,7 @@ from archviz.core import devices, flops
 from archviz.core.devices import Dtype
 from archviz.core.flops import Mode
 from archviz.render import bench_view
-from archviz.runtime import bench, bench_layers, steps, timing
+from archviz.runtime import bench, bench_layers, probe, steps, timing
 from archviz.runtime.bench_rows import Case, Row, Settings, Status, Workload
 from archviz.runtime.timing import Stats
 from tests.reference_models import REFERENCES
@@ -118,7 +118,7 @@ def test_cuda_timing_path_uses_events(monkeypatch: pytest.MonkeyPatch) -> None:
             return next(elapsed)
 
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
-    monkeypatch.setattr(devices, "synchronize", lambda kind: log.append(f"device-sync {kind}"))
+    monkeypatch.setattr(probe, "synchronize", lambda kind: log.append(f"device-sync {kind}"))
     times = timing.time_iterations(lambda: log.append("step"), warmup=1, iters=3, device="cuda")
     assert times == [3.0, 1.0, 2.0]
     assert log[:2] == ["step", "device-sync cuda"]
@@ -261,28 +261,42 @@ def test_peaks_prefer_calibration_then_table() -> None:
 def test_dtype_support_by_compute_capability() -> None:
     v100 = devices.DeviceInfo("cuda", "Tesla V100-SXM2-16GB", torch="x", capability="7.0")
     a100 = devices.DeviceInfo("cuda", "NVIDIA A100-SXM4-80GB", torch="x", capability="8.0")
-    assert devices.dtype_support(v100, "fp16") is None and devices.dtype_support(v100, "fp32") is None
-    assert "8.0" in (devices.dtype_support(v100, "bf16") or "")
-    assert all(devices.dtype_support(a100, d) is None for d in devices.DTYPES)
-    assert devices.dtype_support(CPU, "tf32") and devices.dtype_support(CPU, "bf16") is None
+    assert probe.dtype_support(v100, "fp16") is None and probe.dtype_support(v100, "fp32") is None
+    assert "8.0" in (probe.dtype_support(v100, "bf16") or "")
+    assert all(probe.dtype_support(a100, d) is None for d in devices.DTYPES)
+    assert probe.dtype_support(CPU, "tf32") and probe.dtype_support(CPU, "bf16") is None
 
 
 def test_describe_cuda_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     props = types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=80 * 2**30)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
-    monkeypatch.setattr(devices, "nvidia_driver", lambda: "570.1")
-    info = devices.describe("cuda")
+    monkeypatch.setattr(probe, "nvidia_driver", lambda: "570.1")
+    info = probe.describe("cuda")
     assert (info.name, info.capability, info.memory_gib, info.driver, info.cudnn) == \
         ("NVIDIA H100 80GB HBM3", "9.0", 80.0, "570.1", "91000")
     assert info.as_dict()["torch"] == torch.__version__
 
 
+def test_cost_target_of_a_fake_local_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--device cuda`` (archviz.runtime.probe.device_target): the local GPU's memory, and the
+    table row its name matches for peaks, bandwidth and link."""
+    props = types.SimpleNamespace(name="NVIDIA H100 80GB HBM3", total_memory=80 * 2**30)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    t = probe.device_target("cuda")
+    assert (t.key, t.name, t.memory_gib, t.bandwidth_gbs) == ("h100", props.name, 80.0, 3350)
+    assert t.peak is devices.by_key("h100") and t.link is not None and t.link.key == "nvlink4"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(archviz.ArchvizError, match="no CUDA GPU here"):
+        probe.device_target("cuda")
+
+
 def test_cpu_peak_memory_is_the_process_rss() -> None:
-    devices.reset_peak_memory("cpu")
-    before, kind = devices.peak_memory("cpu")
+    probe.reset_peak_memory("cpu")
+    before, kind = probe.peak_memory("cpu")
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-    after, _ = devices.peak_memory("cpu")
+    after, _ = probe.peak_memory("cpu")
     del block
     assert "RSS" in kind and before is not None and after is not None
     assert after - before >= 48 * 2**20
@@ -292,7 +306,7 @@ def test_cpu_peak_memory_is_the_process_rss() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_rows_and_graphs() -> None:
     _, work = _tiny()
-    info = devices.describe("cuda")
+    info = probe.describe("cuda")
     for graphs in (False, True):
         settings = Settings(device="cuda", batches=(2,), dtypes=(Dtype.fp32, Dtype.bf16), warmup=2, iters=3,
                             cuda_graphs=graphs, layers=not graphs)
@@ -304,7 +318,7 @@ def test_cuda_rows_and_graphs() -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_calibration_is_below_the_table_peak() -> None:
-    info = devices.describe("cuda")
+    info = probe.describe("cuda")
     found = bench.calibrate("cuda", (Dtype.fp32,), info, size=4096, iters=5)
     peak = devices.table_peak(info.name, "fp32")
     assert found[Dtype.fp32] and found[Dtype.fp32] > 0

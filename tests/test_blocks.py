@@ -12,7 +12,7 @@ from conftest import ROOT
 import archviz
 from archviz.core.check import run_checks
 from archviz.ops import OPS
-from archviz.spec import LAYER_KEYS, TOP_KEYS
+from archviz.spec import LAYER_KEYS, TOP_KEYS, Origin
 
 BASIC = """\
 name: t
@@ -102,7 +102,7 @@ def test_from_a_use_and_expect_on_a_use() -> None:
     """)
     assert spec.layer("c").inputs == ("a.add",)
     assert spec.layer("b.conv1").inputs == ("a.add",)
-    results = {r.what: r.ok for r in run_checks(spec, archviz.analyze(spec))}
+    results = {r.what: r.ok for r in run_checks(archviz.analyze(spec))}
     assert results == {"a.add output": True, "b.add output": False}   # 8×8, not 9×9
 
 
@@ -136,6 +136,29 @@ def test_nested_blocks() -> None:
     assert spec.layer("mix.branch2.1.conv").inputs == ("mix.branch2.0.bn",)
     assert spec.layer("mix.branch2.1.conv").params.kernel == (3, 3)
     assert archviz.analyze(spec).layer("mix.cat").output == (4 + 6 + 8, 16, 16)
+
+
+def test_each_layer_knows_its_use_block_and_copy() -> None:
+    spec = load("""\
+      - {name: stem, op: relu}
+      - {name: layer1, block: basic, repeat: 2, args: {out: 8}}
+      - {name: b, block: basic, args: {out: 8}}
+    """)
+    assert spec.layer("stem").origin is None
+    assert spec.layer("layer1.1.conv2").origin == Origin("layer1", "basic", 1, 2)
+    assert spec.layer("b.add").origin == Origin("b", "basic", None, 1)
+    nested = load("- {name: mix, block: mixed, repeat: 2, args: {a: 4, b: 6}}\n", NESTED)
+    # a use inside a block keeps the top-level use's origin
+    assert {la.origin for la in nested.layers if la.name.startswith("mix.1.")} == {
+        Origin("mix", "mixed", 1, 2)}
+    # the analysis carries them, with each layer's typed params, into the JSON
+    a = archviz.analyze(spec)
+    s = a.layer("layer1.1.conv2")
+    assert s.origin == Origin("layer1", "basic", 1, 2) and s.op_params == spec.layer(s.name).params
+    assert a.graph.spec is spec and a.spec is spec
+    layers = {la["name"]: la for la in a.to_dict()["layers"]}
+    assert layers["layer1.1.conv2"]["block"] == {"use": "layer1", "name": "basic", "copy": 1, "copies": 2}
+    assert layers["b.add"]["block"]["copy"] is None and "block" not in layers["stem"]
 
 
 def test_a_large_spec_of_blocks_expands_to_every_layer() -> None:

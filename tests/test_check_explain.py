@@ -20,12 +20,12 @@ runner = CliRunner()
 
 def _results(text: str) -> dict[str, CheckResult]:
     spec = loads(text, "t.yaml")
-    return {r.what: r for r in run_checks(spec, archviz.analyze(spec))}
+    return {r.what: r for r in run_checks(archviz.analyze(spec))}
 
 
 def _paper() -> dict[str, CheckResult]:
     spec = archviz.load("alexnet")
-    return {r.what: r for r in run_checks(spec, archviz.analyze(spec))}
+    return {r.what: r for r in run_checks(archviz.analyze(spec))}
 
 
 def test_the_papers_conv1_neurons_are_a_55_read_as_48() -> None:
@@ -47,7 +47,7 @@ def test_claims_that_hold_have_no_explanation() -> None:
 
 def test_the_networks_numbers() -> None:
     spec = archviz.load("alexnet")
-    nums = network_numbers(spec, archviz.analyze(spec))
+    nums = network_numbers(archviz.analyze(spec))
     # channels 3, 96, 256, 384; per GPU 48, 128, 192; sizes 227, 55, 27, 13, 6; kernels 11, 5, 3
     assert nums == {3, 96, 256, 384, 48, 128, 192, 227, 55, 27, 13, 6, 11, 5}
 
@@ -96,13 +96,13 @@ def test_the_paper_alexnets_other_near_misses_have_none() -> None:
     path = Path(archviz.load("alexnet").path)
     spec_text = path.read_text(encoding="utf-8").replace("conv1: 253440", "conv1: 253441")
     spec = loads(spec_text, "alexnet.yaml")
-    r = {x.what: x for x in run_checks(spec, archviz.analyze(spec))}["conv1 neurons"]
+    r = {x.what: x for x in run_checks(archviz.analyze(spec))}["conv1 neurons"]
     assert not r.ok and r.explanation == ""
 
 
 def test_the_view_and_json_show_the_explanation() -> None:
     spec = archviz.load("alexnet")
-    results = run_checks(spec, archviz.analyze(spec))
+    results = run_checks(archviz.analyze(spec))
     text = plain_text(checks_view(results))
     assert "    perhaps 253,440 = 96 × 55 × 48: one 55 read as 48?" in text
     assert "    perhaps 150,528 = 3 × 224 × 224: the 224 input" in text

@@ -60,7 +60,7 @@ def test_macs_equal_torch_flop_counter(traced) -> None:
 @pytest.mark.parametrize("name", CLASSIC)
 def test_every_expect_and_claim_holds(name: str) -> None:
     spec = archviz.load(name)
-    results = run_checks(spec, archviz.analyze(spec))
+    results = run_checks(archviz.analyze(spec))
     assert [r.what for r in results if not r.ok] == []
     assert sum(1 for la in spec.layers if la.expect is not None) >= 5   # each spec pins its shapes
     if name != "zfnet":   # torchvision's published parameter count, as a claim `archviz check` verifies

@@ -15,6 +15,7 @@ from archviz.cli import app
 from archviz.core.analysis import analyze
 from archviz.core.cost import GIB, Mode, Optimizer, Settings, estimate, target
 from archviz.core.devices import Dtype
+from archviz.runtime.probe import device_target
 from archviz.spec import load
 
 runner = CliRunner()
@@ -24,7 +25,7 @@ def _cost(name: str = "alexnet", gpus: int | None = None, **kw):  # type: ignore
     device = target(kw.pop("device", "gtx580"))
     sp = load(name)
     a = analyze(sp, gpus=gpus)
-    return estimate(a, sp, Settings(**kw), device, gpus)
+    return estimate(a, Settings(**kw), device, gpus)
 
 
 def test_alexnet_parameter_memory_by_hand() -> None:
@@ -119,7 +120,7 @@ def test_alexnet_check_has_the_papers_memory_and_time_claims() -> None:
     from archviz.core.check import run_checks
 
     sp = load("alexnet")
-    results = {r.what: r for r in run_checks(sp, analyze(sp))}
+    results = {r.what: r for r in run_checks(analyze(sp))}
     one, split = results["memory, one GPU"], results["memory, each GPU of the split"]
     assert one.computed == f"{_cost(gpus=1).peak / GIB:.2f} GiB" and one.ok
     assert split.computed == f"{_cost(gpus=2).peak / GIB:.2f} GiB" and split.ok
@@ -157,8 +158,8 @@ def test_bench_shows_the_prediction_beside_the_measurement(tmp_path) -> None:  #
     assert "predicted" in r.output and "× roofline" in r.output
     row = json.loads(out.read_text())["rows"][0]
     sp = load("lenet5")
-    c = estimate(analyze(sp), sp, Settings(batch=2, optimizer=Optimizer.momentum, torch_device="cpu"),
-                 target("cpu"), 1)
+    c = estimate(analyze(sp), Settings(batch=2, optimizer=Optimizer.momentum, torch_device="cpu"),
+                 device_target("cpu"), 1)
     assert row["predicted_memory_bytes"] == c.peak
     assert row["predicted_ms"] is None and row["measured_over_predicted_ms"] is None  # no CPU roofline
 
@@ -198,3 +199,20 @@ def test_bench_layer_table_shows_measured_over_roofline() -> None:
              if line.startswith("│")}
     assert cells == {"conv1": "4.0", "relu1": "—"}   # conv1: 8 ms measured / 2 ms bound; relu1 none
     assert row_dict(row)["layers"]["layers"][0]["predicted_ms"] == 2.0
+
+
+def test_the_pure_core_names_table_devices_only() -> None:
+    """This machine's cpu / cuda are probed by archviz.runtime.probe; the core refuses them, so a
+    claim cannot depend on the machine that checks it."""
+    import archviz
+    from archviz.core.check import run_checks
+    from archviz.core.cost import CostError
+
+    for local in ("cpu", "CUDA"):
+        with pytest.raises(CostError, match="this machine's"):
+            target(local)
+    assert device_target("cpu").key == "cpu" and device_target("h100") == target("h100")
+    sp = archviz.loads("name: t\ninput: [12]\nlayers:\n  - {name: fc, op: linear, out: 2}\n"
+                       "claims:\n  memory:\n    here: {value: 1 GiB, device: cpu}\n", "t.yaml")
+    with pytest.raises(archviz.SpecError, match="claims.memory: device 'cpu' is this machine's"):
+        run_checks(analyze(sp))

@@ -32,7 +32,7 @@ QUICK.append(("alexnet-keras", 2, "fp32", None))
 def _check(name: str, batch: int, dtype: str, shape: tuple[int, ...] | None) -> None:
     sp = load(name)
     a = analyze(sp, shape)
-    predicted = saved_bytes(a, sp, Settings(batch=batch, dtype=Dtype(dtype), torch_device="cpu"))
+    predicted = saved_bytes(a, Settings(batch=batch, dtype=Dtype(dtype), torch_device="cpu"))
     measured = measure(sp, batch, dtype, input_shape=shape)
     wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
              for k in predicted if predicted[k] != measured.per_layer[k]}
@@ -54,7 +54,7 @@ def test_rules_scale_with_the_batch() -> None:
     """Per-image tensors scale, weight copies and BatchNorm statistics do not (a second batch)."""
     sp = load("alexnet")
     a = analyze(sp, SMALL["alexnet"])
-    one, four = (sum(saved_bytes(a, sp, Settings(batch=b, dtype=Dtype.bf16, torch_device="cpu")).values())
+    one, four = (sum(saved_bytes(a, Settings(batch=b, dtype=Dtype.bf16, torch_device="cpu")).values())
                  for b in (1, 4))
     assert four == measure(sp, 4, "bf16", input_shape=SMALL["alexnet"]).total
     assert 4 * one - four > 0  # the fixed part (weight copies, mean, invstd) counted once
@@ -75,7 +75,7 @@ def test_parameter_bytes_equal_an_optimizer_step(name: str, optimizer: Optimizer
     out = model(torch.randn(2, *a.input))
     torch.nn.functional.cross_entropy(out, torch.zeros(2, dtype=torch.long)).backward()
     opt.step()
-    cost = estimate(a, sp, Settings(batch=2, optimizer=optimizer), target("h100"), gpus=1)
+    cost = estimate(a, Settings(batch=2, optimizer=optimizer), target("h100"), gpus=1)
     m = cost.memory
     assert m.params == sum(p.nbytes for p in params)
     # every parameter is trained: its gradient is as large (at the peak, m.grads holds those made so far)
@@ -113,7 +113,7 @@ def test_saved_bytes_of_the_imported_ops_equal_autograd(dtype: str) -> None:
     from archviz.spec import loads
 
     sp = loads(IMPORTED_OPS)
-    predicted = saved_bytes(analyze(sp), sp, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
+    predicted = saved_bytes(analyze(sp), Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
     measured = measure(sp, 2, dtype)
     wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
              for k in predicted if predicted[k] != measured.per_layer[k]}

@@ -22,7 +22,7 @@ runner = CliRunner()
 
 def _diff(a: str, b: str):
     sa, sb = load(a), load(b)
-    return diff(sa, analyze(sa), sb, analyze(sb))
+    return diff(analyze(sa), analyze(sb))
 
 
 def _rows(d):
@@ -113,7 +113,7 @@ def test_renamed_layers_are_aligned_by_position() -> None:
     text = (SPECS / "alexnet-1gpu.yaml").read_text()
     renamed = text.replace("name: conv1,", "name: features.0,").replace("name: relu1,", "name: features.1,")
     sa, sb = load("alexnet-1gpu"), loads(renamed, "renamed.yaml")
-    d = diff(sa, analyze(sa), sb, analyze(sb))
+    d = diff(analyze(sa), analyze(sb))
     first = d.layers[0]
     assert (first.a.name, first.b.name, first.status, first.name) == \
         ("conv1", "features.0", "same", "conv1 ↔ features.0")

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from archviz.core import devices
+from archviz.runtime import probe
 
 
 @pytest.fixture
 def no_proc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devices, "_driver_proc", lambda: None)
+    monkeypatch.setattr(probe, "_driver_proc", lambda: None)
 
 
 def _fake_nvml(version: Any, fail: bool = False) -> types.ModuleType:
@@ -54,7 +54,7 @@ def test_proc_file_is_read_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("builtins.open", fake_open)
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml("1.0"))
-    assert devices.nvidia_driver() == "550.54.15"
+    assert probe.nvidia_driver() == "550.54.15"
 
 
 class _StringFile:
@@ -75,22 +75,22 @@ def test_nvml_when_proc_is_absent(monkeypatch: pytest.MonkeyPatch, no_proc: None
     nvml = _fake_nvml(b"570.86.10")
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     seen = _smi(monkeypatch, "999.0\n")
-    assert devices.nvidia_driver() == "570.86.10"
+    assert probe.nvidia_driver() == "570.86.10"
     assert nvml.calls == ["init", "shutdown"] and not seen  # type: ignore[attr-defined]
 
 
 def test_nvidia_smi_when_nvml_fails_or_is_missing(monkeypatch: pytest.MonkeyPatch, no_proc: None) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml("x", fail=True))
     seen = _smi(monkeypatch, "560.35.03\n560.35.03\n")
-    assert devices.nvidia_driver() == "560.35.03"
+    assert probe.nvidia_driver() == "560.35.03"
     assert seen == [["/usr/bin/nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]]
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed: `import pynvml` raises ImportError
-    assert devices.nvidia_driver() == "560.35.03"
+    assert probe.nvidia_driver() == "560.35.03"
 
 
 def test_none_when_nothing_answers(monkeypatch: pytest.MonkeyPatch, no_proc: None) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)
     _smi(monkeypatch, "NVIDIA-SMI has failed because it couldn't communicate with the driver\n", rc=9)
-    assert devices.nvidia_driver() is None
+    assert probe.nvidia_driver() is None
     monkeypatch.setattr("shutil.which", lambda name: None)
-    assert devices.nvidia_driver() is None
+    assert probe.nvidia_driver() is None

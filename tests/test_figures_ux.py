@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 import archviz
 from archviz.cli import app
-from archviz.core.graph import build
 from archviz.errors import ArchvizError
 from archviz.render import blocks, dot, plots
 
@@ -25,7 +24,7 @@ runner = CliRunner()
 def test_branched_nets_are_refused_with_a_pointer_to_draw(stem: str, where: str, tmp_path) -> None:
     sp = archviz.load(stem)
     with pytest.raises(ArchvizError, match=re.escape(where)):
-        blocks.blocks_data(archviz.analyze(sp), build(sp), spec=stem)
+        blocks.blocks_data(archviz.analyze(sp), spec=stem)
     out = tmp_path / "b.png"
     r = runner.invoke(app, ["plot", stem, "--kind", "blocks", "-o", str(out)])
     assert r.exit_code == 2 and f"`archviz draw {stem}` draws branches and merges" in r.output
@@ -36,7 +35,7 @@ def test_branched_nets_are_refused_with_a_pointer_to_draw(stem: str, where: str,
 def test_chains_are_drawn_each_box_reading_the_one_before(stem: str) -> None:
     sp = archviz.load(stem)
     a = archviz.analyze(sp)
-    reads = blocks.box_inputs(a, build(sp))
+    reads = blocks.box_inputs(a)
     names = ["input", *(s.name for s in a.layers if s.family in blocks.BOX_FAMILIES)]
     assert [reads[n] for n in names[1:]] == [{n} for n in names[:-1]]
 
@@ -57,13 +56,13 @@ def _arrows(fig) -> dict[str, int]:
 def test_alexnet_split_figure_links_pool5_fc6_fc7_fc8_in_each_lane() -> None:
     sp = archviz.load("alexnet")
     a = archviz.analyze(sp, gpus=2)
-    fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split=True))
+    fig = blocks.draw_blocks(blocks.blocks_data(a, split=True))
     arrows = _arrows(fig)
     # same-lane links where there is no kernel to mark: pool5→fc6, fc6→fc7, fc7→fc8, in 2 rows
     assert arrows["#555555"] == 3 * 2
     # cross-GPU links into conv3, fc6, fc7, fc8 from the other row
     assert arrows[dot.CROSS_COLOUR] == 4 * 2
-    row = blocks.blocks_data(a, build(sp), split=True).rows[0]
+    row = blocks.blocks_data(a, split=True).rows[0]
     texts = [b.text for b in row if b.name in ("conv1", "fc6")]
     assert texts == ["conv 11×11 /4, 48 of 96", "linear 2048 of 4096"]
 

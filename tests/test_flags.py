@@ -111,7 +111,7 @@ def test_a_narrow_terminal_says_what_it_left_out() -> None:
     assert "at 80 columns the neurons and RF columns are left out" in narrow and "--wide" in narrow
     assert "left out" not in _terminal(tables.ShapesView(a), 160)
     b = archviz.analyze(archviz.load("alexnet-torchvision"))
-    d = compare(archviz.load("alexnet"), a, archviz.load("alexnet-torchvision"), b)
+    d = compare(a, b)
     narrow = " ".join(_terminal(views.diff_view(d), 80).split())
     assert "the op and settings columns are left out" in narrow and "settings A → B" not in narrow
     wide = _terminal(views.diff_view(d), 200)

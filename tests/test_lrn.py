@@ -96,7 +96,7 @@ def test_check_alexnet_has_the_lrn_formula_claim_computed_from_the_torch_layer()
     from archviz.core.check import run_checks
 
     spec = archviz.load("alexnet")
-    (result,) = [r for r in run_checks(spec, archviz.analyze(spec)) if r.what == "LRN formula"]
+    (result,) = [r for r in run_checks(archviz.analyze(spec)) if r.what == "LRN formula"]
     assert result.ok and result.computed == "k=2, n=5, alpha=0.0001, beta=0.75"
     # 5e-4 / 5 = 1e-4: the compiled layer computes the paper's α
     assert "alpha 0.0005 / n 5 = 0.0001" in result.how
@@ -109,7 +109,7 @@ def test_the_lrn_claim_fails_when_the_compiled_layer_would_not_compute_it(monkey
                                             (("alpha", p.alpha), ("beta", p.beta), ("k", p.k)))
     monkeypatch.setattr(type(OPS["lrn"]), "torch", wrong)
     spec = archviz.load("alexnet")
-    (result,) = [r for r in run_checks(spec, archviz.analyze(spec)) if r.what == "LRN formula"]
+    (result,) = [r for r in run_checks(archviz.analyze(spec)) if r.what == "LRN formula"]
     assert not result.ok and "alpha 0.0001 / n 5 = 2e-05" in result.how
 
 

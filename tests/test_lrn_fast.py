@@ -172,7 +172,7 @@ def test_each_lowering_saves_what_its_rule_says(lower: str, dtype: str) -> None:
     sp, shape = load("alexnet"), (3, 67, 67)
     given = Lowering.of({"lrn": lower})
     settings = Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu", lowering=given)
-    predicted = saved_bytes(analyze(sp, shape), sp, settings)
+    predicted = saved_bytes(analyze(sp, shape), settings)
     measured = measure(sp, 2, dtype, input_shape=shape, lowering=given)
     for name in ("norm1", "norm2"):
         assert predicted[name] == measured.per_layer[name], (name, measured.records[name])

@@ -75,7 +75,7 @@ def test_short_numbers() -> None:
 
 
 def test_blocks_boxes_and_kernels(alexnet: archviz.Analysis) -> None:
-    data = blocks.blocks_data(alexnet, archviz.build(archviz.load("alexnet")))
+    data = blocks.blocks_data(alexnet)
     (row,) = data.rows
     assert [b.name for b in row] == ["input", "conv1", "pool1", "conv2", "pool2", "conv3", "conv4",
                                      "conv5", "pool5", "fc6", "fc7", "fc8"]
@@ -100,7 +100,7 @@ def test_blocks_scale_sub_linearly() -> None:
 
 def test_blocks_split_rows() -> None:
     sp = archviz.load("alexnet")
-    data = blocks.blocks_data(archviz.analyze(sp, gpus=2), archviz.build(sp), split=True)
+    data = blocks.blocks_data(archviz.analyze(sp, gpus=2), split=True)
     assert len(data.rows) == 2 and len(data.row_titles) == 2
     for row in data.rows:
         shapes = {b.name: b.shape for b in row}
@@ -114,7 +114,7 @@ def test_blocks_split_rows() -> None:
 def test_blocks_split_needs_gpus() -> None:
     sp = archviz.load("lenet5")
     with pytest.raises(archviz.ArchvizError):
-        blocks.blocks_data(archviz.analyze(sp), archviz.build(sp), split=True)
+        blocks.blocks_data(archviz.analyze(sp), split=True)
 
 
 def test_wrap_breaks_at_commas() -> None:
@@ -146,8 +146,8 @@ def test_plot_data_for_every_bundled_spec(name: str) -> None:
     assert c.panels[2].total == 4 * a.totals.activations
     if name in ("googlenet", "resnet18", "resnet50", "squeezenet1_0"):   # branched: refused
         with pytest.raises(archviz.ArchvizError, match="archviz draw"):
-            blocks.blocks_data(a, archviz.build(sp))
+            blocks.blocks_data(a)
         return
-    (row,) = blocks.blocks_data(a, archviz.build(sp)).rows
+    (row,) = blocks.blocks_data(a).rows
     assert [b.name for b in row] == ["input", *(s.name for s in a.layers if s.family in blocks.BOX_FAMILIES)]
     assert all(b.shape == a.layer(b.name).output for b in row[1:])

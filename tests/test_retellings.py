@@ -49,7 +49,7 @@ def test_keras_retelling_follows_the_code_not_the_prose() -> None:
     assert all(p.kernel == (2, 2) and p.stride == (2, 2) for p in pools)  # the prose: 3×3/2
     assert {layer.params.p for layer in spec.layers if layer.op == "dropout"} == {0.4}  # prose: 0.5
     assert spec.layer("fc8").params.out == 17
-    assert all(r.ok for r in run_checks(spec, archviz.analyze(spec)))
+    assert all(r.ok for r in run_checks(archviz.analyze(spec)))
 
 
 def test_cats_and_dogs_has_the_tutorials_parameter_count() -> None:

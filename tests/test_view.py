@@ -64,16 +64,50 @@ def test_hostile_names_stay_inside_the_json(tmp_path: Path) -> None:
 
 
 def test_stages_of_resnet18() -> None:
-    sts = html.stages(load("resnet18"))
+    sts = html.stages(analyze(load("resnet18")))
     assert [(s.name, s.block, s.repeat) for s in sts] == [(f"layer{i}", "basic", 2) for i in (1, 2, 3, 4)]
     # layer1: 2 copies × 7 layers (no downsample); layer2: one copy with a 2-layer downsample
     assert [len(s.layers) for s in sts] == [14, 16, 16, 16]
     assert sts[2].layers[0] == "layer3.0.conv1" and sts[2].label() == "layer3 · basic × 2"
-    assert html.stages(load("alexnet")) == ()
+    assert html.stages(analyze(load("alexnet"))) == ()
+
+
+MULTILINE_USE = """
+name: t
+input: [4, 8, 8]
+blocks:
+  unit:
+    params: {out: null}
+    layers:
+      - {name: conv, op: conv, out: $out, kernel: 3, padding: 1}
+      - {name: relu, op: relu}
+layers:
+  - name: stage
+    block: unit
+    repeat: 3
+    args: {out: 4}
+  - {name: head, op: flatten}
+"""
+
+
+def test_stages_come_from_the_analysis_not_the_yaml_text() -> None:
+    # the use spans four lines: its `name:` line alone does not say which block it uses
+    a = analyze(loads(MULTILINE_USE, "t.yaml"))
+    (st,) = html.stages(a)
+    assert (st.name, st.block, st.repeat, st.label()) == ("stage", "unit", 3, "stage · unit × 3")
+    assert st.layers == tuple(f"stage.{i}.{n}" for i in range(3) for n in ("conv", "relu"))
+    net = html.view_data(a)["net"]
+    assert net["stages"] == [{"name": "stage", "label": "stage · unit × 3", "layers": list(st.layers)}]
+    assert [la["stage"] for la in net["layers"]] == ["stage"] * 6 + [""]
+
+
+def test_view_takes_an_analysis() -> None:
+    a = analyze(load("lenet5"))
+    assert embedded(html.view(a).html) == embedded(html.view("lenet5").html)
 
 
 def test_alexnet_view_data() -> None:
-    data = html.view_data(load("alexnet"))
+    data = html.view_data(analyze(load("alexnet")))
     assert set(data["layouts"]) == {"plain", "split"} and data["initial"] == "plain"
     net = data["net"]
     conv1 = net["layers"][0]
@@ -84,7 +118,7 @@ def test_alexnet_view_data() -> None:
     assert conv1["claims"][0]["ok"] and conv1["claims"][0]["what"] == "conv1 output"
     conv3 = next(la for la in net["layers"] if la["name"] == "conv3")
     assert conv3["lane"]["crossing"] and conv3["lane"]["shapes"] == ["192×13×13", "192×13×13"]
-    checks = run_checks(load("alexnet"), analyze(load("alexnet"), gpus=2))
+    checks = run_checks(analyze(load("alexnet"), gpus=2))
     assert net["checks"]["failed"] == sum(not c.ok for c in checks) > 0  # the paper's 253,440 neurons
     assert net["checks"]["passed"] == sum(c.ok for c in checks) > 10
     assert net["totals"]["params"] == 60_965_224
@@ -93,7 +127,7 @@ def test_alexnet_view_data() -> None:
 
 
 def test_resnet_view_has_the_folded_overview() -> None:
-    data = html.view_data(load("resnet18"))
+    data = html.view_data(analyze(load("resnet18")))
     assert set(data["layouts"]) == {"plain", "folded"} and data["initial"] == "folded"
     folded = data["layouts"]["folded"]
     assert "layer3 · basic × 2" in folded and "256×14×14" in folded and "layer3.0.conv1" not in folded
@@ -104,8 +138,7 @@ def test_compare_data_pairs_as_diff_does() -> None:
     from archviz.core.diff import diff
 
     a, b = load("alexnet"), load("alexnet-torchvision")
-    d = diff(a, analyze(a), b, analyze(b))
-    data = html.compare_data(d, a, b)
+    data = html.compare_data(diff(analyze(a), analyze(b)))
     status = {(p["a"], p["b"]): p["status"] for p in data["pairs"]}
     assert status[("norm1", None)] == "removed" and status[(None, "avgpool")] == "added"
     assert status[("conv1", "conv1")] == "changed"

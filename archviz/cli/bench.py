@@ -17,6 +17,7 @@ from ..core.flops import Mode as StepMode
 from ..errors import ArchvizError
 from ..render import bench_view
 from ..render.text import safe
+from ..runtime import probe
 from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import (
     DEFAULT_SPEC,
@@ -81,8 +82,8 @@ def resolve_device(name: str) -> str:
     if name not in ("auto", "cpu", "cuda", "mps"):
         raise BenchUsage(f"--device: expected auto, cpu, cuda or mps, got {name!r}")
     if name == "auto":
-        return next(d for d in ("cuda", "mps", "cpu") if devices.available(d))
-    if not devices.available(name):
+        return next(d for d in ("cuda", "mps", "cpu") if probe.available(d))
+    if not probe.available(name):
         import torch
 
         raise BenchUsage(f"--device {name}: not available here (torch {torch.__version__}"
@@ -197,14 +198,14 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    sp, a = load_analysis(spec, input_size, dtype=dtype_in)
-    info = devices.describe(dev)
+    a = load_analysis(spec, input_size, dtype=dtype_in)
+    info = probe.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
-    towers = _towers(sp, a, dev, parse_input(input_size), lower) if split_gpus else None
+    towers = _towers(a, dev, parse_input(input_size), lower) if split_gpus else None
+    module = None if towers else build_module(a.spec, parse_input(input_size), lower, a.input_dtype)
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(sp.name, build_module(sp, parse_input(input_size), lower, a.input_dtype), a),
-                     predict=_predictor(sp, a, info, lower))]
+             replace(Workload.of(a.name, module, a), predict=_predictor(a, info, lower))]
     if reference:
         works.append(_reference(reference, a))
     # the table goes to standard output; with --format json or -o the progress goes to stderr
@@ -212,14 +213,14 @@ def bench(
     if not out.is_terminal:
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
     parts: list[Any] = []
-    for line in bench_view.header(sp.name, info, settings):
+    for line in bench_view.header(a.name, info, settings):
         out.print(line, soft_wrap=True)
         parts.append(line)
     if towers:
         out.print(bench_view.towers_line(towers[2]), soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
     rows, interrupted = _sweep(settings, works, info, peaks)
-    result = BenchResult(archviz=__version__, spec_name=sp.name, spec_path=sp.path, input=a.input,
+    result = BenchResult(archviz=__version__, spec_name=a.name, spec_path=a.path, input=a.input,
                          device=info, settings=settings, peaks=peaks, works=tuple(works), rows=tuple(rows),
                          interrupted=interrupted)
     on_cpu = info.kind == "cpu"
@@ -254,14 +255,13 @@ def split_devices(dev: str, count: int) -> tuple[list[str], str]:
     return [dev, dev], f"both towers on {dev} ({dev},{dev}): the split run on one device, not two GPUs"
 
 
-def _towers(sp: Spec, a: Analysis, dev: str, shape: Optional[tuple[int, ...]],
-            lower: Any) -> tuple[str, Any, str]:
+def _towers(a: Analysis, dev: str, shape: Optional[tuple[int, ...]], lower: Any) -> tuple[str, Any, str]:
     from ..runtime.parallel import to_towers
 
     if (a.gpus or 1) != 2:
-        raise BenchUsage(f"--split-gpus: {sp.name} names {a.gpus or 1} GPU(s) (`gpus:`); the towers need 2")
+        raise BenchUsage(f"--split-gpus: {a.name} names {a.gpus or 1} GPU(s) (`gpus:`); the towers need 2")
     devs, line = split_devices(dev, 2)
-    return f"{sp.name} (towers)", to_towers(sp, devs, input_shape=shape, lowering=lower), line
+    return f"{a.name} (towers)", to_towers(a.spec, devs, input_shape=shape, lowering=lower), line
 
 
 def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
@@ -282,7 +282,7 @@ def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtyp
             raise BenchUsage(f"--ddp {n}: only {torch.cuda.device_count()} CUDA device(s) here; nccl needs"
                              " one GPU per worker (several machines: see docs/scaling.md)")
     check_writable(json_out, "--json")
-    sp, a = load_analysis(spec, input_size)
+    sp = load_analysis(spec, input_size).spec
     if not sp.path or not Path(sp.path).is_file():
         raise BenchUsage(f"--ddp: the workers load the spec from a file; {safe(sp.name)} has none")
     d = DEFAULTS[dev]
@@ -378,7 +378,7 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
         err.print(f"wrote {safe(plot)}")
 
 
-def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
+def _predictor(a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
     """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
     SGD with momentum on one device."""
     from ..core.cost import Optimizer, Target, estimate, target
@@ -390,7 +390,7 @@ def _predictor(sp: Any, a: Analysis, info: devices.DeviceInfo, lower: Any) -> An
     def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
         settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
                                 torch_device="cuda" if info.kind == "cuda" else "cpu", lowering=lower)
-        c = estimate(a, sp, settings, where, 1)
+        c = estimate(a, settings, where, 1)
         if c.time is None:
             return c.peak, None, None
         return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}

@@ -256,11 +256,10 @@ def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
 
 def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None,
                   dtype: Optional[InputDtype] = None) -> Any:
-    """Load and analyse: (Spec, Analysis); ``dtype``: ``--input-dtype``."""
+    """Load and analyse: the Analysis (its ``spec`` is the Spec loaded); ``dtype``: ``--input-dtype``."""
     from ..core.analysis import analyze
 
-    sp = load_spec(spec)
-    return sp, analyze(sp, parse_input(input_text), gpus, input_dtype(dtype))
+    return analyze(load_spec(spec), parse_input(input_text), gpus, input_dtype(dtype))
 
 
 def load_spec(spec: str) -> Any:

@@ -68,9 +68,7 @@ def diff_cmd(
             raise ArchvizError(f"{flag}: expected a percentage >= 0, got {value:g}")
     if spec_b is None:
         spec_a, spec_b = DEFAULT_SPEC, spec_a
-    sa, a = load_analysis(spec_a)
-    sb, b = load_analysis(spec_b)
-    d = compare(sa, a, sb, b)
+    d = compare(load_analysis(spec_a), load_analysis(spec_b))
     exceeded = _exceeded(d, {"params": max_params, "macs": max_macs})
     show_result(text_format(fmt, output), output, lambda: views.diff_view(d, changed_only), {
         TextFormat.json: lambda: json.dumps(to_dict(d, exceeded), indent=2, ensure_ascii=False) + "\n",

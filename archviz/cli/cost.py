@@ -65,10 +65,11 @@ def cost(
 
       archviz cost alexnet --lowering lrn=torch        # as torch's nn.LocalResponseNorm saves
     """
-    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate, target
+    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate
     from ..core.devices import Dtype
     from ..errors import did_you_mean
     from ..render import cost_view
+    from ..runtime.probe import device_target
 
     def choice(enum: Any, value: str, flag: str) -> Any:
         try:
@@ -82,10 +83,9 @@ def cost(
                         optimizer=choice(Optimizer, optimizer, "--optimizer"),
                         torch_device="cpu" if device.lower() == "cpu" else "cuda",
                         lowering=lowering(lowering_text))
-    where = target(device)
+    where = device_target(device)
     n_images = _run_images(epochs, images)
-    sp, a = load_analysis(spec, input_size, gpus, dtype_in)
-    c = estimate(a, sp, settings, where, gpus)
+    c = estimate(load_analysis(spec, input_size, gpus, dtype_in), settings, where, gpus)
     extra: dict[str, Any] = {}
     run = ""
     if epochs is not None and n_images is not None:

@@ -56,7 +56,7 @@ def shapes(
     from ..render import tables
 
     kind = text_format(fmt, output)
-    _, a = load_analysis(spec, input_size, dtype=dtype_in)
+    a = load_analysis(spec, input_size, dtype=dtype_in)
     writers = {TextFormat(k): functools.partial(w, a) for k, w in tables.SHAPES_WRITERS.items()}
     show_result(kind, output, lambda: tables.ShapesView(a), writers, wide)
     if strict and a.warnings:
@@ -90,10 +90,10 @@ def check(
     from ..render import tables
 
     kind = text_format(fmt, output, as_json)
-    sp, a = load_analysis(spec, input_size, dtype=dtype_in)
-    results = run_checks(sp, a)
+    a = load_analysis(spec, input_size, dtype=dtype_in)
+    results = run_checks(a)
     if kind is TextFormat.table and not results:
-        emit(f"{strip_control(sp.name)}: the spec has no expect: or claims: entries to check\n", output)
+        emit(f"{strip_control(a.name)}: the spec has no expect: or claims: entries to check\n", output)
     else:
         show_result(kind, output, lambda: tables.checks_view(results), {
             TextFormat.json: lambda: json.dumps(tables.checks_to_dict(results), indent=2,

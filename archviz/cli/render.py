@@ -61,15 +61,15 @@ def target(spec_path: Path, output: Optional[str], fmt: Optional[str], tag: str,
                        f" (use .{', .'.join(formats)} or --format)")
 
 
-def _load(spec: str, split: bool) -> tuple[Any, Any, Path]:
-    """(Spec, Analysis, resolved spec path); the split view uses the spec's gpus, 2 when absent."""
+def _load(spec: str, split: bool) -> tuple[Any, Path]:
+    """(Analysis, resolved spec path); the split view uses the spec's gpus, 2 when absent."""
     from ..core.analysis import analyze
     from ..spec.bundled import resolve
     from .common import load_spec
 
     sp = load_spec(spec)
     gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split else None
-    return sp, analyze(sp, gpus=gpus), resolve(spec)
+    return analyze(sp, gpus=gpus), resolve(spec)
 
 
 def _wrote(path: Path, data: bytes) -> None:
@@ -118,15 +118,14 @@ def draw(
     """
     from ..render import dot
 
-    sp, a, spec_path = _load(spec, split_gpus)
+    a, spec_path = _load(spec, split_gpus)
     tag = "-split" if split_gpus else ""
     path, kind = target(spec_path, output, fmt and fmt.value, tag, DRAW_FORMATS, "svg")
     direction = rankdir.value if rankdir else ("LR" if split_gpus else "TB")
     if kind == "html":  # the interactive view (archviz view), this layout first
         from ..render import html
 
-        page = html.page(html.view_data(sp, a if a.split else None, direction, fold,
-                                        "split" if split_gpus else ""))
+        page = html.page(html.view_data(a, direction, fold, "split" if split_gpus else ""))
         _wrote(path, page.encode("utf-8"))
         return
     graph = dot.diagram(a, split_gpus, direction, fold)
@@ -183,32 +182,30 @@ def plot(
     if log and kind is not PlotKind.counts:
         raise ArchvizError("--log applies to --kind counts")
     tag = f"-{kind.value}" + ("-split" if split_gpus else "")
-    sp, a, spec_path = _load(spec, split_gpus)
+    a, spec_path = _load(spec, split_gpus)
     path, fmt_ = target(spec_path, output, fmt and fmt.value, tag, PLOT_FORMATS, "png")
     if kind is PlotKind.memory:
-        fig = _memory_figure(sp, a, device, batch, gpus, lowering(lowering_text))
+        fig = _memory_figure(a, device, batch, gpus, lowering(lowering_text))
     elif kind is PlotKind.counts:
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
-        from ..core.graph import build
-
-        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp), split_gpus, spec))
+        fig = blocks.draw_blocks(blocks.blocks_data(a, split_gpus, spec))
     _wrote(path, plots.figure_bytes(fig, fmt_))
 
 
-def _memory_figure(sp: Any, a: Any, device: str, batch: int, gpus: Optional[int], lower: Any) -> Any:
+def _memory_figure(a: Any, device: str, batch: int, gpus: Optional[int], lower: Any) -> Any:
     from dataclasses import replace
 
     from ..core.analysis import analyze
     from ..core.cost import Settings, estimate
-    from ..core.cost import target as device_target
     from ..render import cost_plot
+    from ..runtime.probe import device_target
 
     where = device_target(device)
     settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda", lowering=lower)
     if gpus is not None:
-        a = analyze(sp, a.input, gpus)
-    c = estimate(a, sp, settings, where, gpus)
-    curve = [(b, estimate(a, sp, replace(settings, batch=b), where, gpus).peak)
+        a = analyze(a.graph, a.input, gpus, a.input_dtype)
+    c = estimate(a, settings, where, gpus)
+    curve = [(b, estimate(a, replace(settings, batch=b), where, gpus).peak)
              for b in cost_plot.curve_batches(c.largest_batch, batch)]
     return cost_plot.draw_memory(cost_plot.memory_data(c, curve))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from math import prod
+from typing import Any
 
 from ..errors import ArchvizError, ShapeError
 from ..limits import MAX_GPUS
 from ..ops import OPS, OpError, fmt_shape
 from ..ops.dtypes import DTYPES, FLOAT
 from ..ops.receptive import NONE, ReceptiveField, network_input
-from ..spec import INPUT, Layer, Spec
+from ..spec import INPUT, Layer, Origin, Spec
 from .graph import Graph, build
 
 Shape = tuple[int, ...]
@@ -40,6 +41,9 @@ class LayerStats:
     rf_start: tuple[int | float, int | float] | None = None    # centre of the first unit's field
     accepted: tuple[str, ...] = ()  # warnings the spec accepts (`allow: [inexact]`): shown, not failing
     dtype: str = FLOAT           # the output's dtype (archviz.ops.dtypes): float32, or int64 / int32 ids
+    op_params: Any = None           # the op's typed, frozen params (OpKind.Params), as the spec gave them
+    origin: Origin | None = None    # inside a block: its use, block and copy; None at top level
+    note: str = ""                  # the spec's `note:` on the layer
 
     @property
     def flops(self) -> int:
@@ -99,9 +103,16 @@ class Analysis:
     split: GpuSplit | None = None
     accepted: tuple[tuple[str, str], ...] = ()   # (layer, message): warnings the spec accepts
     input_dtype: str = FLOAT                     # the network input's dtype (archviz.ops.dtypes)
+    # the graph analysed (and through it the spec: claims, locations); not compared, not shown
+    graph: Graph = field(kw_only=True, compare=False, repr=False)
 
     def layer(self, name: str) -> LayerStats:
         return next(s for s in self.layers if s.name == name)
+
+    @property
+    def spec(self) -> Spec:
+        """The spec analysed (its claims, description and the locations of its keys)."""
+        return self.graph.spec
 
 
 def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
@@ -143,7 +154,7 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     accepted = tuple((s.name, w) for s in ordered for w in s.accepted)
     split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
     return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
-                    graph.outputs, n_gpus if n_gpus > 1 else None, split, accepted, dtype_in)
+                    graph.outputs, n_gpus if n_gpus > 1 else None, split, accepted, dtype_in, graph=graph)
 
 
 def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[ReceptiveField, ...],
@@ -172,7 +183,7 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
         # the network input is replicated on every GPU, so a layer that reads only it is local
         gpu_local=gpus == 1 or set(layer.inputs) == {INPUT} or kind.gpu_local(p, gpus),
         expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start, accepted=accepted,
-        dtype=dtype,
+        dtype=dtype, op_params=p, origin=layer.origin, note=layer.note,
     ), rf
 
 

@@ -9,7 +9,6 @@ from math import prod
 
 from ..errors import Loc, SpecError, did_you_mean
 from ..ops import OPS, fmt_shape
-from ..spec import Spec
 from ..spec.claims import Claim
 from .analysis import Analysis, LayerStats
 
@@ -30,31 +29,32 @@ def _n(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.4g}"
 
 
-def run_checks(spec: Spec, analysis: Analysis) -> list[CheckResult]:
-    results = [_expect(spec, s) for s in analysis.layers if s.expect is not None]
-    for claim in spec.claims:
-        results.append(_claim(claim, spec, analysis))
+def run_checks(analysis: Analysis) -> list[CheckResult]:
+    """The analysed spec's ``expect:`` shapes and ``claims:``, each against the computation."""
+    results = [_expect(analysis, s) for s in analysis.layers if s.expect is not None]
+    for claim in analysis.spec.claims:
+        results.append(_claim(claim, analysis))
     return results
 
 
-def _expect(spec: Spec, s: LayerStats) -> CheckResult:
+def _expect(a: Analysis, s: LayerStats) -> CheckResult:
     assert s.expect is not None
     return CheckResult(f"{s.name} output", fmt_shape(s.expect), fmt_shape(s.output),
                        s.formula or "same as input", tuple(s.expect) == s.output,
-                       spec.layer(s.name).loc_of("expect"))
+                       a.graph.layer(s.name).loc_of("expect"))
 
 
 _TOTAL_FIELD = {"params": "params", "neurons": "neurons", "activations": "activations",
                 "macs": "macs", "flops": "macs"}
 
 
-def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+def _claim(c: Claim, a: Analysis) -> CheckResult:
     if c.key in ("memory", "train_time"):
-        return _cost_claim(c, spec, a)
+        return _cost_claim(c, a)
     if c.layer is not None:
-        return _layer_claim(c, spec, a)
+        return _layer_claim(c, a)
     if c.key == "lrn":
-        return _lrn_claim(c, spec, a)
+        return _lrn_claim(c, a)
     if c.key == "input_elements":
         value = prod(a.input)
         how = " × ".join(map(str, a.input)) + f" = {value:,} (input {fmt_shape(a.input)})"
@@ -74,17 +74,17 @@ def _claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
     return _compare(c, c.key, value, how)
 
 
-def _lrn_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+def _lrn_claim(c: Claim, a: Analysis) -> CheckResult:
     """The paper's LRN constants against every LRN layer of the spec, and against what the compiled
     torch layer computes: torch divides its alpha by n, so its alpha / n must be the claimed α."""
     assert isinstance(c.value, tuple)
     k, n, alpha, beta = c.value
-    stats = {s.name: s for s in a.layers}
+    lrns = [s for s in a.layers if s.op == "lrn"]
     found: dict[str, list[str]] = {}   # what a layer computes → the layers that compute it
-    ok = any(la.op == "lrn" for la in spec.layers)
-    for la in (la for la in spec.layers if la.op == "lrn"):
-        p = la.params
-        kw = dict(OPS["lrn"].torch(p, stats[la.name].in_shapes).kwargs)
+    ok = bool(lrns)
+    for la in lrns:
+        p = la.op_params
+        kw = dict(OPS["lrn"].torch(p, la.in_shapes).kwargs)
         computes = kw["alpha"] / p.size  # torch's (alpha/n)·Σa², in the paper's terms
         text = (f"torch's LocalResponseNorm alpha {kw['alpha']:g} / n {p.size} = {computes:g},"
                 f" k {kw['k']:g}, beta {kw['beta']:g}")
@@ -92,8 +92,8 @@ def _lrn_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
         same = (kw["k"], p.size, kw["beta"]) == (k, n, beta)
         ok = ok and same and _close(p.alpha, alpha) and _close(computes, alpha)
     how = "; ".join(f"{', '.join(names)}: {text}" for text, names in found.items())
-    computed = "; ".join(f"k={la.params.k:g}, n={la.params.size}, alpha={la.params.alpha:g},"
-                         f" beta={la.params.beta:g}" for la in spec.layers if la.op == "lrn")
+    computed = "; ".join(f"k={la.op_params.k:g}, n={la.op_params.size}, alpha={la.op_params.alpha:g},"
+                         f" beta={la.op_params.beta:g}" for la in lrns)
     computed = "; ".join(dict.fromkeys(computed.split("; "))) if computed else "no lrn layer"
     return CheckResult("LRN formula", c.text, computed, how or "the spec has no lrn layer", ok, c.loc,
                        c.source)
@@ -113,7 +113,7 @@ def _compare(c: Claim, what: str, value: float, how: str) -> CheckResult:
     return CheckResult(what, claimed, _n(value), how, ok, c.loc, c.source)
 
 
-def _layer_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+def _layer_claim(c: Claim, a: Analysis) -> CheckResult:
     names = [s.name for s in a.layers]
     if c.layer not in names:
         raise SpecError(f"claims.{c.key}: no layer named '{c.layer}'", c.loc,
@@ -121,13 +121,13 @@ def _layer_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
     s = a.layer(str(c.layer))
     what = f"{s.name} {c.key.removeprefix('layer_')}"
     if c.key == "layer_kernels":
-        return _kernel_claim(c, spec, s, what)
+        return _kernel_claim(c, s, what)
     field = c.key.removeprefix("layer_")
     value = getattr(s, field)
     result = _compare(c, what, value, _layer_how(s, field, value))
     if result.ok or field not in ("neurons", "activations") or not value:
         return result
-    return replace(result, explanation=_explain_dims(c.value, s.output, network_numbers(spec, a)))
+    return replace(result, explanation=_explain_dims(c.value, s.output, network_numbers(a)))
 
 
 def _layer_how(s: LayerStats, field: str, value: int) -> str:
@@ -145,12 +145,11 @@ def _layer_how(s: LayerStats, field: str, value: int) -> str:
     return f"{prod(s.output):,} outputs × {fan_in:,} multiply-accumulates each = {value:,}"
 
 
-def _kernel_claim(c: Claim, spec: Spec, s: LayerStats, what: str) -> CheckResult:
-    layer = spec.layer(s.name)
+def _kernel_claim(c: Claim, s: LayerStats, what: str) -> CheckResult:
     if s.family != "conv":
         raise SpecError(f"claims.layer_kernels: {s.name} is a {s.op} layer, not conv", c.loc)
-    kh, kw = layer.params.kernel
-    groups = layer.params.groups
+    kh, kw = s.op_params.kernel
+    groups = s.op_params.groups
     cin = s.in_shapes[0][0]
     kernel = (kh, kw, cin // groups)
     how = f"{kh}×{kw}×({cin} input channels" + (f" / {groups} groups)" if groups > 1 else ")")
@@ -168,14 +167,13 @@ def _kernel_claim(c: Claim, spec: Spec, s: LayerStats, what: str) -> CheckResult
 COMMON_INPUT_SIZES = (28, 32, 64, 96, 112, 128, 224, 227, 231, 256, 299, 320, 331, 384, 448, 512)
 
 
-def network_numbers(spec: Spec, a: Analysis) -> frozenset[int]:
+def network_numbers(a: Analysis) -> frozenset[int]:
     """The numbers a reader of the network sees: channel counts (also per group and per GPU),
     spatial sizes and kernel sizes."""
     shapes = [a.input, *(s.output for s in a.layers)]
     nums = {d for shape in shapes if len(shape) == 3 for d in shape}          # (C, H, W)
-    layers = {la.name: la for la in spec.layers}
     for s in a.layers:
-        params = layers[s.name].params
+        params = s.op_params
         kernel = getattr(params, "kernel", None)
         if isinstance(kernel, tuple):
             nums.update(k for k in kernel if isinstance(k, int))
@@ -219,7 +217,7 @@ def _explain_input(claimed: float | tuple[float, ...], shape: tuple[int, ...]) -
 
 # ---- cost claims: memory per GPU and a run's time (archviz/core/cost.py) ---------------------
 
-def _cost_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
+def _cost_claim(c: Claim, a: Analysis) -> CheckResult:
     from .analysis import analyze
     from .cost import GIB, CostError, Mode, Optimizer, Settings, estimate, parse_images, target
     from .devices import Dtype
@@ -232,7 +230,7 @@ def _cost_claim(c: Claim, spec: Spec, a: Analysis) -> CheckResult:
                             optimizer=Optimizer(str(given.get("optimizer", "momentum"))))
         device = target(str(given.get("device", "h100")))
         images = parse_images(str(given.get("images", "1.2M")))
-        cost = estimate(analyze(spec, a.input, gpus) if gpus != (a.gpus or 1) else a, spec, settings,
+        cost = estimate(analyze(a.graph, a.input, gpus) if gpus != (a.gpus or 1) else a, settings,
                         device, gpus)
     except (CostError, ValueError) as exc:
         hint = exc.hint if isinstance(exc, CostError) else ""

@@ -28,10 +28,10 @@ from ..errors import ArchvizError, did_you_mean
 from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved
-from ..spec import INPUT, Spec
+from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
 from .cost_memory import Aff, Moment, add, at, largest_batch, timeline
-from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for
+from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
 from .flops import Mode, needs_grad
 
 GIB = 2**30
@@ -109,22 +109,26 @@ def device_keys() -> tuple[str, ...]:
     return tuple(r.key for r in GPU_PEAKS) + ("cpu", "cuda")
 
 
+LOCAL = ("cpu", "cuda")   # this machine's hardware: probed by archviz.runtime.probe.device_target
+
+
 def target(name: str) -> Target:
-    """``--device``: a table key (gtx580, h100, ...), or cpu / cuda for the local hardware."""
+    """A row of the device table by its key (gtx580, h100, ...). The local ``cpu`` / ``cuda`` of
+    ``--device`` are the machine's, which :func:`archviz.runtime.probe.device_target` asks."""
     key = name.strip().lower()
     row = by_key(key)
     if row is not None:
         return Target(row.key, row.name, row.memory_gib, row.bandwidth_gbs, row, link_for(row.key),
                       row.source)
-    if key == "cpu":
-        return Target("cpu", "this machine's CPU", _meminfo_gib(), None, None, None, "/proc/meminfo")
-    if key == "cuda":
-        return _local_cuda()
     size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(gb|gib)", key)
     if size:   # a capacity alone: memory is answered, time is not (no peak FLOP/s, no bandwidth)
         gib = float(size.group(1))
         return Target(key, f"a {size.group(1)} GB device", gib, None, None, None,
                       "--device: a capacity (GB as the vendors write it: binary, GiB)")
+    table = tuple(k for k in device_keys() if k not in LOCAL)
+    if key in LOCAL:
+        raise CostError(f"device '{key}' is this machine's, which a pure estimate does not probe",
+                        "name a device of the table: " + ", ".join(table))
     keys = device_keys()
     near = did_you_mean(key, keys)
     near = near if near.startswith("did you mean") else ""   # the list is printed once, below
@@ -133,29 +137,11 @@ def target(name: str) -> Target:
                     + ", or a capacity such as 24GB")
 
 
-def _meminfo_gib() -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024 / GIB
-    except OSError:
-        pass
-    return None
-
-
-def _local_cuda() -> Target:
-    import torch  # only for --device cuda: which GPU this is
-
-    if not torch.cuda.is_available():
-        raise CostError("--device cuda: no CUDA GPU here; name a table entry instead (e.g. h100)")
-    props = torch.cuda.get_device_properties(0)
-    from .devices import lookup
-
-    row = lookup(props.name)
-    return Target(row.key if row else "cuda", props.name, props.total_memory / GIB,
-                  row.bandwidth_gbs if row else None, row, link_for(row.key) if row else None,
-                  "torch.cuda.get_device_properties")
+def local_target(key: str, name: str, memory_gib: float | None, source: str) -> Target:
+    """This machine's device as a Target: its table row when ``name`` matches one, else no peaks."""
+    row = lookup(name) if key == "cuda" else None
+    return Target(row.key if row else key, name, memory_gib, row.bandwidth_gbs if row else None, row,
+                  link_for(row.key) if row else None, source)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,10 +247,10 @@ class Cost:
 
 # ---- memory ----------------------------------------------------------------------------------
 
-def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[LayerStats, Saved, int, int]]:
+def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Saved, int, int]]:
     """(stats, Saved rule, saved bytes per image, fixed saved bytes) per layer, deduplicated by
     storage: a tensor is counted by the first layer that saves it (execution order)."""
-    layers = {la.name: la for la in spec.layers}
+    own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis)
     dtypes: dict[str, str] = {INPUT: "fp32"}
     storage: dict[str, str] = {INPUT: INPUT}
@@ -273,9 +259,8 @@ def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[Laye
     for st in analysis.layers:
         kind = OPS[st.op]
         ac = Autocast(s.dtype.autocast, tuple(dtypes[i] for i in st.inputs), s.torch_device)
-        la = layers[st.name]
-        lowering = s.lowering.choice(st.op, la.lowering)   # the layer's own beats the settings'
-        rule = kind.saved(la.params, st.in_shapes, st.output, ac, lowering=lowering)
+        lowering = s.lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
+        rule = kind.saved(st.op_params, st.in_shapes, st.output, ac, lowering=lowering)
         dtypes[st.name] = rule.out_dtype
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
         per_image = fixed = 0
@@ -294,23 +279,23 @@ def _layer_rules(analysis: Analysis, spec: Spec, s: Settings) -> list[tuple[Laye
     return out
 
 
-def saved_bytes(analysis: Analysis, spec: Spec, settings: Settings) -> dict[str, int]:
+def saved_bytes(analysis: Analysis, settings: Settings) -> dict[str, int]:
     """Layer → bytes it saves for backward at ``settings.batch`` (the autograd oracle's figure)."""
     return {st.name: per * settings.batch + fixed
-            for st, _, per, fixed in _layer_rules(analysis, spec, settings)}
+            for st, _, per, fixed in _layer_rules(analysis, settings)}
 
 
-def estimate(analysis: Analysis, spec: Spec, settings: Settings, device: Target,
+def estimate(analysis: Analysis, settings: Settings, device: Target,
              gpus: int | None = None) -> Cost:
     """Memory and time of one step (see the module's docstring)."""
     n_gpus = gpus or analysis.gpus or 1
-    rules = _layer_rules(analysis, spec, settings)   # the batch does not change the rules
+    rules = _layer_rules(analysis, settings)   # the batch does not change the rules
     timed = device.tflops(settings.dtype) is not None and bool(device.bandwidth_gbs)
-    layers = _layers(analysis, spec, settings, rules, device if timed else None, n_gpus)
+    layers = _layers(analysis, settings, rules, device if timed else None, n_gpus)
     unknown = any(not lc.saved_known for lc in layers)
-    plans = [_plan(analysis, spec, settings, n_gpus, g) for g in range(n_gpus)]
+    plans = [_plan(analysis, settings, n_gpus, g) for g in range(n_gpus)]
     infer = settings.mode is Mode.infer
-    memory = _memory(_plan(analysis, spec, settings, 1, 0), settings.batch, infer) if n_gpus > 1 \
+    memory = _memory(_plan(analysis, settings, 1, 0), settings.batch, infer) if n_gpus > 1 \
         else _memory(plans[0], settings.batch, infer)
     per_gpu = tuple(_memory(pl, settings.batch, infer) for pl in plans) if n_gpus > 1 else (memory,)
     time = _time(analysis, layers, settings, device, n_gpus) if timed else None
@@ -332,7 +317,7 @@ class _Plan:
     moments: tuple[Moment, ...]
 
 
-def _plan(analysis: Analysis, spec: Spec, s: Settings, gpus: int, gpu: int) -> _Plan:
+def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
     train = s.mode is Mode.train
     chans = {st.name: st.output[0] for st in analysis.layers}
 
@@ -341,15 +326,14 @@ def _plan(analysis: Analysis, spec: Spec, s: Settings, gpus: int, gpu: int) -> _
         return x if gpus == 1 else (_share(x[0], c, gpus, gpu), _share(x[1], c, gpus, gpu))
 
     params = sum(share(st.name, (st.params * 4, 0))[0] for st in analysis.layers)
-    bufs = {la.name: OPS[la.op].buffer_bytes(la.params, st.in_shapes, st.output)
-            for la, st in zip(spec.layers, analysis.layers, strict=True)}
+    bufs = {st.name: OPS[st.op].buffer_bytes(st.op_params, st.in_shapes, st.output) for st in analysis.layers}
     cross = 0
     if gpus > 1:
         for st in analysis.layers:
             if not st.gpu_local:  # receives the other GPUs' share of its input and keeps it (train)
                 cross += sum(prod(x) for x in st.in_shapes) * DTYPE_BYTES[s.dtype.stored] * (gpus - 1) // gpus
     foreach = s.torch_device == "cuda"
-    moments = timeline(analysis, spec, s.mode, s.dtype.autocast, s.torch_device,
+    moments = timeline(analysis, s.mode, s.dtype.autocast, s.torch_device,
                        lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering)
     persistent = {"params": (params, 0), "optimizer": (params * s.optimizer.states if train else 0, 0),
                   "buffers": (sum(share(n, (b, 0))[0] for n, b in bufs.items()), 0),
@@ -370,17 +354,16 @@ def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:
                   transient=temps, cross=cross, phase=m.phase, at=m.layer)
 
 
-def _layers(analysis: Analysis, spec: Spec, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
+def _layers(analysis: Analysis, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
             device: Target | None = None, gpus: int = 1) -> list[LayerCost]:
     """Every layer's bytes and FLOPs at the batch; with a ``device``, its roofline time too."""
     grad = needs_grad(analysis)
     act = {INPUT: prod(analysis.input) * 4}
-    params = {la.name: la.params for la in spec.layers}
     train = s.mode is Mode.train
     out = []
     for st, rule, per, fixed in rules:
         kind = OPS[st.op]
-        p = params[st.name]
+        p = st.op_params
         size = DTYPE_BYTES[rule.out_dtype]
         act[st.name] = prod(st.output) * size
         ins = sum(act[i] for i in st.inputs) * s.batch

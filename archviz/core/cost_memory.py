@@ -31,7 +31,7 @@ from math import prod
 from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast
-from ..spec import INPUT, Spec
+from ..spec import INPUT
 from .analysis import Analysis
 from .flops import Mode, needs_grad
 
@@ -78,17 +78,16 @@ class _Layer:
     low_copy: Aff              # under autocast, its weight's low-precision gradient before the cast
 
 
-def _layers(analysis: Analysis, spec: Spec, compute: str | None, device: str, train: bool,
+def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
             share: Callable[[str, Aff], Aff], lowering: Lowering) -> list[_Layer]:
-    params = {la.name: la.params for la in spec.layers}
-    own = {la.name: la.lowering for la in spec.layers}
+    own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis) if train else set()
     dtypes: dict[str, str] = {INPUT: "fp32"}
     storage: dict[str, str] = {INPUT: INPUT}
     out = []
     for i, st in enumerate(analysis.layers):
         kind = OPS[st.op]
-        p = params[st.name]
+        p = st.op_params
         ac = Autocast(compute, tuple(dtypes[x] for x in st.inputs), device)
         low = lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
         rule = kind.saved(p, st.in_shapes, st.output, ac, lowering=low)
@@ -216,14 +215,14 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
     return moments, grads
 
 
-def timeline(analysis: Analysis, spec: Spec, mode: Mode, compute: str | None, device: str,
+def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
              optimizer_temp: Callable[[list[Aff]], Aff],
              share: Callable[[str, Aff], Aff] = lambda name, x: x,
              lowering: Lowering = Lowering()) -> tuple[Moment, ...]:
     """Every moment of one step (see the module's docstring); ``optimizer_temp`` maps the
     parameter tensors' bytes to the update's temporaries."""
     train = mode is Mode.train
-    layers = _layers(analysis, spec, compute, device, train, share, lowering)
+    layers = _layers(analysis, compute, device, train, share, lowering)
     last = layers[-1]
     logits = (0, prod(analysis.layers[-1].output) * 4)
     moments, live = _forward(layers, logits, bool(compute))

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..ops import OPS
 from ..ops import fmt_dims as _dims
-from ..spec import INPUT, Spec
+from ..spec import INPUT
 from .analysis import Analysis, LayerStats
 
 METRICS = ("params", "macs", "neurons", "activations", "buffers")
@@ -107,10 +107,10 @@ def show(v: Any) -> str:
     return str(v)
 
 
-def diff(spec_a: Spec, a: Analysis, spec_b: Spec, b: Analysis) -> Diff:
+def diff(a: Analysis, b: Analysis) -> Diff:
     """Compare two analysed specs (see the module docstring for the alignment)."""
-    la = {x.name: x for x in spec_a.layers}
-    lb = {x.name: x for x in spec_b.layers}
+    la = {x.name: x for x in a.layers}
+    lb = {x.name: x for x in b.layers}
     pairs = _align([s.name for s in a.layers], [s.name for s in b.layers],
                    {n: x.op for n, x in la.items()}, {n: x.op for n, x in lb.items()})
     partner = {x: y for x, y in pairs if x is not None and y is not None}
@@ -119,13 +119,11 @@ def diff(spec_a: Spec, a: Analysis, spec_b: Spec, b: Analysis) -> Diff:
                    [y for y in (s.name for s in b.layers) if y in paired_b], partner)
     skip_a = {x for x, y in pairs if y is None and x is not None} | moved
     skip_b = {y for x, y in pairs if x is None and y is not None} | {partner[x] for x in moved}
-    stats_a = {s.name: s for s in a.layers}
-    stats_b = {s.name: s for s in b.layers}
     next_a, next_b = _first_readers(a), _first_readers(b)
     rows = []
     for x, y in _display_order(pairs, [s.name for s in a.layers], [s.name for s in b.layers]):
-        sa = stats_a[x] if x else None
-        sb = stats_b[y] if y else None
+        sa = la[x] if x else None
+        sb = lb[y] if y else None
         changes: tuple[Change, ...] = ()
         if x and y:
             changes = _changes(la[x], lb[y], partner)
@@ -186,11 +184,11 @@ def _display_order(pairs: list[tuple[str | None, str | None]], names_a: list[str
     return sorted(pairs, key=key)
 
 
-def _changes(x: Any, y: Any, partner: Mapping[str, str]) -> tuple[Change, ...]:
+def _changes(x: LayerStats, y: LayerStats, partner: Mapping[str, str]) -> tuple[Change, ...]:
     out: list[Change] = []
     if x.op != y.op:
         out.append(Change("op", x.op, y.op))
-    pa, pb = OPS[x.op].settings(x.params), OPS[y.op].settings(y.params)  # defaults already resolved
+    pa, pb = OPS[x.op].settings(x.op_params), OPS[y.op].settings(y.op_params)  # defaults already resolved
     for key in [*pa, *(k for k in pb if k not in pa)]:
         if pa.get(key) != pb.get(key):
             out.append(Change(key, pa.get(key), pb.get(key)))
@@ -200,7 +198,7 @@ def _changes(x: Any, y: Any, partner: Mapping[str, str]) -> tuple[Change, ...]:
     return tuple(out)
 
 
-def _upstream(layer: Any, layers: Mapping[str, Any], skip: set[str],
+def _upstream(layer: LayerStats, layers: Mapping[str, LayerStats], skip: set[str],
               partner: Mapping[str, str]) -> tuple[str, ...]:
     """The layer's inputs, looking through single-input layers in ``skip``; A names → B names."""
     out = []

@@ -16,7 +16,6 @@ from math import sqrt
 from typing import TYPE_CHECKING
 
 from ..core.analysis import Analysis, LayerStats
-from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import fmt_dims as dims
 from ..ops import fmt_shape
@@ -73,19 +72,19 @@ def _box_layers(a: Analysis) -> list[LayerStats]:
     return [s for s in a.layers if s.family in BOX_FAMILIES]
 
 
-def _kernel(graph: Graph, name: str) -> tuple[int, int] | None:
-    k = getattr(graph.layer(name).params, "kernel", None)
+def _kernel(s: LayerStats) -> tuple[int, int] | None:
+    k = getattr(s.op_params, "kernel", None)
     return tuple(k) if k is not None else None  # type: ignore[return-value]
 
 
-def _row(a: Analysis, graph: Graph, gpus: int, gpu: int) -> tuple[Box, ...]:
+def _row(a: Analysis, gpus: int, gpu: int) -> tuple[Box, ...]:
     boxes = _box_layers(a)
     crossing = set(a.split.crossing) if a.split and gpus > 1 else set()
 
     def shape(s: Shape) -> Shape:
         return lane_shape(s, gpus, gpu) if gpus > 1 else s
 
-    kernels = [_kernel(graph, s.name) for s in boxes]
+    kernels = [_kernel(s) for s in boxes]
     out = [Box(INPUT, "input", "input", a.input, box_size(a.input), kernels[0] if kernels else None)]
     for i, s in enumerate(boxes):
         nxt = kernels[i + 1] if i + 1 < len(boxes) else None
@@ -95,13 +94,13 @@ def _row(a: Analysis, graph: Graph, gpus: int, gpu: int) -> tuple[Box, ...]:
     return tuple(out)
 
 
-def box_inputs(a: Analysis, graph: Graph) -> dict[str, frozenset[str]]:
+def box_inputs(a: Analysis) -> dict[str, frozenset[str]]:
     """Each layer drawn as a box → the boxes (or the input) it reads, through layers that are not
     drawn (activations, normalisation, dropout, flatten)."""
     by_name = {s.name: s for s in a.layers}
     reach: dict[str, frozenset[str]] = {INPUT: frozenset({INPUT})}
     reads: dict[str, frozenset[str]] = {}
-    for layer in graph.order:
+    for layer in a.graph.order:
         got = frozenset().union(*(reach[i] for i in layer.inputs))
         if by_name[layer.name].family in BOX_FAMILIES:
             reads[layer.name] = got
@@ -111,9 +110,9 @@ def box_inputs(a: Analysis, graph: Graph) -> dict[str, frozenset[str]]:
     return reads
 
 
-def check_chain(a: Analysis, graph: Graph, spec: str = "") -> None:
+def check_chain(a: Analysis, spec: str = "") -> None:
     """The figure draws a chain, each box reading the one before: refuse a network that branches."""
-    reads = box_inputs(a, graph)
+    reads = box_inputs(a)
     previous = INPUT
     for s in _box_layers(a):
         if reads[s.name] != {previous}:
@@ -137,24 +136,24 @@ def check_images(a: Analysis, spec: str = "") -> None:
                 + f"\nhint: `archviz draw {spec or 'SPEC'}` draws a network of any rank")
 
 
-def blocks_data(a: Analysis, graph: Graph, split: bool = False, spec: str = "") -> BlocksData:
+def blocks_data(a: Analysis, split: bool = False, spec: str = "") -> BlocksData:
     """Boxes for the input and every conv, pool, linear and merge layer, in spec order.
 
     Raises ArchvizError for a network that is not a chain of boxes (ResNet, GoogLeNet, ...):
     the figure would join layers that are not connected.
     """
-    check_chain(a, graph, spec)
+    check_chain(a, spec)
     check_images(a, spec)
     if not split:
         return BlocksData(f"{a.name}: feature maps as boxes (sizes ∝ √C, √H, √W)",
-                          (_row(a, graph, 1, 0),), ("",))
+                          (_row(a, 1, 0),), ("",))
     if a.split is None:
         raise ArchvizError(f"{a.name}: the split view needs an analysis over 2 or more GPUs")
     sp = a.split
     titles = tuple(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs per image"
                    for ln in sp.lanes)
     return BlocksData(f"{a.name} split over {sp.gpus} GPUs: each row holds one GPU's share of the channels",
-                      tuple(_row(a, graph, sp.gpus, g) for g in range(sp.gpus)), titles)
+                      tuple(_row(a, sp.gpus, g) for g in range(sp.gpus)), titles)
 
 
 # ---------------------------------------------------------------------------- drawing

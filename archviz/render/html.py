@@ -29,12 +29,10 @@ from ..errors import ArchvizError
 from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..ops.dtypes import note as dtype_note
-from ..spec import INPUT, Spec
+from ..spec import INPUT, Origin, Spec
 from . import dot
 
 SCHEMA_VERSION = 1
-USE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-BLOCK_NAME = re.compile(r"\bblock:\s*([A-Za-z_][A-Za-z0-9_]*)")
 SLOTS = ("CSS", "LIB", "APP", "DATA", "TITLE")
 SLOT = re.compile(r"\{\{(" + "|".join(SLOTS) + r")\}\}")
 # JSON inside <script>: no "<", ">" or "&" (so no "</script>" nor "<!--"), and no line separators
@@ -49,49 +47,24 @@ class Stage:
     """One ``block:`` use in ``layers:``: the layers it expanded into."""
 
     name: str                   # the use's name, e.g. "layer3"
-    block: str                  # the block's name, e.g. "basic" ("" when it cannot be read)
+    block: str                  # the block's name, e.g. "basic"
     repeat: int                 # copies (1 without ``repeat:``)
     layers: tuple[str, ...] = field(default=())
 
     def label(self) -> str:
-        parts = [self.name, f"{self.block} × {self.repeat}" if self.block else f"× {self.repeat}"]
-        return " · ".join(parts)
+        return f"{self.name} · {self.block} × {self.repeat}"
 
 
-def stages(spec: Spec) -> tuple[Stage, ...]:
-    """The spec's block uses, in order, from each expanded layer's ``use_site``."""
-    runs: dict[tuple[str, int, int], list[str]] = {}
-    texts: dict[tuple[str, int, int], tuple[str, int]] = {}
-    for layer in spec.layers:
-        if layer.use_site is not None:
-            key = (layer.use_site.file, layer.use_site.line, layer.use_site.col)
-            runs.setdefault(key, []).append(layer.name)
-            texts[key] = (layer.use_site.text, layer.use_site.col)
-    out = []
-    for key, names in runs.items():
-        text, col = texts[key]
-        m = USE_NAME.match(text, max(col - 1, 0))
-        name = m.group(0) if m and all(n.startswith(m.group(0) + ".") for n in names) else \
-            _common_prefix(names)
-        b = BLOCK_NAME.search(text)
-        copies = {n[len(name) + 1:].split(".", 1)[0] for n in names}
-        repeat = len(copies) if all(c.isdigit() for c in copies) else 1
-        out.append(Stage(name, b.group(1) if b else "", repeat, tuple(names)))
-    return tuple(out)
-
-
-def _common_prefix(names: list[str]) -> str:
-    parts = [n.split(".") for n in names]
-    common: list[str] = []
-    for seg in zip(*parts, strict=False):
-        if len(set(seg)) != 1:
-            break
-        common.append(seg[0])
-    if len(common) == len(parts[0]):
-        common = common[:-1]
-    if len(common) > 1 and common[-1].isdigit():
-        common = common[:-1]
-    return ".".join(common) or names[0]
+def stages(a: Analysis) -> tuple[Stage, ...]:
+    """The analysed spec's block uses, in order, from each layer's block origin."""
+    runs: dict[str, list[str]] = {}
+    origins: dict[str, Origin] = {}
+    for s in a.layers:
+        if s.origin is not None:
+            runs.setdefault(s.origin.use, []).append(s.name)
+            origins.setdefault(s.origin.use, s.origin)
+    return tuple(Stage(use, origins[use].block, origins[use].count, tuple(names))
+                 for use, names in runs.items())
 
 
 # ---------------------------------------------------------------------------- the data
@@ -125,10 +98,9 @@ def _lane(a: Analysis, s: LayerStats) -> dict[str, Any] | None:
             + " + ".join(shapes)}
 
 
-def _layer(a: Analysis, spec: Spec, s: LayerStats, claims: list[dict[str, Any]], stage: str,
+def _layer(a: Analysis, s: LayerStats, claims: list[dict[str, Any]], stage: str,
            readers: list[str]) -> dict[str, Any]:
-    layer = spec.layer(s.name)
-    settings = {k: show(v) for k, v in OPS[s.op].settings(layer.params).items()}
+    settings = {k: show(v) for k, v in OPS[s.op].settings(s.op_params).items()}
     return {
         "name": s.name, "op": s.op, "family": s.family, "label": s.label, "settings": settings,
         "inputs": list(s.inputs), "readers": readers,
@@ -136,16 +108,17 @@ def _layer(a: Analysis, spec: Spec, s: LayerStats, claims: list[dict[str, Any]],
         "params": s.params, "buffers": s.buffers, "neurons": s.neurons, "macs": s.macs,
         "activations": s.activations, "formula": s.formula, "warnings": list(s.warnings),
         "rf": _num(s.rf), "rf_jump": _num(s.rf_jump), "expect": dims(s.expect) if s.expect else None,
-        "lane": _lane(a, s), "claims": claims, "stage": stage, "note": layer.note,
+        "lane": _lane(a, s), "claims": claims, "stage": stage, "note": s.note,
     }
 
 
-def network_data(spec: Spec, a: Analysis) -> dict[str, Any]:
+def network_data(a: Analysis) -> dict[str, Any]:
     """Everything the page shows about one network, as JSON-ready values."""
-    checks = run_checks(spec, a)
+    checks = run_checks(a)
     names = {s.name for s in a.layers}
     per, net = _claims_by_layer(checks, names)
-    stage_of = {n: st.name for st in stages(spec) for n in st.layers}
+    sts = stages(a)
+    stage_of = {n: st.name for st in sts for n in st.layers}
     readers: dict[str, list[str]] = {INPUT: []}
     for s in a.layers:
         readers.setdefault(s.name, [])
@@ -153,17 +126,17 @@ def network_data(spec: Spec, a: Analysis) -> dict[str, Any]:
             readers.setdefault(src, []).append(s.name)
     t = a.totals
     return {
-        "name": a.name, "source": spec.source, "description": spec.description, "path": a.path,
+        "name": a.name, "source": a.source, "description": a.spec.description, "path": a.path,
         "input": dims(a.input) + dtype_note(a.input_dtype), "gpus": a.split.gpus if a.split else None,
         "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "neurons": t.neurons,
                    "activations": t.activations},
         "checks": {"passed": sum(c.ok for c in checks), "failed": sum(not c.ok for c in checks),
                    "network": net},
-        "layers": [_layer(a, spec, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name])
+        "layers": [_layer(a, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name])
                    for s in a.layers],
         "input_readers": readers[INPUT],
         "stages": [{"name": st.name, "label": st.label(), "layers": list(st.layers)}
-                   for st in stages(spec)],
+                   for st in sts],
         "cross_bytes": a.split.cross_bytes(1, 4) if a.split else None,
     }
 
@@ -177,13 +150,13 @@ def _svg(g: Any) -> str:
     return re.sub(r">\s+<", "><", text).strip()
 
 
-def layouts(spec: Spec, a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, str]:
+def layouts(a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, str]:
     """The page's precomputed layouts: ``plain`` always, ``split`` with a GPU split, ``folded``
     (each block use one box) when the spec uses blocks."""
     out = {"plain": _svg(dot.layer_graph(a, rankdir, fold))}
     if a.split is not None:
         out["split"] = _svg(dot.split_graph(a, "LR", fold))
-    sts = stages(spec)
+    sts = stages(a)
     if sts:
         stage_of = {n: st.name for st in sts for n in st.layers}
         labels = {st.name: st.label() for st in sts}
@@ -191,20 +164,11 @@ def layouts(spec: Spec, a: Analysis, rankdir: str = "TB", fold: bool = False) ->
     return out
 
 
-def _analysis_pair(spec: Spec, split: bool) -> Analysis:
-    from ..core.analysis import analyze
-
-    gpus = spec.gpus if spec.gpus and spec.gpus > 1 else (2 if split else None)
-    return analyze(spec, gpus=gpus)
-
-
-def view_data(spec: Spec, a: Analysis | None = None, rankdir: str = "TB", fold: bool = False,
-              initial: str = "") -> dict[str, Any]:
-    """The page's JSON for one network; ``a`` defaults to the spec's analysis (split when it has gpus)."""
-    a = a or _analysis_pair(spec, False)
-    lays = layouts(spec, a, rankdir, fold)
+def view_data(a: Analysis, rankdir: str = "TB", fold: bool = False, initial: str = "") -> dict[str, Any]:
+    """The page's JSON for one analysed network (with its GPU lanes when it was analysed split)."""
+    lays = layouts(a, rankdir, fold)
     start = initial if initial in lays else ("folded" if "folded" in lays else "plain")
-    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(spec, a),
+    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(a),
             "layouts": lays, "initial": start}
 
 
@@ -212,7 +176,7 @@ def _change(v: Any) -> str:
     return "—" if v is None else show(v)
 
 
-def compare_data(d: Diff, spec_a: Spec, spec_b: Spec) -> dict[str, Any]:
+def compare_data(d: Diff) -> dict[str, Any]:
     """The page's JSON for two networks side by side, paired as ``archviz diff`` pairs them."""
     from ..core.diff import METRICS
 
@@ -222,7 +186,7 @@ def compare_data(d: Diff, spec_a: Spec, spec_b: Spec) -> dict[str, Any]:
              for r in d.layers]
     return {
         "schema_version": SCHEMA_VERSION, "mode": "compare",
-        "a": network_data(spec_a, d.a), "b": network_data(spec_b, d.b),
+        "a": network_data(d.a), "b": network_data(d.b),
         "layouts_a": {"plain": _svg(dot.layer_graph(d.a))},
         "layouts_b": {"plain": _svg(dot.layer_graph(d.b))},
         "pairs": pairs,
@@ -280,19 +244,22 @@ class View:
         write_atomic(path, self.html)
 
 
-def view(spec: str | Spec, vs: str | Spec | None = None, split: bool = False) -> View:
-    """The view of a spec (a bundled name, a path or a loaded Spec), or of two compared.
+def view(spec: str | Spec | Analysis, vs: str | Spec | Analysis | None = None, split: bool = False) -> View:
+    """The view of a spec (a bundled name, a path, a loaded Spec or its Analysis), or of two compared.
 
     >>> from archviz.render.html import view
     >>> view("alexnet")                      # in a notebook cell: the interactive view
     """
-    from ..spec import load
-
-    sp = spec if isinstance(spec, Spec) else load(spec)
+    a = _analysis(spec)
     if vs is None:
-        return View(page(view_data(sp, initial="split" if split else "")))
+        return View(page(view_data(a, initial="split" if split else "")))
     from ..core.diff import diff
 
-    other = vs if isinstance(vs, Spec) else load(vs)
-    a, b = _analysis_pair(sp, False), _analysis_pair(other, False)
-    return View(page(compare_data(diff(sp, a, other, b), sp, other)))
+    return View(page(compare_data(diff(a, _analysis(vs)))))
+
+
+def _analysis(x: str | Spec | Analysis) -> Analysis:
+    from ..core.analysis import analyze
+    from ..spec import load
+
+    return x if isinstance(x, Analysis) else analyze(x if isinstance(x, Spec) else load(x))

@@ -76,7 +76,7 @@ def to_dict(a: Analysis) -> dict[str, Any]:
 
 
 def _layer_dict(s: LayerStats) -> dict[str, Any]:
-    return {
+    out = {
         "name": s.name, "op": s.op, "label": s.label, "inputs": list(s.inputs),
         "output": list(s.output), **({"output_dtype": s.dtype} if is_integer(s.dtype) else {}),
         "params": s.params, "buffers": s.buffers,
@@ -85,6 +85,10 @@ def _layer_dict(s: LayerStats) -> dict[str, Any]:
         "gpu_local": s.gpu_local,
         "rf": _pairs(s.rf), "rf_jump": _pairs(s.rf_jump), "rf_start": _pairs(s.rf_start),
     }
+    if s.origin is not None:  # a layer of a block: its use in `layers:`, the block, which copy
+        o = s.origin
+        out["block"] = {"use": o.use, "name": o.block, "copy": o.index, "copies": o.count}
+    return out
 
 
 def to_json(a: Analysis) -> str:

@@ -26,7 +26,7 @@ from torch import nn
 from ..core import devices
 from ..core.devices import Dtype
 from ..core.flops import Mode
-from . import steps
+from . import probe, steps
 from .bench_layers import time_layers
 from .bench_rows import Case, LayerReport, Peaks, Row, Settings, Status, Workload
 from .timing import Stats, time_iterations
@@ -70,7 +70,7 @@ def run_group(cases: list[Case], works: list[Workload], settings: Settings, info
               peak: float | None) -> list[Row]:
     """Time cases that differ only in the model, their iterations interleaved (A, B, A, B, ...)
     so that a ratio between them is not skewed by drift; a failure ends only its own row."""
-    why = devices.dtype_support(info, cases[0].dtype.value)
+    why = probe.dtype_support(info, cases[0].dtype.value)
     if why:
         return [Row(case=c, status=Status.unsupported, note=why) for c in cases]
     done: dict[Case, Row] = {}
@@ -78,9 +78,9 @@ def run_group(cases: list[Case], works: list[Workload], settings: Settings, info
         with ExitStack() as stack:
             ready = _ready(cases, works, settings, stack, done)
             # after the warm-up: the peak of the timed steps, not of compiling or autotuning
-            devices.reset_peak_memory(settings.device)
+            probe.reset_peak_memory(settings.device)
             samples = _interleaved(ready, settings, done)
-            memory, kind = devices.peak_memory(settings.device)
+            memory, kind = probe.peak_memory(settings.device)
             for case, work in zip(cases, works, strict=True):
                 if case in samples:
                     finish = partial(_finish, case, work, ready[case], Stats.of(samples[case]),
@@ -190,7 +190,7 @@ def calibrate(device: str, dtypes: tuple[Dtype, ...], info: devices.DeviceInfo,
     out: dict[Dtype, float | None] = {}
     with steps.backend(device):
         for dtype in dtypes:
-            if devices.dtype_support(info, dtype.value):
+            if probe.dtype_support(info, dtype.value):
                 out[dtype] = None
                 continue
             steps.set_precision(dtype)

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core import devices
 from ..core.flops import Mode
+from . import probe
 from .bench_rows import Case, LayerReport, LayerTime, Settings
 from .steps import autocast, build_step
 from .timing import Timer, now_ms
@@ -52,7 +52,7 @@ class Clock:
         self.reset()
 
     def now(self) -> float:
-        devices.synchronize(self.device)
+        probe.synchronize(self.device)
         return self.timer()
 
     def reset(self) -> None:

@@ -111,12 +111,12 @@ def prepare(spec: Spec | str | Path, input_shape: Shape | None = None,
     return graph, analyze(graph, tuple(input_shape) if input_shape else None, input_dtype=input_dtype)
 
 
-def made(graph: Graph, analysis: Analysis, lowering: Lowering = Lowering()) -> dict[str, Made]:
+def made(analysis: Analysis, lowering: Lowering = Lowering()) -> dict[str, Made]:
     """Layer name → what to build, in topological order; each layer lowered as it says (its
     ``lowering:``), else as ``lowering`` says, else its op's default."""
     stats = {s.name: s for s in analysis.layers}
     out = {}
-    for la in graph.order:
+    for la in analysis.graph.order:
         try:
             out[la.name] = Made.of(OPS[la.op].torch(la.params, stats[la.name].in_shapes,
                                                     lowering=lowering.choice(la.op, la.lowering)))
@@ -151,7 +151,7 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
         check_memory(analysis, max_bytes, batch=batch, device=device or "cpu")
     root = nn.Module()
     with torch.device(device) if device is not None else nullcontext():
-        builds = made(graph, analysis, lowering)
+        builds = made(analysis, lowering)
         for name in parents_first(list(builds)):
             install(root, name, _build(graph, name, builds[name]))
     return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
@@ -379,11 +379,11 @@ def verify(spec: Spec | str | Path, input_shape: Shape | None = None,
                 continue  # an op without a meta kernel, or a real refusal: ask the CPU
             return _verification(analysis, model, seen, device, 0, str(exc).splitlines()[0])
         return replace(_verification(analysis, model, seen, device, counter.get_total_flops()),
-                       formulas=formula_checks(graph, analysis, lowering=lowering))
+                       formulas=formula_checks(analysis, lowering=lowering))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0,
+def formula_checks(analysis: Analysis, seed: int = 0,
                    lowering: Lowering = Lowering()) -> tuple[FormulaCheck, ...]:
     """Each parameter-free layer whose op writes out its formula (``OpKind.reference``): the layer
     as compiled, on the CPU, against that formula. The input is normal noise of standard deviation
@@ -392,7 +392,7 @@ def formula_checks(graph: Graph, analysis: Analysis, seed: int = 0,
     stats = {s.name: s for s in analysis.layers}
     gen = torch.Generator().manual_seed(seed)
     out = []
-    for layer in graph.order:
+    for layer in analysis.graph.order:
         kind = OPS[layer.op]
         shape = stats[layer.name].in_shapes[0]
         if len(shape) != 3 or type(kind).reference is OpKind.reference:

@@ -47,17 +47,16 @@ def to_python(spec: Spec | str | Path, input_shape: Shape | None = None, *,
               lowering: Lowering = Lowering(), input_dtype: str | None = None) -> str:
     """The source text of a self-contained module equivalent to ``to_module(spec, lowering=...)``
     (archviz's own layers are written as the torch class they subclass: the same maths)."""
-    graph, analysis = prepare(spec, input_shape, input_dtype)
-    stats = {s.name: s for s in analysis.layers}
-    cls = class_name(graph.spec.name)
-    builds = made(graph, analysis, lowering)
-    lines = [*_header(graph, analysis, cls), *_init(graph, analysis, builds), "",
-             *_forward(graph, stats, analysis, builds), *_footer(cls, analysis)]
+    _, analysis = prepare(spec, input_shape, input_dtype)
+    cls = class_name(analysis.name)
+    builds = made(analysis, lowering)
+    lines = [*_header(analysis, cls), *_init(analysis, builds), "", *_forward(analysis, builds),
+             *_footer(cls, analysis)]
     return "\n".join(lines) + "\n"
 
 
-def _header(graph: Graph, a: Analysis, cls: str) -> list[str]:
-    sp = graph.spec
+def _header(a: Analysis, cls: str) -> list[str]:
+    sp = a.spec
     doc = [f"{sp.name}: a PyTorch module written by archviz from {Path(sp.path).name}.", ""]
     if sp.source:
         doc.append(f"Source: {sp.source}")
@@ -79,14 +78,14 @@ def _dims(shape: Shape) -> str:
     return ", ".join(map(str, shape))
 
 
-def _init(graph: Graph, a: Analysis, builds: dict[str, Made]) -> list[str]:
+def _init(a: Analysis, builds: dict[str, Made]) -> list[str]:
     stats = {s.name: s for s in a.layers}
     out = ["    def __init__(self) -> None:", "        super().__init__()"]
-    layers = {la.name for la in graph.order}
-    for name, containers in _walk(graph, layers):
+    layers = {la.name for la in a.graph.order}
+    for name, containers in _walk(a.graph, layers):
         out += [f"        {_assign(prefix, layers)} = nn.ModuleDict()" for prefix in containers]
         if builds[name].inline is None:
-            note = _alpha_note(graph.layer(name).params) if graph.layer(name).op == "lrn" else ""
+            note = _alpha_note(stats[name].op_params) if stats[name].op == "lrn" else ""
             line = f"        {_assign(name, layers)} = {builds[name].source()}"
             out.append(f"{line}  {_comment(stats[name])}{note}")
     return out
@@ -159,7 +158,9 @@ def _variables(graph: Graph) -> dict[str, str]:
     return names
 
 
-def _forward(graph: Graph, stats: dict[str, LayerStats], a: Analysis, builds: dict[str, Made]) -> list[str]:
+def _forward(a: Analysis, builds: dict[str, Made]) -> list[str]:
+    graph = a.graph
+    stats = {s.name: s for s in a.layers}
     var = _variables(graph)
     layers = {la.name for la in graph.order}
     many = len(graph.outputs) > 1
@@ -264,7 +265,7 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
         raise ExportError(f"{graph.spec.name}: --split-gpus needs a spec split over GPUs (`gpus: 2`); this"
                           " one runs on one device")
     towers = to_towers(graph.spec, ["cpu"] * n, input_shape=input_shape, halo=halo, lowering=lowering)
-    builds = made(graph, analysis, lowering)
+    builds = made(analysis, lowering)
     stats = {s.name: s for s in analysis.layers}
     layers = {la.name for la in graph.order}
     cls = class_name(graph.spec.name) + "Towers"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import devices
+from . import probe
 
 Timer = Callable[[], float]  # a clock reading, in ms
 
@@ -48,14 +48,14 @@ def time_iterations(step: Callable[[], Any], warmup: int, iters: int, device: st
     """Milliseconds of each of ``iters`` iterations, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         step()
-    devices.synchronize(device)
+    probe.synchronize(device)
     if device == "cuda":
         return _cuda_times(step, iters)
     times = []
     for _ in range(iters):
         start = timer()
         step()
-        devices.synchronize(device)
+        probe.synchronize(device)
         times.append(timer() - start)
     return times
 

@@ -45,6 +45,7 @@ from .doc import (
     STR_TAG,
     Doc,
     Layer,
+    Origin,
     node_kind,
     read_allow,
     read_from,
@@ -60,8 +61,8 @@ _CAP_HINT = "hint: the limit is set by the environment variable ARCHVIZ_MAX_LAYE
 USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect", "allow")
 IN = "$in"  # in a block's `from:`, the block's input
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
-# the loader's parse_layer(doc, node, previous, use_site): a layer mapping -> Layer
-ParseLayer = Callable[[Doc, yaml.Node, str, Loc | None], Layer]
+# the loader's parse_layer(doc, node, previous, use_site, origin): a layer mapping -> Layer
+ParseLayer = Callable[[Doc, yaml.Node, str, Loc | None, Origin | None], Layer]
 
 
 @dataclass(frozen=True)
@@ -238,14 +239,14 @@ class Expander:
         """One entry of ``layers:``: a layer, or a block use."""
         previous = self.layers[-1].name if self.layers else INPUT
         if not is_use(item):
-            self.add(self.parse_layer(self.doc, item, previous, None))
+            self.add(self.parse_layer(self.doc, item, previous, None, None))
             return
         entries = self.doc.mapping(item, "layer")
         name = self._use_name(entries, item)
         loc = self.doc.loc(entries["name"][1])
         self._claim_name(name, loc)
         source = self._source(entries, name, previous)
-        out = self._use(entries, name, source, loc, top=True)
+        out = self._use(entries, name, source, loc, None)
         self.aliases[name] = out
         self.alias_locs[name] = loc
 
@@ -288,8 +289,12 @@ class Expander:
                                  did_you_mean(value, [INPUT, *self.index, *self.aliases]))
         return value
 
-    def _use(self, entries: Entries, name: str, source: str, use_site: Loc, top: bool) -> str:
-        """Expand ``repeat`` copies of a block, each reading the previous one; → the output name."""
+    def _use(self, entries: Entries, name: str, source: str, use_site: Loc,
+             origin: Origin | None) -> str:
+        """Expand ``repeat`` copies of a block, each reading the previous one; → the output name.
+
+        ``origin``: None for a use in ``layers:`` (each copy then gets its own), else the
+        top-level use's origin, which a nested use's layers keep."""
         doc = self.doc
         for key, (knode, _) in entries.items():
             if key not in USE_KEYS:
@@ -309,10 +314,11 @@ class Expander:
             env = {**block.defaults, **args, **(first if i == 0 else {})}
             label = f"{name}.{i}" if count else name
             self._require(block, env, label, entries, first)
+            here = origin or Origin(name, block.name, i if count else None, count or 1)
             try:
-                out = self._expand(block, env, f"{label}.", out, use_site)
+                out = self._expand(block, env, f"{label}.", out, use_site, here)
             except SpecError as exc:
-                if top and exc.use_site is None:
+                if origin is None and exc.use_site is None:
                     exc.use_site = use_site
                 raise
         if "allow" in entries:
@@ -391,12 +397,12 @@ class Expander:
 
     # ---- inside a block ---------------------------------------------------------------------
     def _expand(self, block: Block, env: Mapping[str, Any], prefix: str, source: str,
-                use_site: Loc) -> str:
+                use_site: Loc, origin: Origin) -> str:
         local: dict[str, str] = {}   # local name -> the full name of what it stands for
         previous = source
         first = len(self.layers)
         for t in block.layers:
-            previous = self._instance(t, env, prefix, source, previous, local, use_site)
+            previous = self._instance(t, env, prefix, source, previous, local, use_site, origin)
             local[t.local] = previous
         self._grant(first, block.allow)
         return previous
@@ -408,7 +414,7 @@ class Expander:
                 self.layers[i] = replace(self.layers[i], allow=self.layers[i].allow | allow)
 
     def _instance(self, t: Template, env: Mapping[str, Any], prefix: str, source: str,
-                  previous: str, local: Mapping[str, str], use_site: Loc) -> str:
+                  previous: str, local: Mapping[str, str], use_site: Loc, origin: Origin) -> str:
         """One template entry under ``env``: adds its layers; → what later entries read for it."""
         doc = self.doc
         entries = {k: (kn, substitute(vn, env)) if k in t.refs else (kn, vn)
@@ -428,12 +434,12 @@ class Expander:
             if len(inputs) != 1:
                 raise doc.error(entries["from"][1], f"{full}.from: a block reads one input,"
                                 f" got {len(inputs)}")
-            return self._use(entries, full, inputs[0], use_site, top=False)
+            return self._use(entries, full, inputs[0], use_site, origin)
         if "from" in entries:
             kn, vn = entries["from"]
             entries["from"] = (kn, _names_node(inputs, vn))
         node = yaml.MappingNode(t.node.tag, list(entries.values()), t.node.start_mark, t.node.end_mark)
-        self.add(self.parse_layer(doc, node, previous, use_site))
+        self.add(self.parse_layer(doc, node, previous, use_site, origin))
         return full
 
     def _inputs(self, entries: Entries, source: str, previous: str,

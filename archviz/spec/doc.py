@@ -34,9 +34,24 @@ _POSITIVE = PosInt()
 ALLOWABLE = {"inexact": "a sliding window's division that is not whole (rows or columns never read)"}
 _BIG = 2**63 - 1  # the largest integer a spec may write anywhere
 
-__all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Shape", "node_kind",
-           "read_allow", "read_from", "read_lowering", "read_name", "read_positive_int", "read_shape",
-           "read_word", "show"]
+__all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer", "Origin", "Shape",
+           "node_kind", "read_allow", "read_from", "read_lowering", "read_name", "read_positive_int",
+           "read_shape", "read_word", "show"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a layer of a block came from: the top-level use in ``layers:`` and its copy.
+
+    ``- {name: layer2, block: basic, repeat: 2}`` gives ``layer2.1.conv1`` the origin
+    ``Origin(use="layer2", block="basic", index=1, count=2)``; without ``repeat:`` the index is
+    None and the count 1. A use nested inside a block keeps the top-level use's origin.
+    """
+
+    use: str                  # the use's name, e.g. "layer2"
+    block: str                # the block it uses, e.g. "basic"
+    index: int | None         # the copy this layer belongs to (None without ``repeat:``)
+    count: int                # copies the use makes (1 without ``repeat:``)
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class Layer:
     use_site: Loc | None = None       # inside a block: the `block:` use in `layers:` it came from
     allow: frozenset[str] = frozenset()  # warnings accepted for this layer (`allow: [inexact]`)
     lowering: str = ""                # its own `lowering:` (one of its op's lowerings), "" if none
+    origin: Origin | None = None      # inside a block: the use and copy it came from; None at top level
 
     def loc_of(self, key: str | None) -> Loc:
         return self.key_locs.get(key, self.loc) if key else self.loc

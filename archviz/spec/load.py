@@ -29,6 +29,7 @@ from .doc import (
     NAME_RE,
     Doc,
     Layer,
+    Origin,
     Shape,
     node_kind,
     read_allow,
@@ -354,10 +355,12 @@ def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> 
     return expander.finish()
 
 
-def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None = None) -> Layer:
+def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None = None,
+                origin: Origin | None = None) -> Layer:
     """One layer mapping → :class:`Layer`; it reads ``previous`` unless it says ``from:``.
 
-    ``use_site``: for a layer of a block, where that block is used in ``layers:``."""
+    ``use_site``, ``origin``: for a layer of a block, where that block is used in ``layers:``
+    and which use and copy the layer belongs to."""
     entries = doc.mapping(node, "layer")
     if "name" not in entries:
         raise doc.error(node, "layer: missing required key 'name'")
@@ -405,7 +408,7 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     lowering = read_lowering(doc, entries["lowering"][1], f"{name}.lowering", op_name, kind.lowerings,
                              lowering_ops()) if "lowering" in entries else ""
     return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site, allow,
-                 lowering)
+                 lowering, origin)
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,
