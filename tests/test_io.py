@@ -126,3 +126,19 @@ def test_cli_refuses_to_write_over_its_spec_and_writes_to_dash(tmp_path: Path) -
         assert spec.read_text() == text
     r = CliRunner().invoke(app, ["shapes", str(spec), "-f", "json", "-o", "-"])
     assert r.exit_code == 0 and r.stdout.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("which", ["spec", "vs"])
+def test_view_refuses_to_write_over_either_spec(tmp_path: Path, which: str) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    text = (Path(__file__).resolve().parents[1] / "specs" / "lenet5.yaml").read_text()
+    spec, other = tmp_path / "x.html", tmp_path / "y.html"   # specs whose names end in .html
+    spec.write_text(text)
+    other.write_text(text)
+    target = spec if which == "spec" else other
+    r = CliRunner().invoke(app, ["view", str(spec), "--vs", str(other), "-o", str(target)])
+    assert r.exit_code == 2 and "refusing to write over the spec being read" in r.output, r.output
+    assert spec.read_text() == text and other.read_text() == text

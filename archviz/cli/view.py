@@ -12,7 +12,7 @@ import typer
 
 from ..errors import ArchvizError
 from ..render.text import safe
-from .common import DEFAULT_SPEC, SpecArg, console, guarded
+from .common import DEFAULT_SPEC, SpecArg, console, guarded, load_spec
 
 
 def html_target(spec: str, output: Optional[str], tag: str = "") -> Path:
@@ -71,10 +71,9 @@ def view(
       archviz view alexnet --vs alexnet-torchvision  # the two compared, side by side
     """
     from ..render import html
-    from ..spec import load
 
-    sp = load(spec)
-    other = load(vs) if vs is not None else None
+    sp = load_spec(spec)   # both specs protected: -o cannot replace either
+    other = load_spec(vs) if vs is not None else None
     tag = ""
     if vs is not None:
         from ..spec.bundled import resolve
