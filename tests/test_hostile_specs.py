@@ -252,6 +252,22 @@ def test_markdown_escapes_names_and_sources(hostile: str) -> None:
     assert md.splitlines()[2].startswith("Input (3, 16, 16). line one line two")  # one line
 
 
+@pytest.mark.parametrize("command", ["cost", "diff"])
+def test_cost_and_diff_markdown_escape_the_spec_name(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "<i>[p](javascript:q).yaml"   # the diff header shows the path too
+    path.write_text("name: '<script>alert(1)</script> [x](javascript:alert(2)) *b* | c'\n"
+                    "input: [3, 8, 8]\nlayers:\n  - {name: conv1, op: conv, out: 4, kernel: 3}\n"
+                    "  - {name: flat, op: flatten}\n  - {name: fc, op: linear, out: 5}\n")
+    args = [command, str(path)] + ([str(path)] if command == "diff" else []) + ["--format", "markdown"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    md = r.stdout
+    assert "<script>" not in md and "<i>" not in md and "](javascript" not in md and "*b*" not in md, md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and "\\*b\\* \\| c" in md, md
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len({len(re.findall(r"(?<!\\)\|", line)) for line in table}) == 1, table   # no cell split
+
+
 def test_dot_comment_and_labels_stay_inert(hostile: str) -> None:
     from archviz.core.analysis import analyze
     from archviz.render import dot
