@@ -23,6 +23,7 @@ from ..spec import INPUT
 from .dot import CROSS_COLOUR, STYLE, lane_op_text, lane_shape
 from .plots import new_figure
 from .tables import human
+from .text import mpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -220,13 +221,13 @@ def _labels(ax: Axes, b: Box, cx: float, y: float, above: bool) -> None:
     if above:
         y += 0.6
         for content, size, weight, colour in reversed(lines):
-            ax.text(cx, y, content, ha="center", va="bottom", fontsize=size, fontweight=weight,
+            ax.text(cx, y, mpl(content), ha="center", va="bottom", fontsize=size, fontweight=weight,
                     color=colour, linespacing=1.1, zorder=4)
             y += step * (content.count("\n") + 1)
         return
     y -= 0.6
     for content, size, weight, colour in lines:
-        ax.text(cx, y, content, ha="center", va="top", fontsize=size, fontweight=weight, color=colour,
+        ax.text(cx, y, mpl(content), ha="center", va="top", fontsize=size, fontweight=weight, color=colour,
                 linespacing=1.1, zorder=4)
         y -= step * (content.count("\n") + 1)
 
@@ -301,7 +302,7 @@ def draw_blocks(data: BlocksData) -> Figure:
                                                        strict=True)):
         if title:
             y -= 3.0
-            ax.text(-0.5, y + 1.0, title, fontsize=9.5, fontweight="bold", va="bottom")
+            ax.text(-0.5, y + 1.0, mpl(title), fontsize=9.5, fontweight="bold", va="bottom")
         y -= (drop if above[r] else 0.5) + height / 2
         boxes.append(_draw_row(ax, row, xs, y, above[r]))
         y -= height / 2 + (CHANNEL if r + 1 < n else 0.0) + (0.0 if above[r] else drop)
@@ -310,5 +311,5 @@ def draw_blocks(data: BlocksData) -> Figure:
     ax.set_ylim(y, 0.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    fig.suptitle(data.title, fontsize=11, fontweight="bold")
+    fig.suptitle(mpl(data.title), fontsize=11, fontweight="bold")
     return fig

@@ -62,3 +62,12 @@ def markdown(text: object) -> str:
     s = re.sub(r"[\t\n\r\u2028\u2029]+", " ", str(text))
     s = _ANY_CONTROL.sub("", s)
     return _MD_CHARS.sub(lambda m: _MD[m.group()], s)
+
+
+def mpl(text: object) -> str:
+    """``text`` as literal matplotlib text: each ``$`` escaped as ``\\$``, so that no pair of
+    dollars reads as mathtext (a spec named ``cost $5 and $6`` would be set as maths, and
+    ``$\\frac$`` fails to parse); control characters removed. matplotlib draws ``\\$`` as ``$``
+    (in mathtext and LaTeX alike), so the text shows as typed. Every user string a figure shows
+    (spec, layer, device and model names, op text) goes through this."""
+    return strip_control(str(text)).replace("$", "\\$")
