@@ -333,6 +333,42 @@ def test_gpus_override_is_bounded_too() -> None:
         analyze(load("lenet5"), gpus=65)
 
 
+BIG_USE = ("blocks:\n  b: {layers: [{name: r, op: relu}, {name: s, op: relu}, {name: t, op: relu}]}\n"
+           "  outer: {layers: [{name: i, block: b, repeat: 100000}, {name: late, op: BAD}]}\n")
+
+
+@pytest.mark.parametrize("mistake, words, line", [
+    ("  - {name: bad, op: conv, out: 4, kernel: 0}\n", "bad.kernel: expected a positive integer", 8),
+    ("  - {name: bad, op: relu, kernal: 3}\n", "bad: unknown key 'kernal'", 8),
+    ("  - {name: v, block: b, repeat: 2, args: {x: 1}}\n", "unknown argument 'x'", 8),
+    ("", "late.op: unknown op 'BAD'", 5),                     # a block's own layer, after a use
+])
+def test_a_mistake_after_a_large_use_is_found_before_expanding(
+        monkeypatch: pytest.MonkeyPatch, mistake: str, words: str, line: int) -> None:
+    from archviz.spec.blocks import Expander
+
+    expanded: list[str] = []
+    real = Expander._expand
+    monkeypatch.setattr(Expander, "_expand", lambda self, *a: expanded.append("x") or real(self, *a))
+    blocks = BIG_USE if not mistake else BIG_USE.replace(", {name: late, op: BAD}", "")
+    text = HEAD + blocks + "layers:\n  - {name: u, block: b, repeat: 100000}\n" + mistake
+    t = time.perf_counter()
+    e = refused(text, words)
+    assert time.perf_counter() - t < 1.0                     # 100,000 copies: 3 to 20 s before
+    assert e.loc is not None and e.loc.line == line and expanded == []   # not one copy made
+
+
+def test_a_mistake_after_a_large_use_exits_2_on_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(HEAD + BIG_USE.replace(", {name: late, op: BAD}", "")
+                    + "layers:\n  - {name: u, block: b, repeat: 100000}\n"
+                    "  - {name: bad, op: conv, out: 4, kernel: 0}\n")
+    t = time.perf_counter()
+    r = runner.invoke(app, ["shapes", str(path)])
+    assert r.exit_code == 2 and "big.yaml:8:" in r.output and "bad.kernel" in r.output, r.output
+    assert time.perf_counter() - t < 1.0
+
+
 def test_nested_repeats_are_refused_before_expanding() -> None:
     blocks = ("blocks:\n  inner: {layers: [{name: r, op: relu}, {name: s, op: relu, if: false}]}\n"
               "  outer: {layers: [{name: i, block: inner, repeat: 100000}]}\n")
