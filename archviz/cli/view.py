@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import ArchvizError
+from ..limits import MAX_LANES
 from ..render.text import safe
 from .common import DEFAULT_SPEC, SpecArg, console, guarded, load_spec
 
@@ -82,3 +83,7 @@ def view(
     path = html_target(spec, output, tag)
     page = html.view(sp, other, split=split_gpus).html
     write_view(path, page, open_)
+    if other is None and sp.gpus and sp.gpus > MAX_LANES:
+        console(stderr=True).print(f"note: {sp.gpus} GPUs: the page has no lane view (lanes are drawn"
+                                   f" for {MAX_LANES} GPUs or fewer); each layer's panel lists every"
+                                   " GPU's share")

@@ -20,7 +20,7 @@ from ..core.graph import Graph
 from ..errors import ArchvizError
 from ..ops import fmt_dims as dims
 from ..spec import INPUT
-from .dot import CROSS_COLOUR, STYLE, lane_op_text, lane_shape
+from .dot import CROSS_COLOUR, STYLE, check_lanes, lane_op_text, lane_shape
 from .plots import new_figure
 from .tables import human
 from .text import mpl
@@ -135,9 +135,9 @@ def blocks_data(a: Analysis, graph: Graph, split: bool = False, spec: str = "") 
     if not split:
         return BlocksData(f"{a.name}: feature maps as boxes (sizes ∝ √C, √H, √W)",
                           (_row(a, graph, 1, 0),), ("",))
-    if a.split is None:
-        raise ArchvizError(f"{a.name}: the split view needs an analysis over 2 or more GPUs")
+    check_lanes(a)   # a row per GPU: 2 to MAX_LANES of them
     sp = a.split
+    assert sp is not None
     titles = tuple(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs per image"
                    for ln in sp.lanes)
     return BlocksData(f"{a.name} split over {sp.gpus} GPUs: each row holds one GPU's share of the channels",

@@ -26,6 +26,7 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.check import CheckResult, run_checks
 from ..core.diff import Diff, show
 from ..errors import ArchvizError
+from ..limits import MAX_LANES
 from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..spec import INPUT, Spec
@@ -177,10 +178,11 @@ def _svg(g: Any) -> str:
 
 
 def layouts(spec: Spec, a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, str]:
-    """The page's precomputed layouts: ``plain`` always, ``split`` with a GPU split, ``folded``
-    (each block use one box) when the spec uses blocks."""
+    """The page's precomputed layouts: ``plain`` always, ``split`` with a GPU split over at most
+    :data:`~archviz.limits.MAX_LANES` GPUs (beyond, each layer's panel still lists every GPU's
+    share), ``folded`` (each block use one box) when the spec uses blocks."""
     out = {"plain": _svg(dot.layer_graph(a, rankdir, fold))}
-    if a.split is not None:
+    if a.split is not None and a.split.gpus <= MAX_LANES:
         out["split"] = _svg(dot.split_graph(a, "LR", fold))
     sts = stages(spec)
     if sts:
@@ -201,6 +203,8 @@ def view_data(spec: Spec, a: Analysis | None = None, rankdir: str = "TB", fold: 
               initial: str = "") -> dict[str, Any]:
     """The page's JSON for one network; ``a`` defaults to the spec's analysis (split when it has gpus)."""
     a = a or _analysis_pair(spec, False)
+    if initial == "split" and a.split is not None:
+        dot.check_lanes(a)   # asked for the lanes: a clear refusal rather than the plain layout
     lays = layouts(spec, a, rankdir, fold)
     start = initial if initial in lays else ("folded" if "folded" in lays else "plain")
     return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(spec, a),
