@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 
-from ..chars import CONTROL_IN_TEXT
+from ..chars import BIDI, CONTROL_IN_TEXT
 
 # what rich reads as a tag: [name...] or [/...], and an escaping backslash before one
 _TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
 def strip_control(text: str) -> str:
-    """``text`` without control characters (newlines and tabs kept)."""
+    """``text`` without control characters (newlines and tabs kept), bidirectional controls
+    (U+202E right-to-left override and the like) among them."""
     return CONTROL_IN_TEXT.sub("", text)
 
 
@@ -41,7 +42,7 @@ def safe(text: object) -> str:
 
 
 # ---- the other output formats: each escapes user text for its own syntax ------------------------
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ANY_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 
 
 def one_line(text: object) -> str:
