@@ -174,9 +174,10 @@ def bench(
 
       archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
+    sp, a = load_analysis(spec, input_size)   # a bad spec is reported before torch is imported
     dev = resolve_device(device)
     if ddp is not None:
-        _ddp(spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out)
+        _ddp(sp, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out)
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
@@ -189,7 +190,6 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    sp, a = load_analysis(spec, input_size)
     info = devices.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
@@ -255,8 +255,8 @@ def _towers(sp: Spec, a: Analysis, dev: str, shape: Optional[tuple[int, ...]]) -
     return f"{sp.name} (towers)", to_towers(sp, devs, input_shape=shape), line
 
 
-def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
-         warmup: Optional[int], iters: Optional[int], input_size: Optional[str],
+def _ddp(sp: Spec, dev: str, n: int, timeout: float, batch: Optional[str],
+         dtype: Optional[str], warmup: Optional[int], iters: Optional[int], input_size: Optional[str],
          json_out: Optional[str]) -> None:
     """--ddp N: one torchrun launch of one worker (the baseline), then one of N."""
     from ..runtime import bench_ddp
@@ -272,7 +272,6 @@ def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtyp
             raise BenchUsage(f"--ddp {n}: only {torch.cuda.device_count()} CUDA device(s) here; nccl needs"
                              " one GPU per worker (several machines: see docs/scaling.md)")
     check_writable(json_out, "--json")
-    sp, a = load_analysis(spec, input_size)
     if not sp.path or not Path(sp.path).is_file():
         raise BenchUsage(f"--ddp: the workers load the spec from a file; {safe(sp.name)} has none")
     d = DEFAULTS[dev]

@@ -26,6 +26,7 @@ from .common import (
     emit,
     fail,
     guarded,
+    load_analysis,
     parse_input,
     show_result,
     text_format,
@@ -63,11 +64,12 @@ def verify(
 
       archviz verify my-net.yaml --input 3x64x64
     """
+    kind = text_format(fmt, output, as_json)
+    sp, _ = load_analysis(spec, input_size)   # a bad spec is reported before torch is imported
     from ..render import views
     from ..runtime.compile import verify as run_verify
 
-    kind = text_format(fmt, output, as_json)
-    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory))
+    result = run_verify(sp, parse_input(input_size), _max_bytes(max_memory))
     show_result(kind, output, lambda: views.verify_view(result), {
         TextFormat.json: lambda: json.dumps(views.verify_to_dict(result), indent=2,
                                             ensure_ascii=False) + "\n",
@@ -123,17 +125,16 @@ def export(
              " devices, which one TorchScript or ONNX graph of this exporter does not describe")
     if fmt is not ExportFormat.py and not output:
         fail(f"--format {fmt.value} writes a binary file: give one with -o FILE")
+    shape = parse_input(input_size)
+    # a bad spec (YAML, a field, a shape) fails here, before torch is imported; its file is kept from -o
+    sp, _ = load_analysis(spec, input_size)
     from ..runtime import export as ex
 
-    shape = parse_input(input_size)
-    from .common import load_spec
-
-    load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
     if fmt is ExportFormat.py:
-        emit(ex.to_python_split(spec, shape, halo=halo) if split_gpus else ex.to_python(spec, shape), output)
+        emit(ex.to_python_split(sp, shape, halo=halo) if split_gpus else ex.to_python(sp, shape), output)
         return
     writer = {ExportFormat.torchscript: ex.to_torchscript, ExportFormat.onnx: ex.to_onnx}[fmt]
-    data = writer(spec, shape, _max_bytes(max_memory))
+    data = writer(sp, shape, _max_bytes(max_memory))
     from ..io import write_atomic
 
     write_atomic(output or "", data)
