@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up archviz in ./.venv:
-#   - PyTorch: the CPU build 2.13.0 unless the venv already has a torch (set ARCHVIZ_TORCH to
-#     pick another version, or install your CUDA build into .venv first);
+#   - PyTorch 2.13.0 unless the venv already has a torch (set ARCHVIZ_TORCH to pick another
+#     version, or install your own build into .venv first): without CUDA (no nvidia-smi) the CPU
+#     build from PyTorch's CPU index (ARCHVIZ_TORCH_INDEX to use another), plain pip if that index
+#     cannot be reached; with nvidia-smi, pip's default (CUDA) build;
 #   - archviz itself (editable), plus the test tools with --dev;
 #   - Graphviz's `dot` (needed for SVG/PNG/PDF diagrams and `archviz view`) where it can be installed;
 #   - with --dev, Debian's chromium (for the browser tests of `archviz view`) where it can be
@@ -22,9 +24,23 @@ pip() {
   .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither a file" >&2)
 }
 
+# torch: where no CUDA is present (no nvidia-smi), the CPU build from PyTorch's CPU index (about
+# 200 MB; PyPI's default Linux wheel is the CUDA build, several GB), falling back to plain pip
+# (a local wheel, a mirror, or PyPI) when that index cannot be reached; with CUDA, PyPI's build.
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-  echo "install.sh: installing torch==${ARCHVIZ_TORCH:-2.13.0}"
-  pip install "torch==${ARCHVIZ_TORCH:-2.13.0}"
+  torch_version=${ARCHVIZ_TORCH:-2.13.0}
+  cpu_index=${ARCHVIZ_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    echo "install.sh: nvidia-smi found: installing torch==$torch_version (the default build, with CUDA)"
+    pip install "torch==$torch_version"
+  elif pip install --timeout 15 --retries 0 --index-url "$cpu_index" "torch==$torch_version"; then
+    echo "install.sh: no CUDA here (no nvidia-smi): installed torch==$torch_version, CPU build, from $cpu_index"
+  else
+    echo "install.sh: no CUDA here, but $cpu_index could not be used: installing torch==$torch_version" \
+         "with plain pip (its configured index or a local wheel)" >&2
+    pip install "torch==$torch_version"
+    echo "install.sh: installed torch==$torch_version with plain pip"
+  fi
 fi
 echo "install.sh: installing archviz${extras}"
 pip install -e ".${extras}"

@@ -1,21 +1,26 @@
 """File output as a careful tool does it: a new path or a regular file is written atomically (a
 temporary file beside the target, then a rename over it); a symlink is followed and its target
-replaced atomically; an existing special file (a FIFO, /dev/null, /dev/stdout) is written into,
-never replaced; ``-`` means standard output; a file registered with :func:`protect` (the spec a
-command is reading) is never overwritten.
+replaced atomically (a symlink loop is refused, never replaced); an existing special file (a FIFO,
+/dev/null, /dev/stdout) is written into, never replaced, and a FIFO that no process reads is
+refused after :data:`FIFO_WAIT_S` seconds instead of blocking forever; ``-`` means standard
+output; a file registered with :func:`protect` (the spec a command is reading) is never
+overwritten.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import ArchvizError
 
 STDOUT = "-"
+FIFO_WAIT_S = 3.0   # how long -o waits for a process to open a FIFO for reading
 _PROTECTED: set[tuple[int, int]] = set()   # (device, inode) of files that must not be written
 
 
@@ -53,7 +58,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     shown = Path(path)
     try:
         st = os.stat(shown)   # symlinks followed
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:   # a link loop: writing would replace the link with a file
+            raise OutputError(f"{shown}: cannot write: too many levels of symbolic links"
+                              " (a symlink loop)") from None
         st = None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
@@ -63,7 +71,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         if not stat.S_ISREG(st.st_mode):
             # opened by the name given: /dev/stdout links to /proc/self/fd/1, whose target
             # (pipe:[…]) is no path at all
-            return _write_into(shown, raw)
+            return _write_into(shown, raw, fifo=stat.S_ISFIFO(st.st_mode))
     target = Path(os.path.realpath(shown)) if shown.is_symlink() else shown
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
@@ -85,15 +93,35 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return shown
 
 
-def _write_into(shown: Path, raw: bytes) -> Path:
+def _write_into(shown: Path, raw: bytes, fifo: bool = False) -> Path:
     """A FIFO or a device: open it as it is (no create, no truncate, no rename) and write."""
     try:
-        fd = os.open(shown, os.O_WRONLY)
+        fd = _open_fifo(shown) if fifo else os.open(shown, os.O_WRONLY)
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
     except OSError as exc:
         raise OutputError(f"{shown}: cannot write: {exc.strerror}") from None
     return shown
+
+
+def _open_fifo(shown: Path) -> int:
+    """Open a FIFO for writing without blocking forever: a plain open waits for a reader that may
+    never come. Non-blocking opens fail with ENXIO while nobody reads; retried for
+    :data:`FIFO_WAIT_S` seconds, then refused. Once open, writes block again as usual."""
+    deadline = time.monotonic() + FIFO_WAIT_S
+    while True:
+        try:
+            fd = os.open(shown, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            if time.monotonic() >= deadline:
+                raise OutputError(f"{shown}: cannot write: no process is reading this FIFO"
+                                  f" (waited {FIFO_WAIT_S:g} s)") from None
+            time.sleep(0.05)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _mode_for(target: Path) -> int:

@@ -13,6 +13,7 @@ import os
 MAX_GPUS = 64                 # `gpus:` and `--gpus`: a list per GPU is made for the split view
 MAX_INT = 2**31 - 1           # sizes, channels, kernels, strides, padding: torch's int32 sizes
 MAX_RANK = 8                  # dimensions of a per-example shape ((C, D, H, W) is 4; torch allows more)
+MAX_LANES = 8                 # GPU lanes a split diagram draws: every crossing layer has lanes² edges
 MAX_DEPTH = 64                # nesting of YAML mappings and lists, aliases expanded (specs use < 10)
 
 _DEFAULTS = {

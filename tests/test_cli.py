@@ -158,3 +158,22 @@ def test_a_neuron_claim_on_a_layer_without_neurons_says_so(tmp_path: Path) -> No
     checks = {c["what"]: c for c in json.loads(invoke("check", str(spec), "--json").stdout)["checks"]}
     assert checks["r neurons"]["how"] == "0: relu layers have no neurons (only conv and linear layers count)"
     assert checks["r activations"]["ok"] and checks["r activations"]["how"] == "4 × 6 × 6 = 144"
+
+
+# ---- archviz import: directories, and that it runs code (issue 26) -------------------------------
+@pytest.mark.parametrize("target, words", [("x.onnx", "x.onnx: is a directory, not an ONNX file"),
+                                           ("m.py:Net", "m.py: is a directory, not a Python file")])
+def test_import_of_a_directory_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       target: str, words: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / target.split(":")[0]).mkdir()
+    r = invoke("import", target)
+    assert r.exit_code == 2 and words in r.output and "no such file" not in r.output, r.output
+
+
+def test_import_says_that_it_runs_the_code_it_imports() -> None:
+    r = runner.invoke(app, ["import", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(r.output.split())
+    assert "This runs code" in text and "import only models whose code you trust" in text.lower()
+    doc = " ".join((Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text().split())
+    assert "**This runs code.**" in doc and "top-level code runs" in doc

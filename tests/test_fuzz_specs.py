@@ -1,14 +1,16 @@
 """Property test (issue 15, point 3): random YAML documents over the spec's keys, with hostile
 values where scalars belong (lists and mappings, huge and negative integers, floats, NaN/inf,
 unicode, control characters, aliases, deep nesting), either load and analyse — and then render
-in every text format — or raise archviz's own error, located where it is a spec error. Never a
-traceback: through the Python API, and for a sample through the CLI for every command.
+in every text format, every Markdown writer (shapes, check, diff, cost), the cost estimate, the
+figures' data and the HTML view's data — or raise archviz's own error, located where it is a spec
+error. Never a traceback: through the Python API, and through the CLI for every command (view,
+cost, plot and each --format markdown among them), each command with its own sample.
 
-CI runs a bounded number of examples (derandomised, ~20 s in all). A longer run is one command::
+CI runs a bounded number of examples (derandomised, ~30 s in all). A longer run is one command::
 
     ARCHVIZ_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz_specs.py
 
-(the CLI sample takes a tenth of that count).
+(the CLI samples take a tenth of that count, shared among the commands, at least 2 each).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,7 +30,7 @@ from archviz.core.analysis import analyze
 from archviz.errors import ArchvizError, SpecError
 from archviz.ops import OPS
 from archviz.render import tables
-from archviz.spec import loads
+from archviz.spec import load, loads
 
 EXAMPLES = int(os.environ.get("ARCHVIZ_FUZZ_EXAMPLES", "250"))
 CLI_EXAMPLES = max(4, EXAMPLES // 10)
@@ -94,12 +97,60 @@ def document(draw: Any) -> str:
     return yaml.safe_dump(doc, allow_unicode=draw(st.booleans()), default_flow_style=draw(st.booleans()))
 
 
+LENET = load("lenet5")
+
+
+def _every_writer(sp: Any, a: Any) -> None:
+    """Every pure writer of what the commands show: text formats, Markdown, cost, figure data."""
+    from archviz.core.check import run_checks
+    from archviz.core.cost import Settings, estimate, target
+    from archviz.core.diff import diff
+    from archviz.core.graph import build
+    from archviz.render import blocks, cost_view, html, plots, views
+
+    for write in tables.SHAPES_WRITERS.values():
+        write(a)
+    tables.plain_text(tables.ShapesView(a), width=160)
+    tables.checks_markdown(run_checks(sp, a))
+    d = diff(sp, a, LENET, analyze(LENET))
+    views.diff_markdown(d)
+    views.diff_rows(d)
+    c = estimate(a, sp, Settings(batch=2), target("h100"))
+    for write in cost_view.WRITERS.values():
+        write(c)
+    plots.counts_data(a)
+    try:
+        blocks.blocks_data(a, build(sp))
+    except ArchvizError:
+        pass   # a branching network has no block figure: refused as such
+    html.network_data(sp, a)
+
+
+# documents that load (1 in 30 of the hostile ones does), with hostile names and text: the paths
+# that render reach every writer with them
+texts = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=16),
+    st.sampled_from(["cost $5 and $6", "$\\frac$", "<script>alert(1)</script>", "[x](javascript:y)",
+                     "a | b", "Net [/x] [bold]", "*b* _i_ `c` #h", "a\u202eb"]))
+
+
+@st.composite
+def loadable(draw: Any) -> str:
+    conv = {"name": "conv1", "op": "conv", "out": draw(st.integers(1, 8)), "kernel": draw(st.integers(1, 3))}
+    layers = [conv, {"name": "relu1", "op": "relu"}, {"name": "flat", "op": "flatten"},
+              {"name": "fc", "op": "linear", "out": draw(st.integers(1, 10))}]
+    doc: dict[str, Any] = {"name": draw(texts), "input": [3, 8, 8], "layers": layers}
+    if draw(st.booleans()):
+        doc["gpus"] = draw(st.sampled_from([2, 4, 9]))   # 9: more GPUs than lanes are drawn
+    if draw(st.booleans()):
+        doc["source"] = draw(texts)
+    return yaml.safe_dump(doc, allow_unicode=draw(st.booleans()))
+
+
 def _survives(text: str) -> None:
     try:
-        a = analyze(loads(text, "fuzz.yaml"))
-        for write in tables.SHAPES_WRITERS.values():
-            write(a)
-        tables.plain_text(tables.ShapesView(a), width=160)
+        sp = loads(text, "fuzz.yaml")
+        _every_writer(sp, analyze(sp))
     except ArchvizError as exc:
         message = exc.format()
         assert message
@@ -117,22 +168,36 @@ def test_load_and_analyse_never_raise_anything_else(text: str) -> None:
     _survives(text)
 
 
+@settings(SETTINGS, max_examples=max(10, EXAMPLES // 5))
+@given(loadable())
+def test_hostile_text_in_loadable_specs_reaches_every_writer(text: str) -> None:
+    _survives(text)
+
+
 COMMANDS: list[list[str]] = [["shapes"], ["shapes", "-f", "markdown"], ["check"],
-                             ["draw", "-f", "dot", "-o", "{out}.dot"], ["diff", "lenet5"],
-                             ["verify"], ["export", "-o", "{out}.py"],
+                             ["check", "-f", "markdown"], ["draw", "-f", "dot", "-o", "{out}.dot"],
+                             ["diff", "lenet5"], ["diff", "lenet5", "-f", "markdown"],
+                             ["verify"], ["verify", "-f", "markdown"], ["export", "-o", "{out}.py"],
+                             ["cost"], ["cost", "-f", "markdown"], ["view", "-o", "{out}.html"],
+                             ["plot", "-o", "{out}.png"], ["plot", "--kind", "blocks", "-o", "{out}.png"],
+                             ["plot", "--kind", "memory", "-o", "{out}.png"],
                              ["bench", "--device", "cpu", "--batch", "1", "--mode", "infer",
                               "--warmup", "0", "--iters", "1"]]
+PER_COMMAND = max(3, CLI_EXAMPLES // len(COMMANDS))
 
 
-@settings(SETTINGS, max_examples=CLI_EXAMPLES)
-@given(document(), st.sampled_from(COMMANDS))
-def test_every_command_exits_0_1_or_2_without_a_traceback(tmp_path_factory: Any, text: str,
-                                                          command: list[str]) -> None:
+@pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[" ".join(c[:3]) for c in COMMANDS])
+@settings(SETTINGS, max_examples=PER_COMMAND)
+@given(data=st.data())
+def test_every_command_exits_0_1_or_2_without_a_traceback(tmp_path_factory: Any, index: int,
+                                                          data: st.DataObject) -> None:
+    data.draw(st.binary(min_size=index, max_size=index))   # each command its own documents
+    text = data.draw(sometimes(loadable(), document(), 2))
     folder: Path = tmp_path_factory.mktemp("fuzz")
     spec = folder / "fuzz.yaml"
     spec.write_text(text, encoding="utf-8")
-    args = [a.format(out=folder / "out") for a in command]
-    args = [args[0], str(spec), *args[1:]] if args[0] != "diff" else ["diff", str(spec), "lenet5"]
+    args = [a.format(out=folder / "out") for a in COMMANDS[index]]
+    args = [args[0], str(spec), *args[1:]]          # diff: the fuzzed spec against lenet5
     result = CliRunner().invoke(app, args)
     assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output, result.exception)
     assert "Traceback" not in result.output and "internal error" not in result.output, result.output

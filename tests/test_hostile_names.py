@@ -126,3 +126,37 @@ def test_the_one_escape_function() -> None:
         Console(file=buf, emoji=False, highlight=False, width=200).print(safe(text))
         assert buf.getvalue().rstrip("\n") == text
     assert safe("\x1b[31mred\x07") == "[31mred" and strip_control("a\nb\tc\x1b") == "a\nb\tc"
+
+
+# ---- issue 26: Unicode bidirectional controls ("Trojan Source") -----------------------------------
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+        "\u200e", "\u200f", "\u061c"]
+
+
+@pytest.mark.parametrize("char", BIDI)
+def test_bidi_controls_in_a_name_are_refused_with_a_location(tmp_path: Path, char: str) -> None:
+    path = tmp_path / "bidi.yaml"
+    path.write_text(SPEC.replace(f"name: '{NAME}'", f"name: 'Net {char}evil'"), encoding="utf-8")
+    out = _ok(["shapes", str(path)], code=2)
+    assert "bidi.yaml:2:7: name: bidirectional control character" in out, out
+    assert ascii(char)[1:-1] in out and char not in out
+
+
+@pytest.mark.parametrize("key", ["source", "description", "note"])
+def test_bidi_controls_in_free_text_are_refused(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "bidi.yaml"
+    text = "'a \u202egnp.exe'"
+    body = (SPEC.replace("note: 'see [link=x]here[/link]'", f"note: {text}") if key == "note" else
+            SPEC.replace("source: 'a [red]source[/] :fire:'", f"{key}: {text}"))
+    path.write_text(body, encoding="utf-8")
+    out = _ok(["shapes", str(path)], code=2)
+    assert "bidirectional control character \\u202e" in out and "\u202e" not in out, out
+
+
+def test_every_text_writer_strips_or_escapes_bidi_controls() -> None:
+    from archviz.render.text import markdown, mpl, one_line
+
+    text = "abc\u202efed \u2066x\u2069 \u200fy\u061c"
+    for out in (safe(text), strip_control(text), markdown(text), mpl(text)):
+        assert not any(c in out for c in BIDI), ascii(out)
+    assert one_line(text) == "abc\\u202efed \\u2066x\\u2069 \\u200fy\\u061c"   # shown, inert

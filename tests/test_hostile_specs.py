@@ -252,6 +252,22 @@ def test_markdown_escapes_names_and_sources(hostile: str) -> None:
     assert md.splitlines()[2].startswith("Input (3, 16, 16). line one line two")  # one line
 
 
+@pytest.mark.parametrize("command", ["cost", "diff"])
+def test_cost_and_diff_markdown_escape_the_spec_name(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "<i>[p](javascript:q).yaml"   # the diff header shows the path too
+    path.write_text("name: '<script>alert(1)</script> [x](javascript:alert(2)) *b* | c'\n"
+                    "input: [3, 8, 8]\nlayers:\n  - {name: conv1, op: conv, out: 4, kernel: 3}\n"
+                    "  - {name: flat, op: flatten}\n  - {name: fc, op: linear, out: 5}\n")
+    args = [command, str(path)] + ([str(path)] if command == "diff" else []) + ["--format", "markdown"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    md = r.stdout
+    assert "<script>" not in md and "<i>" not in md and "](javascript" not in md and "*b*" not in md, md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and "\\*b\\* \\| c" in md, md
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len({len(re.findall(r"(?<!\\)\|", line)) for line in table}) == 1, table   # no cell split
+
+
 def test_dot_comment_and_labels_stay_inert(hostile: str) -> None:
     from archviz.core.analysis import analyze
     from archviz.render import dot
@@ -315,6 +331,42 @@ def test_gpus_override_is_bounded_too() -> None:
 
     with pytest.raises(ArchvizError, match="1 to 64 GPUs"):
         analyze(load("lenet5"), gpus=65)
+
+
+BIG_USE = ("blocks:\n  b: {layers: [{name: r, op: relu}, {name: s, op: relu}, {name: t, op: relu}]}\n"
+           "  outer: {layers: [{name: i, block: b, repeat: 100000}, {name: late, op: BAD}]}\n")
+
+
+@pytest.mark.parametrize("mistake, words, line", [
+    ("  - {name: bad, op: conv, out: 4, kernel: 0}\n", "bad.kernel: expected a positive integer", 8),
+    ("  - {name: bad, op: relu, kernal: 3}\n", "bad: unknown key 'kernal'", 8),
+    ("  - {name: v, block: b, repeat: 2, args: {x: 1}}\n", "unknown argument 'x'", 8),
+    ("", "late.op: unknown op 'BAD'", 5),                     # a block's own layer, after a use
+])
+def test_a_mistake_after_a_large_use_is_found_before_expanding(
+        monkeypatch: pytest.MonkeyPatch, mistake: str, words: str, line: int) -> None:
+    from archviz.spec.blocks import Expander
+
+    expanded: list[str] = []
+    real = Expander._expand
+    monkeypatch.setattr(Expander, "_expand", lambda self, *a: expanded.append("x") or real(self, *a))
+    blocks = BIG_USE if not mistake else BIG_USE.replace(", {name: late, op: BAD}", "")
+    text = HEAD + blocks + "layers:\n  - {name: u, block: b, repeat: 100000}\n" + mistake
+    t = time.perf_counter()
+    e = refused(text, words)
+    assert time.perf_counter() - t < 1.0                     # 100,000 copies: 3 to 20 s before
+    assert e.loc is not None and e.loc.line == line and expanded == []   # not one copy made
+
+
+def test_a_mistake_after_a_large_use_exits_2_on_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(HEAD + BIG_USE.replace(", {name: late, op: BAD}", "")
+                    + "layers:\n  - {name: u, block: b, repeat: 100000}\n"
+                    "  - {name: bad, op: conv, out: 4, kernel: 0}\n")
+    t = time.perf_counter()
+    r = runner.invoke(app, ["shapes", str(path)])
+    assert r.exit_code == 2 and "big.yaml:8:" in r.output and "bad.kernel" in r.output, r.output
+    assert time.perf_counter() - t < 1.0
 
 
 def test_nested_repeats_are_refused_before_expanding() -> None:

@@ -126,3 +126,66 @@ def test_cli_refuses_to_write_over_its_spec_and_writes_to_dash(tmp_path: Path) -
         assert spec.read_text() == text
     r = CliRunner().invoke(app, ["shapes", str(spec), "-f", "json", "-o", "-"])
     assert r.exit_code == 0 and r.stdout.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("which", ["spec", "vs"])
+def test_view_refuses_to_write_over_either_spec(tmp_path: Path, which: str) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    text = (Path(__file__).resolve().parents[1] / "specs" / "lenet5.yaml").read_text()
+    spec, other = tmp_path / "x.html", tmp_path / "y.html"   # specs whose names end in .html
+    spec.write_text(text)
+    other.write_text(text)
+    target = spec if which == "spec" else other
+    r = CliRunner().invoke(app, ["view", str(spec), "--vs", str(other), "-o", str(target)])
+    assert r.exit_code == 2 and "refusing to write over the spec being read" in r.output, r.output
+    assert spec.read_text() == text and other.read_text() == text
+
+
+# ---- issue 26: a FIFO nobody reads, a symlink loop ------------------------------------------------
+def test_a_fifo_without_a_reader_is_refused_not_waited_on_forever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from archviz import io
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(io, "FIFO_WAIT_S", 0.2)
+    t = time.monotonic()
+    with pytest.raises(OutputError, match="no process is reading this FIFO"):
+        write_atomic(fifo, "nobody listens")
+    assert time.monotonic() - t < 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_fifo_wait_is_a_short_bounded_constant() -> None:
+    from archviz.io import FIFO_WAIT_S
+
+    assert 1 <= FIFO_WAIT_S <= 5
+
+
+def test_the_cli_exits_2_on_a_fifo_without_a_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from archviz import io
+    from archviz.cli import app
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(io, "FIFO_WAIT_S", 0.2)
+    r = CliRunner().invoke(app, ["shapes", "lenet5", "-o", str(fifo)])
+    assert r.exit_code == 2 and "no process is reading this FIFO" in r.output, r.output
+
+
+def test_a_symlink_loop_is_refused_and_stays_a_link(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    for target in (a, b):
+        with pytest.raises(OutputError, match="symlink loop"):
+            write_atomic(target, "data")
+    assert a.is_symlink() and b.is_symlink() and os.readlink(a) == str(b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from math import sqrt
 
 import pytest
-from conftest import bundled_specs
+from conftest import ROOT, bundled_specs
 
 import archviz
 from archviz.render import blocks, plots
@@ -151,3 +151,63 @@ def test_plot_data_for_every_bundled_spec(name: str) -> None:
     (row,) = blocks.blocks_data(a).rows
     assert [b.name for b in row] == ["input", *(s.name for s in a.layers if s.family in blocks.BOX_FAMILIES)]
     assert all(b.shape == a.layer(b.name).output for b in row[1:])
+
+
+# ---- user text is drawn as typed, never as mathtext (issue 26) ----------------------------------
+DOLLARS = r"cost $5 and $6 \$ $\frac$"
+
+
+def _svg_text(fig: object) -> str:
+    """The figure as SVG with its texts kept as text (mathtext would split them into glyphs)."""
+    import html
+    import io
+
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg")   # type: ignore[attr-defined]
+    return html.unescape(buf.getvalue().decode())
+
+
+@pytest.mark.parametrize("kind", ["counts", "blocks", "memory"])
+def test_plot_draws_dollars_as_typed(tmp_path, kind: str) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+    from archviz.core.cost import Settings, estimate, target
+    from archviz.core.graph import build
+    from archviz.render import cost_plot
+
+    text = (ROOT / "specs" / "lenet5.yaml").read_text()
+    spec = tmp_path / "d.yaml"
+    spec.write_text(text.replace("name: LeNet-5", f"name: '{DOLLARS}'", 1))
+    sp = archviz.load(str(spec))
+    assert sp.name == DOLLARS
+    a = archviz.analyze(sp)
+    if kind == "counts":
+        fig = plots.draw_counts(plots.counts_data(a))
+    elif kind == "blocks":
+        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp)))
+    else:
+        c = estimate(a, sp, Settings(batch=2), target("h100"))
+        fig = cost_plot.draw_memory(cost_plot.memory_data(c, [(1, c.peak)]))
+    assert DOLLARS in _svg_text(fig)                                  # one text, as typed
+    r = CliRunner().invoke(app, ["plot", str(spec), "--kind", kind, "-o", str(tmp_path / "p.png")])
+    assert r.exit_code == 0, r.output                                 # was 3: mathtext's parse error
+
+
+def test_bench_plot_draws_dollars_as_typed(tmp_path) -> None:
+    from archviz.render import bench_plot
+
+    rows = [{"status": "ok", "mode": "infer", "model": DOLLARS, "dtype": "fp32", "batch": b,
+             "images_per_s": 10.0 * b} for b in (1, 2)]
+    out = tmp_path / "bench.svg"
+    import html
+
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        bench_plot.plot_throughput(rows, out, title=f"{DOLLARS} on cpu")
+    svg = html.unescape(out.read_text())
+    assert f"{DOLLARS} on cpu" in svg and f"{DOLLARS} fp32" in svg

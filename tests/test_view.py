@@ -195,3 +195,46 @@ def test_notebook_repr_is_an_iframe_holding_the_page() -> None:
     assert m, shown[:200]
     assert htmllib.unescape(m.group(1)) == v.html
     assert "<" not in m.group(1)  # the page is an attribute value, fully escaped
+
+
+# ---- lane views are bounded (issue 26): 64 GPUs made Graphviz work for minutes on 2 layers -------
+def _gpus_spec(tmp_path: Path, gpus: int) -> Path:
+    path = tmp_path / f"g{gpus}.yaml"
+    path.write_text(f"name: g\ninput: [64]\ngpus: {gpus}\nlayers:\n"
+                    "  - {name: fc1, op: linear, out: 64}\n  - {name: fc2, op: linear, out: 10}\n")
+    return path
+
+
+def test_view_of_many_gpus_leaves_the_lanes_out(tmp_path: Path) -> None:
+    from archviz.limits import MAX_GPUS, MAX_LANES
+
+    spec = _gpus_spec(tmp_path, MAX_GPUS)
+    out = tmp_path / "g.html"
+    r = invoke("view", str(spec), "-o", str(out))
+    assert r.exit_code == 0 and f"at most {MAX_LANES}" not in r.output, r.output
+    assert "no lane view" in r.output
+    page = out.read_text()
+    assert len(page) < 300_000                             # was 3.2 MB: 64 lanes, 64² edges
+    data = embedded(page)
+    assert set(data["layouts"]) == {"plain"}
+    assert len(data["net"]["layers"][0]["lane"]["shapes"]) == MAX_GPUS   # every share, in the panel
+
+
+@pytest.mark.parametrize("args", [["view", "--split-gpus"], ["draw", "--split-gpus", "-f", "dot"],
+                                  ["plot", "--kind", "blocks", "--split-gpus"]])
+def test_lane_views_above_the_limit_are_refused(tmp_path: Path, args: list[str]) -> None:
+    from archviz.limits import MAX_LANES
+
+    spec = _gpus_spec(tmp_path, MAX_LANES + 1)
+    out = tmp_path / {"view": "v.html", "draw": "d.dot", "plot": "p.png"}[args[0]]
+    r = invoke(args[0], str(spec), *args[1:], "-o", str(out))
+    assert r.exit_code == 2, r.output
+    assert f"one lane per GPU, at most {MAX_LANES}; this analysis is over {MAX_LANES + 1}" in r.output
+    assert not out.exists()
+
+
+def test_lanes_up_to_the_limit_are_drawn(tmp_path: Path) -> None:
+    from archviz.limits import MAX_LANES
+
+    data = html.view_data(load(str(_gpus_spec(tmp_path, MAX_LANES))))
+    assert "split" in data["layouts"] and data["layouts"]["split"].count('class="cluster"') == MAX_LANES

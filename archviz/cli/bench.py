@@ -183,9 +183,10 @@ def bench(
 
       archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
+    a = load_analysis(spec, input_size, dtype=dtype_in)   # a bad spec is reported before torch is imported
     dev, lower = resolve_device(device), lowering(lowering_text)
     if ddp is not None:
-        _ddp(spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out, str(lower))
+        _ddp(a.spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out, str(lower))
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
@@ -198,7 +199,6 @@ def bench(
     check_writable(plot, "--plot")
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    a = load_analysis(spec, input_size, dtype=dtype_in)
     info = probe.describe(dev)
     # the memory guard runs before each case allocates; a case above it is an oom row
     settings = replace(settings, max_bytes=max_bytes(max_memory))
@@ -264,7 +264,7 @@ def _towers(a: Analysis, dev: str, shape: Optional[tuple[int, ...]], lower: Any)
     return f"{a.name} (towers)", to_towers(a.spec, devs, input_shape=shape, lowering=lower), line
 
 
-def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
+def _ddp(sp: Spec, dev: str, n: int, timeout: float, batch: Optional[str], dtype: Optional[str],
          warmup: Optional[int], iters: Optional[int], input_size: Optional[str],
          json_out: Optional[str], lower: str = "") -> None:
     """--ddp N: one torchrun launch of one worker (the baseline), then one of N; ``lower``: the
@@ -282,7 +282,6 @@ def _ddp(spec: str, dev: str, n: int, timeout: float, batch: Optional[str], dtyp
             raise BenchUsage(f"--ddp {n}: only {torch.cuda.device_count()} CUDA device(s) here; nccl needs"
                              " one GPU per worker (several machines: see docs/scaling.md)")
     check_writable(json_out, "--json")
-    sp = load_analysis(spec, input_size).spec
     if not sp.path or not Path(sp.path).is_file():
         raise BenchUsage(f"--ddp: the workers load the spec from a file; {safe(sp.name)} has none")
     d = DEFAULTS[dev]

@@ -14,7 +14,22 @@ from .common import InputOpt, console, emit, fail, guarded, parse_input
 
 TargetArg = Annotated[str, typer.Argument(
     help="package.module:factory_or_class, path/to/file.py:Name (called with no arguments),"
-         " an instance of torch.nn.Module by the same spelling, or an ONNX file (model.onnx).")]
+         " an instance of torch.nn.Module by the same spelling, or an ONNX file (model.onnx)."
+         " A module or file.py is imported, so its code runs: import only code you trust.")]
+
+
+def _check_path(target: str) -> None:
+    """A file named on the command line that is missing or a directory, said before torch loads."""
+    onnx = target.lower().endswith(".onnx") or ":" not in target
+    where = target if onnx else target.rpartition(":")[0]
+    if not onnx and not (where.endswith(".py") or "/" in where or "\\" in where):
+        return   # package.module:Name, found by Python's import system
+    path = Path(where)
+    if path.is_dir():
+        what = "an ONNX file" if onnx else "a Python file"
+        raise ArchvizError(f"{where}: is a directory, not {what}")
+    if onnx and not path.exists() and target.lower().endswith(".onnx"):
+        raise ArchvizError(f"{where}: no such file")
 
 
 @guarded
@@ -33,6 +48,10 @@ def import_cmd(
 ) -> None:
     """Import a PyTorch model or an ONNX file as a spec, its layers mapped onto archviz ops.
 
+    This runs code: a package.module or path/to/file.py target is imported by Python (its
+    top-level code runs, as `python file.py` would run it) and the Name in it is called. Import
+    only models whose code you trust. An ONNX file is read as data; no code in it runs.
+
     PyTorch: traced with torch.fx (torch.export where fx cannot trace); module paths become
     layer names (state-dict keys stay the same), repeated stages become blocks with repeat.
     The input size defaults to 3x224x224. ONNX (the optional onnx extra): nodes mapped the
@@ -49,6 +68,7 @@ def import_cmd(
 
       archviz import model.onnx -o model.yaml --verify
     """
+    _check_path(target)
     if target.lower().endswith(".onnx") or (Path(target).is_file() and ":" not in target):
         _import_onnx(target, output, parse_input(input_size), verify, allow_opaque)
         return

@@ -29,6 +29,7 @@ from .common import (
     fail,
     guarded,
     input_dtype,
+    load_analysis,
     lowering,
     parse_input,
     show_result,
@@ -71,11 +72,12 @@ def verify(
 
       archviz verify alexnet --lowering lrn=torch       # torch's nn.LocalResponseNorm
     """
+    kind = text_format(fmt, output, as_json)
+    sp = load_analysis(spec, input_size, dtype=dtype_in).spec   # a bad spec is reported before torch
     from ..render import views
     from ..runtime.compile import verify as run_verify
 
-    kind = text_format(fmt, output, as_json)
-    result = run_verify(spec, parse_input(input_size), _max_bytes(max_memory), lowering(lowering_text),
+    result = run_verify(sp, parse_input(input_size), _max_bytes(max_memory), lowering(lowering_text),
                         input_dtype(dtype_in))
     show_result(kind, output, lambda: views.verify_view(result), {
         TextFormat.json: lambda: json.dumps(views.verify_to_dict(result), indent=2,
@@ -134,18 +136,18 @@ def export(
              " devices, which one TorchScript or ONNX graph of this exporter does not describe")
     if fmt is not ExportFormat.py and not output:
         fail(f"--format {fmt.value} writes a binary file: give one with -o FILE")
+    shape = parse_input(input_size)
+    # a bad spec (YAML, a field, a shape) fails here, before torch is imported; its file is kept from -o
+    sp = load_analysis(spec, input_size, dtype=dtype_in).spec
     from ..runtime import export as ex
 
-    shape, lower = parse_input(input_size), lowering(lowering_text)
-    from .common import load_spec
-
-    load_spec(spec)   # a bad spec fails here, before any export work; its file is kept from -o
+    lower = lowering(lowering_text)
     if fmt is ExportFormat.py:
-        emit(ex.to_python_split(spec, shape, halo=halo, lowering=lower) if split_gpus
-             else ex.to_python(spec, shape, lowering=lower, input_dtype=input_dtype(dtype_in)), output)
+        emit(ex.to_python_split(sp, shape, halo=halo, lowering=lower) if split_gpus
+             else ex.to_python(sp, shape, lowering=lower, input_dtype=input_dtype(dtype_in)), output)
         return
     writer = {ExportFormat.torchscript: ex.to_torchscript, ExportFormat.onnx: ex.to_onnx}[fmt]
-    data = writer(spec, shape, _max_bytes(max_memory), lowering=lower, input_dtype=input_dtype(dtype_in))
+    data = writer(sp, shape, _max_bytes(max_memory), lowering=lower, input_dtype=input_dtype(dtype_in))
     from ..io import write_atomic
 
     write_atomic(output or "", data)

@@ -11,8 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import ArchvizError
+from ..limits import MAX_LANES
 from ..render.text import safe
-from .common import DEFAULT_SPEC, SpecArg, console, guarded
+from .common import DEFAULT_SPEC, SpecArg, console, guarded, load_spec
 
 
 def html_target(spec: str, output: Optional[str], tag: str = "") -> Path:
@@ -71,10 +72,9 @@ def view(
       archviz view alexnet --vs alexnet-torchvision  # the two compared, side by side
     """
     from ..render import html
-    from ..spec import load
 
-    sp = load(spec)
-    other = load(vs) if vs is not None else None
+    sp = load_spec(spec)   # both specs protected: -o cannot replace either
+    other = load_spec(vs) if vs is not None else None
     tag = ""
     if vs is not None:
         from ..spec.bundled import resolve
@@ -83,3 +83,7 @@ def view(
     path = html_target(spec, output, tag)
     page = html.view(sp, other, split=split_gpus).html
     write_view(path, page, open_)
+    if other is None and sp.gpus and sp.gpus > MAX_LANES:
+        console(stderr=True).print(f"note: {sp.gpus} GPUs: the page has no lane view (lanes are drawn"
+                                   f" for {MAX_LANES} GPUs or fewer); each layer's panel lists every"
+                                   " GPU's share")

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ArchvizError
 from ..io import write_atomic
+from .text import mpl
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -42,7 +43,7 @@ def plot_throughput(rows: list[dict[str, Any]], path: str | Path, title: str = "
     for ax, (mode, lines) in zip(axes[0], sorted(data.items()), strict=True):
         _panel(ax, mode, lines)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(mpl(title))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=120)
@@ -53,7 +54,8 @@ def plot_throughput(rows: list[dict[str, Any]], path: str | Path, title: str = "
 def _panel(ax: Any, mode: str, lines: dict[tuple[str, str], list[tuple[int, float]]]) -> None:
     for (model, dtype), points in sorted(lines.items()):
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker="o", linestyle="-" if model != "reference" else "--", label=f"{model} {dtype}")
+        ax.plot(xs, ys, marker="o", linestyle="-" if model != "reference" else "--",
+                label=mpl(f"{model} {dtype}"))
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size")
     ax.set_ylabel("images / s")

@@ -20,9 +20,10 @@ from ..errors import ArchvizError
 from ..ops import fmt_dims as dims
 from ..ops import fmt_shape
 from ..spec import INPUT
-from .dot import CROSS_COLOUR, STYLE, lane_op_text, lane_shape
+from .dot import CROSS_COLOUR, STYLE, check_lanes, lane_op_text, lane_shape
 from .plots import new_figure
 from .tables import human
+from .text import mpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -147,9 +148,9 @@ def blocks_data(a: Analysis, split: bool = False, spec: str = "") -> BlocksData:
     if not split:
         return BlocksData(f"{a.name}: feature maps as boxes (sizes ∝ √C, √H, √W)",
                           (_row(a, 1, 0),), ("",))
-    if a.split is None:
-        raise ArchvizError(f"{a.name}: the split view needs an analysis over 2 or more GPUs")
+    check_lanes(a)   # a row per GPU: 2 to MAX_LANES of them
     sp = a.split
+    assert sp is not None
     titles = tuple(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs per image"
                    for ln in sp.lanes)
     return BlocksData(f"{a.name} split over {sp.gpus} GPUs: each row holds one GPU's share of the channels",
@@ -233,13 +234,13 @@ def _labels(ax: Axes, b: Box, cx: float, y: float, above: bool) -> None:
     if above:
         y += 0.6
         for content, size, weight, colour in reversed(lines):
-            ax.text(cx, y, content, ha="center", va="bottom", fontsize=size, fontweight=weight,
+            ax.text(cx, y, mpl(content), ha="center", va="bottom", fontsize=size, fontweight=weight,
                     color=colour, linespacing=1.1, zorder=4)
             y += step * (content.count("\n") + 1)
         return
     y -= 0.6
     for content, size, weight, colour in lines:
-        ax.text(cx, y, content, ha="center", va="top", fontsize=size, fontweight=weight, color=colour,
+        ax.text(cx, y, mpl(content), ha="center", va="top", fontsize=size, fontweight=weight, color=colour,
                 linespacing=1.1, zorder=4)
         y -= step * (content.count("\n") + 1)
 
@@ -314,7 +315,7 @@ def draw_blocks(data: BlocksData) -> Figure:
                                                        strict=True)):
         if title:
             y -= 3.0
-            ax.text(-0.5, y + 1.0, title, fontsize=9.5, fontweight="bold", va="bottom")
+            ax.text(-0.5, y + 1.0, mpl(title), fontsize=9.5, fontweight="bold", va="bottom")
         y -= (drop if above[r] else 0.5) + height / 2
         boxes.append(_draw_row(ax, row, xs, y, above[r]))
         y -= height / 2 + (CHANNEL if r + 1 < n else 0.0) + (0.0 if above[r] else drop)
@@ -323,5 +324,5 @@ def draw_blocks(data: BlocksData) -> Figure:
     ax.set_ylim(y, 0.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    fig.suptitle(data.title, fontsize=11, fontweight="bold")
+    fig.suptitle(mpl(data.title), fontsize=11, fontweight="bold")
     return fig

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.cost import Cost
+from .text import mpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -50,12 +51,14 @@ def draw_memory(d: MemoryData) -> Figure:
     for (label, values), colour in zip(d.stacks, ("#3182bd", "#fdae6b"), strict=True):
         left.bar(range(len(d.names)), values, bottom=bottom, color=colour, label=label)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    left.set_xticks(range(len(d.names)), d.names, rotation=90, fontsize=7 if len(d.names) > 30 else 9)
-    left.set(ylabel="MiB (whole model)", title=d.title)
+    left.set_xticks(range(len(d.names)), [mpl(n) for n in d.names], rotation=90,
+                    fontsize=7 if len(d.names) > 30 else 9)
+    left.set(ylabel="MiB (whole model)", title=mpl(d.title))
     left.legend(fontsize=8)
     right.plot(d.batches, d.peaks, marker="o", color="#3182bd", label="predicted peak")
     if d.capacity:
-        right.axhline(d.capacity, color="#de2d26", ls="--", label=f"{d.device}: {d.capacity / 1024:.0f} GiB")
+        right.axhline(d.capacity, color="#de2d26", ls="--",
+                      label=mpl(f"{d.device}: {d.capacity / 1024:.0f} GiB"))
     if d.largest_batch:
         right.axvline(d.largest_batch, color="grey", ls=":", label=f"largest batch {d.largest_batch}")
     right.set(xscale="log", xlabel="batch", ylabel="MiB per GPU", title="peak memory against the batch")

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..core.cost import GIB, Cost, LayerCost
 from .tables import human
-from .text import safe
+from .text import markdown, safe
 
 SCHEMA_VERSION = 1
 COLUMNS = ("layer", "op", "saved_bytes", "params_bytes", "mac_flops", "other_flops", "bytes_moved",
@@ -81,15 +81,16 @@ def to_csv(c: Cost, extra: dict[str, Any] | None = None) -> str:
 
 
 def to_markdown(c: Cost, extra: dict[str, Any] | None = None) -> str:
-    lines = [f"# {c.name}: cost at batch {c.settings.batch}, {c.settings.dtype.value},"
+    lines = [f"# {markdown(c.name)}: cost at batch {c.settings.batch}, {c.settings.dtype.value},"
              f" {c.settings.mode.value}", "",
              "| layer | op | saved MiB | params MiB | MAC FLOPs | other FLOPs | bytes moved | bound | ms |",
              "|---|---|--:|--:|--:|--:|--:|---|--:|"]
     for lc in c.layers:
         ms = f"{lc.time_ms:.3f}" if lc.time_ms is not None else ""
-        lines.append(f"| {lc.name} | {lc.op} | {mib(lc.saved)} | {mib(lc.params)} | {human(lc.mac_flops_fwd)}"
-                     f" | {human(lc.work_fwd)} | {human(lc.bytes_fwd + lc.bytes_bwd)} | {lc.bound} | {ms} |")
-    lines += ["", verdict(c), ""]
+        lines.append(f"| {markdown(lc.name)} | {lc.op} | {mib(lc.saved)} | {mib(lc.params)}"
+                     f" | {human(lc.mac_flops_fwd)} | {human(lc.work_fwd)}"
+                     f" | {human(lc.bytes_fwd + lc.bytes_bwd)} | {lc.bound} | {ms} |")
+    lines += ["", markdown(verdict(c)), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..core.analysis import Analysis, LayerStats, channel_share
 from ..errors import ArchvizError
+from ..limits import MAX_LANES
 from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..ops.dtypes import note as dtype_note
@@ -272,11 +273,25 @@ def lane_id(gpu: int, name: str) -> str:
     return f"gpu{gpu}.{name}"
 
 
-def split_graph(a: Analysis, rankdir: str = "LR", fold: bool = False) -> graphviz.Digraph:
-    """One lane (cluster) per GPU holding its share of every layer; crossing edges between lanes."""
+def check_lanes(a: Analysis) -> None:
+    """A lane view (this split diagram, the split block figure) draws one lane per GPU and, for
+    each layer that reads every GPU, an edge from each lane to each other: refused above
+    :data:`archviz.limits.MAX_LANES` GPUs (64 lanes made Graphviz work for minutes on 2 layers)."""
     if a.split is None:
         raise ArchvizError(f"{a.name}: the split view needs an analysis over 2 or more GPUs")
+    if a.split.gpus > MAX_LANES:
+        raise ArchvizError(
+            f"{a.name}: the split view draws one lane per GPU, at most {MAX_LANES};"
+            f" this analysis is over {a.split.gpus} GPUs\nhint: `archviz shapes` lists every GPU's"
+            f" share (JSON: gpus.lanes), as does each layer's panel in `archviz view`"
+            f" (docs/limits.md)")
+
+
+def split_graph(a: Analysis, rankdir: str = "LR", fold: bool = False) -> graphviz.Digraph:
+    """One lane (cluster) per GPU holding its share of every layer; crossing edges between lanes."""
+    check_lanes(a)
     split = a.split
+    assert split is not None
     g = _digraph(a, rankdir, "split")
     rep = fold_map(a, fold)
     nodes = groups(a, fold)

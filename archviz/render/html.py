@@ -26,6 +26,7 @@ from ..core.analysis import Analysis, LayerStats
 from ..core.check import CheckResult, run_checks
 from ..core.diff import Diff, show
 from ..errors import ArchvizError
+from ..limits import MAX_LANES
 from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..ops.dtypes import note as dtype_note
@@ -151,10 +152,11 @@ def _svg(g: Any) -> str:
 
 
 def layouts(a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, str]:
-    """The page's precomputed layouts: ``plain`` always, ``split`` with a GPU split, ``folded``
-    (each block use one box) when the spec uses blocks."""
+    """The page's precomputed layouts: ``plain`` always, ``split`` with a GPU split over at most
+    :data:`~archviz.limits.MAX_LANES` GPUs (beyond, each layer's panel still lists every GPU's
+    share), ``folded`` (each block use one box) when the spec uses blocks."""
     out = {"plain": _svg(dot.layer_graph(a, rankdir, fold))}
-    if a.split is not None:
+    if a.split is not None and a.split.gpus <= MAX_LANES:
         out["split"] = _svg(dot.split_graph(a, "LR", fold))
     sts = stages(a)
     if sts:
@@ -166,6 +168,8 @@ def layouts(a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, s
 
 def view_data(a: Analysis, rankdir: str = "TB", fold: bool = False, initial: str = "") -> dict[str, Any]:
     """The page's JSON for one analysed network (with its GPU lanes when it was analysed split)."""
+    if initial == "split" and a.split is not None:
+        dot.check_lanes(a)   # asked for the lanes: a clear refusal rather than the plain layout
     lays = layouts(a, rankdir, fold)
     start = initial if initial in lays else ("folded" if "folded" in lays else "plain")
     return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(a),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.analysis import Analysis, LayerStats
 from ..errors import ArchvizError
 from .dot import STYLE
+from .text import mpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -171,12 +172,13 @@ def draw_counts(data: CountsData, log: bool = False) -> Figure:
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(FuncFormatter(_tick))
         ax.margins(y=0.12)
-    axes[-1].set_xticks(list(xs), data.names, rotation=60, ha="right", fontsize=9)
+    axes[-1].set_xticks(list(xs), [mpl(n) for n in data.names], rotation=60, ha="right", fontsize=9)
     families = [f for f in STYLE if f in data.families]
     fig.legend(handles=[Patch(facecolor=STYLE[f].fill, edgecolor="#333333", label=STYLE[f].title)
                         for f in families],
                loc="upper center", ncol=len(families), frameon=False, bbox_to_anchor=(0.5, 0.965),
                fontsize=9)
-    fig.suptitle(data.title + (" (log scale)" if log else ""), fontsize=13, fontweight="bold", y=0.995)
+    fig.suptitle(mpl(data.title + (" (log scale)" if log else "")), fontsize=13, fontweight="bold",
+                 y=0.995)
     fig.subplots_adjust(top=0.88, hspace=0.35)
     return fig

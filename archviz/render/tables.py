@@ -265,11 +265,12 @@ def records_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 def records_markdown(columns: tuple[str, ...], rows: list[dict[str, Any]], footer: str = "") -> str:
-    """Rows of a JSON result as a Markdown table ('|' escaped), then ``footer``."""
+    """Rows of a JSON result as a Markdown table, each cell escaped by :func:`markdown` (names
+    are user text: pipes, HTML, links and emphasis stay literal), then ``footer`` (which the
+    caller escapes)."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(c)).replace("|", "\\|").replace("\n", " ")
-                                       for c in columns) + " |")
+        lines.append("| " + " | ".join(markdown(_cell(r.get(c))) for c in columns) + " |")
     return "\n".join(lines) + (f"\n\n{footer}" if footer else "") + "\n"
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 
-from ..chars import CONTROL_IN_TEXT
+from ..chars import BIDI, CONTROL_IN_TEXT
 
 # what rich reads as a tag: [name...] or [/...], and an escaping backslash before one
 _TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
 def strip_control(text: str) -> str:
-    """``text`` without control characters (newlines and tabs kept)."""
+    """``text`` without control characters (newlines and tabs kept), bidirectional controls
+    (U+202E right-to-left override and the like) among them."""
     return CONTROL_IN_TEXT.sub("", text)
 
 
@@ -41,7 +42,7 @@ def safe(text: object) -> str:
 
 
 # ---- the other output formats: each escapes user text for its own syntax ------------------------
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ANY_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 
 
 def one_line(text: object) -> str:
@@ -62,3 +63,12 @@ def markdown(text: object) -> str:
     s = re.sub(r"[\t\n\r\u2028\u2029]+", " ", str(text))
     s = _ANY_CONTROL.sub("", s)
     return _MD_CHARS.sub(lambda m: _MD[m.group()], s)
+
+
+def mpl(text: object) -> str:
+    """``text`` as literal matplotlib text: each ``$`` escaped as ``\\$``, so that no pair of
+    dollars reads as mathtext (a spec named ``cost $5 and $6`` would be set as maths, and
+    ``$\\frac$`` fails to parse); control characters removed. matplotlib draws ``\\$`` as ``$``
+    (in mathtext and LaTeX alike), so the text shows as typed. Every user string a figure shows
+    (spec, layer, device and model names, op text) goes through this."""
+    return strip_control(str(text)).replace("$", "\\$")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.diff import METRICS, percent, show, summary
 from ..ops import fmt_dims
 from .tables import SCHEMA_VERSION, human, records_csv, records_markdown
-from .text import safe
+from .text import markdown, safe
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.diff import Diff
@@ -54,7 +54,7 @@ def verify_markdown(v: Verification) -> str:
              "torch_shape": _shape(r["torch_shape"])} for r in verify_to_dict(v)["layers"]]
     from rich.text import Text
 
-    footer = "\n".join(f"- {Text.from_markup(line).plain}" for line in _verify_summary(v))
+    footer = "\n".join(f"- {markdown(Text.from_markup(line).plain)}" for line in _verify_summary(v))
     return records_markdown(VERIFY_COLUMNS, rows, footer)
 
 
@@ -121,8 +121,9 @@ def diff_rows(d: Diff) -> list[dict[str, Any]]:
 
 
 def diff_markdown(d: Diff) -> str:
-    footer = "\n".join(f"- {line}" for line in summary(d))
-    return (f"A: {d.a.name} ({d.a.path}) · B: {d.b.name} ({d.b.path})\n\n"
+    footer = "\n".join(f"- {markdown(line)}" for line in summary(d))
+    return (f"A: {markdown(d.a.name)} ({markdown(d.a.path)}) · B: {markdown(d.b.name)}"
+            f" ({markdown(d.b.path)})\n\n"
             + records_markdown(DIFF_COLUMNS, diff_rows(d), footer))
 
 _MARK = {"same": " ", "changed": "[yellow]~[/]", "removed": "[red]−[/]", "added": "[green]+[/]"}

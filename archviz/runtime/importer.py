@@ -59,6 +59,8 @@ def load_target(target: str) -> nn.Module:
     try:
         if where.endswith(".py") or "/" in where or "\\" in where:
             path = Path(where)
+            if path.is_dir():
+                raise ImportFailed(f"{target}: {where} is a directory, not a Python file")
             if not path.is_file():
                 raise ImportFailed(f"{target}: no file {where}")
             spec = importlib.util.spec_from_file_location(f"archviz_import_{path.stem}", path)

@@ -67,14 +67,16 @@ def onnx_available() -> bool:
 
 def read(path: str | Path) -> Any:
     """The ModelProto in ``path``; a file that is not ONNX is refused clearly."""
+    p = Path(path)
+    if p.is_dir():
+        raise ImportFailed(f"{path}: is a directory, not an ONNX file")
+    if not p.is_file():
+        raise ImportFailed(f"{path}: no such file")
     if not onnx_available():
         raise ImportFailed(f"{path}: reading ONNX needs the 'onnx' package, which is not installed here",
                            "hint: pip install 'archviz[onnx]' (or pip install onnx)")
     import onnx
 
-    p = Path(path)
-    if not p.is_file():
-        raise ImportFailed(f"{path}: no such file")
     try:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, RuntimeError, ...

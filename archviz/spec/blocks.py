@@ -27,7 +27,10 @@
 
 Every layer of a block keeps the location of its line in the block, and errors raised while
 expanding a use also name that use (``SpecError.use_site``). Expansion does work proportional
-to the number of layers it produces, so a large spec loads in linear time.
+to the number of layers it produces, so a large spec loads in linear time. Before any use is
+expanded, every entry as written (each top-level layer and use, each block's layers that take no
+``$param``) is checked on its own (:meth:`Expander.check`): a mistake written after a use that
+expands to 100,000 layers is reported after work bounded by the file's size, not the expansion's.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ BLOCK_KEYS = ("params", "layers", "note", "allow")
 _CAP_HINT = "hint: the limit is set by the environment variable ARCHVIZ_MAX_LAYERS (docs/limits.md)"
 USE_KEYS = ("name", "block", "repeat", "args", "first", "from", "expect", "allow")
 IN = "$in"  # in a block's `from:`, the block's input
+_PREVIOUS = "\x00previous"  # the input a layer checked ahead of expansion reads (no name can be it)
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
 # the loader's parse_layer(doc, node, previous, use_site, origin): a layer mapping -> Layer
 ParseLayer = Callable[[Doc, yaml.Node, str, Loc | None, Origin | None], Layer]
@@ -234,12 +238,37 @@ class Expander:
         self.cap = max_layers()                 # layers of the expanded network (docs/limits.md)
         self.least: dict[str, int] = {}         # block name -> fewest layers one copy adds
 
+    # ---- checks before expanding ---------------------------------------------------------
+    def check(self, items: list[yaml.Node]) -> list[Layer | None]:
+        """Every entry of ``layers:`` and of the blocks, as written, checked before anything is
+        expanded (the work grows with the file, not with what its uses expand to). → each
+        top-level layer parsed once (reading a placeholder input that :meth:`top` sets), None for
+        a use."""
+        for block in self.blocks.values():
+            for t in block.layers:
+                if not t.refs and "block" not in t.entries:   # a $param is known once used
+                    entries = [pair for key, pair in t.entries.items() if key != "if"]
+                    node = yaml.MappingNode(t.node.tag, entries, t.node.start_mark, t.node.end_mark)
+                    self.parse_layer(self.doc, node, _PREVIOUS, None, None)
+        parsed: list[Layer | None] = []
+        for item in items:
+            if is_use(item):
+                entries = self.doc.mapping(item, "layer")
+                self._check_use(entries, self._use_name(entries, item))
+                parsed.append(None)
+            else:
+                parsed.append(self.parse_layer(self.doc, item, _PREVIOUS, None, None))
+        return parsed
+
     # ---- top level --------------------------------------------------------------------------
-    def top(self, item: yaml.Node) -> None:
-        """One entry of ``layers:``: a layer, or a block use."""
+    def top(self, item: yaml.Node, parsed: Layer | None = None) -> None:
+        """One entry of ``layers:``: a layer (``parsed``: as :meth:`check` parsed it), or a use."""
         previous = self.layers[-1].name if self.layers else INPUT
         if not is_use(item):
-            self.add(self.parse_layer(self.doc, item, previous, None, None))
+            layer = parsed or self.parse_layer(self.doc, item, previous, None, None)
+            if "from" not in layer.key_locs:   # it reads the layer before it
+                layer = replace(layer, inputs=(previous,))
+            self.add(layer)
             return
         entries = self.doc.mapping(item, "layer")
         name = self._use_name(entries, item)
@@ -289,12 +318,8 @@ class Expander:
                                  did_you_mean(value, [INPUT, *self.index, *self.aliases]))
         return value
 
-    def _use(self, entries: Entries, name: str, source: str, use_site: Loc,
-             origin: Origin | None) -> str:
-        """Expand ``repeat`` copies of a block, each reading the previous one; → the output name.
-
-        ``origin``: None for a use in ``layers:`` (each copy then gets its own), else the
-        top-level use's origin, which a nested use's layers keep."""
+    def _check_use(self, entries: Entries, name: str) -> Block:
+        """What a use says on its own: its keys, block, count, argument names, expect and allow."""
         doc = self.doc
         for key, (knode, _) in entries.items():
             if key not in USE_KEYS:
@@ -302,6 +327,23 @@ class Expander:
                                 did_you_mean(key, USE_KEYS))
         _check_block_name(doc, entries["block"][1], name, self.blocks)
         block = self.blocks[doc.value(entries["block"][1])]
+        self._repeat(entries, name)
+        self._args(entries, "args", name, block)
+        self._args(entries, "first", name, block)
+        if "expect" in entries:
+            read_shape(doc, entries["expect"][1], f"{name}.expect")
+        if "allow" in entries:
+            read_allow(doc, entries["allow"][1], f"{name}.allow")
+        return block
+
+    def _use(self, entries: Entries, name: str, source: str, use_site: Loc,
+             origin: Origin | None) -> str:
+        """Expand ``repeat`` copies of a block, each reading the previous one; → the output name.
+
+        ``origin``: None for a use in ``layers:`` (each copy then gets its own), else the
+        top-level use's origin, which a nested use's layers keep."""
+        doc = self.doc
+        block = self._check_use(entries, name)
         count = self._repeat(entries, name)
         least = (count or 1) * self._least(block.name)
         if len(self.layers) + least > self.cap:   # nested repeats: refused before expanding

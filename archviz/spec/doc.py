@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..chars import CONTROL, CONTROL_IN_TEXT
+from ..chars import CONTROL, CONTROL_IN_TEXT, IS_BIDI
 from ..errors import Loc, SpecError
 from ..limits import MAX_INT, MAX_RANK
 from ..ops.fields import FieldError, PosInt, show
@@ -146,7 +146,10 @@ class Doc:
         if bad is not None:
             rule = ("free text may hold newlines and tabs, no other control characters" if lines
                     else "a name is one line of printable text")
-            raise self.error(node, f"{what}: control character {ascii(bad.group())[1:-1]} at character"
+            kind = "bidirectional control character" if IS_BIDI.match(bad.group()) else "control character"
+            if kind != "control character":
+                rule += "; bidirectional controls reorder how the text around them is shown"
+            raise self.error(node, f"{what}: {kind} {ascii(bad.group())[1:-1]} at character"
                              f" {bad.start() + 1}", f"hint: {rule}")
         return value
 

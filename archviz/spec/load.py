@@ -350,8 +350,9 @@ def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> 
         raise doc.error(node, f"layers: expected a non-empty list of layers, got {node_kind(node)}")
     blocks = parse_blocks(doc, blocks_node) if blocks_node is not None else {}
     expander = Expander(doc, blocks, parse_layer)
-    for item in node.value:
-        expander.top(item)
+    parsed = expander.check(node.value)   # every entry as written, before any use is expanded
+    for item, layer in zip(node.value, parsed, strict=True):
+        expander.top(item, layer)
     return expander.finish()
 
 
