@@ -176,7 +176,6 @@ def test_plot_draws_dollars_as_typed(tmp_path, kind: str) -> None:
 
     from archviz.cli import app
     from archviz.core.cost import Settings, estimate, target
-    from archviz.core.graph import build
     from archviz.render import cost_plot
 
     text = (ROOT / "specs" / "lenet5.yaml").read_text()
@@ -188,9 +187,9 @@ def test_plot_draws_dollars_as_typed(tmp_path, kind: str) -> None:
     if kind == "counts":
         fig = plots.draw_counts(plots.counts_data(a))
     elif kind == "blocks":
-        fig = blocks.draw_blocks(blocks.blocks_data(a, build(sp)))
+        fig = blocks.draw_blocks(blocks.blocks_data(a))
     else:
-        c = estimate(a, sp, Settings(batch=2), target("h100"))
+        c = estimate(a, Settings(batch=2), target("h100"))
         fig = cost_plot.draw_memory(cost_plot.memory_data(c, [(1, c.peak)]))
     assert DOLLARS in _svg_text(fig)                                  # one text, as typed
     r = CliRunner().invoke(app, ["plot", str(spec), "--kind", kind, "-o", str(tmp_path / "p.png")])

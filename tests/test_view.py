@@ -234,7 +234,8 @@ def test_lane_views_above_the_limit_are_refused(tmp_path: Path, args: list[str])
 
 
 def test_lanes_up_to_the_limit_are_drawn(tmp_path: Path) -> None:
+    from archviz.core.analysis import analyze
     from archviz.limits import MAX_LANES
 
-    data = html.view_data(load(str(_gpus_spec(tmp_path, MAX_LANES))))
+    data = html.view_data(analyze(load(str(_gpus_spec(tmp_path, MAX_LANES)))))
     assert "split" in data["layouts"] and data["layouts"]["split"].count('class="cluster"') == MAX_LANES
