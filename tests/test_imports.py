@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("torch", "graphviz", "matplotlib", "numpy")
+# what `archviz shapes` never needs: the heavy libraries, and archviz's bench, cost, import,
+# drawing and checking modules (the commands that use them import them in their bodies)
+NOT_FOR_SHAPES = (*HEAVY, "torchinfo", "onnx", "archviz.runtime", "archviz.core.cost", "archviz.core.devices",
+                  "archviz.core.flops", "archviz.core.check", "archviz.core.diff", "archviz.render.cost_",
+                  "archviz.render.bench_", "archviz.render.dot", "archviz.render.plots",
+                  "archviz.render.html", "archviz.render.views", "archviz.results", "archviz.spec.write",
+                  "archviz.spec.schema")
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -68,3 +75,30 @@ print(json.dumps(seen))
         assert "broken.yaml:" in output and ("line 2" in output or ":2:" in output or ":4:" in output), \
             (command, output)
         assert not torch_loaded, f"`archviz {command}` imported torch before reporting the spec's error"
+def test_archviz_shapes_process_imports_only_what_it_needs() -> None:
+    """The whole `archviz shapes` process, as the console script runs it (archviz.cli.app.main):
+    no heavy library, none of the bench, cost, import or drawing modules."""
+    code = ("import sys, atexit; atexit.register(lambda: sys.stderr.write('MODULES '"
+            " + ' '.join(sorted(sys.modules)))); sys.argv = ['archviz', 'shapes', 'alexnet'];"
+            " from archviz.cli.app import main; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "conv1" in out.stdout
+    loaded = set(out.stderr.rsplit("MODULES ", 1)[1].split())
+    assert "archviz.cli.bench" in loaded  # the command's definition, registered with the app
+    bad = sorted(m for m in loaded if any(m == p or m.startswith(p if p.endswith("_") else p + ".")
+                                           for p in NOT_FOR_SHAPES))
+    assert not bad, bad
+
+
+def test_one_command_app_has_that_command_only() -> None:
+    """main() hands typer the one command it runs (typer converts each registered command's
+    signature at start-up); help and unknown names get the whole app."""
+    from archviz.cli.app import COMMANDS, _app_for, app
+
+    one = _app_for(["--debug", "shapes", "alexnet"])
+    assert [c.name for c in one.registered_commands] == ["shapes"]
+    assert one.registered_callback is app.registered_callback
+    assert len(app.registered_commands) == len(COMMANDS)
+    for args in ([], ["--help"], ["-h", "shapes"], ["shpes"], ["--version"]):
+        assert _app_for(args) is app, args

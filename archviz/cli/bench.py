@@ -11,14 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from .. import __version__
-from ..core import devices
-from ..core.devices import Dtype
-from ..core.flops import Mode as StepMode
 from ..errors import ArchvizError
-from ..render import bench_view
 from ..render.text import safe
-from ..runtime import probe
-from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Status, Workload, result_dict
 from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
@@ -45,10 +39,14 @@ from .reference import load_reference
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
+    from ..core import devices
     from ..core.analysis import Analysis
+    from ..core.devices import Dtype
+    from ..core.flops import Mode as StepMode
+    from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Workload
     from ..spec import Spec
 
-DTYPES = tuple(d.value for d in Dtype)
+# the device tables, the row types and the views load inside the command (not on `archviz shapes`)
 # Defaults per device: a sensible sweep in under a minute (AlexNet on 2 CPU cores: ~17 s).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "cpu": {"batch": "1,8", "dtype": "fp32", "warmup": 2, "iters": 8},
@@ -78,6 +76,8 @@ def parse_batches(text: str) -> tuple[int, ...]:
 
 
 def resolve_device(name: str) -> str:
+    from ..runtime import probe
+
     name = name.lower()
     if name not in ("auto", "cpu", "cuda", "mps"):
         raise BenchUsage(f"--device: expected auto, cpu, cuda or mps, got {name!r}")
@@ -183,6 +183,10 @@ def bench(
 
       archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
+    from ..render import bench_view
+    from ..runtime import probe
+    from ..runtime.bench_rows import BenchResult, Status, Workload, result_dict
+
     a = load_analysis(spec, input_size, dtype=dtype_in)   # a bad spec is reported before torch is imported
     dev, lower = resolve_device(device), lowering(lowering_text)
     if ddp is not None:
@@ -269,6 +273,8 @@ def _ddp(sp: Spec, dev: str, n: int, timeout: float, batch: Optional[str], dtype
          json_out: Optional[str], lower: str = "") -> None:
     """--ddp N: one torchrun launch of one worker (the baseline), then one of N; ``lower``: the
     --lowering text the workers build with."""
+    from ..core.devices import DTYPES
+    from ..render import bench_view
     from ..runtime import bench_ddp
 
     if n < 1:
@@ -308,6 +314,10 @@ def _settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[s
               compiled: bool, cuda_graphs: bool, warmup: Optional[int], iters: Optional[int],
               layers: bool) -> Settings:
     """The options, with this device's defaults where one is not given."""
+    from ..core.devices import DTYPES, Dtype
+    from ..core.flops import Mode as StepMode
+    from ..runtime.bench_rows import Settings
+
     d = DEFAULTS[dev]
     modes = tuple(StepMode) if mode is BenchMode.both else (StepMode(mode.value),)
     dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
@@ -322,6 +332,8 @@ def _settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[s
 
 
 def _reference(text: str, a: Analysis) -> Workload:
+    from ..runtime.bench_rows import Workload
+
     module = load_reference(text)
     n = sum(p.numel() for p in module.parameters())
     if n != a.totals.params:
@@ -331,6 +343,7 @@ def _reference(text: str, a: Analysis) -> Workload:
 
 
 def _peaks(out: Console, settings: Settings, info: devices.DeviceInfo, calibrate: bool) -> Peaks:
+    from ..render import bench_view
     from ..runtime import bench
 
     if not calibrate:
@@ -364,6 +377,7 @@ def _sweep(settings: Settings, works: list[Workload], info: devices.DeviceInfo,
 
 def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) -> None:
     from ..io import write_atomic
+    from ..runtime.bench_rows import result_dict
 
     err = console(stderr=True)
     data = result_dict(result)
@@ -380,6 +394,7 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
 def _predictor(a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
     """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
     SGD with momentum on one device."""
+    from ..core import devices
     from ..core.cost import Optimizer, Target, estimate, target
     from ..core.cost import Settings as CostSettings
 

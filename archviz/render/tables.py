@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.analysis import Analysis, LayerStats
-from ..core.check import CheckResult
 from ..ops import fmt_dims as _dims
 from ..ops import fmt_shape
 from ..ops.dtypes import is_integer
 from ..ops.dtypes import note as dtype_note
 from .text import markdown, safe, strip_control
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..core.check import CheckResult  # not imported by `archviz shapes`
 
 SCHEMA_VERSION = 1  # of every JSON output; raised when a key changes meaning or goes away
 
