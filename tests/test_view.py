@@ -68,7 +68,7 @@ def test_stages_of_resnet18() -> None:
     assert [(s.name, s.block, s.repeat) for s in sts] == [(f"layer{i}", "basic", 2) for i in (1, 2, 3, 4)]
     # layer1: 2 copies × 7 layers (no downsample); layer2: one copy with a 2-layer downsample
     assert [len(s.layers) for s in sts] == [14, 16, 16, 16]
-    assert sts[2].layers[0] == "layer3.0.conv1" and sts[2].label() == "layer3 · basic × 2"
+    assert sts[2].layers[0] == "layer3.0.conv1" and sts[2].label() == "layer3 ×2 · basic"
     assert html.stages(load("alexnet")) == ()
 
 
@@ -96,7 +96,7 @@ def test_resnet_view_has_the_folded_overview() -> None:
     data = html.view_data(load("resnet18"))
     assert set(data["layouts"]) == {"plain", "folded"} and data["initial"] == "folded"
     folded = data["layouts"]["folded"]
-    assert "layer3 · basic × 2" in folded and "256×14×14" in folded and "layer3.0.conv1" not in folded
+    assert "layer3 ×2 · basic" in folded and "256×14×14" in folded and "layer3.0.conv1" not in folded
 
 
 def test_compare_data_pairs_as_diff_does() -> None:

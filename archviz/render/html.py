@@ -53,8 +53,9 @@ class Stage:
     layers: tuple[str, ...] = field(default=())
 
     def label(self) -> str:
-        parts = [self.name, f"{self.block} × {self.repeat}" if self.block else f"× {self.repeat}"]
-        return " · ".join(parts)
+        """The use and its copy count first ("layer3 ×6"), then the block ("bottleneck")."""
+        head = f"{self.name} ×{self.repeat}"
+        return f"{head} · {self.block}" if self.block else head
 
 
 def stages(spec: Spec) -> tuple[Stage, ...]:
@@ -139,9 +140,34 @@ def _layer(a: Analysis, spec: Spec, s: LayerStats, claims: list[dict[str, Any]],
     }
 
 
-def network_data(spec: Spec, a: Analysis) -> dict[str, Any]:
+def saved_per_image(spec: Spec, a: Analysis) -> dict[str, int]:
+    """Layer → bytes it saves for backward per image (training, fp32: the cost model's rule)."""
+    from ..core.cost import Settings, saved_bytes
+
+    return saved_bytes(a, spec, Settings(batch=1))
+
+
+def load_times(path: str) -> dict[str, float]:
+    """Layer → measured milliseconds (forward + backward) from ``archviz bench --layers --format
+    json`` output: the first row with per-layer times in train mode, else the first with any."""
+    from pathlib import Path
+
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = [r for r in result.get("rows", []) if isinstance(r, dict) and r.get("layers")]
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ArchvizError(f"--times {path}: not the JSON of `archviz bench --layers`: {exc}") from None
+    if not rows:
+        raise ArchvizError(f"--times {path}: no per-layer times (run `archviz bench --layers --format json`)")
+    row = next((r for r in rows if r.get("mode") == "train"), rows[0])
+    return {t["name"]: float(t.get("forward_ms") or 0) + float(t.get("backward_ms") or 0)
+            for t in row["layers"]["layers"]}
+
+
+def network_data(spec: Spec, a: Analysis, times: dict[str, float] | None = None) -> dict[str, Any]:
     """Everything the page shows about one network, as JSON-ready values."""
     checks = run_checks(spec, a)
+    saved = saved_per_image(spec, a)
     names = {s.name for s in a.layers}
     per, net = _claims_by_layer(checks, names)
     stage_of = {n: st.name for st in stages(spec) for n in st.layers}
@@ -155,10 +181,12 @@ def network_data(spec: Spec, a: Analysis) -> dict[str, Any]:
         "name": a.name, "source": spec.source, "description": spec.description, "path": a.path,
         "input": dims(a.input), "gpus": a.split.gpus if a.split else None,
         "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "neurons": t.neurons,
-                   "activations": t.activations},
+                   "activations": t.activations, "saved": sum(saved.values()),
+                   "time": sum(times.get(s.name, 0.0) for s in a.layers) if times else None},
         "checks": {"passed": sum(c.ok for c in checks), "failed": sum(not c.ok for c in checks),
                    "network": net},
-        "layers": [_layer(a, spec, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name])
+        "layers": [{**_layer(a, spec, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name]),
+                    "saved": saved.get(s.name, 0), "time": times.get(s.name) if times else None}
                    for s in a.layers],
         "input_readers": readers[INPUT],
         "stages": [{"name": st.name, "label": st.label(), "layers": list(st.layers)}
@@ -198,17 +226,33 @@ def _analysis_pair(spec: Spec, split: bool) -> Analysis:
 
 
 def view_data(spec: Spec, a: Analysis | None = None, rankdir: str = "TB", fold: bool = False,
-              initial: str = "") -> dict[str, Any]:
+              initial: str = "", times: dict[str, float] | None = None) -> dict[str, Any]:
     """The page's JSON for one network; ``a`` defaults to the spec's analysis (split when it has gpus)."""
     a = a or _analysis_pair(spec, False)
     lays = layouts(spec, a, rankdir, fold)
     start = initial if initial in lays else ("folded" if "folded" in lays else "plain")
-    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(spec, a),
+    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(spec, a, times),
             "layouts": lays, "initial": start}
 
 
 def _change(v: Any) -> str:
     return "—" if v is None else show(v)
+
+
+def _compare_layouts(spec: Spec, a: Analysis) -> dict[str, str]:
+    """``plain`` and (with blocks) ``folded``, titled without the op-family legend: compared,
+    the boxes are coloured by difference (added, removed, changed), which the page's legend shows."""
+    t = a.totals
+    title = (f'<<font point-size="16"><b>{escape(a.name)} · {t.params:,} params · {t.macs:,} MACs'
+             " per image</b></font>>")
+    graphs = {"plain": dot.layer_graph(a)}
+    sts = stages(spec)
+    if sts:
+        graphs["folded"] = dot.stage_graph(a, {n: st.name for st in sts for n in st.layers},
+                                           {st.name: st.label() for st in sts})
+    for g in graphs.values():
+        g.attr(label=title)
+    return {k: _svg(g) for k, g in graphs.items()}
 
 
 def compare_data(d: Diff, spec_a: Spec, spec_b: Spec) -> dict[str, Any]:
@@ -222,8 +266,8 @@ def compare_data(d: Diff, spec_a: Spec, spec_b: Spec) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION, "mode": "compare",
         "a": network_data(spec_a, d.a), "b": network_data(spec_b, d.b),
-        "layouts_a": {"plain": _svg(dot.layer_graph(d.a))},
-        "layouts_b": {"plain": _svg(dot.layer_graph(d.b))},
+        "layouts_a": _compare_layouts(spec_a, d.a),
+        "layouts_b": _compare_layouts(spec_b, d.b),
         "pairs": pairs,
         "totals": {m: {"a": d.total(m)[0], "b": d.total(m)[1]} for m in METRICS},
     }
@@ -245,7 +289,7 @@ def script_json(data: Any) -> str:
 def page(data: dict[str, Any]) -> str:
     """The whole HTML document for ``data`` (from :func:`view_data` or :func:`compare_data`)."""
     lib = _asset("vendor", "svg-pan-zoom.min.js")
-    app = _asset("assets", "view.js")
+    app = "\n".join(_asset("assets", f) for f in ("view_map.js", "view_colour.js", "view.js"))
     css = _asset("assets", "view.css")
     for name, code in (("svg-pan-zoom", lib), ("view.js", app), ("view.css", css)):
         if re.search(r"</(script|style)", code, re.I):  # pragma: no cover - guards the package data
@@ -279,7 +323,8 @@ class View:
         write_atomic(path, self.html)
 
 
-def view(spec: str | Spec, vs: str | Spec | None = None, split: bool = False) -> View:
+def view(spec: str | Spec, vs: str | Spec | None = None, split: bool = False,
+         times: str | None = None) -> View:
     """The view of a spec (a bundled name, a path or a loaded Spec), or of two compared.
 
     >>> from archviz.render.html import view
@@ -289,7 +334,8 @@ def view(spec: str | Spec, vs: str | Spec | None = None, split: bool = False) ->
 
     sp = spec if isinstance(spec, Spec) else load(spec)
     if vs is None:
-        return View(page(view_data(sp, initial="split" if split else "")))
+        return View(page(view_data(sp, initial="split" if split else "",
+                                   times=load_times(times) if times else None)))
     from ..core.diff import diff
 
     other = vs if isinstance(vs, Spec) else load(vs)
