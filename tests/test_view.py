@@ -6,6 +6,7 @@ from __future__ import annotations
 import html as htmllib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,15 @@ def test_notebook_repr_is_an_iframe_holding_the_page() -> None:
     assert m, shown[:200]
     assert htmllib.unescape(m.group(1)) == v.html
     assert "<" not in m.group(1)  # the page is an attribute value, fully escaped
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_draw_fold_folds_each_block_use(tmp_path: Path) -> None:
+    """`draw --fold`: parameter-free layers into their producer and each block use one node (25)."""
+    out = tmp_path / "resnet50.svg"
+    result = CliRunner().invoke(app, ["draw", "resnet50", "--fold", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    svg = out.read_text(encoding="utf-8")
+    assert "layer3 ×6 · bottleneck" in svg and "layer3.0.conv1" not in svg and "+ relu" in svg
+    height = float(re.search(r'<svg width="[\d.]+pt" height="([\d.]+)pt"', svg).group(1))
+    assert height * 150 / 72 < 3000  # the PNG at draw's 150 dpi stays under 3,000 px tall

@@ -85,7 +85,8 @@ def draw(
                              "AlexNet paper's Figure 2, with the traffic between GPUs.")] = False,
     fold: Annotated[bool, typer.Option(
         "--fold", help="Draw parameter-free activation, normalisation and dropout layers "
-                       "inside the node of the layer they follow.")] = False,
+                       "inside the node of the layer they follow, and each block use as one "
+                       "node labelled with its copy count (\"layer3 ×6 · bottleneck\").")] = False,
 ) -> None:
     """Draw the layer graph with Graphviz: each layer's name, op and settings, output shape.
 
@@ -118,6 +119,13 @@ def draw(
         _wrote(path, page.encode("utf-8"))
         return
     graph = dot.diagram(a, split_gpus, direction, fold)
+    if fold and not split_gpus:  # each block use one node, "layer3 ×6 · bottleneck" (issue 25)
+        from ..render.html import stages
+
+        sts = stages(sp)
+        if sts:
+            graph = dot.stage_graph(a, {n: st.name for st in sts for n in st.layers},
+                                    {st.name: st.label() for st in sts}, direction, fold=True)
     try:
         data = dot.render(graph, kind)
     except dot.GraphvizMissing as exc:

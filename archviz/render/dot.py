@@ -231,28 +231,32 @@ def layer_graph(a: Analysis, rankdir: str = "TB", fold: bool = False) -> graphvi
 
 
 def stage_graph(a: Analysis, stage_of: dict[str, str], labels: dict[str, str],
-                rankdir: str = "TB") -> graphviz.Digraph:
+                rankdir: str = "TB", fold: bool = False) -> graphviz.Digraph:
     """The folded overview: each block use (``stage_of`` layer → stage) drawn as one box.
 
     ``labels`` gives each stage's text ("layer3 · basic × 2"); the stage's output shape follows.
-    Layers outside any stage are drawn as in :func:`layer_graph`.
+    Layers outside any stage are drawn as in :func:`layer_graph` (``fold``: parameter-free ones
+    inside their producer's node).
     """
     g = _digraph(a, rankdir, "stages")
     nodes = groups(a, False)
     g.attr(label=_title(a, _families(nodes), 5 if rankdir == "TB" else 9))
     _input_node(g, a)
-    rep = {s.name: stage_of.get(s.name, s.name) for s in a.layers}
+    folded = fold_map(a, fold)
+    rep = {s.name: stage_of.get(s.name) or stage_of.get(folded[s.name]) or folded[s.name] for s in a.layers}
     last: dict[str, LayerStats] = {}
+    members: dict[str, list[LayerStats]] = {}
     for s in a.layers:
         last[rep[s.name]] = s
+        members.setdefault(rep[s.name], []).append(s)
     for node, s in last.items():
         if node in labels:
             g.node(node, f'<<font point-size="13"><b>{escape(labels[node])}</b></font><br/>'
                          f'<font color="#333333">{dims(s.output)}</font>>',
                    fillcolor=STAGE_FILL, shape="box", peripheries="2")
         else:
-            st = STYLE[s.family]
-            g.node(node, node_label([s]), fillcolor=st.fill, shape=st.shape)
+            st = STYLE[members[node][0].family]
+            g.node(node, node_label(members[node]), fillcolor=st.fill, shape=st.shape)
     seen: set[tuple[str, str]] = set()
     for s in a.layers:
         for src in s.inputs:
