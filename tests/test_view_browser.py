@@ -169,6 +169,20 @@ def test_search_by_name_and_op(opened: Any) -> None:
     assert "sel" in (v.node("norm1").get_attribute("class") or "")
 
 
+# each edge-shape label of the shown layout whose box meets a node's box (both in the diagram's units)
+LABELS_OVER_NODES = """() => {
+  const v = document.querySelector('#main .view:not(.off)'), out = [];
+  const boxes = [...v.querySelectorAll('g.node')].map(g => [g.getAttribute('data-layer'), g.getBBox()]);
+  for (const t of v.querySelectorAll('text.eshape')) {
+    const b = t.getBBox();
+    for (const [n, o] of boxes) {
+      if (b.x < o.x + o.width && o.x < b.x + b.width && b.y < o.y + o.height && o.y < b.y + b.height)
+        out.push(t.textContent + ' over ' + n);
+    }
+  }
+  return out; }"""
+
+
 def test_lanes_and_edge_shapes(opened: Any) -> None:
     v = opened("alexnet")
     assert v.node("conv1").count() == 1
@@ -182,7 +196,9 @@ def test_lanes_and_edge_shapes(opened: Any) -> None:
     v.page.click("#shapes")
     assert shapes.count() > 0 and shapes.first.is_visible()
     assert "48×55×55" in shapes.all_text_contents()  # conv1's share of one GPU, on its edges
+    assert v.page.evaluate(LABELS_OVER_NODES) == []
     v.page.click("#lanes")
+    assert v.page.evaluate(LABELS_OVER_NODES) == []  # the plain layout's labels, made on the switch
     assert v.node("conv1").count() == 1
 
 

@@ -84,6 +84,7 @@ class PlotKind(str, Enum):
 
 
 class RankDir(str, Enum):
+    auto = "auto"
     TB = "TB"
     LR = "LR"
 

@@ -78,8 +78,10 @@ def draw(
         "--format", "-f", case_sensitive=False,
         help="svg, png, pdf or dot. Default: from -o's suffix, else svg.")] = None,
     rankdir: Annotated[Optional[RankDir], typer.Option(
-        "--rankdir", case_sensitive=False, help="TB (top to bottom) or LR (left to right). "
-                                                "Default: TB, or LR with --split-gpus.")] = None,
+        "--rankdir", case_sensitive=False,
+        help="auto (the default), TB (top to bottom) or LR (left to right). auto estimates both "
+             "drawings' sizes from the labels, the layer ranks and the lanes, and takes the one "
+             "closer to square: top to bottom for every bundled spec, the split view included.")] = None,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="One lane per GPU (the spec's gpus, 2 when absent), as in the "
                              "AlexNet paper's Figure 2, with the traffic between GPUs.")] = False,
@@ -99,7 +101,7 @@ def draw(
 
       archviz draw alexnet --split-gpus --fold -o alexnet-split.png
 
-      archviz draw specs/lenet5.yaml --rankdir LR -o lenet5.pdf
+      archviz draw specs/lenet5.yaml --rankdir LR -o lenet5.pdf   # a wide strip
 
       archviz draw alexnet -o alexnet.dot           # Graphviz source only
 
@@ -110,7 +112,7 @@ def draw(
     sp, a, spec_path = _load(spec, split_gpus)
     tag = "-split" if split_gpus else ""
     path, kind = target(spec_path, output, fmt and fmt.value, tag, DRAW_FORMATS, "svg")
-    direction = rankdir.value if rankdir else ("LR" if split_gpus else "TB")
+    direction = rankdir.value.upper() if rankdir else dot.AUTO
     if kind == "html":  # the interactive view (archviz view), this layout first
         from ..render import html
 

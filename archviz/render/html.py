@@ -209,7 +209,7 @@ def layouts(spec: Spec, a: Analysis, rankdir: str = "TB", fold: bool = False) ->
     (each block use one box) when the spec uses blocks."""
     out = {"plain": _svg(dot.layer_graph(a, rankdir, fold))}
     if a.split is not None:
-        out["split"] = _svg(dot.split_graph(a, "LR", fold))
+        out["split"] = _svg(dot.split_graph(a, dot.AUTO, fold))
     sts = stages(spec)
     if sts:
         stage_of = {n: st.name for st in sts for n in st.layers}

@@ -81,22 +81,49 @@
     return v;
   }
 
-  function labelEdges(pane, v) {  // each edge's tensor shape, made the first time it is asked for
+  // Each edge's tensor shape, made the first time it is asked for, at the first spot along the
+  // edge (its middle, then nearer either end, right of it, then left) where the label's box meets
+  // no node's box and no label placed before; an edge with no such spot gets its shape as a
+  // tooltip (its <title>) instead, so no label ever covers a node's text.
+  var SPOTS = [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8];
+  function labelEdges(pane, v) {
     if (v.labelled) return;
     v.labelled = true;
+    var grid = new ArchvizMap.BoxGrid(60);
+    Object.keys(v.nodes).forEach(function (n) { v.nodes[n].forEach(function (g) { grid.add(g.getBBox()); }); });
+    v.edges.forEach(function (e) {  // Graphviz's own edge labels (the split view's crossing counts)
+      Array.prototype.forEach.call(e.g.querySelectorAll("text"), function (t) { grid.add(t.getBBox()); });
+    });
     v.edges.forEach(function (e) {
       var path = e.g.querySelector("path");
       var layer = pane.byLayer[e.tail], stage = pane.stageByName[e.tail];
       var shape = e.tail === "input" ? pane.net.input : layer ? layer.output : stage ? stage.output : "";
       if (layer && e.gpu !== null && layer.lane) shape = layer.lane.shapes[e.gpu];
       if (!path || !shape) return;
-      var p = path.getPointAtLength(path.getTotalLength() / 2);
       var label = svgEl("text");
-      label.setAttribute("x", p.x + 4); label.setAttribute("y", p.y);
       label.setAttribute("class", "eshape");
       label.textContent = shape;
       e.g.appendChild(label);
+      if (!placeLabel(label, path, grid)) {
+        e.g.removeChild(label);
+        var tip = e.g.querySelector("title"); if (tip) tip.textContent = shape;
+      }
     });
+  }
+  function placeLabel(label, path, grid) {
+    var len = path.getTotalLength(), w = null;
+    for (var i = 0; i < SPOTS.length; i++) {
+      var p = path.getPointAtLength(len * SPOTS[i]);
+      for (var side = 0; side < 2; side++) {
+        var x = side ? p.x - 4 : p.x + 4;
+        label.setAttribute("x", x); label.setAttribute("y", p.y + 3);
+        label.setAttribute("text-anchor", side ? "end" : "start");
+        if (w === null) { var b0 = label.getBBox(); w = b0.width; }
+        var box = { x: side ? x - w : x, y: p.y - 7, width: w, height: 12 };
+        if (!grid.hits(box)) { grid.add(box); return true; }
+      }
+    }
+    return false;
   }
 
   function show(pane, layout) {

@@ -89,6 +89,28 @@ var ArchvizMap = (function () {
     pz.pan({ x: size.width / 2 - x * z, y: size.height / 2 - y * z });
   }
 
+  // boxes ({x, y, width, height}) bucketed in square cells: does a box meet any box added?
+  function BoxGrid(cell) { this.cell = cell; this.cells = {}; }
+  BoxGrid.prototype.each = function (b, f) {
+    var c = this.cell;
+    for (var i = Math.floor(b.x / c); i <= Math.floor((b.x + b.width) / c); i++) {
+      for (var j = Math.floor(b.y / c); j <= Math.floor((b.y + b.height) / c); j++) if (f(i + "," + j)) return true;
+    }
+    return false;
+  };
+  BoxGrid.prototype.add = function (b) {
+    var cells = this.cells;
+    this.each(b, function (k) { (cells[k] = cells[k] || []).push(b); return false; });
+  };
+  BoxGrid.prototype.hits = function (b) {
+    var cells = this.cells;
+    return this.each(b, function (k) {
+      return (cells[k] || []).some(function (o) {
+        return b.x < o.x + o.width && o.x < b.x + b.width && b.y < o.y + o.height && o.y < b.y + b.height;
+      });
+    });
+  };
+
   return { readable: readable, nameHeight: nameHeight, rectOf: rectOf, rankdirOf: rankdirOf, Minimap: Minimap,
-           jumpTo: jumpTo, MIN_NAME_PX: MIN_NAME_PX };
+           jumpTo: jumpTo, BoxGrid: BoxGrid, MIN_NAME_PX: MIN_NAME_PX };
 })();
