@@ -289,7 +289,8 @@ def script_json(data: Any) -> str:
 def page(data: dict[str, Any]) -> str:
     """The whole HTML document for ``data`` (from :func:`view_data` or :func:`compare_data`)."""
     lib = _asset("vendor", "svg-pan-zoom.min.js")
-    app = "\n".join(_asset("assets", f) for f in ("view_map.js", "view_colour.js", "view.js"))
+    scripts = ("view_map.js", "view_tiles.js", "view_colour.js", "view.js")
+    app = "\n".join(_asset("assets", f) for f in scripts)
     css = _asset("assets", "view.css")
     for name, code in (("svg-pan-zoom", lib), ("view.js", app), ("view.css", css)):
         if re.search(r"</(script|style)", code, re.I):  # pragma: no cover - guards the package data

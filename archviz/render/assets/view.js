@@ -46,7 +46,7 @@
 
   function build(pane, layout) {
     var text = pane.layouts[layout];
-    var holder = el("div", null, "view off");
+    var holder = el("div", null, "view off");  // not drawn until show(); laid out only as measured
     pane.stage.appendChild(holder);
     var doc = new DOMParser().parseFromString(text, "image/svg+xml");
     var svg = document.importNode(doc.documentElement, true);
@@ -67,12 +67,14 @@
       v.edges.push({ g: g, tail: layerOf(layout, ends[0]), head: layerOf(layout, ends[1]), gpu: gpuOf(ends[0]) });
     });
     bind(pane, svg);
-    var update = function () { if (v.map) v.map.update(v.pz); };
+    var update = function () { if (v.map) v.map.update(v.pz); if (v.tiles) v.tiles.schedule(); };
     v.pz = svgPanZoom(svg, { zoomEnabled: true, controlIconsEnabled: false, fit: true, center: true,
                              minZoom: 0.005, maxZoom: 60, dblClickZoomEnabled: false, zoomScaleSensitivity: 0.3,
                              onZoom: update, onPan: update });
     v.viewport = svg.querySelector("g.svg-pan-zoom_viewport");
     ArchvizMap.readable(v.pz, svg, v.viewport, holder, v.rankdir);
+    v.tiles = ArchvizTiles.make(svg, v.viewport, v.pz, Object.keys(v.nodes).length);  // large: drawn near the screen only
+    if (v.tiles) v.tiles.cull();
     v.map = new ArchvizMap.Minimap(holder, function (x, y) { ArchvizMap.jumpTo(v.pz, x, y); });
     if (vw) setTimeout(function () { v.map.setImage(text, vw, vh); update(); }, 0);
     pane.views[layout] = v;
@@ -89,6 +91,7 @@
   function labelEdges(pane, v) {
     if (v.labelled) return;
     v.labelled = true;
+    if (v.tiles) v.tiles.showAll();  // measured whole; culled again on the next frame
     var grid = new ArchvizMap.BoxGrid(60);
     Object.keys(v.nodes).forEach(function (n) { v.nodes[n].forEach(function (g) { grid.add(g.getBBox()); }); });
     v.edges.forEach(function (e) {  // Graphviz's own edge labels (the split view's crossing counts)
@@ -109,6 +112,7 @@
         var tip = e.g.querySelector("title"); if (tip) tip.textContent = shape;
       }
     });
+    if (v.tiles) v.tiles.schedule();
   }
   function placeLabel(label, path, grid) {
     var len = path.getTotalLength(), w = null;
@@ -131,6 +135,7 @@
     Object.keys(pane.views).forEach(function (k) { pane.views[k].holder.classList.toggle("off", k !== layout); });
     pane.layout = layout; pane.svg = v.svg; pane.pz = v.pz; pane.nodes = v.nodes; pane.edges = v.edges; pane.view = v;
     v.pz.resize(); v.map.update(v.pz);
+    if (v.tiles) v.tiles.cull();
     if (selected && selected.pane === pane) mark(pane, selected.name, "sel", true);
   }
   function buildRest() {  // after the page is interactive: the other layouts, ready for a switch
@@ -155,6 +160,7 @@
     var gs = [];
     names.forEach(function (n) { (pane.nodes[n] || []).forEach(function (g) { gs.push(g); }); });
     if (!gs.length) return false;
+    if (pane.view.tiles) pane.view.tiles.reveal(gs);
     var box = visibleRect(pane);
     var rect = function () { return ArchvizMap.rectOf(pane.pz, pane.svg, pane.view.viewport, gs); };
     var r = rect(), h = r.b - r.t, w = r.r - r.l;

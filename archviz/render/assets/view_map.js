@@ -6,6 +6,7 @@
 var ArchvizMap = (function () {
   "use strict";
   var MIN_NAME_PX = 11, TARGET_NAME_PX = 12, MAX_NAME_PX = 20;
+  var BIG_SVG = 1000000;  // characters: a minimap of a larger diagram is a bitmap
 
   // svg-pan-zoom applies a zoom or pan on the next animation frame, so the DOM's client rects
   // lag behind it: these work from its state (zoom, pan) and each element's place in the diagram
@@ -70,7 +71,18 @@ var ArchvizMap = (function () {
     var dw = Math.max(w * this.scale, 40), dh = Math.max(h * this.scale, 40);
     this.ox = (dw - w * this.scale) / 2; this.oy = (dh - h * this.scale) / 2;
     this.el.style.width = dw + "px"; this.el.style.height = dh + "px";
-    this.el.style.backgroundImage = 'url("data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svgText) + '")';
+    var url = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText), el = this.el;
+    if (svgText.length < BIG_SVG) { el.style.backgroundImage = 'url("' + url + '")'; return; }
+    // a large diagram is drawn small once, into a bitmap: as an SVG background the browser
+    // would draw all of it again each time the minimap is painted (seconds at 5,000 layers)
+    var img = new Image(), cw = Math.ceil(w * this.scale * 2), ch = Math.ceil(h * this.scale * 2);
+    img.onload = function () {
+      var c = document.createElement("canvas"); c.width = cw; c.height = ch;
+      c.getContext("2d").drawImage(img, 0, 0, cw, ch);
+      try { el.style.backgroundImage = 'url("' + c.toDataURL("image/png") + '")'; }
+      catch (e) { el.style.backgroundImage = 'url("' + url + '")'; }
+    };
+    img.src = url;
   };
   // the visible part in the diagram's viewBox units (svg-pan-zoom's viewport keeps them)
   Minimap.prototype.update = function (pz) {
