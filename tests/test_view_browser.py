@@ -340,3 +340,22 @@ def test_compare_palette_title_and_partner(opened: Any) -> None:
     visible_mid = (stage["x"] + min(stage["x"] + stage["width"], panel["x"])) / 2
     assert abs(box["x"] + box["width"] / 2 - visible_mid) < 30  # centred where the panel leaves room
     assert stage["y"] < box["y"] < stage["y"] + stage["height"]
+
+
+def test_a_large_layout_draws_only_near_the_screen(browser: Any, tmp_path: Path) -> None:
+    """Over ArchvizTiles.MIN_NODES nodes: tiles far from the screen are not drawn; a search
+    for the last layer brings its tile back and centres it; edge shapes still avoid nodes."""
+    lines = ["name: long chain", "input: [4, 8, 8]", "layers:"]
+    lines += [f"  - {{name: c{i}, op: conv, out: 4, kernel: 3, padding: 1}}" for i in range(450)]
+    path = tmp_path / "long.html"
+    html.view(loads("\n".join(lines) + "\n", "long.yaml")).save(str(path))
+    v = Opened(browser, path)
+    shown = "[...document.querySelectorAll('.view:not(.off) g.tile')].map(g => g.style.display !== 'none')"
+    tiles = v.page.evaluate(shown)
+    assert len(tiles) > 10 and 0 < sum(tiles) < len(tiles)
+    v.page.fill("#search", "c449")
+    v.page.press("#search", "Enter")
+    assert v.panel().startswith("c449") and v.node("c449").is_visible()
+    v.page.click("#shapes")
+    assert v.page.evaluate(LABELS_OVER_NODES) == []
+    v.close()
