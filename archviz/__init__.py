@@ -124,7 +124,7 @@ def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: boo
     src = _source(x)
     sp = _spec(src)
     gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split_gpus else None
-    direction = rankdir or ("LR" if split_gpus else "TB")
+    direction = rankdir or "AUTO"  # TB or LR, whichever draws closer to square
     return Diagram(diagram(analyze(src, gpus=gpus), split_gpus, direction, fold))
 
 

@@ -196,19 +196,18 @@ def test_rank_2_spec_draws_and_views() -> None:
     a = archviz.analyze(sp)
     source = diagram(a, False, "TB", False).source
     assert "8×100" in source and "16×10" in source
-    data = network_data(sp, a)
+    data = network_data(a)
     assert data["input"] == "8×100" and data["layers"][-1]["output"] == "16×10"
     ids = archviz.loads(IDS.replace("layers:", "input_dtype: int64\nlayers:"))
     assert "8 int64" in diagram(archviz.analyze(ids), False, "TB", False).source
 
 
 def test_block_figure_refuses_a_sequence_with_a_hint() -> None:
-    from archviz.core.graph import build
     from archviz.render.blocks import blocks_data
 
     sp = archviz.loads(spec_text((16, 64), {"name": "fc", "op": "linear", "out": 8}))
     with pytest.raises(archviz.ArchvizError, match=r"draws images \(C, H, W\) and vectors \(F,\); input is"):
-        blocks_data(archviz.analyze(sp), build(sp))
+        blocks_data(archviz.analyze(sp))
 
 
 def test_older_formats_and_the_schema() -> None:

@@ -48,7 +48,7 @@ def test_draw_split_formats_and_content(tmp_path: Path) -> None:
         written(tmp_path / f"s.{fmt}", fmt)
     svg = (tmp_path / "s.svg").read_text(encoding="utf-8")
     assert "GPU 0" in svg and "GPU 1" in svg and "31,064,064 bytes" in svg and "48×55×55" in svg
-    assert "rankdir=LR" in (tmp_path / "s.dot").read_text(encoding="utf-8")
+    assert "rankdir=TB" in (tmp_path / "s.dot").read_text(encoding="utf-8")  # auto: closer to square
 
 
 def test_draw_default_file_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,25 +105,24 @@ def _every_writer(sp: Any, a: Any) -> None:
     from archviz.core.check import run_checks
     from archviz.core.cost import Settings, estimate, target
     from archviz.core.diff import diff
-    from archviz.core.graph import build
     from archviz.render import blocks, cost_view, html, plots, views
 
     for write in tables.SHAPES_WRITERS.values():
         write(a)
     tables.plain_text(tables.ShapesView(a), width=160)
-    tables.checks_markdown(run_checks(sp, a))
-    d = diff(sp, a, LENET, analyze(LENET))
+    tables.checks_markdown(run_checks(a))
+    d = diff(a, analyze(LENET))
     views.diff_markdown(d)
     views.diff_rows(d)
-    c = estimate(a, sp, Settings(batch=2), target("h100"))
+    c = estimate(a, Settings(batch=2), target("h100"))
     for write in cost_view.WRITERS.values():
         write(c)
     plots.counts_data(a)
     try:
-        blocks.blocks_data(a, build(sp))
+        blocks.blocks_data(a)
     except ArchvizError:
         pass   # a branching network has no block figure: refused as such
-    html.network_data(sp, a)
+    html.network_data(a)
 
 
 # documents that load (1 in 30 of the hostile ones does), with hostile names and text: the paths

@@ -140,7 +140,7 @@ def test_a_layers_own_lowering_beats_the_settings() -> None:
         assert type(model.get_submodule("norm1")) is torch.nn.LocalResponseNorm
         assert type(model.get_submodule("norm2")) is norm2
     settings = Settings(batch=2, torch_device="cpu")
-    predicted = saved_bytes(analyze(sp), sp, settings)
+    predicted = saved_bytes(analyze(sp), settings)
     assert predicted == measure(sp, 2).per_layer
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html as htmllib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_stages_of_resnet18() -> None:
     assert [(s.name, s.block, s.repeat) for s in sts] == [(f"layer{i}", "basic", 2) for i in (1, 2, 3, 4)]
     # layer1: 2 copies × 7 layers (no downsample); layer2: one copy with a 2-layer downsample
     assert [len(s.layers) for s in sts] == [14, 16, 16, 16]
-    assert sts[2].layers[0] == "layer3.0.conv1" and sts[2].label() == "layer3 · basic × 2"
+    assert sts[2].layers[0] == "layer3.0.conv1" and sts[2].label() == "layer3 ×2 · basic"
     assert html.stages(analyze(load("alexnet"))) == ()
 
 
@@ -94,10 +95,10 @@ def test_stages_come_from_the_analysis_not_the_yaml_text() -> None:
     # the use spans four lines: its `name:` line alone does not say which block it uses
     a = analyze(loads(MULTILINE_USE, "t.yaml"))
     (st,) = html.stages(a)
-    assert (st.name, st.block, st.repeat, st.label()) == ("stage", "unit", 3, "stage · unit × 3")
+    assert (st.name, st.block, st.repeat, st.label()) == ("stage", "unit", 3, "stage ×3 · unit")
     assert st.layers == tuple(f"stage.{i}.{n}" for i in range(3) for n in ("conv", "relu"))
     net = html.view_data(a)["net"]
-    assert net["stages"] == [{"name": "stage", "label": "stage · unit × 3", "layers": list(st.layers)}]
+    assert net["stages"] == [{"name": "stage", "label": "stage ×3 · unit", "layers": list(st.layers)}]
     assert [la["stage"] for la in net["layers"]] == ["stage"] * 6 + [""]
 
 
@@ -130,7 +131,7 @@ def test_resnet_view_has_the_folded_overview() -> None:
     data = html.view_data(analyze(load("resnet18")))
     assert set(data["layouts"]) == {"plain", "folded"} and data["initial"] == "folded"
     folded = data["layouts"]["folded"]
-    assert "layer3 · basic × 2" in folded and "256×14×14" in folded and "layer3.0.conv1" not in folded
+    assert "layer3 ×2 · basic" in folded and "256×14×14" in folded and "layer3.0.conv1" not in folded
 
 
 def test_compare_data_pairs_as_diff_does() -> None:
@@ -239,3 +240,13 @@ def test_lanes_up_to_the_limit_are_drawn(tmp_path: Path) -> None:
 
     data = html.view_data(analyze(load(str(_gpus_spec(tmp_path, MAX_LANES)))))
     assert "split" in data["layouts"] and data["layouts"]["split"].count('class="cluster"') == MAX_LANES
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_draw_fold_folds_each_block_use(tmp_path: Path) -> None:
+    """`draw --fold`: parameter-free layers into their producer and each block use one node (25)."""
+    out = tmp_path / "resnet50.svg"
+    result = CliRunner().invoke(app, ["draw", "resnet50", "--fold", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    svg = out.read_text(encoding="utf-8")
+    assert "layer3 ×6 · bottleneck" in svg and "layer3.0.conv1" not in svg and "+ relu" in svg
+    height = float(re.search(r'<svg width="[\d.]+pt" height="([\d.]+)pt"', svg).group(1))
+    assert height * 150 / 72 < 3000  # the PNG at draw's 150 dpi stays under 3,000 px tall

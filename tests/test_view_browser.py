@@ -63,10 +63,13 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("views")
     out = {}
     for key, spec, vs in (("alexnet", "alexnet", None), ("resnet18", "resnet18", None),
-                          ("vs", "alexnet", "alexnet-torchvision")):
+                          ("resnet50", "resnet50", None), ("vs", "alexnet", "alexnet-torchvision"),
+                          ("vs-resnet", "resnet18", "resnet50")):
         path = folder / f"{key}.html"
         html.view(spec, vs).save(str(path))
         out[key] = path
+    out["timed"] = folder / "timed.html"
+    html.view("alexnet", times=str(_bench_json(folder / "bench.json"))).save(str(out["timed"]))
     from test_view import HOSTILE
 
     out["hostile"] = folder / "hostile.html"
@@ -74,11 +77,25 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+def _bench_json(path: Path) -> Path:
+    """A file in the shape `archviz bench --layers --format json` writes (made-up times)."""
+    import json
+
+    from archviz.spec import load
+
+    names = [layer.name for layer in load("alexnet").layers]
+    layers = [{"name": n, "forward_ms": 0.5 + i, "backward_ms": 1.0 + 2 * i, "predicted_ms": None}
+              for i, n in enumerate(names)]
+    rows = [{"mode": "train", "batch": 8, "layers": {"sum_ms": 0, "layers": layers}}]
+    path.write_text(json.dumps({"schema_version": 1, "rows": rows}), encoding="utf-8")
+    return path
+
+
 class Opened:
     """A page opened from file://, with its blocked requests, errors and dialogs recorded."""
 
-    def __init__(self, browser: Any, path: Path) -> None:
-        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+    def __init__(self, browser: Any, path: Path, size: tuple[int, int] = (1400, 900)) -> None:
+        self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         self.requests: list[str] = []
         self.errors: list[str] = []
         self.dialogs: list[str] = []
@@ -99,7 +116,7 @@ class Opened:
         self.page.wait_for_selector("body[data-ready='1']", timeout=15_000)
 
     def node(self, name: str) -> Any:
-        return self.page.locator(f'#main g.node[data-layer="{name}"]')
+        return self.page.locator(f'#main .view:not(.off) g.node[data-layer="{name}"]')
 
     def panel(self) -> str:
         return self.page.locator("#panel-body").inner_text()
@@ -113,8 +130,8 @@ class Opened:
 def opened(browser: Any, pages: dict[str, Path]) -> Iterator[Any]:
     made: list[Opened] = []
 
-    def open_(key: str) -> Opened:
-        made.append(Opened(browser, pages[key]))
+    def open_(key: str, size: tuple[int, int] = (1400, 900)) -> Opened:
+        made.append(Opened(browser, pages[key], size))
         return made[-1]
 
     yield open_
@@ -152,19 +169,36 @@ def test_search_by_name_and_op(opened: Any) -> None:
     assert "sel" in (v.node("norm1").get_attribute("class") or "")
 
 
+# each edge-shape label of the shown layout whose box meets a node's box (both in the diagram's units)
+LABELS_OVER_NODES = """() => {
+  const v = document.querySelector('#main .view:not(.off)'), out = [];
+  const boxes = [...v.querySelectorAll('g.node')].map(g => [g.getAttribute('data-layer'), g.getBBox()]);
+  for (const t of v.querySelectorAll('text.eshape')) {
+    const b = t.getBBox();
+    for (const [n, o] of boxes) {
+      if (b.x < o.x + o.width && o.x < b.x + b.width && b.y < o.y + o.height && o.y < b.y + b.height)
+        out.push(t.textContent + ' over ' + n);
+    }
+  }
+  return out; }"""
+
+
 def test_lanes_and_edge_shapes(opened: Any) -> None:
     v = opened("alexnet")
     assert v.node("conv1").count() == 1
     v.page.click("#lanes")
     assert v.node("conv1").count() == 2  # one per GPU lane
+    v.page.click("#fit")  # the whole split view: conv3 is off screen at the readable zoom
     v.node("conv3").first.click()
     assert "reads every GPU's share" in v.panel() and "192×13×13 + 192×13×13" in v.panel()
-    shapes = v.page.locator("text.eshape")
-    assert shapes.count() > 0 and not shapes.first.is_visible()
+    shapes = v.page.locator(".view:not(.off) text.eshape")
+    assert shapes.count() == 0  # made the first time they are asked for
     v.page.click("#shapes")
-    assert shapes.first.is_visible()
+    assert shapes.count() > 0 and shapes.first.is_visible()
     assert "48×55×55" in shapes.all_text_contents()  # conv1's share of one GPU, on its edges
+    assert v.page.evaluate(LABELS_OVER_NODES) == []
     v.page.click("#lanes")
+    assert v.page.evaluate(LABELS_OVER_NODES) == []  # the plain layout's labels, made on the switch
     assert v.node("conv1").count() == 1
 
 
@@ -188,16 +222,18 @@ def test_resnet_fold_and_unfold(opened: Any) -> None:
 def test_compare_view(opened: Any) -> None:
     v = opened("vs")
     assert "60,965,224 → 61,100,840" in v.page.locator("#totals").inner_text()
-    norm1 = v.page.locator('#pane-a g.node[data-layer="norm1"]')
+    norm1 = v.page.locator('#pane-a .view:not(.off) g.node[data-layer="norm1"]')
     assert "st-removed" in (norm1.get_attribute("class") or "")
-    assert "st-added" in (v.page.locator('#pane-b g.node[data-layer="avgpool"]').get_attribute("class") or "")
-    v.page.locator('#pane-a g.node[data-layer="conv1"]').click()
+    avgpool = v.page.locator('#pane-b .view:not(.off) g.node[data-layer="avgpool"]')
+    assert "st-added" in (avgpool.get_attribute("class") or "")
+    v.page.locator('#pane-a .view:not(.off) g.node[data-layer="conv1"]').click()
     text = v.panel()
     assert "conv1 ↔ conv1" in text and "changed" in text
     assert "96×55×55" in text and "64×55×55" in text  # the outputs side by side
-    assert "sel" in (v.page.locator('#pane-b g.node[data-layer="conv1"]').get_attribute("class") or "")
+    partner = v.page.locator('#pane-b .view:not(.off) g.node[data-layer="conv1"]')
+    assert "sel" in (partner.get_attribute("class") or "")
     pane = v.page.locator("#pane-b").bounding_box()
-    box = v.page.locator('#pane-b g.node[data-layer="conv1"]').bounding_box()
+    box = v.page.locator('#pane-b .view:not(.off) g.node[data-layer="conv1"]').bounding_box()
     assert pane and box and pane["x"] < box["x"] < pane["x"] + pane["width"]  # the partner in view
 
 
@@ -215,3 +251,111 @@ def test_hostile_names_render_as_text(opened: Any) -> None:
     tip = v.page.locator("#totals").get_attribute("title") or ""
     assert "</script><script>alert(2)</script>" in tip and "<img src=x onerror=alert(3)>" in tip
     assert v.page.locator("svg foreignObject, #main svg script").count() == 0
+
+
+# the height on screen of each visible node's name (its first <text>), and the pane's layout
+NAME_PX = """() => [...document.querySelectorAll('#main .view:not(.off) g.node')].map(g => {
+  const r = g.querySelector('text').getBoundingClientRect();
+  return r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth ? r.height : null;
+}).filter(h => h !== null)"""
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+@pytest.mark.parametrize("key", ["alexnet", "resnet50", "vs", "vs-resnet"])
+def test_first_sight_names_are_readable(opened: Any, key: str, size: tuple[int, int]) -> None:
+    v = opened(key, size)
+    v.page.wait_for_timeout(100)  # svg-pan-zoom applies its zoom on the next frame
+    heights = v.page.evaluate(NAME_PX)
+    assert len(heights) >= 5 and min(heights) >= 11, heights
+    assert v.node("input").count() >= 1 and v.node("input").first.is_visible()  # the input end
+    assert v.page.locator("#main .view:not(.off) .minimap .mm-frame").count() == (2 if "vs" in key else 1)
+    if key == "resnet50":  # deeper than a screen: opens folded, the count shown
+        assert v.page.evaluate("window.archviz.layout()") == "folded"
+        assert "layer3 ×6" in (v.node("layer3").text_content() or "")
+        v.page.click("#fold")  # one click unfolds
+        assert v.node("layer3.5.conv3").count() == 1
+        v.page.wait_for_timeout(100)
+        assert min(v.page.evaluate(NAME_PX)) >= 11
+
+
+def test_fold_in_compare(opened: Any) -> None:
+    v = opened("vs-resnet")
+    assert v.page.locator("#fold").is_visible()
+    assert v.page.evaluate("[window.archviz.layout(0), window.archviz.layout(1)]") == ["folded", "folded"]
+    assert "st-changed" in (v.page.locator('#pane-b .view:not(.off) g.node[data-layer="layer3"]')
+                            .get_attribute("class") or "")
+    v.page.click("#fold")
+    assert v.page.evaluate("[window.archviz.layout(0), window.archviz.layout(1)]") == ["plain", "plain"]
+
+
+METRICS = {"params": "params", "macs": "macs", "saved": "saved", "time": "time"}
+
+
+@pytest.mark.parametrize("key", ["timed", "resnet50"])
+def test_colour_by_cost(opened: Any, key: str) -> None:
+    v = opened(key)
+    options = v.page.locator("#colour option").evaluate_all("os => os.map(o => o.value)")
+    assert options == ["family", "params", "macs", "saved"] + (["time"] if key == "timed" else [])
+    totals = v.page.evaluate("window.archviz.data.net.totals")
+    for metric in options[1:]:
+        v.page.select_option("#colour", metric)
+        assert v.page.locator("#scale").is_visible() and v.page.locator("#scale .bar").count() == 1
+        fills = v.page.locator("#main .view:not(.off) g.node").evaluate_all(
+            "gs => gs.map(g => g.querySelector('path, polygon, ellipse').style.fill)")
+        assert len(set(fills)) >= 5, (metric, set(fills))
+        values = v.page.evaluate(f"window.archviz.nodeValues({metric!r})")
+        assert sum(values.values()) == pytest.approx(totals[metric], rel=1e-9), metric
+    v.page.select_option("#colour", "family")
+    assert v.page.locator("#scale").is_hidden()
+    if key == "timed":
+        v.page.click("#fit")
+        v.node("fc6").click()
+        text = v.panel()
+        assert "% of the total" in text and "measured time" in text and "saved for backward" in text
+
+
+def test_compare_palette_title_and_partner(opened: Any) -> None:
+    v = opened("vs")
+    family = {"#a6cee3", "#fdbf6f", "#cab2d6", "#b2df8a", "#fbe38e", "#d9d9d9", "#fb9a99", "#e5d8bd"}
+    colours = v.page.evaluate("""() => ['added', 'removed', 'changed'].map(s => {
+      const on = '#main .view:not(.off) g.node.st-' + s;
+      const g = document.querySelector(on + ' > path, ' + on + ' > polygon');
+      const sw = document.querySelector('#legend .st-' + s);
+      return [g ? getComputedStyle(g).fill : null, getComputedStyle(sw).backgroundColor]; })""")
+    for drawn, swatch in colours:
+        assert drawn is not None and drawn == swatch  # the legend shows what is drawn
+        rgb = tuple(int(x) for x in drawn[4:-1].split(","))
+        assert "#{:02x}{:02x}{:02x}".format(*rgb) not in family
+    for side in ("a", "b"):  # each pane's label clear of its diagram
+        title = v.page.locator(f"#pane-{side} .pane-title").bounding_box()
+        stage = v.page.locator(f"#pane-{side} .stage").bounding_box()
+        assert title and stage and title["y"] + title["height"] <= stage["y"] + 0.5
+    v.page.click("#fit")
+    v.page.locator('#pane-a .view:not(.off) g.node[data-layer="fc8"]').click()
+    v.page.wait_for_timeout(100)
+    panel = v.page.locator("#panel").bounding_box()
+    stage = v.page.locator("#pane-b .stage").bounding_box()
+    box = v.page.locator('#pane-b .view:not(.off) g.node[data-layer="fc8"]').bounding_box()
+    assert panel and stage and box
+    visible_mid = (stage["x"] + min(stage["x"] + stage["width"], panel["x"])) / 2
+    assert abs(box["x"] + box["width"] / 2 - visible_mid) < 30  # centred where the panel leaves room
+    assert stage["y"] < box["y"] < stage["y"] + stage["height"]
+
+
+def test_a_large_layout_draws_only_near_the_screen(browser: Any, tmp_path: Path) -> None:
+    """Over ArchvizTiles.MIN_NODES nodes: tiles far from the screen are not drawn; a search
+    for the last layer brings its tile back and centres it; edge shapes still avoid nodes."""
+    lines = ["name: long chain", "input: [4, 8, 8]", "layers:"]
+    lines += [f"  - {{name: c{i}, op: conv, out: 4, kernel: 3, padding: 1}}" for i in range(450)]
+    path = tmp_path / "long.html"
+    html.view(loads("\n".join(lines) + "\n", "long.yaml")).save(str(path))
+    v = Opened(browser, path)
+    shown = "[...document.querySelectorAll('.view:not(.off) g.tile')].map(g => g.style.display !== 'none')"
+    tiles = v.page.evaluate(shown)
+    assert len(tiles) > 10 and 0 < sum(tiles) < len(tiles)
+    v.page.fill("#search", "c449")
+    v.page.press("#search", "Enter")
+    assert v.panel().startswith("c449") and v.node("c449").is_visible()
+    v.page.click("#shapes")
+    assert v.page.evaluate(LABELS_OVER_NODES) == []
+    v.close()

@@ -120,6 +120,7 @@ class PlotKind(str, Enum):
 
 
 class RankDir(str, Enum):
+    auto = "auto"
     TB = "TB"
     LR = "LR"
 

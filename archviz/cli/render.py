@@ -90,14 +90,17 @@ def draw(
         "--format", "-f", case_sensitive=False,
         help="svg, png, pdf or dot. Default: from -o's suffix, else svg.")] = None,
     rankdir: Annotated[Optional[RankDir], typer.Option(
-        "--rankdir", case_sensitive=False, help="TB (top to bottom) or LR (left to right). "
-                                                "Default: TB, or LR with --split-gpus.")] = None,
+        "--rankdir", case_sensitive=False,
+        help="auto (the default), TB (top to bottom) or LR (left to right). auto estimates both "
+             "drawings' sizes from the labels, the layer ranks and the lanes, and takes the one "
+             "closer to square: top to bottom for every bundled spec, the split view included.")] = None,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="One lane per GPU (the spec's gpus, 2 when absent), as in the "
                              "AlexNet paper's Figure 2, with the traffic between GPUs.")] = False,
     fold: Annotated[bool, typer.Option(
         "--fold", help="Draw parameter-free activation, normalisation and dropout layers "
-                       "inside the node of the layer they follow.")] = False,
+                       "inside the node of the layer they follow, and each block use as one "
+                       "node labelled with its copy count (\"layer3 ×6 · bottleneck\").")] = False,
 ) -> None:
     """Draw the layer graph with Graphviz: each layer's name, op and settings, output shape.
 
@@ -110,7 +113,7 @@ def draw(
 
       archviz draw alexnet --split-gpus --fold -o alexnet-split.png
 
-      archviz draw specs/lenet5.yaml --rankdir LR -o lenet5.pdf
+      archviz draw specs/lenet5.yaml --rankdir LR -o lenet5.pdf   # a wide strip
 
       archviz draw alexnet -o alexnet.dot           # Graphviz source only
 
@@ -121,7 +124,7 @@ def draw(
     a, spec_path = _load(spec, split_gpus)
     tag = "-split" if split_gpus else ""
     path, kind = target(spec_path, output, fmt and fmt.value, tag, DRAW_FORMATS, "svg")
-    direction = rankdir.value if rankdir else ("LR" if split_gpus else "TB")
+    direction = rankdir.value.upper() if rankdir else dot.AUTO
     if kind == "html":  # the interactive view (archviz view), this layout first
         from ..render import html
 
@@ -129,6 +132,13 @@ def draw(
         _wrote(path, page.encode("utf-8"))
         return
     graph = dot.diagram(a, split_gpus, direction, fold)
+    if fold and not split_gpus:  # each block use one node, "layer3 ×6 · bottleneck" (issue 25)
+        from ..render.html import stages
+
+        sts = stages(a)
+        if sts:
+            graph = dot.stage_graph(a, {n: st.name for st in sts for n in st.layers},
+                                    {st.name: st.label() for st in sts}, direction, fold=True)
     try:
         data = dot.render(graph, kind)
     except dot.GraphvizMissing as exc:

@@ -53,6 +53,9 @@ def view(
                      "them, added/removed/changed layers coloured.")] = None,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="Open on the one-lane-per-GPU view (the spec's gpus, 2 when absent).")] = False,
+    times: Annotated[Optional[str], typer.Option(
+        "--times", help="Per-layer times measured by `archviz bench --layers --format json -o FILE`:"
+                        " the view can colour each layer by its share of the time.")] = None,
     open_: Annotated[bool, typer.Option("--open", help="Open the file in the web browser.")] = False,
 ) -> None:
     """Write one self-contained HTML file to explore a network: works offline, from file://.
@@ -81,7 +84,7 @@ def view(
 
         tag = f"-vs-{resolve(vs).stem}"
     path = html_target(spec, output, tag)
-    page = html.view(sp, other, split=split_gpus).html
+    page = html.view(sp, other, split=split_gpus, times=times).html
     write_view(path, page, open_)
     if other is None and sp.gpus and sp.gpus > MAX_LANES:
         console(stderr=True).print(f"note: {sp.gpus} GPUs: the page has no lane view (lanes are drawn"

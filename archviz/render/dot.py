@@ -24,6 +24,7 @@ from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..ops.dtypes import note as dtype_note
 from ..spec import INPUT
+from . import aspect
 from .tables import human
 from .text import one_line
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Shape = tuple[int, ...]
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR")
+AUTO = "AUTO"  # --rankdir auto: the direction whose drawing is closer to square (aspect.py)
 FONT = "Helvetica"
 PNG_DPI = 150
 CROSS_COLOUR = "#c0392b"
@@ -216,53 +218,87 @@ def _families(nodes: dict[str, list[LayerStats]]) -> list[str]:
 
 
 def layer_graph(a: Analysis, rankdir: str = "TB", fold: bool = False) -> graphviz.Digraph:
-    """One node per layer (or per folded run), edges along ``from:``; merges as ellipses."""
-    g = _digraph(a, rankdir, "layers")
+    """One node per layer (or per folded run), edges along ``from:``; merges as ellipses.
+
+    ``rankdir`` "AUTO" picks TB or LR, whichever draws closer to square (:mod:`.aspect`).
+    """
     rep = fold_map(a, fold)
     nodes = groups(a, fold)
+    labels = {name: node_label(layers) for name, layers in nodes.items()}
+    links = _links(a, rep)
+    rankdir = resolve_rankdir(rankdir, a, labels, links)
+    g = _digraph(a, rankdir, "layers")
     g.attr(label=_title(a, _families(nodes), 5 if rankdir == "TB" else 9))
     _input_node(g, a)
     for name, layers in nodes.items():
         st = STYLE[layers[0].family]
-        g.node(name, node_label(layers), fillcolor=st.fill, shape=st.shape)
-    for s in a.layers:
-        for src in s.inputs:
-            head, tail = rep[s.name], (INPUT if src == INPUT else rep[src])
-            if head != tail:
-                g.edge(tail, head)
+        g.node(name, labels[name], fillcolor=st.fill, shape=st.shape)
+    for tail, head in links:
+        g.edge(tail, head)
     return g
 
 
-def stage_graph(a: Analysis, stage_of: dict[str, str], labels: dict[str, str],
-                rankdir: str = "TB") -> graphviz.Digraph:
-    """The folded overview: each block use (``stage_of`` layer → stage) drawn as one box.
-
-    ``labels`` gives each stage's text ("layer3 · basic × 2"); the stage's output shape follows.
-    Layers outside any stage are drawn as in :func:`layer_graph`.
-    """
-    g = _digraph(a, rankdir, "stages")
-    nodes = groups(a, False)
-    g.attr(label=_title(a, _families(nodes), 5 if rankdir == "TB" else 9))
-    _input_node(g, a)
-    rep = {s.name: stage_of.get(s.name, s.name) for s in a.layers}
-    last: dict[str, LayerStats] = {}
-    for s in a.layers:
-        last[rep[s.name]] = s
-    for node, s in last.items():
-        if node in labels:
-            g.node(node, f'<<font point-size="13"><b>{escape(labels[node])}</b></font><br/>'
-                         f'<font color="#333333">{dims(s.output)}</font>>',
-                   fillcolor=STAGE_FILL, shape="box", peripheries="2")
-        else:
-            st = STYLE[s.family]
-            g.node(node, node_label([s]), fillcolor=st.fill, shape=st.shape)
+def _links(a: Analysis, rep: dict[str, str], once: bool = False) -> list[tuple[str, str]]:
+    """The drawn edges (tail node, head node) between the nodes ``rep`` draws (``once``: no repeats)."""
+    out: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for s in a.layers:
         for src in s.inputs:
             head, tail = rep[s.name], (INPUT if src == INPUT else rep[src])
-            if head != tail and (tail, head) not in seen:
+            if head != tail and not (once and (tail, head) in seen):
                 seen.add((tail, head))
-                g.edge(tail, head)
+                out.append((tail, head))
+    return out
+
+
+def resolve_rankdir(rankdir: str, a: Analysis, labels: dict[str, str], links: list[tuple[str, str]],
+                    lanes: int = 1, lane_header: str = "", footer: str = "") -> str:
+    """``rankdir`` itself, or for "AUTO" the direction whose expected drawing is closer to square."""
+    if rankdir.upper() != AUTO:
+        return rankdir
+    sizes = {INPUT: aspect.label_size(f"<input<br/>{dims(a.input)}>")}
+    sizes.update({n: aspect.label_size(lab) for n, lab in labels.items()})
+    rank = aspect.ranks([INPUT, *labels], links)
+    t = a.totals
+    title = f"{a.name} · input {dims(a.input)} · {t.params:,} params · {t.macs:,} MACs per image"
+    widest = max([aspect.title_width(title)]
+                 + [aspect.label_size(line).w * 13 / 11 for line in footer.split("<br/>") if footer])
+    lane_min = aspect.label_size(lane_header).w * 13 / 11 if lane_header else 0.0
+    extra = aspect.LEGEND_H + (2 * aspect.LINE_PT if footer else 0)
+    return aspect.choose(sizes, rank, lanes, widest, lane_min, extra)
+
+
+def stage_graph(a: Analysis, stage_of: dict[str, str], labels: dict[str, str],
+                rankdir: str = "TB", fold: bool = False) -> graphviz.Digraph:
+    """The folded overview: each block use (``stage_of`` layer → stage) drawn as one box.
+
+    ``labels`` gives each stage's text ("layer3 · basic × 2"); the stage's output shape follows.
+    Layers outside any stage are drawn as in :func:`layer_graph` (``fold``: parameter-free ones
+    inside their producer's node).
+    """
+    folded = fold_map(a, fold)
+    rep = {s.name: stage_of.get(s.name) or stage_of.get(folded[s.name]) or folded[s.name] for s in a.layers}
+    last: dict[str, LayerStats] = {}
+    members: dict[str, list[LayerStats]] = {}
+    for s in a.layers:
+        last[rep[s.name]] = s
+        members.setdefault(rep[s.name], []).append(s)
+    texts = {node: (f'<<font point-size="13"><b>{escape(labels[node])}</b></font><br/>'
+                    f'<font color="#333333">{dims(s.output)}</font>>') if node in labels
+             else node_label(members[node]) for node, s in last.items()}
+    links = _links(a, rep, once=True)
+    rankdir = resolve_rankdir(rankdir, a, texts, links)
+    g = _digraph(a, rankdir, "stages")
+    g.attr(label=_title(a, _families(groups(a, False)), 5 if rankdir == "TB" else 9))
+    _input_node(g, a)
+    for node, text in texts.items():
+        if node in labels:
+            g.node(node, text, fillcolor=STAGE_FILL, shape="box", peripheries="2")
+        else:
+            st = STYLE[members[node][0].family]
+            g.node(node, text, fillcolor=st.fill, shape=st.shape)
+    for tail, head in links:
+        g.edge(tail, head)
     return g
 
 
@@ -291,10 +327,14 @@ def split_graph(a: Analysis, rankdir: str = "LR", fold: bool = False) -> graphvi
     """One lane (cluster) per GPU holding its share of every layer; crossing edges between lanes."""
     check_lanes(a)
     split = a.split
-    assert split is not None
-    g = _digraph(a, rankdir, "split")
     rep = fold_map(a, fold)
     nodes = groups(a, fold)
+    head0 = max(split.lanes, key=lambda lane: len(_lane_header(lane.gpu, lane.params, lane.macs)))
+    rankdir = resolve_rankdir(
+        rankdir, a, {n: node_label(ls, lane_shape(ls[-1].output, split.gpus, 0), "note",
+                                   lane_op_text(ls[0], split.gpus, 0)) for n, ls in nodes.items()},
+        _links(a, rep), split.gpus, _lane_header(head0.gpu, head0.params, head0.macs), _footer(a))
+    g = _digraph(a, rankdir, "split")
     g.attr(label=_title(a, _families(nodes), 9, _footer(a)), labelloc="b")
     _input_node(g, a)
     # top to bottom, the input's edges come in from above: the lane headers go below the lanes

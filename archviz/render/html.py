@@ -53,7 +53,9 @@ class Stage:
     layers: tuple[str, ...] = field(default=())
 
     def label(self) -> str:
-        return f"{self.name} · {self.block} × {self.repeat}"
+        """The use and its copy count first ("layer3 ×6"), then the block ("bottleneck")."""
+        head = f"{self.name} ×{self.repeat}"
+        return f"{head} · {self.block}" if self.block else head
 
 
 def stages(a: Analysis) -> tuple[Stage, ...]:
@@ -113,9 +115,34 @@ def _layer(a: Analysis, s: LayerStats, claims: list[dict[str, Any]], stage: str,
     }
 
 
-def network_data(a: Analysis) -> dict[str, Any]:
+def saved_per_image(a: Analysis) -> dict[str, int]:
+    """Layer → bytes it saves for backward per image (training, fp32: the cost model's rule)."""
+    from ..core.cost import Settings, saved_bytes
+
+    return saved_bytes(a, Settings(batch=1))
+
+
+def load_times(path: str) -> dict[str, float]:
+    """Layer → measured milliseconds (forward + backward) from ``archviz bench --layers --format
+    json`` output: the first row with per-layer times in train mode, else the first with any."""
+    from pathlib import Path
+
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = [r for r in result.get("rows", []) if isinstance(r, dict) and r.get("layers")]
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ArchvizError(f"--times {path}: not the JSON of `archviz bench --layers`: {exc}") from None
+    if not rows:
+        raise ArchvizError(f"--times {path}: no per-layer times (run `archviz bench --layers --format json`)")
+    row = next((r for r in rows if r.get("mode") == "train"), rows[0])
+    return {t["name"]: float(t.get("forward_ms") or 0) + float(t.get("backward_ms") or 0)
+            for t in row["layers"]["layers"]}
+
+
+def network_data(a: Analysis, times: dict[str, float] | None = None) -> dict[str, Any]:
     """Everything the page shows about one network, as JSON-ready values."""
     checks = run_checks(a)
+    saved = saved_per_image(a)
     names = {s.name for s in a.layers}
     per, net = _claims_by_layer(checks, names)
     sts = stages(a)
@@ -130,10 +157,12 @@ def network_data(a: Analysis) -> dict[str, Any]:
         "name": a.name, "source": a.source, "description": a.spec.description, "path": a.path,
         "input": dims(a.input) + dtype_note(a.input_dtype), "gpus": a.split.gpus if a.split else None,
         "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "neurons": t.neurons,
-                   "activations": t.activations},
+                   "activations": t.activations, "saved": sum(saved.values()),
+                   "time": sum(times.get(s.name, 0.0) for s in a.layers) if times else None},
         "checks": {"passed": sum(c.ok for c in checks), "failed": sum(not c.ok for c in checks),
                    "network": net},
-        "layers": [_layer(a, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name])
+        "layers": [{**_layer(a, s, per.get(s.name, []), stage_of.get(s.name, ""), readers[s.name]),
+                    "saved": saved.get(s.name, 0), "time": times.get(s.name) if times else None}
                    for s in a.layers],
         "input_readers": readers[INPUT],
         "stages": [{"name": st.name, "label": st.label(), "layers": list(st.layers)}
@@ -157,7 +186,7 @@ def layouts(a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, s
     share), ``folded`` (each block use one box) when the spec uses blocks."""
     out = {"plain": _svg(dot.layer_graph(a, rankdir, fold))}
     if a.split is not None and a.split.gpus <= MAX_LANES:
-        out["split"] = _svg(dot.split_graph(a, "LR", fold))
+        out["split"] = _svg(dot.split_graph(a, dot.AUTO, fold))
     sts = stages(a)
     if sts:
         stage_of = {n: st.name for st in sts for n in st.layers}
@@ -166,18 +195,35 @@ def layouts(a: Analysis, rankdir: str = "TB", fold: bool = False) -> dict[str, s
     return out
 
 
-def view_data(a: Analysis, rankdir: str = "TB", fold: bool = False, initial: str = "") -> dict[str, Any]:
+def view_data(a: Analysis, rankdir: str = "TB", fold: bool = False, initial: str = "",
+              times: dict[str, float] | None = None) -> dict[str, Any]:
     """The page's JSON for one analysed network (with its GPU lanes when it was analysed split)."""
     if initial == "split" and a.split is not None:
         dot.check_lanes(a)   # asked for the lanes: a clear refusal rather than the plain layout
     lays = layouts(a, rankdir, fold)
     start = initial if initial in lays else ("folded" if "folded" in lays else "plain")
-    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(a),
+    return {"schema_version": SCHEMA_VERSION, "mode": "single", "net": network_data(a, times),
             "layouts": lays, "initial": start}
 
 
 def _change(v: Any) -> str:
     return "—" if v is None else show(v)
+
+
+def _compare_layouts(a: Analysis) -> dict[str, str]:
+    """``plain`` and (with blocks) ``folded``, titled without the op-family legend: compared,
+    the boxes are coloured by difference (added, removed, changed), which the page's legend shows."""
+    t = a.totals
+    title = (f'<<font point-size="16"><b>{escape(a.name)} · {t.params:,} params · {t.macs:,} MACs'
+             " per image</b></font>>")
+    graphs = {"plain": dot.layer_graph(a)}
+    sts = stages(a)
+    if sts:
+        graphs["folded"] = dot.stage_graph(a, {n: st.name for st in sts for n in st.layers},
+                                           {st.name: st.label() for st in sts})
+    for g in graphs.values():
+        g.attr(label=title)
+    return {k: _svg(g) for k, g in graphs.items()}
 
 
 def compare_data(d: Diff) -> dict[str, Any]:
@@ -191,8 +237,8 @@ def compare_data(d: Diff) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION, "mode": "compare",
         "a": network_data(d.a), "b": network_data(d.b),
-        "layouts_a": {"plain": _svg(dot.layer_graph(d.a))},
-        "layouts_b": {"plain": _svg(dot.layer_graph(d.b))},
+        "layouts_a": _compare_layouts(d.a),
+        "layouts_b": _compare_layouts(d.b),
         "pairs": pairs,
         "totals": {m: {"a": d.total(m)[0], "b": d.total(m)[1]} for m in METRICS},
     }
@@ -214,7 +260,8 @@ def script_json(data: Any) -> str:
 def page(data: dict[str, Any]) -> str:
     """The whole HTML document for ``data`` (from :func:`view_data` or :func:`compare_data`)."""
     lib = _asset("vendor", "svg-pan-zoom.min.js")
-    app = _asset("assets", "view.js")
+    scripts = ("view_map.js", "view_tiles.js", "view_colour.js", "view.js")
+    app = "\n".join(_asset("assets", f) for f in scripts)
     css = _asset("assets", "view.css")
     for name, code in (("svg-pan-zoom", lib), ("view.js", app), ("view.css", css)):
         if re.search(r"</(script|style)", code, re.I):  # pragma: no cover - guards the package data
@@ -248,7 +295,8 @@ class View:
         write_atomic(path, self.html)
 
 
-def view(spec: str | Spec | Analysis, vs: str | Spec | Analysis | None = None, split: bool = False) -> View:
+def view(spec: str | Spec | Analysis, vs: str | Spec | Analysis | None = None, split: bool = False,
+         times: str | None = None) -> View:
     """The view of a spec (a bundled name, a path, a loaded Spec or its Analysis), or of two compared.
 
     >>> from archviz.render.html import view
@@ -256,7 +304,8 @@ def view(spec: str | Spec | Analysis, vs: str | Spec | Analysis | None = None, s
     """
     a = _analysis(spec)
     if vs is None:
-        return View(page(view_data(a, initial="split" if split else "")))
+        return View(page(view_data(a, initial="split" if split else "",
+                                   times=load_times(times) if times else None)))
     from ..core.diff import diff
 
     return View(page(compare_data(diff(a, _analysis(vs)))))
