@@ -1,12 +1,14 @@
 """The ops: one class per op, in a module per family, each registering itself in
-:data:`archviz.ops.registry.OPS` when imported (the order below is the order of docs and schema).
-:mod:`~archviz.ops.registry` holds the base class and the registry, :mod:`~archviz.ops.saved`
-the saved-for-backward vocabulary, :mod:`~archviz.ops.fields` the typed field parsers and
-:mod:`~archviz.ops.arith` the size formula and its text."""
+:data:`archviz.ops.registry.OPS` when imported. Every module of this package that is not one of
+the shared ones below is a family module and is imported here, so adding a family is adding its
+file. The order of docs and schema: the families of :data:`_FIRST`, then the others by name,
+``opaque`` last. :mod:`~archviz.ops.registry` holds the base class and the registry,
+:mod:`~archviz.ops.saved` the saved-for-backward vocabulary, :mod:`~archviz.ops.fields` the typed
+field parsers and :mod:`~archviz.ops.arith` the size formula and its text."""
 
-# isort: off
-from . import conv, pool, norm, activation, regularise, shape, linear, merge, opaque  # noqa: F401
-# isort: on
+from importlib import import_module as _import_module
+from pkgutil import iter_modules as _iter_modules
+
 from .registry import (
     OPS,
     Inferred,
@@ -19,6 +21,21 @@ from .registry import (
     fmt_shape,
     register,
 )
+
+# the modules every op uses, which register nothing
+_SHARED = frozenset({"registry", "arith", "dtypes", "fields", "lowering", "receptive", "saved", "source"})
+# the classic CNN families first, in the order a network uses them (docs/spec-format.md's table)
+_FIRST = ("conv", "pool", "norm", "activation", "regularise", "shape", "linear", "merge")
+
+
+def _family_modules() -> list[str]:
+    found = {m.name for m in _iter_modules(__path__) if m.name not in _SHARED and not m.name.startswith("_")}
+    rest = sorted(found - set(_FIRST) - {"opaque"})
+    return [m for m in _FIRST if m in found] + rest + (["opaque"] if "opaque" in found else [])
+
+
+for _module in _family_modules():
+    _import_module(f"{__name__}.{_module}")
 
 __all__ = ["OPS", "Inferred", "NoParams", "OpError", "OpKind", "Shape", "TorchLayer", "fmt_dims", "fmt_shape",
            "register"]
