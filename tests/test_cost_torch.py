@@ -50,6 +50,27 @@ def test_saved_bytes_equal_autograd_full_size(name: str, batch: int, dtype: str)
     _check(name, batch, dtype, None)
 
 
+MLP_FIRST = """name: mlp
+input: [12, 32]
+layers:
+  - {name: fc0, op: linear, out: 32}
+  - {name: relu, op: relu}
+  - {name: fc1, op: linear, out: 16}
+"""
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_a_linear_on_the_network_input_keeps_no_weight(dtype: str) -> None:
+    """addmm keeps the weight for the input's gradient only: a linear reading the network input
+    (which carries none) saves just its input, under autocast too (fc0); fc1 keeps both."""
+    from archviz.spec import loads
+
+    sp = loads(MLP_FIRST, "mlp.yaml")
+    predicted = saved_bytes(analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
+    measured = measure(sp, 3, dtype)
+    assert predicted == measured.per_layer, measured.records
+
+
 def test_rules_scale_with_the_batch() -> None:
     """Per-image tensors scale, weight copies and BatchNorm statistics do not (a second batch)."""
     sp = load("alexnet")

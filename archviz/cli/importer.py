@@ -10,7 +10,7 @@ import typer
 
 from ..errors import ArchvizError
 from ..render.text import safe
-from .common import InputOpt, console, emit, fail, guarded, parse_input
+from .common import InputDtypeOpt, InputOpt, console, emit, fail, guarded, input_dtype, parse_input
 
 TargetArg = Annotated[str, typer.Argument(
     help="package.module:factory_or_class, path/to/file.py:Name (called with no arguments),"
@@ -38,6 +38,7 @@ def import_cmd(
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", help="Write the spec here (atomically) instead of printing it.")] = None,
     input_size: InputOpt = None,
+    dtype_in: InputDtypeOpt = None,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Compile the spec, load the model's weights through the name map and compare"
                          " outputs (max abs difference), parameters and flop_counter MACs; exit 1 if"
@@ -64,6 +65,8 @@ def import_cmd(
 
       archviz import my_models.py:Net --input 3x32x32 -o net.yaml
 
+      archviz import my_models.py:TinyGPT --input 128 --input-dtype int64 --verify
+
       archviz import my_models.py:Net --allow-opaque -o net.yaml
 
       archviz import model.onnx -o model.yaml --verify
@@ -76,7 +79,8 @@ def import_cmd(
     from ..runtime.importer import from_module, load_target, round_trip
 
     model = load_target(target)
-    imported = from_module(model, shape, source=f"archviz import {target}", allow_opaque=allow_opaque)
+    imported = from_module(model, shape, source=f"archviz import {target}", allow_opaque=allow_opaque,
+                           input_dtype=input_dtype(dtype_in) or "float32")
     _write_and_verify(imported, output, verify, lambda: round_trip(model, imported))
 
 

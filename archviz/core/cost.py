@@ -27,7 +27,7 @@ from math import prod
 from ..errors import ArchvizError, did_you_mean
 from ..ops import OPS
 from ..ops.lowering import Lowering
-from ..ops.saved import DTYPE_BYTES, Autocast, Saved
+from ..ops.saved import DTYPE_BYTES, Autocast, Saved, input_saved_dtype
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
 from .cost_memory import Aff, Moment, add, at, largest_batch, timeline
@@ -252,13 +252,14 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
     storage: a tensor is counted by the first layer that saves it (execution order)."""
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis)
-    dtypes: dict[str, str] = {INPUT: "fp32"}
+    dtypes: dict[str, str] = {INPUT: input_saved_dtype(analysis.input_dtype)}
     storage: dict[str, str] = {INPUT: INPUT}
     seen: set[str] = set()
     out = []
     for st in analysis.layers:
         kind = OPS[st.op]
-        ac = Autocast(s.dtype.autocast, tuple(dtypes[i] for i in st.inputs), s.torch_device)
+        ac = Autocast(s.dtype.autocast, tuple(dtypes[i] for i in st.inputs), s.torch_device,
+                      st.inputs[0] in grad)
         lowering = s.lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
         rule = kind.saved(st.op_params, st.in_shapes, st.output, ac, lowering=lowering)
         dtypes[st.name] = rule.out_dtype
@@ -337,7 +338,7 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
                        lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering)
     persistent = {"params": (params, 0), "optimizer": (params * s.optimizer.states if train else 0, 0),
                   "buffers": (sum(share(n, (b, 0))[0] for n, b in bufs.items()), 0),
-                  "input": (0, prod(analysis.input) * 4 + 8)}    # the fp32 images, the int64 labels
+                  "input": (0, prod(analysis.input) * _input_bytes(analysis) + 8)}   # inputs, int64 labels
     return _Plan(persistent, (0, cross), moments)
 
 
@@ -358,7 +359,7 @@ def _layers(analysis: Analysis, s: Settings, rules: list[tuple[LayerStats, Saved
             device: Target | None = None, gpus: int = 1) -> list[LayerCost]:
     """Every layer's bytes and FLOPs at the batch; with a ``device``, its roofline time too."""
     grad = needs_grad(analysis)
-    act = {INPUT: prod(analysis.input) * 4}
+    act = {INPUT: prod(analysis.input) * _input_bytes(analysis)}
     train = s.mode is Mode.train
     out = []
     for st, rule, per, fixed in rules:
@@ -448,3 +449,8 @@ def parse_images(text: str) -> int:
         raise CostError(f"--images: expected at least one image, got {text!r}")
     return int(value)
 
+
+
+def _input_bytes(analysis: Analysis) -> int:
+    """Bytes of one input element as the compiled module takes it: fp32, or the token ids' dtype."""
+    return DTYPE_BYTES[input_saved_dtype(analysis.input_dtype)]

@@ -30,7 +30,7 @@ from math import prod
 
 from ..ops import OPS
 from ..ops.lowering import Lowering
-from ..ops.saved import DTYPE_BYTES, Autocast
+from ..ops.saved import DTYPE_BYTES, Autocast, input_saved_dtype
 from ..spec import INPUT
 from .analysis import Analysis
 from .flops import Mode, needs_grad
@@ -82,13 +82,13 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
             share: Callable[[str, Aff], Aff], lowering: Lowering) -> list[_Layer]:
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis) if train else set()
-    dtypes: dict[str, str] = {INPUT: "fp32"}
+    dtypes: dict[str, str] = {INPUT: input_saved_dtype(analysis.input_dtype)}
     storage: dict[str, str] = {INPUT: INPUT}
     out = []
     for i, st in enumerate(analysis.layers):
         kind = OPS[st.op]
         p = st.op_params
-        ac = Autocast(compute, tuple(dtypes[x] for x in st.inputs), device)
+        ac = Autocast(compute, tuple(dtypes[x] for x in st.inputs), device, st.inputs[0] in grad)
         low = lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
         rule = kind.saved(p, st.in_shapes, st.output, ac, lowering=low)
         tmp = kind.temporaries(p, st.in_shapes, st.output, ac, lowering=low)

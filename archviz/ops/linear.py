@@ -35,7 +35,7 @@ class Linear(OpKind):
     Params = LinearParams
     example = {"name": "fc6", "op": "linear", "out": 4096}
     torch_modules = ("torch.nn.Linear",)
-    onnx_types = ("Gemm", "MatMul")      # MatMul: (N, F) by an initializer, + Add of a bias
+    onnx_types = ("Gemm", "MatMul")      # MatMul: (N, ..., F) by an initializer, + Add of a bias
     onnx_weights = ("weight", "bias")
     onnx_bias_add = ("MatMul",)
 
@@ -66,20 +66,21 @@ class Linear(OpKind):
     def saved(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
         # addmm saves its input (weight grad) and the weight, transposed (input grad)
-        return _matmul_saved(prod(ins[0]), ins[0][-1] * p.out, ac)
+        return _matmul_saved(prod(ins[0]), ins[0][-1] * p.out, ac, weight_always=False)
 
     def gpu_local(self, p: LinearParams, gpus: int) -> bool:
         return False
 
     def from_module(self, src: Source) -> Mapped:
-        return self.layer(out=src.attrs["out_features"], bias=src.attrs["bias"] is not None)
+        return self.layer(out=src.attrs["out_features"], bias=src.attrs["bias"] is not None,
+                          **_last_dim(src))
 
     def from_onnx(self, src: Source) -> Mapped:
         a, w = src.attrs, src.const(1)
         if src.target == "MatMul":   # args: x, W (in, out) and the bias its Add adds, if any
-            if w is None or w.ndim != 2 or len(src.ins[0]) != 1:
-                raise Unmapped("MatMul of (N, F) by an initializer")
-            return self.layer(out=int(w.shape[1]), bias=src.given(2))
+            if w is None or w.ndim != 2 or not src.ins:
+                raise Unmapped("MatMul of (N, ..., F) by an initializer")
+            return self.layer(out=int(w.shape[1]), bias=src.given(2), **_last_dim(src))
         if w is None or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
             raise Unmapped("Gemm(x, W, b) with W an initializer, alpha = beta = 1, transA = 0")
         return self.layer(out=int(w.shape[0] if a.get("transB", 0) else w.shape[1]), bias=src.given(2))
@@ -97,3 +98,9 @@ class Linear(OpKind):
 
     def label(self, p: LinearParams) -> str:
         return str(p.out)
+
+
+def _last_dim(src: Source) -> dict[str, bool]:
+    """torch's and ONNX's linear act on the last dim of any rank: say so where the spec would
+    otherwise ask for a flatten (an input of rank 3 or more per example)."""
+    return {"last_dim": True} if src.ins and len(src.ins[0]) >= 3 else {}

@@ -192,6 +192,11 @@ class OpKind:
         (tests/test_cost_peak.py). The base: none; the gradient is allocated afresh."""
         return Temporaries()
 
+    def id_bound(self, p: Any) -> int | None:
+        """For an op that takes integer ids: one past the largest id it accepts (an embedding's
+        vocabulary), so example inputs stay valid; None for every other op."""
+        return None
+
     def receptive(self, p: Any, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...], out: Shape,
                   image: Shape) -> rf.ReceptiveField:
         """The field of one output unit from its inputs' fields; elementwise ops keep it."""

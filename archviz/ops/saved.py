@@ -6,18 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Element sizes of the dtypes that autograd saves; "fp32" is also what tf32 stores.
-DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "int64": 8, "bool": 1}
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "int64": 8, "int32": 4, "bool": 1}
 
 
 @dataclass(frozen=True)
 class Autocast:
     """What a layer runs under: ``compute`` is the autocast dtype (None: plain fp32), ``ins`` the
     dtypes of its inputs as they arrive, ``device`` the torch device kind ("cpu" or "cuda": the
-    dropout mask differs)."""
+    dropout mask differs), ``grad_in`` whether its first input carries a gradient (the network
+    input and what only parameter-free layers made of it do not: a matmul then keeps no weight)."""
 
     compute: str | None
     ins: tuple[str, ...]
     device: str = "cpu"
+    grad_in: bool = True
 
     @property
     def low(self) -> str:
@@ -74,12 +76,20 @@ def promote(dtypes: tuple[str, ...]) -> str:
 
 
 
-def matmul_saved(inputs: int, weights: int, ac: Autocast) -> Saved:
+def matmul_saved(inputs: int, weights: int, ac: Autocast, weight_always: bool = True) -> Saved:
     """Conv and linear: the input, shared unless autocast casts it (a new low-precision copy), and
-    under autocast a low-precision copy of the weight (fp32: the weight is the parameter itself)."""
+    under autocast a low-precision copy of the weight (fp32: the weight is the parameter itself).
+    ``weight_always``: convolution_backward keeps the weight whatever; addmm/mm keep it only for
+    the input's gradient, so not where the input carries none (measured)."""
     low = ac.low
     shared = "input" if ac.ins[0] == low else ""
     tensors: tuple[SavedTensor, ...] = (SavedTensor("input", inputs, low, shared),)
-    if ac.compute:
+    if ac.compute and (weight_always or ac.grad_in):
         tensors += (SavedTensor("weight copy", weights, low, per_image=False),)
     return Saved(tensors, low)
+
+
+def input_saved_dtype(input_dtype: str) -> str:
+    """The dtype the compiled module's input has, in this vocabulary: token ids keep theirs; any
+    float input is fed as fp32 (the compiled module is fp32; autocast casts inside)."""
+    return input_dtype if input_dtype in ("int64", "int32") else "fp32"

@@ -27,9 +27,12 @@ import torch
 from torch import fx, nn
 
 from ..core.analysis import analyze
+from ..limits import MAX_RANK
+from ..ops.dtypes import note as dtype_note
 from ..ops.source import TENSOR, Mapped, Unmapped
 from ..spec import INPUT
 from ..spec.write import Header
+from .inputs import example_input, id_bound
 from .mapping import (
     PREFIX,
     Imported,
@@ -137,8 +140,9 @@ class FxFailed(ImportFailed):
     """torch.fx cannot trace the model (the import then tries torch.export)."""
 
 
-def trace(model: nn.Module, input_shape: Shape) -> fx.GraphModule:
-    """The fx graph of ``model`` with each node's output measured on a (2, *input_shape) input."""
+def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") -> fx.GraphModule:
+    """The fx graph of ``model`` with each node's output measured on a (2, *input_shape) input
+    (token ids: all 0, valid for any vocabulary)."""
     from torch.fx.passes.shape_prop import ShapeProp
 
     tracer = _Tracer()
@@ -155,11 +159,13 @@ def trace(model: nn.Module, input_shape: Shape) -> fx.GraphModule:
     model.eval()
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.randn(2, *input_shape))
+            ShapeProp(gm).propagate(example_input(input_shape, input_dtype, batch=2, random=True))
     except Exception as exc:  # noqa: BLE001 - the model refuses this input size
-        raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}:"
-                           f" {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                           "hint: give the input size it expects with --input CxHxW") from None
+        raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}"
+                           f"{dtype_note(input_dtype)}: {type(exc).__name__}:"
+                           f" {str(exc).splitlines()[0] if str(exc) else ''}",
+                           "hint: give the input it expects with --input (e.g. 3x224x224, or 128"
+                           " --input-dtype int64 for token ids)") from None
     finally:
         model.train(was)
     return gm
@@ -200,15 +206,17 @@ _BASE = re.compile(r"_\d+$")
 # --- the import ---------------------------------------------------------------------------------
 
 def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None, source: str = "",
-                allow_opaque: bool = False) -> Imported:
-    """Trace ``model`` on a (2, *input_shape) input and describe it as a spec (see the module doc)."""
+                allow_opaque: bool = False, input_dtype: str = "float32") -> Imported:
+    """Trace ``model`` on a (2, *input_shape) input (of ``input_dtype``: token ids for int64) and
+    describe it as a spec (see the module doc)."""
     input_shape = tuple(input_shape)
-    if len(input_shape) not in (1, 3):
-        raise ImportFailed(f"input: expected CxHxW or F, got {input_shape}")
+    if not 1 <= len(input_shape) <= MAX_RANK:
+        raise ImportFailed(f"input: expected 1 to {MAX_RANK} sizes, got {input_shape}")
     try:
-        gm = trace(model, input_shape)
+        gm = trace(model, input_shape, input_dtype)
     except FxFailed as fx_failed:
-        return via_export(model, input_shape, fx_failed, name=name, allow_opaque=allow_opaque, source=source)
+        return via_export(model, input_shape, fx_failed, name=name, allow_opaque=allow_opaque, source=source,
+                          input_dtype=input_dtype)
     walk = _Walk(gm, allow_opaque)
     walk.run(type(model).__name__)
     layers = walk.layers
@@ -219,7 +227,7 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
                            " can be imported")
     layers.rename(_module_names(walk.scopes, layers))
     header = Header(name or type(model).__name__, input_shape, source, comments=_comments(
-        type(model), input_shape, walk.renames))
+        type(model), input_shape, walk.renames), input_dtype=input_dtype)
     spec, text = layers.spec(header)
     return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings))
 
@@ -304,7 +312,7 @@ class _Walk:
 
 
 def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, name: str | None = None,
-               allow_opaque: bool = False, source: str = "") -> Imported:
+               allow_opaque: bool = False, source: str = "", input_dtype: str = "float32") -> Imported:
     """The fallback where torch.fx cannot trace: ``torch.export`` (through torch.onnx's exporter,
     which runs it, un-optimised so BatchNorm stays) captures the graph for this input size — a
     Python-level shape check is decided there — and the ONNX importer maps it. Initializers keep
@@ -324,8 +332,9 @@ def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, nam
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{cls}.onnx"
         try:
+            x = example_input(input_shape, input_dtype, batch=2)
             with _quiet_onnx(), torch.no_grad():
-                torch.onnx.export(model, (torch.randn(2, *input_shape),), str(path), dynamo=True,
+                torch.onnx.export(model, (x,), str(path), dynamo=True,
                                   optimize=False, external_data=False, input_names=["input"], verbose=False)
         except Exception as exc:  # noqa: BLE001 - export raises many kinds on dynamic code
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -435,12 +444,13 @@ def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip
     was = model.training
     model.eval()
     try:
-        x = torch.randn(2, *imported.spec.input, generator=torch.Generator().manual_seed(seed))
+        analysis = analyze(imported.spec)
+        x = example_input(analysis.input, analysis.input_dtype, batch=2, random=True,
+                          vocab=id_bound(analysis), generator=torch.Generator().manual_seed(seed))
         want, flops = count_flops(model, x)
         got, spec_flops = count_flops(compiled, x)
     finally:
         model.train(was)
-    analysis = analyze(imported.spec)
     return RoundTrip(float((got - want).abs().max()), sum(p.numel() for p in model.parameters()),
                      sum(p.numel() for p in compiled.parameters()), analysis.totals.params,
                      flops, spec_flops, analysis.totals.macs)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..ops import OPS
 from ..ops.dtypes import TORCH_NAMES, is_integer
 
 Shape = tuple[int, ...]
@@ -23,6 +24,16 @@ Shape = tuple[int, ...]
 def torch_dtype(dtype: str) -> torch.dtype:
     """The torch dtype an example input of ``dtype`` is made in (float32 for every float)."""
     return getattr(torch, TORCH_NAMES[dtype]) if is_integer(dtype) else torch.float32
+
+
+def id_bound(analysis: Any) -> int | None:
+    """The largest vocabulary valid for every layer that reads the integer input: the smallest of
+    their ops' :meth:`~archviz.ops.OpKind.id_bound` (None: no layer bounds the ids)."""
+    from ..spec import INPUT
+
+    bounds = [b for s in analysis.layers if INPUT in s.inputs
+              for b in (OPS[s.op].id_bound(s.op_params),) if b is not None]
+    return min(bounds) if bounds else None
 
 
 def example_input(shape: Shape, dtype: str = "float32", *, batch: int = 1, device: Any = None,

@@ -46,6 +46,7 @@ class Header:
     source: str = ""
     description: str = ""
     comments: tuple[str, ...] = field(default_factory=tuple)
+    input_dtype: str = "float32"     # written only where it is not float32 (token ids)
 
 
 def yaml_value(v: Any) -> Any:
@@ -91,6 +92,8 @@ def write(header: Header, entries: Sequence[Entry], blocks: str = "",
     if header.description:
         out.append(flow({"description": header.description})[1:-1])
     out.append(f"input: {flow({'i': list(header.input)})[4:-1]}")
+    if header.input_dtype != "float32":
+        out.append(f"input_dtype: {header.input_dtype}")
     if blocks:
         out.append("blocks:")
         out.append(blocks.rstrip("\n"))
