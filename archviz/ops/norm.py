@@ -1,4 +1,5 @@
-"""Normalisation: ``lrn`` (the AlexNet paper's local response normalisation), ``batchnorm``."""
+"""Normalisation: ``lrn`` (the AlexNet paper's local response normalisation), ``batchnorm``,
+``layernorm``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any
 
-from .fields import BoolField, FloatField, PosInt, param
-from .registry import OpKind, Shape, TorchLayer, register
+from .fields import BoolField, FloatField, PosInt, ShapeField, param
+from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .source import Mapped, Source, Split, Unmapped
 
@@ -185,3 +186,109 @@ class BatchNorm(OpKind):
 
     def work(self, p: BatchNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 4 * prod(ins[0])  # statistics (2) and the affine normalisation (2) per element
+
+
+# --- layer normalisation (Ba, Kiros & Hinton 2016; every transformer block) -------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class LayerNormParams:
+    normalized: Shape | None = param(ShapeField(doc="the trailing dims normalised together (torch's"
+                                                    " normalized_shape); default: the last dim"), None)
+    eps: float = param(FloatField(lo=0.0, doc="ε added to the variance"), 1e-5)
+    affine: bool = param(BoolField(doc="a learned scale γ per normalised element"), True)
+    bias: bool = param(BoolField(doc="and a learned shift β (with affine)"), True)
+
+
+@register
+class LayerNorm(OpKind):
+    """y = (x − mean) / √(var + ε) · γ + β, mean and (biased) variance over the trailing
+    ``normalized`` dims of each position (torch.nn.LayerNorm)."""
+
+    name, family = "layernorm", "norm"
+    doc = ("layer normalisation over the trailing dims of each position (torch.nn.LayerNorm):"
+           " (S, D) normalised over D")
+    Params = LayerNormParams
+    example = {"name": "ln_1", "op": "layernorm"}
+    torch_modules = ("torch.nn.LayerNorm",)
+    torch_functions = ("torch.nn.functional.layer_norm",)
+    onnx_types = ("LayerNormalization",)
+    onnx_weights = ("weight", "bias")
+
+    @staticmethod
+    def dims(p: LayerNormParams, shape: Shape) -> Shape:
+        """The normalised trailing dims: ``normalized``, else the last dim of ``shape``."""
+        return p.normalized if p.normalized is not None else shape[-1:]
+
+    def infer(self, p: LayerNormParams, ins: tuple[Shape, ...]) -> Inferred:
+        shape, norm = ins[0], self.dims(p, ins[0])
+        if len(norm) > len(shape) or tuple(shape[len(shape) - len(norm):]) != tuple(norm):
+            raise OpError(f"normalized {fmt_shape(norm)} is not the trailing dims of the input"
+                          f" {fmt_shape(shape)}", "normalized")
+        lead = prod(shape[:len(shape) - len(norm)])
+        # each of `lead` positions: its prod(norm) elements share one mean and variance
+        return Inferred(shape, f"normalised over {fmt_dims(norm)} = {prod(norm):,}, for each of {lead:,}")
+
+    def params(self, p: LayerNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        # weight γ and bias β, each of the normalised shape
+        n = prod(self.dims(p, ins[0]))
+        return (n + (n if p.bias else 0)) if p.affine else 0
+
+    def work(self, p: LayerNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return 5 * prod(ins[0])  # mean, variance (2), normalise, scale and shift per element
+
+    def saved(self, p: LayerNormParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        # native_layer_norm saves its input, the weight and bias (parameters: counted as such) and
+        # the mean and 1/std of each position, fp32 whatever the input (measured with
+        # saved_tensors_hooks on the CPU, fp32 and bf16). CUDA autocast runs layer_norm in fp32:
+        # a half input is saved as a new fp32 copy and the output is fp32 (autocast's op list).
+        n, lead = prod(ins[0]), prod(ins[0]) // prod(self.dims(p, ins[0]))
+        stats = (SavedTensor("mean", lead, "fp32"), SavedTensor("rstd", lead, "fp32"))
+        if ac.device == "cuda" and ac.compute and ac.ins[0] != "fp32":
+            return Saved((SavedTensor("input (fp32 copy)", n, "fp32"), *stats), "fp32")
+        return Saved((SavedTensor("input", n, ac.ins[0], "input"), *stats), ac.ins[0])
+
+    def torch(self, p: LayerNormParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        kw = TorchLayer.given({"eps": 1e-5, "elementwise_affine": True, "bias": True},
+                              eps=p.eps, elementwise_affine=p.affine, bias=p.bias)
+        return TorchLayer("LayerNorm", (list(self.dims(p, ins[0])),), kw)
+
+    def gpu_local(self, p: LayerNormParams, gpus: int) -> bool:
+        return p.normalized is None or len(p.normalized) == 1   # each position (row) on its own GPU
+
+    def split(self, p: LayerNormParams, ins: tuple[Shape, ...]) -> Split:
+        if len(self.dims(p, ins[0])) >= len(ins[0]):
+            return Split(refuse="it normalises over every channel of its input")
+        return Split()
+
+    def shard(self, p: LayerNormParams, ins: tuple[Shape, ...], rows: int, towers: int) -> TorchLayer:
+        return self.torch(p, ((rows, *ins[0][1:]),))   # γ and β are of the trailing dims: whole per tower
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        return self.layer(normalized=tuple(a["normalized_shape"]), eps=a["eps"],
+                          affine=bool(a["elementwise_affine"]), bias=a.get("bias") is not None)
+
+    def from_call(self, src: Source) -> Mapped:
+        # F.layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5): weights passed in
+        # as tensors belong to no module, so only the plain normalisation maps
+        if src.arg(2, "weight") is not None or src.arg(3, "bias") is not None:
+            raise Unmapped("F.layer_norm with weight or bias tensors (use nn.LayerNorm)")
+        return self.layer(normalized=tuple(src.arg(1, "normalized_shape")),
+                          eps=float(src.arg(4, "eps", 1e-5)), affine=False)
+
+    def from_onnx(self, src: Source) -> Mapped:
+        a = src.attrs
+        rank = len(src.ins[0]) + 1 if src.ins else 0   # ONNX axes count the batch
+        axis = int(a.get("axis", -1))
+        first = axis if axis >= 0 else rank + axis
+        if not src.ins or not 1 <= first < rank or any(src.outputs[1:]):
+            raise Unmapped(f"axis={axis} over the batch, or mean/rstd outputs used")
+        w = src.const(1)
+        if w is None:
+            raise Unmapped("a LayerNormalization whose scale is an initializer")
+        return self.layer(normalized=tuple(src.ins[0][first - 1:]), eps=float(a.get("epsilon", 1e-5)),
+                          affine=True, bias=src.given(2))
+
+    def label(self, p: LayerNormParams) -> str:
+        return f"over {fmt_dims(p.normalized)}" if p.normalized is not None else "last dim"
