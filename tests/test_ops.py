@@ -26,7 +26,9 @@ def _example_spec(op: str) -> str:
         layers, example["from"] = _PRELUDE, ["a", "b"]
     if op == "linear":
         layers = ["  - {name: flat, op: flatten}"]
-    return "\n".join(["name: example", "input: [8, 12, 12]", "layers:", *layers,
+    shape, dtype = OPS[op].example_input or ((8, 12, 12), "float32")
+    head = [f"input: {list(shape)}", f"input_dtype: {dtype}"]
+    return "\n".join(["name: example", *head, "layers:", *layers,
                       "  - " + yaml.safe_dump(example, default_flow_style=True).strip()])
 
 
@@ -65,7 +67,9 @@ def test_op_example_loads_analyses_and_compiles(op: str) -> None:
         with pytest.raises(archviz.ShapeError, match="mystery: cannot compile an opaque layer"):
             archviz.to_module(spec)
         return
-    out = archviz.to_module(spec).eval()(torch.zeros(2, *spec.input))
+    from archviz.runtime.inputs import example_input
+
+    out = archviz.to_module(spec).eval()(example_input(analysis.input, analysis.input_dtype, batch=2))
     assert tuple(out.shape[1:]) == analysis.layers[-1].output
 
 

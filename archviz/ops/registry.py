@@ -102,6 +102,8 @@ class OpKind:
     doc: ClassVar[str]
     Params: ClassVar[type] = NoParams
     example: ClassVar[dict[str, Any]] = {}
+    # the input the example reads, as a spec writes it: (input, input_dtype); None: a (8, 12, 12) map
+    example_input: ClassVar[tuple[tuple[int, ...], str] | None] = None
     multi_input: ClassVar[bool] = False
     counts_neurons: ClassVar[bool] = False
     # the ways this op can be built in torch, the default first (LRN: fast, torch); () for one way.

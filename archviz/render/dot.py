@@ -55,6 +55,7 @@ STYLE: dict[str, Style] = {
     "norm": Style("#cab2d6", "normalisation"),
     "act": Style("#b2df8a", "activation"),
     "linear": Style("#fbe38e", "fully connected"),
+    "embedding": Style("#8dd3c7", "embedding (a table row per id)"),
     "reshape": Style("#d9d9d9", "reshape"),
     "merge": Style("#fb9a99", "merge (add, concat)", "ellipse"),
     "regularise": Style("#e5d8bd", "regularisation"),

@@ -114,6 +114,8 @@ class _Graph:
             raise ImportFailed(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)});"
                                " only one image input can be imported")
         self.input = inputs[0].name
+        # token ids come in as INT64 / INT32 (TensorProto 7 / 6); every other input is float
+        self.dtype = {7: "int64", 6: "int32"}.get(inputs[0].type.tensor_type.elem_type, "float32")
         dims = inputs[0].type.tensor_type.shape.dim
         given = tuple(d.dim_value if d.HasField("dim_value") else 0 for d in dims)
         self.batch = given[0] if given and given[0] > 0 else 2
@@ -294,7 +296,7 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
     if len(outputs) != 1 or walk.values.get(outputs[0]) != layers.entries[-1].name:
         raise ImportFailed(f"{path}: only a single output, made by the last layer, can be imported")
     header = Header(name or Path(path).stem, g.shape, source or f"archviz import {Path(path).name}",
-                    comments=_comments(Path(path).name, g.shape, walk.renames, origin))
+                    comments=_comments(Path(path).name, g.shape, walk.renames, origin), input_dtype=g.dtype)
     spec, text = layers.spec(header)
     return OnnxImported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
                         tuple(walk.transposed), walk.params, g.batch, model)
@@ -343,7 +345,7 @@ class _Walk:
             return   # computed from constants only
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
         out, op, bias = g.shapes.get(outs[0]), onnx_op(n.op_type), self.bias_of.get(outs[0])
-        weights = [i for i in n.input[1:] if i and i in g.consts and g.is_float(i)
+        weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
                    and i not in tensor_ins] if op is not None and op.onnx_weights else []
         weights += [bias] if bias is not None else []
         src = _source(n, g, ins, out, bias)
@@ -485,16 +487,18 @@ def round_trip(imported: OnnxImported, seed: int = 0) -> OnnxRoundTrip:
 
     from ..core.analysis import analyze
     from .compile import to_module
+    from .inputs import example_input, id_bound
 
     if imported.opaque:
         raise ImportFailed(f"cannot verify: opaque layers ({', '.join(imported.opaque)}) cannot be compiled")
     compiled = to_module(imported.spec)
     compiled.load_state_dict(state_dict(imported), strict=True)
     compiled.eval()
-    x = torch.randn(imported.batch, *imported.spec.input, generator=torch.Generator().manual_seed(seed))
+    analysis = analyze(imported.spec)
+    x = example_input(analysis.input, analysis.input_dtype, batch=imported.batch, random=True,
+                      vocab=id_bound(analysis), generator=torch.Generator().manual_seed(seed))
     got, flops = count_flops(compiled, x)
     want, runtime = run_onnx(imported.onnx_model, x.numpy())
-    analysis = analyze(imported.spec)
     diff = float((got - torch.from_numpy(want)).abs().max())
     return OnnxRoundTrip(diff, imported.initializer_params, sum(p.numel() for p in compiled.parameters()),
                          analysis.totals.params, flops, analysis.totals.macs, runtime)
