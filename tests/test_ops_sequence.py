@@ -117,3 +117,108 @@ def test_layernorm_exports_as_source(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text(source)
     subprocess.run([sys.executable, str(path)], check=True, capture_output=True)   # its own self-test
+
+
+# ---- embedding -------------------------------------------------------------------------------------
+
+def test_embedding_shape_dtype_params_and_arithmetic() -> None:
+    a = archviz.analyze(_spec("[16]", "{name: wte, op: embedding, vocab: 50257, dim: 768}", dtype="int64"))
+    (s,) = a.layers
+    assert (s.output, s.dtype, s.params, s.macs) == ((16, 768), "float32", 50257 * 768, 0)
+    assert s.formula == "16 ids → a row of 50,257×768 each"
+    ref = nn.Embedding(50257, 768)
+    assert s.params == sum(p.numel() for p in ref.parameters())
+
+
+def test_embedding_refuses_float_input_and_a_float_op_refuses_ids() -> None:
+    with pytest.raises(archviz.ShapeError, match="embedding needs integer token ids, got float32"):
+        archviz.analyze(_spec("[16]", "{name: wte, op: embedding, vocab: 10, dim: 4}"))
+    with pytest.raises(archviz.ShapeError, match="linear needs a floating-point input, got int64"):
+        archviz.analyze(_spec("[16]", "{name: fc, op: linear, out: 4}", dtype="int64"))
+
+
+TOKEN_NET = ["{name: wte, op: embedding, vocab: 100, dim: 32, padding_idx: 0}", "{name: ln, op: layernorm}",
+             "{name: fc, op: linear, out: 32}", "{name: res, op: add, from: [wte, fc]}",
+             "{name: head, op: linear, out: 100}"]
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_embedding_saves_what_autograd_saves(dtype: str) -> None:
+    sp = _spec("[12]", *TOKEN_NET, dtype="int64")
+    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
+    measured = measure(sp, 3, dtype)
+    assert predicted == measured.per_layer, measured.records
+
+
+def test_embedding_compiles_and_runs_on_ids() -> None:
+    sp = _spec("[12]", *TOKEN_NET, dtype="int64")
+    model = archviz.to_module(sp)
+    out = model(torch.randint(0, 100, (2, 12)))
+    assert tuple(out.shape) == (2, 12, 100)
+    assert sum(p.numel() for p in model.parameters()) == archviz.analyze(sp).totals.params
+
+
+class _TinyLM(nn.Module):
+    """Token ids in: an embedding, a pre-norm residual MLP, a linear head (issue 20's round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(100, 32)
+        self.ln = nn.LayerNorm(32)
+        self.fc = nn.Linear(32, 32)
+        self.head = nn.Linear(32, 100)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.wte(ids)
+        x = x + self.fc(self.ln(x))
+        return self.head(x)
+
+
+def test_a_token_model_round_trips_through_import() -> None:
+    imported = from_module(_TinyLM(), (12,), input_dtype="int64")
+    assert [la.op for la in imported.spec.layers] == ["embedding", "layernorm", "linear", "add", "linear"]
+    assert "input_dtype: int64" in imported.text
+    rt = round_trip(_TinyLM(), imported)
+    assert rt.ok, rt
+
+
+def test_cli_import_verify_of_a_token_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli.app import app
+
+    path = tmp_path / "lm.py"
+    path.write_text("import torch\nfrom torch import nn\n\n\n"
+                    + "".join(__import__("inspect").getsource(_TinyLM)).replace("_TinyLM", "TinyLM"))
+    out = tmp_path / "lm.yaml"
+    r = CliRunner().invoke(app, ["import", f"{path}:TinyLM", "--input", "12", "--input-dtype", "int64",
+                                 "--verify", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "round trip ok" in r.output
+    assert archviz.analyze(archviz.load(str(out))).input_dtype == "int64"
+
+
+@pytest.mark.skipif(not onnx_available(), reason="torch.onnx needs onnx and onnxscript")
+def test_embedding_imports_from_onnx(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from archviz.runtime.export import to_onnx
+    from archviz.runtime.onnx_import import from_onnx
+    from archviz.runtime.onnx_import import round_trip as onnx_round_trip
+
+    sp = _spec("[12]", "{name: wte, op: embedding, vocab: 100, dim: 32}", "{name: head, op: linear, out: 8}",
+               dtype="int64")
+    path = tmp_path / "emb.onnx"
+    path.write_bytes(to_onnx(sp))
+    imported = from_onnx(path)
+    assert [la.op for la in imported.spec.layers] == ["embedding", "linear"]
+    rt = onnx_round_trip(imported)
+    assert rt.ok, rt
+
+
+def test_embedding_exports_as_source(tmp_path: Path) -> None:
+    sp = _spec("[12]", *TOKEN_NET, dtype="int64")
+    source = to_python(sp)
+    assert "nn.Embedding(100, 32, padding_idx=0)" in source
+    path = tmp_path / "m.py"
+    path.write_text(source)
+    subprocess.run([sys.executable, str(path)], check=True, capture_output=True)

@@ -1,0 +1,87 @@
+"""Embeddings: ``embedding`` (torch.nn.Embedding), a learned vector per integer token id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import Any
+
+from .dtypes import FLOAT, is_integer
+from .fields import Count, PosInt, param
+from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, register
+from .saved import Autocast, Saved, SavedTensor
+from .source import Mapped, Source, Split, Unmapped
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingParams:
+    vocab: int = param(PosInt(doc="vocabulary size: the ids run from 0 to vocab − 1"))
+    dim: int = param(PosInt(doc="the length of the vector each id stands for"))
+    padding_idx: int | None = param(Count(doc="an id whose row gets no gradient (torch's"
+                                              " padding_idx; BERT's 0)"), None)
+
+
+@register
+class Embedding(OpKind):
+    """out[..., :] = weight[id]: a row of the (vocab, dim) table per id; no arithmetic."""
+
+    name, family = "embedding", "embedding"
+    doc = "a learned vector per integer token id (torch.nn.Embedding): (S,) ids → (S, dim)"
+    Params = EmbeddingParams
+    example = {"name": "wte", "op": "embedding", "vocab": 1000, "dim": 64}
+    example_input = ((16,), "int64")
+    torch_modules = ("torch.nn.Embedding",)
+    onnx_types = ("Gather",)
+    onnx_weights = ("weight",)
+
+    def out_dtype(self, p: EmbeddingParams, ins: tuple[str, ...]) -> str:
+        if not is_integer(ins[0]):
+            raise OpError(f"embedding needs integer token ids, got {ins[0]}",
+                          hint="hint: give the input an integer dtype (input_dtype: int64 in the spec,"
+                               " or --input-dtype int64)")
+        return FLOAT
+
+    def infer(self, p: EmbeddingParams, ins: tuple[Shape, ...]) -> Inferred:
+        if p.padding_idx is not None and p.padding_idx >= p.vocab:
+            raise OpError(f"padding_idx {p.padding_idx} is not an id below vocab {p.vocab:,}", "padding_idx")
+        ids = ins[0]   # (*S) ids → (*S, dim)
+        return Inferred((*ids, p.dim), f"{fmt_dims(ids)} ids → a row of {p.vocab:,}×{p.dim} each")
+
+    def params(self, p: EmbeddingParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return p.vocab * p.dim  # weight (vocab, dim)
+
+    def id_bound(self, p: EmbeddingParams) -> int:
+        return p.vocab
+
+    def saved(self, p: EmbeddingParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        # embedding_backward scatters the output's gradient into the rows of the ids it read: it
+        # saves the ids (the input itself); the output has the weight's dtype, fp32 (autocast
+        # leaves embedding alone; measured with saved_tensors_hooks, fp32 and bf16)
+        return Saved((SavedTensor("ids", prod(ins[0]), ac.ins[0], "input"),), "fp32")
+
+    def torch(self, p: EmbeddingParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        kw = TorchLayer.given({"padding_idx": None}, padding_idx=p.padding_idx)
+        return TorchLayer("Embedding", (p.vocab, p.dim), kw)
+
+    def receptive(self, p: EmbeddingParams, fs: Any, ins: tuple[Shape, ...], out: Shape, image: Shape) -> Any:
+        return fs[0]   # each position reads its own id
+
+    def split(self, p: EmbeddingParams, ins: tuple[Shape, ...]) -> Split:
+        return Split(refuse="its rows are ids, not channels (a vocabulary-parallel split is not drawn)")
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        if a.get("max_norm") is not None or a.get("sparse"):
+            raise Unmapped("max_norm or sparse gradients")
+        return self.layer(vocab=a["num_embeddings"], dim=a["embedding_dim"], padding_idx=a.get("padding_idx"))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        # Gather(data = the table, an initializer; indices = the ids), axis 0
+        w = src.const(0)
+        if w is None or w.ndim != 2 or int(src.attrs.get("axis", 0)) != 0:
+            raise Unmapped("a Gather of ids from an initializer table, axis 0")
+        return self.layer(vocab=int(w.shape[0]), dim=int(w.shape[1]))
+
+    def label(self, p: EmbeddingParams) -> str:
+        return f"{p.vocab:,} × {p.dim}"
