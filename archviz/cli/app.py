@@ -42,8 +42,9 @@ COMMANDS = (
     ("schema", compare.schema_cmd),
     ("specs", inspect.list_specs),
 )
+CLASSES = {"bench": bench.BenchCommand}   # a command's own click class (bench: its --json FILE alias)
 for _name, _command in COMMANDS:
-    app.command(_name)(_command)
+    app.command(_name, cls=CLASSES.get(_name))(_command)
 
 
 def version_callback(value: bool) -> None:
