@@ -140,7 +140,7 @@ CudaGraphsOpt = Annotated[bool, typer.Option(
     "--cuda-graphs", rich_help_panel=BUILD, help="Capture each step in a CUDA graph.")]
 DdpOpt = Annotated[Optional[int], typer.Option(
     "--ddp", metavar="N", rich_help_panel=PARALLEL,
-    help="Data parallel: N torchrun workers time the DDP training step (docs/scaling.md).")]
+    help="Data parallel: N torchrun workers (docs/scaling.md).")]
 DdpTimeoutOpt = Annotated[float, typer.Option(
     "--ddp-timeout", rich_help_panel=PARALLEL, help="Seconds before a --ddp run is stopped.")]
 SplitOpt = Annotated[bool, typer.Option(
@@ -218,8 +218,6 @@ def bench(
       archviz bench alexnet -d cuda -b 1,32,128 --dtype fp32,bf16 -o alexnet.json
 
       archviz bench alexnet --batch 8 --mode train --layers      # where the time goes
-
-      archviz bench alexnet --reference my_alexnet.py:AlexNet    # beside your own module
 
       archviz bench alexnet -d cuda --ddp 4 --batch 128 --dtype bf16     # 4 GPUs, DDP
     """

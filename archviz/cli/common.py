@@ -55,18 +55,17 @@ def input_dtype(value: Optional[InputDtype]) -> Optional[str]:
     return value.value if value is not None else None
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", rich_help_panel=None,
-    help="Write to this file (atomically; '-' is standard output) instead of the terminal.")]
+    help="Write to this file (atomically; - is standard output).")]
 WideOpt = Annotated[bool, typer.Option(
     "--wide", rich_help_panel=None,
     help="Every column even on a narrow terminal (pipes and -o always get every column).")]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option(
     "--max-memory", rich_help_panel="Build",
-    help="Refuse, before allocating, a model that needs more than this, e.g. 8G (default: 80% of the"
-         " available memory; docs/limits.md).")]
+    help="Refuse a model that needs more memory, e.g. 8G (docs/limits.md).")]
 
 LoweringOpt = Annotated[Optional[str], typer.Option(
     "--lowering", metavar="OP=CHOICE,...", rich_help_panel="Build",
-    help="How ops with several torch implementations are built, e.g. lrn=torch (docs/pytorch.md).")]
+    help="Which torch implementation of an op, e.g. lrn=torch (docs/pytorch.md).")]
 JsonFlag = Annotated[bool, typer.Option(
     "--json", rich_help_panel=None, help="Same as --format json.")]
 

@@ -96,7 +96,7 @@ def _exceeded(d: Any, limits: dict[str, Optional[float]]) -> list[str]:
 def schema_cmd(
     output: OutputOpt = None,
 ) -> None:
-    """Print the JSON Schema (draft 2020-12) of the spec format, generated from the op registry.
+    """Print the JSON Schema of the spec format (draft 2020-12), from the op registry.
 
     Editors validate and complete specs with it: save it, then put this first line in a spec
     (VS Code with the YAML extension, or any yaml-language-server editor):
