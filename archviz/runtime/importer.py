@@ -13,9 +13,11 @@ spec is checked against the trace: every layer's analysed output shape must equa
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -51,6 +53,18 @@ __all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "from_module", "
 
 # --- loading a target ---------------------------------------------------------------------------
 
+FILE_PREFIX = "archviz_import_"   # the module name a path/to/file.py target is imported under
+
+
+def written_as(cls: type) -> str:
+    """A class as the user names it: ``mynet.py:Net`` for a class of an imported file (not its
+    module name ``archviz_import_mynet``), else ``package.module.Class``."""
+    if cls.__module__.startswith(FILE_PREFIX):
+        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        return f"{Path(path).name if path else cls.__module__[len(FILE_PREFIX):] + '.py'}:{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def load_target(target: str) -> nn.Module:
     """``package.module:factory_or_class`` or ``path/to/file.py:Name`` → the module it makes."""
     where, sep, attr = target.rpartition(":")
@@ -63,7 +77,7 @@ def load_target(target: str) -> nn.Module:
                 raise ImportFailed(f"{target}: {where} is a directory, not a Python file")
             if not path.is_file():
                 raise ImportFailed(f"{target}: no file {where}")
-            spec = importlib.util.spec_from_file_location(f"archviz_import_{path.stem}", path)
+            spec = importlib.util.spec_from_file_location(f"{FILE_PREFIX}{path.stem}", path)
             assert spec is not None and spec.loader is not None
             mod = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = mod
@@ -154,15 +168,26 @@ def trace(model: nn.Module, input_shape: Shape) -> fx.GraphModule:
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        # ShapeProp prints the traceback of a failing node itself: the message below says it
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(torch.randn(2, *input_shape))
     except Exception as exc:  # noqa: BLE001 - the model refuses this input size
         raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}:"
-                           f" {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                           f" {_refusal(exc)}",
                            "hint: give the input size it expects with --input CxHxW") from None
     finally:
         model.train(was)
     return gm
+
+
+def _refusal(exc: BaseException) -> str:
+    """What the model said when it refused the input: the error raised inside it (and the layer),
+    not ShapeProp's wrapper with torch.fx's node internals."""
+    cause = exc.__cause__ if exc.__cause__ is not None and "ShapeProp error" in str(exc) else exc
+    node = re.search(r"node=%(\S+) ", str(exc))
+    first = str(cause).splitlines()[0] if str(cause) else ""
+    where = f"at {node.group(1)}: " if node and cause is not exc else ""
+    return f"{where}{type(cause).__name__}: {first}"
 
 
 def _shape(node: Any) -> Shape | None:
@@ -333,7 +358,7 @@ def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, nam
                                fx_failed.hint) from None
         finally:
             model.train(was)
-        origin = (f"Imported by `archviz import` from {type(model).__module__}.{type(model).__qualname__}:"
+        origin = (f"Imported by `archviz import` from {written_as(type(model))}:"
                   f" torch.fx could not trace it, captured with torch.export on input"
                   f" {'x'.join(map(str, input_shape))}.")
         try:
@@ -370,7 +395,7 @@ def _module_names(scopes: Mapping[str, list[str]], layers: Layers) -> dict[str, 
 
 
 def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str]) -> tuple[str, ...]:
-    lines = [f"Imported by `archviz import` from {cls.__module__}.{cls.__qualname__}, traced with torch.fx"
+    lines = [f"Imported by `archviz import` from {written_as(cls)}, traced with torch.fx"
              f" on input {'x'.join(map(str, input_shape))}.",
              "Layer names are the source's module paths (state-dict keys stay the same)."]
     if renames:
