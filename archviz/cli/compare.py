@@ -41,7 +41,7 @@ def diff_cmd(
     changed_only: Annotated[bool, typer.Option("--changed-only", help="Leave out identical layers.")] = False,
     wide: WideOpt = False,
 ) -> None:
-    """Compare two specs layer by layer: settings, output shapes, parameters, MACs and totals.
+    """Compare two specs layer by layer: settings, output shapes, parameters, MACs, totals.
 
     Layers are aligned by name, else by position among equal ops. Rows: ~ changed, − only in A,
     + only in B. Exit 1 when a --max-*-change threshold is crossed (for CI).

@@ -55,7 +55,7 @@ def verify(
     wide: WideOpt = False,
     lowering_text: LoweringOpt = None,
 ) -> None:
-    """Build the PyTorch module and check each layer's real shape and parameters, and the MACs.
+    """Build the PyTorch module; check each layer's real shape and parameters, and the MACs.
 
     Compared with the analysis: every layer's real output shape and parameters, and the total
     MACs (torch.utils.flop_counter). Runs on the meta device when every op can (no memory

@@ -270,7 +270,8 @@ class ChecksView:
         widths = [max([cell_len(h)] + [cell_len(c) for c in col]) for h, col in zip(heads, cols, strict=True)]
         room = width - (1 + sum(widths) + 3 * 5 - 1)      # what the "how" column would get
         hows = [safe(r.how) for r in results]
-        if all(cell_len(h) <= room or ("Σ" in h and two_line_width(h) <= room) for h in hows):
+        # a formula (a short how) on one line; a long how (a sum, a sentence) on at most two
+        if all(cell_len(h) <= room or (cell_len(h) > 50 and two_line_width(h) <= room) for h in hows):
             yield _checks_table(results)
         else:
             yield from _checks_lines(results, cols, hows, widths, width)
