@@ -228,8 +228,9 @@ def bench(
     a = load_analysis(spec, input_size, dtype=dtype_in)   # a bad spec is reported before torch is imported
     dev, lower = resolve_device(device.value), lowering(lowering_text)
     if ddp is not None:
-        _ddp(a.spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, outs.json_file,
-             str(lower))
+        as_file = outs.output if outs.kind is BenchFormat.json else None   # --ddp: JSON to a file only
+        _ddp(a.spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size,
+             outs.json_file or as_file, str(lower))
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
