@@ -146,7 +146,8 @@ def test_cuda_without_cuda_is_one_line_and_exit_2() -> None:
     (["--mode", "fast"], "is not one of"),
     (["--iters", "0"], "--iters must be"),
     (["--cuda-graphs"], "--cuda-graphs needs --device cuda"),
-    (["--json", "no/such/folder/out.json"], "folder no/such/folder does not exist"),
+    (["-o", "no/such/folder/out.json"], "folder no/such/folder does not exist"),
+    (["--json", "no/such/folder/out.json"], "folder no/such/folder does not exist"),   # the old alias
     (["--plot", "out.txt"], "expected a .png, .svg or .pdf"),
     (["--reference", "nosuchfile.py:Net"], "nosuchfile.py: no such file"),
     (["--reference", "justaname"], "expected FILE.py:NAME"),
@@ -227,5 +228,5 @@ def test_reference_file_imports_its_sibling_modules(tmp_path: Path) -> None:
 
 
 def test_json_to_a_directory_fails_before_the_sweep(tmp_path: Path) -> None:
-    r = CliRunner().invoke(app, ["bench", "lenet5", "--device", "cpu", "--json", str(tmp_path)])
+    r = CliRunner().invoke(app, ["bench", "lenet5", "--device", "cpu", "--json", "-o", str(tmp_path)])
     assert r.exit_code == 2 and "is a directory" in r.output

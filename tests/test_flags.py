@@ -61,12 +61,20 @@ def test_json_alias_is_format_json_and_a_conflict_is_refused() -> None:
         assert r.exit_code == 2 and "--json and --format csv disagree" in r.output
 
 
-def test_bench_keeps_json_file_and_refuses_csv(tmp_path: Path) -> None:
+def test_json_is_format_json_in_bench_too_and_csv_is_no_choice(tmp_path: Path) -> None:
+    """One meaning per flag: --json is --format json everywhere; bench's old --json FILE.json still
+    writes the file (a deprecated alias, with a warning); csv is not among bench's --format choices."""
+    flag = invoke("bench", "lenet5", *FAST_BENCH, "--json")
+    assert flag.exit_code == 0, flag.output
+    assert json.loads(flag.stdout)["rows"][0]["batch"] == 1
     out = tmp_path / "b.json"
-    r = invoke("bench", "lenet5", *FAST_BENCH, "--json", str(out), "--format", "json")
+    r = invoke("bench", "lenet5", *FAST_BENCH, "--json", str(out))
     assert r.exit_code == 0, r.output
-    assert json.loads(out.read_text())["rows"][0]["batch"] == json.loads(r.stdout)["rows"][0]["batch"] == 1
+    assert json.loads(out.read_text())["rows"][0]["batch"] == 1
+    assert "--json FILE is deprecated" in r.output and f"-o {out}" in " ".join(r.output.split())
     r = invoke("bench", "lenet5", *FAST_BENCH, "--format", "csv")
+    assert r.exit_code == 2 and "'table', 'json'" in r.output
+    r = invoke("bench", "lenet5", *FAST_BENCH, "-o", str(tmp_path / "b.csv"))
     assert r.exit_code == 2 and "bench writes table or json" in r.output
 
 
@@ -108,7 +116,7 @@ def _terminal(renderable: object, width: int) -> str:
 def test_a_narrow_terminal_says_what_it_left_out() -> None:
     a = archviz.analyze(archviz.load("alexnet"))
     narrow = " ".join(_terminal(tables.ShapesView(a), 80).split())
-    assert "at 80 columns the neurons and RF columns are left out" in narrow and "--wide" in narrow
+    assert "columns left out at 80 columns: neurons, RF" in narrow and "--wide" in narrow
     assert "left out" not in _terminal(tables.ShapesView(a), 160)
     b = archviz.analyze(archviz.load("alexnet-torchvision"))
     d = compare(a, b)

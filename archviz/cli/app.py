@@ -42,8 +42,20 @@ COMMANDS = (
     ("schema", compare.schema_cmd),
     ("specs", inspect.list_specs),
 )
+CLASSES = {"bench": bench.BenchCommand}   # a command's own click class (bench: its --json FILE alias)
+SUMMARY_WIDTH = 86   # a summary in `archviz --help`'s command list: one line at 100 columns
+# where a command's first docstring paragraph is longer than that, its line in the list
+SUMMARIES = {"cost": "Memory and step time on given hardware: whether it fits, the largest batch."}
+
+
+def summary(name: str, fn: object) -> str:
+    """A command's one-line summary: its docstring's first paragraph, whole, else SUMMARIES's."""
+    first = " ".join((getattr(fn, "__doc__", None) or "").strip().split("\n\n")[0].split())
+    return first if len(first) <= SUMMARY_WIDTH else SUMMARIES.get(name, first)
+
+
 for _name, _command in COMMANDS:
-    app.command(_name)(_command)
+    app.command(_name, cls=CLASSES.get(_name), short_help=summary(_name, _command))(_command)
 
 
 def version_callback(value: bool) -> None:

@@ -4,11 +4,12 @@ batch sizes, modes and dtypes. torch, rich's progress bar and matplotlib load in
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from .. import __version__
 from ..errors import ArchvizError
@@ -16,9 +17,12 @@ from ..render.text import safe
 from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
+    BenchFormat,
     BenchMode,
+    Device,
     InputDtypeOpt,
     InputOpt,
+    JsonFlag,
     LoweringOpt,
     MaxMemoryOpt,
     OutputOpt,
@@ -109,119 +113,187 @@ def build_module(spec: Spec, input_shape: Optional[tuple[int, ...]], lower: Any 
     return to_module(spec, input_shape=input_shape, lowering=lower or Lowering(), input_dtype=dtype)
 
 
+RUN, BUILD, PARALLEL, OUT = "What to run", "Build", "Parallel", None
+DeviceOpt = Annotated[Device, typer.Option(
+    "--device", "-d", case_sensitive=False, rich_help_panel=RUN, help="auto: the first of cuda, mps, cpu.")]
+BatchOpt = Annotated[Optional[str], typer.Option(
+    "--batch", "-b", metavar="N,...", rich_help_panel=RUN, help="Batch sizes, e.g. 1,32,128.")]
+ModeOpt = Annotated[BenchMode, typer.Option("--mode", "-m", case_sensitive=False, rich_help_panel=RUN)]
+DtypesOpt = Annotated[Optional[str], typer.Option(
+    "--dtype", metavar="DTYPE,...", rich_help_panel=RUN, help="fp32, tf32, bf16, fp16, e.g. fp32,bf16.")]
+ReferenceOpt = Annotated[Optional[str], typer.Option(
+    "--reference", metavar="FILE.py:NAME", rich_help_panel=RUN,
+    help="An nn.Module class or factory timed beside the spec.")]
+LayersOpt = Annotated[bool, typer.Option(
+    "--layers", rich_help_panel=RUN, help="Per-layer forward/backward times, slowest first.")]
+CalibrateOpt = Annotated[bool, typer.Option(
+    "--calibrate", rich_help_panel=RUN, help="% of peak against a measured matmul ceiling.")]
+WarmupOpt = Annotated[Optional[int], typer.Option(
+    "--warmup", rich_help_panel=BUILD, help="Untimed iterations per row.")]
+ItersOpt = Annotated[Optional[int], typer.Option(
+    "--iters", rich_help_panel=BUILD, help="Timed iterations per row.")]
+ChannelsLastOpt = Annotated[bool, typer.Option(
+    "--channels-last", rich_help_panel=BUILD, help="NHWC memory format.")]
+CompileOpt = Annotated[bool, typer.Option(
+    "--compile", rich_help_panel=BUILD, help="torch.compile the module (fresh per row).")]
+CudaGraphsOpt = Annotated[bool, typer.Option(
+    "--cuda-graphs", rich_help_panel=BUILD, help="Capture each step in a CUDA graph.")]
+DdpOpt = Annotated[Optional[int], typer.Option(
+    "--ddp", metavar="N", rich_help_panel=PARALLEL,
+    help="Data parallel: N torchrun workers (docs/scaling.md).")]
+DdpTimeoutOpt = Annotated[float, typer.Option(
+    "--ddp-timeout", rich_help_panel=PARALLEL, help="Seconds before a --ddp run is stopped.")]
+SplitOpt = Annotated[bool, typer.Option(
+    "--split-gpus", rich_help_panel=PARALLEL,
+    help="Model parallel: the spec's GPU split as towers on two devices.")]
+BenchFormatOpt = Annotated[Optional[BenchFormat], typer.Option(
+    "--format", "-f", case_sensitive=False, rich_help_panel=OUT,
+    help="Default: table, or json for -o FILE.json.")]
+PlotOpt = Annotated[Optional[str], typer.Option(
+    "--plot", metavar="FILE", rich_help_panel=OUT, help="Draw images/s against batch (.png, .svg, .pdf).")]
+LegacyJsonOpt = Annotated[Optional[str], typer.Option("--json-file", hidden=True)]
+
+
+class BenchCommand(TyperCommand):
+    """bench's click command: the deprecated ``--json FILE.json`` (before ``--json`` meant
+    ``--format json`` here as in every command) is read as the hidden ``--json-file FILE.json``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = list(args)
+        for i in range(len(args) - 1):
+            nxt = args[i + 1]
+            if args[i] == "--json" and not nxt.startswith("-") and nxt.lower().endswith(".json"):
+                args[i] = "--json-file"
+        return super().parse_args(ctx, args)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where bench's results go: ``kind`` to ``output`` (or standard output), the JSON file of the
+    deprecated ``--json FILE`` (``json_file``), the plot."""
+
+    kind: BenchFormat
+    output: Optional[str]
+    json_file: Optional[str]
+    plot: Optional[str]
+
+
 @guarded
 def bench(
     spec: SpecArg = DEFAULT_SPEC,
-    device: Annotated[str, typer.Option("--device", "-d",
-                                        help="cpu, cuda, mps or auto (first available).")] = "auto",
-    batch: Annotated[Optional[str], typer.Option(
-        "--batch", "-b",
-        help="Batch sizes, e.g. 1,32,128 (default: cpu 1,8; mps 1,32; cuda 1,32,128)")] = None,
-    mode: Annotated[BenchMode, typer.Option("--mode", "-m", case_sensitive=False)] = BenchMode.both,
-    dtype: Annotated[Optional[str], typer.Option(
-        "--dtype",
-        help="fp32,tf32,bf16,fp16 (default: cpu fp32; mps fp32,fp16; cuda fp32,tf32,bf16).")] = None,
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format.")] = False,
-    compiled: Annotated[bool, typer.Option(
-        "--compile", help="torch.compile the module (fresh per row).")] = False,
-    cuda_graphs: Annotated[bool, typer.Option(
-        "--cuda-graphs", help="Capture each step in a CUDA graph.")] = False,
-    warmup: Annotated[Optional[int], typer.Option(
-        "--warmup", help="Untimed iterations (default: cpu 2, mps 5, cuda 10).")] = None,
-    iters: Annotated[Optional[int], typer.Option(
-        "--iters", help="Timed iterations (default: cpu 8, mps 20, cuda 50).")] = None,
-    fmt: Annotated[Optional[TextFormat], typer.Option(
-        "--format", "-f", case_sensitive=False,
-        help="table or json (csv and markdown: not for bench). Default: table, or json for -o"
-             " FILE.json.")] = None,
-    output: OutputOpt = None,
-    json_out: Annotated[Optional[str], typer.Option(
-        "--json", help="Also write every figure as JSON to FILE (as --format json -o FILE).")] = None,
-    plot: Annotated[Optional[str], typer.Option(
-        "--plot", help="Draw images/s against batch (.png/.svg/.pdf).")] = None,
-    layers: Annotated[bool, typer.Option(
-        "--layers", help="Per-layer forward/backward times, slowest first.")] = False,
-    calibrate: Annotated[bool, typer.Option(
-        "--calibrate", help="Measure this device's matmul ceiling and take % of peak against it.")] = False,
-    reference: Annotated[Optional[str], typer.Option(
-        "--reference", help="FILE.py:NAME, an nn.Module class or factory to time beside the spec.")] = None,
+    device: DeviceOpt = Device.auto,
+    batch: BatchOpt = None,
+    mode: ModeOpt = BenchMode.both,
+    dtype: DtypesOpt = None,
+    reference: ReferenceOpt = None,
+    layers: LayersOpt = False,
+    calibrate: CalibrateOpt = False,
     input_size: InputOpt = None,
     dtype_in: InputDtypeOpt = None,
-    ddp: Annotated[Optional[int], typer.Option(
-        "--ddp", help="Data parallel: N torchrun workers (gloo on cpu, nccl on cuda, one GPU each)"
-                      " timing the DDP training step; images/s per worker and in total, scaling"
-                      " against one.")] = None,
-    ddp_timeout: Annotated[float, typer.Option(
-        "--ddp-timeout", help="Seconds before a --ddp run is stopped (no hang on a stuck worker).")] = 600.0,
-    split_gpus: Annotated[bool, typer.Option(
-        "--split-gpus", help="Model parallel: time the spec's GPU split as towers on two devices"
-                             " (cuda:0, cuda:1; both on cuda:0 with one GPU; cpu,cpu on the CPU).")] = False,
-    max_memory: MaxMemoryOpt = None,
+    channels_last: ChannelsLastOpt = False,
+    compiled: CompileOpt = False,
+    cuda_graphs: CudaGraphsOpt = False,
+    warmup: WarmupOpt = None,
+    iters: ItersOpt = None,
     lowering_text: LoweringOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    ddp: DdpOpt = None,
+    ddp_timeout: DdpTimeoutOpt = 600.0,
+    split_gpus: SplitOpt = False,
+    fmt: BenchFormatOpt = None,
+    output: OutputOpt = None,
+    as_json: JsonFlag = False,
+    json_file: LegacyJsonOpt = None,
+    plot: PlotOpt = None,
 ) -> None:
-    """Time the compiled model: ms per batch (median, IQR), images/s, TFLOP/s, % of peak, memory.
+    """Time the compiled model: ms per batch, images/s, TFLOP/s, % of peak, memory.
 
-    Each row is one (model, mode, dtype, batch); a failure (out of memory, an unsupported
-    dtype) stays in its row and the sweep goes on; Ctrl-C keeps the finished rows. FLOPs come
-    from the analysis (train = forward + input and weight gradients, see docs/benchmarks.md).
+    One row per (model, mode, dtype, batch); a failure stays in its row, Ctrl-C keeps the rows
+    done. Defaults per device (batches, dtypes, iterations) and the columns: docs/benchmarks.md.
 
     Examples:
 
-      archviz bench lenet5 --device cpu                       # under a minute on a laptop
+      archviz bench lenet5 --device cpu                  # under a minute on a laptop
 
-      archviz bench alexnet --device cuda --batch 1,32,128,256 --dtype fp32,tf32,bf16 -o out.json
+      archviz bench alexnet -d cuda -b 1,32,128 --dtype fp32,bf16 -o alexnet.json
 
-      archviz bench lenet5 --device cpu --format json | jq .rows   # progress on stderr
+      archviz bench alexnet --batch 8 --mode train --layers      # where the time goes
 
-      archviz bench alexnet --device cuda --compile --channels-last --mode train --plot tput.png
-
-      archviz bench alexnet --batch 8 --mode train --layers   # where the time goes, like `caffe time`
-
-      archviz bench alexnet --reference my_alexnet.py:AlexNet  # the spec beside your own module
-
-      archviz bench alexnet --device cuda --ddp 4 --batch 128 --dtype bf16   # 4 GPUs, DDP (docs/scaling.md)
-
-      archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
+      archviz bench alexnet -d cuda --ddp 4 --batch 128 --dtype bf16     # 4 GPUs, DDP
     """
-    from ..render import bench_view
     from ..runtime import probe
-    from ..runtime.bench_rows import BenchResult, Status, Workload, result_dict
+    from ..runtime.bench_rows import Status
 
+    outs = _outputs(json_file, fmt, output, as_json, plot)
     a = load_analysis(spec, input_size, dtype=dtype_in)   # a bad spec is reported before torch is imported
-    dev, lower = resolve_device(device), lowering(lowering_text)
+    dev, lower = resolve_device(device.value), lowering(lowering_text)
     if ddp is not None:
-        _ddp(a.spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size, json_out, str(lower))
+        as_file = outs.output if outs.kind is BenchFormat.json else None   # --ddp: JSON to a file only
+        _ddp(a.spec, dev, ddp, ddp_timeout, batch, dtype, warmup, iters, input_size,
+             outs.json_file or as_file, str(lower))
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
     settings = _settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters, layers)
-    kind = text_format(fmt, output)
-    if kind not in (TextFormat.table, TextFormat.json):
-        raise BenchUsage(f"--format {kind.value}: bench writes table or json")
-    check_writable(json_out, "--json")
-    check_writable(output, "--output")
-    check_writable(plot, "--plot")
+    settings = replace(settings, max_bytes=max_bytes(max_memory))  # checked before each case allocates
+    info = probe.describe(dev)
+    works, towers = _workloads(a, info, input_size, lower, split_gpus, reference)
+    result = _run(a, info, settings, works, towers, calibrate, outs)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if result.rows and not any(r.status is Status.ok for r in result.rows):
+        fail("no row ran (see the notes above)", 1)
+
+
+def _outputs(json_file: Optional[str], fmt: Optional[BenchFormat], output: Optional[str], as_json: bool,
+             plot: Optional[str]) -> Outputs:
+    """Where the results go. ``--json`` is ``--format json`` as in every command; the old
+    ``--json FILE.json`` ("also write the JSON to FILE") still works, with a warning."""
+    if json_file is not None:
+        console(stderr=True).print(f"warning: --json FILE is deprecated (--json is --format json in every"
+                                   f" command): write the file with -o {safe(json_file)}", soft_wrap=True)
+    text = text_format(TextFormat(fmt.value) if fmt else None, output, as_json)
+    if text not in (TextFormat.table, TextFormat.json):
+        raise BenchUsage(f"--format {text.value}: bench writes table or json")
+    for path, option in ((json_file, "--json"), (output, "--output"), (plot, "--plot")):
+        check_writable(path, option)
     if plot and Path(plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise BenchUsage(f"--plot {plot}: expected a .png, .svg or .pdf file")
-    info = probe.describe(dev)
-    # the memory guard runs before each case allocates; a case above it is an oom row
-    settings = replace(settings, max_bytes=max_bytes(max_memory))
-    towers = _towers(a, dev, parse_input(input_size), lower) if split_gpus else None
-    module = None if towers else build_module(a.spec, parse_input(input_size), lower, a.input_dtype)
-    works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(a.name, module, a), predict=_predictor(a, info, lower))]
+    return Outputs(BenchFormat(text.value), output, json_file, plot)
+
+
+def _workloads(a: Analysis, info: devices.DeviceInfo, input_size: Optional[str], lower: Any, split_gpus: bool,
+               reference: Optional[str]) -> tuple[list[Workload], Optional[tuple[str, Any, str]]]:
+    """What is timed: the compiled spec (or its towers) and the user's reference module."""
+    from ..runtime.bench_rows import Workload
+
+    shape = parse_input(input_size)
+    towers = _towers(a, info.kind, shape, lower) if split_gpus else None
+    if towers:
+        works = [Workload.of(towers[0], towers[1], a)]
+    else:
+        module = build_module(a.spec, shape, lower, a.input_dtype)
+        works = [replace(Workload.of(a.name, module, a), predict=_predictor(a, info, lower))]
     if reference:
         works.append(_reference(reference, a))
-    # the table goes to standard output; with --format json or -o the progress goes to stderr
-    out = console(stderr=kind is TextFormat.json or output is not None)
+    return works, towers
+
+
+def _run(a: Analysis, info: devices.DeviceInfo, settings: Settings, works: list[Workload],
+         towers: Optional[tuple[str, Any, str]], calibrate: bool, outs: Outputs) -> BenchResult:
+    """The sweep, with the header, the table and the notes printed as it goes; the outputs written."""
+    from ..render import bench_view
+    from ..runtime.bench_rows import BenchResult, result_dict
+
+    # the table goes to standard output; with --format json or -o it goes to stderr, with the progress
+    out = console(stderr=outs.kind is BenchFormat.json or outs.output is not None)
     if not out.is_terminal:
         out.width = max(out.width, 150)  # a file or pipe: keep the table's columns whole
-    parts: list[Any] = []
-    for line in bench_view.header(a.name, info, settings):
-        out.print(line, soft_wrap=True)
-        parts.append(line)
+    parts: list[Any] = list(bench_view.header(a.name, info, settings))
     if towers:
-        out.print(bench_view.towers_line(towers[2]), soft_wrap=True)
+        parts.append(bench_view.towers_line(towers[2]))
+    for line in parts:
+        out.print(line, soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
     rows, interrupted = _sweep(settings, works, info, peaks)
     result = BenchResult(archviz=__version__, spec_name=a.name, spec_path=a.path, input=a.input,
@@ -231,19 +303,16 @@ def bench(
     for part in bench_view.report(rows, works[0].label, result.ratios, interrupted, on_cpu=on_cpu):
         out.print(part)
         parts.append(part)
-    _write(result, json_out, plot)
-    if kind is TextFormat.json:
-        emit(json.dumps(result_dict(result), indent=2, ensure_ascii=False) + "\n", output)
-    elif output:
+    _write(result, outs.json_file, outs.plot)
+    if outs.kind is BenchFormat.json:
+        emit(json.dumps(result_dict(result), indent=2, ensure_ascii=False) + "\n", outs.output)
+    elif outs.output:
         from rich.console import Group
 
         from ..render.tables import plain_text
 
-        emit(plain_text(Group(*parts), width=FULL_WIDTH), output)
-    if interrupted:
-        raise typer.Exit(130)
-    if rows and not any(r.status is Status.ok for r in rows):
-        fail("no row ran (see the notes above)", 1)
+        emit(plain_text(Group(*parts), width=FULL_WIDTH), outs.output)
+    return result
 
 
 def split_devices(dev: str, count: int) -> tuple[list[str], str]:

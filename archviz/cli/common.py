@@ -26,13 +26,13 @@ from ..render.text import safe, strip_control
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SPEC = "alexnet"
-SPEC_HELP = "YAML spec file, or a bundled spec's name (alexnet, alexnet-1gpu, lenet5, ...)."
+SPEC_HELP = "A YAML spec file, or a bundled spec's name (see archviz specs)."
 
 # the one SPEC argument of every command that reads a spec
 SpecArg = Annotated[str, typer.Argument(help=SPEC_HELP, show_default=True)]
 InputOpt = Annotated[Optional[str], typer.Option(
-    "--input", "-i", help="Another input size per example, any rank: 3x224x224, 784, 1024x768 (S×D),"
-                          " 3x16x112x112.")]
+    "--input", "-i", metavar="SIZE", rich_help_panel="Input",
+    help="Another input size per example, any rank: 3x224x224, 784, 1024x768 (S×D).")]
 
 
 class InputDtype(str, Enum):
@@ -46,31 +46,28 @@ class InputDtype(str, Enum):
 
 
 InputDtypeOpt = Annotated[Optional[InputDtype], typer.Option(
-    "--input-dtype", case_sensitive=False,
-    help="The input's dtype, instead of the spec's input_dtype (float32 by default); int64 or int32 for"
-         " token ids.")]
+    "--input-dtype", case_sensitive=False, rich_help_panel="Input",
+    help="The input's dtype instead of the spec's (float32); int64 or int32 for token ids.")]
 
 
 def input_dtype(value: Optional[InputDtype]) -> Optional[str]:
     """``--input-dtype``'s value as the analysis takes it (None: the spec's)."""
     return value.value if value is not None else None
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o",
-                                                  help="Write to this file (atomically; '-' is"
-                                                       " standard output) instead of the terminal.")]
+OutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", rich_help_panel=None,
+    help="Write to this file (atomically; - is standard output).")]
 WideOpt = Annotated[bool, typer.Option(
-    "--wide", help="Every column even on a narrow terminal (piped or redirected output, and -o,"
-                   " always get every column).")]
+    "--wide", rich_help_panel=None,
+    help="Every column even on a narrow terminal (pipes and -o always get every column).")]
 MaxMemoryOpt = Annotated[Optional[str], typer.Option(
-    "--max-memory", help="Refuse, before allocating, a model whose parameters, buffers and forward"
-                         " activations at the batch in use (twice the activations for training) need"
-                         " more than this, e.g. 8G; default: 80% of the available host memory (GPU"
-                         " memory for CUDA). Meta-device checks and py export allocate nothing.")]
+    "--max-memory", rich_help_panel="Build",
+    help="Refuse a model that needs more memory, e.g. 8G (docs/limits.md).")]
 
 LoweringOpt = Annotated[Optional[str], typer.Option(
-    "--lowering", metavar="OP=CHOICE,...",
-    help="How ops with several torch implementations are built, e.g. lrn=torch. lrn: fast (default,"
-         " archviz's LRN: two tensors saved) or torch (torch's LocalResponseNorm). A layer's own"
-         " `lowering:` in the spec wins (docs/pytorch.md).")]
+    "--lowering", metavar="OP=CHOICE,...", rich_help_panel="Build",
+    help="Which torch implementation of an op, e.g. lrn=torch (docs/pytorch.md).")]
+JsonFlag = Annotated[bool, typer.Option(
+    "--json", rich_help_panel=None, help="Same as --format json.")]
 
 
 def lowering(text: Optional[str]) -> Any:
@@ -137,11 +134,61 @@ class BenchMode(str, Enum):
     both = "both"
 
 
+class BenchFormat(str, Enum):
+    """What ``archviz bench`` writes: the table, or every figure as JSON."""
+
+    table = "table"
+    json = "json"
+
+
+class Device(str, Enum):
+    """A torch device for bench (``auto``: the first of cuda, mps, cpu that is here)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+# The shared choices of `cost` (and bench's defaults): the same values as the core's Enums
+# (archviz.core.devices.Dtype, archviz.core.flops.Mode, archviz.core.cost.Optimizer), kept here so
+# that building the CLI imports no core module; tests/test_help.py checks they agree.
+class Dtype(str, Enum):
+    """The one dtype vocabulary: fp32, tf32 (TF32 matmuls, stored as fp32), bf16, fp16 (autocast)."""
+
+    fp32 = "fp32"
+    tf32 = "tf32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class StepMode(str, Enum):
+    """One training step (forward, backward, update) or one forward pass."""
+
+    train = "train"
+    infer = "infer"
+
+
+class Optimizer(str, Enum):
+    """The optimizer whose state is counted."""
+
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+    adamw = "adamw"
+
+
+# help panels (`rich_help_panel`): the same names in every command's --help
+# (output options stay in the default "Options" panel, beside --help)
+PANEL_INPUT = "Input"
+PANEL_BUILD = "Build"
+
+
 SUFFIX_FORMATS = {".json": TextFormat.json, ".csv": TextFormat.csv, ".md": TextFormat.markdown}
 FORMAT_HELP = ("table, json, csv or markdown. Default: table, or from -o's suffix"
                " (.json, .csv or .md).")
 FormatOpt = Annotated[Optional[TextFormat], typer.Option("--format", "-f", case_sensitive=False,
-                                                         help=FORMAT_HELP)]
+                                                         rich_help_panel=None, help=FORMAT_HELP)]
 FULL_WIDTH = 1000  # wider than any table: files and pipes get a table at its natural width
 
 

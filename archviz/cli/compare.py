@@ -41,7 +41,7 @@ def diff_cmd(
     changed_only: Annotated[bool, typer.Option("--changed-only", help="Leave out identical layers.")] = False,
     wide: WideOpt = False,
 ) -> None:
-    """Compare two specs layer by layer: settings, output shapes, parameters, MACs and totals.
+    """Compare two specs layer by layer: settings, output shapes, parameters, MACs, totals.
 
     Layers are aligned by name, else by position among equal ops. Rows: ~ changed, − only in A,
     + only in B. Exit 1 when a --max-*-change threshold is crossed (for CI).
@@ -96,7 +96,7 @@ def _exceeded(d: Any, limits: dict[str, Optional[float]]) -> list[str]:
 def schema_cmd(
     output: OutputOpt = None,
 ) -> None:
-    """Print the JSON Schema (draft 2020-12) of the spec format, generated from the op registry.
+    """Print the JSON Schema of the spec format (draft 2020-12), from the op registry.
 
     Editors validate and complete specs with it: save it, then put this first line in a spec
     (VS Code with the YAML extension, or any yaml-language-server editor):

@@ -14,6 +14,7 @@ from .common import (
     FormatOpt,
     InputDtypeOpt,
     InputOpt,
+    JsonFlag,
     OutputOpt,
     SpecArg,
     TextFormat,
@@ -39,7 +40,7 @@ def shapes(
     output: OutputOpt = None,
     wide: WideOpt = False,
 ) -> None:
-    """Every layer's output size with the arithmetic written out, and its parameters, MACs and neurons.
+    """Every layer's output size with the arithmetic, its parameters, MACs and neurons.
 
     Examples:
 
@@ -70,7 +71,7 @@ def check(
     dtype_in: InputDtypeOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    as_json: JsonFlag = False,
     wide: WideOpt = False,
 ) -> None:
     """Compare every `expect:` shape and every `claims:` figure with the computation.

@@ -18,6 +18,7 @@ from .common import (
     FormatOpt,
     InputDtypeOpt,
     InputOpt,
+    JsonFlag,
     LoweringOpt,
     MaxMemoryOpt,
     OutputOpt,
@@ -49,18 +50,16 @@ def verify(
     dtype_in: InputDtypeOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    as_json: JsonFlag = False,
     max_memory: MaxMemoryOpt = None,
     wide: WideOpt = False,
     lowering_text: LoweringOpt = None,
 ) -> None:
-    """Build the PyTorch module and check each layer's real shape and parameters, and the MACs.
+    """Build the PyTorch module; check each layer's real shape and parameters, and the MACs.
 
-    Every layer's real output shape and parameter count, and the total MACs
-    (torch.utils.flop_counter), are compared with the analysis.
-
-    Runs on the meta device (no memory allocated, any size of model) when every op can; else
-    one image on the CPU. Exit 1 on any difference.
+    Compared with the analysis: every layer's real output shape and parameters, and the total
+    MACs (torch.utils.flop_counter). Runs on the meta device when every op can (no memory
+    allocated), else one image on the CPU. Exit 1 on any difference.
 
     Examples:
 
@@ -93,27 +92,26 @@ def export(
     spec: SpecArg = DEFAULT_SPEC,
     fmt: Annotated[Optional[ExportFormat], typer.Option(
         "--format", "-f", case_sensitive=False,
-        help="py (PyTorch source), torchscript or onnx. Default: from -o's suffix (.py, .pt, .onnx),"
-             " else py.")] = None,
+        help="Default: from -o's suffix (.py, .pt, .onnx), else py.")] = None,
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", help="File to write (atomically); py prints without it.")] = None,
     input_size: InputOpt = None,
     dtype_in: InputDtypeOpt = None,
     max_memory: MaxMemoryOpt = None,
     split_gpus: Annotated[bool, typer.Option(
-        "--split-gpus", help="Write the spec's GPU split as model-parallel towers (--format py): one tower"
-                             " per GPU of its `gpus:`, activations moved between devices only where the"
-                             " split view says (AlexNet: conv3, fc6, fc7, fc8). State-dict keys are"
-                             " archviz.runtime.parallel.Towers'.")] = False,
+        "--split-gpus", rich_help_panel="Build",
+        help="The spec's GPU split as model-parallel towers, one per GPU of its `gpus:` (py only;"
+             " docs/scaling.md).")] = False,
     halo: Annotated[bool, typer.Option(
-        "--halo", help="With --split-gpus: LRN borrows its neighbouring tower's boundary channels, so the"
-                       " towers compute exactly the single-device module (the paper normalises per GPU).")
-    ] = False,
+        "--halo", rich_help_panel="Build",
+        help="With --split-gpus: LRN borrows the neighbouring tower's channels (exactly one device's"
+             " result).")] = False,
     lowering_text: LoweringOpt = None,
 ) -> None:
-    """Write the compiled model: readable PyTorch source (one nn.Module class that imports only
-    torch, the spec's layer names, shape comments), a TorchScript file, or ONNX (needs the
-    optional onnx and onnxscript packages).
+    """Write the compiled model as PyTorch source, TorchScript or ONNX.
+
+    The source is one readable nn.Module class that imports only torch, with the spec's layer
+    names and shape comments. ONNX needs the optional onnx and onnxscript packages.
 
     Examples:
 

@@ -172,12 +172,11 @@ def plot(
     gpus: Annotated[Optional[int], typer.Option("--gpus", min=1, help="memory: split over N GPUs.")] = None,
     lowering_text: LoweringOpt = None,
 ) -> None:
-    """Plot the counts per layer, the paper-style block figure, or the memory, with matplotlib.
+    """Plot the counts per layer, the paper-style block figure, or the memory (matplotlib).
 
     Examples:
 
-      archviz plot                                   # alexnet-counts.png: convs hold the compute,
-                                                     # the fully connected layers the parameters
+      archviz plot                      # alexnet-counts.png: compute in convs, parameters in FC
 
       archviz plot alexnet --log -o counts.svg
 

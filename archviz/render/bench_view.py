@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..runtime.bench_ddp import DdpResult
 
 MAIN_COLUMNS = ("model", "mode", "dtype", "batch", "ms/batch", "IQR ms", "images/s", "TFLOP/s", "% peak",
-                "memory", "predicted", "× roofline", "note")
+                "memory", "predicted MiB", "× roofline", "note")
 LAYER_COLUMNS = ("layer", "forward", "backward", "total", "% of sum", "× roofline")
 
 
@@ -76,6 +76,13 @@ def ddp_table(result: DdpResult) -> Table:
     return table
 
 
+def _mib(n: Optional[int]) -> str:
+    """Bytes in MiB: whole MiB, one decimal below 10 MiB (LeNet's step is under 1 MiB)."""
+    if n is None:
+        return "—"
+    return format(n / 2**20, ".1f" if n < 10 * 2**20 else ",.0f")
+
+
 def calibration(found: dict[Dtype, float | None]) -> Text:
     return _markup("calibrated matmul ceiling: " + ", ".join(
         f"{d.value} {v:.2f} TFLOP/s" if v else f"{d.value} n/a" for d, v in found.items()))
@@ -90,11 +97,12 @@ def main_table(rows: list[Row], on_cpu: bool) -> Table:
         notes.append("peak RSS: the whole process's resident memory (torch included), not the model's alone")
     if any(r.peak_pct is None and r.status is Status.ok for r in rows):
         notes.append("% peak —: no known peak for this device and dtype; --calibrate measures one")
-    table = Table(title="archviz bench", title_justify="left", caption="\n".join(notes) or None,
+    notes.append("predicted MiB: archviz cost's peak memory for the step (docs/cost.md); × roofline:"
+                 " measured step time / its roofline lower bound (— without a bandwidth and peak for the"
+                 " device)")
+    table = Table(title="archviz bench", title_justify="left", caption="\n".join(notes),
                   caption_justify="left")
     memory = "peak RSS MiB" if on_cpu else "peak mem MiB"
-    notes.append("predicted: archviz cost's peak MiB for the step (docs/cost.md); × roofline: measured"
-                 " step time / its roofline lower bound (— without a bandwidth and peak for the device)")
     for col in MAIN_COLUMNS:
         table.add_column(memory if col == "memory" else col,
                          justify="left" if col in ("model", "mode", "dtype", "note") else "right")
@@ -105,7 +113,7 @@ def main_table(rows: list[Row], on_cpu: bool) -> Table:
                       _fmt(ms.median if ms else None, ".2f"), _fmt(iqr, ".2f"), _fmt(r.images_per_s, ",.1f"),
                       _fmt(r.tflops, ".3f"), _fmt(r.peak_pct, ".1f"),
                       _fmt(r.memory and r.memory / 2**20, ",.0f"),
-                      _fmt(r.predicted_memory and r.predicted_memory / 2**20, ",.0f"),
+                      _mib(r.predicted_memory),
                       _fmt(r.over_roofline, ".1f"),
                       safe(r.note or ("" if r.status is Status.ok else r.status.value)))
     return table

@@ -139,13 +139,18 @@ def to_markdown(a: Analysis) -> str:
 
 
 WIDE = 120  # columns from which the shapes table shows every column
+# what a narrower terminal leaves out, in this order, until the table fits: a formula is never
+# cut and an op cell never wraps past two lines (--wide, a pipe or -o shows every column)
+NARROW_STEPS = (("neurons", "RF"), ("MACs",), ("params",), ("arithmetic",))
 
 
 class ShapesView:
     """The per-layer table, the totals, the GPU split and the warnings, as a rich renderable.
 
     It lays itself out for the width it is printed at: below 120 columns MACs are shown in
-    millions and the neurons and RF columns are left out. Printing is the caller's business.
+    millions and the neurons and RF columns are left out; where the table is still too wide,
+    whole columns go (MACs, params, then the arithmetic) rather than a formula being cut, and a
+    footnote names them. Printing is the caller's business.
     """
 
     def __init__(self, analysis: Analysis) -> None:
@@ -153,11 +158,21 @@ class ShapesView:
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         a = self.analysis
-        wide = options.max_width >= WIDE
-        yield _shapes_table(a, wide=wide)
-        if not wide:
-            yield (f"[dim]at {options.max_width} columns the neurons and RF columns are left out and"
-                   f" MACs shortened: --wide, or COLUMNS={WIDE + 40}, shows every column[/]")
+        width = options.max_width
+        left: tuple[str, ...] = ()
+        table, need = _shapes_table(a, left)
+        steps = iter(NARROW_STEPS)
+        while width < WIDE and not left or need > width:
+            step = next(steps, None)
+            if step is None:
+                break
+            left += step
+            table, need = _shapes_table(a, left)
+        yield table
+        if left:
+            short = " and MACs shortened" if "MACs" not in left else ""
+            yield (f"[dim]columns left out at {width} columns: {', '.join(left)}{short}; widen the"
+                   f" terminal, or use --wide or --format json[/]")
         t = a.totals
         yield (f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
                f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
@@ -174,64 +189,169 @@ class ShapesView:
             yield f"[yellow]warning[/] {safe(layer)}: {safe(msg)}"
 
 
-def _shapes_table(a: Analysis, wide: bool) -> Any:
+def two_line_width(text: str) -> int:
+    """The narrowest width at which ``text`` wraps (at spaces) onto at most two lines."""
+    words = text.split(" ")
+    if len(words) == 1:
+        return len(text)
+    best = len(text)
+    for i in range(1, len(words)):
+        best = min(best, max(len(" ".join(words[:i])), len(" ".join(words[i:]))))
+    return best
+
+
+def _shapes_table(a: Analysis, left: tuple[str, ...] = ()) -> tuple[Any, int]:
+    """The per-layer table without the columns named in ``left`` (MACs shortened once the
+    neurons are left out), and the width it needs: every column but op is no_wrap; op wraps
+    onto at most two lines."""
     from rich import box
+    from rich.cells import cell_len
     from rich.table import Table
 
     table = Table(title=f"{safe(a.name)} · input {fmt_shape(a.input)}{dtype_note(a.input_dtype)}",
                   title_justify="left",
                   header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
                   pad_edge=False)
-    table.add_column("layer", footer="total", no_wrap=True)
-    table.add_column("op", footer="", overflow="fold", min_width=10)
-    table.add_column("output", footer="", no_wrap=True)
-    table.add_column("arithmetic", style="cyan", footer="", no_wrap=wide, overflow="fold")
-    table.add_column("params", justify="right", footer=f"{a.totals.params:,}", no_wrap=True)
-    macs = _n if wide else (lambda x: human(x) if x else "–")
-    table.add_column("MACs", justify="right", footer=macs(a.totals.macs), no_wrap=True)
-    if wide:
-        table.add_column("neurons", justify="right", footer=f"{a.totals.neurons:,}", no_wrap=True)
-        table.add_column("RF", justify="right", footer="", no_wrap=True)
-    for s in a.layers:
+    ops = [safe(f"{s.op} {s.label}".strip()) for s in a.layers]
+    macs = _n if "neurons" not in left else (lambda x: human(x) if x else "–")
+    columns: list[tuple[str, dict[str, Any], Any]] = [
+        ("layer", {"footer": "total", "no_wrap": True}, None),
+        ("op", {"footer": "", "overflow": "fold",
+                "min_width": max([two_line_width(o) for o in set(ops)] + [2])}, None),
+        ("output", {"footer": "", "no_wrap": True}, lambda s: _dims(s.output) + dtype_note(s.dtype)),
+        ("arithmetic", {"style": "cyan", "footer": "", "no_wrap": True},
+         lambda s: "" if s.formula == "same as input" else s.formula),
+        ("params", {"justify": "right", "footer": f"{a.totals.params:,}", "no_wrap": True},
+         lambda s: _n(s.params)),
+        ("MACs", {"justify": "right", "footer": macs(a.totals.macs), "no_wrap": True},
+         lambda s: macs(s.macs)),
+        ("neurons", {"justify": "right", "footer": f"{a.totals.neurons:,}", "no_wrap": True},
+         lambda s: _n(s.neurons)),
+        ("RF", {"justify": "right", "footer": "", "no_wrap": True}, rf_text),
+    ]
+    shown = [(name, kw, cell) for name, kw, cell in columns if name not in left]
+    widths = {name: max(cell_len(name), cell_len(kw["footer"]), kw.get("min_width", 0))
+              for name, kw, _ in shown}
+    for name, kw, _ in shown:
+        table.add_column(name, **kw)
+    for s, op in zip(a.layers, ops, strict=True):
+        mark = " ⚠" if s.warnings else " ✓" if s.accepted else ""
         name = (f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings
                 else f"{safe(s.name)} [dim]✓[/]" if s.accepted else safe(s.name))
-        formula = "" if s.formula == "same as input" else s.formula
-        cells = [name, safe(f"{s.op} {s.label}".strip()), _dims(s.output) + dtype_note(s.dtype), formula,
-                 _n(s.params),
-                 macs(s.macs)]
-        table.add_row(*cells, *((_n(s.neurons), rf_text(s)) if wide else ()))
-    return table
+        cells = [name if n == "layer" else op if n == "op" else cell(s) for n, _, cell in shown]
+        table.add_row(*cells)
+        for (n, _, _), text in zip(shown, cells, strict=True):
+            if n not in ("layer", "op"):
+                widths[n] = max(widths[n], cell_len(text))
+        widths["layer"] = max(widths["layer"], cell_len(safe(s.name) + mark))
+    # SIMPLE_HEAD without edge padding: a blank edge each side, three columns between two columns
+    return table, sum(widths.values()) + 3 * len(widths) - 1
 
 
 def checks_view(results: list[CheckResult]) -> Any:
-    """The check results as a rich renderable: a ✓/✗ table, a summary, and where each failure is."""
+    """The check results as a rich renderable: a ✓/✗ table, a summary, and where each failure is.
+
+    The table when its "how" column fits (a formula on one line, a sum on at most two); on a
+    narrower console each check's "how" goes on its own line under the check instead."""
+    return ChecksView(results)
+
+
+class ChecksView:
+    def __init__(self, results: list[CheckResult]) -> None:
+        self.results = results
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.cells import cell_len
+
+        results, width = self.results, options.max_width
+        cols = [[safe(r.what) for r in results], [safe(r.claimed) for r in results],
+                [safe(r.computed) for r in results]]
+        heads = ("check", "claimed", "computed")
+        widths = [max([cell_len(h)] + [cell_len(c) for c in col]) for h, col in zip(heads, cols, strict=True)]
+        room = width - (1 + sum(widths) + 3 * 5 - 1)      # what the "how" column would get
+        hows = [safe(r.how) for r in results]
+        # a formula (a short how) on one line; a long how (a sum, a sentence) on at most two
+        if all(cell_len(h) <= room or (cell_len(h) > 50 and two_line_width(h) <= room) for h in hows):
+            yield _checks_table(results)
+        else:
+            yield from _checks_lines(results, cols, hows, widths, width)
+        yield from _checks_footer(results)
+
+
+def _fit(natural: list[int], least: list[int], room: int) -> list[int]:
+    """Column widths within ``room``: each at least ``least`` (two lines), the rest shared out
+    in proportion, none above ``natural``."""
+    if sum(natural) <= room:
+        return natural
+    spare = max(0, room - sum(least))
+    want = [n - m for n, m in zip(natural, least, strict=True)]
+    total = sum(want) or 1
+    return [m + min(w, spare * w // total) for m, w in zip(least, want, strict=True)]
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """``text`` wrapped at spaces to ``width`` (a longer word on a line of its own)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def _checks_lines(results: list[CheckResult], cols: list[list[str]], hows: list[str], natural: list[int],
+                  width: int) -> Any:
+    """The checks on a narrow console: check, claimed and computed as columns (each cell on at
+    most two lines), each check's "how" on the line under it, whole."""
+    from rich.text import Text
+
+    least = [max([len(h)] + [two_line_width(c) for c in col]) for h, col in zip(
+        ("check", "claimed", "computed"), cols, strict=True)]
+    w = _fit(natural, least, width - 3 - 6)
+    yield Text(f"   {'check':<{w[0]}}   {'claimed':>{w[1]}}   {'computed':>{w[2]}}", style="bold")
+    yield Text("─" * min(width, 3 + sum(w) + 6))
+    for r, what, claimed, computed, how in zip(results, *cols, hows, strict=True):
+        cells = [wrap_words(what, w[0]), wrap_words(claimed, w[1]), wrap_words(computed, w[2])]
+        for i in range(max(map(len, cells))):
+            part = [c[i] if i < len(c) else "" for c in cells]
+            mark = (Text("✓", style="green") if r.ok else Text("✗", style="red")) if i == 0 else Text(" ")
+            yield Text.assemble(mark, f"  {part[0]:<{w[0]}}   {part[1]:>{w[1]}}   {part[2]:>{w[2]}}")
+        for line in wrap_words(how, max(20, width - 5)):
+            yield Text(f"     {line}", style="cyan")
+
+
+def _checks_table(results: list[CheckResult]) -> Any:
     from rich import box
-    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     table = Table(header_style="bold", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("")
-    table.add_column("check")
-    table.add_column("claimed", justify="right")
-    table.add_column("computed", justify="right")
+    table.add_column("check", no_wrap=True)
+    table.add_column("claimed", justify="right", no_wrap=True)
+    table.add_column("computed", justify="right", no_wrap=True)
     table.add_column("how", style="cyan")
     for r in results:
         mark = Text("✓", style="green") if r.ok else Text("✗", style="red")
         table.add_row(mark, safe(r.what), safe(r.claimed), safe(r.computed), safe(r.how))
+    return table
+
+
+def _checks_footer(results: list[CheckResult]) -> Any:
+    from rich.text import Text
+
     bad = [r for r in results if not r.ok]
     summary = f"{len(results) - len(bad)} of {len(results)} checks hold"
-    parts: list[Any] = [table, Text(f"{summary}; {len(bad)} fail", style="red") if bad
-                        else Text(summary, style="green")]
+    yield Text(f"{summary}; {len(bad)} fail", style="red") if bad else Text(summary, style="green")
     for r in bad:
         if r.loc is not None:
             where = f"  {r.loc}: {r.what}: claimed {r.claimed}, computed {r.computed}"
-            parts.append(Text(strip_control(where)))
+            yield Text(strip_control(where))
         if r.explanation:
-            parts.append(Text(strip_control(f"    perhaps {r.explanation}"), style="yellow"))
+            yield Text(strip_control(f"    perhaps {r.explanation}"), style="yellow")
         if r.source:
-            parts.append(Text(strip_control(f"    source: {r.source}")))
-    return Group(*parts)
+            yield Text(strip_control(f"    source: {r.source}"))
 
 
 def checks_to_dict(results: list[CheckResult]) -> dict[str, Any]:

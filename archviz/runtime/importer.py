@@ -13,9 +13,11 @@ spec is checked against the trace: every layer's analysed output shape must equa
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -54,6 +56,18 @@ __all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "from_module", "
 
 # --- loading a target ---------------------------------------------------------------------------
 
+FILE_PREFIX = "archviz_import_"   # the module name a path/to/file.py target is imported under
+
+
+def written_as(cls: type) -> str:
+    """A class as the user names it: ``mynet.py:Net`` for a class of an imported file (not its
+    module name ``archviz_import_mynet``), else ``package.module.Class``."""
+    if cls.__module__.startswith(FILE_PREFIX):
+        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        return f"{Path(path).name if path else cls.__module__[len(FILE_PREFIX):] + '.py'}:{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def load_target(target: str) -> nn.Module:
     """``package.module:factory_or_class`` or ``path/to/file.py:Name`` → the module it makes."""
     where, sep, attr = target.rpartition(":")
@@ -66,7 +80,7 @@ def load_target(target: str) -> nn.Module:
                 raise ImportFailed(f"{target}: {where} is a directory, not a Python file")
             if not path.is_file():
                 raise ImportFailed(f"{target}: no file {where}")
-            spec = importlib.util.spec_from_file_location(f"archviz_import_{path.stem}", path)
+            spec = importlib.util.spec_from_file_location(f"{FILE_PREFIX}{path.stem}", path)
             assert spec is not None and spec.loader is not None
             mod = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = mod
@@ -158,17 +172,27 @@ def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") ->
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        # ShapeProp prints the traceback of a failing node itself: the message below says it
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(example_input(input_shape, input_dtype, batch=2, random=True))
     except Exception as exc:  # noqa: BLE001 - the model refuses this input size
         raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}"
-                           f"{dtype_note(input_dtype)}: {type(exc).__name__}:"
-                           f" {str(exc).splitlines()[0] if str(exc) else ''}",
+                           f"{dtype_note(input_dtype)}: {_refusal(exc)}",
                            "hint: give the input it expects with --input (e.g. 3x224x224, or 128"
                            " --input-dtype int64 for token ids)") from None
     finally:
         model.train(was)
     return gm
+
+
+def _refusal(exc: BaseException) -> str:
+    """What the model said when it refused the input: the error raised inside it (and the layer),
+    not ShapeProp's wrapper with torch.fx's node internals."""
+    cause = exc.__cause__ if exc.__cause__ is not None and "ShapeProp error" in str(exc) else exc
+    node = re.search(r"node=%(\S+) ", str(exc))
+    first = str(cause).splitlines()[0] if str(cause) else ""
+    where = f"at {node.group(1)}: " if node and cause is not exc else ""
+    return f"{where}{type(cause).__name__}: {first}"
 
 
 def _shape(node: Any) -> Shape | None:
@@ -342,7 +366,7 @@ def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, nam
                                fx_failed.hint) from None
         finally:
             model.train(was)
-        origin = (f"Imported by `archviz import` from {type(model).__module__}.{type(model).__qualname__}:"
+        origin = (f"Imported by `archviz import` from {written_as(type(model))}:"
                   f" torch.fx could not trace it, captured with torch.export on input"
                   f" {'x'.join(map(str, input_shape))}.")
         try:
@@ -379,7 +403,7 @@ def _module_names(scopes: Mapping[str, list[str]], layers: Layers) -> dict[str, 
 
 
 def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str]) -> tuple[str, ...]:
-    lines = [f"Imported by `archviz import` from {cls.__module__}.{cls.__qualname__}, traced with torch.fx"
+    lines = [f"Imported by `archviz import` from {written_as(cls)}, traced with torch.fx"
              f" on input {'x'.join(map(str, input_shape))}.",
              "Layer names are the source's module paths (state-dict keys stay the same)."]
     if renames:
