@@ -59,7 +59,6 @@ def test_op_is_complete(op: str) -> None:
 
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_op_example_loads_analyses_and_compiles(op: str) -> None:
-    import torch
 
     spec = archviz.loads(_example_spec(op))
     analysis = archviz.analyze(spec)
