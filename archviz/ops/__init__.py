@@ -5,7 +5,8 @@ the saved-for-backward vocabulary, :mod:`~archviz.ops.fields` the typed field pa
 :mod:`~archviz.ops.arith` the size formula and its text."""
 
 # isort: off
-from . import conv, pool, norm, activation, regularise, shape, linear, merge, opaque  # noqa: F401
+from . import conv, pool, norm, groupnorm, activation, regularise, shape, reshape, reduce  # noqa: F401
+from . import linear, scale, merge, opaque  # noqa: F401
 # isort: on
 from .registry import (
     OPS,
