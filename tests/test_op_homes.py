@@ -51,7 +51,7 @@ def test_declared_names_are_qualified_and_unique() -> None:
         assert (kind, name) not in seen, f"{name} is claimed twice"
         seen.add((kind, name))
         if kind in ("module", "function"):
-            assert re.fullmatch(r"(torch|torchvision|timm|operator)(\.\w+)+", name), name
+            assert re.fullmatch(r"(torch|torchvision|timm|archviz|operator)(\.\w+)+", name), name
 
 
 def test_every_torch_module_of_an_op_maps_to_that_op() -> None:

@@ -72,7 +72,9 @@ class Linear(OpKind):
         return False
 
     def from_module(self, src: Source) -> Mapped:
-        return self.layer(out=src.attrs["out_features"], bias=src.attrs["bias"] is not None)
+        # a channels-last MLP (ConvNeXt's, after a permute): torch.nn.Linear on the last dim
+        last = {"last_dim": True} if src.ins and len(src.ins[0]) >= 3 else {}
+        return self.layer(out=src.attrs["out_features"], bias=src.attrs["bias"] is not None, **last)
 
     def from_onnx(self, src: Source) -> Mapped:
         a, w = src.attrs, src.const(1)

@@ -68,8 +68,10 @@ class StochasticDepth(OpKind):
            " (torchvision.ops.StochasticDepth, timm's DropPath)")
     Params = StochasticDepthParams
     example = {"name": "drop_path", "op": "stochastic_depth", "p": 0.1}
-    # by name, resolved where installed (torchvision and timm are optional)
-    torch_modules = ("torchvision.ops.stochastic_depth.StochasticDepth", "timm.layers.drop.DropPath")
+    # by name, resolved where installed (torchvision and timm are optional); archviz's own module
+    # (what a compiled spec holds, torchvision's code) imports back too
+    torch_modules = ("torchvision.ops.stochastic_depth.StochasticDepth", "timm.layers.drop.DropPath",
+                     "archviz.runtime.layers.StochasticDepth")
     torch_functions = ("torchvision.ops.stochastic_depth.stochastic_depth",)
 
     def from_module(self, src: Source) -> Mapped:

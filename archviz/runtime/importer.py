@@ -184,13 +184,20 @@ def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece:
         return map_module(gm.get_submodule(str(node.target)), tuple(ins), out)
 
     def value(n: fx.Node) -> Any:   # a parameter read as an attribute (self.gamma * x): its key and shape
-        if n.op == "get_attr" and isinstance(p := getattr(gm, str(n.target), None), torch.Tensor):
+        if n.op == "get_attr" and isinstance(p := _attr(gm, str(n.target)), torch.Tensor):
             return Weight(str(n.target), tuple(p.shape))
         return TENSOR
 
     args = fx.node.map_arg(node.args, value)
     kwargs = fx.node.map_arg(node.kwargs, value)
     return map_call(node.target, node.op == "call_method", tuple(args), dict(kwargs), tuple(ins), out, piece)
+
+
+def _attr(gm: fx.GraphModule, dotted: str) -> Any:
+    obj: Any = gm
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+    return obj
 
 
 def _params_read(node: fx.Node) -> list[str]:
@@ -291,10 +298,11 @@ class _Walk:
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
             params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
-                getattr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
+                _attr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
             mapped = (("opaque", {"module": what, "traced_shape": out, "traced_params": params}),)
         made = self.layers.add(
-            mapped, lambda i, op: self._name(source, m, i, op), tuple(self.values[n] for n in tensor_ins), out,
+            mapped, lambda i, op: self._name(source, m, i, op), tuple(self.values[n] for n in tensor_ins),
+            out,
             "traced at import: not compiled", lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
