@@ -38,7 +38,8 @@ class GroupNorm(OpKind):
     def infer(self, p: GroupNormParams, ins: tuple[Shape, ...]) -> Inferred:
         c = ins[0][0]
         if c % p.groups:
-            raise OpError(f"{c} channels of {fmt_shape(ins[0])} do not split into {p.groups} groups", "groups")
+            raise OpError(f"{c} channels of {fmt_shape(ins[0])} do not split into {p.groups} groups",
+                          "groups")
         rest = prod(ins[0][1:])
         return Inferred(ins[0], f"same as input; {p.groups} groups of {c // p.groups} channels × {rest}"
                                 f" positions = {c // p.groups * rest} values each")
@@ -54,7 +55,8 @@ class GroupNorm(OpKind):
         # native_group_norm saves its input (and the weight: a parameter) and the mean and 1/std
         # of each (example, group) in fp32, under CPU autocast too; the output keeps the input's dtype
         return Saved((SavedTensor("input", prod(ins[0]), ac.ins[0], "input"),
-                      SavedTensor("mean", p.groups, "fp32"), SavedTensor("rstd", p.groups, "fp32")), ac.ins[0])
+                      SavedTensor("mean", p.groups, "fp32"), SavedTensor("rstd", p.groups, "fp32")),
+                     ac.ins[0])
 
     def torch(self, p: GroupNormParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         kw = TorchLayer.given({"eps": 1e-5, "affine": True}, eps=p.eps, affine=p.affine)

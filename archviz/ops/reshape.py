@@ -64,8 +64,9 @@ class _View(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class PermuteParams:
-    dims: tuple[int, ...] = param(IntListField(doc="the example's dims in their new order (per example,"
-                                                   " the batch apart): [1, 2, 0] takes (C, H, W) to (H, W, C)"))
+    dims: tuple[int, ...] = param(IntListField(
+        doc="the example's dims in their new order (per example, the batch apart): [1, 2, 0] takes"
+            " (C, H, W) to (H, W, C)"))
 
 
 @register
@@ -103,7 +104,8 @@ class Permute(_View):
 
     def torch(self, p: PermuteParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         dims = tuple(norm_dim(d, len(ins[0])) for d in p.dims)
-        return TorchLayer("Permute", (dims,), inline="{xs}.permute(0, " + ", ".join(str(d + 1) for d in dims) + ")")
+        shown = ", ".join(str(d + 1) for d in dims)
+        return TorchLayer("Permute", (dims,), inline=f"{{xs}}.permute(0, {shown})")
 
     def label(self, p: PermuteParams) -> str:
         return "(" + ", ".join(map(str, p.dims)) + ")"
@@ -255,7 +257,8 @@ class Narrow(_View):
 
     def torch(self, p: NarrowParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         d = norm_dim(p.dim, len(ins[0]))
-        return TorchLayer("Narrow", (d, p.start, p.length), inline=f"{{xs}}.narrow({d + 1}, {p.start}, {p.length})")
+        return TorchLayer("Narrow", (d, p.start, p.length),
+                          inline=f"{{xs}}.narrow({d + 1}, {p.start}, {p.length})")
 
     def label(self, p: NarrowParams) -> str:
         return f"dim {p.dim} [{p.start}:{p.start + p.length}]"
