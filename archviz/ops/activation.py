@@ -212,3 +212,52 @@ class Hardsigmoid(_Elementwise):
         if abs(src.attrs.get("alpha", 0.2) - 1 / 6) > 1e-6 or src.attrs.get("beta", 0.5) != 0.5:
             raise Unmapped("HardSigmoid other than torch's (alpha 1/6, beta 0.5)")
         return self.layer()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ELUParams:
+    alpha: float = param(FloatField(doc="α: the value it tends to for x → −∞, α·(eˣ − 1) below 0"), 1.0)
+
+
+@register
+class ELU(OpKind):
+    name, family = "elu", "act"
+    doc = "exponential linear unit, x above 0 and α·(eˣ − 1) below (torch.nn.ELU; Clevert et al. 2016)"
+    Params = ELUParams
+    example = {"name": "elu", "op": "elu"}
+    torch_modules = ("torch.nn.ELU",)
+    torch_functions = (F + "elu",)
+    onnx_types = ("Elu",)
+
+    def from_module(self, src: Source) -> Mapped:
+        return self.layer(alpha=float(src.attrs["alpha"]))
+
+    def from_call(self, src: Source) -> Mapped:
+        return self.layer(alpha=float(src.arg(1, "alpha", 1.0)))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        return self.layer(alpha=float(src.attrs.get("alpha", 1.0)))
+
+    def torch(self, p: ELUParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        return TorchLayer("ELU", (), TorchLayer.given({"alpha": 1.0}, alpha=p.alpha))
+
+    def saved(self, p: ELUParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        # elu (not in place) saves its input (measured with saved_tensors_hooks)
+        return Saved((SavedTensor("input", prod(ins[0]), ac.ins[0], "input"),), ac.ins[0])
+
+    def work(self, p: ELUParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return 8 * prod(out)  # a transcendental ~8
+
+    def label(self, p: ELUParams) -> str:
+        return "" if p.alpha == 1.0 else f"α={p.alpha:g}"
+
+
+@register
+class Mish(_Elementwise):
+    name, torch_class, saves = "mish", "Mish", "input"
+    doc = "x·tanh(softplus(x)) (torch.nn.Mish; Misra 2019)"
+    example = {"name": "mish", "op": "mish"}
+    torch_modules = ("torch.nn.Mish",)
+    torch_functions = (F + "mish",)
+    onnx_types = ("Mish",)

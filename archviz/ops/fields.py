@@ -263,3 +263,56 @@ class TextField(Field):
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "minLength": 1}
+
+
+@dataclass(frozen=True)
+class IntField(Field):
+    """An integer >= ``lo`` (a dimension: negative counts from the end, -1 the last)."""
+
+    lo: int = -MAX_RANK
+
+    def parse(self, value: Any) -> int:
+        return _int(value, self.lo, f"an integer >= {self.lo}")
+
+    def describe(self) -> str:
+        return f"integer >= {self.lo}"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.lo}
+
+
+@dataclass(frozen=True)
+class IntListField(Field):
+    """A list of 1 to MAX_RANK integers >= ``lo`` (dimensions, or a target shape with one -1); a tuple."""
+
+    lo: int = -MAX_RANK
+
+    def parse(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_RANK:
+            raise FieldError(f"expected a list of 1 to {MAX_RANK} integers, got {show(value)}")
+        return tuple(_int(v, self.lo, f"integers >= {self.lo}") for v in value)
+
+    def describe(self) -> str:
+        return f"list of 1 to {MAX_RANK} integers >= {self.lo}"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "integer", "minimum": self.lo}, "minItems": 1,
+                "maxItems": MAX_RANK}
+
+
+@dataclass(frozen=True)
+class ChoiceField(Field):
+    """One of a few words (``mode: row``)."""
+
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: Any) -> str:
+        if value not in self.choices:
+            raise FieldError(f"expected one of {', '.join(self.choices)}, got {show(value)}")
+        return str(value)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": list(self.choices)}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from math import prod
 
 from . import receptive as rf
-from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .registry import OPS, Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .saved import promote as _promote
-from .source import Mapped, Source, Split, Unmapped
+from .source import Mapped, Source, Split, Unmapped, Weight
 
 # --- merges -------------------------------------------------------------------------------------
 
@@ -137,11 +137,15 @@ class Mul(_Merge):
     def from_call(self, src: Source) -> Mapped:
         if len(src.ins) == 2 and len(src.args) == 2:
             return self.layer()
+        if len(src.ins) == 1 and any(isinstance(a, Weight) for a in src.args):
+            return OPS["scale"].from_call(src)     # γ * x, γ a parameter: layer scale
         raise Unmapped("multiply by a constant")
 
     def from_onnx(self, src: Source) -> Mapped:
         if len(src.ins) == 2:
             return self.layer()
+        if len(src.ins) == 1 and sum(src.const(i) is not None for i in range(len(src.args))) == 1:
+            return OPS["scale"].from_onnx(src)     # x times an initializer: layer scale
         raise Unmapped("Mul by a constant")
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:

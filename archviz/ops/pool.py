@@ -152,36 +152,18 @@ class AdaptiveAvgPool(OpKind):
     ranks = (3,)
     example = {"name": "avgpool", "op": "adaptive_avgpool", "out": 6}
     torch_modules = ("torch.nn.AdaptiveAvgPool2d",)
-    torch_functions = ("torch.nn.functional.adaptive_avg_pool2d", "torch.mean")
-    tensor_methods = ("mean",)
-    onnx_types = ("GlobalAveragePool", "ReduceMean")
+    torch_functions = ("torch.nn.functional.adaptive_avg_pool2d",)
+    onnx_types = ("GlobalAveragePool",)   # x.mean((2, 3)), ReduceMean: the mean op (archviz/ops/reduce.py)
 
     def from_module(self, src: Source) -> Mapped:
         assert src.out is not None
         return self.layer(out=(src.out[1], src.out[2]))  # the traced size (output_size may hold None)
 
     def from_call(self, src: Source) -> Mapped:
-        if src.target.endswith("adaptive_avg_pool2d"):
-            return self.from_module(src)
-        dims = src.arg(1, "dim")   # x.mean((2, 3)): a global average pool, flattened unless keepdim
-        dims = tuple(sorted(d % 4 for d in dims)) if isinstance(dims, (list, tuple)) else None
-        return self._mean(dims, src, bool(src.arg(2, "keepdim", False)))
+        return self.from_module(src)
 
     def from_onnx(self, src: Source) -> Mapped:
-        if src.target == "GlobalAveragePool":
-            return self.layer(out=(1, 1))
-        axes = src.attrs.get("axes")          # ReduceMean: axes an attribute (opset < 18) or input 1
-        if axes is None and len(src.args) > 1:
-            c = src.const(1)
-            axes = list(c.reshape(-1)) if c is not None else None
-        dims = tuple(sorted(int(x) % 4 for x in axes)) if axes is not None else None
-        return self._mean(dims, src, bool(src.attrs.get("keepdims", 1)))
-
-    def _mean(self, dims: tuple[int, ...] | None, src: Source, keepdim: bool) -> Mapped:
-        if dims != (2, 3) or len(src.ins) != 1 or len(src.ins[0]) != 3:
-            raise Unmapped("mean over anything but (H, W)")
-        pool = self.layer(out=(1, 1))
-        return pool if keepdim else pool + (("flatten", {}),)
+        return self.layer(out=(1, 1))
 
     def infer(self, p: AdaptiveParams, ins: tuple[Shape, ...]) -> Inferred:
         c, h, w = _spatial(ins, self.name)

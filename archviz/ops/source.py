@@ -47,6 +47,15 @@ TENSOR = _Tensor()
 
 
 @dataclass(frozen=True)
+class Weight:
+    """An argument that is a parameter of the traced model (an fx ``get_attr``: ``self.gamma * x``):
+    its state-dict key and shape (the batch not in it)."""
+
+    key: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Source:
     """One node of a source graph, as an op's import facet sees it.
 
@@ -56,7 +65,8 @@ class Source:
     ``args``/``kwargs``: a call's arguments, a computed tensor written :data:`TENSOR`; for ONNX
     the node's inputs, a constant as its array, an absent optional input as ``None``.
     ``ins``: the tensor inputs' shapes per example, ``out`` the output's (``None``: unknown);
-    ``outputs``: which of an ONNX node's outputs are used.
+    ``outputs``: which of an ONNX node's outputs are used. ``piece``: for a node that reads one
+    output of a call with several (``x.chunk(2, 1)[1]``, an ONNX Split's second output), which.
     """
 
     target: str
@@ -66,6 +76,7 @@ class Source:
     ins: tuple[Shape, ...] = ()
     out: Shape | None = None
     outputs: tuple[bool, ...] = (True,)
+    piece: int | None = None
 
     def arg(self, i: int, name: str, default: Any = None) -> Any:
         """Positional argument ``i`` or keyword ``name`` of a call."""

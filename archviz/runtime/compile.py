@@ -34,6 +34,7 @@ from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
 from .inputs import example_input
+from .layers import LAYERS as OWN_LAYERS
 from .lrn import LRN
 
 Shape = tuple[int, ...]
@@ -83,8 +84,15 @@ class Made:
         written as the torch class they subclass (LRN: ``nn.LocalResponseNorm``, the same maths
         and arguments), so exported source imports only torch."""
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        if self.own:   # archviz's own module: exported source defines it (export.py)
+            return f"{self.cls.__name__}({', '.join(parts)})"
         cls = next(c for c in self.cls.__mro__ if c.__module__.startswith("torch.nn"))
         return f"nn.{cls.__name__}({', '.join(parts)})"
+
+    @property
+    def own(self) -> bool:
+        """One of archviz's own modules, no torch layer's subclass (Scale, StochasticDepth)."""
+        return self.cls in OWN_LAYERS.values()
 
     def expression(self, xs: list[str]) -> str:
         """A merge written over its input variables (exported source)."""
@@ -100,7 +108,8 @@ class Mul(nn.Module):
 
 
 MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
-LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN}  # archviz's subclasses of torch layers
+# archviz's subclass of a torch layer (LRN) and its own small modules (archviz/runtime/layers.py)
+LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN, **OWN_LAYERS}
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None,

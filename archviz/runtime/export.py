@@ -50,8 +50,8 @@ def to_python(spec: Spec | str | Path, input_shape: Shape | None = None, *,
     _, analysis = prepare(spec, input_shape, input_dtype)
     cls = class_name(analysis.name)
     builds = made(analysis, lowering)
-    lines = [*_header(analysis, cls), *_init(analysis, builds), "", *_forward(analysis, builds),
-             *_footer(cls, analysis)]
+    lines = [*_header(analysis, cls), *_own_classes(builds), f"class {cls}(nn.Module):",
+             *_init(analysis, builds), "", *_forward(analysis, builds), *_footer(cls, analysis)]
     return "\n".join(lines) + "\n"
 
 
@@ -66,8 +66,16 @@ def _header(a: Analysis, cls: str) -> list[str]:
             "Module names are the spec's layer names, so state-dict keys match archviz.to_module."]
     doc = [_escape_doc(line) for line in doc]
     doc[0] = '"""' + doc[0]
-    return [*doc, '"""', "", "import torch", "from torch import nn", "", "",
-                                                   f"class {cls}(nn.Module):"]
+    return [*doc, '"""', "", "import torch", "from torch import nn", "", ""]
+
+
+def _own_classes(builds: dict[str, Made]) -> list[str]:
+    """The source of archviz's own modules the layers use (a layer scale, stochastic depth), so the
+    file still imports only torch."""
+    import inspect
+
+    used = sorted({b.cls for b in builds.values() if b.own and b.inline is None}, key=lambda c: c.__name__)
+    return [line for c in used for line in [*inspect.getsource(c).splitlines(), "", ""]]
 
 
 def _escape_doc(line: str) -> str:

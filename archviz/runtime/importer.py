@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import io
+import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -30,8 +31,9 @@ from torch import fx, nn
 
 from ..core.analysis import analyze
 from ..limits import MAX_RANK
+from ..ops import OPS
 from ..ops.dtypes import note as dtype_note
-from ..ops.source import TENSOR, Mapped, Unmapped
+from ..ops.source import TENSOR, Mapped, Unmapped, Weight
 from ..spec import INPUT
 from ..spec.write import Header
 from .inputs import example_input, id_bound
@@ -205,13 +207,42 @@ def _shape(node: Any) -> Shape | None:
 
 # --- one node ---------------------------------------------------------------------------------
 
-def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape) -> Mapped:
-    """A node → the layers it becomes, by its op (archviz.runtime.mapping); raises Unmapped."""
+def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece: int | None = None) -> Mapped:
+    """A node → the layers it becomes, by its op (archviz.runtime.mapping); raises Unmapped.
+    ``piece``: the node is one output of a call with several (``x.chunk(2, 1)[piece]``)."""
     if node.op == "call_module":
         return map_module(gm.get_submodule(str(node.target)), tuple(ins), out)
-    args = fx.node.map_arg(node.args, lambda _: TENSOR)
-    kwargs = fx.node.map_arg(node.kwargs, lambda _: TENSOR)
-    return map_call(node.target, node.op == "call_method", tuple(args), dict(kwargs), tuple(ins), out)
+
+    def value(n: fx.Node) -> Any:   # a parameter read as an attribute (self.gamma * x): its key and shape
+        if n.op == "get_attr" and isinstance(p := _attr(gm, str(n.target)), torch.Tensor):
+            return Weight(str(n.target), tuple(p.shape))
+        return TENSOR
+
+    args = fx.node.map_arg(node.args, value)
+    kwargs = fx.node.map_arg(node.kwargs, value)
+    return map_call(node.target, node.op == "call_method", tuple(args), dict(kwargs), tuple(ins), out, piece)
+
+
+def _attr(gm: fx.GraphModule, dotted: str) -> Any:
+    obj: Any = gm
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _params_read(node: fx.Node) -> list[str]:
+    """The state-dict keys of the parameters a call reads as attributes (``self.gamma * x``)."""
+    return [str(n.target) for n in node.all_input_nodes if n.op == "get_attr"]
+
+
+def _piece(node: fx.Node) -> tuple[fx.Node, int] | None:
+    """``(call, i)`` where ``node`` is ``call(...)[i]`` of a call with several outputs (chunk, split)."""
+    if node.op == "call_function" and node.target is operator.getitem and len(node.args) == 2:
+        call, i = node.args
+        if isinstance(call, fx.Node) and isinstance(i, int) and call.op != "placeholder" \
+                and isinstance(call.meta.get("tensor_meta"), (tuple, list)):
+            return call, i
+    return None
 
 
 def _what(node: fx.Node, gm: fx.GraphModule) -> str:
@@ -282,9 +313,12 @@ class _Walk:
                 self.node(node, out)  # not sizes, shapes, parameters read as attributes
 
     def node(self, node: fx.Node, out: Shape) -> None:
-        tensor_ins = [n for n in node.all_input_nodes if n in self.values]
+        source, piece = (node, None)
+        if (found := _piece(node)) is not None:   # x.chunk(2, 1)[i]: the chunk call, as its i-th piece
+            source, piece = found
+        tensor_ins = [n for n in source.all_input_nodes if n in self.values]
         try:
-            mapped: Mapped | None = _map(node, self.gm, [_shape(n) or () for n in tensor_ins], out)
+            mapped: Mapped | None = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
         except Unmapped as exc:
             if not self.allow_opaque:
                 raise _unmapped(node, self.gm, exc.reason) from None
@@ -296,13 +330,17 @@ class _Walk:
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
             params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
-                getattr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
+                _attr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
             mapped = (("opaque", {"module": what, "traced_shape": out, "traced_params": params}),)
         made = self.layers.add(
-            mapped, lambda i, op: self._name(node, m, i, op), tuple(self.values[n] for n in tensor_ins), out,
+            mapped, lambda i, op: self._name(source, m, i, op), tuple(self.values[n] for n in tensor_ins),
+            out,
             "traced at import: not compiled", lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
+        if m is None and mapped[0][0] != "opaque":   # parameters read as attributes: the op's weight keys
+            for key, weight in zip(OPS[mapped[0][0]].onnx_weights, _params_read(source), strict=False):
+                self.name_map[weight] = f"{made[0]}.{key}"
 
     def _module(self, node: fx.Node) -> nn.Module | None:
         """The module a call_module node calls (one with weights may be called once only)."""

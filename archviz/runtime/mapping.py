@@ -85,6 +85,17 @@ def resolve(qualified: str) -> Any:
     raise ImportError(qualified)
 
 
+def _resolved(qualified: str) -> Any:
+    """The object of a declared name, or None where its package is not installed (an op may name
+    ``torchvision.ops.StochasticDepth`` or timm's ``DropPath``: matched only where present)."""
+    try:
+        return resolve(qualified)
+    except (ImportError, AttributeError):
+        if qualified.startswith("torch."):
+            raise          # torch's own names must resolve: a typo in ops/
+        return None
+
+
 @cache
 def dispatch() -> Dispatch:
     """Built once, on first use, from every registered op (a name claimed twice is a bug)."""
@@ -100,9 +111,11 @@ def dispatch() -> Dispatch:
 
     for op in OPS.values():
         for n in op.torch_modules:
-            claim(modules, resolve(n), (op, n), n)
+            if (obj := _resolved(n)) is not None:
+                claim(modules, obj, (op, n), n)
         for n in op.torch_functions:
-            claim(functions, resolve(n), (op, n), n)
+            if (obj := _resolved(n)) is not None:
+                claim(functions, obj, (op, n), n)
         for n in op.tensor_methods:
             claim(methods, n, op, f"Tensor.{n}")
         for n in op.onnx_types:
@@ -141,8 +154,10 @@ def map_module(module: Any, ins: tuple[Shape, ...], out: Shape) -> Mapped:
 
 
 def map_call(target: Any, method: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any],
-             ins: tuple[Shape, ...], out: Shape) -> Mapped:
-    """A function call or a tensor method call (``args``: tensors written TENSOR) → layers."""
+             ins: tuple[Shape, ...], out: Shape, piece: int | None = None) -> Mapped:
+    """A function call or a tensor method call (``args``: tensors written TENSOR, parameters as
+    their :class:`~archviz.ops.source.Weight`) → layers; ``piece``: which of a call's several
+    outputs the node reads (``x.chunk(2, 1)[1]``: 1)."""
     d = dispatch()
     if method:
         op, name = (d.methods[target], str(target)) if target in d.methods else (None, "")
@@ -150,7 +165,7 @@ def map_call(target: Any, method: bool, args: tuple[Any, ...], kwargs: Mapping[s
         op, name = d.functions.get(target, (None, "")) if _hashable(target) else (None, "")
     if op is None:
         raise Unmapped()
-    return op.from_call(Source(name, args=args, kwargs=kwargs, ins=ins, out=out))
+    return op.from_call(Source(name, args=args, kwargs=kwargs, ins=ins, out=out, piece=piece))
 
 
 def map_onnx(src: Source) -> Mapped:

@@ -1,0 +1,90 @@
+"""archviz's own small torch modules, for ops torch has no ``nn`` module of (a permute, a
+per-example reshape, a narrow, a mean, a learned scale, stochastic depth). Each takes the op's
+per-example arguments (the batch apart: dim 0 of an example is dim 1 of the batch). Exported
+source writes the parameter-free ones inline (``x.permute(0, 2, 3, 1)``) and defines the others
+in the file it writes, so it still imports only torch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Permute(nn.Module):
+    """``x.permute(0, *dims + 1)``: the per-example dims reordered, the batch kept first."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = (0, *(d + 1 for d in dims))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+
+class Reshape(nn.Module):
+    """``x.reshape(N, *shape)``: each example to ``shape`` (one size may be -1)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Narrow(nn.Module):
+    """``x.narrow(dim + 1, start, length)``: one piece of a chunk or split."""
+
+    def __init__(self, dim: int, start: int, length: int) -> None:
+        super().__init__()
+        self.dim, self.start, self.length = dim + 1, start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.dim, self.start, self.length)
+
+
+class Mean(nn.Module):
+    """``x.mean(dims + 1, keepdim)``."""
+
+    def __init__(self, dims: tuple[int, ...], keepdim: bool = False) -> None:
+        super().__init__()
+        self.dims, self.keepdim = tuple(d + 1 for d in dims), keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(self.dims, keepdim=self.keepdim)
+
+
+class Scale(nn.Module):
+    """Layer scale: ``weight * x`` with a learned ``weight`` of ``shape`` ((C,) on the last dim,
+    (C, 1, 1) on the channels of a (C, H, W) map), initialised to ``init``."""
+
+    def __init__(self, shape: tuple[int, ...], init: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(shape, init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x
+
+
+class StochasticDepth(nn.Module):
+    """Drop path (Huang et al. 2016; torchvision.ops.StochasticDepth): in training, each example
+    (``mode`` "row") or the whole batch ("batch") is zeroed with probability ``p`` and the rest
+    scaled by 1/(1 − p); the identity in eval."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+
+LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
+                                                                StochasticDepth)}
