@@ -53,7 +53,18 @@ def test_every_torch_module_of_an_op_maps_to_that_op() -> None:
     made = {nn.Conv2d: nn.Conv2d(4, 8, 3), nn.Linear: nn.Linear(4, 8),
             nn.LocalResponseNorm: nn.LocalResponseNorm(5), nn.MaxPool2d: nn.MaxPool2d(2),
             nn.AvgPool2d: nn.AvgPool2d(2), nn.AdaptiveAvgPool2d: nn.AdaptiveAvgPool2d(1),
-            nn.BatchNorm2d: nn.BatchNorm2d(4), nn.BatchNorm1d: nn.BatchNorm1d(4), nn.Softmax: nn.Softmax(1)}
+            nn.BatchNorm2d: nn.BatchNorm2d(4), nn.BatchNorm1d: nn.BatchNorm1d(4), nn.Softmax: nn.Softmax(1),
+            nn.Conv1d: nn.Conv1d(4, 8, 3), nn.Conv3d: nn.Conv3d(4, 8, 3),
+            nn.ConvTranspose2d: nn.ConvTranspose2d(4, 8, 3),
+            nn.MaxPool1d: nn.MaxPool1d(2), nn.MaxPool3d: nn.MaxPool3d(2), nn.AvgPool1d: nn.AvgPool1d(2),
+            nn.AvgPool3d: nn.AvgPool3d(2), nn.AdaptiveMaxPool2d: nn.AdaptiveMaxPool2d(1),
+            nn.AdaptiveMaxPool1d: nn.AdaptiveMaxPool1d(1), nn.AdaptiveAvgPool1d: nn.AdaptiveAvgPool1d(1),
+            nn.AdaptiveMaxPool3d: nn.AdaptiveMaxPool3d(1), nn.AdaptiveAvgPool3d: nn.AdaptiveAvgPool3d(1),
+            nn.Upsample: nn.Upsample(scale_factor=2),
+            nn.UpsamplingNearest2d: nn.UpsamplingNearest2d(scale_factor=2),
+            nn.UpsamplingBilinear2d: nn.UpsamplingBilinear2d(scale_factor=2),
+            nn.PixelShuffle: nn.PixelShuffle(2),
+            nn.PixelUnshuffle: nn.PixelUnshuffle(2)}
     for op in OPS.values():
         for name in op.torch_modules:
             cls = mapping.resolve(name)

@@ -26,7 +26,9 @@ def _example_spec(op: str) -> str:
         layers, example["from"] = _PRELUDE, ["a", "b"]
     if op == "linear":
         layers = ["  - {name: flat, op: flatten}"]
-    return "\n".join(["name: example", "input: [8, 12, 12]", "layers:", *layers,
+    ranks = OPS[op].ranks
+    shape = [8, 12, 12] if ranks is None or 3 in ranks else {2: [8, 12], 4: [8, 6, 6, 6]}[ranks[0]]
+    return "\n".join(["name: example", f"input: {shape}", "layers:", *layers,
                       "  - " + yaml.safe_dump(example, default_flow_style=True).strip()])
 
 

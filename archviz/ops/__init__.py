@@ -5,7 +5,7 @@ the saved-for-backward vocabulary, :mod:`~archviz.ops.fields` the typed field pa
 :mod:`~archviz.ops.arith` the size formula and its text."""
 
 # isort: off
-from . import conv, pool, norm, activation, regularise, shape, linear, merge, opaque  # noqa: F401
+from . import conv, pool, resample, norm, activation, regularise, shape, linear, merge, opaque  # noqa: F401
 # isort: on
 from .registry import (
     OPS,
