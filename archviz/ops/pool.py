@@ -373,6 +373,14 @@ class AvgPool3d(_PoolNd):
     torch_modules = ("torch.nn.AvgPool3d",)
     torch_functions = ("torch.nn.functional.avg_pool3d",)
 
+    def infer(self, p: Any, ins: tuple[Shape, ...]) -> Inferred:
+        # torch's avg_pool3d also checks the unpadded input against the kernel
+        # (aten/src/ATen/native/AvgPool3d.cpp: "input image ... smaller than kernel size")
+        if any(n < k for n, k in zip(ins[0][1:], p.kernel, strict=True)):
+            raise OpError(f"kernel {'×'.join(map(str, p.kernel))} is larger than the input"
+                          f" {fmt_shape(ins[0])} before padding (torch refuses it)", "kernel")
+        return super().infer(p, ins)
+
 
 # --- adaptive pooling at any spatial rank ----------------------------------------------------------
 
