@@ -203,8 +203,8 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
                 allow_opaque: bool = False) -> Imported:
     """Trace ``model`` on a (2, *input_shape) input and describe it as a spec (see the module doc)."""
     input_shape = tuple(input_shape)
-    if len(input_shape) not in (1, 3):
-        raise ImportFailed(f"input: expected CxHxW or F, got {input_shape}")
+    if not 1 <= len(input_shape) <= 4:
+        raise ImportFailed(f"input: expected F, CxL, CxHxW or CxDxHxW, got {input_shape}")
     try:
         gm = trace(model, input_shape)
     except FxFailed as fx_failed:
