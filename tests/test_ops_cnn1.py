@@ -76,7 +76,8 @@ def test_conv_transpose_equals_torch(c: int, out: int, h: int, w: int, k: int, s
     layer = {"name": "up", "op": "conv_transpose", "out": out * g, "kernel": k, "stride": s, "padding": p,
              "output_padding": op, "dilation": d, "groups": g, "bias": bias}
     _agree(spec_text((c * g, h, w), layer),
-           lambda: nn.ConvTranspose2d(c * g, out * g, k, s, p, op, groups=g, bias=bias, dilation=d), (c * g, h, w))
+           lambda: nn.ConvTranspose2d(c * g, out * g, k, s, p, op, groups=g, bias=bias, dilation=d),
+           (c * g, h, w))
 
 
 @SETTINGS
@@ -94,9 +95,11 @@ def test_conv1d_and_conv3d_equal_torch(dims: int, c: int, out: int, n: int, k: i
 @SETTINGS
 @given(st.sampled_from([1, 3]), st.sampled_from(["max", "avg"]), st.integers(1, 9), st.integers(1, 4),
        st.integers(1, 3), st.integers(0, 2), st.booleans())
-def test_pools_1d_and_3d_equal_torch(dims: int, kind: str, n: int, k: int, s: int, p: int, ceil: bool) -> None:
+def test_pools_1d_and_3d_equal_torch(dims: int, kind: str, n: int, k: int, s: int, p: int,
+                                     ceil: bool) -> None:
     shape = (2, *(n,) * dims)
-    layer = {"name": "p", "op": f"{kind}pool{dims}d", "kernel": k, "stride": s, "padding": p, "ceil_mode": ceil}
+    layer = {"name": "p", "op": f"{kind}pool{dims}d", "kernel": k, "stride": s, "padding": p,
+             "ceil_mode": ceil}
     cls = getattr(nn, f"{kind.title()}Pool{dims}d")
     _agree(spec_text(shape, layer), lambda: cls(k, s, p, ceil_mode=ceil), shape)
 
@@ -167,7 +170,8 @@ def test_arithmetic_text(shape: tuple[int, ...], layer: dict[str, Any], text: st
     ((6, 4, 4), {"op": "pixel_shuffle", "factor": 2}, "6 channels are not divisible by factor² = 2² = 4"),
     ((8, 13, 13), {"op": "conv1d", "out": 4, "kernel": 3}, "conv1d needs a (C, L) input, got (8, 13, 13)"),
 ])
-def test_refusals_are_located_and_say_why(shape: tuple[int, ...], layer: dict[str, Any], message: str) -> None:
+def test_refusals_are_located_and_say_why(shape: tuple[int, ...], layer: dict[str, Any],
+                                          message: str) -> None:
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
         archviz.analyze(archviz.loads(spec_text(shape, {"name": "x", **layer})))
 

@@ -152,7 +152,8 @@ def _kernel_claim(c: Claim, s: LayerStats, what: str) -> CheckResult:
     groups = s.op_params.groups
     cin = s.in_shapes[0][0]
     kernel = (*sizes, cin // groups)
-    how = "×".join(map(str, sizes)) + f"×({cin} input channels" + (f" / {groups} groups)" if groups > 1 else ")")
+    how = "×".join(map(str, sizes)) + f"×({cin} input channels"
+    how += f" / {groups} groups)" if groups > 1 else ")"
     text = "×".join(map(str, kernel))
     return CheckResult(what, "×".join(map(str, c.value)) if isinstance(c.value, tuple) else c.text,
                        text, how, kernel == c.value, c.loc, c.source)
