@@ -167,3 +167,53 @@ class _Pooled(nn.Module):
 
 
 PUBLISHED_PARAMS = {"mobilenet_v2": 3_504_872, "densenet121": 7_978_856, "efficientnet_b0": 5_288_548}
+
+
+# ---- issue 21: a small UNet and a 1-d audio net (hand-written, not published models) ----------
+
+class TinyUNet(nn.Module):
+    """A UNet in miniature: two encoder stages with max pooling, a bottleneck that upsamples by
+    sub-pixel convolution (PixelShuffle), a transposed-convolution decoder stage and a bilinear
+    one, each joined to its encoder stage by a skip concat."""
+
+    def __init__(self, cin: int = 3, classes: int = 2) -> None:
+        super().__init__()
+        self.enc1 = nn.Sequential(nn.Conv2d(cin, 8, 3, padding=1), nn.ReLU())
+        self.pool1 = nn.MaxPool2d(2)
+        self.enc2 = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.pool2 = nn.MaxPool2d(2)
+        self.mid = nn.Sequential(nn.Conv2d(16, 64, 3, padding=1), nn.ReLU())
+        self.shuffle = nn.PixelShuffle(2)                                 # (64, h, w) → (16, 2h, 2w)
+        self.dec2 = nn.Sequential(nn.Conv2d(32, 16, 3, padding=1), nn.ReLU())
+        self.up1 = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1)
+        self.dec1 = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.ReLU())
+        self.up0 = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.head = nn.Conv2d(8, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool1(e1))
+        m = self.shuffle(self.mid(self.pool2(e2)))
+        d2 = self.dec2(torch.cat([m, e2], 1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
+        return self.head(F.interpolate(self.up0(d1), scale_factor=0.5, mode="nearest"))
+
+
+class AudioNet(nn.Module):
+    """A 1-d convolutional audio classifier over (channels, samples), M5-like (Dai et al. 2017)."""
+
+    def __init__(self, cin: int = 1, classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(cin, 16, 80, stride=4)
+        self.pool1 = nn.MaxPool1d(4)
+        self.conv2 = nn.Conv1d(16, 32, 3, padding=1)
+        self.pool2 = nn.MaxPool1d(4)
+        self.conv3 = nn.Conv1d(32, 32, 3, padding=1)
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(F.relu(self.conv1(x)))
+        x = self.pool2(F.relu(self.conv2(x)))
+        x = F.relu(self.conv3(x))
+        x = F.adaptive_avg_pool1d(x, 1)
+        return self.fc(torch.flatten(x, 1))

@@ -102,8 +102,8 @@ class Odd(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.up = nn.PixelShuffle(2)
-        self.head = nn.Conv2d(2, 4, 1)
+        self.up = nn.ChannelShuffle(2)   # no op of archviz's (PixelShuffle was one until issue 21)
+        self.head = nn.Conv2d(8, 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.up(self.conv(x)))
@@ -113,17 +113,17 @@ def test_unmappable_layer_is_a_clear_error() -> None:
     with pytest.raises(ImportFailed) as exc:
         from_module(Odd(), (3, 8, 8))
     text = exc.value.format()
-    assert text.startswith("up: archviz has no op for torch.nn.modules.pixelshuffle.PixelShuffle")
+    assert text.startswith("up: archviz has no op for torch.nn.modules.channelshuffle.ChannelShuffle")
     assert "nn.Conv2d" in text and "torch.cat(dim=1)" in text and "--allow-opaque" in text
 
 
 def test_allow_opaque_keeps_traced_shape_and_params_and_refuses_to_compile() -> None:
     imported = from_module(Odd(), (3, 8, 8), allow_opaque=True)
     layer = imported.spec.layer("up")
-    assert layer.op == "opaque" and layer.params.traced_shape == (2, 16, 16) and imported.opaque == ("up",)
+    assert layer.op == "opaque" and layer.params.traced_shape == (8, 8, 8) and imported.opaque == ("up",)
     analysis = archviz.analyze(imported.spec)
     assert analysis.totals.params == sum(p.numel() for p in Odd().parameters())
-    assert analysis.layer("head").output == (4, 16, 16)
+    assert analysis.layer("head").output == (4, 8, 8)
     assert imported.warnings and "opaque" in imported.warnings[0]
     with pytest.raises(archviz.ShapeError, match="up: cannot compile an opaque layer"):
         archviz.to_module(imported.spec)
@@ -163,7 +163,7 @@ def needs(depth, width):
 class Odd(Net):
     def __init__(self):
         super().__init__()
-        self.up = nn.PixelShuffle(2)
+        self.up = nn.ChannelShuffle(2)
 
     def forward(self, x):
         return self.up(self.body(x))
@@ -190,7 +190,7 @@ def test_cli_allow_opaque_warns(mynet: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["import", f"{mynet}:Odd", "--input", "3x32x32", "-o", str(out),
                                  "--allow-opaque"])
     assert r.exit_code == 0, r.output
-    assert "warning: up: torch.nn.modules.pixelshuffle.PixelShuffle kept as an opaque layer" in r.output
+    assert "warning: up: torch.nn.modules.channelshuffle.ChannelShuffle kept as an opaque layer" in r.output
     assert "op: opaque" in out.read_text()
 
 
@@ -198,7 +198,7 @@ def test_cli_allow_opaque_warns(mynet: Path, tmp_path: Path) -> None:
     ("no_such_package.models:net", "cannot import no_such_package.models: ModuleNotFoundError"),
     ("{mynet}:needs", "needs arguments (depth, width)"),
     ("{mynet}:Dyn", "torch.fx cannot trace Dyn"),
-    ("{mynet}:Odd", "up: archviz has no op for torch.nn.modules.pixelshuffle.PixelShuffle"),
+    ("{mynet}:Odd", "up: archviz has no op for torch.nn.modules.channelshuffle.ChannelShuffle"),
     ("{mynet}:Nope", "has no attribute 'Nope'"),
     ("{tmp}/model.onnx", "model.onnx: not an ONNX file"),
 ])

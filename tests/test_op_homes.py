@@ -79,7 +79,18 @@ def test_every_torch_module_of_an_op_maps_to_that_op() -> None:
             nn.BatchNorm2d: nn.BatchNorm2d(4), nn.BatchNorm1d: nn.BatchNorm1d(4), nn.Softmax: nn.Softmax(1),
             nn.LayerNorm: nn.LayerNorm(6), nn.Embedding: nn.Embedding(10, 4),
             nn.GroupNorm: nn.GroupNorm(2, 4), nn.InstanceNorm1d: nn.InstanceNorm1d(4),
-            nn.InstanceNorm2d: nn.InstanceNorm2d(4), nn.InstanceNorm3d: nn.InstanceNorm3d(4)}
+            nn.InstanceNorm2d: nn.InstanceNorm2d(4), nn.InstanceNorm3d: nn.InstanceNorm3d(4),
+            nn.Conv1d: nn.Conv1d(4, 8, 3), nn.Conv3d: nn.Conv3d(4, 8, 3),
+            nn.ConvTranspose2d: nn.ConvTranspose2d(4, 8, 3),
+            nn.MaxPool1d: nn.MaxPool1d(2), nn.MaxPool3d: nn.MaxPool3d(2), nn.AvgPool1d: nn.AvgPool1d(2),
+            nn.AvgPool3d: nn.AvgPool3d(2), nn.AdaptiveMaxPool2d: nn.AdaptiveMaxPool2d(1),
+            nn.AdaptiveMaxPool1d: nn.AdaptiveMaxPool1d(1), nn.AdaptiveAvgPool1d: nn.AdaptiveAvgPool1d(1),
+            nn.AdaptiveMaxPool3d: nn.AdaptiveMaxPool3d(1), nn.AdaptiveAvgPool3d: nn.AdaptiveAvgPool3d(1),
+            nn.Upsample: nn.Upsample(scale_factor=2),
+            nn.UpsamplingNearest2d: nn.UpsamplingNearest2d(scale_factor=2),
+            nn.UpsamplingBilinear2d: nn.UpsamplingBilinear2d(scale_factor=2),
+            nn.PixelShuffle: nn.PixelShuffle(2),
+            nn.PixelUnshuffle: nn.PixelUnshuffle(2)}
     for op in OPS.values():
         for name in filter(_installed, op.torch_modules):
             cls = mapping.resolve(name)

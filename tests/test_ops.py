@@ -26,7 +26,9 @@ def _example_spec(op: str) -> str:
         layers, example["from"] = _PRELUDE, ["a", "b"]
     if op == "linear":
         layers = ["  - {name: flat, op: flatten}"]
-    shape, dtype = OPS[op].example_input or ((8, 12, 12), "float32")
+    ranks = OPS[op].ranks
+    default = [8, 12, 12] if ranks is None or 3 in ranks else {2: [8, 12], 4: [8, 6, 6, 6]}[ranks[0]]
+    shape, dtype = OPS[op].example_input or (tuple(default), "float32")
     head = [f"input: {list(shape)}", f"input_dtype: {dtype}"]
     return "\n".join(["name: example", *head, "layers:", *layers,
                       "  - " + yaml.safe_dump(example, default_flow_style=True).strip()])

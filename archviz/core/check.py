@@ -148,11 +148,12 @@ def _layer_how(s: LayerStats, field: str, value: int) -> str:
 def _kernel_claim(c: Claim, s: LayerStats, what: str) -> CheckResult:
     if s.family != "conv":
         raise SpecError(f"claims.layer_kernels: {s.name} is a {s.op} layer, not conv", c.loc)
-    kh, kw = s.op_params.kernel
+    sizes = tuple(s.op_params.kernel)   # (kh, kw); (k,) for conv1d, (kd, kh, kw) for conv3d
     groups = s.op_params.groups
     cin = s.in_shapes[0][0]
-    kernel = (kh, kw, cin // groups)
-    how = f"{kh}×{kw}×({cin} input channels" + (f" / {groups} groups)" if groups > 1 else ")")
+    kernel = (*sizes, cin // groups)
+    how = "×".join(map(str, sizes)) + f"×({cin} input channels"
+    how += f" / {groups} groups)" if groups > 1 else ")"
     text = "×".join(map(str, kernel))
     return CheckResult(what, "×".join(map(str, c.value)) if isinstance(c.value, tuple) else c.text,
                        text, how, kernel == c.value, c.loc, c.source)

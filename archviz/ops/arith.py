@@ -148,3 +148,42 @@ def pair_warnings(h: Window, w: Window) -> tuple[str, ...]:
         return (msg,) if msg else ()
     found = (inexact_warning(h, "row", "rows"), inexact_warning(w, "column", "columns"))
     return tuple(f"{axis}: {m}" for axis, m in zip("HW", found, strict=True) if m)
+
+
+def nd_formula(wins: tuple[Window, ...], axes: str) -> str:
+    """:func:`pair_formula` at any spatial rank: ``axes`` names them ("L", "DHW")."""
+    if len(set(wins)) == 1:
+        return wins[0].formula()
+    return "; ".join(f"{a}: {w.formula()}" for a, w in zip(axes, wins, strict=True))
+
+
+def nd_warnings(wins: tuple[Window, ...], axes: str) -> tuple[str, ...]:
+    if len(set(wins)) == 1:
+        msg = inexact_warning(wins[0], "position", "positions")
+        return (msg,) if msg else ()
+    found = (inexact_warning(w, "position", "positions") for w in wins)
+    return tuple(f"{a}: {m}" for a, m in zip(axes, found, strict=True) if m)
+
+
+@dataclass(frozen=True)
+class TWindow:
+    """One axis of a transposed convolution (torch.nn.ConvTranspose2d's docs)::
+
+        out = (n − 1)·s − 2p + d·(k − 1) + output_padding + 1
+    """
+
+    n: int
+    k: int
+    s: int
+    p: int
+    d: int = 1
+    op: int = 0
+
+    @property
+    def out(self) -> int:
+        return (self.n - 1) * self.s - 2 * self.p + self.d * (self.k - 1) + self.op + 1
+
+    def formula(self) -> str:
+        """``(13 − 1)·2 − 2·1 + 1·(3 − 1) + 1 + 1 = 27``."""
+        return (f"({self.n} − 1)·{self.s} − 2·{self.p} + {self.d}·({self.k} − 1) + {self.op} + 1"
+                f" = {self.out}")

@@ -298,6 +298,43 @@ class IntListField(Field):
     def json_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": {"type": "integer", "minimum": self.lo}, "minItems": 1,
                 "maxItems": MAX_RANK}
+AXES = {1: "l", 2: "h, w", 3: "d, h, w"}   # a size list's axes, by spatial rank
+
+
+@dataclass(frozen=True)
+class SizesField(Field):
+    """An int or a list of ``n`` ints (one per spatial axis: [l], [d, h, w]), >= ``lo``;
+    normalised to an n-tuple. ``words``: also 'same' and 'valid' (a convolution's padding)."""
+
+    n: int = 1
+    lo: int = 1
+    words: bool = False
+
+    def parse(self, value: Any) -> Any:
+        what = "a positive integer" if self.lo == 1 else "a non-negative integer"
+        form = f"[{AXES[self.n]}]"
+        if self.words and isinstance(value, str):
+            if value in ("same", "valid"):
+                return value
+            raise FieldError(f"expected an integer, {form}, 'same' or 'valid', got {show(value)}"
+                             + _quoted(value))
+        if isinstance(value, list):
+            if len(value) != self.n:
+                raise FieldError(f"expected {what} or a list {form}, got a list of {len(value)}")
+            return tuple(_int(v, self.lo, what) for v in value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (_int(value, self.lo, what),) * self.n
+        raise FieldError(f"expected {what} or a list {form}, got {show(value)}{_quoted(value)}")
+
+    def describe(self) -> str:
+        words = ", 'same' or 'valid'" if self.words else ""
+        return f"int or [{AXES[self.n]}]{words}" + (" (>= 0)" if self.lo == 0 else " (>= 1)")
+
+    def json_schema(self) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": self.lo}
+        forms: list[dict[str, Any]] = [one, {"type": "array", "items": one, "minItems": self.n,
+                                             "maxItems": self.n}]
+        return {"anyOf": forms + ([{"enum": ["same", "valid"]}] if self.words else [])}
 
 
 @dataclass(frozen=True)
@@ -316,3 +353,40 @@ class ChoiceField(Field):
 
     def json_schema(self) -> dict[str, Any]:
         return {"enum": list(self.choices)}
+
+
+@dataclass(frozen=True)
+class ScaleField(Field):
+    """A positive number (a resampling factor)."""
+
+    def parse(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < MAX_INT:
+            raise FieldError(f"expected a positive number, got {show(value)}{_quoted(value)}")
+        return float(value)
+
+    def describe(self) -> str:
+        return "positive number"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "number", "exclusiveMinimum": 0}
+
+
+@dataclass(frozen=True)
+class SizeListField(Field):
+    """An int (every spatial axis) or a list of 1 to 3 positive ints (one per axis: [l], [h, w],
+    [d, h, w]); the list becomes a tuple, matched against the input's rank by the op."""
+
+    def parse(self, value: Any) -> int | tuple[int, ...]:
+        if isinstance(value, list):
+            if not 1 <= len(value) <= 3:
+                raise FieldError(f"expected a positive integer or a list of 1 to 3,"
+                                 f" got a list of {len(value)}")
+            return tuple(_int(v, 1, "a positive integer") for v in value)
+        return _int(value, 1, "a positive integer or a list [h, w]")
+
+    def describe(self) -> str:
+        return "int or [l], [h, w], [d, h, w] (>= 1)"
+
+    def json_schema(self) -> dict[str, Any]:
+        one = {"type": "integer", "minimum": 1}
+        return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1, "maxItems": 3}]}

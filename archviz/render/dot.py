@@ -52,6 +52,7 @@ STYLE: dict[str, Style] = {
     "input": Style("#ffffff", "input", "box"),
     "conv": Style("#a6cee3", "convolution"),
     "pool": Style("#fdbf6f", "pooling"),
+    "resample": Style("#ffd8b1", "resampling (upsample, pixel shuffle)"),
     "norm": Style("#cab2d6", "normalisation"),
     "act": Style("#b2df8a", "activation"),
     "linear": Style("#fbe38e", "fully connected"),
