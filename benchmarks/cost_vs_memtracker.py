@@ -43,7 +43,7 @@ def main() -> None:
             for batch in (int(b) for b in args.batches.split(",")):
                 s = Settings(batch=batch, dtype=Dtype(dt), optimizer=Optimizer(args.optimizer),
                              torch_device="cpu")
-                c = estimate(a, sp, s, target("cpu"), 1)
+                c = estimate(a, s, target("h100"), 1)
                 got = peak(sp, batch, dt, args.optimizer).total
                 worst = max(worst, abs(c.peak / got - 1))
                 print(f"| {name} | {dt} | {batch} | {c.peak / GIB:.3f} | {got / GIB:.3f} | {c.peak / got:.3f}"

@@ -29,7 +29,7 @@ def predicted(name: str, batch: int, dtype: str, optimizer: str) -> int:
     sp = load(name)
     a = analyze(sp, gpus=1)
     s = Settings(batch=batch, dtype=Dtype(dtype), optimizer=Optimizer(optimizer), torch_device="cpu")
-    return estimate(a, sp, s, target("h100"), 1).peak
+    return estimate(a, s, target("h100"), 1).peak
 
 
 @pytest.mark.parametrize(("name", "batch", "dtype", "optimizer"), QUICK + FULL)
@@ -43,7 +43,7 @@ def test_the_peak_moment_is_named() -> None:
     """AlexNet's peak, fp32: in norm2's backward, the gradients of all but conv1 and conv2 made;
     equal to MemTracker's but for the loss's two 4-byte scalars."""
     sp = load("alexnet")
-    c = estimate(analyze(sp, gpus=1), sp, Settings(batch=32, torch_device="cpu"), target("h100"), 1)
+    c = estimate(analyze(sp, gpus=1), Settings(batch=32, torch_device="cpu"), target("h100"), 1)
     assert (c.memory.phase, c.memory.at) == ("backward", "norm2")
     got = peak("alexnet", 32, "fp32")
     assert 0 <= got.total - c.peak <= 8
