@@ -154,9 +154,9 @@ def test_an_imported_lrn_costs_what_the_users_module_saves(dtype: str) -> None:
     lowered = {la.name: la.lowering for la in sp.layers if la.op == "lrn"}
     assert lowered == {"norm1": "torch", "norm2": "torch"}
     a = analyze(sp)
-    predicted = saved_bytes(a, sp, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
+    predicted = saved_bytes(a, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
     measured = measure_module(net, [s.name for s in a.layers], torch.randn(2, *shape), dtype)
     assert predicted == measured.per_layer, measured.records
-    fast = saved_bytes(a, sp, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu",
+    fast = saved_bytes(a, Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu",
                                        lowering=Lowering.parse("lrn=fast")))
     assert fast == predicted   # the layers' own lowering beats the settings'
