@@ -31,7 +31,7 @@ from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
-from .cost_memory import ZERO, Aff, Moment, Storage, add, at, largest_batch, timeline
+from .cost_memory import ZERO, Aff, Moment, Storage, add, at, largest_batch, tensor_bytes, timeline
 from .cost_states import CostError, Parallel, Precision, StateBytes, kept, sharded, state_bytes, usable
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
 from .flops import Mode, needs_grad
@@ -304,7 +304,8 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
         per_image = fixed = 0
         if st.name in grad:  # autograd records nothing for a layer no gradient flows through
             for i, t in enumerate(rule.tensors):
-                if s.storage.low_weights and t.what == "weight copy":
+                nbytes = tensor_bytes(t, s.storage)
+                if nbytes is None:
                     continue       # the weight is stored in the compute dtype: no cast copy
                 key = (storage[st.inputs[t.index]] if t.shares == "input" else
                        storage[st.name] if t.shares == "output" else f"{st.name}#{i}") + f":{t.dtype}"
@@ -312,9 +313,9 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
                     continue
                 seen.add(key)
                 if t.per_image:
-                    per_image += t.bytes
+                    per_image += nbytes
                 else:
-                    fixed += t.bytes
+                    fixed += nbytes
         out.append((st, rule, per_image, fixed))
     return out
 

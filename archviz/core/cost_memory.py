@@ -30,7 +30,7 @@ from math import prod
 
 from ..ops import OPS
 from ..ops.lowering import Lowering
-from ..ops.saved import DTYPE_BYTES, Autocast
+from ..ops.saved import DTYPE_BYTES, Autocast, SavedTensor
 from ..spec import INPUT
 from .analysis import Analysis
 from .flops import Mode, needs_grad
@@ -59,6 +59,21 @@ class Storage:
     grad_bytes: int = 4
     low_grad: bool = True
     low_weights: bool = False
+
+
+def tensor_bytes(t: SavedTensor, sto: Storage) -> int | None:
+    """A saved tensor's bytes as this step stores it; None where it is not made. With the weights
+    in the compute dtype (``--precision mixed``) there is no weight copy, and the per-channel
+    tensors made beside the weights (BatchNorm's mean and 1/std: fp32 under autocast) take the
+    weights' dtype — autograd's record of a ``model.to(torch.bfloat16)`` (tests/test_cost_mixed.py).
+    TODO(ops): the op's rule could read the weights' dtype from its Autocast value."""
+    if not sto.low_weights:
+        return t.bytes
+    if t.what == "weight copy":
+        return None
+    if not t.per_image and t.dtype == "fp32":
+        return t.elements * DTYPE_BYTES[sto.input]
+    return t.bytes
 
 
 @dataclass(frozen=True)
@@ -113,13 +128,14 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
         keys: list[str] = []
         if st.name in grad:
             for j, t in enumerate(rule.tensors):
-                if sto.low_weights and t.what == "weight copy":
+                nbytes = tensor_bytes(t, sto)
+                if nbytes is None:
                     continue       # the weight is stored in the compute dtype: no cast copy
                 key = (storage[st.inputs[t.index]] if t.shares == "input" else
                        storage[st.name] if t.shares == "output" else f"{st.name}#{j}")
                 keys.append(key)
                 if not t.shares:
-                    new.append((key, share(st.name, (0, t.bytes) if t.per_image else (t.bytes, 0))))
+                    new.append((key, share(st.name, (0, nbytes) if t.per_image else (nbytes, 0))))
         low = 2 * st.params if compute and sto.low_grad and st.macs and st.params and st.name in grad else 0
         out.append(_Layer(
             name=st.name, index=i, inputs=st.inputs,
