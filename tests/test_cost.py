@@ -183,11 +183,17 @@ def test_memory_plot_data_and_file(tmp_path) -> None:  # type: ignore[no-untyped
 
     c = _cost(gpus=1, batch=128)
     d = memory_data(c, [(1, _cost(gpus=1, batch=1).peak), (128, c.peak)])
-    saved = dict(d.stacks)["saved for backward"]
-    assert sum(saved) * 2**20 == pytest.approx(sum(lc.saved for lc in c.layers))
-    assert c.memory.saved < sum(lc.saved for lc in c.layers)   # at the peak, some are freed
-    weights = dict(d.stacks)["weights, gradients, optimizer state"]
-    assert sum(weights) * 2**20 == pytest.approx(3 * c.memory.params)      # momentum: 3 copies
+    parts = dict(d.stacks)
+    # one bar per GPU: the breakdown of its peak, the table's words
+    assert d.names == ("each GPU",)
+    assert sum(v[0] for v in parts.values()) * 2**20 == pytest.approx(c.peak)
+    assert parts["saved (activations)"][0] * 2**20 == c.memory.saved
+    assert parts["optimizer"][0] * 2**20 == c.memory.optimizer == c.memory.params   # momentum
+    split = _cost(gpus=2)
+    two = memory_data(split, [(128, split.peak)])
+    assert two.names == ("GPU 0", "GPU 1")
+    assert [sum(v[i] for _, v in two.stacks) * 2**20 for i in (0, 1)] == \
+        pytest.approx([m.total for m in split.per_gpu])
     assert d.capacity == 3 * 1024 and d.largest_batch == c.largest_batch
     assert curve_batches(161, 128) == [1, 2, 4, 8, 16, 32, 64, 128, 256]
     out = tmp_path / "m.png"
