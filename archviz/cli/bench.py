@@ -413,13 +413,16 @@ def _reference(text: str, a: Analysis) -> Workload:
 
 def _peaks(out: Console, settings: Settings, info: devices.DeviceInfo, calibrate: bool) -> Peaks:
     from ..render import bench_view
-    from ..runtime import bench
+    from ..runtime import bench, probe
 
     if not calibrate:
         return bench.peaks(info, settings.dtypes, None)
-    with out.status("calibrating: timing a large matmul per dtype"):
+    with out.status("calibrating: timing a large matmul per dtype and a large copy"):
         found = bench.calibrate(settings.device, settings.dtypes, info)
+        gbs = bench.bandwidth(settings.device)
     out.print(bench_view.calibration(found))
+    kept = probe.save_calibration(info.kind, info.name, {d.value: v for d, v in found.items()}, gbs)
+    out.print(f"memory bandwidth (copy): {gbs:,.1f} GB/s; kept for archviz cost in {safe(str(kept))}")
     return bench.peaks(info, settings.dtypes, found)
 
 

@@ -1,18 +1,16 @@
-"""``archviz cost``: will it fit, and how long will a step take (pure Python: no torch unless
-``--device cuda`` asks which GPU this is)."""
+"""``archviz cost``: will it fit, and how long will a step and a run take (pure Python: no torch
+unless ``--device cuda`` asks which GPU this is). Parse → compute (archviz.core.cost) → render."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
 
 from .common import (
     DEFAULT_SPEC,
-    InputDtypeOpt,
-    InputOpt,
-    LoweringOpt,
-    OutputOpt,
+    InputDtype,
     SpecArg,
     TextFormat,
     console,
@@ -23,79 +21,120 @@ from .common import (
     text_format,
 )
 
+HW, STEP, RUN = "Hardware and parallelism", "The training step", "A whole run"
+
+
+# the choices as typer shows them; the core's Enums (archviz.core: Mode, Dtype, Optimizer,
+# Precision) are imported only when the command runs, so that other commands never load them
+# (tests/test_cost.py holds the values equal)
+class Mode(str, Enum):
+    train = "train"
+    infer = "infer"
+
+
+class Dtype(str, Enum):
+    fp32 = "fp32"
+    tf32 = "tf32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Precision(str, Enum):
+    amp = "amp"
+    mixed = "mixed"
+    megatron = "megatron"
+
+
+IO = "Input and output"
+# the shared options, with one-line help in this command's panel (archviz.cli.common parses them)
+_Input = Annotated[Optional[str], typer.Option("--input", "-i", rich_help_panel=IO,
+                                                help="Input size per example: 3x224x224.")]
+_InputDtype = Annotated[Optional[InputDtype], typer.Option(
+    "--input-dtype", case_sensitive=False, rich_help_panel=IO, help="int64 / int32 for token ids.")]
+_Output = Annotated[Optional[str], typer.Option("--output", "-o", rich_help_panel=IO,
+                                                 help="Write to FILE ('-': standard output).")]
+_Lowering = Annotated[Optional[str], typer.Option(
+    "--lowering", metavar="OP=CHOICE", rich_help_panel=IO, help="lrn=torch: count torch's LRN.")]
+
 
 @guarded
 def cost(
     spec: SpecArg = DEFAULT_SPEC,
     device: Annotated[str, typer.Option(
-        "--device", "-d", help="A device of the table (gtx580, h100, a100, t4, …) or cpu / cuda for"
-                               " the local one.")] = "h100",
+        "--device", "-d", rich_help_panel=HW, show_default=False,
+        help="gtx580, h100, … 24GB, cpu (default h100).")] = "h100",
     gpus: Annotated[Optional[int], typer.Option(
-        "--gpus", min=1, help="Split over N GPUs by channels (overrides the spec's gpus:).")] = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Images per step.")] = 128,
-    mode: Annotated[str, typer.Option(
-        "--mode", help="train (forward, backward, update) or infer.")] = "train",
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="fp32, tf32 (stored as fp32), bf16 or fp16 (autocast: fp32 master weights).")
-    ] = "fp32",
-    optimizer: Annotated[str, typer.Option(
-        "--optimizer", help="sgd, momentum (one state per parameter) or adam (two).")] = "momentum",
+        "--gpus", rich_help_panel=HW, help="tp·dp·pp (default: spec's gpus:, cpu 1).")
+    ] = None,
+    tp: Annotated[Optional[int], typer.Option(
+        "--tp", rich_help_panel=HW, help="Channel split (default: spec's gpus:).")
+    ] = None,
+    pp: Annotated[int, typer.Option("--pp", rich_help_panel=HW, show_default=False,
+                                    help="Pipeline stages: 1 for now.")] = 1,
+    zero: Annotated[int, typer.Option(
+        "--zero", min=0, max=3, rich_help_panel=HW, show_default=False,
+        help="1 optimizer, 2 +grads, 3 +params (FSDP).")] = 0,
+    batch: Annotated[int, typer.Option(
+        "--batch", "--micro-batch", "-b", rich_help_panel=STEP, show_default=False,
+        help="Per replica, micro-step (default 128).")] = 128,
+    grad_accum: Annotated[int, typer.Option(
+        "--grad-accum", rich_help_panel=STEP, show_default=False, help="Micro-steps per step.")] = 1,
+    mode: Annotated[Mode, typer.Option("--mode", case_sensitive=False, rich_help_panel=STEP)] = Mode.train,
+    precision: Annotated[Precision, typer.Option(
+        "--precision", case_sensitive=False, rich_help_panel=STEP, show_default=False,
+        help="amp (default): fp32 weights.")] = Precision.amp,
+    dtype: Annotated[Optional[Dtype], typer.Option(
+        "--dtype", case_sensitive=False, rich_help_panel=STEP,
+        help="Compute: fp32 (amp), bf16 (mixed).")] = None,
+    optimizer: Annotated[Optimizer, typer.Option(
+        "--optimizer", case_sensitive=False, rich_help_panel=STEP)] = Optimizer.momentum,
     epochs: Annotated[Optional[float], typer.Option(
-        "--epochs", help="With --images: a whole run's time.")] = None,
-    images: Annotated[Optional[str], typer.Option("--images", help="Images per epoch, e.g. 1.2M.")] = None,
+        "--epochs", rich_help_panel=RUN, help="Passes over --images.")] = None,
+    images: Annotated[Optional[str], typer.Option(
+        "--images", rich_help_panel=RUN, help="Images per epoch, e.g. 1.2M (alone: one pass).")] = None,
+    tokens: Annotated[Optional[str], typer.Option(
+        "--tokens", rich_help_panel=RUN, help="Training tokens, e.g. 300B (token-id inputs).")] = None,
     fmt: Annotated[Optional[TextFormat], typer.Option(
-        "--format", "-f", case_sensitive=False,
-        help="[default: table, or from -o's suffix: .json, .csv, .md]")] = None,
-    input_size: InputOpt = None,
-    dtype_in: InputDtypeOpt = None,
-    output: OutputOpt = None,
-    lowering_text: LoweringOpt = None,
+        "--format", "-f", case_sensitive=False, rich_help_panel=IO,
+        help="Default: table, or -o's suffix.")] = None,
+    input_size: _Input = None,
+    dtype_in: _InputDtype = None,
+    output: _Output = None,
+    lowering_text: _Lowering = None,
 ) -> None:
-    """Memory per layer and in total (parameters, gradients, optimizer state, what autograd saves
-    for backward, the working set) and a roofline lower bound on the step time; says whether it
-    fits on the device and the largest batch that does.
+    """Memory per GPU (parameters, gradients, optimizer, activations, temporaries: the peak),
+    whether it fits, and a roofline lower bound on a step's and a run's time (docs/cost.md).
 
     Examples:
 
-      archviz cost alexnet --device gtx580 --gpus 1       # the paper's net on one 3 GB card
+      archviz cost alexnet --device gtx580 --gpus 1 --epochs 90 --images 1.2M
 
-      archviz cost alexnet --device gtx580 --epochs 90 --images 1.2M
-
-      archviz cost resnet50 --device a100 --dtype bf16 --optimizer adam --format json
-
-      archviz cost alexnet --lowering lrn=torch        # as torch's nn.LocalResponseNorm saves
+      archviz cost resnet50 --device a100 --gpus 64 --zero 3 --precision mixed --optimizer adam
     """
-    from ..core.cost import CostError, Mode, Optimizer, Settings, estimate
-    from ..core.devices import Dtype
-    from ..errors import did_you_mean
+    from ..core.cost import estimate
+    from ..core.cost_states import parallel
     from ..render import cost_view
     from ..runtime.probe import device_target
 
-    def choice(enum: Any, value: str, flag: str) -> Any:
-        try:
-            return enum(value.lower())
-        except ValueError:
-            valid = [e.value for e in enum]
-            raise CostError(f"{flag}: unknown {flag.strip('-')} '{value}'",
-                            did_you_mean(value, valid)) from None
-
-    settings = Settings(mode=choice(Mode, mode, "--mode"), batch=batch, dtype=choice(Dtype, dtype, "--dtype"),
-                        optimizer=choice(Optimizer, optimizer, "--optimizer"),
-                        torch_device="cpu" if device.lower() == "cpu" else "cuda",
-                        lowering=lowering(lowering_text))
+    cpu = device.strip().lower() == "cpu"
     where = device_target(device)
-    n_images = _run_images(epochs, images)
-    c = estimate(load_analysis(spec, input_size, gpus, dtype_in), settings, where, gpus)
-    extra: dict[str, Any] = {}
-    run = ""
-    if epochs is not None and n_images is not None:
-        if c.time is None:
-            run = f"no time model for {where.name}: --epochs ignored"
-        else:
-            secs = c.time.run_seconds(epochs, n_images, batch)
-            extra["run"] = {"epochs": epochs, "images": n_images, "seconds": secs, "days": secs / 86400}
-            run = (f"{epochs:g} epochs of {n_images:,} images ≥ {secs / 3600:.1f} h"
-                   f" ({secs / 86400:.2f} days) on {c.gpus} × {where.name}")
+    a = load_analysis(spec, input_size, None, dtype_in)
+    par = parallel(gpus, tp, pp, a.gpus, cpu)
+    if par.tp != (a.gpus or 1):
+        from ..core.analysis import analyze
+
+        a = analyze(a.graph, a.input, par.tp, a.input_dtype)
+    settings = _settings(mode, batch, precision, dtype, optimizer, zero, par.dp, grad_accum, cpu,
+                         lowering_text)
+    c = estimate(a, settings, where, par.tp)
+    run = _run(c, a, epochs, images, tokens)
     kind = text_format(fmt, output)
     if kind is TextFormat.table:
         from ..render.tables import plain_text
@@ -106,15 +145,33 @@ def cost(
         else:
             console().print(view)
     else:
-        emit(cost_view.WRITERS[kind.value](c, extra), output)
+        emit(cost_view.WRITERS[kind.value](c, run), output)
 
 
-def _run_images(epochs: Optional[float], images: Optional[str]) -> Optional[int]:
-    """``--images`` as a number, checked together with ``--epochs`` (a run is epochs × images)."""
-    from ..core.cost import CostError, parse_images
+def _settings(mode: Mode, batch: int, precision: Precision, dtype: Optional[Dtype], optimizer: Optimizer,
+              zero: int, dp: int, grad_accum: int, cpu: bool, lowering_text: Optional[str]) -> Any:
+    from ..core import cost_states, devices, flops
+    from ..core.cost import Optimizer as Opt
+    from ..core.cost import Settings
 
-    if (epochs is None) != (images is None):
-        raise CostError("--epochs and --images go together (a run is epochs × images)")
-    if epochs is not None and epochs <= 0:
-        raise CostError(f"--epochs: expected a positive number, got {epochs:g}")
-    return parse_images(images) if images is not None else None
+    low = "fp32" if precision is Precision.amp else "bf16"
+    compute = devices.Dtype(dtype.value if dtype else low)
+    return Settings(mode=flops.Mode(mode.value), batch=batch, dtype=compute,
+                    optimizer=Opt(optimizer.value), torch_device="cpu" if cpu else "cuda",
+                    lowering=lowering(lowering_text), precision=cost_states.Precision(precision.value),
+                    zero=zero, dp=dp, grad_accum=grad_accum)
+
+
+def _run(c: Any, a: Any, epochs: Optional[float], images: Optional[str], tokens: Optional[str]) -> Any:
+    """The run the flags ask for (None: none asked)."""
+    from ..core.cost import parse_images
+    from ..core.cost_states import Run, run_steps
+
+    token_ids = a.input_dtype in ("int64", "int32")
+    found = run_steps(c.settings.global_batch, a.input[0] if token_ids else None, epochs,
+                      parse_images(images) if images is not None else None,
+                      parse_images(tokens, "--tokens", "token") if tokens is not None else None)
+    if found is None:
+        return None
+    steps, what = found
+    return Run(steps, what, steps * c.time.step_ms / 1e3 if c.time is not None else None)

@@ -20,32 +20,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import Enum
 from math import prod
 
-from ..errors import ArchvizError, did_you_mean
+from ..errors import did_you_mean
 from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved, input_saved_dtype
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
-from .cost_memory import Aff, Moment, add, at, largest_batch, timeline
+from .cost_memory import ZERO, Aff, Moment, Storage, add, at, largest_batch, tensor_bytes, timeline
+from .cost_states import CostError, Parallel, Precision, StateBytes, kept, sharded, state_bytes, usable
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
 from .flops import Mode, needs_grad
 
 GIB = 2**30
-
-
-class CostError(ArchvizError):
-    """Bad settings for the cost model (an unknown device, a batch below 1, ...)."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def format(self) -> str:
-        return str(self) + (f"\n{self.hint}" if self.hint else "")
 
 
 class Optimizer(str, Enum):
@@ -80,10 +71,41 @@ class Settings:
     optimizer: Optimizer = Optimizer.momentum
     torch_device: str = "cuda"      # whose saved-tensor rules: "cpu" or "cuda" (the dropout mask)
     lowering: Lowering = Lowering()  # how ops with a choice are built (a layer's `lowering:` wins)
+    precision: Precision = Precision.amp
+    zero: int = 0                   # ZeRO stage over the dp devices (3 = FSDP)
+    dp: int = 1                     # data-parallel replicas; ``batch`` is each one's micro-batch
+    grad_accum: int = 1             # micro-steps per optimizer step
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise CostError(f"--batch: expected a positive number of images, got {self.batch}")
+        if self.zero not in (0, 1, 2, 3):
+            raise CostError(f"--zero: expected a ZeRO stage 0, 1, 2 or 3, got {self.zero}")
+        if self.dp < 1 or self.grad_accum < 1:
+            raise CostError("--grad-accum and the data-parallel degree: expected positive numbers")
+        if self.precision is not Precision.amp and self.dtype.autocast is None:
+            raise CostError(f"--precision {self.precision.value}: needs a 16-bit --dtype (bf16 or fp16)",
+                            "hint: --precision amp keeps fp32 parameters; mixed stores them in --dtype")
+
+    @property
+    def global_batch(self) -> int:
+        """Samples per optimizer step: batch · grad-accum · dp."""
+        return self.batch * self.grad_accum * self.dp
+
+    @property
+    def states(self) -> StateBytes:
+        """Bytes per parameter before ZeRO: parameters, gradients, optimizer state."""
+        return state_bytes(self.precision, self.optimizer.states, DTYPE_BYTES[self.dtype.stored])
+
+    @property
+    def storage(self) -> Storage:
+        """What the step's walk stores (archviz.core.cost_memory.Storage)."""
+        if self.precision is Precision.amp:
+            return Storage()
+        low = DTYPE_BYTES[self.dtype.stored]
+        if self.precision is Precision.megatron:   # bf16 gradients accumulate into fp32 main grads
+            return Storage(self.dtype.stored, 0, True, True)
+        return Storage(self.dtype.stored, low, False, True)
 
 
 @dataclass(frozen=True)
@@ -213,6 +235,8 @@ class Time:
     link_ms: float                # cross-GPU traffic
     update_ms: float              # the optimizer update (memory-bound)
     train_flops_per_image: int    # forward + backward, MACs and other work
+    dp_ms: float = 0.0            # the data-parallel traffic (gradients, ZeRO's parameters)
+    global_batch: int = 0         # samples per step: batch · grad-accum · dp
 
     def run_seconds(self, epochs: float, images: int, batch: int) -> float:
         return epochs * math.ceil(images / batch) * self.step_ms / 1e3
@@ -223,13 +247,18 @@ class Cost:
     name: str
     settings: Settings
     target: Target
-    gpus: int
+    parallel: Parallel                   # tp (the spec's channel split) · dp · pp
     layers: tuple[LayerCost, ...]
     memory: Memory                       # the whole model on one device
-    per_gpu: tuple[Memory, ...]          # under a split, each GPU's share; else (memory,)
+    per_gpu: tuple[Memory, ...]          # under a split, each tp GPU's share; else (memory,)
     lower_bound: bool                    # a layer's saved bytes are unknown
-    largest_batch: int | None            # the largest batch that fits per GPU (None: no capacity)
+    largest_batch: int | None            # the largest batch per replica that fits (None: no capacity)
     time: Time | None
+
+    @property
+    def gpus(self) -> int:
+        """All the devices: tp · dp · pp."""
+        return self.parallel.gpus
 
     @property
     def peak(self) -> int:
@@ -241,8 +270,17 @@ class Cost:
         return int(self.target.memory_gib * GIB) if self.target.memory_gib else None
 
     @property
+    def on_gpu(self) -> bool:
+        return self.target.key != "cpu"
+
+    @property
+    def kept(self) -> int:
+        """Bytes kept beside the peak: the CUDA context and the allocator's reserve (GPU only)."""
+        return kept(self.peak, self.on_gpu)
+
+    @property
     def fits(self) -> bool | None:
-        return None if self.capacity is None else self.peak <= self.capacity
+        return None if self.capacity is None else self.peak + self.kept <= self.capacity
 
 
 # ---- memory ----------------------------------------------------------------------------------
@@ -252,7 +290,7 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
     storage: a tensor is counted by the first layer that saves it (execution order)."""
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis)
-    dtypes: dict[str, str] = {INPUT: input_saved_dtype(analysis.input_dtype)}
+    dtypes: dict[str, str] = {INPUT: _input_dtype(analysis, s.storage.input)}
     storage: dict[str, str] = {INPUT: INPUT}
     seen: set[str] = set()
     out = []
@@ -267,15 +305,18 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
         per_image = fixed = 0
         if st.name in grad:  # autograd records nothing for a layer no gradient flows through
             for i, t in enumerate(rule.tensors):
+                nbytes = tensor_bytes(t, s.storage)
+                if nbytes is None:
+                    continue       # the weight is stored in the compute dtype: no cast copy
                 key = (storage[st.inputs[t.index]] if t.shares == "input" else
                        storage[st.name] if t.shares == "output" else f"{st.name}#{i}") + f":{t.dtype}"
                 if key in seen:
                     continue
                 seen.add(key)
                 if t.per_image:
-                    per_image += t.bytes
+                    per_image += nbytes
                 else:
-                    fixed += t.bytes
+                    fixed += nbytes
         out.append((st, rule, per_image, fixed))
     return out
 
@@ -302,11 +343,12 @@ def estimate(analysis: Analysis, settings: Settings, device: Target,
     time = _time(analysis, layers, settings, device, n_gpus) if timed else None
     largest = None
     if device.memory_gib:
-        cap = int(device.memory_gib * GIB)
+        cap = usable(int(device.memory_gib * GIB), device.key != "cpu")
         found = [largest_batch(pl.moments, add(*pl.persistent.values(), pl.cross), cap) for pl in plans]
         largest = None if any(f is None for f in found) else min(f for f in found if f is not None)
-    return Cost(name=analysis.name, settings=settings, target=device, gpus=n_gpus, layers=tuple(layers),
-                memory=memory, per_gpu=per_gpu, lower_bound=unknown, largest_batch=largest, time=time)
+    return Cost(name=analysis.name, settings=settings, target=device, parallel=Parallel(n_gpus, settings.dp),
+                layers=tuple(layers), memory=memory, per_gpu=per_gpu, lower_bound=unknown,
+                largest_batch=largest, time=time)
 
 
 @dataclass(frozen=True)
@@ -326,7 +368,8 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
         c = chans[name]
         return x if gpus == 1 else (_share(x[0], c, gpus, gpu), _share(x[1], c, gpus, gpu))
 
-    params = sum(share(st.name, (st.params * 4, 0))[0] for st in analysis.layers)
+    n = sum(share(st.name, (st.params, 0))[0] for st in analysis.layers)   # parameters here
+    b = sharded(s.states, s.zero, s.dp) if train else replace(s.states, grads=0, optimizer=0)
     bufs = {st.name: OPS[st.op].buffer_bytes(st.op_params, st.in_shapes, st.output) for st in analysis.layers}
     cross = 0
     if gpus > 1:
@@ -335,11 +378,54 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
                 cross += sum(prod(x) for x in st.in_shapes) * DTYPE_BYTES[s.dtype.stored] * (gpus - 1) // gpus
     foreach = s.torch_device == "cuda"
     moments = timeline(analysis, s.mode, s.dtype.autocast, s.torch_device,
-                       lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering)
-    persistent = {"params": (params, 0), "optimizer": (params * s.optimizer.states if train else 0, 0),
-                  "buffers": (sum(share(n, (b, 0))[0] for n, b in bufs.items()), 0),
-                  "input": (0, prod(analysis.input) * _input_bytes(analysis) + 8)}   # inputs, int64 labels
+                       lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering, s.storage)
+    if train and s.dp > 1 and s.zero:
+        moments = _zero_moments(moments, analysis, s, share)
+    main_grads = s.precision is Precision.megatron and train     # a persistent fp32 buffer
+    image = DTYPE_BYTES[_input_dtype(analysis, "fp32" if s.precision is Precision.amp else s.dtype.stored)]
+    persistent = {"params": (math.ceil(n * b.params), 0), "optimizer": (math.ceil(n * b.optimizer), 0),
+                  "grads": (math.ceil(n * b.grads), 0) if main_grads else ZERO,
+                  "buffers": (sum(share(name, (nb, 0))[0] for name, nb in bufs.items()), 0),
+                  "input": (0, prod(analysis.input) * image + 8)}    # the inputs, the int64 labels
     return _Plan(persistent, (0, cross), moments)
+
+
+def _zero_moments(moments: tuple[Moment, ...], analysis: Analysis, s: Settings,
+                  share: Callable[[str, Aff], Aff]) -> tuple[Moment, ...]:
+    """ZeRO over dp devices, moment by moment: stage ≥ 2 keeps each device's 1/dp of the
+    gradients made so far, beside the running layer's whole gradient (made, then reduce-scattered);
+    stage 3 also gathers the whole parameters of the running layer and of the next one (the
+    prefetch: FSDP's ``BACKWARD_PRE``, DeepSpeed's prefetch bucket) while they compute; the update
+    works on 1/dp of the tensors."""
+    held = {st.name: share(st.name, (st.params, 0))[0] for st in analysis.layers
+            if st.params}                                   # elements of each layer with parameters
+    order = list(held)
+    sb = s.states
+    gb = 0 if s.precision is Precision.megatron else sb.grads    # megatron's are persistent
+
+    def gathered(layer: str, step: int) -> int:
+        if s.zero < 3 or layer not in held:
+            return 0
+        i = order.index(layer)
+        nxt = order[i + step] if 0 <= i + step < len(order) else None
+        return math.ceil(sb.params * (held[layer] + (held[nxt] if nxt else 0)))
+
+    out = []
+    for m in moments:
+        layer = m.layer.removesuffix(" (cast)")
+        extra, grads = 0, m.grads
+        if m.phase == "forward":
+            extra = gathered(layer, 1)
+        elif m.phase == "backward":
+            extra = gathered(layer, -1)
+            if s.zero >= 2:
+                grads = (m.grads[0] // s.dp, m.grads[1] // s.dp)
+                extra += math.ceil(gb * held.get(layer, 0)) if not m.layer.endswith("(cast)") else 0
+        else:
+            grads = (m.grads[0] // s.dp, 0) if s.zero >= 2 else m.grads
+            extra = -(m.temps[0] - m.temps[0] // s.dp)        # the update's buffers: 1/dp
+        out.append(replace(m, temps=add(m.temps, (extra, 0)), grads=grads))
+    return tuple(out)
 
 
 def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:
@@ -350,7 +436,7 @@ def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:
     acts, temps = at(m.acts, batch) + cross, at(m.temps, batch)
     if infer:
         acts, temps = 0, acts + temps      # inference saves nothing: its live outputs are transient
-    return Memory(params=p["params"], grads=at(m.grads, batch), optimizer=p["optimizer"],
+    return Memory(params=p["params"], grads=p["grads"] + at(m.grads, batch), optimizer=p["optimizer"],
                   buffers=p["buffers"], input=p["input"], saved=acts,
                   transient=temps, cross=cross, phase=m.phase, at=m.layer)
 
@@ -359,7 +445,7 @@ def _layers(analysis: Analysis, s: Settings, rules: list[tuple[LayerStats, Saved
             device: Target | None = None, gpus: int = 1) -> list[LayerCost]:
     """Every layer's bytes and FLOPs at the batch; with a ``device``, its roofline time too."""
     grad = needs_grad(analysis)
-    act = {INPUT: prod(analysis.input) * _input_bytes(analysis)}
+    act = {INPUT: prod(analysis.input) * DTYPE_BYTES[_input_dtype(analysis, "fp32")]}
     train = s.mode is Mode.train
     out = []
     for st, rule, per, fixed in rules:
@@ -415,21 +501,39 @@ def _roofline(flops: int, nbytes: int, device: Target, dtype: Dtype) -> tuple[fl
 
 
 def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Target, gpus: int) -> Time:
+    """One optimizer step: grad-accum micro-steps of compute (and the split's traffic), the
+    data-parallel traffic once (ZeRO-3: the parameters' all-gathers every micro-step), the update."""
     compute = sum(lc.time_ms or 0.0 for lc in layers)
     link = 0.0
+    link_gbs = device.link.gbs if device.link else 8.0
     if gpus > 1 and analysis.split is not None:
-        link_gbs = device.link.gbs if device.link else 8.0
         passes = 2 if s.mode is Mode.train else 1          # activations forward, gradients back
         nbytes = analysis.split.cross_bytes(s.batch, DTYPE_BYTES[s.dtype.stored]) * passes
         link = nbytes / gpus / (link_gbs * 1e9) * 1e3
-    update = 0.0
+    update = dp_ms = 0.0
     assert device.bandwidth_gbs is not None
     if s.mode is Mode.train:   # read weights and gradients, write weights; read and write each state
-        p = sum(lc.params for lc in layers) // gpus
+        p = sum(lc.params for lc in layers) // gpus // (s.dp if s.zero else 1)
         update = p * (3 + 2 * s.optimizer.states) / (device.bandwidth_gbs * 1e9) * 1e3
+        dp_ms = _dp_bytes(sum(lc.params for lc in layers) // 4 // gpus, s) / (link_gbs * 1e9) * 1e3
     per_image = sum(lc.flops_fwd + lc.flops_bwd for lc in layers) // s.batch
-    return Time(step_ms=compute + link + update, compute_ms=compute, link_ms=link, update_ms=update,
-                train_flops_per_image=per_image)
+    micro = compute + link
+    return Time(step_ms=micro * s.grad_accum + dp_ms + update, compute_ms=compute * s.grad_accum,
+                link_ms=link * s.grad_accum, update_ms=update, train_flops_per_image=per_image,
+                dp_ms=dp_ms, global_batch=s.global_batch)
+
+
+def _dp_bytes(n: int, s: Settings) -> float:
+    """Bytes each device sends in a step over ``dp`` replicas (ring collectives, Rajbhandari et al.
+    Section 7): an all-reduce of the gradients (stages 0–2: a reduce-scatter of the gradients and
+    an all-gather of the updated parameters, the same volume), ZeRO-3 an all-gather of the
+    parameters in forward and again in backward per micro-step, and a reduce-scatter."""
+    if s.dp == 1:
+        return 0.0
+    b, f = s.states, (s.dp - 1) / s.dp
+    if s.zero < 3:
+        return n * (b.grads + b.params) * f
+    return n * (b.grads + 2 * b.params * s.grad_accum) * f
 
 
 # ---- formatting helpers shared by the views and check ----------------------------------------
@@ -438,19 +542,21 @@ def fmt_gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def parse_images(text: str) -> int:
-    """``1.2M`` → 1200000."""
-    m = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([KMG]?)\s*", text, re.IGNORECASE)
+def parse_images(text: str, flag: str = "--images", what: str = "image") -> int:
+    """``1.2M`` → 1200000; K, M, G (or B) and T as powers of a thousand."""
+    m = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([KMGBT]?)\s*", text, re.IGNORECASE)
     if not m:
-        raise CostError(f"--images: expected a count such as 1.2M or 50000, got {text!r}")
-    value = float(m.group(1).replace(",", "").replace("_", "")) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[
-        m.group(2).upper()]
+        raise CostError(f"{flag}: expected a count such as 1.2M or 50000, got {text!r}")
+    scale = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12}[m.group(2).upper()]
+    value = float(m.group(1).replace(",", "").replace("_", "")) * scale
     if value < 1:
-        raise CostError(f"--images: expected at least one image, got {text!r}")
+        raise CostError(f"{flag}: expected at least one {what}, got {text!r}")
     return int(value)
 
 
 
-def _input_bytes(analysis: Analysis) -> int:
-    """Bytes of one input element as the compiled module takes it: fp32, or the token ids' dtype."""
-    return DTYPE_BYTES[input_saved_dtype(analysis.input_dtype)]
+def _input_dtype(analysis: Analysis, floats: str) -> str:
+    """The input's dtype as the compiled module takes it: token ids keep theirs; a float input is
+    ``floats`` (fp32, or bf16 where the whole model is bf16)."""
+    ids = input_saved_dtype(analysis.input_dtype)
+    return ids if ids != "fp32" else floats

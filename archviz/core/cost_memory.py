@@ -30,7 +30,7 @@ from math import prod
 
 from ..ops import OPS
 from ..ops.lowering import Lowering
-from ..ops.saved import DTYPE_BYTES, Autocast, input_saved_dtype
+from ..ops.saved import DTYPE_BYTES, Autocast, SavedTensor, input_saved_dtype
 from ..spec import INPUT
 from .analysis import Analysis
 from .flops import Mode, needs_grad
@@ -45,6 +45,35 @@ def add(*xs: Aff) -> Aff:
 
 def at(x: Aff, batch: int) -> int:
     return x[0] + x[1] * batch
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How a training step stores what it makes: the input's dtype; bytes per parameter gradient
+    autograd keeps (fp32 4, bf16 2; 0 where the gradients go to a buffer of their own, as
+    Megatron's fp32 main gradients, counted apart); whether a weight's gradient is first made in
+    the compute dtype and then cast or accumulated (autocast, Megatron); whether the weights are
+    already stored in the compute dtype (``--precision mixed``: no cast copy is saved)."""
+
+    input: str = "fp32"
+    grad_bytes: int = 4
+    low_grad: bool = True
+    low_weights: bool = False
+
+
+def tensor_bytes(t: SavedTensor, sto: Storage) -> int | None:
+    """A saved tensor's bytes as this step stores it; None where it is not made. With the weights
+    in the compute dtype (``--precision mixed``) there is no weight copy, and the per-channel
+    tensors made beside the weights (BatchNorm's mean and 1/std: fp32 under autocast) take the
+    weights' dtype — autograd's record of a ``model.to(torch.bfloat16)`` (tests/test_cost_mixed.py).
+    TODO(ops): the op's rule could read the weights' dtype from its Autocast value."""
+    if not sto.low_weights:
+        return t.bytes
+    if t.what == "weight copy":
+        return None
+    if not t.per_image and t.dtype == "fp32":
+        return t.elements * DTYPE_BYTES[sto.input]
+    return t.bytes
 
 
 @dataclass(frozen=True)
@@ -74,15 +103,17 @@ class _Layer:
     bwd_temp: Aff
     alias: bool
     grad: bool                 # a gradient flows through its output
-    params: Aff                # fp32 parameter bytes (its gradients)
+    params: Aff                # its parameters' gradient bytes (as autograd keeps them)
+    fp32: Aff                  # its parameters in fp32 (what the update works on)
     low_copy: Aff              # under autocast, its weight's low-precision gradient before the cast
 
 
 def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
-            share: Callable[[str, Aff], Aff], lowering: Lowering) -> list[_Layer]:
+            share: Callable[[str, Aff], Aff], lowering: Lowering, sto: Storage) -> list[_Layer]:
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis) if train else set()
-    dtypes: dict[str, str] = {INPUT: input_saved_dtype(analysis.input_dtype)}
+    ids = input_saved_dtype(analysis.input_dtype)      # token ids keep their dtype
+    dtypes: dict[str, str] = {INPUT: ids if ids != "fp32" else sto.input}
     storage: dict[str, str] = {INPUT: INPUT}
     out = []
     for i, st in enumerate(analysis.layers):
@@ -98,19 +129,23 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
         keys: list[str] = []
         if st.name in grad:
             for j, t in enumerate(rule.tensors):
+                nbytes = tensor_bytes(t, sto)
+                if nbytes is None:
+                    continue       # the weight is stored in the compute dtype: no cast copy
                 key = (storage[st.inputs[t.index]] if t.shares == "input" else
                        storage[st.name] if t.shares == "output" else f"{st.name}#{j}")
                 keys.append(key)
                 if not t.shares:
-                    new.append((key, share(st.name, (0, t.bytes) if t.per_image else (t.bytes, 0))))
-        low = 2 * st.params if compute and st.macs and st.params and st.name in grad else 0
+                    new.append((key, share(st.name, (0, nbytes) if t.per_image else (nbytes, 0))))
+        low = 2 * st.params if compute and sto.low_grad and st.macs and st.params and st.name in grad else 0
         out.append(_Layer(
             name=st.name, index=i, inputs=st.inputs,
             out=share(st.name, (0, prod(st.output) * DTYPE_BYTES[rule.out_dtype])),
             out_key=storage[st.name], new_saved=tuple(new), saved_keys=tuple(keys),
             fwd_temp=share(st.name, (0, tmp.forward)), bwd_temp=share(st.name, (0, tmp.backward)),
             alias=tmp.grad_alias or rule.view, grad=st.name in grad,
-            params=share(st.name, (st.params * 4, 0)) if st.name in grad else ZERO,
+            params=share(st.name, (st.params * sto.grad_bytes, 0)) if st.name in grad else ZERO,
+            fp32=share(st.name, (st.params * 4, 0)) if st.name in grad else ZERO,
             low_copy=share(st.name, (low, 0))))
     return out
 
@@ -218,11 +253,11 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
 def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
              optimizer_temp: Callable[[list[Aff]], Aff],
              share: Callable[[str, Aff], Aff] = lambda name, x: x,
-             lowering: Lowering = Lowering()) -> tuple[Moment, ...]:
+             lowering: Lowering = Lowering(), storage: Storage = Storage()) -> tuple[Moment, ...]:
     """Every moment of one step (see the module's docstring); ``optimizer_temp`` maps the
     parameter tensors' bytes to the update's temporaries."""
     train = mode is Mode.train
-    layers = _layers(analysis, compute, device, train, share, lowering)
+    layers = _layers(analysis, compute, device, train, share, lowering, storage)
     last = layers[-1]
     logits = (0, prod(analysis.layers[-1].output) * 4)
     moments, live = _forward(layers, logits, bool(compute))
@@ -230,7 +265,7 @@ def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
         return tuple(moments)
     back, grads = _backward(layers, dict(live), logits)
     final = live.get(last.out_key, ZERO)
-    opt = Moment("optimizer", "(step)", final, optimizer_temp([la.params for la in layers if la.grad]), grads)
+    opt = Moment("optimizer", "(step)", final, optimizer_temp([la.fp32 for la in layers if la.grad]), grads)
     return tuple(moments + back + [opt])
 
 

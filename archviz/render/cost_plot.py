@@ -16,11 +16,16 @@ if TYPE_CHECKING:  # pragma: no cover
 MIB = 2**20
 
 
+PARTS = (("params", "#08519c"), ("grads", "#3182bd"), ("optimizer", "#9ecae1"),
+         ("buffers + input", "#bdbdbd"), ("saved (activations)", "#fd8d3c"),
+         ("transient (temporaries)", "#fdd0a2"))
+
+
 @dataclass(frozen=True)
 class MemoryData:
     title: str
-    names: tuple[str, ...]
-    stacks: tuple[tuple[str, tuple[float, ...]], ...]   # (label, MiB per layer), bottom first
+    names: tuple[str, ...]                              # one bar per GPU
+    stacks: tuple[tuple[str, tuple[float, ...]], ...]   # (part, MiB per GPU), bottom first; sums to the peak
     batches: tuple[int, ...]
     peaks: tuple[float, ...]                            # MiB on the busiest GPU, per batch
     capacity: float | None                              # MiB
@@ -29,31 +34,39 @@ class MemoryData:
 
 
 def memory_data(c: Cost, curve: list[tuple[int, int]]) -> MemoryData:
-    """Per layer: saved-for-backward bytes and weights (parameters + gradients + optimizer
-    state); ``curve``: (batch, peak bytes) pairs."""
-    s = c.settings
-    factor = (1 + 1 + s.optimizer.states) if s.mode.value == "train" else 1
-    stacks = (("saved for backward", tuple(lc.saved / MIB for lc in c.layers)),
-              ("weights, gradients, optimizer state", tuple(lc.params * factor / MIB for lc in c.layers)))
-    title = (f"{c.name}: {s.mode.value}, batch {s.batch}, {s.dtype.value}, {s.optimizer.value}"
-             + (f", {c.gpus} GPUs" if c.gpus > 1 else ""))
-    return MemoryData(title, tuple(lc.name for lc in c.layers), stacks, tuple(b for b, _ in curve),
-                      tuple(p / MIB for _, p in curve), c.capacity / MIB if c.capacity else None,
+    """Per GPU, the breakdown of its peak (the table's and the JSON's words: params, grads,
+    optimizer, buffers and input, saved, transient); ``curve``: (batch, peak bytes) pairs."""
+    s, p = c.settings, c.parallel
+    gpus = c.per_gpu if p.tp > 1 else (c.memory,)
+    names = tuple(f"GPU {i}" for i in range(len(gpus))) if p.tp > 1 else ("each GPU",)
+    values = {"params": [m.params for m in gpus], "grads": [m.grads for m in gpus],
+              "optimizer": [m.optimizer for m in gpus],
+              "buffers + input": [m.buffers + m.input + m.kv_cache for m in gpus],
+              "saved (activations)": [m.saved for m in gpus],
+              "transient (temporaries)": [m.transient for m in gpus]}
+    stacks = tuple((label, tuple(v / MIB for v in values[label])) for label, _ in PARTS)
+    title = (f"{c.name}: {s.mode.value}, batch {s.batch}, {s.precision.value} {s.dtype.value},"
+             f" {s.optimizer.value}; tp {p.tp} · dp {p.dp} · pp {p.pp}"
+             + (f", ZeRO-{s.zero}" if s.zero else ""))
+    return MemoryData(title, names, stacks, tuple(b for b, _ in curve),
+                      tuple(x / MIB for _, x in curve), c.capacity / MIB if c.capacity else None,
                       c.target.name, c.largest_batch)
 
 
 def draw_memory(d: MemoryData) -> Figure:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 5))
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    fig = Figure(figsize=(12, 5))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     bottom = [0.0] * len(d.names)
-    for (label, values), colour in zip(d.stacks, ("#3182bd", "#fdae6b"), strict=True):
-        left.bar(range(len(d.names)), values, bottom=bottom, color=colour, label=label)
+    for (label, values), (_, colour) in zip(d.stacks, PARTS, strict=True):
+        left.bar(range(len(d.names)), values, bottom=bottom, color=colour, label=label, width=0.6)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    left.set_xticks(range(len(d.names)), [mpl(n) for n in d.names], rotation=90,
-                    fontsize=7 if len(d.names) > 30 else 9)
-    left.set(ylabel="MiB (whole model)", title=mpl(d.title))
+    left.set_xticks(range(len(d.names)), [mpl(n) for n in d.names])
+    if d.capacity:
+        left.axhline(d.capacity, color="#de2d26", ls="--")
+    left.set(ylabel="MiB at the peak", title=mpl(d.title))
+    left.title.set_fontsize(9)
     left.legend(fontsize=8)
     right.plot(d.batches, d.peaks, marker="o", color="#3182bd", label="predicted peak")
     if d.capacity:

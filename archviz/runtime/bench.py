@@ -200,6 +200,19 @@ def calibrate(device: str, dtypes: tuple[Dtype, ...], info: devices.DeviceInfo,
     return out
 
 
+def bandwidth(device: str, mib: int | None = None, iters: int = 10) -> float:
+    """This device's memory bandwidth (GB/s): copying a buffer far larger than the caches reads
+    it and writes it (2 × its bytes), median time (as STREAM's Copy)."""
+    n = (mib or (1024 if device == "cuda" else 256)) * 2**20 // 4
+    with steps.backend(device):
+        a = torch.empty(n, device=device).fill_(1.0)
+        b = torch.empty_like(a)
+        ms = statistics.median(time_iterations(partial(b.copy_, a), 2, iters, device))
+        del a, b
+        steps.free(device)
+    return 2 * n * 4 / (ms / 1e3) / 1e9
+
+
 def _matmul_ms(n: int, dtype: torch.dtype, device: str, iters: int) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)

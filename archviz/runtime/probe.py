@@ -10,16 +10,74 @@ from __future__ import annotations
 import os
 import platform
 import re
+from pathlib import Path
+from typing import Any
 
 from ..core.cost import GIB, CostError, Target, local_target, target
-from ..core.devices import DeviceInfo
+from ..core.devices import DeviceInfo, GpuPeak
+
+CALIBRATION_ENV = "ARCHVIZ_CALIBRATION"
+
+
+def calibration_path() -> Path:
+    """Where ``archviz bench --calibrate`` keeps what it measured: ``$ARCHVIZ_CALIBRATION``, else
+    ``$XDG_CACHE_HOME/archviz/calibration.json`` (``~/.cache/archviz/calibration.json``)."""
+    given = os.environ.get(CALIBRATION_ENV)
+    if given:
+        return Path(given).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "archviz" / "calibration.json"
+
+
+def save_calibration(kind: str, name: str, tflops: dict[str, float | None], gbs: float | None) -> Path:
+    """Keep a device kind's measured peaks (TFLOP/s per dtype, GB/s) for ``archviz cost``."""
+    import json
+    import time
+
+    from ..io import write_atomic
+
+    path = calibration_path()
+    data = load_calibrations()
+    data[kind] = {"name": name, "tflops": {k: v for k, v in tflops.items() if v},
+                  "bandwidth_gbs": gbs, "measured": time.strftime("%Y-%m-%d")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(str(path), json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def load_calibrations() -> dict[str, Any]:
+    """Every kept calibration by device kind; {} when there is none (or it cannot be read)."""
+    import json
+
+    try:
+        data = json.loads(calibration_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _cpu_target() -> Target:
+    """This CPU: its memory from /proc/meminfo, its peaks from the kept calibration (none: no time)."""
+    mem = _meminfo_gib()
+    found = load_calibrations().get("cpu")
+    try:
+        tf = {k: float(v) for k, v in found["tflops"].items()} if found else {}
+        gbs = float(found["bandwidth_gbs"]) if found and found.get("bandwidth_gbs") else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        tf, gbs = {}, None
+    if not tf.get("fp32") or not gbs:
+        return local_target("cpu", "this machine's CPU", mem, "/proc/meminfo; no calibration")
+    peak = GpuPeak("", str(found.get("name", "CPU")), tf["fp32"], None, tf.get("bf16"), tf.get("fp16"),
+                   source=f"archviz bench --calibrate, {found.get('measured', '')}", key="cpu",
+                   bandwidth_gbs=gbs, memory_gib=mem)
+    return Target("cpu", peak.name, mem, gbs, peak, None, peak.source)
 
 
 def device_target(name: str) -> Target:
     """``--device``: ``cpu`` or ``cuda`` for this machine's hardware, else a row of the table."""
     key = name.strip().lower()
     if key == "cpu":
-        return local_target("cpu", "this machine's CPU", _meminfo_gib(), "/proc/meminfo")
+        return _cpu_target()
     if key == "cuda":
         import torch  # only for --device cuda: which GPU this is
 
