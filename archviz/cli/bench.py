@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .. import __version__
 from ..errors import ArchvizError
 from ..render.text import safe
 from .common import (
@@ -41,8 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..core import devices
     from ..core.analysis import Analysis
-    from ..core.devices import Dtype
-    from ..core.flops import Mode as StepMode
     from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Workload
     from ..spec import Spec
 
@@ -184,8 +181,8 @@ def bench(
       archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
     from ..render import bench_view
-    from ..runtime import probe
-    from ..runtime.bench_rows import BenchResult, Status, Workload, result_dict
+    from ..runtime import bench, probe
+    from ..runtime.bench_rows import Status, Workload, result_dict
 
     a = load_analysis(spec, input_size, dtype=dtype_in)   # a bad spec is reported before torch is imported
     dev, lower = resolve_device(device), lowering(lowering_text)
@@ -209,7 +206,7 @@ def bench(
     towers = _towers(a, dev, parse_input(input_size), lower) if split_gpus else None
     module = None if towers else build_module(a.spec, parse_input(input_size), lower, a.input_dtype)
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(a.name, module, a), predict=_predictor(a, info, lower))]
+             replace(Workload.of(a.name, module, a), predict=bench.predictor(a, info, lower))]
     if reference:
         works.append(_reference(reference, a))
     # the table goes to standard output; with --format json or -o the progress goes to stderr
@@ -223,10 +220,8 @@ def bench(
     if towers:
         out.print(bench_view.towers_line(towers[2]), soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
-    rows, interrupted = _sweep(settings, works, info, peaks)
-    result = BenchResult(archviz=__version__, spec_name=a.name, spec_path=a.path, input=a.input,
-                         device=info, settings=settings, peaks=peaks, works=tuple(works), rows=tuple(rows),
-                         interrupted=interrupted)
+    result = _sweep(a, settings, works, info, peaks)
+    rows, interrupted = list(result.rows), result.interrupted
     on_cpu = info.kind == "cpu"
     for part in bench_view.report(rows, works[0].label, result.ratios, interrupted, on_cpu=on_cpu):
         out.print(part)
@@ -354,25 +349,22 @@ def _peaks(out: Console, settings: Settings, info: devices.DeviceInfo, calibrate
     return bench.peaks(info, settings.dtypes, found)
 
 
-def _sweep(settings: Settings, works: list[Workload], info: devices.DeviceInfo,
-           peaks: Peaks) -> tuple[list[Row], bool]:
+def _sweep(a: Analysis, settings: Settings, works: list[Workload], info: devices.DeviceInfo,
+           peaks: Peaks) -> BenchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..runtime import bench
 
-    rows: list[Row] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console(stderr=True), transient=True) as progress:
         task = progress.add_task("bench", total=len(bench.plan(settings, works)))
-        try:
-            for row in bench.sweep(settings, works, info, peaks.tflops):
-                rows.append(row)
-                c = row.case
-                progress.update(task, advance=1, description=f"{safe(c.model)} {c.mode.value} {c.dtype.value}"
-                                                             f" batch {c.batch}")
-        except KeyboardInterrupt:
-            return rows, True
-    return rows, False
+
+        def advance(row: Row) -> None:
+            c = row.case
+            progress.update(task, advance=1, description=f"{safe(c.model)} {c.mode.value} {c.dtype.value}"
+                                                         f" batch {c.batch}")
+
+        return bench.measure(a, settings, works, info, peaks, advance)
 
 
 def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) -> None:
@@ -389,24 +381,3 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
 
         plot_throughput(data["rows"], plot, title=f"{result.spec_name} on {result.device.name}")
         err.print(f"wrote {safe(plot)}")
-
-
-def _predictor(a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
-    """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
-    SGD with momentum on one device."""
-    from ..core import devices
-    from ..core.cost import Optimizer, Target, estimate, target
-    from ..core.cost import Settings as CostSettings
-
-    row = devices.lookup(info.name) if info.kind == "cuda" else None
-    where = target(row.key) if row else Target(info.kind, info.name, info.memory_gib, None, None, None, "")
-
-    def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
-        settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
-                                torch_device="cuda" if info.kind == "cuda" else "cpu", lowering=lower)
-        c = estimate(a, settings, where, 1)
-        if c.time is None:
-            return c.peak, None, None
-        return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}
-
-    return predict
