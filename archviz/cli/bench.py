@@ -191,7 +191,8 @@ def bench(
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
-    settings = _settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters, layers)
+    settings = bench_settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters,
+                              layers)
     kind = text_format(fmt, output)
     if kind not in (TextFormat.table, TextFormat.json):
         raise BenchUsage(f"--format {kind.value}: bench writes table or json")
@@ -305,10 +306,11 @@ def _ddp(sp: Spec, dev: str, n: int, timeout: float, batch: Optional[str], dtype
         console(stderr=True).print(f"wrote {safe(json_out)}")
 
 
-def _settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[str], channels_last: bool,
-              compiled: bool, cuda_graphs: bool, warmup: Optional[int], iters: Optional[int],
-              layers: bool) -> Settings:
-    """The options, with this device's defaults where one is not given."""
+def bench_settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[str],
+                   channels_last: bool, compiled: bool, cuda_graphs: bool, warmup: Optional[int],
+                   iters: Optional[int], layers: bool) -> Settings:
+    """The options, with this device's defaults where one is not given (``archviz bench`` and
+    ``archviz.bench``)."""
     from ..core.devices import DTYPES, Dtype
     from ..core.flops import Mode as StepMode
     from ..runtime.bench_rows import Settings
