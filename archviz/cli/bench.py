@@ -181,7 +181,7 @@ def bench(
       archviz bench alexnet --device cuda --split-gpus --mode train          # the paper's two-GPU towers
     """
     from ..render import bench_view
-    from ..runtime import bench, probe
+    from ..runtime import probe
     from ..runtime.bench_rows import Status, Workload, result_dict
 
     a = load_analysis(spec, input_size, dtype=dtype_in)   # a bad spec is reported before torch is imported
@@ -206,8 +206,10 @@ def bench(
     settings = replace(settings, max_bytes=max_bytes(max_memory))
     towers = _towers(a, dev, parse_input(input_size), lower) if split_gpus else None
     module = None if towers else build_module(a.spec, parse_input(input_size), lower, a.input_dtype)
+    from ..runtime.bench import predictor  # torch: after the spec has been read
+
     works = [Workload.of(towers[0], towers[1], a) if towers else
-             replace(Workload.of(a.name, module, a), predict=bench.predictor(a, info, lower))]
+             replace(Workload.of(a.name, module, a), predict=predictor(a, info, lower))]
     if reference:
         works.append(_reference(reference, a))
     # the table goes to standard output; with --format json or -o the progress goes to stderr
