@@ -1,47 +1,73 @@
 """archviz: one YAML layer spec → checked shapes and counts, diagrams, a PyTorch model, a benchmark.
 
-Public API (torch, graphviz and matplotlib are imported only by the functions that need them)::
+Public API, one function per command (docs/api.md); torch, graphviz and matplotlib are imported
+only by the functions that need them::
 
     import archviz
-    a = archviz.analyze("alexnet")          # a bundled name, a path, a Spec or a Graph
-    a.layer("conv1").output                 # (96, 55, 55); a.to_dict(): `shapes --format json`
+    a = archviz.analyze("alexnet")          # a bundled name, a path (YAML or ONNX), a Spec, a Graph
+    a.layer("conv1").output                 # (96, 55, 55)
+    print(a)                                # the table of `archviz shapes`
+    a.to_dict()                             # the JSON of `archviz shapes --format json`
     archviz.check("alexnet").ok             # expect: and claims: against the computation
+    archviz.cost("alexnet", "gtx580", gpus=1).largest_batch
     archviz.diff("alexnet", "alexnet-torchvision")
     archviz.draw("alexnet", split_gpus=True).svg()
-    model = archviz.to_module("alexnet")    # torch.nn.Module (imports torch)
-    spec = archviz.from_module(net, (3, 224, 224))        # a torch.nn.Module → Spec (imports torch)
-    a = archviz.analyze(net, input_shape=(3, 224, 224))   # or analyse the module directly
+    archviz.plot("alexnet", "blocks").save("alexnet-blocks.png")
+    archviz.view("alexnet").save("alexnet.html")   # in a notebook: shown inline
+    archviz.verify("alexnet").ok            # the compiled module against the analysis (torch)
+    archviz.export("lenet5", "onnx").save("lenet5.onnx")
+    archviz.bench("lenet5", "cpu", batch=1, iters=3)
+    model = archviz.to_module("alexnet")    # torch.nn.Module
+    spec = archviz.from_module(net, (3, 224, 224))       # a torch.nn.Module → Spec
+    a = archviz.analyze(net, input_shape=(3, 224, 224), allow_opaque=True)   # or analyse it directly
 
-In Jupyter the results display themselves (tables as Markdown, diagrams as SVG).
+Every result has ``to_dict()`` (the command's ``--format json``) where the command writes JSON,
+prints as the command's table, and displays itself in Jupyter.
 """
 
-from __future__ import annotations
+from typing import Any as _Any
 
-import os
-import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
+from .api import (
+    analyze,
+    bench,
+    build,
+    check,
+    cost,
+    diff,
+    draw,
+    export,
+    from_module,
+    load,
+    load_weights,
+    loads,
+    plot,
+    to_module,
+    verify,
+    view,
+)
 from .core.analysis import Analysis
-from .core.graph import Graph, build
+from .core.graph import Graph
 from .errors import ArchvizError, ShapeError, SpecError
-from .spec import Spec, load, loads
+from .spec import Spec
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "ArchvizError", "Checks", "Diagram", "DiffReport", "Graph", "Report", "ShapeError",
-           "Spec", "SpecError", "analyze", "build", "check", "diff", "draw", "from_module", "load",
-           "load_weights", "loads", "to_module", "__version__"]
+_RESULTS = ("BenchReport", "Checks", "CostReport", "Diagram", "DiffReport", "Exported", "Plot", "Report",
+            "VerifyReport", "View")
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
+__all__ = [
+    # one function per command (DESIGN: the public API kept)
+    "load", "analyze", "check", "diff", "draw", "cost", "plot", "view", "verify", "export", "bench",
+    "to_module", "from_module",
+    # helpers around them
+    "loads", "build", "load_weights",
+    # what they take and return, and what they raise
+    "Analysis", "Graph", "Spec", *_RESULTS, "ArchvizError", "ShapeError", "SpecError",
+    "__version__",
+]
 
-    from .results import Checks, Diagram, DiffReport, Report
 
-_RESULTS = ("Checks", "Diagram", "DiffReport", "Report")
-
-
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     """The result classes load with their first use (``archviz shapes`` never needs them)."""
     if name in _RESULTS:
         from . import results
@@ -49,114 +75,7 @@ def __getattr__(name: str) -> Any:
         return getattr(results, name)
     raise AttributeError(f"module 'archviz' has no attribute {name!r}")
 
-Shape = tuple[int, ...]
 
-
-def _source(x: Any, input_shape: Shape | None = None) -> Spec | Graph:
-    """What every function here accepts, as the core takes it.
-
-    - a Spec or a Graph: as it is;
-    - a str or a path: a spec file, or a bundled spec's name (``"alexnet"``);
-    - a ``torch.nn.Module``: imported (:func:`from_module`) at ``input_shape``, which it needs.
-    """
-    if isinstance(x, (Spec, Graph)):
-        return x
-    if isinstance(x, (str, os.PathLike)):
-        return load(os.fspath(x))
-    if _is_module(x):
-        if input_shape is None:
-            raise ArchvizError("a torch.nn.Module needs input_shape, e.g. input_shape=(3, 224, 224)")
-        return from_module(x, input_shape)
-    raise TypeError(f"expected a bundled spec's name, a path, a Spec, a Graph or a torch.nn.Module,"
-                    f" got {type(x).__name__}")
-
-
-def _is_module(x: Any) -> bool:
-    torch = sys.modules.get("torch")  # a module exists only once torch is imported
-    return torch is not None and isinstance(x, torch.nn.Module)
-
-
-def _spec(x: Spec | Graph) -> Spec:
-    return x.spec if isinstance(x, Graph) else x
-
-
-def analyze(x: Any, input_shape: Shape | None = None, gpus: int | None = None,
-            input_dtype: str | None = None) -> Report:
-    """Shapes, arithmetic, counts and warnings of every layer (``archviz shapes``).
-
-    ``x``: a bundled spec's name, a path, a :class:`Spec`, a :class:`Graph`, or a
-    ``torch.nn.Module`` (imported first; then ``input_shape`` is required). ``input_shape``
-    overrides the spec's input, per example and of any rank (``(3, 224, 224)``, ``(1024, 768)``),
-    ``input_dtype`` its ``input_dtype:`` (float32, bf16, fp16, int64, int32), ``gpus`` its ``gpus:``.
-    """
-    from .core.analysis import analyze as core_analyze
-    from .results import Report
-
-    src = _source(x, input_shape)
-    return Report.of(core_analyze(src, None if _is_module(x) else input_shape, gpus, input_dtype))
-
-
-def check(x: Any, input_shape: Shape | None = None, input_dtype: str | None = None) -> Checks:
-    """Every ``expect:`` shape and ``claims:`` figure against the computation (``archviz check``)."""
-    from .core.check import run_checks
-    from .results import Checks
-
-    a = analyze(_source(x), input_shape, input_dtype=input_dtype)
-    return Checks(a.name, tuple(run_checks(a)))
-
-
-def diff(a: Any, b: Any) -> DiffReport:
-    """Two specs layer by layer (``archviz diff``)."""
-    from .core.diff import diff as core_diff
-    from .results import DiffReport
-
-    return DiffReport.of(core_diff(analyze(_source(a)), analyze(_source(b))))
-
-
-def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: bool = False) -> Diagram:
-    """The layer graph (``archviz draw``); ``split_gpus``: one lane per GPU (the spec's, else 2).
-
-    ``.graph`` is the graphviz object, ``.svg()`` the SVG text, ``.save(path)`` writes a file.
-    """
-    from .render.dot import diagram
-    from .results import Diagram
-
-    src = _source(x)
-    sp = _spec(src)
-    gpus = (sp.gpus if sp.gpus and sp.gpus > 1 else 2) if split_gpus else None
-    direction = rankdir or "AUTO"  # TB or LR, whichever draws closer to square
-    return Diagram(diagram(analyze(src, gpus=gpus), split_gpus, direction, fold))
-
-
-def to_module(spec: Any, *, devices: Sequence[Any] | None = None, halo: bool = False,
-              **kwargs: Any) -> torch.nn.Module:
-    """Compile a spec (a :class:`Spec`, a path or a bundled name) into a ``torch.nn.Module``.
-
-    ``devices=["cuda:0", "cuda:1"]`` builds the spec's GPU split (its ``gpus:``) as model-parallel
-    towers, one per device, as in the AlexNet paper (:mod:`archviz.runtime.parallel`; ``halo=True``
-    makes LRN exchange its boundary channels so the towers equal the single-device module).
-    """
-    if devices is not None:
-        from .runtime.parallel import to_towers
-
-        return to_towers(spec, devices, halo=halo, **kwargs)
-    from .runtime.compile import to_module as _to_module
-
-    return _to_module(spec, **kwargs)
-
-
-def from_module(model: Any, input_shape: tuple[int, ...], **kwargs: Any) -> Spec:
-    """A ``torch.nn.Module`` as a spec, traced with torch.fx on ``input_shape`` (C, H, W).
-
-    ``archviz.runtime.importer.from_module`` returns the spec's text and the state-dict name map
-    as well (``allow_opaque=True`` keeps unmappable layers as ``opaque``)."""
-    from .runtime.importer import from_module as _from_module
-
-    return _from_module(model, tuple(input_shape), **kwargs).spec
-
-
-def load_weights(module: Any, state_dict: Any, name_map: Any) -> Any:
-    """Load a source model's ``state_dict`` into a compiled imported spec through its name map."""
-    from .runtime.importer import load_weights as _load_weights
-
-    return _load_weights(module, state_dict, name_map)
+def __dir__() -> list[str]:
+    """The public API only (not the submodules that importing archviz loads)."""
+    return sorted(__all__)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
-from .. import __version__
 from ..errors import ArchvizError
 from ..render.text import safe
 from .common import (
@@ -45,8 +44,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..core import devices
     from ..core.analysis import Analysis
-    from ..core.devices import Dtype
-    from ..core.flops import Mode as StepMode
     from ..runtime.bench_rows import BenchResult, Peaks, Row, Settings, Workload
     from ..spec import Spec
 
@@ -234,7 +231,8 @@ def bench(
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
-    settings = _settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters, layers)
+    settings = bench_settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters,
+                              layers)
     settings = replace(settings, max_bytes=max_bytes(max_memory))  # checked before each case allocates
     info = probe.describe(dev)
     works, towers = _workloads(a, info, input_size, lower, split_gpus, reference)
@@ -273,7 +271,9 @@ def _workloads(a: Analysis, info: devices.DeviceInfo, input_size: Optional[str],
         works = [Workload.of(towers[0], towers[1], a)]
     else:
         module = build_module(a.spec, shape, lower, a.input_dtype)
-        works = [replace(Workload.of(a.name, module, a), predict=_predictor(a, info, lower))]
+        from ..runtime.bench import predictor  # torch: after the spec has been read
+
+        works = [replace(Workload.of(a.name, module, a), predict=predictor(a, info, lower))]
     if reference:
         works.append(_reference(reference, a))
     return works, towers
@@ -283,7 +283,7 @@ def _run(a: Analysis, info: devices.DeviceInfo, settings: Settings, works: list[
          towers: Optional[tuple[str, Any, str]], calibrate: bool, outs: Outputs) -> BenchResult:
     """The sweep, with the header, the table and the notes printed as it goes; the outputs written."""
     from ..render import bench_view
-    from ..runtime.bench_rows import BenchResult, result_dict
+    from ..runtime.bench_rows import result_dict
 
     # the table goes to standard output; with --format json or -o it goes to stderr, with the progress
     out = console(stderr=outs.kind is BenchFormat.json or outs.output is not None)
@@ -295,10 +295,8 @@ def _run(a: Analysis, info: devices.DeviceInfo, settings: Settings, works: list[
     for line in parts:
         out.print(line, soft_wrap=True)
     peaks = _peaks(out, settings, info, calibrate)
-    rows, interrupted = _sweep(settings, works, info, peaks)
-    result = BenchResult(archviz=__version__, spec_name=a.name, spec_path=a.path, input=a.input,
-                         device=info, settings=settings, peaks=peaks, works=tuple(works), rows=tuple(rows),
-                         interrupted=interrupted)
+    result = _sweep(a, settings, works, info, peaks)
+    rows, interrupted = list(result.rows), result.interrupted
     on_cpu = info.kind == "cpu"
     for part in bench_view.report(rows, works[0].label, result.ratios, interrupted, on_cpu=on_cpu):
         out.print(part)
@@ -379,10 +377,11 @@ def _ddp(sp: Spec, dev: str, n: int, timeout: float, batch: Optional[str], dtype
         console(stderr=True).print(f"wrote {safe(json_out)}")
 
 
-def _settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[str], channels_last: bool,
-              compiled: bool, cuda_graphs: bool, warmup: Optional[int], iters: Optional[int],
-              layers: bool) -> Settings:
-    """The options, with this device's defaults where one is not given."""
+def bench_settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[str],
+                   channels_last: bool, compiled: bool, cuda_graphs: bool, warmup: Optional[int],
+                   iters: Optional[int], layers: bool) -> Settings:
+    """The options, with this device's defaults where one is not given (``archviz bench`` and
+    ``archviz.bench``)."""
     from ..core.devices import DTYPES, Dtype
     from ..core.flops import Mode as StepMode
     from ..runtime.bench_rows import Settings
@@ -426,25 +425,22 @@ def _peaks(out: Console, settings: Settings, info: devices.DeviceInfo, calibrate
     return bench.peaks(info, settings.dtypes, found)
 
 
-def _sweep(settings: Settings, works: list[Workload], info: devices.DeviceInfo,
-           peaks: Peaks) -> tuple[list[Row], bool]:
+def _sweep(a: Analysis, settings: Settings, works: list[Workload], info: devices.DeviceInfo,
+           peaks: Peaks) -> BenchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..runtime import bench
 
-    rows: list[Row] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console(stderr=True), transient=True) as progress:
         task = progress.add_task("bench", total=len(bench.plan(settings, works)))
-        try:
-            for row in bench.sweep(settings, works, info, peaks.tflops):
-                rows.append(row)
-                c = row.case
-                progress.update(task, advance=1, description=f"{safe(c.model)} {c.mode.value} {c.dtype.value}"
-                                                             f" batch {c.batch}")
-        except KeyboardInterrupt:
-            return rows, True
-    return rows, False
+
+        def advance(row: Row) -> None:
+            c = row.case
+            progress.update(task, advance=1, description=f"{safe(c.model)} {c.mode.value} {c.dtype.value}"
+                                                         f" batch {c.batch}")
+
+        return bench.measure(a, settings, works, info, peaks, advance)
 
 
 def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) -> None:
@@ -461,24 +457,3 @@ def _write(result: BenchResult, json_out: Optional[str], plot: Optional[str]) ->
 
         plot_throughput(data["rows"], plot, title=f"{result.spec_name} on {result.device.name}")
         err.print(f"wrote {safe(plot)}")
-
-
-def _predictor(a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
-    """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
-    SGD with momentum on one device."""
-    from ..core import devices
-    from ..core.cost import Optimizer, Target, estimate, target
-    from ..core.cost import Settings as CostSettings
-
-    row = devices.lookup(info.name) if info.kind == "cuda" else None
-    where = target(row.key) if row else Target(info.kind, info.name, info.memory_gib, None, None, None, "")
-
-    def predict(mode: StepMode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
-        settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
-                                torch_device="cuda" if info.kind == "cuda" else "cpu", lowering=lower)
-        c = estimate(a, settings, where, 1)
-        if c.time is None:
-            return c.peak, None, None
-        return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}
-
-    return predict

@@ -118,23 +118,12 @@ def cost(
 
       archviz cost resnet50 --device a100 --gpus 64 --zero 3 --precision mixed --optimizer adam
     """
-    from ..core.cost import estimate
-    from ..core.cost_states import parallel
     from ..render import cost_view
-    from ..runtime.probe import device_target
 
-    cpu = device.strip().lower() == "cpu"
-    where = device_target(device)
     a = load_analysis(spec, input_size, None, dtype_in)
-    par = parallel(gpus, tp, pp, a.gpus, cpu)
-    if par.tp != (a.gpus or 1):
-        from ..core.analysis import analyze
-
-        a = analyze(a.graph, a.input, par.tp, a.input_dtype)
-    settings = _settings(mode, batch, precision, dtype, optimizer, zero, par.dp, grad_accum, cpu,
-                         lowering_text)
-    c = estimate(a, settings, where, par.tp)
-    run = _run(c, a, epochs, images, tokens)
+    c, run = compute(a, device, gpus=gpus, tp=tp, pp=pp, zero=zero, batch=batch, grad_accum=grad_accum,
+                     mode=mode, precision=precision, dtype=dtype, optimizer=optimizer, epochs=epochs,
+                     images=images, tokens=tokens, lowering_text=lowering_text)
     kind = text_format(fmt, output)
     if kind is TextFormat.table:
         from ..render.tables import plain_text
@@ -146,6 +135,31 @@ def cost(
             console().print(view)
     else:
         emit(cost_view.WRITERS[kind.value](c, run), output)
+
+
+def compute(a: Any, device: str, *, gpus: Optional[int] = None, tp: Optional[int] = None, pp: int = 1,
+            zero: int = 0, batch: int = 128, grad_accum: int = 1, mode: Mode = Mode.train,
+            precision: Precision = Precision.amp, dtype: Optional[Dtype] = None,
+            optimizer: Optimizer = Optimizer.momentum, epochs: Optional[float] = None,
+            images: Optional[str] = None, tokens: Optional[str] = None,
+            lowering_text: Optional[str] = None) -> tuple[Any, Any]:
+    """The cost of an analysed spec as the flags ask (the CLI's and ``archviz.cost``'s one path):
+    the :class:`~archviz.core.cost.Cost` and the run (None where none is asked)."""
+    from ..core.cost import estimate
+    from ..core.cost_states import parallel
+    from ..runtime.probe import device_target
+
+    cpu = device.strip().lower() == "cpu"
+    where = device_target(device)
+    par = parallel(gpus, tp, pp, a.gpus, cpu)
+    if par.tp != (a.gpus or 1):
+        from ..core.analysis import analyze
+
+        a = analyze(a.graph, a.input, par.tp, a.input_dtype)
+    settings = _settings(mode, batch, precision, dtype, optimizer, zero, par.dp, grad_accum, cpu,
+                         lowering_text)
+    c = estimate(a, settings, where, par.tp)
+    return c, _run(c, a, epochs, images, tokens)
 
 
 def _settings(mode: Mode, batch: int, precision: Precision, dtype: Optional[Dtype], optimizer: Optimizer,

@@ -194,27 +194,12 @@ def plot(
     a, spec_path = _load(spec, split_gpus)
     path, fmt_ = target(spec_path, output, fmt and fmt.value, tag, PLOT_FORMATS, "png")
     if kind is PlotKind.memory:
-        fig = _memory_figure(a, device, batch, gpus, lowering(lowering_text))
+        from ..render.cost_plot import memory_figure
+        from ..runtime.probe import device_target
+
+        fig = memory_figure(a, device_target(device), batch, gpus, lowering(lowering_text))
     elif kind is PlotKind.counts:
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
         fig = blocks.draw_blocks(blocks.blocks_data(a, split_gpus, spec))
     _wrote(path, plots.figure_bytes(fig, fmt_))
-
-
-def _memory_figure(a: Any, device: str, batch: int, gpus: Optional[int], lower: Any) -> Any:
-    from dataclasses import replace
-
-    from ..core.analysis import analyze
-    from ..core.cost import Settings, estimate
-    from ..render import cost_plot
-    from ..runtime.probe import device_target
-
-    where = device_target(device)
-    settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda", lowering=lower)
-    if gpus is not None:
-        a = analyze(a.graph, a.input, gpus, a.input_dtype)
-    c = estimate(a, settings, where, gpus)
-    curve = [(b, estimate(a, replace(settings, batch=b), where, gpus).peak)
-             for b in cost_plot.curve_batches(c.largest_batch, batch)]
-    return cost_plot.draw_memory(cost_plot.memory_data(c, curve))

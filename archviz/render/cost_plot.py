@@ -13,6 +13,10 @@ from .text import mpl
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from ..core.analysis import Analysis
+    from ..core.cost import Target
+    from ..ops.lowering import Lowering
+
 MIB = 2**20
 
 
@@ -91,3 +95,21 @@ def curve_batches(largest: int | None, batch: int) -> list[int]:
     return out
 
 
+
+
+def memory_figure(a: Analysis, where: Target, batch: int, gpus: int | None, lower: Lowering) -> Figure:
+    """``archviz plot --kind memory``: archviz cost's estimate at ``batch`` on ``where`` (a device of
+    the table, or this machine's from :func:`archviz.runtime.probe.device_target`) and its peak
+    against the batch, drawn."""
+    from dataclasses import replace
+
+    from ..core.analysis import analyze
+    from ..core.cost import Settings, estimate
+
+    settings = Settings(batch=batch, torch_device="cpu" if where.key == "cpu" else "cuda", lowering=lower)
+    if gpus is not None:
+        a = analyze(a.graph, a.input, gpus, a.input_dtype)
+    c = estimate(a, settings, where, gpus)
+    curve = [(b, estimate(a, replace(settings, batch=b), where, gpus).peak)
+             for b in curve_batches(c.largest_batch, batch)]
+    return draw_memory(memory_data(c, curve))

@@ -19,16 +19,18 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..core import devices
+from ..core.analysis import Analysis
 from ..core.devices import Dtype
 from ..core.flops import Mode
 from . import probe, steps
 from .bench_layers import time_layers
-from .bench_rows import Case, LayerReport, Peaks, Row, Settings, Status, Workload
+from .bench_rows import BenchResult, Case, LayerReport, Peaks, Row, Settings, Status, Workload
 from .timing import Stats, time_iterations
 
 
@@ -231,3 +233,44 @@ def peaks(info: devices.DeviceInfo, dtypes: tuple[Dtype, ...],
         return Peaks(tflops={d: None for d in dtypes}, table=table,
                      source="none (device not in the table; use --calibrate)")
     return Peaks(tflops=dict(table), source=f"table: {row.name} ({row.source})", table=table)
+
+
+def measure(a: Analysis, settings: Settings, works: list[Workload], info: devices.DeviceInfo, peaks: Peaks,
+            on_row: Callable[[Row], None] | None = None) -> BenchResult:
+    """The whole sweep as a :class:`BenchResult` (``archviz bench`` and ``archviz.bench``);
+    ``on_row`` sees each row as it finishes (a progress bar). Ctrl-C keeps the finished rows
+    (``interrupted``)."""
+    from .. import __version__
+
+    rows: list[Row] = []
+    interrupted = False
+    try:
+        for row in sweep(settings, works, info, peaks.tflops):
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    except KeyboardInterrupt:
+        interrupted = True
+    return BenchResult(archviz=__version__, spec_name=a.name, spec_path=a.path, input=a.input, device=info,
+                       settings=settings, peaks=peaks, works=tuple(works), rows=tuple(rows),
+                       interrupted=interrupted)
+
+
+def predictor(a: Analysis, info: devices.DeviceInfo, lower: Any) -> Any:
+    """archviz cost's (peak bytes, roofline ms) for a case on this device; the bench's step is
+    SGD with momentum on one device."""
+    from ..core.cost import Optimizer, Target, estimate, target
+    from ..core.cost import Settings as CostSettings
+
+    row = devices.lookup(info.name) if info.kind == "cuda" else None
+    where = target(row.key) if row else Target(info.kind, info.name, info.memory_gib, None, None, None, "")
+
+    def predict(mode: Mode, dtype: Dtype, batch: int) -> tuple[int, float | None, Any]:
+        settings = CostSettings(mode=mode, batch=batch, dtype=dtype, optimizer=Optimizer.momentum,
+                                torch_device="cuda" if info.kind == "cuda" else "cpu", lowering=lower)
+        c = estimate(a, settings, where, 1)
+        if c.time is None:
+            return c.peak, None, None
+        return c.peak, c.time.step_ms, {lc.name: lc.time_ms for lc in c.layers if lc.time_ms is not None}
+
+    return predict
