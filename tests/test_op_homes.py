@@ -54,7 +54,8 @@ def test_every_torch_module_of_an_op_maps_to_that_op() -> None:
             nn.LocalResponseNorm: nn.LocalResponseNorm(5), nn.MaxPool2d: nn.MaxPool2d(2),
             nn.AvgPool2d: nn.AvgPool2d(2), nn.AdaptiveAvgPool2d: nn.AdaptiveAvgPool2d(1),
             nn.BatchNorm2d: nn.BatchNorm2d(4), nn.BatchNorm1d: nn.BatchNorm1d(4), nn.Softmax: nn.Softmax(1),
-            nn.LayerNorm: nn.LayerNorm(6)}
+            nn.LayerNorm: nn.LayerNorm(6),
+            nn.MultiheadAttention: nn.MultiheadAttention(6, 2, batch_first=True)}
     for op in OPS.values():
         for name in op.torch_modules:
             cls = mapping.resolve(name)

@@ -263,3 +263,21 @@ class TextField(Field):
 
     def json_schema(self) -> dict[str, Any]:
         return {"type": "string", "minLength": 1}
+
+
+@dataclass(frozen=True)
+class Choice(Field):
+    """One word of a fixed set (gelu's ``approximate: none | tanh``)."""
+
+    choices: tuple[str, ...] = ()
+
+    def parse(self, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.choices:
+            raise FieldError(f"expected one of {', '.join(self.choices)}, got {show(value)}")
+        return value
+
+    def describe(self) -> str:
+        return " | ".join(self.choices)
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": list(self.choices)}

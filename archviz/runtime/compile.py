@@ -33,6 +33,7 @@ from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
+from .attention import Attention, GatedMLP
 from .inputs import example_input
 from .lrn import LRN
 
@@ -100,7 +101,8 @@ class Mul(nn.Module):
 
 
 MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
-LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN}  # archviz's subclasses of torch layers
+LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN,   # archviz's subclasses of torch layers
+                                      "Attention": Attention, "GatedMLP": GatedMLP}   # and its own modules
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None,
