@@ -281,3 +281,19 @@ class Choice(Field):
 
     def json_schema(self) -> dict[str, Any]:
         return {"enum": list(self.choices)}
+
+
+@dataclass(frozen=True)
+class IntField(Field):
+    """An integer, negative allowed (an axis counted from the end: softmax's ``dim: -1``)."""
+
+    def parse(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_INT:
+            raise FieldError(f"expected an integer, got {show(value)}")
+        return value
+
+    def describe(self) -> str:
+        return "integer"
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "integer"}

@@ -85,6 +85,16 @@ def resolve(qualified: str) -> Any:
     raise ImportError(qualified)
 
 
+def resolvable(qualified: str) -> Any:
+    """:func:`resolve`, or None for a name of a library that is not installed (transformers' classes)."""
+    try:
+        return resolve(qualified)
+    except (ImportError, AttributeError):
+        if qualified.startswith(("torch.", "operator.")):
+            raise   # torch's own names must resolve: a typo in ops/
+        return None
+
+
 @cache
 def dispatch() -> Dispatch:
     """Built once, on first use, from every registered op (a name claimed twice is a bug)."""
@@ -100,9 +110,11 @@ def dispatch() -> Dispatch:
 
     for op in OPS.values():
         for n in op.torch_modules:
-            claim(modules, resolve(n), (op, n), n)
+            if (obj := resolvable(n)) is not None:   # another library's class, where it is installed
+                claim(modules, obj, (op, n), n)
         for n in op.torch_functions:
-            claim(functions, resolve(n), (op, n), n)
+            if (obj := resolvable(n)) is not None:
+                claim(functions, obj, (op, n), n)
         for n in op.tensor_methods:
             claim(methods, n, op, f"Tensor.{n}")
         for n in op.onnx_types:
