@@ -126,3 +126,10 @@ class GatedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+
+
+class MatMul(nn.Module):
+    """The matrix product of two inputs (the ``matmul`` op)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.matmul(xs[0], xs[1])

@@ -33,7 +33,7 @@ from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
-from .attention import Attention, GatedMLP
+from .attention import Attention, GatedMLP, MatMul
 from .inputs import example_input
 from .lrn import LRN
 
@@ -100,7 +100,7 @@ class Mul(nn.Module):
         return torch.mul(xs[0], xs[1])
 
 
-MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
+MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul, "MatMul": MatMul}
 LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN,   # archviz's subclasses of torch layers
                                       "Attention": Attention, "GatedMLP": GatedMLP}   # and its own modules
 
