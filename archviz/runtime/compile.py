@@ -85,6 +85,9 @@ class Made:
         and arguments), so exported source imports only torch."""
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         cls = next(c for c in self.cls.__mro__ if c.__module__.startswith("torch.nn"))
+        if cls is nn.Module:   # archviz's own module (attention, gated_mlp): no torch class to name yet
+            raise ArchvizError(f"{self.cls.__name__}: exported Python source cannot write archviz's own"
+                               f" {self.cls.__name__} module yet; export --format torchscript or onnx")
         return f"nn.{cls.__name__}({', '.join(parts)})"
 
     def expression(self, xs: list[str]) -> str:
