@@ -33,6 +33,7 @@ from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
+from .attention import Attention, GatedMLP, MatMul
 from .inputs import example_input
 from .layers import LAYERS as OWN_LAYERS
 from .lrn import LRN
@@ -87,6 +88,9 @@ class Made:
         if self.own:   # archviz's own module: exported source defines it (export.py)
             return f"{self.cls.__name__}({', '.join(parts)})"
         cls = next(c for c in self.cls.__mro__ if c.__module__.startswith("torch.nn"))
+        if cls is nn.Module:   # archviz's own module (attention, gated_mlp): no torch class to name yet
+            raise ArchvizError(f"{self.cls.__name__}: exported Python source cannot write archviz's own"
+                               f" {self.cls.__name__} module yet; export --format torchscript or onnx")
         return f"nn.{cls.__name__}({', '.join(parts)})"
 
     @property
@@ -107,9 +111,10 @@ class Mul(nn.Module):
         return torch.mul(xs[0], xs[1])
 
 
-MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
-# archviz's subclass of a torch layer (LRN) and its own small modules (archviz/runtime/layers.py)
-LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN, **OWN_LAYERS}
+MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul, "MatMul": MatMul}
+# archviz's subclass of a torch layer (LRN) and its own small modules (archviz/runtime/layers.py,
+# archviz/runtime/attention.py)
+LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN, **OWN_LAYERS, "Attention": Attention, "GatedMLP": GatedMLP}
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None,
