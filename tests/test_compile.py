@@ -40,11 +40,11 @@ def test_every_op_example_builds_and_runs() -> None:
     """Each op's own spec example, fed a suitable input, compiles and runs with the analysed shape
     (but `opaque`, which refuses to compile: tests/test_ops.py)."""
     for name, kind in OPS.items():
-        if name == "opaque":
-            continue
+        if name == "opaque" or kind.example_input is not None or (kind.ranks and 3 not in kind.ranks):
+            continue   # an example that reads ids or another rank: tests/test_ops.py builds it on its input
         body = " ".join(f"{k}: {v}," for k, v in kind.example.items() if k not in ("name", "op", "from"))
-        layers = ["{name: a, op: conv, out: 4, kernel: 1}",
-                  "{name: b, op: conv, out: 4, kernel: 1, from: input}"]
+        layers = ["{name: a, op: conv, out: 8, kernel: 1}",
+                  "{name: b, op: conv, out: 8, kernel: 1, from: input}"]
         if kind.family == "linear":
             layers.append("{name: f, op: flatten, from: a}")
         src = "[a, b]" if kind.multi_input else "f" if kind.family == "linear" else "a"

@@ -378,8 +378,7 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     op_node = entries["op"][1]
     op_name = read_word(doc, op_node, f"{name}.op")
     if op_name not in OPS:
-        raise doc.error(op_node, f"{name}.op: unknown op {show(op_name)}",
-                        did_you_mean(str(op_name), OPS))
+        raise doc.error(op_node, f"{name}.op: unknown op {show(op_name)}", _op_hint(str(op_name)))
     kind = OPS[op_name]
     fields = kind.fields
     values: dict[str, Any] = {}
@@ -410,6 +409,16 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
                              lowering_ops()) if "lowering" in entries else ""
     return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site, allow,
                  lowering, origin)
+
+
+def _op_hint(word: str) -> str:
+    """``conv2d`` is torch's name for ``conv``: an op whose torch module is called ``word`` first,
+    else the closest op name."""
+    for op in OPS.values():
+        for qualified in op.torch_modules:
+            if qualified.rsplit(".", 1)[-1].lower() == word.lower():
+                return f"did you mean '{op.name}'? ({qualified} is archviz's {op.name})"
+    return did_you_mean(word, OPS)
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,
