@@ -74,7 +74,9 @@ class Flatten(OpKind):
                                                           start_dim=s + 1, end_dim=end))
 
     def label(self, p: FlattenParams) -> str:
-        return "" if (p.start, p.end) == (0, -1) else f"dims {p.start}–{p.end}"
+        if (p.start, p.end) == (0, -1):
+            return ""
+        return f"dims {p.start}–" + ("last" if p.end == -1 else str(p.end))   # "dims 1–last", not "1–-1"
 
     def saved(self, p: FlattenParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
