@@ -24,6 +24,13 @@ var ArchvizColour = (function () {
     var t = Math.sqrt(v / max) * (STOPS.length - 1), i = Math.min(Math.floor(t), STOPS.length - 2);
     return mix(STOPS[i], STOPS[i + 1], t - i);
   }
+  // text on a fill: white on the dark end of the scale, else the drawing's own colour
+  function ink(rgb) {
+    var m = /rgb\((\d+),\s*(\d+),\s*(\d+)\)/.exec(rgb || "");
+    if (!m) return "";
+    var lum = (0.2126 * m[1] + 0.7152 * m[2] + 0.0722 * m[3]) / 255;   // relative luminance (sRGB)
+    return lum < 0.45 ? "#ffffff" : "";
+  }
   function gradient() {
     var n = STOPS.length - 1;
     return "linear-gradient(to right, " + STOPS.map(function (c, i) {
@@ -50,7 +57,10 @@ var ArchvizColour = (function () {
     Object.keys(pane.nodes).forEach(function (name) {
       pane.nodes[name].forEach(function (g) {
         var s = shapeOf(g); if (!s) return;
-        s.style.fill = vals && name !== "input" ? fill(vals[name], max) : "";
+        var f = vals && name !== "input" ? fill(vals[name], max) : "";
+        s.style.fill = f;
+        var text = ink(f);
+        g.querySelectorAll("text").forEach(function (t) { t.style.fill = text; });
       });
     });
     return max;
