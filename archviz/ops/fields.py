@@ -390,3 +390,6 @@ class SizeListField(Field):
     def json_schema(self) -> dict[str, Any]:
         one = {"type": "integer", "minimum": 1}
         return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1, "maxItems": 3}]}
+
+
+Choice = ChoiceField   # the attention-era ops' name for it (gelu's approximate, gated_mlp's act)
