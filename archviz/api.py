@@ -201,7 +201,8 @@ def _choice(enum: Any, value: Any, name: str) -> Any:
         raise CostError(f"{name}: unknown {name} '{value}'", did_you_mean(str(value), valid)) from None
 
 
-def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | None = None, zero: int = 0,
+def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | None = None, pp: int = 1,
+         sp: bool = False, recompute: str = "none", zero: int = 0,
          batch: int = 128, grad_accum: int = 1, mode: str = "train", precision: str = "amp",
          dtype: str | None = None, optimizer: str = "momentum", epochs: float | None = None,
          images: int | str | None = None, tokens: int | str | None = None, input_shape: Shape | None = None,
@@ -211,6 +212,7 @@ def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | Non
     whether it fits on ``device`` with the largest batch that does, and a roofline lower bound on
     a step's and a run's time (``archviz cost``; the keywords are its options: ``device`` a row of
     the device table (gtx580, a100, h100, ...), a capacity ("24GB") or "cpu"; ``gpus`` = tp·dp·pp;
+    ``pp`` pipeline stages; ``sp`` sequence parallelism; ``recompute`` none, selective or full;
     ``zero`` 0–3; ``precision`` amp, mixed or megatron; ``optimizer`` sgd, momentum, adam or
     adamw; ``epochs``/``images`` (``"1.2M"``) or ``tokens`` (``"300B"``): a whole run).
 
@@ -223,10 +225,12 @@ def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | Non
     from .cli.cost import Mode as ModeChoice
     from .cli.cost import Optimizer as OptimizerChoice
     from .cli.cost import Precision as PrecisionChoice
+    from .cli.cost import Recompute as RecomputeChoice
     from .cli.cost import compute
     from .results import CostReport
 
     c, run = compute(_analysis(x, input_shape, None, input_dtype, allow_opaque), device, gpus=gpus, tp=tp,
+                     pp=pp, sp=sp, recompute=_choice(RecomputeChoice, recompute, "recompute"),
                      zero=zero, batch=batch, grad_accum=grad_accum, mode=_choice(ModeChoice, mode, "mode"),
                      precision=_choice(PrecisionChoice, precision, "precision"),
                      dtype=_choice(DtypeChoice, dtype, "dtype") if dtype else None,

@@ -93,8 +93,10 @@ def test_gpus_divide_into_tp_dp_pp(args: tuple, want: Parallel) -> None:  # type
 def test_bad_parallel_settings() -> None:
     with pytest.raises(CostError, match="not divisible"):
         parallel(6, 4, None, 2, False)
-    with pytest.raises(CostError, match="only --pp 1"):
-        parallel(4, None, 2, 2, False)
+    with pytest.raises(CostError, match="tp · pp = 4"):
+        parallel(6, 2, 2, 2, False)
+    assert parallel(8, 2, 2, 2, False) == Parallel(tp=2, dp=2, pp=2)
+    assert parallel(None, None, 2, 2, False) == Parallel(tp=2, dp=1, pp=2)   # the spec's split, 2 stages
 
 
 def test_run_length_and_durations() -> None:

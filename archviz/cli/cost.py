@@ -52,6 +52,12 @@ class Precision(str, Enum):
     megatron = "megatron"
 
 
+class Recompute(str, Enum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
 IO = "Input and output"
 # the shared options, with one-line help in this command's panel (archviz.cli.common parses them)
 _Input = Annotated[Optional[str], typer.Option("--input", "-i", rich_help_panel=IO,
@@ -74,10 +80,11 @@ def cost(
         "--gpus", rich_help_panel=HW, help="tp·dp·pp (default: spec's gpus:, cpu 1).")
     ] = None,
     tp: Annotated[Optional[int], typer.Option(
-        "--tp", rich_help_panel=HW, help="Channel split (default: spec's gpus:).")
+        "--tp", rich_help_panel=HW, help="Heads/columns (attention), else channels (spec's gpus:).")
     ] = None,
     pp: Annotated[int, typer.Option("--pp", rich_help_panel=HW, show_default=False,
-                                    help="Pipeline stages: 1 for now.")] = 1,
+                                    help="Pipeline stages (1F1B).")] = 1,
+    sp: Annotated[bool, typer.Option("--sp", rich_help_panel=HW, help="Sequence parallelism.")] = False,
     zero: Annotated[int, typer.Option(
         "--zero", min=0, max=3, rich_help_panel=HW, show_default=False,
         help="1 optimizer, 2 +grads, 3 +params (FSDP).")] = 0,
@@ -87,6 +94,8 @@ def cost(
     grad_accum: Annotated[int, typer.Option(
         "--grad-accum", rich_help_panel=STEP, show_default=False, help="Micro-steps per step.")] = 1,
     mode: Annotated[Mode, typer.Option("--mode", case_sensitive=False, rich_help_panel=STEP)] = Mode.train,
+    recompute: Annotated[Recompute, typer.Option(
+        "--recompute", case_sensitive=False, rich_help_panel=STEP)] = Recompute.none,
     precision: Annotated[Precision, typer.Option(
         "--precision", case_sensitive=False, rich_help_panel=STEP, show_default=False,
         help="amp (default): fp32 weights.")] = Precision.amp,
@@ -121,7 +130,8 @@ def cost(
     from ..render import cost_view
 
     a = load_analysis(spec, input_size, None, dtype_in)
-    c, run = compute(a, device, gpus=gpus, tp=tp, pp=pp, zero=zero, batch=batch, grad_accum=grad_accum,
+    c, run = compute(a, device, gpus=gpus, tp=tp, pp=pp, sp=sp, recompute=recompute, zero=zero,
+                     batch=batch, grad_accum=grad_accum,
                      mode=mode, precision=precision, dtype=dtype, optimizer=optimizer, epochs=epochs,
                      images=images, tokens=tokens, lowering_text=lowering_text)
     kind = text_format(fmt, output)
@@ -138,27 +148,38 @@ def cost(
 
 
 def compute(a: Any, device: str, *, gpus: Optional[int] = None, tp: Optional[int] = None, pp: int = 1,
-            zero: int = 0, batch: int = 128, grad_accum: int = 1, mode: Mode = Mode.train,
+            sp: bool = False, recompute: Recompute = Recompute.none, zero: int = 0, batch: int = 128,
+            grad_accum: int = 1, mode: Mode = Mode.train,
             precision: Precision = Precision.amp, dtype: Optional[Dtype] = None,
             optimizer: Optimizer = Optimizer.momentum, epochs: Optional[float] = None,
             images: Optional[str] = None, tokens: Optional[str] = None,
             lowering_text: Optional[str] = None) -> tuple[Any, Any]:
     """The cost of an analysed spec as the flags ask (the CLI's and ``archviz.cost``'s one path):
     the :class:`~archviz.core.cost.Cost` and the run (None where none is asked)."""
+    from dataclasses import replace
+
     from ..core.cost import estimate
-    from ..core.cost_states import parallel
+    from ..core.cost_layout import Recompute as Recomp
+    from ..core.cost_layout import width
+    from ..core.cost_states import CostError, parallel
     from ..runtime.probe import device_target
 
     cpu = device.strip().lower() == "cpu"
     where = device_target(device)
     par = parallel(gpus, tp, pp, a.gpus, cpu)
-    if par.tp != (a.gpus or 1):
+    megatron = width(a) is not None      # attention: heads and columns split (cost_layout)
+    if sp and (par.tp == 1 or not megatron):
+        raise CostError("--sp splits a model with attention along the sequence over --tp devices",
+                        "hint: add --tp 2 (or more) on a model with an attention layer")
+    if par.tp != (a.gpus or 1) and not megatron:
         from ..core.analysis import analyze
 
         a = analyze(a.graph, a.input, par.tp, a.input_dtype)
     settings = _settings(mode, batch, precision, dtype, optimizer, zero, par.dp, grad_accum, cpu,
                          lowering_text)
-    c = estimate(a, settings, where, par.tp)
+    settings = replace(settings, tp=par.tp if megatron else 1, sp=sp, pp=par.pp,
+                       recompute=Recomp(recompute.value))
+    c = estimate(a, settings, where, 1 if megatron else par.tp)
     return c, _run(c, a, epochs, images, tokens)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 from math import prod
@@ -31,7 +30,21 @@ from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved, input_saved_dtype
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats, channel_share
-from .cost_memory import ZERO, Aff, Moment, Storage, add, at, largest_batch, tensor_bytes, timeline
+from .cost_layout import Layout, Recompute, divide, layout
+from .cost_memory import (
+    ZERO,
+    Aff,
+    Moment,
+    Storage,
+    add,
+    at,
+    in_flight,
+    largest_batch,
+    saved_rule,
+    tensor_bytes,
+    timeline,
+    zero_moments,
+)
 from .cost_states import CostError, Parallel, Precision, StateBytes, kept, sharded, state_bytes, usable
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
 from .flops import Mode, needs_grad
@@ -75,13 +88,17 @@ class Settings:
     zero: int = 0                   # ZeRO stage over the dp devices (3 = FSDP)
     dp: int = 1                     # data-parallel replicas; ``batch`` is each one's micro-batch
     grad_accum: int = 1             # micro-steps per optimizer step
+    tp: int = 1                     # Megatron tensor parallelism of a model with attention
+    sp: bool = False                # sequence parallelism (with tp)
+    pp: int = 1                     # pipeline stages (1F1B)
+    recompute: Recompute = Recompute.none
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise CostError(f"--batch: expected a positive number of images, got {self.batch}")
         if self.zero not in (0, 1, 2, 3):
             raise CostError(f"--zero: expected a ZeRO stage 0, 1, 2 or 3, got {self.zero}")
-        if self.dp < 1 or self.grad_accum < 1:
+        if self.dp < 1 or self.grad_accum < 1 or self.tp < 1 or self.pp < 1:
             raise CostError("--grad-accum and the data-parallel degree: expected positive numbers")
         if self.precision is not Precision.amp and self.dtype.autocast is None:
             raise CostError(f"--precision {self.precision.value}: needs a 16-bit --dtype (bf16 or fp16)",
@@ -104,8 +121,8 @@ class Settings:
             return Storage()
         low = DTYPE_BYTES[self.dtype.stored]
         if self.precision is Precision.megatron:   # bf16 gradients accumulate into fp32 main grads
-            return Storage(self.dtype.stored, 0, True, True)
-        return Storage(self.dtype.stored, low, False, True)
+            return Storage(self.dtype.stored, 0, True, True, self.torch_device)
+        return Storage(self.dtype.stored, low, False, True, self.torch_device)
 
 
 @dataclass(frozen=True)
@@ -285,9 +302,16 @@ class Cost:
 
 # ---- memory ----------------------------------------------------------------------------------
 
+def settings_layout(analysis: Analysis, s: Settings) -> Layout:
+    """Where this device's tensors lie (archviz.core.cost_layout)."""
+    return layout(analysis, s.tp, s.sp, s.pp, s.recompute)
+
+
 def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Saved, int, int]]:
-    """(stats, Saved rule, saved bytes per image, fixed saved bytes) per layer, deduplicated by
-    storage: a tensor is counted by the first layer that saves it (execution order)."""
+    """(stats, Saved rule, saved bytes per image, fixed saved bytes) per layer on one device,
+    deduplicated by storage: a tensor is counted by the first layer that saves it (execution
+    order); tensor parallelism, recomputation and pipeline stages as the layout says."""
+    lay = settings_layout(analysis, s)
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis)
     dtypes: dict[str, str] = {INPUT: _input_dtype(analysis, s.storage.input)}
@@ -299,7 +323,7 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
         ac = Autocast(s.dtype.autocast, tuple(dtypes[i] for i in st.inputs), s.torch_device,
                       st.inputs[0] in grad)
         lowering = s.lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
-        rule = kind.saved(st.op_params, st.in_shapes, st.output, ac, lowering=lowering)
+        rule = saved_rule(kind, st, ac, lowering, s.storage)
         dtypes[st.name] = rule.out_dtype
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
         per_image = fixed = 0
@@ -313,6 +337,10 @@ def _layer_rules(analysis: Analysis, s: Settings) -> list[tuple[LayerStats, Save
                 if key in seen:
                     continue
                 seen.add(key)
+                d = lay.tensor(st, t)
+                if d == 0:
+                    continue
+                nbytes //= d
                 if t.per_image:
                     per_image += nbytes
                 else:
@@ -346,7 +374,9 @@ def estimate(analysis: Analysis, settings: Settings, device: Target,
         cap = usable(int(device.memory_gib * GIB), device.key != "cpu")
         found = [largest_batch(pl.moments, add(*pl.persistent.values(), pl.cross), cap) for pl in plans]
         largest = None if any(f is None for f in found) else min(f for f in found if f is not None)
-    return Cost(name=analysis.name, settings=settings, target=device, parallel=Parallel(n_gpus, settings.dp),
+    tp = settings.tp if settings.tp > 1 else n_gpus
+    return Cost(name=analysis.name, settings=settings, target=device,
+                parallel=Parallel(tp, settings.dp, settings.pp),
                 layers=tuple(layers), memory=memory, per_gpu=per_gpu, lower_bound=unknown,
                 largest_batch=largest, time=time)
 
@@ -363,12 +393,26 @@ class _Plan:
 def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
     train = s.mode is Mode.train
     chans = {st.name: st.output[0] for st in analysis.layers}
+    stats = {st.name: st for st in analysis.layers}
+    lay = settings_layout(analysis, s)
+    keep = pshare = None
 
     def share(name: str, x: Aff) -> Aff:
         c = chans[name]
         return x if gpus == 1 else (_share(x[0], c, gpus, gpu), _share(x[1], c, gpus, gpu))
 
-    n = sum(share(st.name, (st.params, 0))[0] for st in analysis.layers)   # parameters here
+    if lay.megatron or lay.pp > 1:    # Megatron's split, pipeline stages (archviz.core.cost_layout)
+        def share(name: str, x: Aff) -> Aff:  # noqa: F811 - the layout's rule replaces the channels'
+            return divide(x, lay.split(stats[name]))
+
+        def pshare(name: str, x: Aff) -> Aff:
+            return divide(x, lay.params_split(stats[name]))
+
+        def keep(st: LayerStats, t: object, x: Aff) -> Aff | None:
+            d = lay.tensor(st, t)  # type: ignore[arg-type]
+            return None if d == 0 else divide(x, d)
+
+    n = sum((pshare or share)(st.name, (st.params, 0))[0] for st in analysis.layers)   # parameters here
     b = sharded(s.states, s.zero, s.dp) if train else replace(s.states, grads=0, optimizer=0)
     bufs = {st.name: OPS[st.op].buffer_bytes(st.op_params, st.in_shapes, st.output) for st in analysis.layers}
     cross = 0
@@ -378,9 +422,12 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
                 cross += sum(prod(x) for x in st.in_shapes) * DTYPE_BYTES[s.dtype.stored] * (gpus - 1) // gpus
     foreach = s.torch_device == "cuda"
     moments = timeline(analysis, s.mode, s.dtype.autocast, s.torch_device,
-                       lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering, s.storage)
+                       lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering, s.storage,
+                       keep, pshare)
+    if lay.pp > 1:
+        moments = in_flight(moments, lay.pp)
     if train and s.dp > 1 and s.zero:
-        moments = _zero_moments(moments, analysis, s, share)
+        moments = zero_moments(moments, analysis, s, share)
     main_grads = s.precision is Precision.megatron and train     # a persistent fp32 buffer
     image = DTYPE_BYTES[_input_dtype(analysis, "fp32" if s.precision is Precision.amp else s.dtype.stored)]
     persistent = {"params": (math.ceil(n * b.params), 0), "optimizer": (math.ceil(n * b.optimizer), 0),
@@ -388,44 +435,6 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
                   "buffers": (sum(share(name, (nb, 0))[0] for name, nb in bufs.items()), 0),
                   "input": (0, prod(analysis.input) * image + 8)}    # the inputs, the int64 labels
     return _Plan(persistent, (0, cross), moments)
-
-
-def _zero_moments(moments: tuple[Moment, ...], analysis: Analysis, s: Settings,
-                  share: Callable[[str, Aff], Aff]) -> tuple[Moment, ...]:
-    """ZeRO over dp devices, moment by moment: stage ≥ 2 keeps each device's 1/dp of the
-    gradients made so far, beside the running layer's whole gradient (made, then reduce-scattered);
-    stage 3 also gathers the whole parameters of the running layer and of the next one (the
-    prefetch: FSDP's ``BACKWARD_PRE``, DeepSpeed's prefetch bucket) while they compute; the update
-    works on 1/dp of the tensors."""
-    held = {st.name: share(st.name, (st.params, 0))[0] for st in analysis.layers
-            if st.params}                                   # elements of each layer with parameters
-    order = list(held)
-    sb = s.states
-    gb = 0 if s.precision is Precision.megatron else sb.grads    # megatron's are persistent
-
-    def gathered(layer: str, step: int) -> int:
-        if s.zero < 3 or layer not in held:
-            return 0
-        i = order.index(layer)
-        nxt = order[i + step] if 0 <= i + step < len(order) else None
-        return math.ceil(sb.params * (held[layer] + (held[nxt] if nxt else 0)))
-
-    out = []
-    for m in moments:
-        layer = m.layer.removesuffix(" (cast)")
-        extra, grads = 0, m.grads
-        if m.phase == "forward":
-            extra = gathered(layer, 1)
-        elif m.phase == "backward":
-            extra = gathered(layer, -1)
-            if s.zero >= 2:
-                grads = (m.grads[0] // s.dp, m.grads[1] // s.dp)
-                extra += math.ceil(gb * held.get(layer, 0)) if not m.layer.endswith("(cast)") else 0
-        else:
-            grads = (m.grads[0] // s.dp, 0) if s.zero >= 2 else m.grads
-            extra = -(m.temps[0] - m.temps[0] // s.dp)        # the update's buffers: 1/dp
-        out.append(replace(m, temps=add(m.temps, (extra, 0)), grads=grads))
-    return tuple(out)
 
 
 def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:

@@ -24,19 +24,25 @@ The oracle is PyTorch's MemTracker (tests/test_cost_peak.py, benchmarks/cost_vs_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
+from typing import Any
 
 from ..ops import OPS
 from ..ops.lowering import Lowering
-from ..ops.saved import DTYPE_BYTES, Autocast, SavedTensor, input_saved_dtype
+from ..ops.saved import DTYPE_BYTES, Autocast, Saved, SavedTensor, input_saved_dtype
 from ..spec import INPUT
 from .analysis import Analysis
+from .cost_states import Precision
 from .flops import Mode, needs_grad
 
 Aff = tuple[int, int]          # (fixed bytes, bytes per image)
 ZERO: Aff = (0, 0)
+# a saved tensor's bytes on this device (the layer's stats, the tensor, its whole bytes), None
+# where this device does not store it (archviz.core.cost_layout)
+Keep = Callable[[Any, SavedTensor, Aff], "Aff | None"]
 
 
 def add(*xs: Aff) -> Aff:
@@ -59,6 +65,20 @@ class Storage:
     grad_bytes: int = 4
     low_grad: bool = True
     low_weights: bool = False
+    device: str = "cuda"       # CUDA's layer_norm keeps fp32 statistics of a bf16 input, the CPU bf16
+
+
+def saved_rule(kind: Any, st: Any, ac: Autocast, low: str, sto: Storage) -> Saved:
+    """The op's saved rule as this step runs it. A model stored in bf16 (``--precision mixed``)
+    runs without autocast: CUDA autocast's fp32 op list (layer_norm's fp32 input copy) does not
+    apply, so the rule is the plain low-precision one (the CPU's, checked against autograd), with
+    CUDA's bool dropout masks (``native_dropout``)."""
+    if not sto.low_weights or ac.device != "cuda":
+        return kind.saved(st.op_params, st.in_shapes, st.output, ac, lowering=low)
+    rule = kind.saved(st.op_params, st.in_shapes, st.output, replace(ac, device="cpu"), lowering=low)
+    masks = tuple(replace(t, dtype="bool") if t.what.endswith("mask") and t.dtype == ac.compute else t
+                  for t in rule.tensors)
+    return replace(rule, tensors=masks)
 
 
 def tensor_bytes(t: SavedTensor, sto: Storage) -> int | None:
@@ -69,8 +89,12 @@ def tensor_bytes(t: SavedTensor, sto: Storage) -> int | None:
     TODO(ops): the op's rule could read the weights' dtype from its Autocast value."""
     if not sto.low_weights:
         return t.bytes
-    if t.what == "weight copy":
-        return None
+    if not t.per_image and t.dtype != "fp32":
+        return None        # a weight's low-precision copy (linear's, attention's W_q, …): none made
+    if t.what in ("mean", "rstd") and t.dtype != "fp32":
+        return t.bytes
+    if t.what in ("mean", "rstd") and sto.device == "cpu":
+        return t.elements * DTYPE_BYTES[sto.input]   # CPU layer_norm's statistics: the input's dtype
     if not t.per_image and t.dtype == "fp32":
         return t.elements * DTYPE_BYTES[sto.input]
     return t.bytes
@@ -109,7 +133,9 @@ class _Layer:
 
 
 def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
-            share: Callable[[str, Aff], Aff], lowering: Lowering, sto: Storage) -> list[_Layer]:
+            share: Callable[[str, Aff], Aff], lowering: Lowering, sto: Storage,
+            keep: Keep | None = None, pshare: Callable[[str, Aff], Aff] | None = None) -> list[_Layer]:
+    pshare = pshare or share
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis) if train else set()
     ids = input_saved_dtype(analysis.input_dtype)      # token ids keep their dtype
@@ -121,7 +147,7 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
         p = st.op_params
         ac = Autocast(compute, tuple(dtypes[x] for x in st.inputs), device, st.inputs[0] in grad)
         low = lowering.choice(st.op, own[st.name])   # the layer's own beats the settings'
-        rule = kind.saved(p, st.in_shapes, st.output, ac, lowering=low)
+        rule = saved_rule(kind, st, ac, low, sto)
         tmp = kind.temporaries(p, st.in_shapes, st.output, ac, lowering=low)
         dtypes[st.name] = rule.out_dtype
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
@@ -132,11 +158,15 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
                 nbytes = tensor_bytes(t, sto)
                 if nbytes is None:
                     continue       # the weight is stored in the compute dtype: no cast copy
+                whole = (0, nbytes) if t.per_image else (nbytes, 0)
+                mine = keep(st, t, whole) if keep else share(st.name, whole)
+                if mine is None:
+                    continue       # recomputed in backward, or held by another pipeline stage
                 key = (storage[st.inputs[t.index]] if t.shares == "input" else
                        storage[st.name] if t.shares == "output" else f"{st.name}#{j}")
                 keys.append(key)
                 if not t.shares:
-                    new.append((key, share(st.name, (0, nbytes) if t.per_image else (nbytes, 0))))
+                    new.append((key, mine))
         low = 2 * st.params if compute and sto.low_grad and st.macs and st.params and st.name in grad else 0
         out.append(_Layer(
             name=st.name, index=i, inputs=st.inputs,
@@ -144,9 +174,9 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
             out_key=storage[st.name], new_saved=tuple(new), saved_keys=tuple(keys),
             fwd_temp=share(st.name, (0, tmp.forward)), bwd_temp=share(st.name, (0, tmp.backward)),
             alias=tmp.grad_alias or rule.view, grad=st.name in grad,
-            params=share(st.name, (st.params * sto.grad_bytes, 0)) if st.name in grad else ZERO,
-            fp32=share(st.name, (st.params * 4, 0)) if st.name in grad else ZERO,
-            low_copy=share(st.name, (low, 0))))
+            params=pshare(st.name, (st.params * sto.grad_bytes, 0)) if st.name in grad else ZERO,
+            fp32=pshare(st.name, (st.params * 4, 0)) if st.name in grad else ZERO,
+            low_copy=pshare(st.name, (low, 0))))
     return out
 
 
@@ -253,13 +283,17 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
 def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
              optimizer_temp: Callable[[list[Aff]], Aff],
              share: Callable[[str, Aff], Aff] = lambda name, x: x,
-             lowering: Lowering = Lowering(), storage: Storage = Storage()) -> tuple[Moment, ...]:
+             lowering: Lowering = Lowering(), storage: Storage = Storage(),
+             keep: Keep | None = None,
+             pshare: Callable[[str, Aff], Aff] | None = None) -> tuple[Moment, ...]:
     """Every moment of one step (see the module's docstring); ``optimizer_temp`` maps the
     parameter tensors' bytes to the update's temporaries."""
     train = mode is Mode.train
-    layers = _layers(analysis, compute, device, train, share, lowering, storage)
+    layers = _layers(analysis, compute, device, train, share, lowering, storage, keep, pshare)
     last = layers[-1]
     logits = (0, prod(analysis.layers[-1].output) * 4)
+    if keep is not None:        # a layout: the loss is on the last pipeline stage, vocab-parallel
+        logits = share(analysis.layers[-1].name, logits)
     moments, live = _forward(layers, logits, bool(compute))
     if not train or not any(la.grad for la in layers):
         return tuple(moments)
@@ -282,3 +316,52 @@ def largest_batch(moments: tuple[Moment, ...], persistent: Aff, capacity: int) -
         b = (capacity - fixed) // per
         best = b if best is None else min(best, b)
     return None if best is None else max(best, 0)
+
+
+# ---- parallelism over the walk --------------------------------------------------------------
+
+def in_flight(moments: tuple[Moment, ...], pp: int) -> tuple[Moment, ...]:
+    """1F1B: the first stage holds the activations of ``pp`` micro-batches (Korthikanti et al.
+    Section 4.2.3): the ``pp − 1`` before this one keep what one micro-batch's forward saved."""
+    fwd = [m for m in moments if m.phase == "forward"]
+    held = fwd[-1].acts if fwd else ZERO
+    extra = ((pp - 1) * held[0], (pp - 1) * held[1])
+    return tuple(replace(m, acts=add(m.acts, extra)) if m.phase != "optimizer" else m for m in moments)
+
+
+def zero_moments(moments: tuple[Moment, ...], analysis: Analysis, s: Any,
+                  share: Callable[[str, Aff], Aff]) -> tuple[Moment, ...]:
+    """ZeRO over dp devices, moment by moment: stage ≥ 2 keeps each device's 1/dp of the
+    gradients made so far, beside the running layer's whole gradient (made, then reduce-scattered);
+    stage 3 also gathers the whole parameters of the running layer and of the next one (the
+    prefetch: FSDP's ``BACKWARD_PRE``, DeepSpeed's prefetch bucket) while they compute; the update
+    works on 1/dp of the tensors."""
+    held = {st.name: share(st.name, (st.params, 0))[0] for st in analysis.layers
+            if st.params}                                   # elements of each layer with parameters
+    order = list(held)
+    sb = s.states
+    gb = 0 if s.precision is Precision.megatron else sb.grads    # megatron's are persistent
+
+    def gathered(layer: str, step: int) -> int:
+        if s.zero < 3 or layer not in held:
+            return 0
+        i = order.index(layer)
+        nxt = order[i + step] if 0 <= i + step < len(order) else None
+        return math.ceil(sb.params * (held[layer] + (held[nxt] if nxt else 0)))
+
+    out = []
+    for m in moments:
+        layer = m.layer.removesuffix(" (cast)")
+        extra, grads = 0, m.grads
+        if m.phase == "forward":
+            extra = gathered(layer, 1)
+        elif m.phase == "backward":
+            extra = gathered(layer, -1)
+            if s.zero >= 2:
+                grads = (m.grads[0] // s.dp, m.grads[1] // s.dp)
+                extra += math.ceil(gb * held.get(layer, 0)) if not m.layer.endswith("(cast)") else 0
+        else:
+            grads = (m.grads[0] // s.dp, 0) if s.zero >= 2 else m.grads
+            extra = -(m.temps[0] - m.temps[0] // s.dp)        # the update's buffers: 1/dp
+        out.append(replace(m, temps=add(m.temps, (extra, 0)), grads=grads))
+    return tuple(out)

@@ -91,23 +91,23 @@ def parallel(gpus: int | None, tp: int | None, pp: int | None, spec_gpus: int | 
              cpu: bool) -> Parallel:
     """Resolve the flags: ``--gpus`` defaults to the spec's ``gpus:`` on a GPU device and 1 on the
     CPU (one device); ``--tp`` to the spec's ``gpus:`` where it divides ``--gpus``, else 1."""
-    if pp not in (None, 1):
-        raise CostError(f"--pp {pp}: pipeline parallelism is not modelled yet; only --pp 1",
-                                "hint: split the devices with --tp and data parallelism (--gpus)")
+    p = pp or 1
+    if p < 1:
+        raise CostError(f"--pp: expected a positive number of pipeline stages, got {p}")
     spec = spec_gpus or 1
     if cpu:
-        if (gpus or 1) > 1 or (tp or 1) > 1:
-            raise CostError("--device cpu is one device: --gpus and --tp must be 1 there",
-                                    "hint: name a GPU of the table (--device h100) to split")
+        if (gpus or 1) > 1 or (tp or 1) > 1 or p > 1:
+            raise CostError("--device cpu is one device: --gpus, --tp and --pp must be 1 there",
+                            "hint: name a GPU of the table (--device h100) to split")
         return Parallel()
-    total = gpus if gpus is not None else spec
-    t = tp if tp is not None else (spec if total % spec == 0 else 1)
+    total = gpus if gpus is not None else spec * p
+    t = tp if tp is not None else (spec if total % (spec * p) == 0 else 1)
     if t < 1 or total < 1:
         raise CostError("--gpus and --tp: expected positive numbers of devices")
-    if total % t:
-        raise CostError(f"--gpus {total} is not divisible by tp · pp = {t}",
-                                "hint: --gpus = tp · dp · pp (all the devices)")
-    return Parallel(tp=t, dp=total // t)
+    if total % (t * p):
+        raise CostError(f"--gpus {total} is not divisible by tp · pp = {t * p}",
+                        "hint: --gpus = tp · dp · pp (all the devices)")
+    return Parallel(tp=t, dp=total // (t * p), pp=p)
 
 
 # ---- the margin a "fits" verdict keeps -------------------------------------------------------
