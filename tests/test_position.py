@@ -335,3 +335,30 @@ def test_position_ops_export_and_import_back(tmp_path: Path) -> None:
              "  - {name: pe, op: pos_embedding, kind: sinusoidal, length: 20, start: 1}"])).layers]
     rt = round_trip(compiled, imported)
     assert rt.ok, rt
+
+
+class TiedLM(nn.Module):
+    """A token model whose output layer is its embedding (Hugging Face's GPT2LMHeadModel ties
+    lm_head.weight to transformer.wte.weight)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(50, 16)
+        self.ln_f = nn.LayerNorm(16)
+        self.lm_head = nn.Linear(16, 50, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.ln_f(self.wte(ids)))
+
+
+def test_import_writes_tie_for_a_shared_weight() -> None:
+    model = TiedLM()
+    imported = from_module(model, (12,), input_dtype="int64")
+    assert "{name: lm_head, op: linear, out: 50, bias: false, tie: wte}" in imported.text
+    head = imported.spec.layer("lm_head")
+    assert head.tie == "wte"
+    a = archviz.analyze(imported.spec)
+    assert a.totals.params == sum(p.numel() for p in model.parameters())
+    rt = round_trip(model, imported)
+    assert rt.ok, rt
