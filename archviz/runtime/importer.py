@@ -35,7 +35,7 @@ from ..ops import OPS
 from ..ops.dtypes import note as dtype_note
 from ..ops.source import TENSOR, Mapped, Unmapped, Weight
 from ..spec import INPUT
-from ..spec.write import Header
+from ..spec.write import TIE, Header
 from .inputs import example_input, id_bound
 from .mapping import (
     PREFIX,
@@ -316,6 +316,7 @@ class _Walk:
         self.renames: dict[str, str] = {}
         self.called: dict[str, int] = {}
         self.scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
+        self.owners: dict[int, str] = {}           # id of a module's weight → the layer that holds it first
         self.output: list[str] = []
 
     def run(self, cls: str) -> None:
@@ -346,6 +347,7 @@ class _Walk:
             self.values[node] = self.values[tensor_ins[0]]  # an identity: readers read its input
             return
         m = self._module(node)
+        mapped = self._tie(m, mapped)
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
             params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
@@ -357,9 +359,20 @@ class _Walk:
             "traced at import: not compiled", lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
+        if m is not None and isinstance(m._parameters.get("weight"), nn.Parameter):
+            self.owners.setdefault(id(m._parameters["weight"]), made[0])
         if m is None and mapped[0][0] != "opaque":   # parameters read as attributes: the op's weight keys
             for key, weight in zip(OPS[mapped[0][0]].onnx_weights, _params_read(source), strict=False):
                 self.name_map[weight] = f"{made[0]}.{key}"
+
+    def _tie(self, m: nn.Module | None, mapped: Mapped | None) -> Mapped | None:
+        """A module whose ``weight`` is the very Parameter of a module mapped before it (Hugging
+        Face's lm_head and wte): its first layer says ``tie:`` that layer (the weight counted once)."""
+        w = m._parameters.get("weight") if m is not None else None
+        if not mapped or w is None or id(w) not in self.owners:
+            return mapped
+        (op, settings), *rest = mapped
+        return ((op, {**settings, TIE: self.owners[id(w)]}), *rest)
 
     def _module(self, node: fx.Node) -> nn.Module | None:
         """The module a call_module node calls (one with weights may be called once only)."""

@@ -28,7 +28,7 @@ from ..errors import ArchvizError
 from ..ops import OPS, OpKind
 from ..ops.source import Mapped, Source, Unmapped
 from ..spec import INPUT, Spec, loads
-from ..spec.write import LOWERING, Entry, Header, fold, write
+from ..spec.write import LOWERING, TIE, Entry, Header, fold, write
 
 Shape = tuple[int, ...]
 PREFIX = "layer_"   # for a module path whose first segment is not a name: 0.conv → layer_0.conv
@@ -246,11 +246,12 @@ class Names:
 
 def settings_of(op: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """All of an op's settings: the given ones, defaults for the rest (typed as a loaded spec's);
-    the layer key ``lowering``, if given (the source runs torch's implementation), kept beside
-    them for the writer."""
+    the layer keys ``lowering`` (the source runs torch's implementation) and ``tie`` (its weight
+    is another layer's), if given, kept beside them for the writer."""
     kind = OPS[op]
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if k != LOWERING}
-    own = {LOWERING: given[LOWERING]} if LOWERING in given else {}
+    keys = (LOWERING, TIE)
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if k not in keys}
+    own = {k: given[k] for k in keys if k in given}
     return {**kind.settings(kind.make(values)), **own}
 
 
@@ -286,8 +287,12 @@ class Layers:
 
     def rename(self, short: Mapping[str, str]) -> None:
         """Give layers new names (readers follow)."""
-        self.entries = [replace(e, name=short.get(e.name, e.name),
-                                inputs=tuple(short.get(s, s) for s in e.inputs)) for e in self.entries]
+        def follow(e: Entry) -> Entry:   # readers and ties follow
+            settings = {k: short.get(v, v) if k == TIE else v for k, v in e.settings.items()}
+            return replace(e, name=short.get(e.name, e.name), inputs=tuple(short.get(s, s) for s in e.inputs),
+                           settings=settings)
+
+        self.entries = [follow(e) for e in self.entries]
         self.traced = {short.get(k, k): v for k, v in self.traced.items()}
         self.opaque = [short.get(k, k) for k in self.opaque]
 

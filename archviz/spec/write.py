@@ -23,14 +23,16 @@ from .load import INPUT, SPEC_VERSION, Spec, loads
 IN = "$in"
 
 
-LOWERING = "lowering"   # the general layer key an importer may add to an entry's settings
+LOWERING = "lowering"   # the general layer keys an importer may add to an entry's settings
+TIE = "tie"             # a module whose weight is another's (tied embeddings): `tie: wte`
 
 
 @dataclass(frozen=True)
 class Entry:
     """One layer to write: its op's settings as typed values (all fields), its inputs by name.
-    ``settings`` may also hold the layer key ``lowering`` (an importer records that the source
-    module uses torch's implementation: ``lowering: torch``); it is written as it is."""
+    ``settings`` may also hold the layer keys ``lowering`` (an importer records that the source
+    module uses torch's implementation: ``lowering: torch``) and ``tie`` (its weight is another
+    layer's); they are written as they are."""
 
     name: str
     op: str
@@ -237,8 +239,8 @@ def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | No
 
 
 def _same(a: Spec, b: Spec) -> bool:
-    return [(la.name, la.op, la.params, la.inputs, la.lowering) for la in a.layers] == \
-        [(la.name, la.op, la.params, la.inputs, la.lowering) for la in b.layers]
+    return [(la.name, la.op, la.params, la.inputs, la.lowering, la.tie) for la in a.layers] == \
+        [(la.name, la.op, la.params, la.inputs, la.lowering, la.tie) for la in b.layers]
 
 
 def fold(header: Header, entries: Sequence[Entry]) -> str:
@@ -293,10 +295,10 @@ def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) ->
 
 def entry_of(layer: Any) -> Entry:
     """A loaded :class:`~archviz.spec.Layer` as an :class:`Entry` (all its typed settings, and its
-    own ``lowering`` if it states one)."""
-    own = {LOWERING: layer.lowering} if layer.lowering else {}
+    own ``lowering`` and ``tie`` where it states them)."""
+    own = {k: v for k, v in ((LOWERING, layer.lowering), (TIE, layer.tie)) if v}
     return Entry(layer.name, layer.op, {**OPS[layer.op].settings(layer.params), **own}, layer.inputs,
                  layer.note)
 
 
-__all__ = ["LOWERING", "Entry", "Header", "fold", "write", "entry_of", "replace"]
+__all__ = ["LOWERING", "TIE", "Entry", "Header", "fold", "write", "entry_of", "replace"]
