@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import archviz
+import archviz.runtime.compile
 import archviz.runtime.export as export_mod
 from archviz.ops.lowering import Lowering
 
@@ -37,6 +38,16 @@ layers:
   - {name: kt, op: transpose, dim0: 0, dim1: 1}
   - {name: sim, op: matmul, from: [q, kt]}
 """
+# cross-attention: the memory (6, 24) read by a second input
+CROSS = """name: cross
+input: [10, 32]
+layers:
+  - {name: t1, op: transpose, dim0: 0, dim1: 1}
+  - {name: short, op: linear, out: 6}
+  - {name: t2, op: transpose, dim0: 0, dim1: 1}
+  - {name: mem, op: linear, out: 24}
+  - {name: attn, op: attention, heads: 4, causal: true, from: [input, mem]}
+"""
 
 # Runs in a fresh interpreter: exec the exported file, load the state dict, run the saved input
 CHILD = """
@@ -54,7 +65,7 @@ with torch.no_grad():
 
 
 @pytest.mark.parametrize("lowering", ["eager", "sdpa"])
-@pytest.mark.parametrize("text", [GPT, SCORES], ids=["gpt", "scores"])
+@pytest.mark.parametrize("text", [GPT, SCORES, CROSS], ids=["gpt", "scores", "cross"])
 def test_exported_source_runs_fresh_with_the_compiled_weights(tmp_path: Path, text: str,
                                                               lowering: str) -> None:
     sp = archviz.loads(text, "t.yaml")
@@ -65,7 +76,8 @@ def test_exported_source_runs_fresh_with_the_compiled_weights(tmp_path: Path, te
     modules = {a.name for n in imports if isinstance(n, ast.Import) for a in n.names}
     assert modules | {n.module for n in imports if isinstance(n, ast.ImportFrom)} == {"torch"}
     defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-    assert defined == {"Attention", "Gpt", "GatedMLP"} if text == GPT else {"Attention", "Scores"}
+    own = {"Attention", "GatedMLP"} if text == GPT else {"Attention"}
+    assert defined == own | {archviz.runtime.compile.class_name(sp.name)}
     torch.manual_seed(0)
     model = archviz.to_module(sp, lowering=low).eval()
     x = torch.randn(3, 10, 32)
