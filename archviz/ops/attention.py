@@ -3,7 +3,9 @@
 heads, Ainslie et al. 2023; rotary position embedding, Su et al. 2021, as Llama applies it).
 
 Per example, an input (S, D) (or (..., S, D): the leading dims are more sequences, Swin's
-windows) gives (S, D). With H query heads, KV key/value heads and head size hd:
+windows) gives (S, D). A second input, the memory (S_kv, D_kv), makes it cross-attention (the
+Transformer's decoder): k and v project the memory, so S_kv and D_kv replace S and D in their
+terms below. With H query heads, KV key/value heads and head size hd:
 
     q = x·W_q (S, H·hd)   k = x·W_k, v = x·W_v (S, KV·hd)   per head h, its K/V head g = h·KV/H:
     A_h = softmax(q_h·k_gᵀ / √hd + mask) (S, S)   y = [A_1·v_1, …, A_H·v_H]·W_o (S, D)
@@ -21,7 +23,7 @@ from math import prod
 
 from . import receptive as rf
 from .fields import BoolField, FloatField, PosInt, param
-from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, register
+from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
 
@@ -45,7 +47,8 @@ class AttentionParams:
 @dataclass(frozen=True)
 class Dims:
     """A layer's sizes: sequences B (the leading dims' product), length S, model width D, heads H,
-    K/V heads KV, head size hd."""
+    K/V heads KV, head size hd; the keys' and values' length S_kv and width D_kv (S and D, or
+    cross-attention's memory's)."""
 
     b: int
     s: int
@@ -53,16 +56,24 @@ class Dims:
     h: int
     kv: int
     hd: int
+    t: int
+    dkv: int
+
+    @property
+    def cross(self) -> bool:
+        return (self.t, self.dkv) != (self.s, self.d)
 
 
 @register
 class Attention(OpKind):
     name, family = "attention", "attention"
-    doc = ("multi-head self-attention with its q, k, v and output projections (S, D) → (S, D);"
-           " grouped-query heads, causal mask, rotary embedding (nn.MultiheadAttention, GPT-2, Llama)")
+    doc = ("multi-head attention with its q, k, v and output projections (S, D) → (S, D); a second"
+           " input (from: [x, memory]) is cross-attention's keys and values; grouped-query heads,"
+           " causal mask, rotary embedding (nn.MultiheadAttention, GPT-2, Llama)")
     Params = AttentionParams
     example = {"name": "attn", "op": "attention", "heads": 4}
     counts_neurons = False
+    inputs = (1, 2)   # a second input: cross-attention's memory (keys and values), (S_kv, D_kv)
     # eager: the paper's arithmetic as separate torch ops (S×S scores saved); sdpa:
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
@@ -71,14 +82,18 @@ class Attention(OpKind):
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
         *lead, s, d = ins[0]
+        t, dkv = ins[-1][-2:]
         kv = p.kv_heads or p.heads
-        return Dims(prod(lead), s, d, p.heads, kv, p.head_dim or d // p.heads)
+        return Dims(prod(lead), s, d, p.heads, kv, p.head_dim or d // p.heads, t, dkv)
 
     def infer(self, p: AttentionParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = ins[0]
         if len(shape) < 2:
             raise OpError(f"attention needs an (S, D) input, got ({shape[0]},)",
                           hint="hint: token ids go through an embedding first")
+        if len(ins) == 2 and (len(ins[1]) != len(shape) or ins[1][:-2] != shape[:-2]):
+            raise OpError(f"cross-attention's memory {fmt_shape(ins[1])} must be (S_kv, D_kv) with the"
+                          f" leading dims of the queries {fmt_shape(shape)}", "from")
         d = shape[-1]
         if p.head_dim is None and d % p.heads:
             raise OpError(f"heads {p.heads} does not divide the model width D = {d}", "heads",
@@ -94,9 +109,11 @@ class Attention(OpKind):
     def arithmetic(self, p: AttentionParams, x: Dims) -> str:
         """``q, k, v 768 → 12×64; QKᵀ: 12 heads × (1024×64)·(64×1024) → 12×1024×1024; ·V → 1024×768;
         out 768 → 768; K/V 1,536 values a token``."""
-        kv = f"q {x.d} → {x.h}×{x.hd}, k, v {x.d} → {x.kv}×{x.hd} ({x.h // x.kv} query heads a K/V head)" \
-            if x.kv != x.h else f"q, k, v {x.d} → {x.h}×{x.hd}"
-        qk = f"QKᵀ: {x.h} heads × ({x.s}×{x.hd})·({x.hd}×{x.s}) → {x.h}×{x.s}×{x.s}"
+        kv = f"q {x.d} → {x.h}×{x.hd}, k, v {x.dkv} → {x.kv}×{x.hd} ({x.h // x.kv} query heads a K/V head)" \
+            if x.kv != x.h or x.dkv != x.d else f"q, k, v {x.d} → {x.h}×{x.hd}"
+        if x.cross:
+            kv = f"cross: k, v from the memory ({x.t}, {x.dkv}); {kv}"
+        qk = f"QKᵀ: {x.h} heads × ({x.s}×{x.hd})·({x.hd}×{x.t}) → {x.h}×{x.s}×{x.t}"
         mask = " (causal mask; MACs count the full square)" if p.causal else ""
         each = f", for each of {x.b:,}" if x.b > 1 else ""
         return (f"{kv}; {qk}{mask}; ·V → {x.s}×{x.h * x.hd}; out {x.h * x.hd} → {x.d};"
@@ -109,20 +126,20 @@ class Attention(OpKind):
 
     def params(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
-        weights = x.d * x.h * x.hd + 2 * x.d * x.kv * x.hd + x.h * x.hd * x.d   # W_q, W_k, W_v, W_o
+        weights = x.d * x.h * x.hd + 2 * x.dkv * x.kv * x.hd + x.h * x.hd * x.d   # W_q, W_k, W_v, W_o
         biases = (x.h * x.hd + 2 * x.kv * x.hd if p.bias else 0) + (x.d if self._out_bias(p) else 0)
         return weights + biases
 
     def macs(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
-        proj = x.s * x.d * x.h * x.hd + 2 * x.s * x.d * x.kv * x.hd + x.s * x.h * x.hd * x.d
-        scores = 2 * x.h * x.s * x.s * x.hd   # QKᵀ and ·V, S·S·hd each per head: the full square
+        proj = x.s * x.d * x.h * x.hd + 2 * x.t * x.dkv * x.kv * x.hd + x.s * x.h * x.hd * x.d
+        scores = 2 * x.h * x.s * x.t * x.hd   # QKᵀ and ·V, S·S_kv·hd each per head: the full square
         return x.b * (proj + scores)
 
     def work(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
-        rope = 3 * x.s * (x.h + x.kv) * x.hd if p.rope else 0   # q·cos + rotate(q)·sin, for q and k
-        return x.b * (7 * x.h * x.s * x.s + rope)   # scale, mask, softmax (5) per score
+        rope = 3 * (x.s * x.h + x.t * x.kv) * x.hd if p.rope else 0   # q·cos + rotate(q)·sin, q and k
+        return x.b * (7 * x.h * x.s * x.t + rope)   # scale, mask, softmax (5) per score
 
     @staticmethod
     def _out_bias(p: AttentionParams) -> bool:
@@ -136,9 +153,10 @@ class Attention(OpKind):
         # archviz's module (archviz/runtime/attention.py): q_proj, k_proj, v_proj, o_proj
         x = self.dims(p, ins)
         kw = TorchLayer.given({"causal": False, "dropout": 0.0, "bias": True, "out_bias": True, "rope": False,
-                               "rope_theta": 10000.0, "sdpa": False},
+                               "rope_theta": 10000.0, "sdpa": False, "kv_dim": 0, "kv_seq": 0},
                               causal=p.causal, dropout=p.dropout, bias=p.bias, out_bias=self._out_bias(p),
-                              rope=p.rope, rope_theta=p.rope_theta, sdpa=(lowering or "eager") == "sdpa")
+                              rope=p.rope, rope_theta=p.rope_theta, sdpa=(lowering or "eager") == "sdpa",
+                              kv_dim=x.dkv if x.cross else 0, kv_seq=x.t if x.cross else 0)
         return TorchLayer("Attention", (x.d, x.h, x.kv, x.hd, x.s), kw)
 
     def saved(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
@@ -151,7 +169,7 @@ class Attention(OpKind):
             # the fused kernel (CPU flash attention; CUDA flash / memory-efficient) saves q, k, v (the
             # projections' outputs, KV heads), its output and the log-sum-exp per row, fp32; the
             # output, laid out (S, H·hd), is also the output projection's input
-            kv = x.b * x.kv * x.s * x.hd
+            kv = x.b * x.kv * x.t * x.hd
             tensors += (SavedTensor("q", x.b * x.h * x.s * x.hd, low), SavedTensor("k", kv, low),
                         SavedTensor("v", kv, low),
                         SavedTensor("logsumexp", x.b * x.h * x.s, "fp32"),
@@ -162,14 +180,14 @@ class Attention(OpKind):
         # output (S×S per head, also ·V's input without dropout), dropout's mask and output, v, then
         # the heads' output laid out (S, H·hd) for the output projection
         core = "fp32" if lowering == "sdpa" else low
-        square, head = x.b * x.h * x.s * x.s, x.b * x.h * x.s * x.hd
-        tensors += (SavedTensor("q (copy)", head, core), SavedTensor("kᵀ (copy)", head, core),
-                    SavedTensor("probabilities (S×S a head)", square, core))
+        square, head, keys = x.b * x.h * x.s * x.t, x.b * x.h * x.s * x.hd, x.b * x.h * x.t * x.hd
+        tensors += (SavedTensor("q (copy)", head, core), SavedTensor("kᵀ (copy)", keys, core),
+                    SavedTensor("probabilities (S×S_kv a head)", square, core))
         if p.dropout > 0:
             mask = "bool" if ac.device == "cuda" else core
             tensors += (SavedTensor("dropout mask", square, mask),
                         SavedTensor("dropped probabilities", square, core))
-        tensors += (SavedTensor("v (copy)", head, core), SavedTensor("heads' output", head, low))
+        tensors += (SavedTensor("v (copy)", keys, core), SavedTensor("heads' output", head, low))
         return Saved(tensors, low)
 
     @staticmethod
@@ -178,14 +196,21 @@ class Attention(OpKind):
         (autocast) one low-precision copy each, as autocast caches no activation casts; under
         autocast the weight copies (q, k, v only where the input carries a gradient), as linear's."""
         low, n = ac.low, x.b * x.s * x.d
-        if ac.ins[0] == low:
-            tensors: tuple[SavedTensor, ...] = (SavedTensor("input", n, low, "input"),)
+        tensors: tuple[SavedTensor, ...]
+        if len(ac.ins) == 2:   # cross-attention: q reads the input, k and v the memory (input 1)
+            m = x.b * x.t * x.dkv
+            tensors = ((SavedTensor("input", n, low, "input"),) if ac.ins[0] == low
+                       else (SavedTensor("input (q copy)", n, low),))
+            tensors += ((SavedTensor("memory", m, low, "input", 1),) if ac.ins[1] == low
+                        else tuple(SavedTensor(f"memory ({w} copy)", m, low) for w in "kv"))
+        elif ac.ins[0] == low:
+            tensors = (SavedTensor("input", n, low, "input"),)
         else:
             tensors = tuple(SavedTensor(f"input ({w} copy)", n, low) for w in "qkv")
         if ac.compute:
             if ac.grad_in:
                 tensors += (SavedTensor("W_q copy", x.d * x.h * x.hd, low, per_image=False),
-                            SavedTensor("W_k, W_v copies", 2 * x.d * x.kv * x.hd, low, per_image=False))
+                            SavedTensor("W_k, W_v copies", 2 * x.dkv * x.kv * x.hd, low, per_image=False))
             tensors += (SavedTensor("W_o copy", x.h * x.hd * x.d, low, per_image=False),)
         return tensors
 

@@ -104,7 +104,11 @@ class OpKind:
     example: ClassVar[dict[str, Any]] = {}
     # the input the example reads, as a spec writes it: (input, input_dtype); None: a (8, 12, 12) map
     example_input: ClassVar[tuple[tuple[int, ...], str] | None] = None
-    multi_input: ClassVar[bool] = False
+    multi_input: ClassVar[bool] = False   # a merge: its module is called with the list of its inputs
+    # how many inputs it reads (fewest, most; None: no bound); None: (2, None) for a merge, else
+    # (1, 1). An op reading one or two (attention: a second is cross-attention's memory) says
+    # (1, 2); its module is called with them as separate arguments
+    inputs: ClassVar[tuple[int, int | None] | None] = None
     counts_neurons: ClassVar[bool] = False
     # the ways this op can be built in torch, the default first (LRN: fast, torch); () for one way.
     # ``torch`` and ``saved`` receive the chosen one as ``lowering`` (archviz/ops/lowering.py)
@@ -136,6 +140,12 @@ class OpKind:
     def settings(self, p: Any) -> dict[str, Any]:
         """The params as a plain mapping (diff, JSON)."""
         return asdict(p)
+
+    def input_range(self) -> tuple[int, int | None]:
+        """(fewest, most) inputs the op reads; most None: any number (a merge)."""
+        if self.inputs is not None:
+            return self.inputs
+        return (2, None) if self.multi_input else (1, 1)
 
     def check_ranks(self, ins: tuple[Shape, ...]) -> None:
         """Refuse an input of a rank the op does not take (the analysis calls it before ``infer``):

@@ -33,6 +33,7 @@ from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
+from .attention import OWN as ATTENTION_OWN
 from .attention import Attention, GatedMLP, MatMul
 from .inputs import example_input
 from .layers import LAYERS as OWN_LAYERS
@@ -88,15 +89,16 @@ class Made:
         if self.own:   # archviz's own module: exported source defines it (export.py)
             return f"{self.cls.__name__}({', '.join(parts)})"
         cls = next(c for c in self.cls.__mro__ if c.__module__.startswith("torch.nn"))
-        if cls is nn.Module:   # archviz's own module (attention, gated_mlp): no torch class to name yet
+        if cls is nn.Module:   # an own module export.py does not define: no torch class to name
             raise ArchvizError(f"{self.cls.__name__}: exported Python source cannot write archviz's own"
                                f" {self.cls.__name__} module yet; export --format torchscript or onnx")
         return f"nn.{cls.__name__}({', '.join(parts)})"
 
     @property
     def own(self) -> bool:
-        """One of archviz's own modules, no torch layer's subclass (Scale, StochasticDepth)."""
-        return self.cls in OWN_LAYERS.values()
+        """One of archviz's own modules, no torch layer's subclass (Scale, StochasticDepth,
+        Attention, GatedMLP)."""
+        return self.cls in OWN_LAYERS.values() or self.cls in ATTENTION_OWN
 
     def expression(self, xs: list[str]) -> str:
         """A merge written over its input variables (exported source)."""
@@ -194,7 +196,7 @@ def _fx_graph(graph: Graph) -> fx.Graph:
     values: dict[str, fx.Node] = {INPUT: g.placeholder("x")}
     for layer in graph.order:
         args = [values[s] for s in layer.inputs]
-        values[layer.name] = g.call_module(layer.name, (args,) if OPS[layer.op].multi_input else (args[0],))
+        values[layer.name] = g.call_module(layer.name, (args,) if OPS[layer.op].multi_input else tuple(args))
     outs = [values[n] for n in graph.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()

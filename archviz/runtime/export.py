@@ -184,7 +184,7 @@ def _forward(a: Analysis, builds: dict[str, Made]) -> list[str]:
         if builds[la.name].inline is not None:
             expr = builds[la.name].expression(args)
         else:
-            expr = f"{_access(la.name, layers)}({args[0] if not OPS[la.op].multi_input else args})"
+            expr = f"{_access(la.name, layers)}({', '.join(args) if not OPS[la.op].multi_input else args})"
         out.append(f"        {var[la.name]} = {expr}  # {fmt_shape(stats[la.name].output)}")
     results = [var[n] for n in graph.outputs]
     out.append(f"        return {', '.join(results) if many else results[0]}")

@@ -21,6 +21,7 @@ from ..ops import OPS
 from ..ops.dtypes import ALIASES, DTYPES, FLOAT
 from ..ops.fields import FieldError
 from ..ops.lowering import lowering_ops
+from ..ops.registry import OpKind
 from . import bundled
 from .blocks import Expander, parse_blocks
 from .claims import Claim, parse_claims
@@ -398,7 +399,7 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
             raise doc.error(node, f"{name}: op {op_name} needs '{key}'"
                             + (f" ({fld.doc})" if fld.doc else ""))
     params = kind.make(values)  # the op's typed params: defaults filled, derived defaults resolved
-    inputs = _inputs(doc, entries, name, previous, kind.multi_input)
+    inputs = _inputs(doc, entries, name, previous, kind)
     expect = None
     if "expect" in entries:
         expect = read_shape(doc, entries["expect"][1], f"{name}.expect")
@@ -425,7 +426,10 @@ def _op_hint(word: str) -> str:
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,
-            previous: str, multi: bool) -> tuple[str, ...]:
+            previous: str, kind: OpKind) -> tuple[str, ...]:
+    """The layer's inputs (``from:``, else the previous layer), as many as the op reads
+    (:meth:`OpKind.input_range`)."""
+    multi = kind.multi_input
     if "from" not in entries:
         if multi:
             raise doc.error(entries["op"][1], f"{name}: a merge op needs 'from: [a, b, ...]'")
@@ -434,6 +438,14 @@ def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str
     names = read_from(doc, node, f"{name}.from")
     if multi and len(names) < 2:
         raise doc.error(node, f"{name}.from: a merge op needs at least two inputs, got {len(names)}")
-    if not multi and len(names) != 1:
+    lo, hi = kind.input_range()
+    if not multi and hi == 1 and len(names) != 1:
         raise doc.error(node, f"{name}.from: this op takes one input, got {len(names)}")
+    if len(names) < lo or (hi is not None and len(names) > hi):
+        most = "or more" if hi is None else f"to {_COUNTS.get(hi, hi)}"
+        raise doc.error(node, f"{name}.from: {kind.name} takes {_COUNTS.get(lo, lo)} {most} inputs,"
+                        f" got {len(names)}")
     return tuple(names)
+
+
+_COUNTS = {1: "one", 2: "two", 3: "three"}

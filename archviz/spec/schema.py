@@ -65,6 +65,11 @@ def op_schema(kind: OpKind) -> Json:
         required.append("from")
         props["from"] = {"type": "array", "items": {"type": "string"}, "minItems": 2,
                          "description": "the layers it merges (two or more)"}
+    elif kind.input_range()[1] != 1:   # one input or more (attention: a second is the memory)
+        lo, hi = kind.input_range()
+        props["from"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                                        "minItems": lo, "maxItems": hi}],
+                         "description": "the layers it reads; default: the previous layer"}
     return {"title": kind.name, "description": kind.doc, "type": "object", "properties": props,
             "required": required, "additionalProperties": False}
 
