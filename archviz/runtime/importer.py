@@ -310,7 +310,7 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
         type(model), input_shape, walk.renames, how), input_dtype=input_dtype)
     spec, text = layers.spec(header)
     return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
-                    gm.meta.get("constant_flops", 0))
+                    constant_flops=gm.meta.get("constant_flops", 0))
 
 
 class _Walk:

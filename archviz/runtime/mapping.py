@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -56,7 +56,9 @@ class Imported:
     renames: Mapping[str, str]       # module path → layer name, where they differ
     opaque: tuple[str, ...] = ()     # layers kept as `opaque` (--allow-opaque)
     warnings: tuple[str, ...] = ()
-    constant_flops: int = 0          # per example: the source's work that reads no input (captured models)
+    # per example: the source's work that reads no input (captured models); keyword-only, so a
+    # subclass's positional fields (OnnxImported.transposed) stay where they were
+    constant_flops: int = field(default=0, kw_only=True)
 
 
 # --- which op a node belongs to -------------------------------------------------------------------
