@@ -104,6 +104,7 @@ def test_every_torch_module_of_an_op_maps_to_that_op() -> None:
             nn.PixelShuffle: nn.PixelShuffle(2),
             nn.PixelUnshuffle: nn.PixelUnshuffle(2), nn.RMSNorm: nn.RMSNorm(6),
             nn.MultiheadAttention: nn.MultiheadAttention(6, 2, batch_first=True)}
+    made.update(_transformers_modules())
     for op in OPS.values():
         for name in filter(_installed, op.torch_modules):
             cls = mapping.resolvable(name)
@@ -117,6 +118,18 @@ def test_every_torch_module_of_an_op_maps_to_that_op() -> None:
             out = (8,) if cls is nn.Linear else (4, 1, 1)
             layers = mapping.map_module(module, ins, out)
             assert layers and layers[0][0] == op.name, (name, layers)
+
+
+def _transformers_modules() -> dict[type, object]:
+    """transformers' Llama modules an op names, built from a small config (where it is installed)."""
+    try:
+        from transformers import LlamaConfig
+        from transformers.models.llama import modeling_llama as llama
+    except ImportError:
+        return {}
+    cfg = LlamaConfig(hidden_size=6, intermediate_size=8, num_attention_heads=2, num_key_value_heads=1)
+    return {llama.LlamaRMSNorm: llama.LlamaRMSNorm(6), llama.LlamaMLP: llama.LlamaMLP(cfg),
+            llama.LlamaAttention: llama.LlamaAttention(cfg, 0)}
 
 
 def test_unsupported_variants_are_refused_by_the_op() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
+from typing import Any
 
 from . import receptive as rf
 from .fields import BoolField, FloatField, PosInt, param
@@ -77,7 +78,7 @@ class Attention(OpKind):
     # eager: the paper's arithmetic as separate torch ops (S×S scores saved); sdpa:
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
-    torch_modules = ("torch.nn.MultiheadAttention",)
+    torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention")
 
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
@@ -223,6 +224,8 @@ class Attention(OpKind):
     def from_module(self, src: Source) -> Mapped:
         # nn.MultiheadAttention, called as mha(x, x, x): self-attention, batch first, packed q, k, v
         a = src.attrs
+        if "config" in a:
+            return self._from_config(a["config"], bool(a.get("is_causal", True)))
         if not a.get("batch_first"):
             raise Unmapped("batch_first=False (archviz's sequences are batch first: (N, S, D))")
         if a.get("kdim") != a["embed_dim"] or a.get("vdim") != a["embed_dim"]:
@@ -233,6 +236,22 @@ class Attention(OpKind):
             raise Unmapped("cross-attention (query and key/value from different tensors)")
         return self.layer(heads=a["num_heads"], dropout=float(a["dropout"]),
                           bias=a.get("in_proj_bias") is not None)
+
+    def _from_config(self, config: Any, causal: bool) -> Mapped:
+        """transformers' LlamaAttention, read from its config: heads, K/V heads, head size, biases,
+        dropout, RoPE's θ and the attention implementation the model runs (eager or sdpa)."""
+        impl = getattr(config, "_attn_implementation", None) or "eager"
+        if impl not in self.lowerings:
+            raise Unmapped(f"attention implementation {impl!r} (archviz lowers to eager or sdpa)")
+        scaling = getattr(config, "rope_scaling", None) or {}
+        if scaling.get("rope_type", "default") != "default":
+            raise Unmapped(f"rope_scaling {scaling.get('rope_type')!r} (archviz's RoPE is the default one)")
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        theta = getattr(config, "rope_theta", None) or scaling.get("rope_theta", 10000.0)
+        return self.layer(heads=heads, kv_heads=config.num_key_value_heads, head_dim=head_dim, causal=causal,
+                          dropout=float(config.attention_dropout), bias=bool(config.attention_bias),
+                          rope=True, rope_theta=float(theta), lowering=impl)
 
     def label(self, p: AttentionParams) -> str:
         parts = [f"{p.heads} heads"] + ([f"{p.kv_heads} kv"] if p.kv_heads not in (None, p.heads) else [])

@@ -14,14 +14,10 @@ spec is checked against the trace: every layer's analysed output shape must equa
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
-import inspect
 import io
 import operator
 import re
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,80 +46,11 @@ from .mapping import (
     supported_functions,
     supported_modules,
 )
+from .target import load_target, written_as  # noqa: F401  (load_target: the import's API)
 
 Shape = tuple[int, ...]
 __all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "from_module", "load_target", "load_weights",
            "round_trip", "trace", "via_export"]
-
-
-# --- loading a target ---------------------------------------------------------------------------
-
-FILE_PREFIX = "archviz_import_"   # the module name a path/to/file.py target is imported under
-
-
-def written_as(cls: type) -> str:
-    """A class as the user names it: ``mynet.py:Net`` for a class of an imported file (not its
-    module name ``archviz_import_mynet``), else ``package.module.Class``."""
-    if cls.__module__.startswith(FILE_PREFIX):
-        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
-        return f"{Path(path).name if path else cls.__module__[len(FILE_PREFIX):] + '.py'}:{cls.__qualname__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def load_target(target: str) -> nn.Module:
-    """``package.module:factory_or_class`` or ``path/to/file.py:Name`` → the module it makes."""
-    where, sep, attr = target.rpartition(":")
-    if not sep or not where or not attr:
-        raise ImportFailed(f"{target}: expected package.module:Name, path/to/file.py:Name or a .onnx file")
-    try:
-        if where.endswith(".py") or "/" in where or "\\" in where:
-            path = Path(where)
-            if path.is_dir():
-                raise ImportFailed(f"{target}: {where} is a directory, not a Python file")
-            if not path.is_file():
-                raise ImportFailed(f"{target}: no file {where}")
-            spec = importlib.util.spec_from_file_location(f"{FILE_PREFIX}{path.stem}", path)
-            assert spec is not None and spec.loader is not None
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = mod
-            spec.loader.exec_module(mod)
-        else:
-            mod = importlib.import_module(where)
-    except ImportFailed:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - user code may raise anything, even SystemExit
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise ImportFailed(f"{target}: cannot import {where}: {type(exc).__name__}: {exc}") from None
-    obj = getattr(mod, attr, None)
-    if obj is None:
-        names = [n for n in dir(mod) if not n.startswith("_")]
-        from ..errors import did_you_mean
-        raise ImportFailed(f"{target}: {where} has no attribute {attr!r}", did_you_mean(attr, names))
-    return _instantiate(obj, target)
-
-
-def _instantiate(obj: Any, target: str) -> nn.Module:
-    if isinstance(obj, nn.Module):
-        return obj
-    if not callable(obj):
-        raise ImportFailed(f"{target}: is a {type(obj).__name__}, not a module, class or factory")
-    try:
-        sig = inspect.signature(obj)
-        needed = [p.name for p in sig.parameters.values() if p.default is p.empty
-                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    except (TypeError, ValueError):
-        needed = []
-    if needed:
-        raise ImportFailed(f"{target}: needs arguments ({', '.join(needed)})",
-                           "hint: write a function that takes none and returns the model, and import that")
-    try:
-        model = obj()
-    except Exception as exc:  # noqa: BLE001 - the user's constructor
-        raise ImportFailed(f"{target}: calling it failed: {type(exc).__name__}: {exc}") from None
-    if not isinstance(model, nn.Module):
-        raise ImportFailed(f"{target}: returned a {type(model).__name__}, not a torch.nn.Module")
-    return model
 
 
 # --- tracing ------------------------------------------------------------------------------------
@@ -284,11 +211,19 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     input_shape = tuple(input_shape)
     if not 1 <= len(input_shape) <= MAX_RANK:
         raise ImportFailed(f"input: expected 1 to {MAX_RANK} sizes, got {input_shape}")
+    how = "traced with torch.fx"
     try:
         gm = trace(model, input_shape, input_dtype)
     except FxFailed as fx_failed:
-        return via_export(model, input_shape, fx_failed, name=name, allow_opaque=allow_opaque, source=source,
-                          input_dtype=input_dtype)
+        if not _capture_first(model):
+            try:
+                return via_export(model, input_shape, fx_failed, name=name, allow_opaque=allow_opaque,
+                                  source=source, input_dtype=input_dtype)
+            except ImportFailed as export_failed:
+                gm = _run_capture(model, input_shape, input_dtype, export_failed)
+        else:
+            gm = _run_capture(model, input_shape, input_dtype, fx_failed)
+        how = "captured by running it once (torch.fx cannot trace it)"
     walk = _Walk(gm, allow_opaque)
     walk.run(type(model).__name__)
     layers = walk.layers
@@ -299,9 +234,10 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
                            " can be imported")
     layers.rename(_module_names(walk.scopes, layers))
     header = Header(name or type(model).__name__, input_shape, source, comments=_comments(
-        type(model), input_shape, walk.renames), input_dtype=input_dtype)
+        type(model), input_shape, walk.renames, how), input_dtype=input_dtype)
     spec, text = layers.spec(header)
-    return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings))
+    return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
+                    constant_flops=gm.meta.get("constant_flops", 0))
 
 
 class _Walk:
@@ -472,8 +408,53 @@ def _module_names(scopes: Mapping[str, list[str]], layers: Layers) -> dict[str, 
     return out
 
 
-def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str]) -> tuple[str, ...]:
-    lines = [f"Imported by `archviz import` from {written_as(cls)}, traced with torch.fx"
+def _capture_first(model: nn.Module) -> bool:
+    """A Hugging Face ``transformers`` model, or torch's own layer (``nn.TransformerEncoderLayer``):
+    fx cannot trace its forward (masks, caches, ``**kwargs``, fast-path checks; transformers' own fx
+    tracer fails on torch 2.13) and torch.export's ONNX graph spells attention out op by op, so it
+    is captured by running, before torch.export is tried."""
+    return any(c.__module__.startswith(("transformers.", "torch.nn.")) for c in type(model).__mro__[:-2])
+
+
+def _run_capture(model: nn.Module, input_shape: Shape, input_dtype: str,
+                 failed: ImportFailed) -> fx.GraphModule:
+    """:func:`.capture.capture` on a (2, *input) example in eval mode, without the cache; where it
+    fails, ``failed`` (fx's or torch.export's message) stands with the reason added."""
+    from .capture import ValueRead, capture
+
+    was = model.training
+    model.eval()
+    try:
+        with no_cache(model):
+            return capture(model, example_input(input_shape, input_dtype, batch=2, random=True))
+    except ValueRead as exc:
+        raise ImportFailed(f"{failed.message}; it cannot be captured by running either: {exc}",
+                           failed.hint) from None
+    except Exception as exc:  # noqa: BLE001 - the user's forward
+        raise ImportFailed(f"{failed.message}; running it to capture its graph failed too:"
+                           f" {_refusal(exc)}", failed.hint) from None
+    finally:
+        model.train(was)
+
+
+@contextlib.contextmanager
+def no_cache(model: nn.Module) -> Iterator[None]:
+    """A transformers model run without its key/value cache (``config.use_cache = False``): a cache
+    is no layer, and ``past_key_values`` are dropped from the outputs."""
+    config = getattr(model, "config", None)
+    cache = getattr(config, "use_cache", None)
+    if cache is not None:
+        config.use_cache = False
+    try:
+        yield
+    finally:
+        if cache is not None:
+            config.use_cache = cache
+
+
+def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str],
+              how: str = "traced with torch.fx") -> tuple[str, ...]:
+    lines = [f"Imported by `archviz import` from {written_as(cls)}, {how}"
              f" on input {'x'.join(map(str, input_shape))}.",
              "Layer names are the source's module paths (state-dict keys stay the same)."]
     if renames:
@@ -520,12 +501,13 @@ class RoundTrip:
     spec_flops: int              # the same, compiled spec
     analysis_macs: int
     tolerance: float = 1e-5
+    constant_flops: int = 0      # of ``flops``: work that reads no input (a rotary table), no layer's
 
     @property
     def ok(self) -> bool:
         return (self.max_abs_diff <= self.tolerance
                 and self.params == self.spec_params == self.analysis_params
-                and self.flops == self.spec_flops == 2 * self.analysis_macs)
+                and self.flops - self.constant_flops == self.spec_flops == 2 * self.analysis_macs)
 
 
 def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip:
@@ -541,10 +523,14 @@ def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip
         analysis = analyze(imported.spec)
         x = example_input(analysis.input, analysis.input_dtype, batch=2, random=True,
                           vocab=id_bound(analysis), generator=torch.Generator().manual_seed(seed))
-        want, flops = count_flops(model, x)
+        with no_cache(model):   # autograd on: torch's fused inference paths hide their FLOPs
+            want, flops = count_flops(model, x, grad=True)
         got, spec_flops = count_flops(compiled, x)
     finally:
         model.train(was)
-    return RoundTrip(float((got - want).abs().max()), sum(p.numel() for p in model.parameters()),
+    from .capture import outputs
+
+    want = outputs(want)[0]   # a ModelOutput's or a tuple's first tensor: the spec's one output
+    return RoundTrip(float((got - want.detach()).abs().max()), sum(p.numel() for p in model.parameters()),
                      sum(p.numel() for p in compiled.parameters()), analysis.totals.params,
-                     flops, spec_flops, analysis.totals.macs)
+                     flops, spec_flops, analysis.totals.macs, constant_flops=imported.constant_flops)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -56,6 +56,9 @@ class Imported:
     renames: Mapping[str, str]       # module path → layer name, where they differ
     opaque: tuple[str, ...] = ()     # layers kept as `opaque` (--allow-opaque)
     warnings: tuple[str, ...] = ()
+    # per example: the source's work that reads no input (captured models); keyword-only, so a
+    # subclass's positional fields (OnnxImported.transposed) stay where they were
+    constant_flops: int = field(default=0, kw_only=True)
 
 
 # --- which op a node belongs to -------------------------------------------------------------------
@@ -316,12 +319,14 @@ def check(spec: Spec, traced: Mapping[str, Shape]) -> None:
                            + "\n  ".join(bad[:10]))
 
 
-def count_flops(model: Any, x: Any) -> tuple[Any, int]:
-    """``model(x)`` and its FLOPs per example by ``torch.utils.flop_counter`` (the round trips' count)."""
+def count_flops(model: Any, x: Any, grad: bool = False) -> tuple[Any, int]:
+    """``model(x)`` and its FLOPs per example by ``torch.utils.flop_counter`` (the round trips' count).
+    ``grad``: with autograd on (in eval mode ``nn.TransformerEncoderLayer`` and
+    ``nn.MultiheadAttention`` otherwise take a fused fast path whose work the counter does not see)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.set_grad_enabled(grad):
         out = model(x)
     return out, counter.get_total_flops() // x.shape[0]
