@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, ClassVar
 
-from .fields import FloatField, param
-from .registry import NoParams, OpKind, Shape, TorchLayer, register
+from .fields import ChoiceField, FloatField, IntField, param
+from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Unmapped
 
@@ -51,29 +51,37 @@ _activation("tanh", "Tanh", ("torch.tanh", F + "tanh"), ("tanh",), ("Tanh",))
 _activation("sigmoid", "Sigmoid", ("torch.sigmoid", F + "sigmoid"), ("sigmoid", "sigmoid_"), ("Sigmoid",))
 
 
+@dataclass(frozen=True, kw_only=True)
+class GELUParams:
+    approximate: str = param(ChoiceField(choices=("none", "tanh"), doc="none: x·Φ(x) exactly; tanh: GPT-2's"
+                                    " 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"), "none")
+
+
 @register
 class GELU(_Elementwise):
     name, torch_class, saves = "gelu", "GELU", "input"
-    doc = "Gaussian error linear unit (torch.nn.GELU)"
+    doc = "Gaussian error linear unit (torch.nn.GELU; approximate: tanh as GPT-2 and BERT write it)"
+    Params = GELUParams
     example = {"name": "gelu", "op": "gelu"}
     torch_modules = ("torch.nn.GELU",)
     torch_functions = (F + "gelu",)
     onnx_types = ("Gelu",)
 
+    def torch(self, p: GELUParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        return TorchLayer("GELU", (), TorchLayer.given({"approximate": "none"}, approximate=p.approximate))
+
     def from_module(self, src: Source) -> Mapped:
-        if src.attrs["approximate"] != "none":
-            raise Unmapped(f"approximate={src.attrs['approximate']!r}")
-        return self.layer()
+        return self.layer(approximate=src.attrs["approximate"])
 
     def from_call(self, src: Source) -> Mapped:
-        if src.arg(1, "approximate", "none") != "none":
-            raise Unmapped("approximate gelu")
-        return self.layer()
+        return self.layer(approximate=src.arg(1, "approximate", "none"))
 
     def from_onnx(self, src: Source) -> Mapped:
-        if src.attrs.get("approximate", b"none") not in (b"none", "none"):
-            raise Unmapped("approximate gelu")
-        return self.layer()
+        a = src.attrs.get("approximate", b"none")
+        return self.layer(approximate=a.decode() if isinstance(a, bytes) else a)
+
+    def label(self, p: GELUParams) -> str:
+        return "tanh" if p.approximate == "tanh" else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,47 +119,64 @@ class LeakyReLU(OpKind):
         return 2 * prod(out)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SoftmaxParams:
+    dim: int = param(IntField(doc="the axis of each example it normalises over (0: channels or features,"
+                                  " -1: the last; torch's dim is this + 1 for dim >= 0)"), 0)
+
+
 @register
 class Softmax(OpKind):
     name, family = "softmax", "act"
-    doc = ("softmax over axis 0 of each example: channels, features, or a sequence's positions"
-           " (torch.nn.Softmax(dim=1))")
+    doc = ("softmax over one axis of each example (default 0: channels, features, or a sequence's"
+           " positions; torch.nn.Softmax(dim=1)); dim: -1 for the last")
+    Params = SoftmaxParams
     example = {"name": "prob", "op": "softmax"}
     torch_modules = ("torch.nn.Softmax",)
     torch_functions = (F + "softmax", "torch.softmax")
     tensor_methods = ("softmax",)
-    call_args = "dim=1"
+    call_args = "dim"
     onnx_types = ("Softmax",)
 
+    def infer(self, p: SoftmaxParams, ins: tuple[Shape, ...]) -> Inferred:
+        rank = len(ins[0])
+        if not -rank <= p.dim < rank:
+            raise OpError(f"dim {p.dim} is not an axis of the input {fmt_shape(ins[0])}", "dim",
+                          f"hint: 0 to {rank - 1}, or -1 to -{rank} from the end (the batch is not an axis)")
+        return Inferred(ins[0], f"normalised over axis {p.dim % rank} ({ins[0][p.dim]:,})")
+
+    @staticmethod
+    def _per_example(dim: object, rank: int) -> Mapped:
+        """torch's dim (the batch is 0) → the layer's, or refused."""
+        if not isinstance(dim, int) or dim == 0 or dim < -rank:
+            raise Unmapped(f"softmax over dim={dim} (the batch, or implicit)")
+        return ((Softmax.name, {"dim": dim - 1 if dim > 0 else dim}),)
+
     def from_module(self, src: Source) -> Mapped:
-        if src.attrs["dim"] != 1:
-            raise Unmapped(f"dim={src.attrs['dim']} (only 1)")
-        return self.layer()
+        return self._per_example(src.attrs["dim"], len(src.ins[0]) if src.ins else 1)
 
     def from_call(self, src: Source) -> Mapped:
-        if src.arg(1, "dim") != 1:
-            raise Unmapped("softmax over a dim other than 1")
-        return self.layer()
+        return self._per_example(src.arg(1, "dim"), len(src.ins[0]) if src.ins else 1)
 
     def from_onnx(self, src: Source) -> Mapped:
-        axis = int(src.attrs.get("axis", -1))
-        if axis % (len(src.ins[0]) + 1) != 1:
-            raise Unmapped(f"axis={axis} (only the channels, 1)")
-        return self.layer()
+        return self._per_example(int(src.attrs.get("axis", -1)), len(src.ins[0]))
 
-    def torch(self, p: NoParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
-        return TorchLayer("Softmax", (), (("dim", 1),))
+    def torch(self, p: SoftmaxParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        return TorchLayer("Softmax", (), (("dim", p.dim + 1 if p.dim >= 0 else p.dim),))
 
-    def saved(self, p: NoParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+    def saved(self, p: SoftmaxParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
         # _softmax saves its output; CPU autocast keeps the input's dtype
         return Saved((SavedTensor("output", prod(out), ac.ins[0], "output"),), ac.ins[0])
 
-    def work(self, p: NoParams, ins: tuple[Shape, ...], out: Shape) -> int:
+    def work(self, p: SoftmaxParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return 5 * prod(out)  # max, subtract, exp, sum, divide
 
-    def gpu_local(self, p: NoParams, gpus: int) -> bool:
-        return False  # normalises over every channel, so it needs all GPUs' shares
+    def gpu_local(self, p: SoftmaxParams, gpus: int) -> bool:
+        return p.dim != 0  # over the channels it needs all GPUs' shares; another axis stays local
+
+    def label(self, p: SoftmaxParams) -> str:
+        return f"dim {p.dim}" if p.dim else ""
 
 
 # --- ops for imported models (archviz import) ---------------------------------------------------

@@ -292,3 +292,83 @@ class LayerNorm(OpKind):
 
     def label(self, p: LayerNormParams) -> str:
         return f"over {fmt_dims(p.normalized)}" if p.normalized is not None else "last dim"
+
+
+# --- RMS normalisation (Zhang & Sennrich 2019; Llama, T5) ------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class RMSNormParams:
+    normalized: Shape | None = param(ShapeField(doc="the trailing dims normalised together; default: the"
+                                                    " last dim"), None)
+    eps: float | None = param(FloatField(lo=0.0, doc="ε added to the mean square; default: torch's,"
+                                                     " the input dtype's machine epsilon"), None)
+    affine: bool = param(BoolField(doc="a learned scale γ per normalised element"), True)
+
+
+@register
+class RMSNorm(OpKind):
+    """y = x / √(mean(x²) + ε) · γ over the trailing ``normalized`` dims of each position
+    (torch.nn.RMSNorm; Hugging Face's LlamaRMSNorm, which computes in fp32)."""
+
+    name, family = "rmsnorm", "norm"
+    doc = "root-mean-square normalisation over the trailing dims (torch.nn.RMSNorm; Llama, T5)"
+    Params = RMSNormParams
+    example = {"name": "input_layernorm", "op": "rmsnorm", "eps": 1e-5}
+    torch_modules = ("torch.nn.RMSNorm", "transformers.models.llama.modeling_llama.LlamaRMSNorm")
+    torch_functions = ("torch.nn.functional.rms_norm",)
+
+    @staticmethod
+    def dims(p: RMSNormParams, shape: Shape) -> Shape:
+        """The normalised trailing dims: ``normalized``, else the last dim of ``shape``."""
+        return p.normalized if p.normalized is not None else shape[-1:]
+
+    def infer(self, p: RMSNormParams, ins: tuple[Shape, ...]) -> Inferred:
+        return LayerNorm().infer(LayerNormParams(normalized=p.normalized), ins)   # the same trailing dims
+
+    def params(self, p: RMSNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return prod(self.dims(p, ins[0])) if p.affine else 0  # γ of the normalised shape, no β
+
+    def work(self, p: RMSNormParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return 4 * prod(ins[0])  # square, mean, normalise, scale per element
+
+    def saved(self, p: RMSNormParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        # torch.rms_norm (measured with saved_tensors_hooks on the CPU, fp32 and bf16): where the input
+        # carries a gradient, the input (a half input as an fp32 copy: computed in fp32) and 1/rms per
+        # position, fp32; with γ, the normalised x/rms too (γ's gradient), fp32
+        n = prod(ins[0])
+        lead = n // prod(self.dims(p, ins[0]))
+        tensors: tuple[SavedTensor, ...] = ()
+        if ac.grad_in:
+            x = SavedTensor("input", n, "fp32", "input") if ac.ins[0] == "fp32" else \
+                SavedTensor("input (fp32 copy)", n, "fp32")
+            tensors += (x, SavedTensor("rstd", lead, "fp32"))
+        if p.affine:
+            tensors += (SavedTensor("normalised input", n, "fp32"),)
+        return Saved(tensors, ac.ins[0])
+
+    def torch(self, p: RMSNormParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        kw = TorchLayer.given({"eps": None, "elementwise_affine": True}, eps=p.eps,
+                              elementwise_affine=p.affine)
+        return TorchLayer("RMSNorm", (list(self.dims(p, ins[0])),), kw)
+
+    def gpu_local(self, p: RMSNormParams, gpus: int) -> bool:
+        return p.normalized is None or len(p.normalized) == 1
+
+    def from_module(self, src: Source) -> Mapped:
+        a = src.attrs
+        if "variance_epsilon" in a:   # LlamaRMSNorm(hidden_size, eps): weight (D,), always affine
+            return self.layer(normalized=tuple(a["weight"]), eps=float(a["variance_epsilon"]))
+        eps = a["eps"]
+        return self.layer(normalized=tuple(a["normalized_shape"]), eps=None if eps is None else float(eps),
+                          affine=bool(a["elementwise_affine"]))
+
+    def from_call(self, src: Source) -> Mapped:
+        if src.arg(2, "weight") is not None:
+            raise Unmapped("F.rms_norm with a weight tensor (use nn.RMSNorm)")
+        eps = src.arg(3, "eps")
+        return self.layer(normalized=tuple(src.arg(1, "normalized_shape")),
+                          eps=None if eps is None else float(eps), affine=False)
+
+    def label(self, p: RMSNormParams) -> str:
+        return f"over {fmt_dims(p.normalized)}" if p.normalized is not None else "last dim"

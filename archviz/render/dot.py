@@ -60,6 +60,7 @@ STYLE: dict[str, Style] = {
     "reshape": Style("#d9d9d9", "reshape"),
     "merge": Style("#fb9a99", "merge (add, concat)", "ellipse"),
     "regularise": Style("#e5d8bd", "regularisation"),
+    "attention": Style("#80b1d3", "attention"),
     # imported layers archviz cannot describe: traced shape and parameters only, never compiled
     "opaque": Style("#eeeeee", "opaque (traced at import, not compiled)", "octagon"),
 }

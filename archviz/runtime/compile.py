@@ -33,6 +33,7 @@ from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
 from ..spec import INPUT, Spec, load
+from .attention import Attention, GatedMLP, MatMul
 from .inputs import example_input
 from .layers import LAYERS as OWN_LAYERS
 from .lrn import LRN
@@ -107,9 +108,9 @@ class Mul(nn.Module):
         return torch.mul(xs[0], xs[1])
 
 
-MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul}
-# archviz's subclass of a torch layer (LRN) and its own small modules (archviz/runtime/layers.py)
-LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN, **OWN_LAYERS}
+MERGES: dict[str, type[nn.Module]] = {"Add": Add, "Concat": Concat, "Mul": Mul, "MatMul": MatMul}
+# archviz's subclass of a torch layer (LRN) and its own modules (archviz/runtime/layers.py, attention.py)
+LAYERS: dict[str, type[nn.Module]] = {"LRN": LRN, **OWN_LAYERS, "Attention": Attention, "GatedMLP": GatedMLP}
 
 
 def prepare(spec: Spec | str | Path, input_shape: Shape | None = None,

@@ -205,6 +205,23 @@ def _shape(node: Any) -> Shape | None:
     return tuple(int(d) for d in meta.shape[1:])
 
 
+def _tuple_head(node: fx.Node) -> Shape | None:
+    """A mapped module that returns a tuple led by its output (``nn.MultiheadAttention``: the
+    output and the attention weights): the shape of element 0; None for anything else."""
+    meta = node.meta.get("tensor_meta")
+    if node.op != "call_module" or not isinstance(meta, (tuple, list)) or not meta or \
+            not hasattr(meta[0], "shape"):
+        return None
+    return tuple(int(d) for d in meta[0].shape[1:])
+
+
+def _first_item(node: fx.Node, values: Mapping[fx.Node, str]) -> bool:
+    """``t[0]`` of such a tuple (the module's layer already stands for it)."""
+    return (node.op == "call_function" and node.target is operator.getitem and len(node.args) == 2
+            and node.args[1] == 0 and isinstance(node.args[0], fx.Node) and node.args[0] in values
+            and _tuple_head(node.args[0]) is not None)
+
+
 # --- one node ---------------------------------------------------------------------------------
 
 def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece: int | None = None) -> Mapped:
@@ -309,7 +326,9 @@ class _Walk:
                 self.values[node] = INPUT
             elif node.op == "output":
                 self.output = [self.values[n] for n in node.all_input_nodes if n in self.values]
-            elif node.op != "get_attr" and (out := _shape(node)) is not None:
+            elif _first_item(node, self.values):   # mha(x, x, x)[0]: the layer itself
+                self.values[node] = self.values[node.args[0]]
+            elif node.op != "get_attr" and (out := _shape(node) or _tuple_head(node)) is not None:
                 self.node(node, out)  # not sizes, shapes, parameters read as attributes
 
     def node(self, node: fx.Node, out: Shape) -> None:

@@ -85,14 +85,13 @@ def resolve(qualified: str) -> Any:
     raise ImportError(qualified)
 
 
-def _resolved(qualified: str) -> Any:
-    """The object of a declared name, or None where its package is not installed (an op may name
-    ``torchvision.ops.StochasticDepth`` or timm's ``DropPath``: matched only where present)."""
+def resolvable(qualified: str) -> Any:
+    """:func:`resolve`, or None for a name of a library that is not installed (transformers' classes)."""
     try:
         return resolve(qualified)
     except (ImportError, AttributeError):
-        if qualified.startswith("torch."):
-            raise          # torch's own names must resolve: a typo in ops/
+        if qualified.startswith(("torch.", "operator.")):
+            raise   # torch's own names must resolve: a typo in ops/
         return None
 
 
@@ -111,10 +110,10 @@ def dispatch() -> Dispatch:
 
     for op in OPS.values():
         for n in op.torch_modules:
-            if (obj := _resolved(n)) is not None:
+            if (obj := resolvable(n)) is not None:   # another library's class, where it is installed
                 claim(modules, obj, (op, n), n)
         for n in op.torch_functions:
-            if (obj := _resolved(n)) is not None:
+            if (obj := resolvable(n)) is not None:
                 claim(functions, obj, (op, n), n)
         for n in op.tensor_methods:
             claim(methods, n, op, f"Tensor.{n}")

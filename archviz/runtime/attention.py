@@ -1,0 +1,135 @@
+"""archviz's torch modules for the attention-era ops: :class:`Attention` (multi-head
+self-attention with its projections; grouped-query, causal, rotary) and :class:`GatedMLP`
+(SwiGLU, Llama's MLP). torch has no module for either in this form (``nn.MultiheadAttention``
+packs q, k and v in one weight and has no rotary embedding or grouped-query heads).
+
+Parameter names follow Hugging Face's Llama (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``;
+``gate_proj``, ``up_proj``, ``down_proj``), so an imported model's state dict maps key to key. An
+``nn.MultiheadAttention``'s packed keys (``in_proj_weight``, ``in_proj_bias``, ``out_proj.*``) load
+too: a load-time hook splits them into the three projections (:meth:`Attention._packed`).
+
+Two lowerings (``archviz/ops/attention.py``): ``eager`` writes the paper's arithmetic as separate
+torch ops (QKᵀ, scale, mask, softmax, dropout, ·V: the S×S scores and probabilities saved for
+backward), ``sdpa`` calls ``F.scaled_dot_product_attention`` (a fused kernel where one applies).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - torch's convention
+from torch import nn
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) → (−x2, x1) over the last dim's halves: Llama's / Hugging Face's RoPE convention."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rope_tables(seq: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, (S, hd): position m, frequency θ^(−2i/hd) for i < hd/2, each repeated for the
+    two halves (Su et al. 2021, eq. 34, in the rotate-half layout)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq, dtype=torch.float32), inv_freq)   # (S, hd/2)
+    emb = torch.cat((angles, angles), dim=-1)                                # (S, hd)
+    return emb.cos(), emb.sin()
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over (N, ..., S, D): q, k, v projections, optional rotary
+    embedding of q and k, softmax(QKᵀ/√hd + mask)·V per head, the output projection.
+
+    ``heads`` query heads, ``kv_heads`` key/value heads (grouped-query: each serves heads/kv_heads
+    query heads), ``head_dim`` hd. ``seq``: the sequence length the rotary tables and the causal
+    mask are built for (non-persistent buffers: the state dict holds only the projections)."""
+
+    def __init__(self, dim: int, heads: int, kv_heads: int, head_dim: int, seq: int, *,
+                 causal: bool = False, dropout: float = 0.0, bias: bool = True, out_bias: bool = True,
+                 rope: bool = False, rope_theta: float = 10000.0, sdpa: bool = False) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.causal, self.dropout, self.sdpa, self.rope = causal, dropout, sdpa, rope
+        self.q_proj = nn.Linear(dim, heads * head_dim, bias=bias)
+        self.k_proj = nn.Linear(dim, kv_heads * head_dim, bias=bias)
+        self.v_proj = nn.Linear(dim, kv_heads * head_dim, bias=bias)
+        self.o_proj = nn.Linear(heads * head_dim, dim, bias=out_bias)
+        if rope:
+            cos, sin = rope_tables(seq, head_dim, rope_theta)
+            self.register_buffer("cos", cos, persistent=False)
+            self.register_buffer("sin", sin, persistent=False)
+        if causal and not sdpa:   # True above the diagonal: a query never reads a later key
+            self.register_buffer("mask", torch.ones(seq, seq, dtype=torch.bool).triu(1), persistent=False)
+        self.register_load_state_dict_pre_hook(self._packed)
+
+    @staticmethod
+    def _packed(module: Attention, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        """nn.MultiheadAttention's keys: ``in_proj_weight`` (3·D, D) → q, k, v; ``out_proj`` → o."""
+        for kind in ("weight", "bias"):
+            packed = state.pop(f"{prefix}in_proj_{kind}", None)
+            if packed is not None:
+                for name, part in zip(("q_proj", "k_proj", "v_proj"), packed.chunk(3), strict=True):
+                    state[f"{prefix}{name}.{kind}"] = part
+            out = state.pop(f"{prefix}out_proj.{kind}", None)
+            if out is not None:
+                state[f"{prefix}o_proj.{kind}"] = out
+
+    def _heads(self, t: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, S, n·hd) → (B, n, S, hd)."""
+        return t.view(t.shape[0], t.shape[1], n, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead, (s, d) = x.shape[:-2], x.shape[-2:]
+        x = x.reshape(-1, s, d)                                   # (B, S, D), B = N·(leading dims)
+        q = self._heads(self.q_proj(x), self.heads)               # (B, H, S, hd)
+        k = self._heads(self.k_proj(x), self.kv_heads)            # (B, KV, S, hd)
+        v = self._heads(self.v_proj(x), self.kv_heads)
+        if self.rope:
+            cos, sin = self.cos[:s], self.sin[:s]
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+        p = self.dropout if self.training else 0.0
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal,
+                                               enable_gqa=self.kv_heads != self.heads)
+        else:
+            y = self._eager(q, k, v, s, p)
+        y = y.transpose(1, 2).reshape(x.shape[0], s, self.heads * self.head_dim)
+        return self.o_proj(y).reshape(*lead, s, d)
+
+    def _eager(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: int, p: float) -> torch.Tensor:
+        """softmax(QKᵀ/√hd + mask)·V as separate ops (Vaswani et al. 2017, eq. 1)."""
+        rep = self.heads // self.kv_heads
+        if rep > 1:   # each key/value head serves `rep` query heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, H, S, S)
+        if self.causal:
+            scores = scores.masked_fill(self.mask[:s, :s], float("-inf"))
+        att = F.dropout(scores.softmax(dim=-1), p)
+        return att @ v                                                         # (B, H, S, hd)
+
+
+ACTS = {"silu": nn.SiLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}
+
+
+class GatedMLP(nn.Module):
+    """down(act(gate(x)) · up(x)) (Shazeer 2020, "GLU variants"; Llama's MLP with act = SiLU)."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "silu", bias: bool = False) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=bias)
+        self.up_proj = nn.Linear(dim, hidden, bias=bias)
+        self.down_proj = nn.Linear(hidden, dim, bias=bias)
+        self.act = ACTS[act]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+
+
+class MatMul(nn.Module):
+    """The matrix product of two inputs (the ``matmul`` op)."""
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.matmul(xs[0], xs[1])
