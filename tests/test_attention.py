@@ -224,3 +224,10 @@ def test_attention_saves_what_autograd_saves(layer: str, dtype: str, lowering: s
     measured = measure(sp, 3, dtype, lowering=low)
     for name in ("attn", "attn2"):
         assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+
+
+def test_python_export_refuses_archvizs_own_modules_clearly() -> None:
+    from archviz.runtime.export import to_python
+
+    with pytest.raises(archviz.ArchvizError, match="cannot write archviz's own Attention module yet"):
+        to_python(_spec("[10, 32]", "{name: attn, op: attention, heads: 4}"))

@@ -88,6 +88,9 @@ class Made:
         if self.own:   # archviz's own module: exported source defines it (export.py)
             return f"{self.cls.__name__}({', '.join(parts)})"
         cls = next(c for c in self.cls.__mro__ if c.__module__.startswith("torch.nn"))
+        if cls is nn.Module:   # archviz's own module (attention, gated_mlp): no torch class to name yet
+            raise ArchvizError(f"{self.cls.__name__}: exported Python source cannot write archviz's own"
+                               f" {self.cls.__name__} module yet; export --format torchscript or onnx")
         return f"nn.{cls.__name__}({', '.join(parts)})"
 
     @property
