@@ -90,7 +90,8 @@ class Attention(nn.Module):
         k, v = k.repeat_interleave(self.h // self.kv, 1), v.repeat_interleave(self.h // self.kv, 1)
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.hd)                  # (B, H, S, T)
         if self.causal:
-            scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool, device=x.device).triu(1), -math.inf)
+            later = torch.ones(s, t, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(later, -math.inf)
         y = F.dropout(scores.softmax(-1), self.p, self.training) @ v           # (B, H, S, hd)
         return self.o_proj(y.transpose(1, 2).reshape(b, s, self.h * self.hd))
 
@@ -123,7 +124,8 @@ class Sinusoids(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, d = x.shape[1:]
         pos = torch.arange(s, dtype=torch.float32, device=x.device)[:, None]
-        freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32, device=x.device) * (-math.log(10000.0) / d))
+        even = torch.arange(0, d, 2, dtype=torch.float32, device=x.device)
+        freq = torch.exp(even * (-math.log(10000.0) / d))
         pe = torch.zeros(s, d, device=x.device)
         pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
         return x + pe
@@ -425,12 +427,15 @@ def count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def trace(model: nn.Module, x: torch.Tensor, names: set[str]) -> tuple[dict[str, tuple[tuple[int, ...], int]], int]:
+Seen = dict[str, tuple[tuple[int, ...], int]]
+
+
+def trace(model: nn.Module, x: torch.Tensor, names: set[str]) -> tuple[Seen, int]:
     """Module name (each of ``names``) → (output shape without the batch, numel of the parameters
     under it), and the FLOPs FlopCounterMode counts, from one forward pass in eval mode."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    seen: dict[str, tuple[tuple[int, ...], int]] = {}
+    seen: Seen = {}
     hooks = []
     for name, module in model.named_modules():
         if name in names:

@@ -177,13 +177,18 @@ def _code_lines(path: Path, leave_out: tuple[str, ...] = ()) -> list[tuple[int, 
     return [(i, line.split("#")[0]) for i, line in lines if i not in skip]
 
 
+_PART = re.compile(r"^\s*self\.\w+ = nn\.\w+\(")   # archviz's own module holding a torch layer as a part
+
+
 def test_no_file_outside_ops_names_a_torch_layer_class() -> None:
-    """Mapping and splitting read the ops; only archviz's own LRN module subclasses torch's, and its
-    own attention-era modules (runtime/attention.py: attention, gated MLP) are built of torch's."""
+    """Mapping and splitting read the ops; only archviz's own LRN module subclasses torch's, its own
+    attention-era modules (runtime/attention.py: attention, gated MLP) are built of torch's, and
+    its own modules may hold one as a part (PatchEmbed's ``proj``)."""
     own = {"attention.py"}
     found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in sorted(ROOT.rglob("*.py"))
              if "ops" not in p.parts and not (p.parent == RUNTIME and p.name in own)
-             for i, line in _code_lines(p) if _TORCH_LAYER.search(line)]
+             for i, line in _code_lines(p) if _TORCH_LAYER.search(line)
+             and not (p.name == "layers.py" and _PART.match(line))]
     assert found == ["runtime/lrn.py:89: class LRN(nn.LocalResponseNorm):"], found
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any
 
-from ..errors import ArchvizError, ShapeError
+from ..errors import ArchvizError, ShapeError, did_you_mean
 from ..limits import MAX_GPUS
-from ..ops import OPS, OpError, fmt_shape
+from ..ops import OPS, OpError, fmt_dims, fmt_shape
 from ..ops.dtypes import DTYPES, FLOAT
 from ..ops.receptive import NONE, ReceptiveField, network_input
 from ..spec import INPUT, Layer, Origin, Spec
@@ -44,6 +44,7 @@ class LayerStats:
     op_params: Any = None           # the op's typed, frozen params (OpKind.Params), as the spec gave them
     origin: Origin | None = None    # inside a block: its use, block and copy; None at top level
     note: str = ""                  # the spec's `note:` on the layer
+    tie: str = ""                   # `tie:`: the layer whose weight this one shares (its params exclude it)
 
     @property
     def flops(self) -> int:
@@ -142,6 +143,9 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
                                               layer.allow | sp.allow, tuple(dtypes[s] for s in layer.inputs))
         shapes[layer.name], dtypes[layer.name] = st.output, st.dtype
         stats[layer.name] = st
+    for layer in graph.order:
+        if layer.tie:
+            stats[layer.name] = tied(layer, stats)
     ordered = tuple(stats[la.name] for la in sp.layers)
     last = sp.layers[-1].name
     unused = {n for n in graph.outputs if n != last}
@@ -185,6 +189,33 @@ def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tup
         expect=layer.expect, rf=rf.size, rf_jump=rf.jump, rf_start=rf.start, accepted=accepted,
         dtype=dtype, op_params=p, origin=layer.origin, note=layer.note,
     ), rf
+
+
+def tied(layer: Layer, stats: dict[str, LayerStats]) -> LayerStats:
+    """``tie: wte``: the layer's weight is ``wte``'s, so its parameters leave it out (tied weights
+    counted once, as ``sum(p.numel() for p in model.parameters())`` does). Refused, located at
+    ``tie:``: a name that is no layer, a layer without a weight, or weights of different shapes."""
+    st, target = stats[layer.name], stats.get(layer.tie)
+
+    def refuse(message: str, hint: str = "") -> ShapeError:
+        return ShapeError(layer.name, f"tie: {message}", layer.loc_of("tie"), hint, layer.use_site)
+
+    if target is None:
+        others = [n for n in stats if n != layer.name]
+        raise refuse(f"no layer named '{layer.tie}'", did_you_mean(layer.tie, others))
+    if target.tie:
+        raise refuse(f"{layer.tie} shares {target.tie}'s weight itself", f"hint: tie: {target.tie}")
+    mine = OPS[layer.op].tied_weight(layer.params, st.in_shapes)
+    theirs = OPS[target.op].tied_weight(target.op_params, target.in_shapes)
+    for name, shape in ((layer.name, mine), (layer.tie, theirs)):
+        if shape is None:
+            raise refuse(f"{name} ({stats[name].op}) has no weight to share")
+    if mine != theirs:
+        raise refuse(f"this layer's weight {fmt_shape(mine)} is not the shape of {layer.tie}'s"
+                     f" {fmt_shape(theirs)}")
+    # the weight is counted on the layer that owns it; this one keeps the rest (a bias)
+    return replace(st, params=st.params - prod(mine), tie=layer.tie,
+                   formula=f"{st.formula}; weight {fmt_dims(mine)} shared with {layer.tie}")
 
 
 def input_notes(shape: Shape) -> tuple[tuple[str, str], ...]:

@@ -50,6 +50,9 @@ class Embedding(OpKind):
     def params(self, p: EmbeddingParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return p.vocab * p.dim  # weight (vocab, dim)
 
+    def tied_weight(self, p: EmbeddingParams, ins: tuple[Shape, ...]) -> Shape | None:
+        return (p.vocab, p.dim)
+
     def id_bound(self, p: EmbeddingParams) -> int:
         return p.vocab
 

@@ -53,6 +53,9 @@ class Linear(OpKind):
     def params(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return ins[0][-1] * p.out + (p.out if p.bias else 0)  # weight (out, in) + bias
 
+    def tied_weight(self, p: LinearParams, ins: tuple[Shape, ...]) -> Shape | None:
+        return (p.out, ins[0][-1])   # weight (out, in)
+
     def macs(self, p: LinearParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return prod(out) * ins[0][-1]  # each output element: in multiply-accumulates
 

@@ -194,6 +194,11 @@ class OpKind:
         (tests/test_cost_peak.py). The base: none; the gradient is allocated afresh."""
         return Temporaries()
 
+    def tied_weight(self, p: Any, ins: tuple[Shape, ...]) -> Shape | None:
+        """The shape of the layer's ``weight``, which ``tie:`` may share with another layer's
+        (GPT-2's lm_head and wte); None: the op has no weight to tie."""
+        return None
+
     def id_bound(self, p: Any) -> int | None:
         """For an op that takes integer ids: one past the largest id it accepts (an embedding's
         vocabulary), so example inputs stay valid; None for every other op."""

@@ -167,6 +167,7 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
         builds = made(analysis, lowering)
         for name in parents_first(list(builds)):
             install(root, name, _build(graph, name, builds[name]))
+    tie(root, graph)
     return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
 
 
@@ -177,6 +178,14 @@ def _build(graph: Graph, name: str, make: Made) -> nn.Module:
     except (RuntimeError, ValueError, OverflowError) as exc:
         reason = str(exc).splitlines()[0]
         raise ShapeError(name, f"torch cannot build this layer: {reason}", graph.layer(name).loc) from None
+
+
+def tie(root: nn.Module, graph: Graph) -> None:
+    """``tie: wte``: the layer's ``weight`` becomes ``wte``'s Parameter, one tensor (GPT-2's
+    lm_head; ``model.parameters()`` yields it once, the state dict under both keys)."""
+    for layer in graph.order:
+        if layer.tie:
+            root.get_submodule(layer.name).weight = root.get_submodule(layer.tie).weight
 
 
 def _fx_graph(graph: Graph) -> fx.Graph:
@@ -433,10 +442,22 @@ def _hooks(model: nn.Module, graph: Graph, seen: dict[str, Shape]) -> Any:
 
 def _verification(analysis: Analysis, model: nn.Module, seen: dict[str, Shape], device: str,
                   flops: int, error: str = "") -> Verification:
-    checks = tuple(
-        LayerCheck(s.name, s.op, s.output, seen.get(s.name), s.params,
-                   sum(p.numel() for p in model.get_submodule(s.name).parameters(recurse=False)))
-        for s in analysis.layers)
+    names = {s.name for s in analysis.layers}
+    checks = tuple(LayerCheck(s.name, s.op, s.output, seen.get(s.name), s.params,
+                              own_params(model, s, names)) for s in analysis.layers)
     return Verification(analysis.name, analysis.input, device, checks, analysis.totals.macs, flops,
                         analysis.totals.params, sum(p.numel() for p in model.parameters()), error,
                         input_dtype=analysis.input_dtype)
+
+
+def own_params(model: nn.Module, s: Any, layers: set[str]) -> int:
+    """The parameters a layer's module holds itself: its own and its children's (PatchEmbed's
+    ``proj``), leaving out the other layers nested under its name (``layer2.0`` holds
+    ``layer2.0.conv1``) and, where it says ``tie:``, the weight it shares (counted on the layer
+    that owns it)."""
+    m = model.get_submodule(s.name)
+    others = {id(p) for path, sub in m.named_modules() if path and f"{s.name}.{path}" in layers
+              for p in sub.parameters()}
+    if s.tie:
+        others.add(id(m.weight))
+    return sum(p.numel() for p in m.parameters() if id(p) not in others)

@@ -96,6 +96,10 @@ def _init(a: Analysis, builds: dict[str, Made]) -> list[str]:
             note = _alpha_note(stats[name].op_params) if stats[name].op == "lrn" else ""
             line = f"        {_assign(name, layers)} = {builds[name].source()}"
             out.append(f"{line}  {_comment(stats[name])}{note}")
+    for la in a.graph.order:   # tied weights: one Parameter held by two modules (compile.tie)
+        if la.tie:
+            out.append(f"        {_access(la.name, layers)}.weight = {_access(la.tie, layers)}.weight"
+                       f"  # tied: {la.name}'s weight is {la.tie}'s")
     return out
 
 

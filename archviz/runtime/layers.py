@@ -1,5 +1,6 @@
 """archviz's own small torch modules, for ops torch has no ``nn`` module of (a permute, a
-per-example reshape, a narrow, a mean, a learned scale, stochastic depth). Each takes the op's
+per-example reshape, a narrow, a mean, a learned scale, stochastic depth, a position embedding,
+a class token, a patch embedding). Each takes the op's
 per-example arguments (the batch apart: dim 0 of an example is dim 1 of the batch). Exported
 source writes the parameter-free ones inline (``x.permute(0, 2, 3, 1)``) and defines the others
 in the file it writes, so it still imports only torch."""
@@ -86,5 +87,58 @@ class StochasticDepth(nn.Module):
         return x * noise
 
 
+class PosEmbedding(nn.Module):
+    """``x + weight[start:start + S]``: a position's vector added to each token. ``kind``
+    "learned": ``weight`` (length, dim) is a parameter (GPT-2's ``wpe.weight``); "sinusoidal": a
+    buffer, PE(pos, 2i) = sin(pos/10000^(2i/dim)), PE(pos, 2i+1) = cos(pos/10000^(2i/dim))
+    (Vaswani et al. 2017, section 3.5)."""
+
+    def __init__(self, length: int, dim: int, kind: str = "learned", start: int = 0) -> None:
+        super().__init__()
+        self.kind, self.start = kind, start
+        if kind == "learned":
+            self.weight = nn.Parameter(torch.randn(length, dim) * 0.02)
+        else:
+            self.register_buffer("weight", self.sinusoids(length, dim))
+
+    @staticmethod
+    def sinusoids(length: int, dim: int) -> torch.Tensor:
+        pos = torch.arange(length, dtype=torch.float64)[:, None]
+        rate = torch.pow(10000.0, -torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+        table = torch.zeros(length, dim, dtype=torch.float64)
+        table[:, 0::2] = torch.sin(pos * rate)
+        table[:, 1::2] = torch.cos(pos * rate[: dim // 2])
+        return table.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight[self.start:self.start + x.shape[1]]
+
+
+class ClsToken(nn.Module):
+    """``cat([token, x], 1)``: a learned ``weight`` of (1, 1, dim) (torchvision's ViT
+    ``class_token``) before each sequence."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.weight.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class PatchEmbed(nn.Module):
+    """ViT's patch embedding: ``proj`` (a Conv2d with kernel = stride = ``patch``, torchvision's
+    ``conv_proj``), then (N, dim, H/p, W/p) → (N, H/p·W/p, dim)."""
+
+    def __init__(self, channels: int, dim: int, patch: int, bias: bool = True) -> None:
+        super().__init__()
+        self.patch, self.dim, self.has_bias = patch, dim, bias
+        self.proj = nn.Conv2d(channels, dim, patch, stride=patch, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
 LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
-                                                                StochasticDepth)}
+                                                                StochasticDepth, PosEmbedding, ClsToken,
+                                                                PatchEmbed)}

@@ -70,6 +70,7 @@ class Layer:
     allow: frozenset[str] = frozenset()  # warnings accepted for this layer (`allow: [inexact]`)
     lowering: str = ""                # its own `lowering:` (one of its op's lowerings), "" if none
     origin: Origin | None = None      # inside a block: the use and copy it came from; None at top level
+    tie: str = ""                     # `tie: wte`: the layer whose weight this layer's weight is; "" if none
 
     def loc_of(self, key: str | None) -> Loc:
         return self.key_locs.get(key, self.loc) if key else self.loc

@@ -52,7 +52,7 @@ TOP_KEYS = {"format", "name", "source", "description", "input", "input_dtype", "
 # older spec reads unchanged.
 SPEC_VERSIONS = (1, 2, 3)
 SPEC_VERSION = 3
-LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow", "lowering"}
+LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow", "lowering", "tie"}
 # libyaml's safe loader when PyYAML was built with it (2× faster), else the pure-Python one
 _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -408,8 +408,11 @@ def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None =
     allow = read_allow(doc, entries["allow"][1], f"{name}.allow") if "allow" in entries else frozenset()
     lowering = read_lowering(doc, entries["lowering"][1], f"{name}.lowering", op_name, kind.lowerings,
                              lowering_ops()) if "lowering" in entries else ""
+    tie = read_name(doc, entries["tie"][1], f"{name}.tie", reserved=INPUT) if "tie" in entries else ""
+    if tie == name:
+        raise doc.error(entries["tie"][1], f"{name}.tie: a layer cannot share its own weight")
     return Layer(name, op_name, params, inputs, expect, doc.loc(name_node), locs, note, use_site, allow,
-                 lowering, origin)
+                 lowering, origin, tie)
 
 
 def _inputs(doc: Doc, entries: dict[str, tuple[yaml.Node, yaml.Node]], name: str,

@@ -57,6 +57,10 @@ def op_schema(kind: OpKind) -> Json:
         props["lowering"] = {"enum": list(kind.lowerings),
                              "description": f"how this layer is built in torch ({kind.lowerings[0]} by"
                                             " default); beats archviz's --lowering"}
+    if type(kind).tied_weight is not OpKind.tied_weight:   # an op with a weight another layer may hold
+        props["tie"] = {"type": "string", "pattern": NAME,
+                        "description": "the layer whose weight this layer's weight is (tied weights,"
+                                       " GPT-2's lm_head and wte): the shapes must be equal; counted once"}
     if kind.multi_input:
         required.append("from")
         props["from"] = {"type": "array", "items": {"type": "string"}, "minItems": 2,
