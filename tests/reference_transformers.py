@@ -30,15 +30,15 @@ class Add(nn.Module):
 
 
 class Row(nn.Module):
-    """One row of a (B, rows, S) stack of token streams: (B, S) (BERT's segment ids, a decoder's
-    target tokens)."""
+    """One row of a (B, rows, S) stack of token streams, kept as (B, 1, S) (BERT's segment ids, a
+    decoder's target tokens); a Flatten after it gives (B, S)."""
 
     def __init__(self, row: int) -> None:
         super().__init__()
         self.row = row
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, self.row]
+        return x[:, self.row:self.row + 1]
 
 
 class First(nn.Module):
@@ -264,7 +264,7 @@ class Bert(nn.Module):
     def __init__(self, c: Config) -> None:
         super().__init__()
         d = c["d"]
-        self.tokens, self.segments = Row(0), Row(1)
+        self.tokens_row, self.tokens, self.segments_row, self.segments = Row(0), Flatten(), Row(1), Flatten()
         self.word_embeddings = nn.Embedding(c["vocab"], d, padding_idx=0)
         self.position_embeddings = LearnedPositions(c["context"], d)
         self.token_type_embeddings = nn.Embedding(2, d)
@@ -277,8 +277,8 @@ class Bert(nn.Module):
         self.pooler_act = nn.Tanh()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        words = self.position_embeddings(self.word_embeddings(self.tokens(x)))
-        h = self.embeddings_add(words, self.token_type_embeddings(self.segments(x)))
+        words = self.position_embeddings(self.word_embeddings(self.tokens(self.tokens_row(x))))
+        h = self.embeddings_add(words, self.token_type_embeddings(self.segments(self.segments_row(x))))
         h = self.embeddings_dropout(self.embeddings_norm(h))
         for layer in self.layer:
             h = layer(h)
@@ -335,9 +335,7 @@ class ViT(nn.Module):
         self.encoder = nn.Module()
         self.encoder.pos_embedding = LearnedPositions(n, d)
         self.encoder.dropout = nn.Dropout(0.0)
-        self.encoder.layers = nn.Module()
-        for i in range(c["layers"]):
-            self.encoder.layers.add_module(f"encoder_layer_{i}", ViTLayer(c))
+        self.encoder.layers = nn.ModuleList(ViTLayer(c) for _ in range(c["layers"]))
         self.encoder.ln = nn.LayerNorm(d, eps=1e-6)
         self.first = First()
         self.flatten = Flatten()
@@ -347,7 +345,7 @@ class ViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e = self.encoder
         h = e.dropout(e.pos_embedding(self.class_token(self.conv_proj(x))))
-        for layer in e.layers.children():
+        for layer in e.layers:
             h = layer(h)
         return self.heads.head(self.flatten(self.first(e.ln(h))))
 
@@ -395,7 +393,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, c: Config) -> None:
         super().__init__()
         d, p = c["d"], c["dropout"]
-        self.source, self.target = Row(0), Row(1)
+        self.source_row, self.source, self.target_row, self.target = Row(0), Flatten(), Row(1), Flatten()
         self.embed = nn.Embedding(c["vocab"], d)
         self.src_pos, self.src_drop = Sinusoids(), nn.Dropout(p)
         self.tgt_embed = TiedEmbedding(self.embed)
@@ -405,10 +403,10 @@ class Seq2Seq(nn.Module):
         self.generator = TiedHead(self.embed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        memory = self.src_drop(self.src_pos(self.embed(self.source(x))))
+        memory = self.src_drop(self.src_pos(self.embed(self.source(self.source_row(x)))))
         for layer in self.encoder:
             memory = layer(memory)
-        h = self.tgt_drop(self.tgt_pos(self.tgt_embed(self.target(x))))
+        h = self.tgt_drop(self.tgt_pos(self.tgt_embed(self.target(self.target_row(x)))))
         for layer in self.decoder:
             h = layer(h, memory)
         return self.generator(h)
