@@ -91,8 +91,7 @@ class PosEmbedding(OpKind):
         """archviz's own PosEmbedding (a compiled spec imports back). Hugging Face GPT-2's ``wpe``
         is an nn.Embedding of ``torch.arange`` positions: see docs/spec-format.md (written by hand)."""
         a = src.attrs
-        length = a["weight"][0] if a.get("weight") else a["length"]
-        return self.layer(kind=a["kind"], length=length, start=a["start"])
+        return self.layer(kind=a["kind"], length=a["length"], start=a["start"])
 
     def label(self, p: PosEmbeddingParams) -> str:
         return p.kind + (f", {p.length:,}" if p.length else "")

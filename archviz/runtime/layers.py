@@ -95,7 +95,7 @@ class PosEmbedding(nn.Module):
 
     def __init__(self, length: int, dim: int, kind: str = "learned", start: int = 0) -> None:
         super().__init__()
-        self.kind, self.start = kind, start
+        self.kind, self.start, self.length = kind, start, length
         if kind == "learned":
             self.weight = nn.Parameter(torch.randn(length, dim) * 0.02)
         else:
