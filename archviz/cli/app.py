@@ -18,7 +18,7 @@ from .common import internal_error, set_debug
 
 app = typer.Typer(
     name="archviz",
-    help="Read, check, draw, compile and benchmark a CNN from one YAML layer spec.\n\n"
+    help="Read, check, draw, compile and benchmark a CNN or a transformer from one YAML layer spec.\n\n"
          "SPEC is a YAML file or the name of a bundled spec (see `archviz specs`); "
          "it defaults to the paper's AlexNet.",
     no_args_is_help=True,
@@ -72,7 +72,7 @@ def main_callback(
                                help="On an internal error (exit 3, a bug), print the traceback."
                                     " Same as ARCHVIZ_DEBUG=1. Example: archviz --debug shapes x.yaml"),
 ) -> None:
-    """Read, check, draw, compile and benchmark a CNN from one YAML layer spec."""
+    """Read, check, draw, compile and benchmark a CNN or a transformer from one YAML layer spec."""
     set_debug(debug)
 
 

@@ -15,6 +15,7 @@ Settings are compared as the op means them: a pool's absent stride is its kernel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -243,18 +244,44 @@ def summary(d: Diff) -> list[str]:
         lines.append(f"input {_dims(d.a.input)} → {_dims(d.b.input)}")
     if d.a.gpus != d.b.gpus:
         lines.append(f"gpus {show(d.a.gpus)} → {show(d.b.gpus)}")
+    lines += _swaps(d)
     for c, names in d.grouped():
-        lines.append(f"{c.key} {show(c.a)} → {show(c.b)}: {', '.join(names)}")
+        lines.append(f"{c.key} {show(c.a)} → {show(c.b)}: {_fold(names)}")
     for status, side in (("removed", "a"), ("added", "b")):
         by_op: dict[str, list[str]] = {}
         for row in d.layers:
             if row.status == status:
                 s = getattr(row, side)
                 by_op.setdefault(s.op, []).append(s.name)
-        lines += [f"{status} {op}: {', '.join(names)}" for op, names in by_op.items()]
+        lines += [f"{status} {op}: {_fold(names)}" for op, names in by_op.items()]
     moves = [f"{row.name} {row.move_note}".strip() for row in d.layers if row.moved]
     if moves:
         lines.append("moved: " + "; ".join(moves))
+    return lines
+
+
+_INDEX = re.compile(r"\.\d+(?=\.)")
+
+
+def _fold(names: list[str]) -> str:
+    """Names that differ only in a repeat's copy number, written once: ``h.*.attn ×12`` (a pattern
+    that covers three or more); the others as they are, in order."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(_INDEX.sub(".*", n), []).append(n)
+    return ", ".join(f"{k} ×{len(v)}" if len(v) >= 3 else ", ".join(v) for k, v in groups.items())
+
+
+def _swaps(d: Diff) -> list[str]:
+    """In words, per op family, the ops only A has replaced by those only B has: ``norm: layernorm →
+    rmsnorm`` (GPT-2 → Llama); an op gone or new without a replacement is in the removed/added lines."""
+    ops = {side: {getattr(r, side).op for r in d.layers if getattr(r, side) is not None} for side in "ab"}
+    lines = []
+    for fam in sorted({OPS[o].family for o in ops["a"] ^ ops["b"]}):
+        gone = sorted(o for o in ops["a"] - ops["b"] if OPS[o].family == fam)
+        new = sorted(o for o in ops["b"] - ops["a"] if OPS[o].family == fam)
+        if gone and new:
+            lines.append(f"{fam}: {', '.join(gone)} → {', '.join(new)}")
     return lines
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, ClassVar
 
-from .fields import Choice, FloatField, IntField, param
+from .fields import ChoiceField, FloatField, IntField, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Unmapped
@@ -53,7 +53,7 @@ _activation("sigmoid", "Sigmoid", ("torch.sigmoid", F + "sigmoid"), ("sigmoid", 
 
 @dataclass(frozen=True, kw_only=True)
 class GELUParams:
-    approximate: str = param(Choice(choices=("none", "tanh"), doc="none: x·Φ(x) exactly; tanh: GPT-2's"
+    approximate: str = param(ChoiceField(choices=("none", "tanh"), doc="none: x·Φ(x) exactly; tanh: GPT-2's"
                                     " 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"), "none")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from math import prod
 
 from . import receptive as rf
-from .fields import BoolField, Choice, PosInt, param
+from .fields import BoolField, ChoiceField, PosInt, param
 from .registry import Inferred, OpKind, Shape, TorchLayer, fmt_dims, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
@@ -18,8 +18,8 @@ _ACTS = {"silu": "silu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu
 @dataclass(frozen=True, kw_only=True)
 class GatedMLPParams:
     hidden: int = param(PosInt(doc="the gate's and up projection's width (Llama's intermediate_size)"))
-    act: str = param(Choice(choices=("silu", "gelu", "gelu_tanh"), doc="the gate's activation (silu: SwiGLU,"
-                                                                       " gelu: GeGLU)"), "silu")
+    act: str = param(ChoiceField(choices=("silu", "gelu", "gelu_tanh"),
+                                 doc="the gate's activation (silu: SwiGLU, gelu: GeGLU)"), "silu")
     bias: bool = param(BoolField(doc="biases on the three projections (Llama: none)"), False)
 
 
