@@ -1,12 +1,13 @@
 """The ops: one class per op, in a module per family, each registering itself in
 :data:`archviz.ops.registry.OPS` when imported. Every module of this package that is not one of
-the shared ones below is a family module and is imported here, so adding a family is adding its
-file. The order of docs and schema: the families of :data:`_FIRST`, then the others by name,
-``opaque`` last. :mod:`~archviz.ops.registry` holds the base class and the registry,
-:mod:`~archviz.ops.saved` the saved-for-backward vocabulary, :mod:`~archviz.ops.fields` the typed
-field parsers and :mod:`~archviz.ops.arith` the size formula and its text."""
+the shared ones below is a family module, so adding a family is adding its file; ``OPS`` imports
+the families when an op is first looked up (one at a time, in the order below, until the op is
+found) or listed (all of them), not when this package is imported. The order of docs and schema:
+the families of :data:`_FIRST`, then the others by name, ``opaque`` last.
+:mod:`~archviz.ops.registry` holds the base class and the registry, :mod:`~archviz.ops.saved` the
+saved-for-backward vocabulary, :mod:`~archviz.ops.fields` the typed field parsers and
+:mod:`~archviz.ops.arith` the size formula and its text."""
 
-from importlib import import_module as _import_module
 from pkgutil import iter_modules as _iter_modules
 
 from .registry import (
@@ -34,8 +35,7 @@ def _family_modules() -> list[str]:
     return [m for m in _FIRST if m in found] + rest + (["opaque"] if "opaque" in found else [])
 
 
-for _module in _family_modules():
-    _import_module(f"{__name__}.{_module}")
+OPS.load_from(__name__, _family_modules)
 
 __all__ = ["OPS", "Inferred", "NoParams", "OpError", "OpKind", "Shape", "TorchLayer", "fmt_dims", "fmt_shape",
            "register"]

@@ -39,8 +39,10 @@ checks that every registered op has every facet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from importlib import import_module
 from typing import Any, ClassVar
 
 from . import receptive as rf
@@ -280,12 +282,131 @@ class OpKind:
                 "required": [key for key, f in self.fields.items() if f.required]}
 
 
-OPS: dict[str, OpKind] = {}
+class Registry(dict[str, OpKind]):
+    """:data:`OPS`, filled on demand: looking an op up (``OPS["conv"]``, ``"conv" in OPS``,
+    ``OPS.get``) imports the family modules one at a time, in :mod:`archviz.ops`'s order, until
+    the op is there; anything that lists the ops (iteration, ``len``, ``keys``/``values``/
+    ``items``) imports them all first. So ``archviz shapes`` of a CNN never builds the attention
+    or embedding ops, and ``--help`` builds none. The order is what importing every family at
+    once gives: the families' order, each op where its family's import registered it (an op
+    registered from outside that import, say a family module imported directly, is moved to its
+    family's place once all are loaded; an op from no family module comes last)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._package = ""
+        self._families: Callable[[], list[str]] | None = None
+        self._order: list[str] = []              # the family modules, in order
+        self._pending: list[str] | None = None   # those not imported yet; None: not listed yet
+        self._loading: int | None = None         # the position of the family being imported
+        self._rank: dict[str, int] = {}          # op name → its family's position
+        self._lock = threading.RLock()
+
+    def load_from(self, package: str, families: Callable[[], list[str]]) -> None:
+        """The family modules of ``package``: ``families()`` lists them (called on first need)."""
+        self._package, self._families = package, families
+
+    def _listed(self) -> list[str]:
+        if self._pending is None:
+            self._order = self._families() if self._families is not None else []
+            self._pending = list(self._order)
+        return self._pending
+
+    def _place(self, name: str, module: str) -> None:
+        """Where ``name`` (registered by ``module``) goes in the order."""
+        if self._loading is not None:
+            self._rank[name] = self._loading
+            return
+        self._listed()
+        short = module.rpartition(".")[2] if module.startswith(self._package + ".") else ""
+        self._rank[name] = self._order.index(short) if short in self._order else len(self._order)
+
+    def _more(self, name: str | None) -> bool:
+        """Import pending families until ``name`` is registered (None: all of them)."""
+        with self._lock:
+            pending = self._listed()
+            while pending:
+                if name is not None and dict.__contains__(self, name):
+                    return True
+                module = pending.pop(0)
+                outer = self._loading is None
+                if outer:
+                    self._loading = self._order.index(module)
+                try:
+                    import_module(f"{self._package}.{module}")
+                finally:
+                    if outer:
+                        self._loading = None
+            if name is None:
+                self._settle()
+            return name is not None and dict.__contains__(self, name)
+
+    def _settle(self) -> None:
+        """Every family loaded: put an op registered out of turn at its family's place."""
+        end = len(self._order)
+        ranks = [self._rank.get(k, end) for k in dict.keys(self)]
+        if ranks != sorted(ranks):
+            items = sorted(dict.items(self), key=lambda kv: self._rank.get(kv[0], end))
+            dict.clear(self)
+            dict.update(self, items)
+
+    def _all(self) -> None:
+        if self._pending is None or self._pending:
+            self._more(None)
+
+    def __missing__(self, name: str) -> OpKind:
+        if self._more(name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (isinstance(name, str) and self._more(name))
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[name] if name in self else default
+
+    def __iter__(self) -> Iterator[str]:
+        self._all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._all()
+        return dict.__len__(self)
+
+    def keys(self):  # type: ignore[no-untyped-def]  # noqa: ANN201 - dict's views
+        self._all()
+        return dict.keys(self)
+
+    def values(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
+        self._all()
+        return dict.values(self)
+
+    def items(self):  # type: ignore[no-untyped-def]  # noqa: ANN201
+        self._all()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, OpKind]:
+        self._all()
+        return dict(dict.items(self))
+
+    def __repr__(self) -> str:
+        self._all()
+        return dict.__repr__(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._all()
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+OPS: Registry = Registry()
 
 
 def register(cls: type[OpKind]) -> type[OpKind]:
     cls._fields = fields_of(cls.Params)
     OPS[cls.name] = cls()
+    OPS._place(cls.name, cls.__module__)
     return cls
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..core.analysis import Analysis, LayerStats
@@ -177,6 +178,11 @@ class ShapesView:
         yield (f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
                f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
                f" {t.activations:,} per image" + (f" · buffers {t.buffers:,}" if t.buffers else ""))
+        yield from self.notes()
+
+    def notes(self) -> Iterator[str]:
+        """The lines after the totals (rich markup): the GPU split, accepted inexact sizes, warnings."""
+        a = self.analysis
         if a.split is not None:
             lanes = " · ".join(f"GPU {ln.gpu}: {human(ln.params)} params, {human(ln.macs)} MACs"
                                for ln in a.split.lanes)
@@ -200,18 +206,15 @@ def two_line_width(text: str) -> int:
     return best
 
 
-def _shapes_table(a: Analysis, left: tuple[str, ...] = ()) -> tuple[Any, int]:
-    """The per-layer table without the columns named in ``left`` (MACs shortened once the
-    neurons are left out), and the width it needs: every column but op is no_wrap; op wraps
-    onto at most two lines."""
-    from rich import box
-    from rich.cells import cell_len
-    from rich.table import Table
+Column = tuple[str, dict[str, Any]]   # a column's header and its rich settings (``footer`` among them)
 
-    table = Table(title=f"{safe(a.name)} · input {fmt_shape(a.input)}{dtype_note(a.input_dtype)}",
-                  title_justify="left",
-                  header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
+
+def _shapes_cells(a: Analysis, left: tuple[str, ...] = ()) -> tuple[list[Column], list[list[str]], int]:
+    """The per-layer table's columns (without those named in ``left``; MACs shortened once the
+    neurons are left out) and rows, as rich markup, and the width the table needs: every column
+    but op is no_wrap; op wraps onto at most two lines."""
+    from rich.cells import cell_len
+
     ops = [safe(f"{s.op} {s.label}".strip()) for s in a.layers]
     macs = _n if "neurons" not in left else (lambda x: human(x) if x else "–")
     columns: list[tuple[str, dict[str, Any], Any]] = [
@@ -232,20 +235,95 @@ def _shapes_table(a: Analysis, left: tuple[str, ...] = ()) -> tuple[Any, int]:
     shown = [(name, kw, cell) for name, kw, cell in columns if name not in left]
     widths = {name: max(cell_len(name), cell_len(kw["footer"]), kw.get("min_width", 0))
               for name, kw, _ in shown}
-    for name, kw, _ in shown:
-        table.add_column(name, **kw)
+    rows = []
     for s, op in zip(a.layers, ops, strict=True):
         mark = " ⚠" if s.warnings else " ✓" if s.accepted else ""
         name = (f"[yellow]{safe(s.name)} ⚠[/]" if s.warnings
                 else f"{safe(s.name)} [dim]✓[/]" if s.accepted else safe(s.name))
         cells = [name if n == "layer" else op if n == "op" else cell(s) for n, _, cell in shown]
-        table.add_row(*cells)
+        rows.append(cells)
         for (n, _, _), text in zip(shown, cells, strict=True):
             if n not in ("layer", "op"):
                 widths[n] = max(widths[n], cell_len(text))
         widths["layer"] = max(widths["layer"], cell_len(safe(s.name) + mark))
     # SIMPLE_HEAD without edge padding: a blank edge each side, three columns between two columns
-    return table, sum(widths.values()) + 3 * len(widths) - 1
+    return [(name, kw) for name, kw, _ in shown], rows, sum(widths.values()) + 3 * len(widths) - 1
+
+
+def _title(a: Analysis) -> str:
+    return f"{safe(a.name)} · input {fmt_shape(a.input)}{dtype_note(a.input_dtype)}"
+
+
+def _shapes_table(a: Analysis, left: tuple[str, ...] = ()) -> tuple[Any, int]:
+    """The per-layer table (:func:`_shapes_cells`) as a rich Table, and the width it needs."""
+    from rich import box
+    from rich.table import Table
+
+    columns, rows, need = _shapes_cells(a, left)
+    table = Table(title=_title(a), title_justify="left",
+                  header_style="bold", show_footer=True, footer_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for name, kw in columns:
+        table.add_column(name, **kw)
+    for cells in rows:
+        table.add_row(*cells)
+    return table, need
+
+
+def _plain(markup: str) -> str:
+    """What rich prints for ``markup`` without colour (tags gone, escapes undone)."""
+    if "[" not in markup:
+        return markup
+    from rich.markup import render
+
+    return render(markup, emoji=False).plain
+
+
+def _shapes_plain(view: ShapesView, width: int) -> str | None:
+    """:func:`plain_text` of a :class:`ShapesView`, without rich laying the table out: the same
+    characters, for the case where nothing wraps (every column at its natural width, at least
+    :data:`WIDE` columns, the title and every line below the table within ``width``). None where
+    something would wrap: rich lays that out."""
+    from rich.cells import cell_len
+
+    a = view.analysis
+    columns, rows, need = _shapes_cells(a, ())
+    if width < WIDE or need > width:
+        return None
+    title = _plain(_title(a))
+    header = [name for name, _ in columns]
+    footer = [kw["footer"] for _, kw in columns]
+    body = [[_plain(c) for c in cells] for cells in rows]
+    if "\n" in title or any("\n" in c for cells in body for c in cells):
+        return None
+    widths = [max([cell_len(header[i]), cell_len(footer[i]), kw.get("min_width", 0)]
+                  + [cell_len(cells[i]) for cells in body]) for i, (_, kw) in enumerate(columns)]
+    right = [kw.get("justify") == "right" for _, kw in columns]
+    full = sum(widths) + 3 * len(widths) - 1   # the op column's whole text counts here, not in `need`
+    if full > width or cell_len(title) > full:
+        return None
+
+    def line(cells: list[str]) -> str:
+        parts = []
+        for i, text in enumerate(cells):
+            gap = " " * (widths[i] - cell_len(text))
+            parts.append((gap + text) if right[i] else (text + gap))
+        # SIMPLE_HEAD, no edge padding: a blank edge, one space of padding each side of a divider
+        return (" " + "   ".join(parts)).rstrip()
+
+    out = [title, "", line(header), " " + "─" * (full - 2)]
+    out += [line(cells) for cells in body]
+    out += ["", line(footer), ""]
+    t = a.totals
+    tail = [(f"params {t.params:,} ({human(t.params)}) · MACs {t.macs:,} ({human(t.macs)},"
+             f" FLOPs {human(t.flops)}) · neurons {t.neurons:,} · activations"
+             f" {t.activations:,} per image" + (f" · buffers {t.buffers:,}" if t.buffers else ""))]
+    tail += list(view.notes())
+    for text in map(_plain, tail):
+        if "\n" in text or cell_len(text) > width:
+            return None
+        out.append(text.rstrip())
+    return "".join(line + "\n" for line in out)
 
 
 def checks_view(results: list[CheckResult]) -> Any:
@@ -409,6 +487,10 @@ SHAPES_WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
 
 def plain_text(renderable: Any, width: int = 160) -> str:
     """A rich renderable as plain text at a fixed width (for files): no colour, no trailing blanks."""
+    if isinstance(renderable, ShapesView):  # rich's table layout costs more than the rest of `archviz shapes`
+        text = _shapes_plain(renderable, width)
+        if text is not None:
+            return text
     import io as _io
 
     from rich.console import Console
