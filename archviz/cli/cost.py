@@ -10,7 +10,9 @@ import typer
 
 from .common import (
     DEFAULT_SPEC,
+    Dtype,
     InputDtype,
+    Optimizer,
     SpecArg,
     TextFormat,
     console,
@@ -20,32 +22,14 @@ from .common import (
     lowering,
     text_format,
 )
+from .common import StepMode as Mode
 
 HW, STEP, RUN = "Hardware and parallelism", "The training step", "A whole run"
 
 
-# the choices as typer shows them; the core's Enums (archviz.core: Mode, Dtype, Optimizer,
-# Precision) are imported only when the command runs, so that other commands never load them
-# (tests/test_cost.py holds the values equal)
-class Mode(str, Enum):
-    train = "train"
-    infer = "infer"
-
-
-class Dtype(str, Enum):
-    fp32 = "fp32"
-    tf32 = "tf32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Optimizer(str, Enum):
-    sgd = "sgd"
-    momentum = "momentum"
-    adam = "adam"
-    adamw = "adamw"
-
-
+# the choices as typer shows them, shared with the other commands (cli/common.py: Dtype,
+# Optimizer, StepMode as Mode); the core's Enums are imported only when the command runs, so that
+# other commands never load them (tests/test_cost.py and test_help.py hold the values equal)
 class Precision(str, Enum):
     amp = "amp"
     mixed = "mixed"
