@@ -24,6 +24,7 @@ runner = CliRunner()
 
 # Runs in a fresh interpreter: exec each exported file on its own, build its one class on the
 # meta device (keys and shapes only, nothing allocated), print {file: [[key, shape], ...]}.
+# A file defines the network's class last, after archviz's own modules it uses.
 CHILD = """
 import json, sys, torch
 out = {}
@@ -32,9 +33,9 @@ for path in sys.argv[1:]:
     exec(compile(open(path, encoding="utf-8").read(), path, "exec"), ns)
     classes = [v for v in ns.values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
                and v.__module__ == "exported"]
-    assert len(classes) == 1, classes
+    assert classes, path   # archviz's own modules (attention, ...) first, the network's class last
     with torch.device("meta"):
-        model = classes[0]()
+        model = classes[-1]()
     out[path] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
 print(json.dumps(out))
 """
