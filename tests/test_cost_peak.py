@@ -49,3 +49,31 @@ def test_the_peak_moment_is_named() -> None:
     assert 0 <= got.total - c.peak <= 8
     assert c.memory.grads == got.parts["Gradient"]
     assert c.memory.params == got.parts["Parameter"] and c.memory.optimizer == got.parts["Optstate"]
+
+
+# the imported references (tests/reference_import.py): the user's module under MemTracker against
+# archviz's cost of the spec `archviz import` wrote for it (issue 23: "and the imported references")
+IMPORTED = [("mobilenet_v2", "fp32"),
+            pytest.param("mobilenet_v2", "bf16", marks=pytest.mark.slow),
+            pytest.param("densenet121", "fp32", marks=pytest.mark.slow),
+            pytest.param("densenet121", "bf16", marks=pytest.mark.slow),
+            pytest.param("efficientnet_b0", "fp32", marks=pytest.mark.slow),
+            pytest.param("efficientnet_b0", "bf16", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize(("name", "dtype"), IMPORTED)
+def test_imported_reference_peak_within_5_percent_of_memtracker(name: str, dtype: str) -> None:
+    import reference_import as ri
+    import torch
+    from memtracker_oracle import track
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from archviz.runtime.importer import from_module
+
+    build, shape = getattr(ri, name), (3, 96, 96)
+    a = analyze(from_module(build(), shape).spec, gpus=1)
+    s = Settings(batch=32, dtype=Dtype(dtype), optimizer=Optimizer.momentum, torch_device="cpu")
+    with FakeTensorMode():
+        torch.manual_seed(0)
+        got = track(build().train(), shape, a.layers[-1].output[0], 32, dtype, "momentum")
+    assert abs(estimate(a, s, target("h100"), 1).peak / got.total - 1) <= TOLERANCE, got.parts
