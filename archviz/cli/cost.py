@@ -69,6 +69,11 @@ _Output = Annotated[Optional[str], typer.Option("--output", "-o", rich_help_pane
 _Lowering = Annotated[Optional[str], typer.Option(
     "--lowering", metavar="OP=CHOICE", rich_help_panel=IO, help="lrn=torch: count torch's LRN.")]
 
+_Seq = Annotated[Optional[int], typer.Option(
+    "--seq", rich_help_panel=STEP, help="Tokens per sequence (prefill; token-id input).")]
+_Context = Annotated[Optional[int], typer.Option(
+    "--context", rich_help_panel=STEP, help="Infer: tokens in the KV cache (default --seq).")]
+
 
 @guarded
 def cost(
@@ -108,11 +113,8 @@ def cost(
         "--epochs", rich_help_panel=RUN, help="Passes over --images.")] = None,
     images: Annotated[Optional[str], typer.Option(
         "--images", rich_help_panel=RUN, help="Images per epoch, e.g. 1.2M (alone: one pass).")] = None,
-    seq: Annotated[Optional[int], typer.Option(
-        "--seq", rich_help_panel=STEP, help="Tokens per sequence (prefill; token-id input).")] = None,
-    context: Annotated[Optional[int], typer.Option(
-        "--context", rich_help_panel=STEP, help="Infer: tokens in the KV cache (default --seq).")
-    ] = None,
+    seq: _Seq = None,
+    context: _Context = None,
     tokens: Annotated[Optional[str], typer.Option(
         "--tokens", rich_help_panel=RUN, help="Training tokens, e.g. 300B (token-id inputs).")] = None,
     fmt: Annotated[Optional[TextFormat], typer.Option(
@@ -134,11 +136,7 @@ def cost(
     """
     from ..render import cost_view
 
-    if seq is not None and input_size:
-        from ..core.cost_states import CostError
-
-        raise CostError("--seq and --input both size the input: give one")
-    a = load_analysis(spec, input_size, None, dtype_in)
+    a = _load(spec, input_size, dtype_in, seq)
     c, run = compute(a, device, gpus=gpus, tp=tp, pp=pp, sp=sp, recompute=recompute, zero=zero,
                      batch=batch, grad_accum=grad_accum,
                      mode=mode, precision=precision, dtype=dtype, optimizer=optimizer, epochs=epochs,
@@ -154,6 +152,14 @@ def cost(
             console().print(view)
     else:
         emit(cost_view.WRITERS[kind.value](c, run), output)
+
+
+def _load(spec: str, input_size: Optional[str], dtype_in: Any, seq: Optional[int]) -> Any:
+    if seq is not None and input_size:
+        from ..core.cost_states import CostError
+
+        raise CostError("--seq and --input both size the input: give one")
+    return load_analysis(spec, input_size, None, dtype_in)
 
 
 def compute(a: Any, device: str, *, gpus: Optional[int] = None, tp: Optional[int] = None, pp: int = 1,
