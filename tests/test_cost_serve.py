@@ -85,3 +85,10 @@ def test_cli_serving_json_and_errors() -> None:
                  ["gpt2", "--mode", "infer", "--seq", "64", "--context", "32"], ["gpt2", "--context", "64"]):
         r = runner.invoke(app, ["cost", *args])
         assert r.exit_code == 2, (args, r.output)
+
+
+def test_api_serving() -> None:
+    import archviz
+
+    d = archviz.cost("gpt2", "h100", mode="infer", dtype="fp16", batch=1, seq=32, context=256).to_dict()
+    assert d["serving"]["kv_cache"] == 36_864 * 256
