@@ -207,14 +207,15 @@ def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | Non
          dtype: str | None = None, optimizer: str = "momentum", epochs: float | None = None,
          images: int | str | None = None, tokens: int | str | None = None, input_shape: Shape | None = None,
          input_dtype: str | None = None, lowering: str | Mapping[str, str] | Lowering | None = None,
-         allow_opaque: bool = False) -> CostReport:
+         allow_opaque: bool = False, seq: int | None = None, context: int | None = None) -> CostReport:
     """Memory per GPU (parameters, gradients, optimizer, activations, temporaries: the peak),
     whether it fits on ``device`` with the largest batch that does, and a roofline lower bound on
     a step's and a run's time (``archviz cost``; the keywords are its options: ``device`` a row of
     the device table (gtx580, a100, h100, ...), a capacity ("24GB") or "cpu"; ``gpus`` = tp·dp·pp;
     ``pp`` pipeline stages; ``sp`` sequence parallelism; ``recompute`` none, selective or full;
     ``zero`` 0–3; ``precision`` amp, mixed or megatron; ``optimizer`` sgd, momentum, adam or
-    adamw; ``epochs``/``images`` (``"1.2M"``) or ``tokens`` (``"300B"``): a whole run).
+    adamw; ``epochs``/``images`` (``"1.2M"``) or ``tokens`` (``"300B"``): a whole run; ``seq``
+    tokens per sequence, ``context`` the KV cache's tokens with ``mode="infer"``).
 
     >>> c = archviz.cost("alexnet", "gtx580", gpus=1)
     >>> c.fits, c.largest_batch, c.peak           # the paper's net on one 3 GB card
@@ -236,7 +237,8 @@ def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | Non
                      dtype=_choice(DtypeChoice, dtype, "dtype") if dtype else None,
                      optimizer=_choice(OptimizerChoice, optimizer, "optimizer"), epochs=epochs,
                      images=None if images is None else str(images),
-                     tokens=None if tokens is None else str(tokens), lowering_text=_lowering_text(lowering))
+                     tokens=None if tokens is None else str(tokens), lowering_text=_lowering_text(lowering),
+                     seq=seq, context=context)
     return CostReport.of(c, run)
 
 

@@ -53,6 +53,11 @@ _Output = Annotated[Optional[str], typer.Option("--output", "-o", rich_help_pane
 _Lowering = Annotated[Optional[str], typer.Option(
     "--lowering", metavar="OP=CHOICE", rich_help_panel=IO, help="lrn=torch: count torch's LRN.")]
 
+_Seq = Annotated[Optional[int], typer.Option(
+    "--seq", rich_help_panel=STEP, help="Tokens per sequence (prefill; token-id input).")]
+_Context = Annotated[Optional[int], typer.Option(
+    "--context", rich_help_panel=STEP, help="Infer: tokens in the KV cache (default --seq).")]
+
 
 @guarded
 def cost(
@@ -92,6 +97,8 @@ def cost(
         "--epochs", rich_help_panel=RUN, help="Passes over --images.")] = None,
     images: Annotated[Optional[str], typer.Option(
         "--images", rich_help_panel=RUN, help="Images per epoch, e.g. 1.2M (alone: one pass).")] = None,
+    seq: _Seq = None,
+    context: _Context = None,
     tokens: Annotated[Optional[str], typer.Option(
         "--tokens", rich_help_panel=RUN, help="Training tokens, e.g. 300B (token-id inputs).")] = None,
     fmt: Annotated[Optional[TextFormat], typer.Option(
@@ -113,11 +120,11 @@ def cost(
     """
     from ..render import cost_view
 
-    a = load_analysis(spec, input_size, None, dtype_in)
+    a = _load(spec, input_size, dtype_in, seq)
     c, run = compute(a, device, gpus=gpus, tp=tp, pp=pp, sp=sp, recompute=recompute, zero=zero,
                      batch=batch, grad_accum=grad_accum,
                      mode=mode, precision=precision, dtype=dtype, optimizer=optimizer, epochs=epochs,
-                     images=images, tokens=tokens, lowering_text=lowering_text)
+                     images=images, tokens=tokens, lowering_text=lowering_text, seq=seq, context=context)
     kind = text_format(fmt, output)
     if kind is TextFormat.table:
         from ..render.tables import plain_text
@@ -131,13 +138,22 @@ def cost(
         emit(cost_view.WRITERS[kind.value](c, run), output)
 
 
+def _load(spec: str, input_size: Optional[str], dtype_in: Any, seq: Optional[int]) -> Any:
+    if seq is not None and input_size:
+        from ..core.cost_states import CostError
+
+        raise CostError("--seq and --input both size the input: give one")
+    return load_analysis(spec, input_size, None, dtype_in)
+
+
 def compute(a: Any, device: str, *, gpus: Optional[int] = None, tp: Optional[int] = None, pp: int = 1,
             sp: bool = False, recompute: Recompute = Recompute.none, zero: int = 0, batch: int = 128,
             grad_accum: int = 1, mode: Mode = Mode.train,
             precision: Precision = Precision.amp, dtype: Optional[Dtype] = None,
             optimizer: Optimizer = Optimizer.momentum, epochs: Optional[float] = None,
             images: Optional[str] = None, tokens: Optional[str] = None,
-            lowering_text: Optional[str] = None) -> tuple[Any, Any]:
+            lowering_text: Optional[str] = None, seq: Optional[int] = None,
+            context: Optional[int] = None) -> tuple[Any, Any]:
     """The cost of an analysed spec as the flags ask (the CLI's and ``archviz.cost``'s one path):
     the :class:`~archviz.core.cost.Cost` and the run (None where none is asked)."""
     from dataclasses import replace
@@ -150,6 +166,10 @@ def compute(a: Any, device: str, *, gpus: Optional[int] = None, tp: Optional[int
 
     cpu = device.strip().lower() == "cpu"
     where = device_target(device)
+    if seq is not None:
+        a = _at_seq(a, seq)
+    if mode is Mode.infer and dtype in (Dtype.bf16, Dtype.fp16):
+        precision = Precision.mixed          # serving stores the weights in --dtype (DESIGN.md)
     par = parallel(gpus, tp, pp, a.gpus, cpu)
     megatron = width(a) is not None      # attention: heads and columns split (cost_layout)
     if sp and (par.tp == 1 or not megatron):
@@ -164,7 +184,43 @@ def compute(a: Any, device: str, *, gpus: Optional[int] = None, tp: Optional[int
     settings = replace(settings, tp=par.tp if megatron else 1, sp=sp, pp=par.pp,
                        recompute=Recomp(recompute.value))
     c = estimate(a, settings, where, 1 if megatron else par.tp)
+    if context is not None and mode is not Mode.infer:
+        raise CostError("--context: the tokens a KV cache holds, with --mode infer")
+    if mode is Mode.infer:
+        c = _serve(a, c, where, context, 1 if megatron else par.tp)
     return c, _run(c, a, epochs, images, tokens)
+
+
+def _at_seq(a: Any, seq: int) -> Any:
+    """The analysis at ``seq`` tokens (a token-id input only)."""
+    from ..core.analysis import analyze
+    from ..core.cost_states import CostError
+
+    if a.input_dtype not in ("int64", "int32") or len(a.input) != 1:
+        raise CostError(f"--seq: the length of a token-id input; {a.name} reads {a.input}",
+                        "hint: give an image's size with --input")
+    if seq < 1:
+        raise CostError(f"--seq: expected a positive number of tokens, got {seq}")
+    return analyze(a.graph, (seq,), a.gpus, a.input_dtype)
+
+
+def _serve(a: Any, c: Any, where: Any, context: Optional[int], gpus: int) -> Any:
+    """Fold the KV cache and a decode step into an inference cost (archviz.core.cost_serve)."""
+    from ..core.cost import estimate, settings_layout
+    from ..core.cost_serve import self_attention, serve
+    from ..core.cost_states import CostError
+
+    seq = a.input[0]
+    if not any(self_attention(st) for st in a.layers) or a.input_dtype not in ("int64", "int32"):
+        if context is not None:
+            raise CostError(f"--context: {a.name} has no self-attention over token ids to cache")
+        return c
+    context = seq if context is None else context
+    if context < seq:
+        raise CostError(f"--context {context}: the cache must hold the prefill's --seq {seq} tokens",
+                        f"hint: --context {seq} or more, or a shorter --seq")
+    decode = estimate(_at_seq(a, 1), c.settings, where, gpus)
+    return serve(c, decode, a, settings_layout(a, c.settings), context, seq)
 
 
 def _settings(mode: Mode, batch: int, precision: Precision, dtype: Optional[Dtype], optimizer: Optimizer,

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from math import prod
+from typing import TYPE_CHECKING
 
 from ..errors import did_you_mean
 from ..ops import OPS
@@ -48,6 +49,9 @@ from .cost_memory import (
 from .cost_states import CostError, Parallel, Precision, StateBytes, kept, sharded, state_bytes, usable
 from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
 from .flops import Mode, needs_grad
+
+if TYPE_CHECKING:
+    from .cost_serve import Serving
 
 GIB = 2**30
 
@@ -220,7 +224,7 @@ class Memory:
     saved: int
     transient: int
     cross: int = 0                # bytes of other GPUs' activations received (a split)
-    kv_cache: int = 0             # (issue 24: inference's cache; 0 for now)
+    kv_cache: int = 0             # inference's KV cache (archviz.core.cost_serve)
     phase: str = ""               # the moment of the peak: forward, backward or optimizer
     at: str = ""                  # and the layer running then
 
@@ -271,6 +275,7 @@ class Cost:
     lower_bound: bool                    # a layer's saved bytes are unknown
     largest_batch: int | None            # the largest batch per replica that fits (None: no capacity)
     time: Time | None
+    serving: Serving | None = None       # --mode infer on a decoder: the KV cache, prefill, decode
 
     @property
     def gpus(self) -> int:

@@ -96,6 +96,7 @@ def to_dict(c: Cost, run: Run | None = None) -> dict[str, Any]:
         "fits": c.fits,
         "largest_batch": c.largest_batch,
         "lower_bound": c.lower_bound,
+        "serving": None if c.serving is None else c.serving.as_dict(),
         "time": None if t is None and run is None else
         ({} if t is None else {"step_ms": t.step_ms, "compute_ms": t.compute_ms, "link_ms": t.link_ms,
                                "dp_ms": t.dp_ms, "update_ms": t.update_ms,
@@ -105,6 +106,19 @@ def to_dict(c: Cost, run: Run | None = None) -> dict[str, Any]:
                                                                  "out_dtype": lc.out_dtype}
                    for lc in c.layers],
     }
+
+
+def serving_line(c: Cost) -> str:
+    """'KV cache: 0.50 GiB per GPU (131,072 bytes a token × 4,096 tokens × batch 1); 496,466
+    tokens fit; lower bounds: prefill of 128 tokens 18.8 ms, a decode step 4.95 ms'."""
+    v = c.serving
+    assert v is not None
+    fit = "" if v.tokens_fit is None else f"; {v.tokens_fit:,} cache tokens fit per GPU"
+    times = "" if v.decode_ms is None or v.prefill_ms is None else (
+        f"; lower bounds: prefill of {v.seq:,} tokens {v.prefill_ms:.3g} ms, a decode step"
+        f" {v.decode_ms:.3g} ms (weights + KV read)")
+    return (f"KV cache: {v.kv_cache / GIB:.2f} GiB per GPU ({v.kv_bytes_per_token:,} bytes a token ×"
+            f" {v.context:,} tokens × batch {v.batch}){fit}{times}")
 
 
 def to_json(c: Cost, run: Run | None = None) -> str:
@@ -178,6 +192,8 @@ def cost_view(c: Cost, run: Run | None = None) -> Any:
     if c.lower_bound:
         lines.append("a layer's saved bytes are unknown (?): the totals are lower bounds")
     lines.append(time_line(c))
+    if c.serving is not None:
+        lines.append(serving_line(c))
     if run is not None:
         lines.append(run_line(c, run))
     return Group(table, mem, Text("\n".join(lines)))
