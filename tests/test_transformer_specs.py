@@ -1,7 +1,8 @@
 """The bundled transformers against the same networks written by hand in torch
 (tests/reference_transformers.py): at full size the parameter counts on the meta device and the
 published figures; at a scaled-down size (2 layers, width 64) every layer's output shape and
-parameter count, and the MACs against FlopCounterMode, from a real forward pass."""
+parameter count, and the MACs against FlopCounterMode, from a real forward pass. transformer-base
+keeps its 6 + 6 layers at width 64: its decoder layers are written out in the spec, one by one."""
 
 from __future__ import annotations
 
@@ -52,11 +53,16 @@ CASES = {
     "vit-b16": (ref.ViT, ref.VIT_B16, {**ref.VIT_B16, **SMALL, "image": 32, "hidden": 256, "classes": 10},
                 {"224": "32", "768": "64", "3072": "256", "heads: 12": "heads: 4", "repeat: 12": "repeat: 2",
                  "197": "5", "196": "4", "1000": "10"}, lambda s: torch.randn(1, *s)),
+    # "256" (the sequence) is replaced before "2048" becomes 256
+    "transformer-base": (ref.Seq2Seq, ref.TRANSFORMER_BASE,
+                         {**ref.TRANSFORMER_BASE, "d": 64, "heads": 4, "ffn": 256, "vocab": 1000},
+                         {"256": "32", "37000": "1000", "512": "64", "2048": "256", "heads: 8": "heads: 4"},
+                         _two_streams(1000, 1000)),
 }
 PUBLISHED = {"gpt2": 124_439_808, "gpt3-175b": 174_604_259_328, "llama3-8b": 8_030_261_248,
-             "bert-base": 109_482_240, "vit-b16": 86_567_656}
+             "bert-base": 109_482_240, "vit-b16": 86_567_656, "transformer-base": 63_082_496}
 # claims of the papers that their own architectures do not meet: `archviz check` says by how much
-FAILING = {"gpt2": ["params"], "gpt3-175b": ["params"]}
+FAILING = {"gpt2": ["params"], "gpt3-175b": ["params"], "transformer-base": ["params"]}
 
 
 def scaled(name: str) -> archviz.Spec:

@@ -164,7 +164,7 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
     The guard counts the activations of a forward pass at ``batch`` (1 unless the caller runs a
     larger one), as the module is built to be run."""
     where = torch.device(device) if device is not None else torch.get_default_device()
-    if where.type != "meta":   # a build on the meta device (also `with torch.device("meta")`) allocates nothing
+    if where.type != "meta":   # a meta build (also under `with torch.device("meta")`) allocates nothing
         check_memory(analysis, max_bytes, batch=batch, device=device or "cpu")
     root = nn.Module()
     with torch.device(device) if device is not None else nullcontext():

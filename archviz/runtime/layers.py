@@ -139,6 +139,28 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
+class Roll(nn.Module):
+    """``x.roll(shifts, dims)``, ``dims`` torch's (the batch counted): Swin's cyclic shift."""
+
+    def __init__(self, shifts: tuple[int, ...], dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shifts, self.dims = tuple(shifts), tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.roll(self.shifts, self.dims)
+
+
+class Pad(nn.Module):
+    """``F.pad(x, pad, value=value)``: amounts in F.pad's order, the last dim first."""
+
+    def __init__(self, pad: tuple[int, ...], value: float = 0.0) -> None:
+        super().__init__()
+        self.pad, self.value = tuple(pad), value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(x, self.pad, value=self.value)
+
+
 LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
                                                                 StochasticDepth, PosEmbedding, ClsToken,
-                                                                PatchEmbed)}
+                                                                PatchEmbed, Roll, Pad)}
