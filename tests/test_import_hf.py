@@ -71,3 +71,29 @@ def test_a_forward_that_reads_a_value_is_not_captured() -> None:
 
     with pytest.raises(ValueRead, match="reads a tensor's value"):
         capture(Branchy(), torch.randn(2, 4))
+
+
+def _gpt2() -> nn.Module:
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32,
+                                  attn_implementation="eager")
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def test_gpt2_imports_with_positions_packed_attention_conv1d_and_tied_head() -> None:
+    model = _gpt2()
+    imported = from_module(model, (16,), input_dtype="int64")
+    layers = {la.name: la for la in imported.spec.layers}
+    pos = next(la for la in layers.values() if la.op == "pos_embedding")     # x + wpe(arange(S))
+    assert (pos.params.kind, pos.params.length, pos.params.start) == ("learned", 32, 0)
+    assert imported.name_map["transformer.wpe.weight"] == f"{pos.name}.weight"
+    assert layers["lm_head"].tie == "transformer.wte"                         # lm_head shares wte's weight
+    attn = [la for la in archviz.analyze(imported.spec).layers if la.op == "attention"]
+    p = attn[0].op_params
+    assert (p.heads, p.head_dim, p.causal, p.bias, p.rope, p.dropout) == (4, 16, True, True, False, 0.1)
+    assert p.out_bias in (None, True)                                         # c_proj's bias (as bias's)
+    assert "op: gelu, approximate: tanh" in imported.text                    # gelu_new
+    assert "transformer.h.0.mlp.c_fc.weight" in imported.transpose           # Conv1D stores (in, out)
+    rt = round_trip(model, imported)
+    assert rt.max_abs_diff <= 1e-5 and rt.params == rt.spec_params == rt.analysis_params == 108_544, rt
+    assert rt.ok, rt                                                          # MACs equal too (eager)
