@@ -174,7 +174,7 @@ class _Recorder(TorchFunctionMode):
         if self.reads_input(args, kwargs):
             node = self.create("call_module", self.paths[id(m)], self.arg(tuple(args)), self.arg(kwargs))
             self.record(node, out)
-        elif (start := _rows_of(out, m._parameters.get("weight"))) is not None:
+        elif (start := _rows_of(args, out, m._parameters.get("weight"))) is not None:
             self.rows[id(out)] = (f"{self.paths[id(m)]}.weight", start)
             self.keep.append(out)
 
@@ -189,17 +189,23 @@ class _Constant:
         return f"constant{tuple(self.shape)}"
 
 
-def _rows_of(out: Any, weight: Any) -> int | None:
-    """``start`` where ``out`` (1, S, D) or (S, D) is rows start…start+S-1 of ``weight`` (L, D): a
-    module called on constant positions (GPT-2's ``wpe(arange(S))``); None if it is not."""
-    if not isinstance(out, torch.Tensor) or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+def _rows_of(args: Any, out: Any, weight: Any) -> int | None:
+    """``start`` where a module was called on constant consecutive positions (its first argument
+    start, start+1, …, the same for every example: GPT-2's ``wpe(arange(S))``) and returned those
+    rows of its 2-D ``weight`` (a lookup); None otherwise."""
+    ids = args[0] if args else None
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.ndim == 0 or ids.numel() == 0 \
+            or not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not isinstance(out, torch.Tensor):
         return None
-    if out.ndim < 2 or out.shape[-1] != weight.shape[1] or out[..., 0, 0].numel() != 1:
-        return None
-    rows = out.reshape(-1, weight.shape[1])
-    s = rows.shape[0]
+    first = ids.reshape(-1, ids.shape[-1])
+    start, s = int(first[0, 0]), first.shape[1]
     with torch.no_grad():
-        return next((i for i in range(weight.shape[0] - s + 1) if torch.equal(weight[i:i + s], rows)), None)
+        want = torch.arange(start, start + s, dtype=first.dtype, device=first.device)
+        if not bool((first == want).all()) or not 0 <= start <= weight.shape[0] - s \
+                or out.shape[-2:] != (s, weight.shape[1]):
+            return None
+        rows = out.reshape(-1, s, weight.shape[1])
+        return start if bool((rows == weight[start:start + s]).all()) else None
 
 
 def _whole(index: Any) -> bool:
