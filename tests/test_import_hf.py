@@ -71,3 +71,41 @@ def test_a_forward_that_reads_a_value_is_not_captured() -> None:
 
     with pytest.raises(ValueRead, match="reads a tensor's value"):
         capture(Branchy(), torch.randn(2, 4))
+
+
+def _gpt2(impl: str) -> nn.Module:
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32,
+                                  attn_implementation=impl)
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_gpt2_imports_with_positions_packed_attention_conv1d_and_tied_head(impl: str) -> None:
+    model = _gpt2(impl)
+    imported = from_module(model, (16,), input_dtype="int64")
+    layers = {la.name: la for la in imported.spec.layers}
+    pos = next(la for la in layers.values() if la.op == "pos_embedding")     # x + wpe(arange(S))
+    assert (pos.params.kind, pos.params.length, pos.params.start) == ("learned", 32, 0)
+    assert imported.name_map["transformer.wpe.weight"] == f"{pos.name}.weight"
+    assert layers["lm_head"].tie == "transformer.wte"                         # lm_head shares wte's weight
+    attn = [la for la in archviz.analyze(imported.spec).layers if la.op == "attention"]
+    p = attn[0].op_params
+    assert (p.heads, p.head_dim, p.causal, p.bias, p.rope, p.dropout) == (4, 16, True, True, False, 0.1)
+    assert p.out_bias in (None, True)                                         # c_proj's bias (as bias's)
+    assert "op: gelu, approximate: tanh" in imported.text                    # gelu_new
+    assert f"lowering: {impl}" in imported.text
+    assert "transformer.h.0.mlp.c_fc.weight" in imported.transpose           # Conv1D stores (in, out)
+    rt = round_trip(model, imported)
+    assert rt.max_abs_diff <= 1e-5 and rt.params == rt.spec_params == rt.analysis_params == 108_544, rt
+    assert rt.flops == rt.spec_flops                        # source and compiled run the same kernels
+    assert rt.ok == (impl == "eager"), rt                   # MACs equal on eager (CPU SDPA: its own count)
+
+
+def test_bert_stops_at_its_token_type_embedding() -> None:
+    # word + token_type(zeros) + position: the type's row 0 added at every position is no op yet
+    cfg = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=128, max_position_embeddings=32,
+                                  attn_implementation="eager")
+    with pytest.raises(archviz.ArchvizError, match=r"embeddings \(add\).*rows of a table"):
+        from_module(transformers.BertModel(cfg), (16,), input_dtype="int64")

@@ -57,13 +57,17 @@ class GELUParams:
                                     " 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"), "none")
 
 
+TANH_GELU = "transformers.activations.NewGELUActivation"
+
+
 @register
 class GELU(_Elementwise):
     name, torch_class, saves = "gelu", "GELU", "input"
     doc = "Gaussian error linear unit (torch.nn.GELU; approximate: tanh as GPT-2 and BERT write it)"
     Params = GELUParams
     example = {"name": "gelu", "op": "gelu"}
-    torch_modules = ("torch.nn.GELU",)
+    # transformers' tanh forms: GPT-2's gelu_new written out op by op, and the fused one
+    torch_modules = ("torch.nn.GELU", TANH_GELU, "transformers.activations.GELUTanh")
     torch_functions = (F + "gelu",)
     onnx_types = ("Gelu",)
 
@@ -71,7 +75,7 @@ class GELU(_Elementwise):
         return TorchLayer("GELU", (), TorchLayer.given({"approximate": "none"}, approximate=p.approximate))
 
     def from_module(self, src: Source) -> Mapped:
-        return self.layer(approximate=src.attrs["approximate"])
+        return self.layer(approximate=src.attrs.get("approximate", "tanh"))   # transformers': tanh
 
     def from_call(self, src: Source) -> Mapped:
         return self.layer(approximate=src.arg(1, "approximate", "none"))

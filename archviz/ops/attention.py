@@ -18,6 +18,7 @@ not halve them here: the full square is the convention of FlopCounterMode and Me
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -27,6 +28,8 @@ from .fields import BoolField, FloatField, PosInt, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
+
+GPT2 = "transformers.models.gpt2.modeling_gpt2.GPT2Attention"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +81,8 @@ class Attention(OpKind):
     # eager: the paper's arithmetic as separate torch ops (S×S scores saved); sdpa:
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
-    torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention")
+    torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention",
+                     GPT2)
 
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
@@ -224,6 +228,8 @@ class Attention(OpKind):
     def from_module(self, src: Source) -> Mapped:
         # nn.MultiheadAttention, called as mha(x, x, x): self-attention, batch first, packed q, k, v
         a = src.attrs
+        if src.target == GPT2:
+            return self._from_gpt2(a)
         if "config" in a:
             return self._from_config(a["config"], bool(a.get("is_causal", True)))
         if not a.get("batch_first"):
@@ -252,6 +258,24 @@ class Attention(OpKind):
         return self.layer(heads=heads, kv_heads=config.num_key_value_heads, head_dim=head_dim, causal=causal,
                           dropout=float(config.attention_dropout), bias=bool(config.attention_bias),
                           rope=True, rope_theta=float(theta), lowering=impl)
+
+    def _from_gpt2(self, a: Mapping[str, Any]) -> Mapped:
+        """transformers' GPT2Attention: heads, head size, causal, attn_pdrop, q·k scaled by 1/√hd,
+        biases on the packed ``c_attn`` and on ``c_proj`` (split into q, k, v, o on load:
+        archviz/runtime/attention.py); its ``resid_dropout`` after c_proj, a dropout layer."""
+        config = a["config"]
+        impl = getattr(config, "_attn_implementation", None) or "eager"
+        if impl not in self.lowerings:
+            raise Unmapped(f"attention implementation {impl!r} (archviz lowers to eager or sdpa)")
+        if a["is_cross_attention"] or not a["scale_attn_weights"] or a["scale_attn_by_inverse_layer_idx"]:
+            raise Unmapped("cross-attention, or a scale other than 1/√head_dim")
+        if a["reorder_and_upcast_attn"] or a.get("pruned_heads"):
+            raise Unmapped("reorder_and_upcast_attn or pruned heads")
+        layers = self.layer(heads=a["num_heads"], kv_heads=a["num_heads"], head_dim=a["head_dim"],
+                            causal=bool(a["is_causal"]), dropout=float(config.attn_pdrop), bias=True,
+                            lowering=impl)
+        p = float(config.resid_pdrop)
+        return layers + ((("dropout", {"p": p}),) if p else ())
 
     def label(self, p: AttentionParams) -> str:
         parts = [f"{p.heads} heads"] + ([f"{p.kv_heads} kv"] if p.kv_heads not in (None, p.heads) else [])

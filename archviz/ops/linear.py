@@ -26,6 +26,8 @@ class LinearParams:
                                          " as torch.nn.Linear does (else refused: a missing flatten)"),
                            False)
 
+CONV1D = "transformers.pytorch_utils.Conv1D"   # y = x·W + b, W stored (in, out)
+
 
 @register
 class Linear(OpKind):
@@ -34,7 +36,7 @@ class Linear(OpKind):
     counts_neurons = True
     Params = LinearParams
     example = {"name": "fc6", "op": "linear", "out": 4096}
-    torch_modules = ("torch.nn.Linear",)
+    torch_modules = ("torch.nn.Linear", CONV1D)
     onnx_types = ("Gemm", "MatMul")      # MatMul: (N, ..., F) by an initializer, + Add of a bias
     onnx_weights = ("weight", "bias")
     onnx_bias_add = ("MatMul",)
@@ -75,8 +77,12 @@ class Linear(OpKind):
         return False
 
     def from_module(self, src: Source) -> Mapped:
-        return self.layer(out=src.attrs["out_features"], bias=src.attrs["bias"] is not None,
-                          **_last_dim(src))
+        a = src.attrs   # transformers' Conv1D (GPT-2's): nf outputs, weight (in, out), transposed on load
+        out = a["nf"] if src.target == CONV1D else a["out_features"]
+        return self.layer(out=out, bias=a["bias"] is not None, **_last_dim(src))
+
+    def module_transposed(self, src: Source) -> tuple[str, ...]:
+        return ("weight",) if src.target == CONV1D else ()
 
     def from_onnx(self, src: Source) -> Mapped:
         a, w = src.attrs, src.const(1)

@@ -34,7 +34,13 @@ class Add(_Merge):
     def from_call(self, src: Source) -> Mapped:
         if len(src.ins) == 2 and src.ins[0] == src.ins[1] and len(src.args) == 2:
             return self.layer()
-        raise Unmapped("add of tensors of one shape only (no constants, no broadcast)")
+        rows = [a for a in src.args[:2] if isinstance(a, Weight) and a.start is not None]
+        if len(src.ins) == 1 and len(src.args) == 2 and rows and len(rows[0].shape) == 2 \
+                and src.ins[0][-1] == rows[0].shape[1]:
+            # x + wpe(arange(S)): rows start… of a learned table (GPT-2's, BERT's positions)
+            table = rows[0]
+            return (("pos_embedding", {"kind": "learned", "length": table.shape[0], "start": table.start}),)
+        raise Unmapped("add of tensors of one shape only, or of rows of a table (no constants, no broadcast)")
 
     def from_onnx(self, src: Source) -> Mapped:
         if len(src.ins) == 2 and src.ins[0] == src.ins[1]:

@@ -40,6 +40,7 @@ class PosEmbedding(OpKind):
     example_input = ((12, 8), "float32")
     ranks = (2,)
     torch_modules = ("archviz.runtime.layers.PosEmbedding",)
+    onnx_weights = ("weight",)   # also the key of a table a call reads as rows (x + wpe(arange(S)))
 
     @staticmethod
     def table(p: PosEmbeddingParams, ins: tuple[Shape, ...]) -> Shape:

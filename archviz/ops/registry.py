@@ -264,6 +264,11 @@ class OpKind:
         """The :attr:`onnx_weights` this node stores transposed to torch's layout."""
         return ()
 
+    def module_transposed(self, src: Source) -> tuple[str, ...]:
+        """The state-dict keys of a module of :attr:`torch_modules` stored transposed to the
+        compiled layer's (transformers' Conv1D: (in, out)); the import transposes them on load."""
+        return ()
+
     # --- GPU split: the layer's rows per tower -------------------------------------------------
 
     def split(self, p: Any, ins: tuple[Shape, ...]) -> Split:

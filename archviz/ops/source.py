@@ -49,10 +49,13 @@ TENSOR = _Tensor()
 @dataclass(frozen=True)
 class Weight:
     """An argument that is a parameter of the traced model (an fx ``get_attr``: ``self.gamma * x``):
-    its state-dict key and shape (the batch not in it)."""
+    its state-dict key and shape (the batch not in it). ``start``: the call reads rows
+    ``start…`` of it, as many as the sequence has (an embedding of constant positions: GPT-2's
+    ``wpe(arange(S))``, which a capture records as the rows it returned); None: the whole."""
 
     key: str
     shape: tuple[int, ...]
+    start: int | None = None
 
 
 @dataclass(frozen=True)

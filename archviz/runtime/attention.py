@@ -78,10 +78,25 @@ class Attention(nn.Module):
             out = state.pop(f"{prefix}out_proj.{kind}", None)
             if out is not None:
                 state[f"{prefix}o_proj.{kind}"] = out
+        Attention._conv1d(state, prefix)
         for name in ("q_proj", "k_proj", "v_proj"):
             separate = state.pop(f"{prefix}{name}_weight", None)
             if separate is not None:
                 state[f"{prefix}{name}.weight"] = separate
+
+    @staticmethod
+    def _conv1d(state: dict, prefix: str) -> None:
+        """transformers' GPT2Attention: ``c_attn`` a Conv1D, weight (D, 3·D) stored (in, out), and
+        its bias (3·D) → q, k, v; ``c_proj`` (Conv1D) → o."""
+        for kind in ("weight", "bias"):
+            packed = state.pop(f"{prefix}c_attn.{kind}", None)
+            if packed is not None:
+                parts = (packed.T if kind == "weight" else packed).chunk(3)
+                for name, part in zip(("q_proj", "k_proj", "v_proj"), parts, strict=True):
+                    state[f"{prefix}{name}.{kind}"] = part
+            out = state.pop(f"{prefix}c_proj.{kind}", None)
+            if out is not None:
+                state[f"{prefix}o_proj.{kind}"] = out.T if kind == "weight" else out
 
     def _heads(self, t: torch.Tensor, n: int) -> torch.Tensor:
         """(B, S, n·hd) → (B, n, S, hd)."""

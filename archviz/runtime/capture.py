@@ -63,6 +63,7 @@ class _Recorder(TorchFunctionMode):
         self.paths = {id(m): p for p, m in reversed(list(model.named_modules(remove_duplicate=False)))}
         self.scope: list[str] = [""]
         self.leaf = 0                                        # > 0 while inside a mapped module
+        self.rows: dict[int, tuple[str, int]] = {}   # a constant that is rows start… of a weight
         self.constant_flops = 0      # FlopCounterMode's count of the constants' work (the rotary table)
 
     # --- values ---------------------------------------------------------------------------------
@@ -84,6 +85,10 @@ class _Recorder(TorchFunctionMode):
                 return n
             if id(a) in self.attrs:
                 return self.create("get_attr", self.attrs[id(a)], (), {})
+            if id(a) in self.rows:                   # wpe(arange(S)): rows of wpe.weight
+                node = self.create("get_attr", self.rows[id(a)][0], (), {})
+                node.meta["start"] = self.rows[id(a)][1]
+                return node
             return _Constant(tuple(a.shape))
         if isinstance(a, (tuple, list)):
             return type(a)(self.arg(x) for x in a)
@@ -164,9 +169,14 @@ class _Recorder(TorchFunctionMode):
                 self.scope.pop()
             return
         self.leaf -= 1
-        if self.leaf == 0 and self.reads_input(args, kwargs) and id(m) in self.paths:
+        if self.leaf or id(m) not in self.paths:
+            return
+        if self.reads_input(args, kwargs):
             node = self.create("call_module", self.paths[id(m)], self.arg(tuple(args)), self.arg(kwargs))
             self.record(node, out)
+        elif (start := _rows_of(args, out, m._parameters.get("weight"))) is not None:
+            self.rows[id(out)] = (f"{self.paths[id(m)]}.weight", start)
+            self.keep.append(out)
 
 
 class _Constant:
@@ -177,6 +187,25 @@ class _Constant:
 
     def __repr__(self) -> str:   # valid Python: fx writes its graph's code with it
         return f"constant{tuple(self.shape)}"
+
+
+def _rows_of(args: Any, out: Any, weight: Any) -> int | None:
+    """``start`` where a module was called on constant consecutive positions (its first argument
+    start, start+1, …, the same for every example: GPT-2's ``wpe(arange(S))``) and returned those
+    rows of its 2-D ``weight`` (a lookup); None otherwise."""
+    ids = args[0] if args else None
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.ndim == 0 or ids.numel() == 0 \
+            or not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not isinstance(out, torch.Tensor):
+        return None
+    first = ids.reshape(-1, ids.shape[-1])
+    start, s = int(first[0, 0]), first.shape[1]
+    with torch.no_grad():
+        want = torch.arange(start, start + s, dtype=first.dtype, device=first.device)
+        if not bool((first == want).all()) or not 0 <= start <= weight.shape[0] - s \
+                or out.shape[-2:] != (s, weight.shape[1]):
+            return None
+        rows = out.reshape(-1, s, weight.shape[1])
+        return start if bool((rows == weight[start:start + s]).all()) else None
 
 
 def _whole(index: Any) -> bool:

@@ -17,7 +17,7 @@ import contextlib
 import io
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,12 @@ from .mapping import (
     ImportFailed,
     Layers,
     count_flops,
+    follow_renames,
     is_mapped_module,
     layer_name,
     map_call,
     map_module,
+    module_transposed,
     supported_functions,
     supported_modules,
 )
@@ -159,7 +161,7 @@ def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece:
 
     def value(n: fx.Node) -> Any:   # a parameter read as an attribute (self.gamma * x): its key and shape
         if n.op == "get_attr" and isinstance(p := _attr(gm, str(n.target)), torch.Tensor):
-            return Weight(str(n.target), tuple(p.shape))
+            return Weight(str(n.target), tuple(p.shape), n.meta.get("start"))
         return TENSOR
 
     args = fx.node.map_arg(node.args, value)
@@ -232,12 +234,14 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     if len(walk.output) > 1 or (walk.output and walk.output[0] != layers.entries[-1].name):
         raise ImportFailed(f"{type(model).__name__}: only a single output, made by the last layer,"
                            " can be imported")
-    layers.rename(_module_names(walk.scopes, layers))
+    short = _module_names(walk.scopes, layers)
+    layers.rename(short)
+    walk.name_map = follow_renames(walk.name_map, short)
     header = Header(name or type(model).__name__, input_shape, source, comments=_comments(
         type(model), input_shape, walk.renames, how), input_dtype=input_dtype)
     spec, text = layers.spec(header)
     return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
-                    constant_flops=gm.meta.get("constant_flops", 0))
+                    constant_flops=gm.meta.get("constant_flops", 0), transpose=frozenset(walk.transpose))
 
 
 class _Walk:
@@ -249,6 +253,7 @@ class _Walk:
         self.layers = Layers()
         self.values: dict[fx.Node, str] = {}
         self.name_map: dict[str, str] = {}
+        self.transpose: set[str] = set()           # source keys stored transposed (Conv1D's weight)
         self.renames: dict[str, str] = {}
         self.called: dict[str, int] = {}
         self.scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
@@ -333,6 +338,7 @@ class _Walk:
                 self.renames[path] = lname
             for key in m.state_dict():
                 self.name_map[f"{path}.{key}"] = f"{lname}.{key}"
+            self.transpose.update(f"{path}.{key}" for key in module_transposed(m))
             return lname
         base = layer_name(str(node.target)) if m is not None else _BASE.sub("", node.name)
         scope = node.meta.get("scope", "")
@@ -479,13 +485,15 @@ def _unmapped(node: fx.Node, gm: fx.GraphModule, reason: str) -> ImportFailed:
 # --- weights and the round trip -----------------------------------------------------------------
 
 def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                 name_map: Mapping[str, str]) -> nn.Module:
+                 name_map: Mapping[str, str], transpose: Collection[str] = ()) -> nn.Module:
     """Load the source model's ``state_dict`` into the compiled spec through ``name_map``
-    (:attr:`Imported.name_map`); strict: every key of both sides must be matched."""
+    (:attr:`Imported.name_map`), the keys in ``transpose`` transposed (:attr:`Imported.transpose`);
+    strict: every key of both sides must be matched."""
     missing = [k for k in state_dict if k not in name_map]
     if missing:
         raise ImportFailed(f"the name map has no entry for {len(missing)} source keys, e.g. {missing[0]}")
-    module.load_state_dict({name_map[k]: v for k, v in state_dict.items()}, strict=True)
+    module.load_state_dict({name_map[k]: v.T if k in transpose else v for k, v in state_dict.items()},
+                           strict=True)
     return module
 
 
@@ -516,7 +524,8 @@ def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip
 
     if imported.opaque:
         raise ImportFailed(f"cannot verify: opaque layers ({', '.join(imported.opaque)}) cannot be compiled")
-    compiled = load_weights(to_module(imported.spec), model.state_dict(), imported.name_map).eval()
+    compiled = load_weights(to_module(imported.spec), model.state_dict(), imported.name_map,
+                            imported.transpose).eval()
     was = model.training
     model.eval()
     try:

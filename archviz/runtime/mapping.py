@@ -59,6 +59,8 @@ class Imported:
     # per example: the source's work that reads no input (captured models); keyword-only, so a
     # subclass's positional fields (OnnxImported.transposed) stay where they were
     constant_flops: int = field(default=0, kw_only=True)
+    # source state-dict keys stored transposed to the spec's (transformers' Conv1D): transposed on load
+    transpose: frozenset[str] = field(default=frozenset(), kw_only=True)
 
 
 # --- which op a node belongs to -------------------------------------------------------------------
@@ -155,6 +157,12 @@ def map_module(module: Any, ins: tuple[Shape, ...], out: Shape) -> Mapped:
         raise Unmapped()
     op, name = found
     return () if op is None else op.from_module(Source(name, module_attrs(module), ins=ins, out=out))
+
+
+def module_transposed(module: Any) -> tuple[str, ...]:
+    """A mapped module's state-dict keys stored transposed to the compiled layer's (its op says)."""
+    op, name = dispatch().modules.get(type(module), (None, ""))
+    return () if op is None else op.module_transposed(Source(name, module_attrs(module)))
 
 
 def map_call(target: Any, method: bool, args: tuple[Any, ...], kwargs: Mapping[str, Any],
@@ -272,16 +280,17 @@ class Layers:
     def add(self, mapped: Mapped, name: Callable[[int, str], str], inputs: tuple[str, ...], out: Shape | None,
             note: str, warning: Callable[[str], str]) -> list[str]:
         """The layers of one node, chained: the first reads ``inputs``, each next the one before;
-        ``name(i, op)`` names the i-th; only the last has the node's output shape (a mean's pool
-        before its flatten: (C, 1, 1)). Returns the names."""
+        ``name(i, op)`` names the i-th; only the last has the node's output shape, checked against
+        the trace (a mean's pool before its flatten, an attention before its residual dropout).
+        Returns the names."""
         made = []
         for i, (op, settings) in enumerate(mapped):
             lname = name(i, op)
             reads = inputs if i == 0 else (self.entries[-1].name,)
             opaque = op == "opaque"
             self.entries.append(Entry(lname, op, settings_of(op, settings), reads, note if opaque else ""))
-            if out is not None:
-                self.traced[lname] = out if i == len(mapped) - 1 else (out[0], 1, 1)
+            if out is not None and i == len(mapped) - 1:   # the layers before: checked through it
+                self.traced[lname] = out
             if opaque:
                 self.opaque.append(lname)
                 self.warnings.append(warning(lname))
@@ -305,6 +314,16 @@ class Layers:
         check(flat, self.traced)
         text = fold(header, self.entries)
         return loads(text, f"<imported {header.name}>"), text
+
+
+def follow_renames(name_map: Mapping[str, str], short: Mapping[str, str]) -> dict[str, str]:
+    """A name map whose function layers were renamed (:meth:`Layers.rename`): a weight a call
+    reads (``add`` of wpe's rows, now ``transformer``) follows its layer."""
+    def follow(key: str) -> str:
+        layer, _, rest = key.rpartition(".")
+        return f"{short[layer]}.{rest}" if layer in short else key
+
+    return {k: follow(v) for k, v in name_map.items()}
 
 
 def check(spec: Spec, traced: Mapping[str, Shape]) -> None:
