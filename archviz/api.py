@@ -486,13 +486,14 @@ def from_module(model: Any, input_shape: tuple[int, ...], **kwargs: Any) -> Spec
     return _from_module(model, tuple(input_shape), **kwargs).spec
 
 
-def load_weights(module: Any, state_dict: Any, name_map: Any) -> Any:
-    """Load a source model's ``state_dict`` into a compiled imported spec through its name map.
+def load_weights(module: Any, state_dict: Any, name_map: Any, transpose: Any = ()) -> Any:
+    """Load a source model's ``state_dict`` into a compiled imported spec through its name map;
+    ``transpose``: the source keys stored transposed (``Imported.transpose``: transformers' Conv1D).
 
     >>> imported = archviz.runtime.importer.from_module(net, (3, 32, 32))
     >>> model = archviz.to_module(imported.spec)
-    >>> archviz.load_weights(model, net.state_dict(), imported.name_map)
+    >>> archviz.load_weights(model, net.state_dict(), imported.name_map, imported.transpose)
     """
     from .runtime.importer import load_weights as _load_weights
 
-    return _load_weights(module, state_dict, name_map)
+    return _load_weights(module, state_dict, name_map, transpose)
