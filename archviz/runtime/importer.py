@@ -42,6 +42,7 @@ from .mapping import (
     Imported,
     ImportFailed,
     Layers,
+    VerifyFailed,
     count_flops,
     is_mapped_module,
     layer_name,
@@ -52,8 +53,8 @@ from .mapping import (
 )
 
 Shape = tuple[int, ...]
-__all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "from_module", "load_target", "load_weights",
-           "round_trip", "trace", "via_export"]
+__all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "VerifyFailed", "from_module", "load_target",
+           "load_weights", "round_trip", "trace", "via_export"]
 
 
 # --- loading a target ---------------------------------------------------------------------------
@@ -245,6 +246,27 @@ def _piece(node: fx.Node) -> tuple[fx.Node, int] | None:
     return None
 
 
+def _opaque(node: fx.Node, what: str, out: Shape, params: int) -> Mapped:
+    """The ``opaque`` layer of a node archviz cannot map: its traced shape (any rank a spec holds)
+    and dtype (floats as float32, the analysis's float; bool and narrow integers as int32)."""
+    if not 1 <= len(out) <= MAX_RANK:
+        scope = node.meta.get("scope", "")
+        raise ImportFailed(f"{scope + '.' if scope else ''}{node.name} ({what}): its output has"
+                           f" {len(out)} sizes per example ({out}); a spec's layers hold 1 to {MAX_RANK}")
+    dtype = getattr(node.meta.get("tensor_meta"), "dtype", torch.float32)
+    traced = "float32" if dtype.is_floating_point else "int64" if dtype == torch.int64 else "int32"
+    return (("opaque", {"module": what, "traced_shape": out, "traced_params": params,
+                        "traced_dtype": traced}),)
+
+
+def _tensor_args(node: fx.Node) -> list[fx.Node]:
+    """The nodes a call reads, in argument order and each as often as it is passed
+    (``torch.cat([x, x], 1)`` reads x twice; fx's ``all_input_nodes`` would give it once)."""
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
+    return found
+
+
 def _what(node: fx.Node, gm: fx.GraphModule) -> str:
     if node.op == "call_module":
         m = gm.get_submodule(str(node.target))
@@ -308,7 +330,9 @@ class _Walk:
                     raise ImportFailed(f"{cls}.forward takes more than one input")
                 self.values[node] = INPUT
             elif node.op == "output":
-                self.output = [self.values[n] for n in node.all_input_nodes if n in self.values]
+                outs = _tensor_args(node)
+                self.output = [self.values[n] for n in outs if n in self.values]
+                self.layers.output = _shape(outs[0]) if len(outs) == 1 else None
             elif node.op != "get_attr" and (out := _shape(node)) is not None:
                 self.node(node, out)  # not sizes, shapes, parameters read as attributes
 
@@ -316,7 +340,7 @@ class _Walk:
         source, piece = (node, None)
         if (found := _piece(node)) is not None:   # x.chunk(2, 1)[i]: the chunk call, as its i-th piece
             source, piece = found
-        tensor_ins = [n for n in source.all_input_nodes if n in self.values]
+        tensor_ins = [n for n in _tensor_args(source) if n in self.values]
         try:
             mapped: Mapped | None = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
         except Unmapped as exc:
@@ -331,7 +355,7 @@ class _Walk:
         if mapped is None:  # --allow-opaque
             params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
                 _attr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
-            mapped = (("opaque", {"module": what, "traced_shape": out, "traced_params": params}),)
+            mapped = _opaque(node, what, out, params)
         made = self.layers.add(
             mapped, lambda i, op: self._name(source, m, i, op), tuple(self.values[n] for n in tensor_ins),
             out,
@@ -429,12 +453,15 @@ def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, nam
 
 def _module_names(scopes: Mapping[str, list[str]], layers: Layers) -> dict[str, str]:
     """A module whose forward made exactly one layer (a merge module calling ``torch.cat``) lends
-    that layer its path: ``fire2.cat.cat`` → ``fire2.cat``."""
+    that layer its path: ``fire2.cat.cat`` → ``fire2.cat``. Not a module with layers of its own
+    children (a ResNet bottleneck's ``add`` stays ``layer1.0.add``: ``layer1.0`` is the copy of a
+    stage, which folding into blocks reads as one)."""
     out = {}
     for scope, made in scopes.items():
         if scope and len(made) == 1:
             short = layer_name(scope)
-            if short not in layers.names.taken:
+            if short not in layers.names.taken and not any(
+                    e.name.startswith(short + ".") and e.name != made[0] for e in layers.entries):
                 layers.names.taken.add(short)
                 out[made[0]] = short
     return out
@@ -497,22 +524,65 @@ class RoundTrip:
 
 
 def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip:
-    """Compile the spec, load ``model``'s weights through the name map, compare on random input."""
+    """Compile the spec, load ``model``'s weights through the name map, compare on random input.
+    Raises :class:`VerifyFailed` (a check failed) where the compiled spec cannot take the weights
+    or fails on the input, naming the layer; :class:`ImportFailed` where the model itself fails."""
     from .compile import to_module
 
     if imported.opaque:
         raise ImportFailed(f"cannot verify: opaque layers ({', '.join(imported.opaque)}) cannot be compiled")
-    compiled = load_weights(to_module(imported.spec), model.state_dict(), imported.name_map).eval()
+    analysis = analyze(imported.spec)
+    try:
+        compiled = to_module(imported.spec)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise VerifyFailed(f"--verify: the spec does not compile: {_first(exc)}") from None
+    try:
+        load_weights(compiled, model.state_dict(), imported.name_map)
+    except RuntimeError as exc:   # load_state_dict: "size mismatch for conv.weight: ..."
+        raise VerifyFailed(f"--verify: the model's weights do not fit the spec: {_first(exc, 2)}") from None
+    compiled.eval()
     was = model.training
     model.eval()
     try:
-        analysis = analyze(imported.spec)
         x = example_input(analysis.input, analysis.input_dtype, batch=2, random=True,
                           vocab=id_bound(analysis), generator=torch.Generator().manual_seed(seed))
-        want, flops = count_flops(model, x)
-        got, spec_flops = count_flops(compiled, x)
+        try:
+            want, flops = count_flops(model, x)
+        except Exception as exc:  # noqa: BLE001 - the user's forward
+            raise ImportFailed(f"--verify: {type(model).__name__} fails on the input:"
+                               f" {_first(exc)}") from None
+        try:
+            got, spec_flops = count_flops(compiled, x)
+        except Exception as exc:  # noqa: BLE001 - torch refusing the compiled spec: say where
+            raise VerifyFailed(f"--verify: the compiled spec fails {_failing_layer(compiled, x)}:"
+                               f" {type(exc).__name__}: {_first(exc)}") from None
     finally:
         model.train(was)
+    if got.shape != want.shape:
+        raise VerifyFailed(f"--verify: the compiled spec's output is {tuple(got.shape[1:])}, the model's"
+                           f" {tuple(want.shape[1:])}")
     return RoundTrip(float((got - want).abs().max()), sum(p.numel() for p in model.parameters()),
                      sum(p.numel() for p in compiled.parameters()), analysis.totals.params,
                      flops, spec_flops, analysis.totals.macs)
+
+
+def _first(exc: BaseException, lines: int = 1) -> str:
+    return " ".join(str(exc).strip().splitlines()[:lines]) or type(exc).__name__
+
+
+def _failing_layer(compiled: nn.Module, x: torch.Tensor) -> str:
+    """``at layer NAME``: the compiled spec's layer (an fx call_module node) that raises on ``x``."""
+    failed: list[str] = []
+
+    class _Find(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            try:
+                return super().run_node(n)
+            except Exception:
+                failed.append(str(n.target))
+                raise
+
+    if isinstance(compiled, fx.GraphModule):
+        with contextlib.suppress(Exception), torch.no_grad():
+            _Find(compiled).run(x)
+    return f"at layer {failed[0]}" if failed else "on the input"

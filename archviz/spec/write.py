@@ -37,6 +37,7 @@ class Entry:
     settings: Mapping[str, Any]
     inputs: tuple[str, ...]
     note: str = ""
+    allow: tuple[str, ...] = ()      # warnings this layer accepts (``allow: [inexact]``)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def flow(mapping: Mapping[str, Any]) -> str:
 
 def _line(e: Entry, previous: str) -> dict[str, Any]:
     d: dict[str, Any] = {"name": e.name, "op": e.op, **given(e.op, e.settings)}
+    if e.allow:
+        d["allow"] = list(e.allow)
     if OPS[e.op].multi_input or e.inputs != (previous,):
         d["from"] = e.inputs[0] if len(e.inputs) == 1 else list(e.inputs)
     if e.note:
@@ -191,6 +194,9 @@ def _fold(entries: Sequence[Entry], container: str, bname: str) -> _Fold | None:
     use: dict[str, Any] = {"name": container, "block": bname, "repeat": len(ranges)}
     if first_args:
         use["first"] = first_args
+    allow = sorted({a for e in entries[start:stop] for a in e.allow})
+    if allow:      # what a layer of the copies accepts, the use accepts (as the bundled specs write it)
+        use["allow"] = allow
     if source != (entries[start - 1].name if start else INPUT):  # pragma: no cover - by construction
         use["from"] = source
     return _Fold(start, stop, "\n".join(lines), flow(use))
@@ -296,7 +302,7 @@ def entry_of(layer: Any) -> Entry:
     own ``lowering`` if it states one)."""
     own = {LOWERING: layer.lowering} if layer.lowering else {}
     return Entry(layer.name, layer.op, {**OPS[layer.op].settings(layer.params), **own}, layer.inputs,
-                 layer.note)
+                 layer.note, tuple(sorted(layer.allow)))
 
 
 __all__ = ["LOWERING", "Entry", "Header", "fold", "write", "entry_of", "replace"]
