@@ -321,6 +321,7 @@ class _Walk:
         self.renames: dict[str, str] = {}
         self.called: dict[str, int] = {}
         self.scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
+        self.constant: dict[fx.Node, set[str]] = {}  # tensors made from parameters alone → their keys
         self.output: list[str] = []
 
     def run(self, cls: str) -> None:
@@ -341,12 +342,10 @@ class _Walk:
         if (found := _piece(node)) is not None:   # x.chunk(2, 1)[i]: the chunk call, as its i-th piece
             source, piece = found
         tensor_ins = [n for n in _tensor_args(source) if n in self.values]
-        try:
-            mapped: Mapped | None = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
-        except Unmapped as exc:
-            if not self.allow_opaque:
-                raise _unmapped(node, self.gm, exc.reason) from None
-            mapped = None
+        if not tensor_ins:   # computed from parameters and constants alone (a class token expanded, a
+            self.constant[node] = self._keys(source)   # position bias table): no layer; its parameters
+            return                                      # are counted by the opaque layer that reads it
+        mapped = self._mapped(node, source, piece, tensor_ins, out)
         if mapped == ():
             self.values[node] = self.values[tensor_ins[0]]  # an identity: readers read its input
             return
@@ -354,17 +353,47 @@ class _Walk:
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
             params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
-                _attr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
+                _attr(self.gm, k).numel() for k in self._keys(source))
             mapped = _opaque(node, what, out, params)
+        reads = [self.values[n] for n in tensor_ins]
+        note = "traced at import: not compiled"
+        if mapped[0][0] == "opaque" and len(reads) > 1:   # an opaque layer reads one: the rest, named
+            note += f"; also reads {', '.join(dict.fromkeys(reads[1:]))}"
+            reads = reads[:1]
         made = self.layers.add(
-            mapped, lambda i, op: self._name(source, m, i, op), tuple(self.values[n] for n in tensor_ins),
-            out,
-            "traced at import: not compiled", lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
+            mapped, lambda i, op: self._name(source, m, i, op), tuple(reads), out, note,
+            lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
         if m is None and mapped[0][0] != "opaque":   # parameters read as attributes: the op's weight keys
             for key, weight in zip(OPS[mapped[0][0]].onnx_weights, _params_read(source), strict=False):
                 self.name_map[weight] = f"{made[0]}.{key}"
+
+    def _mapped(self, node: fx.Node, source: fx.Node, piece: int | None, tensor_ins: list[fx.Node],
+                out: Shape) -> Mapped | None:
+        """The node's layers; None where it is kept opaque (--allow-opaque), else Unmapped raised as
+        a located error. A node that reads a tensor computed from parameters alone, or an identity
+        that would change the shape (``torch.cat`` of one traced input and a class token), is not
+        mapped: the spec could not say what it adds."""
+        try:
+            if any(n in self.constant for n in _tensor_args(source)):
+                raise Unmapped("it reads a tensor computed from parameters alone (no layer holds it)")
+            mapped = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
+            if mapped == () and _shape(tensor_ins[0]) != out:
+                raise Unmapped(f"an identity from {_shape(tensor_ins[0])} to {out}")
+            return mapped
+        except Unmapped as exc:
+            if not self.allow_opaque:
+                raise _unmapped(node, self.gm, exc.reason) from None
+            return None
+
+    def _keys(self, node: fx.Node) -> set[str]:
+        """The state-dict keys of the parameters a call reads, directly or through tensors computed
+        from parameters alone."""
+        keys = set(_params_read(node))
+        for n in _tensor_args(node):
+            keys |= self.constant.get(n, set())
+        return keys
 
     def _module(self, node: fx.Node) -> nn.Module | None:
         """The module a call_module node calls (one with weights may be called once only)."""
