@@ -142,8 +142,9 @@ def test_torchvisions_resnet50_folds_into_stages_with_repeat() -> None:
     torch.manual_seed(0)
     model = tvr.resnet50()
     imported = from_module(model, (3, 64, 64))
-    for stage, n in (("layer1", 3), ("layer2", 4), ("layer3", 6), ("layer4", 3)):
-        assert f"{{name: {stage}, block: {stage}, repeat: {n}" in imported.text
+    for stage, n, width in (("layer1", 3, 64), ("layer2", 4, 128), ("layer3", 6, 256), ("layer4", 3, 512)):
+        assert f"{{name: {stage}, block: layer, repeat: {n}, args: {{conv1_out: {width}," in imported.text
+    assert imported.text.count("    layers:") == 1     # the four stages share one block
     assert "layer1.0.add" in {la.name for la in imported.spec.layers}
     folded, flat = analyze(imported.spec), analyze(archviz.load(str(_flat(imported))))
     assert [(s.name, s.output, s.params, s.macs) for s in folded.layers] == \

@@ -22,28 +22,26 @@ import operator
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import fx, nn
 
-from ..core.analysis import analyze
 from ..limits import MAX_RANK
 from ..ops import OPS
 from ..ops.dtypes import note as dtype_note
 from ..ops.source import TENSOR, Mapped, Unmapped, Weight
 from ..spec import INPUT
 from ..spec.write import Header
-from .inputs import example_input, id_bound
+from .inputs import example_input
 from .mapping import (
     PREFIX,
     Imported,
     ImportFailed,
     Layers,
     VerifyFailed,
-    count_flops,
     is_mapped_module,
     layer_name,
     map_call,
@@ -51,6 +49,7 @@ from .mapping import (
     supported_functions,
     supported_modules,
 )
+from .roundtrip import RoundTrip, load_weights, round_trip
 
 Shape = tuple[int, ...]
 __all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "VerifyFailed", "from_module", "load_target",
@@ -500,11 +499,15 @@ def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str]) -> tupl
     lines = [f"Imported by `archviz import` from {written_as(cls)}, traced with torch.fx"
              f" on input {'x'.join(map(str, input_shape))}.",
              "Layer names are the source's module paths (state-dict keys stay the same)."]
-    if renames:
-        shown = ", ".join(f"{a} → {b}" for a, b in list(renames.items())[:4])
-        more = f" and {len(renames) - 4} more" if len(renames) > 4 else ""
+    prefixed = {a: b for a, b in renames.items() if b.startswith(PREFIX) and not a.startswith(PREFIX)}
+    if prefixed:
+        shown = ", ".join(f"{a} → {b}" for a, b in list(prefixed.items())[:4])
+        more = f" and {len(prefixed) - 4} more" if len(prefixed) > 4 else ""
         lines[1] = (f"Layer names are the source's module paths; a path that is not a name is prefixed"
                     f" {PREFIX!r}: {shown}{more}.")
+    if len(prefixed) < len(renames):
+        lines.append("A module called more than once (one ReLU module used three times) names its later"
+                     " layers _1, _2, ...")
     return tuple(lines)
 
 
@@ -517,101 +520,3 @@ def _unmapped(node: fx.Node, gm: fx.GraphModule, reason: str) -> ImportFailed:
         f"{where}: archviz has no op for {_what(node, gm)}{detail}",
         f"supported modules: {supported_modules()}\nsupported functions: {supported_functions()}\n"
         "hint: --allow-opaque keeps it as an `opaque` layer (traced shape and parameter count; not compiled)")
-
-
-# --- weights and the round trip -----------------------------------------------------------------
-
-def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                 name_map: Mapping[str, str]) -> nn.Module:
-    """Load the source model's ``state_dict`` into the compiled spec through ``name_map``
-    (:attr:`Imported.name_map`); strict: every key of both sides must be matched."""
-    missing = [k for k in state_dict if k not in name_map]
-    if missing:
-        raise ImportFailed(f"the name map has no entry for {len(missing)} source keys, e.g. {missing[0]}")
-    module.load_state_dict({name_map[k]: v for k, v in state_dict.items()}, strict=True)
-    return module
-
-
-@dataclass(frozen=True)
-class RoundTrip:
-    """The source model against the compiled imported spec, its weights loaded through the map."""
-
-    max_abs_diff: float
-    params: int                  # source model
-    spec_params: int             # compiled spec
-    analysis_params: int
-    flops: int                   # torch.utils.flop_counter, source model, per image
-    spec_flops: int              # the same, compiled spec
-    analysis_macs: int
-    tolerance: float = 1e-5
-
-    @property
-    def ok(self) -> bool:
-        return (self.max_abs_diff <= self.tolerance
-                and self.params == self.spec_params == self.analysis_params
-                and self.flops == self.spec_flops == 2 * self.analysis_macs)
-
-
-def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip:
-    """Compile the spec, load ``model``'s weights through the name map, compare on random input.
-    Raises :class:`VerifyFailed` (a check failed) where the compiled spec cannot take the weights
-    or fails on the input, naming the layer; :class:`ImportFailed` where the model itself fails."""
-    from .compile import to_module
-
-    if imported.opaque:
-        raise ImportFailed(f"cannot verify: opaque layers ({', '.join(imported.opaque)}) cannot be compiled")
-    analysis = analyze(imported.spec)
-    try:
-        compiled = to_module(imported.spec)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise VerifyFailed(f"--verify: the spec does not compile: {_first(exc)}") from None
-    try:
-        load_weights(compiled, model.state_dict(), imported.name_map)
-    except RuntimeError as exc:   # load_state_dict: "size mismatch for conv.weight: ..."
-        raise VerifyFailed(f"--verify: the model's weights do not fit the spec: {_first(exc, 2)}") from None
-    compiled.eval()
-    was = model.training
-    model.eval()
-    try:
-        x = example_input(analysis.input, analysis.input_dtype, batch=2, random=True,
-                          vocab=id_bound(analysis), generator=torch.Generator().manual_seed(seed))
-        try:
-            want, flops = count_flops(model, x)
-        except Exception as exc:  # noqa: BLE001 - the user's forward
-            raise ImportFailed(f"--verify: {type(model).__name__} fails on the input:"
-                               f" {_first(exc)}") from None
-        try:
-            got, spec_flops = count_flops(compiled, x)
-        except Exception as exc:  # noqa: BLE001 - torch refusing the compiled spec: say where
-            raise VerifyFailed(f"--verify: the compiled spec fails {_failing_layer(compiled, x)}:"
-                               f" {type(exc).__name__}: {_first(exc)}") from None
-    finally:
-        model.train(was)
-    if got.shape != want.shape:
-        raise VerifyFailed(f"--verify: the compiled spec's output is {tuple(got.shape[1:])}, the model's"
-                           f" {tuple(want.shape[1:])}")
-    return RoundTrip(float((got - want).abs().max()), sum(p.numel() for p in model.parameters()),
-                     sum(p.numel() for p in compiled.parameters()), analysis.totals.params,
-                     flops, spec_flops, analysis.totals.macs)
-
-
-def _first(exc: BaseException, lines: int = 1) -> str:
-    return " ".join(str(exc).strip().splitlines()[:lines]) or type(exc).__name__
-
-
-def _failing_layer(compiled: nn.Module, x: torch.Tensor) -> str:
-    """``at layer NAME``: the compiled spec's layer (an fx call_module node) that raises on ``x``."""
-    failed: list[str] = []
-
-    class _Find(fx.Interpreter):
-        def run_node(self, n: fx.Node) -> Any:
-            try:
-                return super().run_node(n)
-            except Exception:
-                failed.append(str(n.target))
-                raise
-
-    if isinstance(compiled, fx.GraphModule):
-        with contextlib.suppress(Exception), torch.no_grad():
-            _Find(compiled).run(x)
-    return f"at layer {failed[0]}" if failed else "on the input"

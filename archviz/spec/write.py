@@ -117,8 +117,20 @@ def write(header: Header, entries: Sequence[Entry], blocks: str = "",
 class _Fold:
     start: int                # index of the first entry of the container
     stop: int                 # one past its last
-    block: str                # the block's text (indented under blocks:)
-    use: str                  # the use's line under layers:
+    bname: str                # the block it uses
+    params: Mapping[str, Any]  # the block's params (None: an argument every use gives)
+    body: tuple[dict[str, Any], ...]   # the block's layers as written
+    use: Mapping[str, Any]    # the use's entry under layers:
+    defines: bool = True      # False: a use of a block another fold defines (stages merged)
+
+    @property
+    def block(self) -> str:
+        """The block's text, indented under ``blocks:``."""
+        lines = [f"  {self.bname}:"]
+        if self.params:
+            lines.append(f"    params: {flow(self.params)}")
+        lines.append("    layers:")
+        return "\n".join(lines + [f"      - {flow(d)}" for d in self.body])
 
 
 def _children(entries: Sequence[Entry], prefix: str) -> list[tuple[int, int]] | None:
@@ -186,11 +198,6 @@ def _fold(entries: Sequence[Entry], container: str, bname: str) -> _Fold | None:
     for e in entries[stop:]:
         if any(s in inside and s != last for s in e.inputs):
             return None
-    lines = [f"  {bname}:"]
-    if params:
-        lines.append(f"    params: {flow(params)}")
-    lines.append("    layers:")
-    lines += [f"      - {flow(d)}" for d in body]
     use: dict[str, Any] = {"name": container, "block": bname, "repeat": len(ranges)}
     if first_args:
         use["first"] = first_args
@@ -199,7 +206,65 @@ def _fold(entries: Sequence[Entry], container: str, bname: str) -> _Fold | None:
         use["allow"] = allow
     if source != (entries[start - 1].name if start else INPUT):  # pragma: no cover - by construction
         use["from"] = source
-    return _Fold(start, stop, "\n".join(lines), flow(use))
+    return _Fold(start, stop, bname, params, tuple(body), use)
+
+
+# the keys of a block body's layer that are not the op's settings
+_STRUCTURE = ("name", "op", "from", "if")
+
+
+def _full(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A body layer's settings with the defaults it leaves out, as YAML values, in the op's order."""
+    given_ = {**{k: yaml_value(v) for k, v in _defaults(d["op"]).items()},
+              **{k: v for k, v in d.items() if k not in _STRUCTURE}}
+    order = [f.name for f in fields(OPS[d["op"]].Params)]
+    return dict(sorted(given_.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def _signature(f: _Fold) -> tuple[Any, ...]:
+    return tuple((repr([d.get(k) for k in _STRUCTURE]), tuple(sorted(_full(d)))) for d in f.body)
+
+
+def merge_stages(folds: Sequence[_Fold]) -> list[_Fold]:
+    """Folds whose blocks have the same layers, wired alike, and differ only in settings (a
+    ResNet's four stages: channels, a stride) share the first one's block: each setting that
+    differs becomes a param that every use gives in ``args:``."""
+    out = list(folds)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, f in enumerate(folds):
+        groups.setdefault(_signature(f), []).append(i)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        group = [folds[i] for i in idx]
+        body, args = [], [dict(f.use.get("args", {})) for f in group]
+        params = dict(group[0].params)
+        for n, d in enumerate(group[0].body):
+            merged = {"name": d["name"], "op": d["op"]}
+            values = [_full(f.body[n]) for f in group]
+            for key, v in values[0].items():
+                if all(vs[key] == v for vs in values):
+                    if d.get(key, v) == v and key in d:
+                        merged[key] = v
+                    continue
+                p = _param_name(d["name"], key)
+                merged[key] = f"${p}"
+                for f, a, vs in zip(group, args, values, strict=True):
+                    a[p] = f.params.get(p) if vs[key] == f"${p}" else vs[key]
+                params[p] = None
+            body.append(merged | {k: d[k] for k in ("from", "if") if k in d})
+        for k in {p for f in group for p in f.params if params.get(p, 0) is not None}:
+            if any(f.params.get(k, params.get(k)) != params.get(k) for f in group):
+                return list(folds)   # a param whose default differs between the stages: not merged
+        shared = re.sub(r"_?\d+$", "", group[0].bname) or group[0].bname
+        while shared != group[0].bname and shared in {f.bname for f in folds}:
+            shared += "_"
+        for j, (i, f, a) in enumerate(zip(idx, group, args, strict=True)):
+            kept = {k: v for k, v in f.use.items() if k in ("first", "allow")}
+            use = {"name": f.use["name"], "block": shared, "repeat": f.use["repeat"],
+                   **({"args": a} if a else {}), **kept}
+            out[i] = _Fold(f.start, f.stop, shared, params, tuple(body), use, j == 0)
+    return out
 
 
 def _param_name(local: str, key: str) -> str:
@@ -277,6 +342,13 @@ def fold(header: Header, entries: Sequence[Entry]) -> str:
             ok = False
         if ok:
             folds, used = trial, used | {bname}
+    merged = merge_stages(folds)
+    if merged != folds:
+        try:
+            if _same(loads(_render(header, entries, merged)), flat):
+                folds = merged
+        except Exception:  # noqa: BLE001 - a merge that does not load is simply not taken
+            pass
     return _render(header, entries, folds)
 
 
@@ -288,12 +360,12 @@ def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) ->
     while i < len(entries):
         f = by_start.get(i)
         if f is not None:
-            items.append(f"  - {f.use}")
+            items.append(f"  - {flow(f.use)}")
             previous, i = entries[f.stop - 1].name, f.stop
             continue
         items.append(f"  - {flow(_line(entries[i], previous))}")
         previous, i = entries[i].name, i + 1
-    blocks = "\n".join(f.block for f in sorted(folds, key=lambda f: f.start))
+    blocks = "\n".join(f.block for f in sorted(folds, key=lambda f: f.start) if f.defines)
     return write(header, entries, blocks, items)
 
 
