@@ -321,6 +321,8 @@ class _Walk:
         self.called: dict[str, int] = {}
         self.scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
         self.constant: dict[fx.Node, set[str]] = {}  # tensors made from parameters alone → their keys
+        self.counted: set[str] = set()               # parameters an opaque layer has counted
+        self.params = dict(gm.named_parameters())
         self.output: list[str] = []
 
     def run(self, cls: str) -> None:
@@ -351,8 +353,7 @@ class _Walk:
         m = self._module(node)
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
-            params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
-                _attr(self.gm, k).numel() for k in self._keys(source))
+            params = self._opaque_params(source)
             mapped = _opaque(node, what, out, params)
         reads = [self.values[n] for n in tensor_ins]
         note = "traced at import: not compiled"
@@ -385,6 +386,18 @@ class _Walk:
             if not self.allow_opaque:
                 raise _unmapped(node, self.gm, exc.reason) from None
             return None
+
+    def _opaque_params(self, source: fx.Node) -> int:
+        """The parameters an opaque layer holds: its module's, or those its call reads (through
+        tensors computed from them too); each parameter counted once, buffers not at all."""
+        named = self.params
+        if source.op == "call_module":   # (x, weights) = attention(x, x, x)[0]: the module's own
+            keys = {k for k in named if k.startswith(f"{source.target}.")}
+        else:
+            keys = {k for k in self._keys(source) if k in named}
+        keys -= self.counted
+        self.counted |= keys
+        return sum(named[k].numel() for k in keys)
 
     def _keys(self, node: fx.Node) -> set[str]:
         """The state-dict keys of the parameters a call reads, directly or through tensors computed
