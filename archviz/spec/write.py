@@ -230,6 +230,7 @@ def merge_stages(folds: Sequence[_Fold]) -> list[_Fold]:
     ResNet's four stages: channels, a stride) share the first one's block: each setting that
     differs becomes a param that every use gives in ``args:``."""
     out = list(folds)
+    taken = {f.bname for f in folds}
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, f in enumerate(folds):
         groups.setdefault(_signature(f), []).append(i)
@@ -256,19 +257,23 @@ def merge_stages(folds: Sequence[_Fold]) -> list[_Fold]:
         for k in {p for f in group for p in f.params if params.get(p, 0) is not None}:
             if any(f.params.get(k, params.get(k)) != params.get(k) for f in group):
                 return list(folds)   # a param whose default differs between the stages: not merged
-        shared = re.sub(r"_?\d+$", "", group[0].bname) or group[0].bname
-        while shared != group[0].bname and shared in {f.bname for f in folds}:
-            shared += "_"
+        base = re.sub(r"_?\d+$", "", group[0].bname) or group[0].bname
+        shared, n = base, 1
+        while shared in taken - {group[0].bname}:
+            n += 1
+            shared = f"{base}_{chr(ord('a') + n - 2)}" if n < 28 else f"{base}_{n}"
+        taken.add(shared)
         for j, (i, f, a) in enumerate(zip(idx, group, args, strict=True)):
             kept = {k: v for k, v in f.use.items() if k in ("first", "allow")}
-            use = {"name": f.use["name"], "block": shared, "repeat": f.use["repeat"],
+            use = {"name": f.use["name"], "block": shared, **{k: f.use[k] for k in ("repeat",) if k in f.use},
                    **({"args": a} if a else {}), **kept}
             out[i] = _Fold(f.start, f.stop, shared, params, tuple(body), use, j == 0)
     return out
 
 
 def _param_name(local: str, key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", f"{local}_{key}")
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{local}_{key}")
+    return f"p{name}" if name[0].isdigit() else name
 
 
 def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any],
@@ -342,14 +347,52 @@ def fold(header: Header, entries: Sequence[Entry]) -> str:
             ok = False
         if ok:
             folds, used = trial, used | {bname}
-    merged = merge_stages(folds)
-    if merged != folds:
+    for trial in (merge_stages(folds), _shared_children(entries, containers, folds)):
+        if trial == folds:
+            continue
         try:
-            if _same(loads(_render(header, entries, merged)), flat):
-                folds = merged
+            if _same(loads(_render(header, entries, trial)), flat):
+                folds = trial
         except Exception:  # noqa: BLE001 - a merge that does not load is simply not taken
             pass
     return _render(header, entries, folds)
+
+
+def _shared_children(entries: Sequence[Entry], containers: Sequence[str],
+                     folds: Sequence[_Fold]) -> list[_Fold]:
+    """``folds`` and, where numbered children of a container that did not fold have the same
+    layers and differ only in settings (MobileNet's inverted residuals: channels, a stride), each
+    such child written as one use of a block they share, the settings as its ``args:``."""
+    singles: list[_Fold] = []
+    for c in containers:
+        for f in _singles(entries, c):
+            if not any(f.start < g.stop and g.start < f.stop for g in [*folds, *singles]):
+                singles.append(f)
+    merged = merge_stages([*folds, *singles])
+    uses: dict[str, int] = {}
+    for f in merged:
+        uses[f.bname] = uses.get(f.bname, 0) + 1
+    return [f for f in merged if "repeat" in f.use or uses[f.bname] > 1]
+
+
+def _singles(entries: Sequence[Entry], container: str) -> list[_Fold]:
+    """Each numbered child of ``container`` as a block of its own used once (for merging)."""
+    out: list[_Fold] = []
+    bname = re.sub(r"[^A-Za-z0-9_]", "_", container)
+    for k, (lo, hi) in enumerate(_children(entries, container) or ()):
+        prefix = f"{container}.{k}."
+        if not all(e.name.startswith(prefix) for e in entries[lo:hi]):
+            continue
+        t = _template(entries, lo, hi, prefix, entries[lo - 1].name if lo else INPUT)
+        inside, last = {e.name for e in entries[lo:hi]}, entries[hi - 1].name
+        if t is None or any(local[0].isdigit() for local, *_ in t) \
+                or any(s in inside and s != last for e in entries[hi:] for s in e.inputs):
+            continue   # a block's layer name starts with a letter; readers outside read its last
+        body, _, _ = _unify(t, t)
+        if body is not None:
+            use = {"name": f"{container}.{k}", "block": ""}
+            out.append(_Fold(lo, hi, f"{bname}_{k}", {}, tuple(body), use))
+    return out
 
 
 def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) -> str:
