@@ -176,3 +176,28 @@ def test_strict_agrees_with_the_bundled_resnet50(tmp_path: Path) -> None:
         assert r.exit_code == 0, r.output
     a, b = analyze(archviz.load(str(out))), analyze(archviz.load("resnet50"))
     assert (a.totals.params, a.totals.macs) == (b.totals.params, b.totals.macs)
+
+
+class _Tokens(nn.Module):
+    """ViT's pattern at toy size: a class token expanded and concatenated (computed from a
+    parameter alone), attention returning (x, weights) of which [0] is read, a position table
+    buffer; an MLP run on a constant table (Swin V2's bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(1, 1, 8))
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.table = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+        self.register_buffer("coords", torch.randn(5, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.attn(x, x, x, need_weights=False)[0]
+        return x + self.table(self.coords)
+
+
+def test_opaque_totals_count_each_parameter_once_and_no_buffers() -> None:
+    model = _Tokens()
+    imported = from_module(model, (4, 8), allow_opaque=True)
+    assert analyze(imported.spec).totals.params == sum(p.numel() for p in model.parameters())
+    assert [la.op for la in imported.spec.layers] == ["opaque"] * 3

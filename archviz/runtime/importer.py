@@ -401,8 +401,10 @@ class _Walk:
 
     def _keys(self, node: fx.Node) -> set[str]:
         """The state-dict keys of the parameters a call reads, directly or through tensors computed
-        from parameters alone."""
+        from parameters alone (a module's own too: Swin V2's bias MLP run on a constant table)."""
         keys = set(_params_read(node))
+        if node.op == "call_module":
+            keys |= {k for k in self.params if k.startswith(f"{node.target}.")}
         for n in _tensor_args(node):
             keys |= self.constant.get(n, set())
         return keys
