@@ -94,26 +94,37 @@ def _import_onnx(target: str, output: Optional[str], shape: Optional[tuple[int, 
 
 
 def _write_and_verify(imported: Any, output: Optional[str], verify: bool, run: Callable[[], Any]) -> None:
-    """Warnings, the spec written, and with --verify the round trip's verdict (exit 1 when it differs)."""
+    """Warnings, with --verify the round trip's verdict, and the spec written: only once the round
+    trip agrees (exit 1 and nothing written when it differs or cannot run)."""
     err = console(stderr=True)
     for w in imported.warnings:
         err.print(f"[yellow]warning:[/] {safe(w)}", soft_wrap=True)
+    if verify:
+        if imported.opaque:
+            fail("--verify: opaque layers cannot be compiled: " + ", ".join(imported.opaque))
+        rt = _round_trip(run)
+        mark = "[green]ok[/]" if rt.ok else "[red]DIFFERS[/]"
+        err.print(f"round trip {mark}{_rt_text(rt)}", soft_wrap=True)
+        if not rt.ok:
+            err.print("the spec is not written (the round trip differs)")
+            raise typer.Exit(1)
     emit(imported.text, output)
-    if not verify:
-        return
-    if imported.opaque:
-        fail("--verify: opaque layers cannot be compiled: " + ", ".join(imported.opaque))
+
+
+def _round_trip(run: Callable[[], Any]) -> Any:
+    """The round trip, its failures as messages: the compiled spec refusing the weights or the
+    input is a failed check (exit 1, the spec not written), never an internal error."""
+    from ..runtime.mapping import VerifyFailed
+
     try:
-        rt = run()
+        return run()
+    except VerifyFailed as exc:
+        fail(exc.format() + "\nthe spec is not written", 1)
     except ArchvizError:
         raise
-    except Exception as exc:  # noqa: BLE001 - torch or the runtime refusing: a bug of ours or of the file
-        fail(f"--verify: the round trip failed: {type(exc).__name__}: {exc}", 3)
-        return
-    mark = "[green]ok[/]" if rt.ok else "[red]DIFFERS[/]"
-    err.print(f"round trip {mark}{_rt_text(rt)}", soft_wrap=True)
-    if not rt.ok:
-        raise typer.Exit(1)
+    except Exception as exc:  # noqa: BLE001 - torch or the runtime refusing the spec: a failed check
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        fail(f"--verify: the round trip failed: {type(exc).__name__}: {first}\nthe spec is not written", 1)
 
 
 def _rt_text(rt: Any) -> str:

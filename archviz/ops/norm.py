@@ -10,7 +10,7 @@ from typing import Any
 from .fields import BoolField, FloatField, PosInt, ShapeField, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
-from .source import Mapped, Source, Split, Unmapped
+from .source import Mapped, Source, Split, Unmapped, Weight
 
 # --- normalisation ------------------------------------------------------------------------------
 
@@ -270,12 +270,17 @@ class LayerNorm(OpKind):
                           affine=bool(a["elementwise_affine"]), bias=a.get("bias") is not None)
 
     def from_call(self, src: Source) -> Mapped:
-        # F.layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5): weights passed in
-        # as tensors belong to no module, so only the plain normalisation maps
-        if src.arg(2, "weight") is not None or src.arg(3, "bias") is not None:
-            raise Unmapped("F.layer_norm with weight or bias tensors (use nn.LayerNorm)")
-        return self.layer(normalized=tuple(src.arg(1, "normalized_shape")),
-                          eps=float(src.arg(4, "eps", 1e-5)), affine=False)
+        # F.layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5): weights that are
+        # the model's parameters (a Weight: torchvision's LayerNorm2d passes self.weight) become
+        # the layer's own (the importer maps their keys); computed tensors do not map
+        normalized = tuple(src.arg(1, "normalized_shape"))
+        w, b = src.arg(2, "weight"), src.arg(3, "bias")
+        if (w is None and b is not None) or any(
+                v is not None and (not isinstance(v, Weight) or v.shape != normalized) for v in (w, b)):
+            raise Unmapped("F.layer_norm with weight or bias tensors that are not the model's parameters"
+                           " of the normalised shape (use nn.LayerNorm)")
+        return self.layer(normalized=normalized, eps=float(src.arg(4, "eps", 1e-5)), affine=w is not None,
+                          bias=b is not None)
 
     def from_onnx(self, src: Source) -> Mapped:
         a = src.attrs

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from . import fields as typed
 from . import receptive as rf
+from .dtypes import DTYPES
 from .fields import param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, register
 
@@ -17,6 +18,9 @@ class OpaqueParams:
     module: str = param(typed.TextField(doc="the traced module type or function, e.g. my_models.Mystery"))
     traced_shape: Shape = param(typed.ShapeField(doc="its output shape per image, measured by tracing"))
     traced_params: int = param(typed.Count(doc="its parameter count, measured by tracing"), 0)
+    traced_dtype: str = param(typed.ChoiceField(choices=DTYPES, doc="its output's dtype, measured by tracing"
+                                                " (any float is float32; bool and narrower integers int32)"),
+                              "float32")
 
 
 class OpaqueLayer(OpError):
@@ -36,7 +40,7 @@ class Opaque(OpKind):
         return Inferred(p.traced_shape, f"traced at import ({p.module})")
 
     def out_dtype(self, p: OpaqueParams, ins: tuple[str, ...]) -> str:
-        return "float32"  # any input taken; the traced output's dtype is not recorded: float32
+        return p.traced_dtype  # any input taken; the output's dtype as traced
 
     def params(self, p: OpaqueParams, ins: tuple[Shape, ...], out: Shape) -> int:
         return p.traced_params

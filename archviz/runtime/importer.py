@@ -17,28 +17,27 @@ import contextlib
 import io
 import operator
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import fx, nn
 
-from ..core.analysis import analyze
 from ..limits import MAX_RANK
 from ..ops import OPS
 from ..ops.dtypes import note as dtype_note
 from ..ops.source import TENSOR, Mapped, Unmapped, Weight
 from ..spec import INPUT
 from ..spec.write import TIE, Header
-from .inputs import example_input, id_bound
+from .inputs import example_input
 from .mapping import (
     PREFIX,
     Imported,
     ImportFailed,
     Layers,
-    count_flops,
+    VerifyFailed,
     follow_renames,
     is_mapped_module,
     layer_name,
@@ -48,11 +47,12 @@ from .mapping import (
     supported_functions,
     supported_modules,
 )
+from .roundtrip import RoundTrip, load_weights, no_cache, round_trip
 from .target import load_target, written_as  # noqa: F401  (load_target: the import's API)
 
 Shape = tuple[int, ...]
-__all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "from_module", "load_target", "load_weights",
-           "round_trip", "trace", "via_export"]
+__all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "VerifyFailed", "from_module", "load_target",
+           "load_weights", "round_trip", "trace", "via_export"]
 
 
 # --- tracing ------------------------------------------------------------------------------------
@@ -191,6 +191,27 @@ def _piece(node: fx.Node) -> tuple[fx.Node, int] | None:
     return None
 
 
+def _opaque(node: fx.Node, what: str, out: Shape, params: int) -> Mapped:
+    """The ``opaque`` layer of a node archviz cannot map: its traced shape (any rank a spec holds)
+    and dtype (floats as float32, the analysis's float; bool and narrow integers as int32)."""
+    if not 1 <= len(out) <= MAX_RANK:
+        scope = node.meta.get("scope", "")
+        raise ImportFailed(f"{scope + '.' if scope else ''}{node.name} ({what}): its output has"
+                           f" {len(out)} sizes per example ({out}); a spec's layers hold 1 to {MAX_RANK}")
+    dtype = getattr(node.meta.get("tensor_meta"), "dtype", torch.float32)
+    traced = "float32" if dtype.is_floating_point else "int64" if dtype == torch.int64 else "int32"
+    return (("opaque", {"module": what, "traced_shape": out, "traced_params": params,
+                        "traced_dtype": traced}),)
+
+
+def _tensor_args(node: fx.Node) -> list[fx.Node]:
+    """The nodes a call reads, in argument order and each as often as it is passed
+    (``torch.cat([x, x], 1)`` reads x twice; fx's ``all_input_nodes`` would give it once)."""
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
+    return found
+
+
 def _what(node: fx.Node, gm: fx.GraphModule) -> str:
     if node.op == "call_module":
         m = gm.get_submodule(str(node.target))
@@ -258,6 +279,9 @@ class _Walk:
         self.called: dict[str, int] = {}
         self.scopes: dict[str, list[str]] = {}     # module path → the function layers its forward made
         self.owners: dict[int, str] = {}           # id of a module's weight → the layer that holds it first
+        self.constant: dict[fx.Node, set[str]] = {}  # tensors made from parameters alone → their keys
+        self.counted: set[str] = set()               # parameters an opaque layer has counted
+        self.params = dict(gm.named_parameters())
         self.output: list[str] = []
 
     def run(self, cls: str) -> None:
@@ -267,7 +291,9 @@ class _Walk:
                     raise ImportFailed(f"{cls}.forward takes more than one input")
                 self.values[node] = INPUT
             elif node.op == "output":
-                self.output = [self.values[n] for n in node.all_input_nodes if n in self.values]
+                outs = _tensor_args(node)
+                self.output = [self.values[n] for n in outs if n in self.values]
+                self.layers.output = _shape(outs[0]) if len(outs) == 1 else None
             elif _first_item(node, self.values):   # mha(x, x, x)[0]: the layer itself
                 self.values[node] = self.values[node.args[0]]
             elif node.op != "get_attr" and (out := _shape(node) or _tuple_head(node)) is not None:
@@ -277,13 +303,13 @@ class _Walk:
         source, piece = (node, None)
         if (found := _piece(node)) is not None:   # x.chunk(2, 1)[i]: the chunk call, as its i-th piece
             source, piece = found
-        tensor_ins = [n for n in source.all_input_nodes if n in self.values]
-        try:
-            mapped: Mapped | None = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
-        except Unmapped as exc:
-            if not self.allow_opaque:
-                raise _unmapped(node, self.gm, exc.reason) from None
-            mapped = None
+        tensor_ins = [n for n in _tensor_args(source) if n in self.values]
+        if source.op == "call_module":   # a module given one tensor twice (mha(x, x, x)) reads it once;
+            tensor_ins = list(dict.fromkeys(tensor_ins))   # a call's repeats stay (torch.cat([x, x]))
+        if not tensor_ins:   # computed from parameters and constants alone (a class token expanded, a
+            self.constant[node] = self._keys(source)   # position bias table): no layer; its parameters
+            return                                      # are counted by the opaque layer that reads it
+        mapped = self._mapped(node, source, piece, tensor_ins, out)
         if mapped == ():
             self.values[node] = self.values[tensor_ins[0]]  # an identity: readers read its input
             return
@@ -291,13 +317,16 @@ class _Walk:
         mapped = self._tie(m, mapped)
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
-            params = sum(p.numel() for p in m.parameters()) if m is not None else sum(
-                _attr(self.gm, str(n.target)).numel() for n in node.all_input_nodes if n.op == "get_attr")
-            mapped = (("opaque", {"module": what, "traced_shape": out, "traced_params": params}),)
+            params = self._opaque_params(source)
+            mapped = _opaque(node, what, out, params)
+        reads = [self.values[n] for n in tensor_ins]
+        note = "traced at import: not compiled"
+        if mapped[0][0] == "opaque" and len(reads) > 1:   # an opaque layer reads one: the rest, named
+            note += f"; also reads {', '.join(dict.fromkeys(reads[1:]))}"
+            reads = reads[:1]
         made = self.layers.add(
-            mapped, lambda i, op: self._name(source, m, i, op), tuple(self.values[n] for n in tensor_ins),
-            out,
-            "traced at import: not compiled", lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
+            mapped, lambda i, op: self._name(source, m, i, op), tuple(reads), out, note,
+            lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
         if m is not None and isinstance(m._parameters.get("weight"), nn.Parameter):
@@ -314,6 +343,45 @@ class _Walk:
             return mapped
         (op, settings), *rest = mapped
         return ((op, {**settings, TIE: self.owners[id(w)]}), *rest)
+    def _mapped(self, node: fx.Node, source: fx.Node, piece: int | None, tensor_ins: list[fx.Node],
+                out: Shape) -> Mapped | None:
+        """The node's layers; None where it is kept opaque (--allow-opaque), else Unmapped raised as
+        a located error. A node that reads a tensor computed from parameters alone, or an identity
+        that would change the shape (``torch.cat`` of one traced input and a class token), is not
+        mapped: the spec could not say what it adds."""
+        try:
+            if any(n in self.constant for n in _tensor_args(source)):
+                raise Unmapped("it reads a tensor computed from parameters alone (no layer holds it)")
+            mapped = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
+            if mapped == () and _shape(tensor_ins[0]) != out:
+                raise Unmapped(f"an identity from {_shape(tensor_ins[0])} to {out}")
+            return mapped
+        except Unmapped as exc:
+            if not self.allow_opaque:
+                raise _unmapped(node, self.gm, exc.reason) from None
+            return None
+
+    def _opaque_params(self, source: fx.Node) -> int:
+        """The parameters an opaque layer holds: its module's, or those its call reads (through
+        tensors computed from them too); each parameter counted once, buffers not at all."""
+        named = self.params
+        if source.op == "call_module":   # (x, weights) = attention(x, x, x)[0]: the module's own
+            keys = {k for k in named if k.startswith(f"{source.target}.")}
+        else:
+            keys = {k for k in self._keys(source) if k in named}
+        keys -= self.counted
+        self.counted |= keys
+        return sum(named[k].numel() for k in keys)
+
+    def _keys(self, node: fx.Node) -> set[str]:
+        """The state-dict keys of the parameters a call reads, directly or through tensors computed
+        from parameters alone (a module's own too: Swin V2's bias MLP run on a constant table)."""
+        keys = set(_params_read(node))
+        if node.op == "call_module":
+            keys |= {k for k in self.params if k.startswith(f"{node.target}.")}
+        for n in _tensor_args(node):
+            keys |= self.constant.get(n, set())
+        return keys
 
     def _module(self, node: fx.Node) -> nn.Module | None:
         """The module a call_module node calls (one with weights may be called once only)."""
@@ -403,12 +471,15 @@ def via_export(model: nn.Module, input_shape: Shape, fx_failed: FxFailed, *, nam
 
 def _module_names(scopes: Mapping[str, list[str]], layers: Layers) -> dict[str, str]:
     """A module whose forward made exactly one layer (a merge module calling ``torch.cat``) lends
-    that layer its path: ``fire2.cat.cat`` → ``fire2.cat``."""
+    that layer its path: ``fire2.cat.cat`` → ``fire2.cat``. Not a module with layers of its own
+    children (a ResNet bottleneck's ``add`` stays ``layer1.0.add``: ``layer1.0`` is the copy of a
+    stage, which folding into blocks reads as one)."""
     out = {}
     for scope, made in scopes.items():
         if scope and len(made) == 1:
             short = layer_name(scope)
-            if short not in layers.names.taken:
+            if short not in layers.names.taken and not any(
+                    e.name.startswith(short + ".") and e.name != made[0] for e in layers.entries):
                 layers.names.taken.add(short)
                 out[made[0]] = short
     return out
@@ -443,31 +514,20 @@ def _run_capture(model: nn.Module, input_shape: Shape, input_dtype: str,
         model.train(was)
 
 
-@contextlib.contextmanager
-def no_cache(model: nn.Module) -> Iterator[None]:
-    """A transformers model run without its key/value cache (``config.use_cache = False``): a cache
-    is no layer, and ``past_key_values`` are dropped from the outputs."""
-    config = getattr(model, "config", None)
-    cache = getattr(config, "use_cache", None)
-    if cache is not None:
-        config.use_cache = False
-    try:
-        yield
-    finally:
-        if cache is not None:
-            config.use_cache = cache
-
-
 def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str],
               how: str = "traced with torch.fx") -> tuple[str, ...]:
     lines = [f"Imported by `archviz import` from {written_as(cls)}, {how}"
              f" on input {'x'.join(map(str, input_shape))}.",
              "Layer names are the source's module paths (state-dict keys stay the same)."]
-    if renames:
-        shown = ", ".join(f"{a} → {b}" for a, b in list(renames.items())[:4])
-        more = f" and {len(renames) - 4} more" if len(renames) > 4 else ""
+    prefixed = {a: b for a, b in renames.items() if b.startswith(PREFIX) and not a.startswith(PREFIX)}
+    if prefixed:
+        shown = ", ".join(f"{a} → {b}" for a, b in list(prefixed.items())[:4])
+        more = f" and {len(prefixed) - 4} more" if len(prefixed) > 4 else ""
         lines[1] = (f"Layer names are the source's module paths; a path that is not a name is prefixed"
                     f" {PREFIX!r}: {shown}{more}.")
+    if len(prefixed) < len(renames):
+        lines.append("A module called more than once (one ReLU module used three times) names its later"
+                     " layers _1, _2, ...")
     return tuple(lines)
 
 
@@ -480,66 +540,3 @@ def _unmapped(node: fx.Node, gm: fx.GraphModule, reason: str) -> ImportFailed:
         f"{where}: archviz has no op for {_what(node, gm)}{detail}",
         f"supported modules: {supported_modules()}\nsupported functions: {supported_functions()}\n"
         "hint: --allow-opaque keeps it as an `opaque` layer (traced shape and parameter count; not compiled)")
-
-
-# --- weights and the round trip -----------------------------------------------------------------
-
-def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                 name_map: Mapping[str, str], transpose: Collection[str] = ()) -> nn.Module:
-    """Load the source model's ``state_dict`` into the compiled spec through ``name_map``
-    (:attr:`Imported.name_map`), the keys in ``transpose`` transposed (:attr:`Imported.transpose`);
-    strict: every key of both sides must be matched."""
-    missing = [k for k in state_dict if k not in name_map]
-    if missing:
-        raise ImportFailed(f"the name map has no entry for {len(missing)} source keys, e.g. {missing[0]}")
-    module.load_state_dict({name_map[k]: v.T if k in transpose else v for k, v in state_dict.items()},
-                           strict=True)
-    return module
-
-
-@dataclass(frozen=True)
-class RoundTrip:
-    """The source model against the compiled imported spec, its weights loaded through the map."""
-
-    max_abs_diff: float
-    params: int                  # source model
-    spec_params: int             # compiled spec
-    analysis_params: int
-    flops: int                   # torch.utils.flop_counter, source model, per image
-    spec_flops: int              # the same, compiled spec
-    analysis_macs: int
-    tolerance: float = 1e-5
-    constant_flops: int = 0      # of ``flops``: work that reads no input (a rotary table), no layer's
-
-    @property
-    def ok(self) -> bool:
-        return (self.max_abs_diff <= self.tolerance
-                and self.params == self.spec_params == self.analysis_params
-                and self.flops - self.constant_flops == self.spec_flops == 2 * self.analysis_macs)
-
-
-def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip:
-    """Compile the spec, load ``model``'s weights through the name map, compare on random input."""
-    from .compile import to_module
-
-    if imported.opaque:
-        raise ImportFailed(f"cannot verify: opaque layers ({', '.join(imported.opaque)}) cannot be compiled")
-    compiled = load_weights(to_module(imported.spec), model.state_dict(), imported.name_map,
-                            imported.transpose).eval()
-    was = model.training
-    model.eval()
-    try:
-        analysis = analyze(imported.spec)
-        x = example_input(analysis.input, analysis.input_dtype, batch=2, random=True,
-                          vocab=id_bound(analysis), generator=torch.Generator().manual_seed(seed))
-        with no_cache(model):   # autograd on: torch's fused inference paths hide their FLOPs
-            want, flops = count_flops(model, x, grad=True)
-        got, spec_flops = count_flops(compiled, x)
-    finally:
-        model.train(was)
-    from .capture import outputs
-
-    want = outputs(want)[0]   # a ModelOutput's or a tuple's first tensor: the spec's one output
-    return RoundTrip(float((got - want.detach()).abs().max()), sum(p.numel() for p in model.parameters()),
-                     sum(p.numel() for p in compiled.parameters()), analysis.totals.params,
-                     flops, spec_flops, analysis.totals.macs, constant_flops=imported.constant_flops)

@@ -48,6 +48,11 @@ class ImportFailed(ArchvizError):
         return self.message + (f"\n{self.hint}" if self.hint else "")
 
 
+class VerifyFailed(ImportFailed):
+    """``--verify``: the compiled spec cannot take the model's weights or run its input (a check
+    that failed: exit 1), the layer named."""
+
+
 @dataclass(frozen=True)
 class Imported:
     spec: Spec
@@ -274,6 +279,7 @@ class Layers:
         self.names = Names()
         self.entries: list[Entry] = []
         self.traced: dict[str, Shape] = {}
+        self.output: Shape | None = None     # the model's traced output (the last layer's)
         self.opaque: list[str] = []
         self.warnings: list[str] = []
 
@@ -311,7 +317,8 @@ class Layers:
     def spec(self, header: Header) -> tuple[Spec, str]:
         """The written spec, checked against the trace, and its (folded) text."""
         flat = loads(write(header, self.entries), f"<imported {header.name}>")
-        check(flat, self.traced)
+        inexact = check(flat, self.traced, self.output)
+        self.entries = [replace(e, allow=("inexact",)) if e.name in inexact else e for e in self.entries]
         text = fold(header, self.entries)
         return loads(text, f"<imported {header.name}>"), text
 
@@ -326,16 +333,27 @@ def follow_renames(name_map: Mapping[str, str], short: Mapping[str, str]) -> dic
     return {k: follow(v) for k, v in name_map.items()}
 
 
-def check(spec: Spec, traced: Mapping[str, Shape]) -> None:
-    """Every layer's analysed output equals the traced one (a mapping mistake would show here)."""
+def check(spec: Spec, traced: Mapping[str, Shape], output: Shape | None = None) -> set[str]:
+    """Every layer's analysed output equals the traced one, and the network's output (its last
+    layer's) the model's traced output (a mapping mistake would show here); raises ImportFailed
+    naming each layer that differs and both shapes. Returns the layers whose sliding window
+    divides inexactly: the source module floors them itself (torch does), so the written spec
+    accepts them (``allow: [inexact]``) and ``--strict`` agrees with the source."""
     from ..core.analysis import analyze
 
-    analysis = analyze(spec)
+    try:
+        analysis = analyze(spec)
+    except ArchvizError as exc:
+        raise ImportFailed(f"the imported spec does not analyse (a bug in archviz import): {exc}") from None
     bad = [f"{s.name}: analysed {s.output}, traced {traced[s.name]}" for s in analysis.layers
            if s.name in traced and s.output != traced[s.name]]
+    last = analysis.layers[-1]
+    if output is not None and last.output != output and last.name not in {b.split(":")[0] for b in bad}:
+        bad.append(f"{last.name} (the network's output): analysed {last.output}, the model's {output}")
     if bad:
         raise ImportFailed("the imported spec disagrees with the trace (a bug in archviz import):\n  "
                            + "\n  ".join(bad[:10]))
+    return {s.name for s in analysis.layers if OPS[s.op].infer(s.op_params, s.in_shapes).inexact}
 
 
 def count_flops(model: Any, x: Any, grad: bool = False) -> tuple[Any, int]:

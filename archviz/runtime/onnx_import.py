@@ -295,6 +295,7 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
     outputs = [o.name for o in model.graph.output]
     if len(outputs) != 1 or walk.values.get(outputs[0]) != layers.entries[-1].name:
         raise ImportFailed(f"{path}: only a single output, made by the last layer, can be imported")
+    layers.output = g.shapes.get(outputs[0])
     header = Header(name or Path(path).stem, g.shape, source or f"archviz import {Path(path).name}",
                     comments=_comments(Path(path).name, g.shape, walk.renames, origin), input_dtype=g.dtype)
     spec, text = layers.spec(header)

@@ -39,6 +39,7 @@ class Entry:
     settings: Mapping[str, Any]
     inputs: tuple[str, ...]
     note: str = ""
+    allow: tuple[str, ...] = ()      # warnings this layer accepts (``allow: [inexact]``)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def flow(mapping: Mapping[str, Any]) -> str:
 
 def _line(e: Entry, previous: str) -> dict[str, Any]:
     d: dict[str, Any] = {"name": e.name, "op": e.op, **given(e.op, e.settings)}
+    if e.allow:
+        d["allow"] = list(e.allow)
     if OPS[e.op].multi_input or e.inputs != (previous,):
         d["from"] = e.inputs[0] if len(e.inputs) == 1 else list(e.inputs)
     if e.note:
@@ -116,8 +119,20 @@ def write(header: Header, entries: Sequence[Entry], blocks: str = "",
 class _Fold:
     start: int                # index of the first entry of the container
     stop: int                 # one past its last
-    block: str                # the block's text (indented under blocks:)
-    use: str                  # the use's line under layers:
+    bname: str                # the block it uses
+    params: Mapping[str, Any]  # the block's params (None: an argument every use gives)
+    body: tuple[dict[str, Any], ...]   # the block's layers as written
+    use: Mapping[str, Any]    # the use's entry under layers:
+    defines: bool = True      # False: a use of a block another fold defines (stages merged)
+
+    @property
+    def block(self) -> str:
+        """The block's text, indented under ``blocks:``."""
+        lines = [f"  {self.bname}:"]
+        if self.params:
+            lines.append(f"    params: {flow(self.params)}")
+        lines.append("    layers:")
+        return "\n".join(lines + [f"      - {flow(d)}" for d in self.body])
 
 
 def _children(entries: Sequence[Entry], prefix: str) -> list[tuple[int, int]] | None:
@@ -185,21 +200,82 @@ def _fold(entries: Sequence[Entry], container: str, bname: str) -> _Fold | None:
     for e in entries[stop:]:
         if any(s in inside and s != last for s in e.inputs):
             return None
-    lines = [f"  {bname}:"]
-    if params:
-        lines.append(f"    params: {flow(params)}")
-    lines.append("    layers:")
-    lines += [f"      - {flow(d)}" for d in body]
     use: dict[str, Any] = {"name": container, "block": bname, "repeat": len(ranges)}
     if first_args:
         use["first"] = first_args
+    allow = sorted({a for e in entries[start:stop] for a in e.allow})
+    if allow:      # what a layer of the copies accepts, the use accepts (as the bundled specs write it)
+        use["allow"] = allow
     if source != (entries[start - 1].name if start else INPUT):  # pragma: no cover - by construction
         use["from"] = source
-    return _Fold(start, stop, "\n".join(lines), flow(use))
+    return _Fold(start, stop, bname, params, tuple(body), use)
+
+
+# the keys of a block body's layer that are not the op's settings
+_STRUCTURE = ("name", "op", "from", "if")
+
+
+def _full(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A body layer's settings with the defaults it leaves out, as YAML values, in the op's order."""
+    given_ = {**{k: yaml_value(v) for k, v in _defaults(d["op"]).items()},
+              **{k: v for k, v in d.items() if k not in _STRUCTURE}}
+    order = [f.name for f in fields(OPS[d["op"]].Params)]
+    return dict(sorted(given_.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def _signature(f: _Fold) -> tuple[Any, ...]:
+    return tuple((repr([d.get(k) for k in _STRUCTURE]), tuple(sorted(_full(d)))) for d in f.body)
+
+
+def merge_stages(folds: Sequence[_Fold]) -> list[_Fold]:
+    """Folds whose blocks have the same layers, wired alike, and differ only in settings (a
+    ResNet's four stages: channels, a stride) share the first one's block: each setting that
+    differs becomes a param that every use gives in ``args:``."""
+    out = list(folds)
+    taken = {f.bname for f in folds}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, f in enumerate(folds):
+        groups.setdefault(_signature(f), []).append(i)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        group = [folds[i] for i in idx]
+        body, args = [], [dict(f.use.get("args", {})) for f in group]
+        params = dict(group[0].params)
+        for n, d in enumerate(group[0].body):
+            merged = {"name": d["name"], "op": d["op"]}
+            values = [_full(f.body[n]) for f in group]
+            for key, v in values[0].items():
+                if all(vs[key] == v for vs in values):
+                    if d.get(key, v) == v and key in d:
+                        merged[key] = v
+                    continue
+                p = _param_name(d["name"], key)
+                merged[key] = f"${p}"
+                for f, a, vs in zip(group, args, values, strict=True):
+                    a[p] = f.params.get(p) if vs[key] == f"${p}" else vs[key]
+                params[p] = None
+            body.append(merged | {k: d[k] for k in ("from", "if") if k in d})
+        for k in {p for f in group for p in f.params if params.get(p, 0) is not None}:
+            if any(f.params.get(k, params.get(k)) != params.get(k) for f in group):
+                return list(folds)   # a param whose default differs between the stages: not merged
+        base = re.sub(r"_?\d+$", "", group[0].bname) or group[0].bname
+        shared, n = base, 1
+        while shared in taken - {group[0].bname}:
+            n += 1
+            shared = f"{base}_{chr(ord('a') + n - 2)}" if n < 28 else f"{base}_{n}"
+        taken.add(shared)
+        for j, (i, f, a) in enumerate(zip(idx, group, args, strict=True)):
+            kept = {k: v for k, v in f.use.items() if k in ("first", "allow")}
+            use = {"name": f.use["name"], "block": shared, **{k: f.use[k] for k in ("repeat",) if k in f.use},
+                   **({"args": a} if a else {}), **kept}
+            out[i] = _Fold(f.start, f.stop, shared, params, tuple(body), use, j == 0)
+    return out
 
 
 def _param_name(local: str, key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", f"{local}_{key}")
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{local}_{key}")
+    return f"p{name}" if name[0].isdigit() else name
 
 
 def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any],
@@ -273,7 +349,52 @@ def fold(header: Header, entries: Sequence[Entry]) -> str:
             ok = False
         if ok:
             folds, used = trial, used | {bname}
+    for trial in (merge_stages(folds), _shared_children(entries, containers, folds)):
+        if trial == folds:
+            continue
+        try:
+            if _same(loads(_render(header, entries, trial)), flat):
+                folds = trial
+        except Exception:  # noqa: BLE001 - a merge that does not load is simply not taken
+            pass
     return _render(header, entries, folds)
+
+
+def _shared_children(entries: Sequence[Entry], containers: Sequence[str],
+                     folds: Sequence[_Fold]) -> list[_Fold]:
+    """``folds`` and, where numbered children of a container that did not fold have the same
+    layers and differ only in settings (MobileNet's inverted residuals: channels, a stride), each
+    such child written as one use of a block they share, the settings as its ``args:``."""
+    singles: list[_Fold] = []
+    for c in containers:
+        for f in _singles(entries, c):
+            if not any(f.start < g.stop and g.start < f.stop for g in [*folds, *singles]):
+                singles.append(f)
+    merged = merge_stages([*folds, *singles])
+    uses: dict[str, int] = {}
+    for f in merged:
+        uses[f.bname] = uses.get(f.bname, 0) + 1
+    return [f for f in merged if "repeat" in f.use or uses[f.bname] > 1]
+
+
+def _singles(entries: Sequence[Entry], container: str) -> list[_Fold]:
+    """Each numbered child of ``container`` as a block of its own used once (for merging)."""
+    out: list[_Fold] = []
+    bname = re.sub(r"[^A-Za-z0-9_]", "_", container)
+    for k, (lo, hi) in enumerate(_children(entries, container) or ()):
+        prefix = f"{container}.{k}."
+        if not all(e.name.startswith(prefix) for e in entries[lo:hi]):
+            continue
+        t = _template(entries, lo, hi, prefix, entries[lo - 1].name if lo else INPUT)
+        inside, last = {e.name for e in entries[lo:hi]}, entries[hi - 1].name
+        if t is None or any(local[0].isdigit() for local, *_ in t) \
+                or any(s in inside and s != last for e in entries[hi:] for s in e.inputs):
+            continue   # a block's layer name starts with a letter; readers outside read its last
+        body, _, _ = _unify(t, t)
+        if body is not None:
+            use = {"name": f"{container}.{k}", "block": ""}
+            out.append(_Fold(lo, hi, f"{bname}_{k}", {}, tuple(body), use))
+    return out
 
 
 def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) -> str:
@@ -284,12 +405,12 @@ def _render(header: Header, entries: Sequence[Entry], folds: Sequence[_Fold]) ->
     while i < len(entries):
         f = by_start.get(i)
         if f is not None:
-            items.append(f"  - {f.use}")
+            items.append(f"  - {flow(f.use)}")
             previous, i = entries[f.stop - 1].name, f.stop
             continue
         items.append(f"  - {flow(_line(entries[i], previous))}")
         previous, i = entries[i].name, i + 1
-    blocks = "\n".join(f.block for f in sorted(folds, key=lambda f: f.start))
+    blocks = "\n".join(f.block for f in sorted(folds, key=lambda f: f.start) if f.defines)
     return write(header, entries, blocks, items)
 
 
@@ -298,7 +419,7 @@ def entry_of(layer: Any) -> Entry:
     own ``lowering`` and ``tie`` where it states them)."""
     own = {k: v for k, v in ((LOWERING, layer.lowering), (TIE, layer.tie)) if v}
     return Entry(layer.name, layer.op, {**OPS[layer.op].settings(layer.params), **own}, layer.inputs,
-                 layer.note)
+                 layer.note, tuple(sorted(layer.allow)))
 
 
 __all__ = ["LOWERING", "TIE", "Entry", "Header", "fold", "write", "entry_of", "replace"]
