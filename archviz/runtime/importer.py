@@ -134,6 +134,13 @@ def _shape(node: Any) -> Shape | None:
     return tuple(int(d) for d in meta.shape[1:])
 
 
+def _node_shape(node: fx.Node) -> Shape | None:
+    """A tensor node's shape per example (``()``: one number per example), else the shape of the
+    first element of a mapped module's tuple output; None for what is no tensor."""
+    shape = _shape(node)
+    return shape if shape is not None else _tuple_head(node)
+
+
 def _tuple_head(node: fx.Node) -> Shape | None:
     """A mapped module that returns a tuple led by its output (``nn.MultiheadAttention``: the
     output and the attention weights): the shape of element 0; None for anything else."""
@@ -296,7 +303,7 @@ class _Walk:
                 self.layers.output = _shape(outs[0]) if len(outs) == 1 else None
             elif _first_item(node, self.values):   # mha(x, x, x)[0]: the layer itself
                 self.values[node] = self.values[node.args[0]]
-            elif node.op != "get_attr" and (out := _shape(node) or _tuple_head(node)) is not None:
+            elif node.op != "get_attr" and (out := _node_shape(node)) is not None:
                 self.node(node, out)  # not sizes, shapes, parameters read as attributes
 
     def node(self, node: fx.Node, out: Shape) -> None:
