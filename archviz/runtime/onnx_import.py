@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..ops import OpKind
+from ..ops import OPS, OpKind
 from ..ops.source import TENSOR, Source, Unmapped
 from ..spec import INPUT
 from ..spec.write import Header
@@ -346,9 +346,6 @@ class _Walk:
             return   # computed from constants only
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
         out, op, bias = g.shapes.get(outs[0]), onnx_op(n.op_type), self.bias_of.get(outs[0])
-        weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
-                   and i not in tensor_ins] if op is not None and op.onnx_weights else []
-        weights += [bias] if bias is not None else []
         src = _source(n, g, ins, out, bias)
         try:
             if outs[0] in self.lrns:   # torch's written-out LRN, read back as one layer
@@ -365,6 +362,10 @@ class _Walk:
         if mapped == ():
             self._value(outs[0], self.values[tensor_ins[0]])
             return
+        op = OPS.get(mapped[0][0], op) if len(mapped) == 1 else op   # Mul by γ: the scale's weight
+        weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
+                   and i not in tensor_ins] if op is not None and op.onnx_weights else []
+        weights += [bias] if bias is not None else []
         base = (_weight_prefix(weights) if weights else None) or node_layer_name(n.name, n.op_type)
         made = self.layers.add(
             mapped, lambda i, op_: self._name(n, base, i, op_), tuple(self.values[s] for s in tensor_ins),
