@@ -20,7 +20,9 @@ CONV = "{name: conv, op: conv, out: 8, kernel: 1}"
 # op → (its layers after a 1×1 conv on 4×6×6, the ops the import must give back)
 CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "groupnorm": (("{name: gn, op: groupnorm, groups: 4}",), ("conv", "groupnorm")),
+    "groupnorm_plain": (("{name: gn, op: groupnorm, groups: 2, affine: false}",), ("conv", "groupnorm")),
     "instancenorm": (("{name: inorm, op: instancenorm, affine: true}",), ("conv", "instancenorm")),
+    "instancenorm_plain": (("{name: inorm, op: instancenorm}",), ("conv", "instancenorm")),
     "elu": (("{name: act, op: elu, alpha: 0.5}",), ("conv", "elu")),
     "mish": (("{name: act, op: mish}",), ("conv", "mish")),
     "permute": (("{name: p, op: permute, dims: [1, 2, 0]}",), ("conv", "permute")),

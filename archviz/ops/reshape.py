@@ -197,6 +197,13 @@ class Reshape(_View):
             return (("flatten", {"start": start, "end": -1 if end == len(src.ins[0]) - 1 else end}),)
         return self.from_call(src)
 
+    def torch(self, p: ReshapeParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        return TorchLayer("Reshape", (p.shape,),
+                          inline="{xs}.reshape({xs}.shape[0], " + ", ".join(map(str, p.shape)) + ")")
+
+    def label(self, p: ReshapeParams) -> str:
+        return "→ " + "×".join(map(str, p.shape))
+
 
 def _merged_run(shape: Shape, out: Shape) -> tuple[int, int] | None:
     """(s, e) where ``out`` is ``shape`` with dims s…e (two or more) multiplied into one, else None."""
@@ -205,13 +212,6 @@ def _merged_run(shape: Shape, out: Shape) -> tuple[int, int] | None:
     if e <= s or e >= len(shape) or out != (*shape[:s], prod(shape[s:e + 1]), *shape[e + 1:]):
         return None
     return s, e
-
-    def torch(self, p: ReshapeParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
-        return TorchLayer("Reshape", (p.shape,),
-                          inline="{xs}.reshape({xs}.shape[0], " + ", ".join(map(str, p.shape)) + ")")
-
-    def label(self, p: ReshapeParams) -> str:
-        return "→ " + "×".join(map(str, p.shape))
 
 
 # --- narrow: one piece of a chunk or split ----------------------------------------------------------
