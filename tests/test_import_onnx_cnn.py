@@ -51,3 +51,23 @@ def test_op_round_trips_through_onnx(tmp_path: Path, op: str) -> None:
     assert tuple(la.op for la in imported.spec.layers) == want, imported.text
     rt = round_trip(imported)
     assert rt.ok, rt
+
+
+@pytest.mark.parametrize(("factory", "ops"), [
+    ("convnext_block", ("groupnorm", "permute", "scale")),      # GroupNorm written out, γ (C, 1, 1)
+    ("convnext_block_last", ("permute", "scale")),               # γ (C,) on the last dim
+    ("shufflenet_unit", ("narrow", "reshape", "permute", "flatten")),   # Split's two outputs, the shuffle
+])
+def test_modern_block_imports_from_torch_onnx(tmp_path: Path, factory: str, ops: tuple[str, ...]) -> None:
+    import reference_modern
+    import torch
+
+    model = getattr(reference_modern, factory)().eval()
+    path = tmp_path / f"{factory}.onnx"
+    torch.onnx.export(model, (torch.randn(2, 3, 8, 8),), str(path), input_names=["input"], dynamo=True,
+                      external_data=False, verbose=False)
+    imported = from_onnx(path)
+    got = [la.op for la in imported.spec.layers]
+    assert all(op in got for op in ops), got
+    rt = round_trip(imported)
+    assert rt.ok, rt   # params: the file's (the exporter folds ShuffleNet's eval BatchNorms into its convs)

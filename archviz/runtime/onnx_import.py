@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -371,6 +371,7 @@ class _Walk:
                  allow_opaque: bool) -> None:
         self.g, self.patterns, self.allow_opaque = g, patterns, allow_opaque
         self.reshaped: dict[str, Shape] = {}
+        self.outputs = {o.name for o in g.model.graph.output}
         self.layers = Layers()
         self.values: dict[str, str] = {g.input: INPUT}
         self.name_map: dict[str, str] = {}
@@ -409,6 +410,10 @@ class _Walk:
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
         out, op, bias = g.shapes.get(outs[0]), onnx_op(n.op_type), self.bias_of.get(outs[0])
         src = _source(n, g, ins, out, bias)
+        used = [i for i, o in enumerate(n.output) if o and (o in g.readers or o in self.outputs)]
+        if len(used) > 1 and pattern is None:
+            self._pieces(n, src, used, tensor_ins)
+            return
         try:
             mapped = pattern[1] if pattern else map_onnx(src)
         except Unmapped as exc:
@@ -434,6 +439,24 @@ class _Walk:
         if mapped[0][0] != "opaque" and op is not None:
             self.params += self._name_weights(op, src, made[0], weights)
         self._value(outs[0], made[-1])
+
+    def _pieces(self, n: Any, src: Source, used: list[int], tensor_ins: list[str]) -> None:
+        """A node with several outputs read (a Split): each output its own layers, all reading the
+        node's inputs (as the torch importer writes ``x.chunk(2, 1)``: one narrow per piece)."""
+        base = node_layer_name(n.name, n.op_type)
+        for i in used:
+            piece = replace(src, piece=i, out=self.g.shapes.get(n.output[i]))
+            try:
+                mapped = map_onnx(piece)
+            except Unmapped as exc:
+                raise _unmapped(n, exc.reason) from None
+            if mapped == ():
+                self._value(n.output[i], self.values[tensor_ins[0]])
+                continue
+            made = self.layers.add(
+                mapped, lambda j, op_: self._name(n, base, j, op_), tuple(self.values[s] for s in tensor_ins),
+                piece.out, "", lambda lname: "")
+            self._value(n.output[i], made[-1])
 
     def _name(self, n: Any, base: str, i: int, op: str) -> str:
         lname = self.layers.names.unique(base if i == 0 else f"{base}.{op}")
