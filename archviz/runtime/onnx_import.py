@@ -410,7 +410,8 @@ class _Walk:
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
         out, op, bias = g.shapes.get(outs[0]), onnx_op(n.op_type), self.bias_of.get(outs[0])
         src = _source(n, g, ins, out, bias)
-        used = [i for i, o in enumerate(n.output) if o and (o in g.readers or o in self.outputs)]
+        used = [i for i, o in enumerate(n.output)   # integer outputs (MaxPool's indices) are no layers
+                if o and (o in g.readers or o in self.outputs) and g.is_float(o)]
         if len(used) > 1 and pattern is None:
             self._pieces(n, src, used, tensor_ins)
             return
