@@ -190,6 +190,11 @@ class Reshape(_View):
         return self.layer(shape=src.out)
 
     def from_onnx(self, src: Source) -> Mapped:
+        # a Reshape that merges a run of dims and keeps the rest is what torch.flatten(x, s, e) writes
+        merged = _merged_run(src.ins[0], src.out) if src.out is not None and len(src.ins) == 1 else None
+        if merged is not None and merged != (0, len(src.ins[0]) - 1):
+            start, end = merged
+            return (("flatten", {"start": start, "end": -1 if end == len(src.ins[0]) - 1 else end}),)
         return self.from_call(src)
 
     def torch(self, p: ReshapeParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
@@ -198,6 +203,15 @@ class Reshape(_View):
 
     def label(self, p: ReshapeParams) -> str:
         return "→ " + "×".join(map(str, p.shape))
+
+
+def _merged_run(shape: Shape, out: Shape) -> tuple[int, int] | None:
+    """(s, e) where ``out`` is ``shape`` with dims s…e (two or more) multiplied into one, else None."""
+    s = next((i for i, (a, b) in enumerate(zip(shape, out, strict=False)) if a != b), len(out))
+    e = s + len(shape) - len(out)
+    if e <= s or e >= len(shape) or out != (*shape[:s], prod(shape[s:e + 1]), *shape[e + 1:]):
+        return None
+    return s, e
 
 
 # --- narrow: one piece of a chunk or split ----------------------------------------------------------
@@ -218,7 +232,7 @@ class Narrow(_View):
     example = {"name": "second_half", "op": "narrow", "dim": 0, "start": 4, "length": 4}
     torch_functions = ("torch.narrow", "torch.chunk", "torch.split")
     tensor_methods = ("narrow", "chunk", "split")
-    onnx_types = ("Split",)
+    onnx_types = ("Split", "Slice")
 
     def infer(self, p: NarrowParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = ins[0]
@@ -246,6 +260,8 @@ class Narrow(_View):
         return self.layer(dim=d, start=sum(sizes[:src.piece]), length=sizes[src.piece])
 
     def from_onnx(self, src: Source) -> Mapped:
+        if src.target == "Slice":
+            return self._slice(src)
         if src.piece is None:
             raise Unmapped("a Split whose outputs are not known one by one")
         rank = len(src.ins[0])
@@ -254,6 +270,23 @@ class Narrow(_View):
         n = len(src.outputs)
         sizes = [int(s) for s in given] if given is not None else _pieces(src.ins[0][d], n, True)
         return self.layer(dim=d, start=sum(sizes[:src.piece]), length=sizes[src.piece])
+
+    def _slice(self, src: Source) -> Mapped:
+        """ONNX Slice (starts, ends, axes, steps as constant inputs) along one dim, step 1."""
+        shape, consts = src.ins[0], [src.const(i) for i in range(1, 5)]
+        if any(c is None and (i < 3 or src.given(i)) for i, c in zip(range(1, 5), consts, strict=True)):
+            raise Unmapped("a Slice whose bounds are computed at run time")
+        starts, ends = ([int(v) for v in c.reshape(-1)] for c in consts[:2])
+        axes = [int(v) for v in consts[2].reshape(-1)] if consts[2] is not None else list(range(len(starts)))
+        steps = [int(v) for v in consts[3].reshape(-1)] if consts[3] is not None else [1] * len(starts)
+        if len(axes) != 1 or steps != [1]:
+            raise Unmapped("a Slice along several dims or with a step (only one dim, step 1)")
+        (d,) = batch_dims(axes[0], len(shape))
+        n = shape[d]
+        start, end = (min(max(v + n if v < 0 else v, 0), n) for v in (starts[0], ends[0]))
+        if end <= start:
+            raise Unmapped(f"an empty Slice [{start}, {end}) of dim {d}")
+        return () if (start, end) == (0, n) else self.layer(dim=d, start=start, length=end - start)
 
     def torch(self, p: NarrowParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         d = norm_dim(p.dim, len(ins[0]))

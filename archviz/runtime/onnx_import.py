@@ -27,11 +27,11 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..ops import OpKind
+from ..ops import OPS, OpKind
 from ..ops.source import TENSOR, Source, Unmapped
 from ..spec import INPUT
 from ..spec.write import Header
@@ -49,6 +49,7 @@ from .mapping import (
 )
 
 Shape = tuple[int, ...]
+Pattern = tuple[str, Any, list[str]]   # several nodes read as layers: (their input, the layers, weights)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class OnnxImported(Imported):
     initializer_params: int = 0                  # elements of the weight initializers (BN stats apart)
     batch: int = 2                               # the file's batch size where fixed, else 2
     onnx_model: Any = field(default=None, repr=False, compare=False)
+    reshaped: Mapping[str, Shape] = field(default_factory=dict, kw_only=True)   # initializer → shape on load
 
 
 def onnx_available() -> bool:
@@ -214,6 +216,61 @@ def _lrn_patterns(g: _Graph) -> tuple[dict[str, tuple[str, dict[str, Any]]], set
     return found, swallowed
 
 
+def _groupnorm_patterns(g: _Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """``Reshape(x, (N, G, -1)) → InstanceNormalization(1, 0) → Reshape(x's shape)`` (then ``Mul`` by
+    γ, ``Add`` of β, each (C, 1, …)) — torch.onnx's ``F.group_norm`` — as {last output: (x, one
+    groupnorm, [γ, β])} and the names of the nodes it swallows."""
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+
+    def only_reader(value: str, op: str) -> Any:
+        rs = g.readers.get(value, [])
+        return rs[0] if len(rs) == 1 and rs[0].op_type == op else None
+
+    for inorm in g.model.graph.node:
+        pre = g.producer.get(inorm.input[0]) if inorm.op_type == "InstanceNormalization" else None
+        target = g.const(pre.input[1]) if pre is not None and pre.op_type == "Reshape" else None
+        if target is None or target.size != 3 or int(target.reshape(-1)[2]) != -1 \
+                or len(inorm.input) < 3 or g.readers.get(pre.output[0]) != [inorm]:
+            continue
+        x, scale, b = pre.input[0], g.const(inorm.input[1]), g.const(inorm.input[2])
+        post = only_reader(inorm.output[0], "Reshape")
+        shape = g.shapes.get(x)
+        if scale is None or b is None or (scale != 1).any() or (b != 0).any() or post is None \
+                or shape is None or not _back_to(g, post, x, shape):
+            continue
+        chain, weights, end = [pre, inorm, post], [], post.output[0]
+        mul = only_reader(end, "Mul")
+        add = only_reader(mul.output[0], "Add") if mul is not None else None
+        pairs = ((mul, end), (add, mul.output[0] if mul is not None else ""))
+        affine = [_other_const(g, n, v, shape[0]) for n, v in pairs]
+        if None not in affine and mul is not None and add is not None:
+            chain, weights, end = [*chain, mul, add], affine, add.output[0]
+        settings = {"groups": int(scale.size), "eps": float(_attrs(inorm).get("epsilon", 1e-5)),
+                    "affine": bool(weights)}
+        found[end] = (x, (("groupnorm", settings),), weights)
+        swallowed.update(n.name or n.output[0] for n in chain[:-1])
+    return found, swallowed
+
+
+def _back_to(g: _Graph, reshape: Any, x: str, shape: Shape) -> bool:
+    """``reshape`` gives its input ``x``'s shape back (inferred, or read off x by a Shape node)."""
+    if g.shapes.get(reshape.output[0]) == shape:
+        return True
+    src = g.producer.get(reshape.input[1])
+    return src is not None and src.op_type == "Shape" and list(src.input) == [x] \
+        and not {a for a in _attrs(src) if a != "start"} and not _attrs(src).get("start", 0)
+
+
+def _other_const(g: _Graph, n: Any, value: str, channels: int) -> str | None:
+    """The initializer ``n`` (a Mul or Add of ``value``) combines it with, where it is (C, 1, …)."""
+    if n is None or len(n.input) != 2:
+        return None
+    other = n.input[1] if n.input[0] == value else n.input[0]
+    c = g.const(other)
+    return other if c is not None and c.size == channels and c.shape[0] == channels else None
+
+
 def _between(g: _Graph, start: Any, end: Any) -> list[Any]:
     """The nodes on a path from ``start`` to ``end`` (both included), following explicit inputs;
     an If node is followed into when its condition is (its branches read the values around it)."""
@@ -278,6 +335,9 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
     model = read(path)
     g = _Graph(model, input_shape)
     lrns, swallowed = _lrn_patterns(g)
+    patterns, also = _groupnorm_patterns(g)
+    patterns.update({out: (x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
+    swallowed |= also
     flow = [n for n in model.graph.node if n.op_type in ("If", "Loop", "Scan") and (n.name or n.output[0])
             not in swallowed]
     if flow:
@@ -286,7 +346,7 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
                            " decided at run time (torch.cond, a loop over tensor values); a spec is one fixed"
                            " graph", "hint: import the model with the branch it takes fixed (a flag set in"
                            " its constructor), or export that branch alone")
-    walk = _Walk(g, lrns, swallowed, allow_opaque)
+    walk = _Walk(g, patterns, swallowed, allow_opaque)
     for n in model.graph.node:
         walk.node(n)
     layers = walk.layers
@@ -300,16 +360,18 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
                     comments=_comments(Path(path).name, g.shape, walk.renames, origin), input_dtype=g.dtype)
     spec, text = layers.spec(header)
     return OnnxImported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
-                        tuple(walk.transposed), walk.params, g.batch, model)
+                        tuple(walk.transposed), walk.params, g.batch, model, reshaped=walk.reshaped)
 
 
 class _Walk:
     """One pass over the graph's nodes: each mapped by its op (archviz.runtime.mapping) and
     written as layers named after its weights or its node name."""
 
-    def __init__(self, g: _Graph, lrns: Mapping[str, tuple[str, dict[str, Any]]], swallowed: set[str],
+    def __init__(self, g: _Graph, patterns: Mapping[str, Pattern], swallowed: set[str],
                  allow_opaque: bool) -> None:
-        self.g, self.lrns, self.allow_opaque = g, lrns, allow_opaque
+        self.g, self.patterns, self.allow_opaque = g, patterns, allow_opaque
+        self.reshaped: dict[str, Shape] = {}
+        self.outputs = {o.name for o in g.model.graph.output}
         self.layers = Layers()
         self.values: dict[str, str] = {g.input: INPUT}
         self.name_map: dict[str, str] = {}
@@ -341,21 +403,20 @@ class _Walk:
         if (n.name or n.output[0]) in self.skip or n.op_type == "Constant" or not outs \
                 or not g.is_float(outs[0]):
             return   # folded, a constant, or shape arithmetic (integer tensors): not a layer
-        tensor_ins = [i for i in n.input if i in self.values]
+        pattern = self.patterns.get(outs[0])   # several nodes read back as one layer (an LRN, a GroupNorm)
+        tensor_ins = [pattern[0]] if pattern else [i for i in n.input if i in self.values]
         if not tensor_ins:
             return   # computed from constants only
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
         out, op, bias = g.shapes.get(outs[0]), onnx_op(n.op_type), self.bias_of.get(outs[0])
-        weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
-                   and i not in tensor_ins] if op is not None and op.onnx_weights else []
-        weights += [bias] if bias is not None else []
         src = _source(n, g, ins, out, bias)
+        used = [i for i, o in enumerate(n.output)   # integer outputs (MaxPool's indices) are no layers
+                if o and (o in g.readers or o in self.outputs) and g.is_float(o)]
+        if len(used) > 1 and pattern is None:
+            self._pieces(n, src, used, tensor_ins)
+            return
         try:
-            if outs[0] in self.lrns:   # torch's written-out LRN, read back as one layer
-                x, lrn = self.lrns[outs[0]]
-                tensor_ins, mapped = [x], (("lrn", lrn),)
-            else:
-                mapped = map_onnx(src)
+            mapped = pattern[1] if pattern else map_onnx(src)
         except Unmapped as exc:
             if not self.allow_opaque:
                 raise _unmapped(n, exc.reason) from None
@@ -365,6 +426,12 @@ class _Walk:
         if mapped == ():
             self._value(outs[0], self.values[tensor_ins[0]])
             return
+        op = OPS.get(mapped[0][0], op) if len(mapped) == 1 else op   # Mul by γ: the scale's weight
+        weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
+                   and i not in tensor_ins] if op is not None and op.onnx_weights else []
+        weights = list(pattern[2]) if pattern else weights + ([bias] if bias is not None else [])
+        if pattern:   # a pattern's γ and β are (C, 1, …) for the broadcast: loaded as (C,)
+            self.reshaped.update({w: (int(g.consts[w].size),) for w in weights if g.consts[w].ndim > 1})
         base = (_weight_prefix(weights) if weights else None) or node_layer_name(n.name, n.op_type)
         made = self.layers.add(
             mapped, lambda i, op_: self._name(n, base, i, op_), tuple(self.values[s] for s in tensor_ins),
@@ -373,6 +440,24 @@ class _Walk:
         if mapped[0][0] != "opaque" and op is not None:
             self.params += self._name_weights(op, src, made[0], weights)
         self._value(outs[0], made[-1])
+
+    def _pieces(self, n: Any, src: Source, used: list[int], tensor_ins: list[str]) -> None:
+        """A node with several outputs read (a Split): each output its own layers, all reading the
+        node's inputs (as the torch importer writes ``x.chunk(2, 1)``: one narrow per piece)."""
+        base = node_layer_name(n.name, n.op_type)
+        for i in used:
+            piece = replace(src, piece=i, out=self.g.shapes.get(n.output[i]))
+            try:
+                mapped = map_onnx(piece)
+            except Unmapped as exc:
+                raise _unmapped(n, exc.reason) from None
+            if mapped == ():
+                self._value(n.output[i], self.values[tensor_ins[0]])
+                continue
+            made = self.layers.add(
+                mapped, lambda j, op_: self._name(n, base, j, op_), tuple(self.values[s] for s in tensor_ins),
+                piece.out, "", lambda lname: "")
+            self._value(n.output[i], made[-1])
 
     def _name(self, n: Any, base: str, i: int, op: str) -> str:
         lname = self.layers.names.unique(base if i == 0 else f"{base}.{op}")
@@ -439,6 +524,7 @@ def state_dict(imported: OnnxImported) -> dict[str, Any]:
     for src, dst in imported.name_map.items():
         array = numpy_helper.to_array(inits[src] if src in inits else consts[src]).copy()
         t = torch.from_numpy(array)
+        t = t.reshape(imported.reshaped[src]) if src in imported.reshaped else t
         out[dst] = t.T.contiguous() if src in imported.transposed else t
         if dst.endswith(".running_var"):
             out[dst.rpartition(".")[0] + ".num_batches_tracked"] = torch.tensor(0)
