@@ -102,3 +102,51 @@ def test_gpt3_data_parallel_term() -> None:
     n = t.dp_ms / 1e3 * 25e9 / (2 * 7 / 8 * 2)
     assert 175e9 / 64 < n < 175e9 / 64 * 1.1
     assert 350 < t.dp_ms < 450
+
+
+# ---- Narayanan et al. 2021's 8TP/(nX) as a claim (claims.train_days) ----------------------------
+
+def test_gpt3_train_days_claim_holds() -> None:
+    from archviz.core.analysis import analyze
+    from archviz.core.check import run_checks
+    from archviz.spec import load
+
+    a = analyze(load("gpt3-175b"))
+    r = next(r for r in run_checks(a) if r.what.startswith("training days"))
+    p = sum(s.params for s in a.layers)
+    days = 8 * 300e9 * p / (1024 * 140e12) / 86400          # ≈ 33.8
+    assert r.ok and r.computed == f"{days:.1f} days" and 33.5 < days < 34.5
+    assert r.claimed == "34 days ±1.5%" and "Narayanan" in r.source
+
+
+@pytest.mark.parametrize(("claim", "message"), [
+    ("{value: 34, tokens: 300G, gpus: 1024}", "missing 'flops_per_gpu'"),
+    ("{value: 34, tokens: many, gpus: 1024, flops_per_gpu: 140e12}", "claims.train_days.tokens: expected"),
+    ("{value: 34, tokens: 3e11, gpus: 8, flops_per_gpu: 1T, colour: red}", "unknown key 'colour'"),
+])
+def test_bad_train_days_claims_are_located(tmp_path, claim: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: [8]\nlayers:\n  - {name: fc, op: linear, out: 4}\n"
+                    f"claims:\n  train_days: {claim}\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["check", str(spec)])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "net.yaml:" in r.output
+
+
+def test_train_days_claim_fails_outside_its_tolerance(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    # 8 × 1e12 tokens × 36 params / (2 GPUs × 1e6 FLOP/s) = 1.44e8 s = 1,666.7 days; 140e12 as YAML text
+    spec = tmp_path / "net.yaml"
+    spec.write_text("name: net\ninput: [8]\nlayers:\n  - {name: fc, op: linear, out: 4}\n"
+                    "claims:\n  train_days: {value: 1600, tol: 1%, tokens: 1e12, gpus: 2,"
+                    " flops_per_gpu: 1M}\n", encoding="utf-8")
+    r = CliRunner().invoke(app, ["check", str(spec)], env={"COLUMNS": "200"})
+    assert r.exit_code == 1, r.output
+    assert "1666.7 days" in r.output
