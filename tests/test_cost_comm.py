@@ -150,3 +150,31 @@ def test_train_days_claim_fails_outside_its_tolerance(tmp_path) -> None:  # type
     r = CliRunner().invoke(app, ["check", str(spec)], env={"COLUMNS": "200"})
     assert r.exit_code == 1, r.output
     assert "1666.7 days" in r.output
+
+
+# ---- comma lists: one row per configuration ---------------------------------------------------
+
+def test_device_and_batch_lists_give_a_row_each(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    args = ["cost", "lenet5", "--device", "a100,h100", "--batch", "1,8"]
+    r = CliRunner().invoke(app, [*args, "-f", "csv"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(r.output.splitlines()))
+    assert [(x["device"], x["batch"]) for x in rows] == [("a100", "1"), ("a100", "8"), ("h100", "1"),
+                                                         ("h100", "8")]
+    one = archviz.cost("lenet5", "h100", batch=8)
+    assert one.time is not None and float(rows[3]["step_ms"]) == pytest.approx(one.time.step_ms, abs=1e-3)
+    out = tmp_path / "c.json"
+    assert CliRunner().invoke(app, [*args, "-o", str(out)]).exit_code == 0
+    d = json.loads(out.read_text())
+    assert len(d) == 4 and d[0]["settings"]["batch"] == 1 and "peak_bytes" in d[0]
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and r.output.count("H100") >= 2
+    r = CliRunner().invoke(app, ["cost", "lenet5", "--batch", "1,,2"])
+    assert r.exit_code == 2 and "empty item" in r.output
