@@ -64,7 +64,7 @@ def cost(
     spec: SpecArg = DEFAULT_SPEC,
     device: Annotated[str, typer.Option(
         "--device", "-d", rich_help_panel=HW, show_default=False,
-        help="gtx580, h100, … 24GB, cpu (default h100).")] = "h100",
+        help="gtx580, h100, … 24GB, cpu (default h100); a100,h100: a row each.")] = "h100",
     gpus: Annotated[Optional[int], typer.Option(
         "--gpus", rich_help_panel=HW, help="tp·dp·pp (default: spec's gpus:, cpu 1).")
     ] = None,
@@ -77,9 +77,9 @@ def cost(
     zero: Annotated[int, typer.Option(
         "--zero", min=0, max=3, rich_help_panel=HW, show_default=False,
         help="1 optimizer, 2 +grads, 3 +params (FSDP).")] = 0,
-    batch: Annotated[int, typer.Option(
+    batch: Annotated[str, typer.Option(
         "--batch", "--micro-batch", "-b", rich_help_panel=STEP, show_default=False,
-        help="Per replica, micro-step (default 128).")] = 128,
+        help="Per replica, micro-step (default 128); 1,2,4: a row each.")] = "128",
     grad_accum: Annotated[int, typer.Option(
         "--grad-accum", rich_help_panel=STEP, show_default=False, help="Micro-steps per step.")] = 1,
     mode: Annotated[Mode, typer.Option("--mode", case_sensitive=False, rich_help_panel=STEP)] = Mode.train,
@@ -118,24 +118,52 @@ def cost(
 
       archviz cost resnet50 --device a100 --gpus 64 --zero 3 --precision mixed --optimizer adam
     """
-    from ..render import cost_view
-
     a = _load(spec, input_size, dtype_in, seq)
-    c, run = compute(a, device, gpus=gpus, tp=tp, pp=pp, sp=sp, recompute=recompute, zero=zero,
-                     batch=batch, grad_accum=grad_accum,
-                     mode=mode, precision=precision, dtype=dtype, optimizer=optimizer, epochs=epochs,
-                     images=images, tokens=tokens, lowering_text=lowering_text, seq=seq, context=context)
-    kind = text_format(fmt, output)
+    rows = [compute(a, d, gpus=gpus, tp=tp, pp=pp, sp=sp, recompute=recompute, zero=zero, batch=b,
+                    grad_accum=grad_accum, mode=mode, precision=precision, dtype=dtype,
+                    optimizer=optimizer, epochs=epochs, images=images, tokens=tokens,
+                    lowering_text=lowering_text, seq=seq, context=context)
+            for d in _list(device, "--device") for b in _batches(batch)]
+    _show(rows, text_format(fmt, output), output)
+
+
+def _list(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        from ..core.cost_states import CostError
+
+        raise CostError(f"{flag}: an empty item in '{text}'", "hint: a comma list such as a100,h100")
+    return items
+
+
+def _batches(text: str) -> list[int]:
+    from ..core.cost_states import CostError
+
+    out = []
+    for t in _list(text, "--batch"):
+        if not t.isdigit():
+            raise CostError(f"--batch: expected positive numbers of samples, got '{t}'",
+                            "hint: --batch 8, or a comma list --batch 1,2,4")
+        out.append(int(t))
+    return out
+
+
+def _show(rows: list[tuple[Any, Any]], kind: TextFormat, output: Optional[str]) -> None:
+    """One configuration: its tables (or JSON/CSV/Markdown); several: a row each."""
+    from ..render import cost_sweep, cost_view
+
     if kind is TextFormat.table:
         from ..render.tables import plain_text
 
-        view = cost_view.cost_view(c, run)
+        view = cost_view.cost_view(*rows[0]) if len(rows) == 1 else cost_sweep.sweep_view(rows)
         if output:
             emit(plain_text(view, width=160), output)
         else:
             console().print(view)
+    elif len(rows) == 1:
+        emit(cost_view.WRITERS[kind.value](*rows[0]), output)
     else:
-        emit(cost_view.WRITERS[kind.value](c, run), output)
+        emit(cost_sweep.WRITERS[kind.value](rows), output)
 
 
 def _load(spec: str, input_size: Optional[str], dtype_in: Any, seq: Optional[int]) -> Any:

@@ -51,6 +51,8 @@ _TOTAL_FIELD = {"params": "params", "neurons": "neurons", "activations": "activa
 def _claim(c: Claim, a: Analysis) -> CheckResult:
     if c.key in ("memory", "train_time"):
         return _cost_claim(c, a)
+    if c.key == "train_days":
+        return _days_claim(c, a)
     if c.layer is not None:
         return _layer_claim(c, a)
     if c.key == "lrn":
@@ -260,3 +262,17 @@ def _cost_claim(c: Claim, a: Analysis) -> CheckResult:
            f" GPUs' peak {peak / 1e12:.3g} TFLOP/s")
     return CheckResult("training time", c.text, f"≥ {secs / 86400:.2f} days", how,
                        secs <= c.value * 86400, c.loc, c.source)
+
+
+def _days_claim(c: Claim, a: Analysis) -> CheckResult:
+    """Narayanan et al. 2021 (Section 5.1): 8·T·P / (n·X): 6 FLOPs per parameter per token for
+    forward and backward, 2 more for recomputing forward, T tokens, n GPUs at X FLOP/s each."""
+    given = dict(c.settings)
+    tokens, gpus, x = given["tokens"], given["gpus"], given["flops_per_gpu"]
+    p = sum(s.params for s in a.layers)
+    days = 8 * tokens * p / (gpus * x) / 86400
+    how = (f"8 · T · P / (n · X) = 8 × {tokens:.3g} tokens × {p:,} parameters / ({gpus:g} GPUs ×"
+           f" {x / 1e12:g} TFLOP/s) = {days:.1f} days (6 FLOPs per parameter and token forward and"
+           " backward, 2 recomputing forward)")
+    result = _compare(c, "training days (8TP/nX)", days, how)
+    return replace(result, computed=f"{days:.1f} days")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from math import prod
 from typing import TYPE_CHECKING
@@ -30,8 +30,9 @@ from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved, input_saved_dtype
 from ..spec import INPUT
+from . import cost_comm as comm
 from .analysis import Analysis, LayerStats, channel_share
-from .cost_layout import Layout, Recompute, divide, layout
+from .cost_layout import Layout, Recompute, divide, is_attention, layout
 from .cost_memory import (
     ZERO,
     Aff,
@@ -47,7 +48,7 @@ from .cost_memory import (
     zero_moments,
 )
 from .cost_states import CostError, Parallel, Precision, StateBytes, kept, sharded, state_bytes, usable
-from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup
+from .devices import GPU_PEAKS, Dtype, GpuPeak, Link, by_key, link_for, lookup, network_for
 from .flops import Mode, needs_grad
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ class Target:
     peak: GpuPeak | None
     link: Link | None
     source: str
+    network: Link | None = None   # between nodes (InfiniBand), per GPU
 
     def tflops(self, dtype: Dtype) -> float | None:
         """Peak TFLOP/s for ``dtype``; a GPU without a fast half type runs it at its fp32 rate."""
@@ -162,7 +164,7 @@ def target(name: str) -> Target:
     row = by_key(key)
     if row is not None:
         return Target(row.key, row.name, row.memory_gib, row.bandwidth_gbs, row, link_for(row.key),
-                      row.source)
+                      row.source, network_for(row.key))
     size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(gb|gib)", key)
     if size:   # a capacity alone: memory is answered, time is not (no peak FLOP/s, no bandwidth)
         gib = float(size.group(1))
@@ -184,7 +186,7 @@ def local_target(key: str, name: str, memory_gib: float | None, source: str) -> 
     """This machine's device as a Target: its table row when ``name`` matches one, else no peaks."""
     row = lookup(name) if key == "cuda" else None
     return Target(row.key if row else key, name, memory_gib, row.bandwidth_gbs if row else None, row,
-                  link_for(row.key) if row else None, source)
+                  link_for(row.key) if row else None, source, network_for(row.key) if row else None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,6 +260,8 @@ class Time:
     train_flops_per_image: int    # forward + backward, MACs and other work
     dp_ms: float = 0.0            # the data-parallel traffic (gradients, ZeRO's parameters)
     global_batch: int = 0         # samples per step: batch · grad-accum · dp
+    pp_ms: float = 0.0            # the pipeline's sends between stages
+    links: dict[str, str] = field(default_factory=dict)   # tp / dp / pp: the link's name
 
     def run_seconds(self, epochs: float, images: int, batch: int) -> float:
         return epochs * math.ceil(images / batch) * self.step_ms / 1e3
@@ -515,39 +519,54 @@ def _roofline(flops: int, nbytes: int, device: Target, dtype: Dtype) -> tuple[fl
 
 
 def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Target, gpus: int) -> Time:
-    """One optimizer step: grad-accum micro-steps of compute (and the split's traffic), the
-    data-parallel traffic once (ZeRO-3: the parameters' all-gathers every micro-step), the update."""
-    compute = sum(lc.time_ms or 0.0 for lc in layers)
-    link = 0.0
-    link_gbs = device.link.gbs if device.link else 8.0
-    if gpus > 1 and analysis.split is not None:
-        passes = 2 if s.mode is Mode.train else 1          # activations forward, gradients back
-        nbytes = analysis.split.cross_bytes(s.batch, DTYPE_BYTES[s.dtype.stored]) * passes
-        link = nbytes / gpus / (link_gbs * 1e9) * 1e3
+    """One optimizer step on one GPU, nothing overlapped (Megatron-LM 2021: the tensor-parallel
+    all-reduces on the critical path, the data-parallel all-reduce after the pipeline's flush):
+    grad-accum micro-steps through pp stages (1F1B: (m + pp − 1) stage-times), each with its
+    tensor-parallel and pipeline traffic, the data-parallel traffic once, the update
+    (archviz.core.cost_comm)."""
+    train = s.mode is Mode.train
+    m = s.grad_accum if train else 1
+    stage = sum(lc.time_ms or 0.0 for lc in layers) / (s.tp * s.pp)   # one micro-step, one stage
+    compute = (m + s.pp - 1) * stage
+    node = device.link or Link("?", "an 8 GB/s link", 8.0, "")
+    ln = comm.links(node, device.network, s.tp * gpus, s.dp, s.pp)
+    tp = pp = 0.0
+    if gpus > 1 and analysis.split is not None:   # the spec's channel split (AlexNet's two GPUs)
+        nbytes = analysis.split.cross_bytes(s.batch, DTYPE_BYTES[s.dtype.stored]) * (2 if train else 1)
+        tp = nbytes / gpus / (node.gbs * 1e9) * 1e3
+    lay = settings_layout(analysis, s)
+    bsh = _bsh(analysis, s)
+    if lay.megatron and bsh:
+        blocks = -(-sum(1 for st in analysis.layers if is_attention(st)) // s.pp)
+        tp = comm.ms(comm.tp_bytes(bsh, blocks, s.tp, train, s.recompute is Recompute.full), ln.tp)
+        pp = comm.ms(comm.pp_bytes(bsh, s.pp, train), ln.pp)
     update = dp_ms = 0.0
     assert device.bandwidth_gbs is not None
-    if s.mode is Mode.train:   # read weights and gradients, write weights; read and write each state
-        p = sum(lc.params for lc in layers) // gpus // (s.dp if s.zero else 1)
-        update = p * (3 + 2 * s.optimizer.states) / (device.bandwidth_gbs * 1e9) * 1e3
-        dp_ms = _dp_bytes(sum(lc.params for lc in layers) // 4 // gpus, s) / (link_gbs * 1e9) * 1e3
+    if train:   # read weights and gradients, write weights; read and write each state
+        n = _params_here(analysis, s, layers, gpus)
+        update = n * 4 // (s.dp if s.zero else 1) * (3 + 2 * s.optimizer.states) \
+            / (device.bandwidth_gbs * 1e9) * 1e3
+        b = s.states
+        dp_ms = comm.ms(comm.dp_bytes(n, b.grads, b.params, s.dp, s.zero, m), ln.dp)
     per_image = sum(lc.flops_fwd + lc.flops_bwd for lc in layers) // s.batch
-    micro = compute + link
-    return Time(step_ms=micro * s.grad_accum + dp_ms + update, compute_ms=compute * s.grad_accum,
-                link_ms=link * s.grad_accum, update_ms=update, train_flops_per_image=per_image,
-                dp_ms=dp_ms, global_batch=s.global_batch)
+    return Time(step_ms=compute + (tp + pp) * m + dp_ms + update, compute_ms=compute,
+                link_ms=tp * m, update_ms=update, train_flops_per_image=per_image,
+                dp_ms=dp_ms, global_batch=s.global_batch, pp_ms=pp * m,
+                links={"tp": ln.tp.name, "dp": ln.dp.name, "pp": ln.pp.name})
 
 
-def _dp_bytes(n: int, s: Settings) -> float:
-    """Bytes each device sends in a step over ``dp`` replicas (ring collectives, Rajbhandari et al.
-    Section 7): an all-reduce of the gradients (stages 0–2: a reduce-scatter of the gradients and
-    an all-gather of the updated parameters, the same volume), ZeRO-3 an all-gather of the
-    parameters in forward and again in backward per micro-step, and a reduce-scatter."""
-    if s.dp == 1:
-        return 0.0
-    b, f = s.states, (s.dp - 1) / s.dp
-    if s.zero < 3:
-        return n * (b.grads + b.params) * f
-    return n * (b.grads + 2 * b.params * s.grad_accum) * f
+def _bsh(analysis: Analysis, s: Settings) -> int:
+    """Bytes of one b·s·h activation: an attention layer's input at the batch."""
+    st = next((st for st in analysis.layers if is_attention(st)), None)
+    return 0 if st is None else prod(st.in_shapes[0]) * s.batch * DTYPE_BYTES[s.dtype.stored]
+
+
+def _params_here(analysis: Analysis, s: Settings, layers: list[LayerCost], gpus: int) -> int:
+    """Parameters on one GPU: its tp share of the first pipeline stage's."""
+    lay = settings_layout(analysis, s)
+    if not (lay.megatron or lay.pp > 1):
+        return sum(lc.params for lc in layers) // 4 // gpus
+    return sum(st.params // d for st in analysis.layers if (d := lay.params_split(st)))
 
 
 # ---- formatting helpers shared by the views and check ----------------------------------------

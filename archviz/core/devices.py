@@ -108,26 +108,47 @@ class Link:
     source: str
 
 
-# PCI Express 2.0: 5 GT/s per lane, 8b/10b coding → 500 MB/s per lane per direction; ×16 = 8 GB/s
-# (PCI-SIG, PCI Express Base Specification 2.0). The GTX 580 pair of the AlexNet paper talked over it.
+# Bandwidths per direction. PCI Express 2.0: 5 GT/s per lane, 8b/10b coding → 500 MB/s per lane
+# per direction; ×16 = 8 GB/s (PCI-SIG). The GTX 580 pair of the AlexNet paper talked over it.
+# NVLink: the datasheets give both directions (V100 SXM2 300 GB/s, A100 SXM 600, H100/H200 SXM
+# 900); InfiniBand: one port per GPU as in DGX A100 (8 × HDR 200 Gb/s, the machine of Narayanan
+# et al. 2021) and DGX H100 (8 × NDR 400 Gb/s), Gb/s ÷ 8 per direction.
 LINKS: tuple[Link, ...] = (
     Link("pcie2x16", "PCIe 2.0 ×16", 8.0, "PCI-SIG PCIe Base Specification 2.0: 5 GT/s × 16 lanes, 8b/10b"),
     Link("pcie3x16", "PCIe 3.0 ×16", 15.75, "PCI-SIG PCIe Base Specification 3.0: 8 GT/s × 16, 128b/130b"),
     Link("pcie4x16", "PCIe 4.0 ×16", 31.5, "PCI-SIG PCIe Base Specification 4.0: 16 GT/s × 16, 128b/130b"),
-    Link("nvlink4", "NVLink 4 (H100 SXM)", 450.0, "NVIDIA H100 datasheet: 900 GB/s both directions"),
+    Link("nvlink2", "NVLink 2 (V100 SXM2)", 150.0, "NVIDIA V100 datasheet: 300 GB/s both directions"),
+    Link("nvlink3", "NVLink 3 (A100 SXM)", 300.0, "NVIDIA A100 datasheet: 600 GB/s both directions"),
+    Link("nvlink4", "NVLink 4 (H100/H200 SXM)", 450.0, "NVIDIA H100 datasheet: 900 GB/s both directions"),
+    Link("ib-hdr", "InfiniBand HDR", 25.0, "InfiniBand HDR 200 Gb/s per port (DGX A100: one per GPU)"),
+    Link("ib-ndr", "InfiniBand NDR", 50.0, "InfiniBand NDR 400 Gb/s per port (DGX H100: one per GPU)"),
 )
 
-# the link a device's GPUs talk over by default (the split's cross-GPU traffic)
-DEFAULT_LINK = {"gtx580": "pcie2x16", "h100": "nvlink4", "h200": "nvlink4", "gh200": "nvlink4"}
+# the link a device's GPUs talk over within a node by default (the split's cross-GPU traffic)
+DEFAULT_LINK = {"gtx580": "pcie2x16", "h100": "nvlink4", "h200": "nvlink4", "gh200": "nvlink4",
+                "a100": "nvlink3", "a100-40gb": "nvlink3", "v100": "nvlink2"}
+# between nodes (GPUS_PER_NODE each): one InfiniBand port per GPU
+NETWORK = {"h100": "ib-ndr", "h200": "ib-ndr", "gh200": "ib-ndr", "h100-nvl": "ib-ndr",
+           "h200-nvl": "ib-ndr", "h100-pcie": "ib-ndr"}
+GPUS_PER_NODE = 8
 
 
 def by_key(key: str) -> GpuPeak | None:
     return next((r for r in GPU_PEAKS if r.key == key.lower()), None)
 
 
-def link_for(key: str) -> Link:
-    name = DEFAULT_LINK.get(key, "pcie4x16")
+def link_by_key(name: str) -> Link:
     return next(li for li in LINKS if li.key == name)
+
+
+def link_for(key: str) -> Link:
+    """The link between two GPUs of one node."""
+    return link_by_key(DEFAULT_LINK.get(key, "pcie4x16"))
+
+
+def network_for(key: str) -> Link:
+    """The link between nodes, per GPU."""
+    return link_by_key(NETWORK.get(key, "ib-hdr"))
 
 
 def lookup(device_name: str) -> GpuPeak | None:

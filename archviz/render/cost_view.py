@@ -53,8 +53,12 @@ def time_line(c: Cost) -> str:
         return f"no peak FLOP/s or bandwidth for {c.target.name}: no time estimate"
     t = c.time
     accum = f" over {c.settings.grad_accum} micro-steps" if c.settings.grad_accum > 1 else ""
+    pp = f", pipeline {t.pp_ms:.1f}" if c.settings.pp > 1 else ""
+    via = "; ".join(f"{k} over {v}" for k, v in t.links.items()
+                    if getattr(c.parallel, k) > 1)
     return (f"step ≥ {t.step_ms:.1f} ms{accum} (compute {t.compute_ms:.1f}, tensor-parallel {t.link_ms:.1f},"
-            f" data-parallel {t.dp_ms:.1f}, optimizer update {t.update_ms:.1f}); roofline lower bound")
+            f" data-parallel {t.dp_ms:.1f}{pp}, optimizer update {t.update_ms:.1f}); roofline lower bound,"
+            f" links at peak, nothing overlapped" + (f" ({via})" if via else ""))
 
 
 def run_line(c: Cost, run: Run | None) -> str:
@@ -99,7 +103,7 @@ def to_dict(c: Cost, run: Run | None = None) -> dict[str, Any]:
         "serving": None if c.serving is None else c.serving.as_dict(),
         "time": None if t is None and run is None else
         ({} if t is None else {"step_ms": t.step_ms, "compute_ms": t.compute_ms, "link_ms": t.link_ms,
-                               "dp_ms": t.dp_ms, "update_ms": t.update_ms,
+                               "dp_ms": t.dp_ms, "pp_ms": t.pp_ms, "update_ms": t.update_ms, "links": t.links,
                                "train_flops_per_image": t.train_flops_per_image})
         | ({} if run is None else {"steps": run.steps, "run": run.what, "run_seconds": run.seconds}),
         "layers": [dict(zip(COLUMNS, _row(lc), strict=True)) | {"flops_bwd": lc.flops_bwd,

@@ -13,6 +13,8 @@ Forms accepted (values may use K / M / G suffixes and thousands separators)::
         one GPU: {value: 3 GiB, device: gtx580, gpus: 1, batch: 128, dtype: fp32, optimizer: momentum}
       train_time:                          # a run's roofline lower bound ≤ the claimed time
         {value: 5-6 days, device: gtx580, gpus: 2, batch: 128, epochs: 90, images: 1.2M}
+      train_days:                          # Narayanan et al. 2021's 8TP/(nX), P the spec's parameters
+        {value: 34, tol: 5%, tokens: 300G, gpus: 1024, flops_per_gpu: 140T}
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ NUMBER_TEXT = (r"^\s*([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([KkMmGgTt]?)\s*"
                r"(?:(?:±|\+-|\+/-)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%)?\s*$")
 KERNEL_TEXT = r"^\s*0*[1-9][0-9]*\s*[x×]\s*0*[1-9][0-9]*\s*[x×]\s*0*[1-9][0-9]*\s*$"
 _NUM = re.compile(NUMBER_TEXT)
-COST_KEYS = ("memory", "train_time")
+COST_KEYS = ("memory", "train_time", "train_days")
+# train_days: 8·T·P / (n·X) days, T tokens, n GPUs at X FLOP/s each (all three required)
+DAYS_SETTINGS = ("tokens", "gpus", "flops_per_gpu")
 # the settings a cost claim may name (archviz cost's options; checked when the claim is checked)
 COST_SETTINGS = ("device", "gpus", "batch", "dtype", "optimizer", "mode", "epochs", "images")
 _GIB = re.compile(r"^\s*([0-9.]+)\s*(GiB|GB|G)\s*$", re.IGNORECASE)
@@ -115,6 +119,8 @@ def parse_claims(doc: Doc, node: yaml.Node) -> tuple[Claim, ...]:
                 out.append(_cost(doc, key, lv, label))
         elif key == "train_time":
             out.append(_cost(doc, key, vnode, None))
+        elif key == "train_days":
+            out.append(_days(doc, vnode))
         elif key in LAYER_KEYS:
             for layer, (_, lv) in doc.mapping(vnode, f"claims.{key}").items():
                 out.append(_one(doc, key, lv, layer))
@@ -177,3 +183,51 @@ def _cost(doc: Doc, key: str, node: yaml.Node, label: str | None) -> Claim:
     settings = tuple((k, doc.value(v)) for k, (_, v) in entries.items() if k in COST_SETTINGS)
     source = str(doc.value(entries["source"][1])) if "source" in entries else ""
     return Claim(key, raw, value, 0.0, doc.loc(vnode), label, source, settings, low)
+
+
+def _days(doc: Doc, node: yaml.Node) -> Claim:
+    """Narayanan et al.'s estimate: ``{value: 34, tol: 5%, tokens: 300G, gpus: 1024,
+    flops_per_gpu: 140T}``; numbers with K/M/G/T suffixes or in e-notation (``300e9``)."""
+    where = "claims.train_days"
+    entries = doc.mapping(node, where)
+    allowed = ("value", "tol", "source", *DAYS_SETTINGS)
+    for k, (kn, _) in entries.items():
+        if k not in allowed:
+            raise doc.error(kn, f"{where}: unknown key '{k}'", did_you_mean(k, allowed))
+    for k in ("value", *DAYS_SETTINGS):
+        if k not in entries:
+            raise doc.error(node, f"{where}: missing '{k}'",
+                            "hint: {value: 34, tol: 5%, tokens: 300G, gpus: 1024, flops_per_gpu: 140T}")
+    numbers = {}
+    for k in ("value", *DAYS_SETTINGS):
+        raw = doc.value(entries[k][1])
+        try:
+            numbers[k] = _plain(raw)
+        except ValueError:
+            raise doc.error(entries[k][1], f"{where}.{k}: expected a positive number such as 300G or"
+                            f" 140e12, got {show(raw)}") from None
+    tol, shown = 0.0, f"{doc.value(entries['value'][1])} days"
+    if "tol" in entries:
+        traw = doc.value(entries["tol"][1])
+        try:
+            tol = _finite(float(str(traw).strip().rstrip("%"))) / 100
+            shown += f" ±{tol * 100:g}%"
+        except ValueError:
+            raise doc.error(entries["tol"][1], f"{where}.tol: expected a percentage such as 5%,"
+                            f" got {show(traw)}") from None
+    vnode = entries["value"][1]
+    source = str(doc.value(entries["source"][1])) if "source" in entries else ""
+    settings = tuple((k, numbers[k]) for k in DAYS_SETTINGS)
+    return Claim("train_days", shown, numbers["value"], tol, doc.loc(vnode), None,
+                 source, settings)
+
+
+def _plain(raw: Any) -> float:
+    """A positive number: 300G, 1,024, 140e12 (YAML 1.1 reads e-notation without a dot as text)."""
+    try:
+        value = parse_number(raw)[0]
+    except ValueError:
+        value = _finite(float(str(raw).replace(",", "").replace("_", "")))
+    if value <= 0:
+        raise ValueError(raw)
+    return value

@@ -19,7 +19,7 @@ from ..limits import MAX_RANK
 from ..ops import OPS, OpKind
 from ..ops.dtypes import DTYPES
 from ..ops.fields import NUMBER_TEXT
-from .claims import COST_SETTINGS, KERNEL_TEXT, LRN_TEXT
+from .claims import COST_SETTINGS, DAYS_SETTINGS, KERNEL_TEXT, LRN_TEXT
 from .claims import LAYER_KEYS as CLAIM_LAYER_KEYS
 from .claims import NUMBER_TEXT as CLAIM_TEXT
 from .claims import TOTAL_KEYS as CLAIM_TOTAL_KEYS
@@ -121,6 +121,13 @@ def _claims() -> Json:
     props["memory"] = {"type": "object", "additionalProperties": cost,
                        "description": "per GPU at the settings given, e.g. {value: 3 GiB, device: gtx580}"}
     props["train_time"] = {**cost, "description": "a run's time, e.g. {value: 5-6 days, epochs: 90}"}
+    num: Json = {"type": ["string", "number"]}
+    props["train_days"] = {"type": "object", "additionalProperties": False,
+                           "required": ["value", *DAYS_SETTINGS],
+                           "properties": {"value": num, "tol": num, "source": {"type": "string"},
+                                          **{k: num for k in DAYS_SETTINGS}},
+                           "description": "Narayanan et al.'s 8TP/(nX) days, e.g. {value: 34, tol: 5%,"
+                                          " tokens: 300G, gpus: 1024, flops_per_gpu: 140T}"}
     return {"type": "object", "properties": props, "additionalProperties": False,
             "description": "what the source states; `archviz check` compares each with the computation"}
 
