@@ -38,7 +38,7 @@ class CNBlock(nn.Module):
     """torchvision.models.convnext's CNBlock; its LayerNorm over the channels written as GroupNorm(1)
     over the (C,) of each position (the same numbers per position as LayerNorm((C,)))."""
 
-    # TODO(issue 21): nn.LayerNorm(dim) once the layernorm op has landed on this branch
+    # (CNBlockLN below is the block with torchvision's LayerNorm; this variant keeps a groupnorm)
 
     def __init__(self, dim: int = 16) -> None:
         super().__init__()
@@ -53,6 +53,26 @@ class CNBlock(nn.Module):
         y = y.permute(0, 2, 3, 1)                       # (N, H, W, C)
         y = self.pwconv2(self.act(self.pwconv1(y)))
         y = y.permute(0, 3, 1, 2)
+        return self.stochastic_depth(self.layer_scale * y) + x
+
+
+class CNBlockLN(nn.Module):
+    """torchvision.models.convnext's CNBlock as torchvision writes it: depthwise 7×7, permute to
+    channels-last, LayerNorm over the channels (eps 1e-6), the MLP, permute back, layer scale γ
+    of shape (C, 1, 1), stochastic depth, the residual add."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1, self.act, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), 0.5))
+        self.stochastic_depth = StochasticDepth(0.1, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).permute(0, 2, 3, 1)          # (N, H, W, C)
+        y = self.pwconv2(self.act(self.pwconv1(self.norm(y))))
+        y = y.permute(0, 3, 1, 2)                        # (N, C, H, W)
         return self.stochastic_depth(self.layer_scale * y) + x
 
 
@@ -114,6 +134,10 @@ def efficientnet_block() -> nn.Module:
 
 def convnext_block() -> nn.Module:
     return Stem(CNBlock())
+
+
+def convnext_block_ln() -> nn.Module:
+    return Stem(CNBlockLN())
 
 
 def convnext_block_last() -> nn.Module:

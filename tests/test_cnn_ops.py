@@ -158,7 +158,8 @@ def test_saved_bytes_equal_autograd(dtype: str) -> None:
 # --- import: today's blocks round-trip ---------------------------------------------------------------
 
 BLOCKS = {"efficientnet_block": rmod.efficientnet_block, "convnext_block": rmod.convnext_block,
-          "convnext_block_last": rmod.convnext_block_last, "shufflenet_unit": rmod.shufflenet_unit}
+          "convnext_block_ln": rmod.convnext_block_ln, "convnext_block_last": rmod.convnext_block_last,
+          "shufflenet_unit": rmod.shufflenet_unit}
 
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
@@ -174,6 +175,8 @@ def test_blocks_round_trip(name: str) -> None:
     wanted = {"efficientnet_block": {"stochastic_depth", "silu", "sigmoid", "mul", "adaptive_avgpool"},
               "convnext_block": {"permute", "groupnorm", "linear", "gelu", "scale", "stochastic_depth",
                                  "add"},
+              "convnext_block_ln": {"permute", "layernorm", "linear", "gelu", "scale", "stochastic_depth",
+                                    "add"},
               "convnext_block_last": {"permute", "scale"},
               "shufflenet_unit": {"narrow", "concat", "reshape", "transpose", "flatten"}}[name]
     assert wanted <= ops, ops
