@@ -35,10 +35,9 @@ class MBConv(nn.Module):
 
 
 class CNBlock(nn.Module):
-    """torchvision.models.convnext's CNBlock; its LayerNorm over the channels written as GroupNorm(1)
-    over the (C,) of each position (the same numbers per position as LayerNorm((C,)))."""
-
-    # (CNBlockLN below is the block with torchvision's LayerNorm; this variant keeps a groupnorm)
+    """A variant of torchvision.models.convnext's CNBlock with a GroupNorm(1) over the whole
+    (C, H, W) map where torchvision has a LayerNorm over each position's channels (that is
+    CNBlockLN below)."""
 
     def __init__(self, dim: int = 16) -> None:
         super().__init__()
