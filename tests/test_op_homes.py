@@ -223,9 +223,11 @@ def test_no_file_outside_ops_names_a_torch_layer_class() -> None:
 
 def test_importers_keep_no_op_names() -> None:
     """No op name, torch function or ONNX type of an op is spelled in the importers' code (torch's
-    written-out LRN, an eleven-node pattern that is no op's node type, is matched on its own)."""
+    written-out LRN and GroupNorm, node patterns that are no op's node type, are matched on their
+    own)."""
     for module in ("importer.py", "onnx_import.py", "mapping.py", "parallel.py", "export.py"):
-        code = "\n".join(line for _, line in _code_lines(RUNTIME / module, ("_lrn_patterns",)))
+        patterns = ("_lrn_patterns", "_groupnorm_patterns")
+        code = "\n".join(line for _, line in _code_lines(RUNTIME / module, patterns))
         for op in OPS.values():
             for name in (*op.torch_functions, *op.onnx_types):
                 if name not in ("Add", "Identity"):   # a MatMul's bias Add; the identity (not an op)

@@ -426,7 +426,8 @@ class _Walk:
         if mapped == ():
             self._value(outs[0], self.values[tensor_ins[0]])
             return
-        op = OPS.get(mapped[0][0], op) if len(mapped) == 1 else op   # Mul by γ: the scale's weight
+        made_op = OPS.get(mapped[0][0]) if len(mapped) == 1 else None   # Mul by γ: the scale's weight
+        op = made_op if made_op is not None and made_op.onnx_weights else op   # else the node's op's
         weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
                    and i not in tensor_ins] if op is not None and op.onnx_weights else []
         weights = list(pattern[2]) if pattern else weights + ([bias] if bias is not None else [])
