@@ -390,6 +390,3 @@ class SizeListField(Field):
     def json_schema(self) -> dict[str, Any]:
         one = {"type": "integer", "minimum": 1}
         return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1, "maxItems": 3}]}
-
-
-Choice = ChoiceField   # the short name the attention-era ops use
