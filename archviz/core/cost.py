@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from ..errors import did_you_mean
 from ..ops import OPS
 from ..ops.lowering import Lowering
-from ..ops.saved import DTYPE_BYTES, Autocast, Saved, input_saved_dtype
+from ..ops.saved import DTYPE_BYTES, Autocast, Saved, SavedTensor, input_saved_dtype
 from ..spec import INPUT
 from . import cost_comm as comm
 from .analysis import Analysis, LayerStats, channel_share
@@ -40,6 +40,7 @@ from .cost_memory import (
     Storage,
     add,
     at,
+    demand,
     in_flight,
     largest_batch,
     saved_rule,
@@ -227,6 +228,7 @@ class Memory:
     transient: int
     cross: int = 0                # bytes of other GPUs' activations received (a split)
     kv_cache: int = 0             # inference's KV cache (archviz.core.cost_serve)
+    recompute: int = 0            # activations recomputed in backward, alive again (--recompute)
     phase: str = ""               # the moment of the peak: forward, backward or optimizer
     at: str = ""                  # and the layer running then
 
@@ -237,8 +239,8 @@ class Memory:
     @property
     def total(self) -> int:
         """The peak: every part is taken at the step's worst moment."""
-        return (self.model_states + self.buffers + self.input + self.saved + self.transient
-                + self.kv_cache)
+        return (self.model_states + self.buffers + self.input + self.saved + self.recompute
+                + self.transient + self.kv_cache)
 
     @property
     def peak(self) -> int:
@@ -247,7 +249,8 @@ class Memory:
     def as_dict(self) -> dict[str, int]:
         return {"params": self.params, "grads": self.grads, "optimizer": self.optimizer,
                 "model_states": self.model_states, "buffers": self.buffers, "input": self.input,
-                "saved": self.saved, "transient": self.transient, "cross": self.cross,
+                "saved": self.saved, "recompute": self.recompute, "transient": self.transient,
+                "cross": self.cross,
                 "kv_cache": self.kv_cache, "total": self.total, "peak": self.peak}
 
 
@@ -280,6 +283,7 @@ class Cost:
     largest_batch: int | None            # the largest batch per replica that fits (None: no capacity)
     time: Time | None
     serving: Serving | None = None       # --mode infer on a decoder: the KV cache, prefill, decode
+    demand: tuple[Aff, ...] = ()         # every device's every moment, affine in the batch
 
     @property
     def gpus(self) -> int:
@@ -378,16 +382,14 @@ def estimate(analysis: Analysis, settings: Settings, device: Target,
         else _memory(plans[0], settings.batch, infer)
     per_gpu = tuple(_memory(pl, settings.batch, infer) for pl in plans) if n_gpus > 1 else (memory,)
     time = _time(analysis, layers, settings, device, n_gpus) if timed else None
-    largest = None
-    if device.memory_gib:
-        cap = usable(int(device.memory_gib * GIB), device.key != "cpu")
-        found = [largest_batch(pl.moments, add(*pl.persistent.values(), pl.cross), cap) for pl in plans]
-        largest = None if any(f is None for f in found) else min(f for f in found if f is not None)
+    lines = tuple(x for pl in plans for x in demand(pl.moments, add(*pl.persistent.values(), pl.cross)))
+    largest = largest_batch(lines, usable(int(device.memory_gib * GIB), device.key != "cpu")) \
+        if device.memory_gib else None
     tp = settings.tp if settings.tp > 1 else n_gpus
     return Cost(name=analysis.name, settings=settings, target=device,
                 parallel=Parallel(tp, settings.dp, settings.pp),
                 layers=tuple(layers), memory=memory, per_gpu=per_gpu, lower_bound=unknown,
-                largest_batch=largest, time=time)
+                largest_batch=largest, time=time, demand=lines)
 
 
 @dataclass(frozen=True)
@@ -404,7 +406,7 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
     chans = {st.name: st.output[0] for st in analysis.layers}
     stats = {st.name: st for st in analysis.layers}
     lay = settings_layout(analysis, s)
-    keep = pshare = None
+    keep = pshare = redo = None
 
     def share(name: str, x: Aff) -> Aff:
         c = chans[name]
@@ -421,6 +423,10 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
             d = lay.tensor(st, t)  # type: ignore[arg-type]
             return None if d == 0 else divide(x, d)
 
+        def redo(st: LayerStats, t: SavedTensor, x: Aff) -> tuple[str, Aff] | None:
+            unit, d = lay.redone(st, t), lay.tensor(st, t, stored=False)
+            return None if unit is None or d == 0 else (unit, divide(x, d))
+
     n = sum((pshare or share)(st.name, (st.params, 0))[0] for st in analysis.layers)   # parameters here
     b = sharded(s.states, s.zero, s.dp) if train else replace(s.states, grads=0, optimizer=0)
     bufs = {st.name: OPS[st.op].buffer_bytes(st.op_params, st.in_shapes, st.output) for st in analysis.layers}
@@ -432,7 +438,7 @@ def _plan(analysis: Analysis, s: Settings, gpus: int, gpu: int) -> _Plan:
     foreach = s.torch_device == "cuda"
     moments = timeline(analysis, s.mode, s.dtype.autocast, s.torch_device,
                        lambda ts: s.optimizer.temporaries(ts, foreach), share, s.lowering, s.storage,
-                       keep, pshare)
+                       keep, pshare, redo)
     if lay.pp > 1:
         moments = in_flight(moments, lay.pp)
     if train and s.dp > 1 and s.zero:
@@ -455,7 +461,7 @@ def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:
     if infer:
         acts, temps = 0, acts + temps      # inference saves nothing: its live outputs are transient
     return Memory(params=p["params"], grads=p["grads"] + at(m.grads, batch), optimizer=p["optimizer"],
-                  buffers=p["buffers"], input=p["input"], saved=acts,
+                  buffers=p["buffers"], input=p["input"], saved=acts, recompute=at(m.redo, batch),
                   transient=temps, cross=cross, phase=m.phase, at=m.layer)
 
 
@@ -571,10 +577,6 @@ def _params_here(analysis: Analysis, s: Settings, layers: list[LayerCost], gpus:
 
 # ---- formatting helpers shared by the views and check ----------------------------------------
 
-def fmt_gib(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
-
-
 def parse_images(text: str, flag: str = "--images", what: str = "image") -> int:
     """``1.2M`` → 1200000; K, M, G (or B) and T as powers of a thousand."""
     m = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([KMGBT]?)\s*", text, re.IGNORECASE)
@@ -585,7 +587,6 @@ def parse_images(text: str, flag: str = "--images", what: str = "image") -> int:
     if value < 1:
         raise CostError(f"{flag}: expected at least one {what}, got {text!r}")
     return int(value)
-
 
 
 def _input_dtype(analysis: Analysis, floats: str) -> str:

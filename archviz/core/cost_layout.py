@@ -16,7 +16,11 @@ activation is then 1/t per device.
 **Recomputation** (``--recompute``): ``selective`` stores none of attention's S×S tensors (the
 probabilities, the dropout mask, the dropped probabilities: recomputed in backward); ``full``
 stores only each block copy's input (the layers of a ``repeat:`` block: a transformer layer) and
-recomputes the rest — in backward one block's activations live again while it runs.
+recomputes the rest. In backward the recomputed tensors live again while their unit's backward
+runs (``torch.utils.checkpoint``, non-reentrant: the first unpack re-runs the unit's forward, each
+tensor dies with the last backward node that reads it): one block copy's under ``full``, one
+attention layer's S×S tensors under ``selective`` — :meth:`Layout.redone` names the unit, and the
+step's walk (archviz.core.cost_memory) counts them as ``recompute``.
 
 **Pipeline parallelism** (``--pp p``, 1F1B): layers divide into p stages evenly by count — the
 copies of repeated blocks (transformer layers), the layers before them on the first stage, after
@@ -121,15 +125,22 @@ class Layout:
         wide = is_attention(st) or st.output[-1] != self.width or st.in_shapes[0][-1] != self.width
         return self.tp if wide else 1
 
-    def tensor(self, st: LayerStats, t: SavedTensor) -> int:
-        """The divisor of a saved tensor on one device; 0 where it is not stored (another stage,
-        recomputed)."""
-        if not self.here(st.name):
-            return 0
+    def redone(self, st: LayerStats, t: SavedTensor) -> str | None:
+        """The unit whose backward recomputes this saved tensor instead of storing it (``full``:
+        the block copy; ``selective``: the attention layer), None where it is stored."""
         if self.recompute is Recompute.full and st.origin is not None and st.origin.count > 1:
             if not (st.name in self.block_first and t.shares == "input" and t.index == 0):
-                return 0
+                return f"{st.origin.use}#{st.origin.index}"
         if self.recompute is not Recompute.none and is_attention(st) and _square(st, t):
+            return st.name
+        return None
+
+    def tensor(self, st: LayerStats, t: SavedTensor, stored: bool = True) -> int:
+        """The divisor of a saved tensor on one device; 0 where it is not stored (another stage,
+        recomputed). ``stored=False``: the divisor it has while backward re-materialises it."""
+        if not self.here(st.name):
+            return 0
+        if stored and self.redone(st, t) is not None:
             return 0
         if not self.megatron or self.tp == 1:
             return 1

@@ -43,6 +43,9 @@ ZERO: Aff = (0, 0)
 # a saved tensor's bytes on this device (the layer's stats, the tensor, its whole bytes), None
 # where this device does not store it (archviz.core.cost_layout)
 Keep = Callable[[Any, SavedTensor, Aff], "Aff | None"]
+# a tensor that backward recomputes instead of storing: its unit (a block copy, an attention
+# layer) and its bytes on this device while it lives again; None where it is stored or absent
+Redo = Callable[[Any, SavedTensor, Aff], "tuple[str, Aff] | None"]
 
 
 def add(*xs: Aff) -> Aff:
@@ -109,9 +112,10 @@ class Moment:
     acts: Aff                  # activations: outputs still to be read, tensors saved for backward
     temps: Aff                 # activation gradients and ops' working buffers
     grads: Aff                 # parameter gradients made so far
+    redo: Aff = ZERO           # activations recomputed in backward, alive again (--recompute)
 
     def total(self, batch: int) -> int:
-        return at(add(self.acts, self.temps, self.grads), batch)
+        return at(add(self.acts, self.temps, self.grads, self.redo), batch)
 
 
 @dataclass(frozen=True)
@@ -130,11 +134,14 @@ class _Layer:
     params: Aff                # its parameters' gradient bytes (as autograd keeps them)
     fp32: Aff                  # its parameters in fp32 (what the update works on)
     low_copy: Aff              # under autocast, its weight's low-precision gradient before the cast
+    redo: tuple[tuple[str, Aff], ...] = ()   # storages its backward reads recomputed (not stored)
+    unit: str | None = None                  # what is recomputed with them (a block copy, a layer)
 
 
 def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
             share: Callable[[str, Aff], Aff], lowering: Lowering, sto: Storage,
-            keep: Keep | None = None, pshare: Callable[[str, Aff], Aff] | None = None) -> list[_Layer]:
+            keep: Keep | None = None, pshare: Callable[[str, Aff], Aff] | None = None,
+            redo: Redo | None = None) -> list[_Layer]:
     pshare = pshare or share
     own = {la.name: la.lowering for la in analysis.spec.layers}
     grad = needs_grad(analysis) if train else set()
@@ -153,6 +160,8 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
         storage[st.name] = storage[st.inputs[0]] if rule.view else st.name
         new: list[tuple[str, Aff]] = []
         keys: list[str] = []
+        again: list[tuple[str, Aff]] = []
+        unit = None
         if st.name in grad:
             for j, t in enumerate(rule.tensors):
                 nbytes = tensor_bytes(t, sto)
@@ -160,10 +169,14 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
                     continue       # the weight is stored in the compute dtype: no cast copy
                 whole = (0, nbytes) if t.per_image else (nbytes, 0)
                 mine = keep(st, t, whole) if keep else share(st.name, whole)
-                if mine is None:
-                    continue       # recomputed in backward, or held by another pipeline stage
                 key = (storage[st.inputs[t.index]] if t.shares == "input" else
                        storage[st.name] if t.shares == "output" else f"{st.name}#{j}")
+                if mine is None:   # recomputed in backward, or held by another pipeline stage
+                    back = redo(st, t, whole) if redo else None
+                    if back is not None and key != INPUT:
+                        unit = back[0]
+                        again.append((key, back[1]))
+                    continue
                 keys.append(key)
                 if not t.shares:
                     new.append((key, mine))
@@ -176,7 +189,7 @@ def _layers(analysis: Analysis, compute: str | None, device: str, train: bool,
             alias=tmp.grad_alias or rule.view, grad=st.name in grad,
             params=pshare(st.name, (st.params * sto.grad_bytes, 0)) if st.name in grad else ZERO,
             fp32=pshare(st.name, (st.params * 4, 0)) if st.name in grad else ZERO,
-            low_copy=pshare(st.name, (low, 0))))
+            low_copy=pshare(st.name, (low, 0)), redo=tuple(again), unit=unit))
     return out
 
 
@@ -208,11 +221,16 @@ def _forward(layers: list[_Layer], logits: Aff, half_logits: bool) -> tuple[list
 
 
 def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[list[Moment], Aff]:
-    """The backward walk from the loss; returns its moments and all parameter gradients."""
+    """The backward walk from the loss; returns its moments and all parameter gradients. A
+    recomputed unit's tensors (``--recompute``) live again from its first backward node that reads
+    one (the checkpoint's re-run forward) until the last that does."""
     first_saver: dict[str, int] = {}
+    units: dict[str | None, list[tuple[str, Aff]]] = {}
     for la in layers:
-        for k in la.saved_keys:
+        for k in (*la.saved_keys, *(k for k, _ in la.redo)):
             first_saver.setdefault(k, la.index)
+        units.setdefault(la.unit, []).extend(la.redo)
+    again: dict[str, Aff] = {}       # storages recomputed and alive again
     by_name = {la.name: la for la in layers}
     gbuf: dict[str, str] = {}        # tensor → gradient storage
     gsize: dict[str, Aff] = {}
@@ -236,6 +254,9 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
         g = gbuf.pop(la.name, None)
         if not la.grad or g is None:
             continue
+        for k, x in units.pop(la.unit, []) if la.unit else []:
+            if k not in live:
+                again.setdefault(k, x)
         extra: list[Aff] = [la.bwd_temp, la.low_copy]
         made: list[tuple[str, str, Aff]] = []          # (input, storage, size)
         for x in la.inputs:
@@ -250,15 +271,14 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
         # casts it to fp32, after this node has freed its saved tensors and the output's gradient
         made_now = add(temps(), *extra, *(m[2] for m in fresh))
         moments.append(Moment("backward", la.name, add(*live.values()), made_now,
-                              grads if la.low_copy[0] else add(grads, la.params)))
+                              grads if la.low_copy[0] else add(grads, la.params), add(*again.values())))
         grads = add(grads, la.params)
         if la.low_copy[0]:
-            for k in la.saved_keys:
-                if first_saver.get(k) == la.index:
-                    live.pop(k, None)
+            _free(la, first_saver, live, again)
             left = add(temps(), (-gsize[g][0], -gsize[g][1]) if grefs[g] == 1 else ZERO,
                        la.low_copy, *(m[2] for m in fresh))
-            moments.append(Moment("backward", la.name + " (cast)", add(*live.values()), left, grads))
+            moments.append(Moment("backward", la.name + " (cast)", add(*live.values()), left, grads,
+                                  add(*again.values())))
         for x, s, size in made:
             if x in gbuf:               # a second gradient: summed into the first
                 if s == g:
@@ -274,10 +294,16 @@ def _backward(layers: list[_Layer], live: dict[str, Aff], logits: Aff) -> tuple[
                 else:
                     gsize[s], grefs[s] = size, 1
         release(g)
-        for k in la.saved_keys:
-            if first_saver.get(k) == la.index:
-                live.pop(k, None)
+        _free(la, first_saver, live, again)
     return moments, grads
+
+
+def _free(la: _Layer, first_saver: dict[str, int], *alive: dict[str, Aff]) -> None:
+    """The tensors only this layer's backward still reads (stored or recomputed) die with it."""
+    for k in (*la.saved_keys, *(k for k, _ in la.redo)):
+        if first_saver.get(k) == la.index:
+            for d in alive:
+                d.pop(k, None)
 
 
 def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
@@ -285,11 +311,12 @@ def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
              share: Callable[[str, Aff], Aff] = lambda name, x: x,
              lowering: Lowering = Lowering(), storage: Storage = Storage(),
              keep: Keep | None = None,
-             pshare: Callable[[str, Aff], Aff] | None = None) -> tuple[Moment, ...]:
+             pshare: Callable[[str, Aff], Aff] | None = None,
+             redo: Redo | None = None) -> tuple[Moment, ...]:
     """Every moment of one step (see the module's docstring); ``optimizer_temp`` maps the
     parameter tensors' bytes to the update's temporaries."""
     train = mode is Mode.train
-    layers = _layers(analysis, compute, device, train, share, lowering, storage, keep, pshare)
+    layers = _layers(analysis, compute, device, train, share, lowering, storage, keep, pshare, redo)
     last = layers[-1]
     logits = (0, prod(analysis.layers[-1].output) * 4)
     if keep is not None:        # a layout: the loss is on the last pipeline stage, vocab-parallel
@@ -303,12 +330,17 @@ def timeline(analysis: Analysis, mode: Mode, compute: str | None, device: str,
     return tuple(moments + back + [opt])
 
 
-def largest_batch(moments: tuple[Moment, ...], persistent: Aff, capacity: int) -> int | None:
-    """The largest batch whose every moment fits in ``capacity`` (memory is affine in the batch,
-    moment by moment); 0 when not even one image fits, None when nothing grows with the batch."""
+def demand(moments: tuple[Moment, ...], persistent: Aff) -> tuple[Aff, ...]:
+    """Every moment's bytes with the persistent state, affine in the batch."""
+    return tuple(add(persistent, m.acts, m.temps, m.grads, m.redo) for m in moments)
+
+
+def largest_batch(lines: tuple[Aff, ...], capacity: int) -> int | None:
+    """The largest batch whose every moment (:func:`demand`) fits in ``capacity`` (memory is
+    affine in the batch, moment by moment); 0 when not even one image fits, None when nothing
+    grows with the batch."""
     best: int | None = None
-    for m in moments:
-        fixed, per = add(persistent, m.acts, m.temps, m.grads)
+    for fixed, per in lines:
         if per <= 0:
             if fixed > capacity:
                 return 0

@@ -10,7 +10,8 @@ self-attention layer's keys and values: ``2 · kv_heads · head_dim`` elements a
 The step's activations are the larger of the **prefill**'s (``--seq`` tokens at once) and one
 **decode** step's (1 token). The **tokens that fit** on a device: (the capacity less the CUDA
 context and the allocator's reserve, less the weights, buffers and that activation peak) over
-the cache's bytes a token.
+the cache's bytes a token. The **largest batch** that fits counts the cache, which grows with the
+batch (``context`` tokens a sequence), beside every moment of the prefill and of a decode step.
 
 **Time** (lower bounds): the prefill is the forward roofline of the step at ``--seq`` tokens
 (compute-bound at any real length); a decode step is memory-bound — every weight and the whole
@@ -28,6 +29,7 @@ from ..ops import OPS
 from ..ops.saved import DTYPE_BYTES
 from .analysis import Analysis, LayerStats
 from .cost_layout import Layout, is_attention
+from .cost_memory import add, largest_batch
 from .cost_states import usable
 
 if TYPE_CHECKING:
@@ -120,4 +122,16 @@ def serve(prefill: Cost, decode: Cost, analysis: Analysis, lay: Layout, context:
                       prefill_ms=prefill_ms, decode_ms=decode_ms)
     whole = kv_bytes_per_token(analysis, nbytes) * context * s.batch     # the model on one device
     memory = gpus[0] if len(gpus) == 1 else replace(pre.memory, kv_cache=whole)
-    return replace(pre, per_gpu=tuple(gpus), memory=memory, serving=serving)
+    return replace(pre, per_gpu=tuple(gpus), memory=memory, serving=serving,
+                   largest_batch=_largest(pre, dec, per_token * context))
+
+
+def _largest(pre: Cost, dec: Cost, kv: int) -> int | None:
+    """The largest batch whose prefill and decode steps both fit beside their cache (``kv`` bytes
+    a sequence), the decode step's moments counted with the prefill's input (as the peak is)."""
+    if not pre.target.memory_gib:
+        return None
+    more = max(pre.memory.input - dec.memory.input, 0) // pre.settings.batch
+    lines = (tuple(add(x, (0, kv)) for x in pre.demand)
+             + tuple(add(x, (0, kv + more)) for x in dec.demand))
+    return largest_batch(lines, usable(int(pre.target.memory_gib * (1 << 30)), pre.target.key != "cpu"))

@@ -46,7 +46,7 @@ def memory_data(c: Cost, curve: list[tuple[int, int]]) -> MemoryData:
     values = {"params": [m.params for m in gpus], "grads": [m.grads for m in gpus],
               "optimizer": [m.optimizer for m in gpus],
               "buffers + input": [m.buffers + m.input + m.kv_cache for m in gpus],
-              "saved (activations)": [m.saved for m in gpus],
+              "saved (activations)": [m.saved + m.recompute for m in gpus],
               "transient (temporaries)": [m.transient for m in gpus]}
     stacks = tuple((label, tuple(v / MIB for v in values[label])) for label, _ in PARTS)
     title = (f"{c.name}: {s.mode.value}, batch {s.batch}, {s.precision.value} {s.dtype.value},"

@@ -155,8 +155,34 @@ def to_markdown(c: Cost, run: Run | None = None) -> str:
 WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
 
 
-BREAKDOWN = ("params", "grads", "optimizer", "model_states", "buffers", "input", "saved", "transient",
-             "cross", "peak")
+BREAKDOWN = ("params", "grads", "optimizer", "model_states", "buffers", "input", "saved", "recompute",
+             "transient", "cross", "peak")
+
+
+def peak_line(c: Cost) -> str:
+    """Where the peak is and what it holds. Training: the step's moment ('in the backward step's
+    h.0.fc2 (…)'); inference: the phase (the prefill, or a decode step with the cache full) and
+    its parts in GiB."""
+    m = max(c.per_gpu, key=lambda g: g.total)
+    if c.settings.mode.value == "train":
+        line = (f"the peak: in the {m.phase} step's {safe(m.at)}"
+                " (grads: made by then; saved: activations alive; transient: gradients and buffers)")
+        if m.recompute:
+            line += ("; recompute: the activations recomputed in backward, alive again while their"
+                     " layer's backward runs")
+        return line
+    v = c.serving
+    if v is None:
+        when = "in the forward pass" + ("" if m.at == "(loss)" else f", at {safe(m.at)}")
+    elif m.phase == "prefill":
+        when = f"in the prefill of {v.seq:,} token{'s' if v.seq > 1 else ''}"
+    else:
+        when = f"in a decode step with the cache full ({v.context:,} tokens)"
+    parts = [f"weights {m.params / GIB:.2f} GiB"] + ([f"KV cache {m.kv_cache / GIB:.2f} GiB"] if v else [])
+    parts.append(f"activations {(m.saved + m.transient) / GIB:.2f} GiB")
+    if m.buffers + m.input >= GIB // 200:        # shown where it reaches 0.01 GiB
+        parts.append(f"buffers and input {(m.buffers + m.input) / GIB:.2f} GiB")
+    return f"the peak: {when}, holding " + " + ".join(parts)
 
 
 def cost_view(c: Cost, run: Run | None = None) -> Any:
@@ -189,8 +215,7 @@ def cost_view(c: Cost, run: Run | None = None) -> Any:
         mem.add_row(label, *(mib(d[k]) for k in BREAKDOWN))
     lines = [verdict(c)]
     if c.memory.phase:
-        lines.append(f"the peak: in the {c.memory.phase} step's {safe(c.memory.at)}"
-                     " (grads: made by then; saved: activations alive; transient: gradients and buffers)")
+        lines.append(peak_line(c))
     if s.zero == 3 and c.parallel.dp > 1:
         lines.append("ZeRO-3: transient holds the gathered parameters of the running layer and the next")
     if c.lower_bound:
