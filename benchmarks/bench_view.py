@@ -3,14 +3,16 @@
 For AlexNet, ResNet-50, a generated 1,022-layer spec (10 block uses of a conv → batchnorm
 → relu block repeated 34 times, then flatten and a linear layer) and a 5,012-layer one (167
 repeats): the page's size (both layouts counted where the spec has blocks), the time to build
-it (`dot` included), and the load-to-interactive time: from navigation start until the page's
-script has laid out the diagram and bound its handlers (``window.archviz.readyAt``). Then, each
-timed in the page from the event until the next frame is drawn: for specs with blocks, whose
-page opens on the folded overview, the first switch to the unfolded layout and the switch back;
-a search for the last layer until its results list is drawn; and the same search with Enter
-until the layer is centred (unfolded first) and its panel shown. Every figure is the best of 3
-fresh loads. Targets: ResNet-50 under 500 KB and under 1 s; the 5k spec interactive under 2 s
-and every answer under 100 ms. Exits 1 when a target is missed.
+it (`dot` included), the load-to-interactive time: from navigation start until the page's
+script has laid out the diagram and bound its handlers (``window.archviz.readyAt``), and the
+load-to-settled time: until it has also built the other layouts in the background
+(``window.archviz.builtAt``; a click before then waits for that work). Then, each timed in the
+page from the event until the next frame is drawn: for specs with blocks, whose page opens on
+the folded overview, the first switch to the unfolded layout and the switch back; a search for
+the last layer until its results list is drawn; and the same search with Enter until the
+layer is centred (unfolded first) and its panel shown. Every figure is the best of 3 fresh
+loads. Targets: ResNet-50 under 500 KB and under 1 s; the 5k spec interactive under 2 s and
+every answer under 100 ms. Exits 1 when a target is missed.
 
 Needs Graphviz's dot, playwright and a chromium (ARCHVIZ_CHROMIUM or `chromium` on PATH):
 
@@ -62,11 +64,13 @@ def generated(stages: int = 10, repeat: int = 34) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _loads(browser: Any, path: Path, last: str) -> tuple[float, dict[str, float]]:
-    """LOADS fresh loads of the page: the best load-to-interactive (s) and the best of each
+def _loads(browser: Any, path: Path, last: str) -> tuple[float, float, dict[str, float]]:
+    """LOADS fresh loads of the page: the best load-to-interactive and load-to-settled (s: every
+    layout built, nothing left queued) and the best of each
     answer (ms): the first unfold, folding again, a search's results, a search taken to its panel
     from the folded overview (-1: the page has no folded layout; search → panel never is)."""
     times: list[float] = []
+    settled: list[float] = []
     ms: dict[str, list[float]] = {"unfold": [], "fold": [], "search": [], "go": []}
     for _ in range(LOADS):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -75,12 +79,13 @@ def _loads(browser: Any, path: Path, last: str) -> tuple[float, dict[str, float]
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
         times.append(page.evaluate("window.archviz.readyAt") / 1000)
         page.wait_for_selector("body[data-built='1']", timeout=60_000)
+        settled.append(page.evaluate("window.archviz.builtAt") / 1000)
         ms["unfold"].append(page.evaluate(SWITCH, "true"))
         ms["fold"].append(page.evaluate(SWITCH, "false"))
         ms["search"].append(page.evaluate(SEARCH, last[:-1]))
         ms["go"].append(page.evaluate(GO, last))  # found, centred, its panel opened
         page.close()
-    return min(times), {k: min((x for x in v if x >= 0), default=-1.0) for k, v in ms.items()}
+    return min(times), min(settled), {k: min((x for x in v if x >= 0), default=-1.0) for k, v in ms.items()}
 
 
 def main() -> int:
@@ -96,7 +101,7 @@ def main() -> int:
                                    "generated-5k.yaml")}
     ok = True
     folder = Path(tempfile.mkdtemp(prefix="archviz-view-"))
-    print(f"{'spec':<14}{'layers':>7}{'size':>11}{'build':>9}{'interactive':>13}{'unfold':>8}"
+    print(f"{'spec':<14}{'layers':>7}{'size':>11}{'build':>9}{'interactive':>13}{'settled':>9}{'unfold':>8}"
           f"{'fold':>7}{'search':>8}{'search→panel':>14}")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe,
@@ -108,10 +113,10 @@ def main() -> int:
             path = folder / f"{label.replace(' ', '-')}.html"
             path.write_text(page_text, encoding="utf-8")
             size = len(page_text.encode("utf-8"))
-            best, ms = _loads(browser, path, spec.layers[-1].name)
+            best, calm, ms = _loads(browser, path, spec.layers[-1].name)
             shown = {k: f"{v:.0f}ms" if v >= 0 else "—" for k, v in ms.items()}
             print(f"{label:<14}{len(spec.layers):>7}{size / 1000:>9.0f}KB{build:>8.2f}s{best:>12.2f}s"
-                  f"{shown['unfold']:>8}{shown['fold']:>7}{shown['search']:>8}{shown['go']:>14}")
+                  f"{calm:>8.2f}s{shown['unfold']:>8}{shown['fold']:>7}{shown['search']:>8}{shown['go']:>14}")
             ok &= ms["search"] >= 0 and ms["go"] >= 0
             if label == "generated 5k":
                 ok &= best < FIVE_K_MAX_S and min(ms.values()) >= 0 and max(ms.values()) < ANSWER_MAX_MS

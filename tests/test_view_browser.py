@@ -260,6 +260,13 @@ NAME_PX = """() => [...document.querySelectorAll('#main .view:not(.off) g.node')
 }).filter(h => h !== null)"""
 
 
+# per minimap of the shown layout: the share of its canvas pixels drawn in a colour (not white)
+MINIMAP_INK = """() => [...document.querySelectorAll('#main .view:not(.off) .minimap canvas')].map(c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.min(d[i], d[i + 1], d[i + 2]) < 240) n++;
+  return n / (d.length / 4); })"""
+
+
 @pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
 @pytest.mark.parametrize("key", ["alexnet", "resnet50", "vs", "vs-resnet"])
 def test_first_sight_names_are_readable(opened: Any, key: str, size: tuple[int, int]) -> None:
@@ -269,6 +276,9 @@ def test_first_sight_names_are_readable(opened: Any, key: str, size: tuple[int, 
     assert len(heights) >= 5 and min(heights) >= 11, heights
     assert v.node("input").count() >= 1 and v.node("input").first.is_visible()  # the input end
     assert v.page.locator("#main .view:not(.off) .minimap .mm-frame").count() == (2 if "vs" in key else 1)
+    v.page.wait_for_selector("body[data-built='1']")  # the minimaps drawn
+    ink = v.page.evaluate(MINIMAP_INK)  # the diagram drawn small: boxes, lines, the legend
+    assert len(ink) == (2 if "vs" in key else 1) and min(ink) > 0.01, ink
     if key == "resnet50":  # deeper than a screen: opens folded, the count shown
         assert v.page.evaluate("window.archviz.layout()") == "folded"
         assert "layer3 ×6" in (v.node("layer3").text_content() or "")

@@ -1,9 +1,8 @@
 /* archviz view: first sight and the overview. `readable` opens a diagram at a zoom where every
    node's name is at least MIN_NAME_PX high, at the network's input end; `Minimap` draws the
    whole diagram small in a corner with a frame round the visible part (click or drag it to go
-   there). The minimap is the layout's own SVG drawn once into a bitmap, shown as a CSS
-   background image (data: URLs, which the page's Content-Security-Policy allows): no DOM per
-   node, and nothing to lay out or draw again when its layout is shown. */
+   there). The minimap is a canvas the layout's shapes are drawn into once (Minimap.draw): no
+   DOM per node, and nothing to lay out or draw again when its layout is shown. */
 var ArchvizMap = (function () {
   "use strict";
   var MIN_NAME_PX = 11, TARGET_NAME_PX = 12, MAX_NAME_PX = 20;
