@@ -260,6 +260,13 @@ NAME_PX = """() => [...document.querySelectorAll('#main .view:not(.off) g.node')
 }).filter(h => h !== null)"""
 
 
+# per minimap of the shown layout: the share of its canvas pixels drawn in a colour (not white)
+MINIMAP_INK = """() => [...document.querySelectorAll('#main .view:not(.off) .minimap canvas')].map(c => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && Math.min(d[i], d[i + 1], d[i + 2]) < 240) n++;
+  return n / (d.length / 4); })"""
+
+
 @pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
 @pytest.mark.parametrize("key", ["alexnet", "resnet50", "vs", "vs-resnet"])
 def test_first_sight_names_are_readable(opened: Any, key: str, size: tuple[int, int]) -> None:
@@ -269,11 +276,14 @@ def test_first_sight_names_are_readable(opened: Any, key: str, size: tuple[int, 
     assert len(heights) >= 5 and min(heights) >= 11, heights
     assert v.node("input").count() >= 1 and v.node("input").first.is_visible()  # the input end
     assert v.page.locator("#main .view:not(.off) .minimap .mm-frame").count() == (2 if "vs" in key else 1)
+    v.page.wait_for_selector("body[data-built='1']")  # the minimaps drawn
+    ink = v.page.evaluate(MINIMAP_INK)  # the diagram drawn small: boxes, lines, the legend
+    assert len(ink) == (2 if "vs" in key else 1) and min(ink) > 0.01, ink
     if key == "resnet50":  # deeper than a screen: opens folded, the count shown
         assert v.page.evaluate("window.archviz.layout()") == "folded"
         assert "layer3 ×6" in (v.node("layer3").text_content() or "")
-        v.page.click("#fold")  # one click unfolds
-        assert v.node("layer3.5.conv3").count() == 1
+        v.page.click("#fold")  # one click unfolds (drawn near the screen: the input end)
+        assert v.page.evaluate("window.archviz.layout()") == "plain" and v.node("layer1.0.conv1").count() == 1
         v.page.wait_for_timeout(100)
         assert min(v.page.evaluate(NAME_PX)) >= 11
 
@@ -343,19 +353,25 @@ def test_compare_palette_title_and_partner(opened: Any) -> None:
 
 
 def test_a_large_layout_draws_only_near_the_screen(browser: Any, tmp_path: Path) -> None:
-    """Over ArchvizTiles.MIN_NODES nodes: tiles far from the screen are not drawn; a search
-    for the last layer brings its tile back and centres it; edge shapes still avoid nodes."""
+    """Over ArchvizTiles.MIN_NODES nodes: tiles far from the screen are out of the document; a
+    search for the last layer brings its tile back and centres it; a selection taken while a box
+    is out of the document leaves no stale mark; edge shapes still avoid nodes."""
     lines = ["name: long chain", "input: [4, 8, 8]", "layers:"]
     lines += [f"  - {{name: c{i}, op: conv, out: 4, kernel: 3, padding: 1}}" for i in range(450)]
     path = tmp_path / "long.html"
     html.view(loads("\n".join(lines) + "\n", "long.yaml")).save(str(path))
     v = Opened(browser, path)
-    shown = "[...document.querySelectorAll('.view:not(.off) g.tile')].map(g => g.style.display !== 'none')"
-    tiles = v.page.evaluate(shown)
-    assert len(tiles) > 10 and 0 < sum(tiles) < len(tiles)
+    drawn = "document.querySelectorAll('.view:not(.off) g.node').length"  # tiles far off: out of the document
+    assert 0 < v.page.evaluate(drawn) < 451 and v.node("c449").count() == 0
     v.page.fill("#search", "c449")
     v.page.press("#search", "Enter")
     assert v.panel().startswith("c449") and v.node("c449").is_visible()
+    v.page.fill("#search", "c0")
+    v.page.press("#search", "Enter")
+    v.page.click("#fit")  # the whole diagram on screen: every tile back, one box selected
+    v.page.wait_for_function(f"() => {drawn} === 451")
+    assert v.page.locator(".view:not(.off) g.node.sel").count() == 1
+    assert "sel" in (v.node("c0").get_attribute("class") or "")
     v.page.click("#shapes")
     assert v.page.evaluate(LABELS_OVER_NODES) == []
     v.close()

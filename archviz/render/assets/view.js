@@ -52,8 +52,8 @@
     var svg = document.importNode(doc.documentElement, true);
     var vb = svg.viewBox && svg.viewBox.baseVal, vw = vb ? vb.width : 0, vh = vb ? vb.height : 0;
     svg.removeAttribute("width"); svg.removeAttribute("height");
-    holder.appendChild(svg);
     var v = { layout: layout, holder: holder, svg: svg, nodes: {}, edges: [], rankdir: ArchvizMap.rankdirOf(text) };
+    v.first = Array.prototype.slice.call(svg.querySelectorAll("g.node"), 0, 12);  // in document order
     Array.prototype.forEach.call(svg.querySelectorAll("g.node"), function (g) {
       var t = g.querySelector("title"); if (!t) return;
       var name = layerOf(layout, t.textContent);
@@ -67,16 +67,21 @@
       v.edges.push({ g: g, tail: layerOf(layout, ends[0]), head: layerOf(layout, ends[1]), gpu: gpuOf(ends[0]) });
     });
     bind(pane, svg);
+    var shapes = svg.querySelectorAll("g.graph polygon, g.graph path, g.graph ellipse, g.graph polyline");  // for the minimap
+    v.tiles = ArchvizTiles.make(svg, Object.keys(v.nodes).length);  // large: drawn near the screen only
+    holder.appendChild(svg);
     var update = function () { if (v.map) v.map.update(v.pz); if (v.tiles) v.tiles.schedule(); };
     v.pz = svgPanZoom(svg, { zoomEnabled: true, controlIconsEnabled: false, fit: true, center: true,
                              minZoom: 0.005, maxZoom: 60, dblClickZoomEnabled: false, zoomScaleSensitivity: 0.3,
                              onZoom: update, onPan: update });
     v.viewport = svg.querySelector("g.svg-pan-zoom_viewport");
-    ArchvizMap.readable(v.pz, svg, v.viewport, holder, v.rankdir);
-    v.tiles = ArchvizTiles.make(svg, v.viewport, v.pz, Object.keys(v.nodes).length);  // large: drawn near the screen only
+    var input = (v.nodes.input || v.first)[0];
+    if (v.tiles) { v.tiles.follow(v.pz, v.viewport); if (input) v.tiles.reveal([input]); }
+    if (input) ArchvizMap.readable(v.pz, svg, v.viewport, holder, v.rankdir, v.first, input);
     if (v.tiles) v.tiles.cull();
     v.map = new ArchvizMap.Minimap(holder, function (x, y) { ArchvizMap.jumpTo(v.pz, x, y); });
-    if (vw) setTimeout(function () { v.map.setImage(text, vw, vh); update(); }, 0);
+    var graph = svg.querySelector("g.graph");
+    if (vw && graph) setTimeout(function () { v.map.draw(graph, shapes, vw, vh); update(); }, 0);
     pane.views[layout] = v;
     if (shapesOn()) labelEdges(pane, v);
     if (colourKey() !== "family") ArchvizColour.paint({ nodes: v.nodes, membersOf: pane.membersOf, byLayer: pane.byLayer }, colourKey());
@@ -166,7 +171,7 @@
     var r = rect(), h = r.b - r.t, w = r.r - r.l;
     var factor = Math.min(box.height * 0.8 / Math.max(h, 1), box.width * 0.8 / Math.max(w, 1), 60 / Math.max(h / gs.length, 1) * 1.0);
     if (gs.length === 1) factor = Math.min(factor, 70 / Math.max(h, 1));
-    var name = ArchvizMap.nameHeight(pane.pz, pane.svg);  // never below readable names
+    var name = ArchvizMap.nameHeight(pane.pz, pane.view.first);  // never below readable names
     if (name && name * factor < ArchvizMap.MIN_NAME_PX + 1) factor = (ArchvizMap.MIN_NAME_PX + 1) / name;
     if (factor > 0 && isFinite(factor)) pane.pz.zoomBy(factor);
     r = rect();  // centred; a group taller (wider) than the pane starts at its top (left) edge
@@ -176,8 +181,9 @@
     return true;
   }
 
+  var marked = [];  // the boxes marked "sel", some perhaps in a tile out of the document (view_tiles.js)
   function mark(pane, name, cls, on) {
-    (pane.nodes[name] || []).forEach(function (g) { g.classList.toggle(cls, on); });
+    (pane.nodes[name] || []).forEach(function (g) { g.classList.toggle(cls, on); if (cls === "sel" && on) marked.push(g); });
   }
   function hover(pane, name, on) {
     mark(pane, name, "hl", on);
@@ -187,7 +193,7 @@
     });
   }
   function select(pane, name) {
-    panes.forEach(function (p) { Array.prototype.forEach.call(p.svg.querySelectorAll("g.node.sel"), function (g) { g.classList.remove("sel"); }); });
+    marked.splice(0).forEach(function (g) { g.classList.remove("sel"); });
     selected = pane ? { pane: pane, name: name } : null;
     if (pane) mark(pane, name, "sel", true);
   }
@@ -505,5 +511,11 @@
   window.archviz.ready = true;
   window.archviz.readyAt = performance.now();  // ms since navigation start (benchmarks/bench_view.py)
   document.body.setAttribute("data-ready", "1");
-  setTimeout(function () { buildRest(); document.body.setAttribute("data-built", "1"); }, 0);
+  setTimeout(function () {
+    buildRest();
+    setTimeout(function () {  // after the minimaps buildRest queued: nothing left to do
+      window.archviz.builtAt = performance.now();
+      document.body.setAttribute("data-built", "1");
+    }, 0);
+  }, 0);
 })();

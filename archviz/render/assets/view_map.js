@@ -1,12 +1,11 @@
 /* archviz view: first sight and the overview. `readable` opens a diagram at a zoom where every
    node's name is at least MIN_NAME_PX high, at the network's input end; `Minimap` draws the
    whole diagram small in a corner with a frame round the visible part (click or drag it to go
-   there). The minimap is the layout's own SVG as a CSS background image (a data: URL, which
-   the page's Content-Security-Policy allows): the browser draws it once, no DOM per node. */
+   there). The minimap is a canvas the layout's shapes are drawn into once (Minimap.draw): no
+   DOM per node, and nothing to lay out or draw again when its layout is shown. */
 var ArchvizMap = (function () {
   "use strict";
   var MIN_NAME_PX = 11, TARGET_NAME_PX = 12, MAX_NAME_PX = 20;
-  var BIG_SVG = 1000000;  // characters: a minimap of a larger diagram is a bitmap
 
   // svg-pan-zoom applies a zoom or pan on the next animation frame, so the DOM's client rects
   // lag behind it: these work from its state (zoom, pan) and each element's place in the diagram
@@ -24,8 +23,10 @@ var ArchvizMap = (function () {
     return r;
   }
 
-  function nameHeight(pz, svg) {  // on-screen height of the smallest name (a node's first <text>) among the first nodes
-    var gs = svg.querySelectorAll("g.node"), h = Infinity, z = pz.getSizes().realZoom;
+  // on-screen height of the smallest name (a node's first <text>) among `gs`, the diagram's first
+  // nodes (read from their attributes: they may be out of the document, view_tiles.js)
+  function nameHeight(pz, gs) {
+    var h = Infinity, z = pz.getSizes().realZoom;
     for (var i = 0; i < gs.length && i < 12; i++) {
       var t = gs[i].querySelector("text");
       // a text's client rect is about 1.12 of its font size high (ascent + descent)
@@ -34,14 +35,14 @@ var ArchvizMap = (function () {
     return isFinite(h) ? h : 0;
   }
 
-  // fit when that is readable; else zoom so names are TARGET_NAME_PX and put the input in view
-  function readable(pz, svg, viewport, box, rankdir) {
+  // fit when that is readable; else zoom so names are TARGET_NAME_PX and put `input` (a node in
+  // the document) in view; `first`: the diagram's first nodes
+  function readable(pz, svg, viewport, box, rankdir, first, input) {
     pz.resize(); pz.fit(); pz.center();
-    var h = nameHeight(pz, svg);
+    var h = nameHeight(pz, first);
     if (!h || (h >= MIN_NAME_PX && h <= MAX_NAME_PX)) return;
     pz.zoomBy((h < MIN_NAME_PX ? TARGET_NAME_PX : MAX_NAME_PX) / h);
     if (h > MAX_NAME_PX) { pz.center(); return; }
-    var input = svg.querySelector('g.node[data-layer="input"]') || svg.querySelector("g.node");
     var r = rectOf(pz, svg, viewport, [input]), b = box.getBoundingClientRect(), m = 24;
     if (rankdir === "LR") pz.panBy({ x: b.left + m - r.l, y: b.top + b.height / 2 - (r.t + r.b) / 2 });
     else pz.pan({ x: pz.getPan().x + b.left + b.width / 2 - (r.l + r.r) / 2, y: 8 });  // the title and legend, then the input
@@ -65,25 +66,42 @@ var ArchvizMap = (function () {
     window.addEventListener("mousemove", function (ev) { if (dragging) jump(ev); });
     window.addEventListener("mouseup", function () { dragging = false; });
   }
-  Minimap.prototype.setImage = function (svgText, w, h) {
-    var maxW = 180, maxH = 220;
-    this.scale = Math.min(maxW / w, maxH / h);
-    var dw = Math.max(w * this.scale, 40), dh = Math.max(h * this.scale, 40);
-    this.ox = (dw - w * this.scale) / 2; this.oy = (dh - h * this.scale) / 2;
+  // `shapes`: the outlines of the layout (polygons, paths, ellipses, polylines in document
+  // order, some perhaps out of the document, view_tiles.js); `graph`: its g.graph, whose
+  // transform maps them to the viewBox (w × h). Drawn once, small, into a canvas from their
+  // attributes: fills and strokes, no text (illegible at this size). The layout's SVG as a
+  // background image would cost the browser a layout of the whole diagram (seconds at 5,000
+  // layers, 50 ms at ResNet-50's size) when decoded, and a redraw each time it is painted.
+  Minimap.prototype.draw = function (graph, shapes, w, h) {
+    var maxW = 180, maxH = 220, k = 2;  // k: canvas pixels per CSS pixel
+    var s = this.scale = Math.min(maxW / w, maxH / h);
+    var dw = Math.max(w * s, 40), dh = Math.max(h * s, 40);
+    this.ox = (dw - w * s) / 2; this.oy = (dh - h * s) / 2;
     this.el.style.width = dw + "px"; this.el.style.height = dh + "px";
-    var url = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svgText), el = this.el;
-    if (svgText.length < BIG_SVG) { el.style.backgroundImage = 'url("' + url + '")'; return; }
-    // a large diagram is drawn small once, into a bitmap: as an SVG background the browser
-    // would draw all of it again each time the minimap is painted (seconds at 5,000 layers)
-    var img = new Image(), cw = Math.ceil(w * this.scale * 2), ch = Math.ceil(h * this.scale * 2);
-    img.onload = function () {
-      var c = document.createElement("canvas"); c.width = cw; c.height = ch;
-      c.getContext("2d").drawImage(img, 0, 0, cw, ch);
-      try { el.style.backgroundImage = 'url("' + c.toDataURL("image/png") + '")'; }
-      catch (e) { el.style.backgroundImage = 'url("' + url + '")'; }
-    };
-    img.src = url;
+    var c = document.createElement("canvas"), ctx = c.getContext("2d");
+    c.width = Math.ceil(dw * k); c.height = Math.ceil(dh * k);
+    ctx.setTransform(k * s, 0, 0, k * s, k * this.ox, k * this.oy);
+    var t = graph.transform.baseVal.consolidate();
+    if (t) ctx.transform(t.matrix.a, t.matrix.b, t.matrix.c, t.matrix.d, t.matrix.e, t.matrix.f);
+    var thin = 1 / (k * s);  // one canvas pixel: a long diagram's lines stay visible
+    Array.prototype.forEach.call(shapes, function (e) { paintShape(ctx, e, thin); });
+    this.el.insertBefore(c, this.frame);
   };
+  function paintShape(ctx, e, thin) {
+    var tag = e.tagName, p, fill = e.getAttribute("fill"), stroke = e.getAttribute("stroke");
+    if (tag === "ellipse") {
+      p = new Path2D();
+      p.ellipse(+e.getAttribute("cx"), +e.getAttribute("cy"), +e.getAttribute("rx"), +e.getAttribute("ry"), 0, 0, 2 * Math.PI);
+    } else if (tag === "path") {
+      p = new Path2D(e.getAttribute("d") || "");
+    } else {  // "x,y x,y ...": after M, further pairs are line-tos
+      p = new Path2D("M" + (e.getAttribute("points") || "") + (tag === "polygon" ? "Z" : ""));
+    }
+    if (fill && fill !== "none" && tag !== "polyline") { ctx.fillStyle = fill; ctx.fill(p); }
+    if (stroke && stroke !== "none") {
+      ctx.strokeStyle = stroke; ctx.lineWidth = Math.max(parseFloat(e.getAttribute("stroke-width")) || 1, thin); ctx.stroke(p);
+    }
+  }
   // the visible part in the diagram's viewBox units (svg-pan-zoom's viewport keeps them)
   Minimap.prototype.update = function (pz) {
     if (!this.scale) return;
