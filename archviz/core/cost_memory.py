@@ -46,7 +46,11 @@ Keep = Callable[[Any, SavedTensor, Aff], "Aff | None"]
 
 
 def add(*xs: Aff) -> Aff:
-    return (sum(x[0] for x in xs), sum(x[1] for x in xs))
+    fixed = per = 0
+    for x in xs:
+        fixed += x[0]
+        per += x[1]
+    return (fixed, per)
 
 
 def at(x: Aff, batch: int) -> int:
@@ -111,7 +115,8 @@ class Moment:
     grads: Aff                 # parameter gradients made so far
 
     def total(self, batch: int) -> int:
-        return at(add(self.acts, self.temps, self.grads), batch)
+        a, t, g = self.acts, self.temps, self.grads
+        return a[0] + t[0] + g[0] + (a[1] + t[1] + g[1]) * batch
 
 
 @dataclass(frozen=True)
