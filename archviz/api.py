@@ -286,42 +286,69 @@ def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: boo
     return Diagram(diagram(core_analyze(src, shape, _lanes(src, split_gpus)), split_gpus, direction, fold))
 
 
-def plot(x: Any, kind: str = "counts", *, log: bool = False, split_gpus: bool = False, device: str = "h100",
-         batch: int = 128, gpus: int | None = None,
-         lowering: str | Mapping[str, str] | Lowering | None = None,
-         input_shape: Shape | None = None, allow_opaque: bool = False) -> Plot:
+def plot(x: Any, kind: str = "counts", *, log: bool = False, split_gpus: bool = False, device: Many = "h100",
+         batch: Many = None, gpus: Many = None, lowering: str | Mapping[str, str] | Lowering | None = None,
+         input_shape: Shape | None = None, allow_opaque: bool = False, **fit: Any) -> Plot:
     """A matplotlib chart (``archviz plot``): ``kind="counts"`` (per-layer parameters, MACs and
     activations; ``log`` axes), ``"blocks"`` (the paper-style boxes; ``split_gpus``: a row per
-    GPU) or ``"memory"`` (archviz cost's memory per layer and against the batch, on ``device``).
+    GPU), ``"memory"`` (archviz cost's memory per layer and against the batch, on ``device``; batch
+    128 by default) or ``"fit"`` (memory per GPU against one swept option, a line per device with
+    its capacity and the largest batch marked: ``device``, ``batch``, ``gpus`` and the keywords
+    ``seq``, ``tp``, ``zero`` — one of them a list — and ``pp``, ``precision``, ``optimizer``, ``mode``).
 
     ``.figure`` is the matplotlib Figure, ``.png()``/``.svg()`` its bytes, ``.save(path)`` writes
     png, svg or pdf. A notebook shows the PNG.
 
     >>> archviz.plot("alexnet", "blocks", split_gpus=True).save("alexnet-blocks.png")
     >>> archviz.plot("alexnet", "memory", device="gtx580", gpus=1)
+    >>> archviz.plot("gpt2", "fit", device=["v100", "a100", "h200"], seq=1024)
     """
     from .core.analysis import analyze as core_analyze
     from .render import blocks, plots
     from .results import Plot
 
-    if kind not in ("counts", "blocks", "memory"):
-        raise ArchvizError(f"plot kind: expected counts, blocks or memory, got {kind!r}")
+    if kind not in ("counts", "blocks", "memory", "fit"):
+        raise ArchvizError(f"plot kind: expected counts, blocks, memory or fit, got {kind!r}")
     if split_gpus and kind != "blocks":
         raise ArchvizError("split_gpus applies to kind='blocks'")
     if log and kind != "counts":
         raise ArchvizError("log applies to kind='counts'")
+    unknown = sorted(set(fit) - {"seq", "tp", "zero", "pp", "precision", "optimizer", "mode"})
+    if unknown:
+        raise ArchvizError(f"plot: unknown keyword {', '.join(unknown)}")
+    if fit and kind != "fit":
+        raise ArchvizError(f"plot: {', '.join(sorted(fit))} apply to kind='fit'")
     src, shape = _read(x, input_shape, allow_opaque)
     a = core_analyze(src, shape, _lanes(src, split_gpus))
-    if kind == "memory":
+    if kind == "fit":
+        from .render.cost_fit import fit_figure
+        from .runtime.costing import parse_list
+
+        swept = {"device": device, "batch": batch, "gpus": gpus, "seq": fit.pop("seq", None),
+                 "tp": fit.pop("tp", None), "zero": fit.pop("zero", None)}
+        lists = {k: parse_list(v, k) if isinstance(v, (list, tuple)) else [v] for k, v in swept.items()}
+        fig, _ = fit_figure(a, lists, lowering_text=_lowering_text(lowering), **_fit_choices(fit))
+    elif kind == "memory":
         from .render.cost_plot import memory_figure
         from .runtime.probe import device_target
 
-        fig = memory_figure(a, device_target(device), batch, gpus, _lowering(lowering))
+        fig = memory_figure(a, device_target(device), 128 if batch is None else batch, gpus,
+                            _lowering(lowering))
     elif kind == "counts":
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
         fig = blocks.draw_blocks(blocks.blocks_data(a, split_gpus, x if isinstance(x, str) else a.name))
     return Plot(fig, a.name, kind)
+
+
+def _fit_choices(fit: dict[str, Any]) -> dict[str, Any]:
+    """``precision``, ``optimizer`` and ``mode`` checked against the cost's choices."""
+    from .core.cost import Optimizer
+    from .core.cost_states import Precision
+    from .core.flops import Mode
+
+    enums = {"precision": Precision, "optimizer": Optimizer, "mode": Mode}
+    return {k: _choice(enums[k], v, k) if k in enums else v for k, v in fit.items()}
 
 
 def view(x: Any, vs: Any = None, *, split_gpus: bool = False, input_shape: Shape | None = None,

@@ -90,3 +90,12 @@ def test_cli_writes_the_figure(tmp_path: Path) -> None:
                             "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_api_plot_is_the_clis() -> None:
+    p = archviz.plot("gpt2", "fit", device=["a100", "v100"], seq=128, batch=[1, 2, 4])
+    d, _ = _fit("gpt2", device="a100,v100", seq="128", batch="1,2,4")
+    memory = next(ln for ln in p.figure.axes[0].get_lines() if ln.get_label() == "memory per GPU")
+    assert tuple(memory.get_ydata()) == d.lines[0].gib and p.kind == "fit"
+    with pytest.raises(archviz.ArchvizError, match="apply to kind='fit'"):
+        archviz.plot("gpt2", "memory", seq=128)
