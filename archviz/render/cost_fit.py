@@ -111,7 +111,9 @@ def fit_data(a: Analysis, option: str, sw: Sweep, **fixed: Any) -> FitData:
         raise CostError("plot --kind fit: no valid configuration to plot")
     c0 = next(r.cost for r in sw.rows if r.cost is not None)
     s, p = c0.settings, c0.parallel
-    fixed_text = "" if option == "batch" else f", batch {s.batch}"
+    seq = sw.rows[0].get("seq")
+    fixed_text = ("" if option == "batch" else f", batch {s.batch}") + \
+        ("" if option == "seq" or seq is None else f", seq {seq:,}")
     title = (f"{sw.name}: {s.mode.value}, {s.precision.value} {s.dtype.value}, {s.optimizer.value}"
              f"{fixed_text}; tp {p.tp} · dp {p.dp} · pp {p.pp}" + (f", ZeRO-{s.zero}" if s.zero else ""))
     return FitData(title, option, tuple(lines))
