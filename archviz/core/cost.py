@@ -396,7 +396,7 @@ def _walk(analysis: Analysis, s: Settings, n: int) -> _Walk:
     key = (id(analysis), replace(s, batch=1), n)
     w = _WALKS.get(key)
     if w is None or w.analysis is not analysis:
-        if len(_WALKS) >= 256:
+        if len(_WALKS) >= 64:
             _WALKS.clear()
         plans = [_plan(analysis, s, n, g) for g in range(n)]
         whole = _plan(analysis, s, 1, 0) if n > 1 else plans[0]
