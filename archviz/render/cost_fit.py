@@ -114,8 +114,9 @@ def fit_data(a: Analysis, option: str, sw: Sweep, **fixed: Any) -> FitData:
     seq = sw.rows[0].get("seq")
     fixed_text = ("" if option == "batch" else f", batch {s.batch}") + \
         ("" if option == "seq" or seq is None else f", seq {seq:,}")
+    split = "" if option in ("gpus", "tp") else f"; tp {p.tp} · dp {p.dp} · pp {p.pp}"
     title = (f"{sw.name}: {s.mode.value}, {s.precision.value} {s.dtype.value}, {s.optimizer.value}"
-             f"{fixed_text}; tp {p.tp} · dp {p.dp} · pp {p.pp}" + (f", ZeRO-{s.zero}" if s.zero else ""))
+             f"{fixed_text}{split}" + (f", ZeRO-{s.zero}" if s.zero and option != "zero" else ""))
     return FitData(title, option, tuple(lines))
 
 
@@ -152,7 +153,8 @@ def draw_fit(d: FitData) -> Figure:
     for cap, group in caps.items():     # the name at the left, or the right where the curve starts above
         ax.axhline(cap, color=colour[group[0].device], ls="--", lw=1.2)
         left = min(gib[0] for _, gib in curves) < 0.85 * cap
-        ax.annotate(f"{', '.join(mpl(g.device) for g in group)}: {cap:g} GiB", (0.0 if left else 1.0, cap),
+        text = f"{', '.join(mpl(g.device) for g in group)}: {cap:,.{0 if cap == int(cap) else 1}f} GiB"
+        ax.annotate(text, (0.0 if left else 1.0, cap),
                     xycoords=("axes fraction", "data"), xytext=(6 if left else -6, 3),
                     textcoords="offset points", ha="left" if left else "right", fontsize=8,
                     color=colour[group[0].device])
