@@ -52,8 +52,8 @@ from .spec import Spec
 
 __version__ = "0.1.0"
 
-_RESULTS = ("BenchReport", "Checks", "CostReport", "Diagram", "DiffReport", "Exported", "Plot", "Report",
-            "VerifyReport", "View")
+_RESULTS = ("BenchReport", "Checks", "CostReport", "CostSweep", "Diagram", "DiffReport", "Exported", "Plot",
+            "Report", "VerifyReport", "View")
 
 __all__ = [
     # one function per command (DESIGN: the public API kept)

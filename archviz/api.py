@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .results import (
         BenchReport,
         Checks,
-        CostReport,
         Diagram,
         DiffReport,
         Exported,
@@ -195,19 +194,22 @@ def _choice(enum: Any, value: Any, name: str) -> Any:
     from .errors import did_you_mean
 
     try:
-        return value if isinstance(value, enum) else enum(str(value).lower())
+        return (value if isinstance(value, enum) else enum(str(value).lower())).value
     except ValueError:
         valid = [e.value for e in enum]
         raise CostError(f"{name}: unknown {name} '{value}'", did_you_mean(str(value), valid)) from None
 
 
-def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | None = None, pp: int = 1,
-         sp: bool = False, recompute: str = "none", zero: int = 0,
-         batch: int = 128, grad_accum: int = 1, mode: str = "train", precision: str = "amp",
+Many = Any   # a value, or a list of values: one configuration each
+
+
+def cost(x: Any, device: Many = "h100", *, gpus: Many = None, tp: Many = None, pp: int = 1,
+         sp: bool = False, recompute: str = "none", zero: Many = 0,
+         batch: Many = 128, grad_accum: int = 1, mode: str = "train", precision: str = "amp",
          dtype: str | None = None, optimizer: str = "momentum", epochs: float | None = None,
          images: int | str | None = None, tokens: int | str | None = None, input_shape: Shape | None = None,
          input_dtype: str | None = None, lowering: str | Mapping[str, str] | Lowering | None = None,
-         allow_opaque: bool = False, seq: int | None = None, context: int | None = None) -> CostReport:
+         allow_opaque: bool = False, seq: Many = None, context: int | None = None) -> Any:
     """Memory per GPU (parameters, gradients, optimizer, activations, temporaries: the peak),
     whether it fits on ``device`` with the largest batch that does, and a roofline lower bound on
     a step's and a run's time (``archviz cost``; the keywords are its options: ``device`` a row of
@@ -217,29 +219,37 @@ def cost(x: Any, device: str = "h100", *, gpus: int | None = None, tp: int | Non
     adamw; ``epochs``/``images`` (``"1.2M"``) or ``tokens`` (``"300B"``): a whole run; ``seq``
     tokens per sequence, ``context`` the KV cache's tokens with ``mode="infer"``).
 
+    A list for ``device``, ``batch``, ``seq``, ``gpus``, ``tp`` or ``zero`` sweeps: the result is
+    a :class:`~archviz.results.CostSweep`, one row per configuration (``archviz cost --batch
+    1,2,4``; its ``to_dict()`` is the CLI's JSON list, an invalid combination a row with its error).
+
     >>> c = archviz.cost("alexnet", "gtx580", gpus=1)
     >>> c.fits, c.largest_batch, c.peak           # the paper's net on one 3 GB card
     >>> print(c)                                   # the tables of `archviz cost`
     >>> archviz.cost("resnet50", "a100", gpus=8, zero=3, precision="mixed").to_dict()["per_gpu"][0]
+    >>> archviz.cost("gpt2", ["a100", "h100"], batch=[1, 2, 4, 8], seq=[512, 1024])   # 16 rows
     """
-    from .cli.cost import Dtype as DtypeChoice
-    from .cli.cost import Mode as ModeChoice
-    from .cli.cost import Optimizer as OptimizerChoice
-    from .cli.cost import Precision as PrecisionChoice
-    from .cli.cost import Recompute as RecomputeChoice
-    from .cli.cost import compute
-    from .results import CostReport
+    from .core.cost import Optimizer
+    from .core.cost_layout import Recompute
+    from .core.cost_states import Precision
+    from .core.devices import Dtype
+    from .core.flops import Mode
+    from .results import CostReport, CostSweep
+    from .runtime.costing import parse_list, sweep
 
-    c, run = compute(_analysis(x, input_shape, None, input_dtype, allow_opaque), device, gpus=gpus, tp=tp,
-                     pp=pp, sp=sp, recompute=_choice(RecomputeChoice, recompute, "recompute"),
-                     zero=zero, batch=batch, grad_accum=grad_accum, mode=_choice(ModeChoice, mode, "mode"),
-                     precision=_choice(PrecisionChoice, precision, "precision"),
-                     dtype=_choice(DtypeChoice, dtype, "dtype") if dtype else None,
-                     optimizer=_choice(OptimizerChoice, optimizer, "optimizer"), epochs=epochs,
-                     images=None if images is None else str(images),
-                     tokens=None if tokens is None else str(tokens), lowering_text=_lowering_text(lowering),
-                     seq=seq, context=context)
-    return CostReport.of(c, run)
+    swept = {"device": device, "batch": batch, "seq": seq, "gpus": gpus, "tp": tp, "zero": zero}
+    lists = {k: parse_list(v, k) if isinstance(v, (list, tuple)) else [v] for k, v in swept.items()}
+    result = sweep(_analysis(x, input_shape, None, input_dtype, allow_opaque), lists, pp=pp, sp=sp,
+                   recompute=_choice(Recompute, recompute, "recompute"), grad_accum=grad_accum,
+                   mode=_choice(Mode, mode, "mode"), precision=_choice(Precision, precision, "precision"),
+                   dtype=_choice(Dtype, dtype, "dtype") if dtype else None,
+                   optimizer=_choice(Optimizer, optimizer, "optimizer"), epochs=epochs,
+                   images=None if images is None else str(images),
+                   tokens=None if tokens is None else str(tokens), lowering_text=_lowering_text(lowering),
+                   context=context)
+    if any(isinstance(v, (list, tuple)) for v in swept.values()):
+        return CostSweep(result)
+    return CostReport.of(*result.costs[0])
 
 
 def _lowering_text(value: str | Mapping[str, str] | Lowering | None) -> str | None:
@@ -276,42 +286,69 @@ def draw(x: Any, split_gpus: bool = False, rankdir: str | None = None, fold: boo
     return Diagram(diagram(core_analyze(src, shape, _lanes(src, split_gpus)), split_gpus, direction, fold))
 
 
-def plot(x: Any, kind: str = "counts", *, log: bool = False, split_gpus: bool = False, device: str = "h100",
-         batch: int = 128, gpus: int | None = None,
-         lowering: str | Mapping[str, str] | Lowering | None = None,
-         input_shape: Shape | None = None, allow_opaque: bool = False) -> Plot:
+def plot(x: Any, kind: str = "counts", *, log: bool = False, split_gpus: bool = False, device: Many = "h100",
+         batch: Many = None, gpus: Many = None, lowering: str | Mapping[str, str] | Lowering | None = None,
+         input_shape: Shape | None = None, allow_opaque: bool = False, **fit: Any) -> Plot:
     """A matplotlib chart (``archviz plot``): ``kind="counts"`` (per-layer parameters, MACs and
     activations; ``log`` axes), ``"blocks"`` (the paper-style boxes; ``split_gpus``: a row per
-    GPU) or ``"memory"`` (archviz cost's memory per layer and against the batch, on ``device``).
+    GPU), ``"memory"`` (archviz cost's memory per layer and against the batch, on ``device``; batch
+    128 by default) or ``"fit"`` (memory per GPU against one swept option, a line per device with
+    its capacity and the largest batch marked: ``device``, ``batch``, ``gpus`` and the keywords
+    ``seq``, ``tp``, ``zero`` — one of them a list — and ``pp``, ``precision``, ``optimizer``, ``mode``).
 
     ``.figure`` is the matplotlib Figure, ``.png()``/``.svg()`` its bytes, ``.save(path)`` writes
     png, svg or pdf. A notebook shows the PNG.
 
     >>> archviz.plot("alexnet", "blocks", split_gpus=True).save("alexnet-blocks.png")
     >>> archviz.plot("alexnet", "memory", device="gtx580", gpus=1)
+    >>> archviz.plot("gpt2", "fit", device=["v100", "a100", "h200"], seq=1024)
     """
     from .core.analysis import analyze as core_analyze
     from .render import blocks, plots
     from .results import Plot
 
-    if kind not in ("counts", "blocks", "memory"):
-        raise ArchvizError(f"plot kind: expected counts, blocks or memory, got {kind!r}")
+    if kind not in ("counts", "blocks", "memory", "fit"):
+        raise ArchvizError(f"plot kind: expected counts, blocks, memory or fit, got {kind!r}")
     if split_gpus and kind != "blocks":
         raise ArchvizError("split_gpus applies to kind='blocks'")
     if log and kind != "counts":
         raise ArchvizError("log applies to kind='counts'")
+    unknown = sorted(set(fit) - {"seq", "tp", "zero", "pp", "precision", "optimizer", "mode"})
+    if unknown:
+        raise ArchvizError(f"plot: unknown keyword {', '.join(unknown)}")
+    if fit and kind != "fit":
+        raise ArchvizError(f"plot: {', '.join(sorted(fit))} apply to kind='fit'")
     src, shape = _read(x, input_shape, allow_opaque)
     a = core_analyze(src, shape, _lanes(src, split_gpus))
-    if kind == "memory":
+    if kind == "fit":
+        from .render.cost_fit import fit_figure
+        from .runtime.costing import parse_list
+
+        swept = {"device": device, "batch": batch, "gpus": gpus, "seq": fit.pop("seq", None),
+                 "tp": fit.pop("tp", None), "zero": fit.pop("zero", None)}
+        lists = {k: parse_list(v, k) if isinstance(v, (list, tuple)) else [v] for k, v in swept.items()}
+        fig, _ = fit_figure(a, lists, lowering_text=_lowering_text(lowering), **_fit_choices(fit))
+    elif kind == "memory":
         from .render.cost_plot import memory_figure
         from .runtime.probe import device_target
 
-        fig = memory_figure(a, device_target(device), batch, gpus, _lowering(lowering))
+        fig = memory_figure(a, device_target(device), 128 if batch is None else batch, gpus,
+                            _lowering(lowering))
     elif kind == "counts":
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
         fig = blocks.draw_blocks(blocks.blocks_data(a, split_gpus, x if isinstance(x, str) else a.name))
     return Plot(fig, a.name, kind)
+
+
+def _fit_choices(fit: dict[str, Any]) -> dict[str, Any]:
+    """``precision``, ``optimizer`` and ``mode`` checked against the cost's choices."""
+    from .core.cost import Optimizer
+    from .core.cost_states import Precision
+    from .core.flops import Mode
+
+    enums = {"precision": Precision, "optimizer": Optimizer, "mode": Mode}
+    return {k: _choice(enums[k], v, k) if k in enums else v for k, v in fit.items()}
 
 
 def view(x: Any, vs: Any = None, *, split_gpus: bool = False, input_shape: Shape | None = None,

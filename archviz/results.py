@@ -231,6 +231,48 @@ class CostReport(Cost):
 
 
 @dataclass(frozen=True, repr=False)
+class CostSweep:
+    """``archviz cost`` over lists (``archviz.cost("gpt2", ["a100", "h100"], batch=[1, 8])``): one
+    row per configuration. ``.sweep`` is the :class:`archviz.runtime.costing.Sweep` (its ``rows``
+    each the swept values, the :class:`Cost` and run, or why the combination is invalid);
+    iterating gives each row's :class:`CostReport` (None for an invalid row)."""
+
+    sweep: Any
+
+    def __repr__(self) -> str:
+        bad = sum(1 for r in self.sweep.rows if r.error)
+        return (f"<archviz.CostSweep {self.sweep.name!r}: {len(self)} configurations"
+                f" ({', '.join(self.sweep.varied) or 'one'} swept), {bad} invalid>")
+
+    def __len__(self) -> int:
+        return len(self.sweep.rows)
+
+    def __iter__(self) -> Iterator[CostReport | None]:
+        return (None if r.cost is None else CostReport.of(r.cost, r.run) for r in self.sweep.rows)
+
+    def to_dict(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """The layout of ``archviz cost --format json`` over lists: a list, a row each."""
+        from .render.cost_sweep import as_list
+
+        return as_list(self.sweep)
+
+    def to_csv(self) -> str:
+        from .render.cost_sweep import to_csv
+
+        return to_csv(self.sweep)
+
+    def __str__(self) -> str:
+        from .render.cost_sweep import sweep_view
+
+        return _text(sweep_view(self.sweep), 200)
+
+    def _repr_markdown_(self) -> str:
+        from .render.cost_sweep import to_markdown
+
+        return to_markdown(self.sweep)
+
+
+@dataclass(frozen=True, repr=False)
 class Plot:
     """A chart of ``archviz plot``: ``figure`` is the matplotlib Figure; ``png()``, ``svg()``, ``save()``."""
 

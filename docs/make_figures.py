@@ -34,6 +34,7 @@ COMMANDS = (
     "archviz plot alexnet --kind blocks -o docs/img/alexnet-blocks.png",
     "archviz plot alexnet --kind blocks --split-gpus -o docs/img/alexnet-blocks-split.png",
     "archviz plot alexnet --kind memory --device gtx580 --gpus 1 -o docs/img/alexnet-memory.png",
+    "archviz plot gpt2 --kind fit --device gtx580,v100,a100,h100 --seq 1024 -o docs/img/gpt2-fit.png",
 )
 WROTE = re.compile(r"^wrote (docs/img/[\w.-]+) \([\d,]+ bytes\)$", re.MULTILINE)
 

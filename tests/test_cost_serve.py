@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from archviz.cli import app
-from archviz.cli.common import load_analysis
-from archviz.cli.cost import Dtype, Mode, compute
+from archviz.cli.common import Dtype, load_analysis
+from archviz.cli.common import StepMode as Mode
 from archviz.core.cost_states import usable
+from archviz.runtime.costing import compute
 
 runner = CliRunner()
 

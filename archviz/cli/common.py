@@ -114,6 +114,7 @@ class PlotKind(str, Enum):
     counts = "counts"
     blocks = "blocks"
     memory = "memory"
+    fit = "fit"
 
 
 class RankDir(str, Enum):

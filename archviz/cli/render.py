@@ -16,17 +16,21 @@ from .common import (
     DEFAULT_SPEC,
     DrawFormat,
     LoweringOpt,
+    Optimizer,
     PlotFormat,
     PlotKind,
     RankDir,
     SpecArg,
+    StepMode,
     console,
     fail,
     guarded,
     lowering,
 )
+from .cost import Precision
 
 DRAW_FORMATS = tuple(f.value for f in DrawFormat)
+COST = "Cost (--kind memory and fit)"
 PLOT_FORMATS = tuple(f.value for f in PlotFormat)
 
 
@@ -159,7 +163,8 @@ def plot(
         "--kind", "-k", case_sensitive=False,
         help="counts: per-layer parameters, MACs and activation memory; "
              "blocks: the paper-style figure of 3-D boxes; "
-             "memory: archviz cost's memory per layer and against the batch.")] = PlotKind.counts,
+             "memory: archviz cost's memory per layer and against the batch; "
+             "fit: memory per GPU against one swept option, a line per device.")] = PlotKind.counts,
     log: Annotated[bool, typer.Option("--log", help="counts: logarithmic y axes.")] = False,
     split_gpus: Annotated[bool, typer.Option(
         "--split-gpus", help="blocks: one row per GPU (the spec's gpus, 2 when absent).")] = False,
@@ -167,9 +172,23 @@ def plot(
         "--format", "-f", case_sensitive=False,
         help="png, svg or pdf. Default: from -o's suffix, else png.")] = None,
     device: Annotated[str, typer.Option(
-        "--device", "-d", help="memory: the device whose capacity is drawn (see archviz cost).")] = "h100",
-    batch: Annotated[int, typer.Option("--batch", "-b", help="memory: the batch of the bars.")] = 128,
-    gpus: Annotated[Optional[int], typer.Option("--gpus", min=1, help="memory: split over N GPUs.")] = None,
+        "--device", "-d", rich_help_panel=COST, help="h100, a100, 24GB, … (fit: a100,h100).")] = "h100",
+    batch: Annotated[Optional[str], typer.Option(
+        "--batch", "-b", rich_help_panel=COST, help="memory: 128; fit: 1,2,4 or 1..64 (default: to no fit).")
+    ] = None,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", rich_help_panel=COST, help="tp·dp·pp.")] = None,
+    seq: Annotated[Optional[str], typer.Option("--seq", rich_help_panel=COST, help="fit: tokens.")] = None,
+    tp: Annotated[Optional[str], typer.Option(
+        "--tp", rich_help_panel=COST, help="fit: tensor-parallel.")] = None,
+    pp: Annotated[int, typer.Option("--pp", rich_help_panel=COST, help="fit: pipeline stages.")] = 1,
+    zero: Annotated[Optional[str], typer.Option(
+        "--zero", rich_help_panel=COST, help="fit: ZeRO 0–3.")] = None,
+    precision: Annotated[Precision, typer.Option(
+        "--precision", case_sensitive=False, rich_help_panel=COST)] = Precision.amp,
+    optimizer: Annotated[Optimizer, typer.Option(
+        "--optimizer", case_sensitive=False, rich_help_panel=COST)] = Optimizer.momentum,
+    mode: Annotated[StepMode, typer.Option(
+        "--mode", case_sensitive=False, rich_help_panel=COST)] = StepMode.train,
     lowering_text: LoweringOpt = None,
 ) -> None:
     """Plot the counts per layer, the paper-style block figure, or the memory (matplotlib).
@@ -183,6 +202,8 @@ def plot(
       archviz plot alexnet --kind blocks --split-gpus -o alexnet-blocks-split.png
 
       archviz plot alexnet --kind memory --device gtx580 --gpus 1
+
+      archviz plot gpt2 --kind fit --device gtx580,v100,a100,h100 --seq 1024
     """
     from ..render import blocks, plots
 
@@ -190,16 +211,39 @@ def plot(
         raise ArchvizError("--split-gpus applies to --kind blocks")
     if log and kind is not PlotKind.counts:
         raise ArchvizError("--log applies to --kind counts")
+    if kind is not PlotKind.fit and (seq or tp or zero or pp != 1 or precision is not Precision.amp
+                                     or optimizer is not Optimizer.momentum or mode is not StepMode.train):
+        raise ArchvizError("--seq, --tp, --pp, --zero, --precision, --optimizer and --mode apply to"
+                           " --kind fit")
     tag = f"-{kind.value}" + ("-split" if split_gpus else "")
     a, spec_path = _load(spec, split_gpus)
     path, fmt_ = target(spec_path, output, fmt and fmt.value, tag, PLOT_FORMATS, "png")
-    if kind is PlotKind.memory:
-        from ..render.cost_plot import memory_figure
-        from ..runtime.probe import device_target
+    if kind is PlotKind.fit:
+        from ..render.cost_fit import fit_figure
+        from ..runtime.costing import parse_list
 
-        fig = memory_figure(a, device_target(device), batch, gpus, lowering(lowering_text))
+        lists = {k: parse_list(v, k) for k, v in (("device", device), ("batch", batch), ("seq", seq),
+                                                   ("gpus", gpus), ("tp", tp), ("zero", zero))}
+        fig, _ = fit_figure(a, lists, pp=pp, precision=precision, optimizer=optimizer, mode=mode,
+                            lowering_text=lowering_text)
+    elif kind is PlotKind.memory:
+        fig = _memory(a, device, batch, gpus, lowering_text)
     elif kind is PlotKind.counts:
         fig = plots.draw_counts(plots.counts_data(a), log)
     else:
         fig = blocks.draw_blocks(blocks.blocks_data(a, split_gpus, spec))
     _wrote(path, plots.figure_bytes(fig, fmt_))
+
+
+def _memory(a: Any, device: str, batch: Optional[str], gpus: Optional[str],
+            lowering_text: Optional[str]) -> Any:
+    """``--kind memory``: one device, one batch, one GPU count."""
+    from ..render.cost_plot import memory_figure
+    from ..runtime.costing import parse_list
+    from ..runtime.probe import device_target
+
+    one = {k: parse_list(v, k) for k, v in (("device", device), ("batch", batch or "128"), ("gpus", gpus))}
+    if any(len(v) > 1 for v in one.values()):
+        raise ArchvizError("--kind memory: one --device, --batch and --gpus (lists: --kind fit)")
+    return memory_figure(a, device_target(one["device"][0]), one["batch"][0], one["gpus"][0],
+                         lowering(lowering_text))

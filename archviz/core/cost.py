@@ -32,6 +32,9 @@ from ..ops.saved import DTYPE_BYTES, Autocast, Saved, SavedTensor, input_saved_d
 from ..spec import INPUT
 from . import cost_comm as comm
 from .analysis import Analysis, LayerStats, channel_share
+from .cost_layers import LayerCost, Part, groups, sums
+from .cost_layers import layers as layer_rows
+from .cost_layers import parts as layer_parts
 from .cost_layout import Layout, Recompute, divide, is_attention, layout
 from .cost_memory import (
     ZERO,
@@ -191,33 +194,6 @@ def local_target(key: str, name: str, memory_gib: float | None, source: str) -> 
 
 
 @dataclass(frozen=True, kw_only=True)
-class LayerCost:
-    """One layer at the settings' batch: bytes and FLOPs for the whole batch."""
-
-    name: str
-    op: str
-    out_dtype: str
-    saved: int                    # new storages this layer saves for backward (train)
-    saved_known: bool
-    params: int                   # bytes of fp32 parameters
-    buffers: int                  # bytes of buffers (BatchNorm's running statistics)
-    activation: int               # bytes of its output
-    mac_flops_fwd: int            # 2·MACs (conv, linear)
-    work_fwd: int                 # the other ops' FLOPs (LRN, pooling, norms, activations)
-    flops_bwd: int
-    bytes_fwd: int
-    bytes_bwd: int
-    transient: int                # its working set: inputs + output (+ low-precision weight copy)
-    gpu_local: bool
-    time_ms: float | None = None  # forward (+ backward in train) lower bound
-    bound: str = ""               # "compute" / "memory"
-
-    @property
-    def flops_fwd(self) -> int:
-        return self.mac_flops_fwd + self.work_fwd
-
-
-@dataclass(frozen=True, kw_only=True)
 class Memory:
     params: int
     grads: int
@@ -369,27 +345,73 @@ def saved_bytes(analysis: Analysis, settings: Settings) -> dict[str, int]:
 
 
 def estimate(analysis: Analysis, settings: Settings, device: Target,
-             gpus: int | None = None) -> Cost:
-    """Memory and time of one step (see the module's docstring)."""
+             gpus: int | None = None, detail: bool = True) -> Cost:
+    """Memory and time of one step (see the module's docstring); ``detail`` False: no per-layer
+    rows (``layers`` empty; a sweep's table needs only the totals)."""
     n_gpus = gpus or analysis.gpus or 1
-    rules = _layer_rules(analysis, settings)   # the batch does not change the rules
+    w = _walk(analysis, settings, n_gpus)     # the batch and the device do not change the walk
     timed = device.tflops(settings.dtype) is not None and bool(device.bandwidth_gbs)
-    layers = _layers(analysis, settings, rules, device if timed else None, n_gpus)
-    unknown = any(not lc.saved_known for lc in layers)
-    plans = [_plan(analysis, settings, n_gpus, g) for g in range(n_gpus)]
-    infer = settings.mode is Mode.infer
-    memory = _memory(_plan(analysis, settings, 1, 0), settings.batch, infer) if n_gpus > 1 \
-        else _memory(plans[0], settings.batch, infer)
-    per_gpu = tuple(_memory(pl, settings.batch, infer) for pl in plans) if n_gpus > 1 else (memory,)
-    time = _time(analysis, layers, settings, device, n_gpus) if timed else None
-    lines = tuple(x for pl in plans for x in demand(pl.moments, add(*pl.persistent.values(), pl.cross)))
-    largest = largest_batch(lines, usable(int(device.memory_gib * GIB), device.key != "cpu")) \
-        if device.memory_gib else None
+    layers = layer_rows(w.parts, settings, device if timed else None, n_gpus) if detail else []
+    if settings.batch not in w.memory:
+        infer = settings.mode is Mode.infer
+        whole = _memory(w.whole, settings.batch, infer)
+        w.memory[settings.batch] = (whole, tuple(_memory(pl, settings.batch, infer) for pl in w.plans)
+                                    if n_gpus > 1 else (whole,))
+    memory, per_gpu = w.memory[settings.batch]
+    time = _time(analysis, settings, device, n_gpus, w) if timed else None
+    largest = None
+    if device.memory_gib:
+        cap = usable(int(device.memory_gib * GIB), device.key != "cpu")
+        if cap not in w.largest:
+            w.largest[cap] = largest_batch(w.lines, cap)
+        largest = w.largest[cap]
     tp = settings.tp if settings.tp > 1 else n_gpus
     return Cost(name=analysis.name, settings=settings, target=device,
                 parallel=Parallel(tp, settings.dp, settings.pp),
-                layers=tuple(layers), memory=memory, per_gpu=per_gpu, lower_bound=unknown,
-                largest_batch=largest, time=time, demand=lines)
+                layers=tuple(layers), memory=memory, per_gpu=per_gpu, lower_bound=w.unknown,
+                largest_batch=largest, time=time, demand=w.lines)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What every batch and device of one analysis and settings share: the layers' saved rules
+    and each GPU's plan (memory is affine in the batch), with the parts at each batch and the
+    largest batch at each capacity as they are asked (a sweep asks many)."""
+
+    analysis: Analysis          # held, so that its id (the key) stays its own
+    rules: list[tuple[LayerStats, Saved, int, int]]
+    parts: list[Part]
+    groups: tuple[tuple[Part, ...], tuple[int, ...]]
+    unknown: bool               # a layer's saved bytes are unknown
+    plans: list[_Plan]
+    whole: _Plan                # the whole model on one device
+    layout: Layout
+    attention: int              # attention layers
+    params_here: int            # parameters on one GPU (archviz.core.cost._params_here)
+    lines: tuple[Aff, ...]      # every device's every moment, affine in the batch (Cost.demand)
+    memory: dict[int, tuple[Memory, tuple[Memory, ...]]]
+    largest: dict[int, int | None]
+
+
+_WALKS: dict[tuple[int, Settings, int], _Walk] = {}
+
+
+def _walk(analysis: Analysis, s: Settings, n: int) -> _Walk:
+    key = (id(analysis), replace(s, batch=1), n)
+    w = _WALKS.get(key)
+    if w is None or w.analysis is not analysis:
+        if len(_WALKS) >= 64:
+            _WALKS.clear()
+        plans = [_plan(analysis, s, n, g) for g in range(n)]
+        whole = _plan(analysis, s, 1, 0) if n > 1 else plans[0]
+        rules = _layer_rules(analysis, s)
+        parts = layer_parts(analysis, s, rules)
+        attention = sum(1 for st in analysis.layers if is_attention(st))
+        lines = tuple(x for pl in plans for x in demand(pl.moments, add(*pl.persistent.values(), pl.cross)))
+        w = _WALKS[key] = _Walk(analysis, rules, parts, groups(parts), any(not x.known for x in parts), plans,
+                                whole, settings_layout(analysis, s), attention, _params_here(analysis, s, n),
+                                lines, {}, {})
+    return w
 
 
 @dataclass(frozen=True)
@@ -465,47 +487,6 @@ def _memory(plan: _Plan, batch: int, infer: bool) -> Memory:
                   transient=temps, cross=cross, phase=m.phase, at=m.layer)
 
 
-def _layers(analysis: Analysis, s: Settings, rules: list[tuple[LayerStats, Saved, int, int]],
-            device: Target | None = None, gpus: int = 1) -> list[LayerCost]:
-    """Every layer's bytes and FLOPs at the batch; with a ``device``, its roofline time too."""
-    grad = needs_grad(analysis)
-    act = {INPUT: prod(analysis.input) * DTYPE_BYTES[_input_dtype(analysis, "fp32")]}
-    train = s.mode is Mode.train
-    out = []
-    for st, rule, per, fixed in rules:
-        kind = OPS[st.op]
-        p = st.op_params
-        size = DTYPE_BYTES[rule.out_dtype]
-        act[st.name] = prod(st.output) * size
-        ins = sum(act[i] for i in st.inputs) * s.batch
-        outb = act[st.name] * s.batch
-        pbytes = st.params * 4
-        copy = st.params * 2 if s.dtype.autocast and st.macs else 0
-        weights_fwd = pbytes + 2 * copy          # read fp32, write and read the low copy
-        mac_flops = 2 * st.macs * s.batch
-        work = kind.work(p, st.in_shapes, st.output) * s.batch
-        input_grad = any(i in grad for i in st.inputs)
-        bwd_flops = (mac_flops if st.params and st.macs else 0) + (mac_flops if input_grad else 0) \
-            + (work if st.name in grad else 0)
-        saved = per * s.batch + fixed
-        bytes_bwd = (outb + saved + (copy or pbytes) + (ins if input_grad else 0) + pbytes) \
-            if st.name in grad else 0
-        fwd_bytes, bwd_bytes, bwd_flops = ins + outb + weights_fwd, bytes_bwd if train else 0, \
-            bwd_flops if train else 0
-        ms, bound = None, ""
-        if device is not None:
-            fwd, bound = _roofline(mac_flops + work, fwd_bytes, device, s.dtype)
-            ms = (fwd + (_roofline(bwd_flops, bwd_bytes, device, s.dtype)[0] if train else 0.0)) / gpus
-        out.append(LayerCost(
-            name=st.name, op=st.op, out_dtype=rule.out_dtype,
-            saved=saved if train else 0, saved_known=rule.known,
-            params=pbytes, buffers=kind.buffer_bytes(p, st.in_shapes, st.output),
-            activation=outb, mac_flops_fwd=mac_flops, work_fwd=work,
-            flops_bwd=bwd_flops, bytes_fwd=fwd_bytes, bytes_bwd=bwd_bytes, transient=ins + outb + copy,
-            gpu_local=st.gpu_local, time_ms=ms, bound=bound))
-    return out
-
-
 def _share(total: int, channels: int, gpus: int, gpu: int) -> int:
     """GPU ``gpu``'s share of ``total``, split like the layer's output channels (remainder on 0)."""
     if gpus == 1:
@@ -517,14 +498,7 @@ def _share(total: int, channels: int, gpus: int, gpu: int) -> int:
 
 # ---- time ------------------------------------------------------------------------------------
 
-def _roofline(flops: int, nbytes: int, device: Target, dtype: Dtype) -> tuple[float, str]:
-    peak = device.tflops(dtype)
-    assert peak is not None and device.bandwidth_gbs is not None
-    compute, memory = flops / (peak * 1e12), nbytes / (device.bandwidth_gbs * 1e9)
-    return max(compute, memory) * 1e3, "compute" if compute >= memory else "memory"
-
-
-def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Target, gpus: int) -> Time:
+def _time(analysis: Analysis, s: Settings, device: Target, gpus: int, w: _Walk) -> Time:
     """One optimizer step on one GPU, nothing overlapped (Megatron-LM 2021: the tensor-parallel
     all-reduces on the critical path, the data-parallel all-reduce after the pipeline's flush):
     grad-accum micro-steps through pp stages (1F1B: (m + pp − 1) stage-times), each with its
@@ -532,7 +506,8 @@ def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Targ
     (archviz.core.cost_comm)."""
     train = s.mode is Mode.train
     m = s.grad_accum if train else 1
-    stage = sum(lc.time_ms or 0.0 for lc in layers) / (s.tp * s.pp)   # one micro-step, one stage
+    layers_ms, per_image = sums(w.groups, s, device, gpus)
+    stage = layers_ms / (s.tp * s.pp)   # one micro-step, one stage
     compute = (m + s.pp - 1) * stage
     node = device.link or Link("?", "an 8 GB/s link", 8.0, "")
     ln = comm.links(node, device.network, s.tp * gpus, s.dp, s.pp)
@@ -540,21 +515,19 @@ def _time(analysis: Analysis, layers: list[LayerCost], s: Settings, device: Targ
     if gpus > 1 and analysis.split is not None:   # the spec's channel split (AlexNet's two GPUs)
         nbytes = analysis.split.cross_bytes(s.batch, DTYPE_BYTES[s.dtype.stored]) * (2 if train else 1)
         tp = nbytes / gpus / (node.gbs * 1e9) * 1e3
-    lay = settings_layout(analysis, s)
     bsh = _bsh(analysis, s)
-    if lay.megatron and bsh:
-        blocks = -(-sum(1 for st in analysis.layers if is_attention(st)) // s.pp)
+    if w.layout.megatron and bsh:
+        blocks = -(-w.attention // s.pp)
         tp = comm.ms(comm.tp_bytes(bsh, blocks, s.tp, train, s.recompute is Recompute.full), ln.tp)
         pp = comm.ms(comm.pp_bytes(bsh, s.pp, train), ln.pp)
     update = dp_ms = 0.0
     assert device.bandwidth_gbs is not None
     if train:   # read weights and gradients, write weights; read and write each state
-        n = _params_here(analysis, s, layers, gpus)
+        n = w.params_here
         update = n * 4 // (s.dp if s.zero else 1) * (3 + 2 * s.optimizer.states) \
             / (device.bandwidth_gbs * 1e9) * 1e3
         b = s.states
         dp_ms = comm.ms(comm.dp_bytes(n, b.grads, b.params, s.dp, s.zero, m), ln.dp)
-    per_image = sum(lc.flops_fwd + lc.flops_bwd for lc in layers) // s.batch
     return Time(step_ms=compute + (tp + pp) * m + dp_ms + update, compute_ms=compute,
                 link_ms=tp * m, update_ms=update, train_flops_per_image=per_image,
                 dp_ms=dp_ms, global_batch=s.global_batch, pp_ms=pp * m,
@@ -567,11 +540,11 @@ def _bsh(analysis: Analysis, s: Settings) -> int:
     return 0 if st is None else prod(st.in_shapes[0]) * s.batch * DTYPE_BYTES[s.dtype.stored]
 
 
-def _params_here(analysis: Analysis, s: Settings, layers: list[LayerCost], gpus: int) -> int:
+def _params_here(analysis: Analysis, s: Settings, gpus: int) -> int:
     """Parameters on one GPU: its tp share of the first pipeline stage's."""
     lay = settings_layout(analysis, s)
     if not (lay.megatron or lay.pp > 1):
-        return sum(lc.params for lc in layers) // 4 // gpus
+        return sum(st.params for st in analysis.layers) // gpus
     return sum(st.params // d for st in analysis.layers if (d := lay.params_split(st)))
 
 

@@ -49,7 +49,11 @@ Redo = Callable[[Any, SavedTensor, Aff], "tuple[str, Aff] | None"]
 
 
 def add(*xs: Aff) -> Aff:
-    return (sum(x[0] for x in xs), sum(x[1] for x in xs))
+    fixed = per = 0
+    for x in xs:
+        fixed += x[0]
+        per += x[1]
+    return (fixed, per)
 
 
 def at(x: Aff, batch: int) -> int:
@@ -115,7 +119,8 @@ class Moment:
     redo: Aff = ZERO           # activations recomputed in backward, alive again (--recompute)
 
     def total(self, batch: int) -> int:
-        return at(add(self.acts, self.temps, self.grads, self.redo), batch)
+        a, t, g, r = self.acts, self.temps, self.grads, self.redo
+        return a[0] + t[0] + g[0] + r[0] + (a[1] + t[1] + g[1] + r[1]) * batch
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
-"""``archviz cost`` over comma lists (``--device a100,h100 --batch 1,2,4``): one row per
-configuration, as a table, JSON (a list of the single run's objects) or CSV."""
+"""``archviz cost`` over comma lists (``--device a100,h100 --batch 1,2,4 --zero 0,3``): one row per
+configuration (archviz.runtime.costing.Sweep), as a table, JSON (a list of the single run's
+objects; an invalid combination an object with its ``error``), CSV or Markdown. The swept
+options' columns are the ones that vary or are set (seq, gpus, zero), beside device and batch."""
 
 from __future__ import annotations
 
@@ -10,11 +12,26 @@ from typing import Any
 
 from ..core.cost import GIB, Cost
 from ..core.cost_states import Run
-from .cost_view import to_dict
+from ..runtime.costing import Sweep, SweepRow
+from .cost_view import SCHEMA_VERSION, to_dict
 from .text import markdown, safe
 
 COLUMNS = ("device", "batch", "tp", "dp", "pp", "peak_gib", "fits", "largest_batch", "step_ms",
            "compute_ms", "tp_ms", "pp_ms", "dp_ms", "update_ms", "run_seconds")
+EXTRA = ("seq", "gpus", "zero")     # shown where swept or set
+
+
+def columns(sw: Sweep) -> tuple[str, ...]:
+    """The CSV's and Markdown's columns for this sweep."""
+    extra = tuple(k for k in EXTRA if k in sw.columns)
+    return (*COLUMNS[:2], *extra, *COLUMNS[2:], *(("error",) if any(r.error for r in sw.rows) else ()))
+
+
+def _extra(r: SweepRow, k: str) -> Any:
+    c = r.cost
+    if c is None or k == "seq":
+        return r.get(k)
+    return c.gpus if k == "gpus" else c.settings.zero
 
 
 def row(c: Cost, run: Run | None) -> list[Any]:
@@ -25,50 +42,91 @@ def row(c: Cost, run: Run | None) -> list[Any]:
             round(c.peak / GIB, 2), c.fits, c.largest_batch, *times, None if run is None else run.seconds]
 
 
-def to_json(rows: list[tuple[Cost, Run | None]]) -> str:
-    return json.dumps([to_dict(c, run) for c, run in rows], indent=2) + "\n"
+def values(sw: Sweep, r: SweepRow) -> list[Any]:
+    """One row's values under :func:`columns`."""
+    extra = [_extra(r, k) for k in EXTRA if k in sw.columns]
+    if r.cost is None:
+        base: list[Any] = [r.get("device"), r.get("batch"), *extra, *[None] * (len(COLUMNS) - 2)]
+    else:
+        full = row(r.cost, r.run)
+        base = [*full[:2], *extra, *full[2:]]
+    return base + ([r.error] if any(x.error for x in sw.rows) else [])
 
 
-def to_csv(rows: list[tuple[Cost, Run | None]]) -> str:
+def to_json(sw: Sweep) -> str:
+    return json.dumps(as_list(sw), indent=2) + "\n"
+
+
+def as_list(sw: Sweep) -> list[dict[str, Any]]:
+    """The sweep's JSON: each valid row the single configuration's object (``archviz cost -f
+    json``), each invalid one its swept values and why."""
+    return [to_dict(r.cost, r.run) if r.cost is not None else
+            {"schema_version": SCHEMA_VERSION, "name": sw.name,
+             "swept": {k: v for k, v in r.values if v is not None}, "error": r.error}
+            for r in sw.rows]
+
+
+def to_csv(sw: Sweep) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for c, run in rows:
-        w.writerow(["" if v is None else v for v in row(c, run)])
+    w.writerow(columns(sw))
+    for r in sw.rows:
+        w.writerow(["" if v is None else v for v in values(sw, r)])
     return buf.getvalue()
 
 
-def to_markdown(rows: list[tuple[Cost, Run | None]]) -> str:
-    lines = [f"# {markdown(rows[0][0].name)}: cost per configuration", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row(c, run)) + " |" for c, run in rows]
+def to_markdown(sw: Sweep) -> str:
+    cols = columns(sw)
+    lines = [f"# {markdown(sw.name)}: cost per configuration", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join("" if v is None else markdown(str(v)) for v in values(sw, r)) + " |"
+              for r in sw.rows]
     return "\n".join(lines) + "\n"
 
 
 WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
 
 
-def sweep_view(rows: list[tuple[Cost, Run | None]]) -> Any:
+def sweep_view(sw: Sweep) -> Any:
     from rich.table import Table
 
-    c0 = rows[0][0]
-    s = c0.settings
-    table = Table(title=f"{safe(c0.name)}: {s.mode.value}, {s.precision.value} {s.dtype.value},"
-                  f" {s.optimizer.value}; step times in ms (roofline lower bounds, links at peak)",
-                  title_justify="left")
-    heads = ("device", "batch", "tp·dp·pp", "peak GiB", "fits", "largest batch", "step", "compute",
-             "tensor-par.", "pipeline", "data-par.", "run")
+    extra = [k for k in EXTRA if k in sw.columns]
+    first = next((r.cost for r in sw.rows if r.cost is not None), None)
+    title = f"{safe(sw.name)}: cost per configuration"
+    if first is not None:
+        s = first.settings
+        title = (f"{safe(sw.name)}: {s.mode.value}, {s.precision.value} {s.dtype.value},"
+                 f" {s.optimizer.value}; step times in ms (roofline lower bounds, links at peak)")
+    table = Table(title=title, title_justify="left")
+    heads = ("device", "batch", *extra, "tp·dp·pp", "peak GiB", "fits", "largest batch", "step",
+             "compute", "tensor-par.", "pipeline", "data-par.", "run")
     for h in heads:
         table.add_column(h, justify="left" if h == "device" else "right")
-    for c, run in rows:
-        t, p = c.time, c.parallel
-        times = ["–"] * 5 if t is None else [f"{x:,.1f}" for x in (t.step_ms, t.compute_ms, t.link_ms,
-                                                                    t.pp_ms, t.dp_ms)]
-        fits = {True: "yes", False: "no", None: "?"}[c.fits]
-        table.add_row(safe(c.target.name), str(c.settings.batch), f"{p.tp}·{p.dp}·{p.pp}",
-                      f"{c.peak / GIB:.2f}", fits, "–" if c.largest_batch is None else str(c.largest_batch),
-                      *times, "–" if run is None or run.seconds is None else _days(run.seconds))
-    return table
+    notes = list(dict.fromkeys(r.error for r in sw.rows if r.error))     # each reason once, numbered
+    for r in sw.rows:
+        table.add_row(*_cells(r, extra, notes))
+    if not notes:
+        return table
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(table, *(Text(f"[{i}] {n}") for i, n in enumerate(notes, 1)))
+
+
+def _cells(r: SweepRow, extra: list[str], notes: list[str]) -> list[str]:
+    more = ["–" if _extra(r, k) is None else str(_extra(r, k)) for k in extra]
+    c, run = r.cost, r.run
+    if c is None:
+        tp = "–" if r.get("tp") is None else f"tp {r.get('tp')}"
+        return [safe(str(r.get("device"))), str(r.get("batch") or "–"), *more, tp, "–",
+                f"invalid [{notes.index(r.error) + 1}]"]
+    t, p = c.time, c.parallel
+    times = ["–"] * 5 if t is None else [f"{x:,.1f}" for x in (t.step_ms, t.compute_ms, t.link_ms,
+                                                                t.pp_ms, t.dp_ms)]
+    fits = {True: "yes", False: "no", None: "?"}[c.fits]
+    return [safe(c.target.name), str(c.settings.batch), *more, f"{p.tp}·{p.dp}·{p.pp}",
+            f"{c.peak / GIB:.2f}", fits, "–" if c.largest_batch is None else str(c.largest_batch),
+            *times, "–" if run is None or run.seconds is None else _days(run.seconds)]
 
 
 def _days(seconds: float) -> str:
