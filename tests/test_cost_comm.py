@@ -175,6 +175,6 @@ def test_device_and_batch_lists_give_a_row_each(tmp_path) -> None:  # type: igno
     d = json.loads(out.read_text())
     assert len(d) == 4 and d[0]["settings"]["batch"] == 1 and "peak_bytes" in d[0]
     r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
-    assert r.exit_code == 0 and r.output.count("H100") >= 2
+    assert r.exit_code == 0 and r.output.count("h100") >= 2
     r = CliRunner().invoke(app, ["cost", "lenet5", "--batch", "1,,2"])
     assert r.exit_code == 2 and "empty item" in r.output

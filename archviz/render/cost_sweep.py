@@ -87,30 +87,71 @@ def to_markdown(sw: Sweep) -> str:
 WRITERS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
 
 
+# what a narrow terminal leaves out, in this order, until the table fits (a note names them)
+NARROW = ("compute", "pp comm", "tp comm", "tp·dp·pp", "largest batch", "dp comm", "fits", "run")
+
+
 def sweep_view(sw: Sweep) -> Any:
+    """The sweep's table, laid out for the width it is printed at: columns with nothing in any
+    row (no pipeline, no run asked) are left out, and on a narrow terminal whole columns go in
+    the order of :data:`NARROW` rather than cells being cut; a footnote names them."""
+    return _SweepView(sw)
+
+
+class _SweepView:
+    def __init__(self, sw: Sweep) -> None:
+        self.sw = sw
+
+    def _columns(self) -> tuple[str, list[tuple[str, list[str]]], list[str]]:
+        sw = self.sw
+        extra = [k for k in EXTRA if k in sw.columns]
+        first = next((r.cost for r in sw.rows if r.cost is not None), None)
+        title = f"{safe(sw.name)}: cost per configuration"
+        if first is not None:
+            s = first.settings
+            title = (f"{safe(sw.name)}: {s.mode.value}, {s.precision.value} {s.dtype.value},"
+                     f" {s.optimizer.value}; times in ms (roofline lower bounds, links at peak)")
+        heads = ("device", "batch", *extra, "tp·dp·pp", "peak GiB", "fits", "largest batch", "step",
+                 "compute", "tp comm", "pp comm", "dp comm", "run")
+        notes = list(dict.fromkeys(r.error for r in sw.rows if r.error))  # each reason once, numbered
+        rows = [_cells(r, extra, notes) for r in sw.rows]
+        cols = [(h, [row[i] if i < len(row) else "" for row in rows]) for i, h in enumerate(heads)]
+        empty = {"–", "0.0", ""}
+        cols = [(h, cells) for h, cells in cols
+                if h in ("device", "batch", "fits") or not all(c in empty for c in cells)]
+        return title, cols, notes
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+        from rich.text import Text
+
+        title, cols, notes = self._columns()
+        left: list[str] = []
+        table = _table(title, cols)
+        wide = options.update_width(10_000)
+        for head in NARROW:
+            if Measurement.get(console, wide, table).maximum <= options.max_width:
+                break
+            if any(h == head for h, _ in cols):
+                cols = [(h, c) for h, c in cols if h != head]
+                left.append(head)
+                table = _table(title, cols)
+        yield table
+        if left:
+            yield Text(f"columns left out at {options.max_width} columns: {', '.join(left)};"
+                       " widen the terminal, or use --format csv or json", style="dim")
+        yield from (Text(f"[{i}] {n}") for i, n in enumerate(notes, 1))
+
+
+def _table(title: str, cols: list[tuple[str, list[str]]]) -> Any:
     from rich.table import Table
 
-    extra = [k for k in EXTRA if k in sw.columns]
-    first = next((r.cost for r in sw.rows if r.cost is not None), None)
-    title = f"{safe(sw.name)}: cost per configuration"
-    if first is not None:
-        s = first.settings
-        title = (f"{safe(sw.name)}: {s.mode.value}, {s.precision.value} {s.dtype.value},"
-                 f" {s.optimizer.value}; step times in ms (roofline lower bounds, links at peak)")
     table = Table(title=title, title_justify="left")
-    heads = ("device", "batch", *extra, "tp·dp·pp", "peak GiB", "fits", "largest batch", "step",
-             "compute", "tensor-par.", "pipeline", "data-par.", "run")
-    for h in heads:
-        table.add_column(h, justify="left" if h == "device" else "right")
-    notes = list(dict.fromkeys(r.error for r in sw.rows if r.error))     # each reason once, numbered
-    for r in sw.rows:
-        table.add_row(*_cells(r, extra, notes))
-    if not notes:
-        return table
-    from rich.console import Group
-    from rich.text import Text
-
-    return Group(table, *(Text(f"[{i}] {n}") for i, n in enumerate(notes, 1)))
+    for h, _ in cols:
+        table.add_column(h, justify="left" if h == "device" else "right", no_wrap=h != "device")
+    for i in range(len(cols[0][1]) if cols else 0):
+        table.add_row(*(c[i] for _, c in cols))
+    return table
 
 
 def _cells(r: SweepRow, extra: list[str], notes: list[str]) -> list[str]:
@@ -124,7 +165,7 @@ def _cells(r: SweepRow, extra: list[str], notes: list[str]) -> list[str]:
     times = ["–"] * 5 if t is None else [f"{x:,.1f}" for x in (t.step_ms, t.compute_ms, t.link_ms,
                                                                 t.pp_ms, t.dp_ms)]
     fits = {True: "yes", False: "no", None: "?"}[c.fits]
-    return [safe(c.target.name), str(c.settings.batch), *more, f"{p.tp}·{p.dp}·{p.pp}",
+    return [safe(c.target.key), str(c.settings.batch), *more, f"{p.tp}·{p.dp}·{p.pp}",
             f"{c.peak / GIB:.2f}", fits, "–" if c.largest_batch is None else str(c.largest_batch),
             *times, "–" if run is None or run.seconds is None else _days(run.seconds)]
 
