@@ -149,9 +149,11 @@ def onnx_bias_add() -> frozenset[str]:
 
 
 def module_attrs(module: Any) -> dict[str, Any]:
-    """A module's public attributes, its own parameters as their shapes (None where absent)."""
+    """A module's public attributes, its own parameters as their shapes (None where absent), its
+    child modules as their own attributes (a dict: BERT's ``dropout`` → ``{"p": 0.1, ...}``)."""
     attrs = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     attrs.update({k: (None if p is None else tuple(p.shape)) for k, p in module._parameters.items()})
+    attrs.update({k: module_attrs(c) for k, c in module._modules.items() if c is not None and k not in attrs})
     return attrs
 
 
