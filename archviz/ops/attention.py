@@ -190,9 +190,10 @@ class Attention(OpKind):
             kv = x.b * x.kv * x.t * x.hd
             tensors += (SavedTensor("q", x.b * x.h * x.s * x.hd, low), SavedTensor("k", kv, low),
                         SavedTensor("v", kv, low),
-                        SavedTensor("logsumexp", x.b * x.h * x.s, "fp32"))
-            if p.out_proj:
-                tensors += (SavedTensor("attention output", x.b * x.h * x.s * x.hd, low),)
+                        SavedTensor("logsumexp", x.b * x.h * x.s, "fp32"),
+                        # without W_o, the layer's output itself (a view of this storage)
+                        SavedTensor("attention output", x.b * x.h * x.s * x.hd, low,
+                                    "" if p.out_proj else "output"))
             return Saved(tensors, low)
         # eager (and SDPA's math fallback: with dropout on the CPU, which computes a half input in
         # fp32): the matmuls' contiguous copies of q and kᵀ (H heads: K/V repeated), the softmax's
