@@ -44,6 +44,7 @@ from .mapping import (
     map_call,
     map_module,
     module_transposed,
+    numbered_children,
     supported_functions,
     supported_modules,
 )
@@ -273,13 +274,10 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     if INPUT in walk.output or len(set(walk.output)) != len(walk.output):
         raise ImportFailed(f"{type(model).__name__}: an output that is its input, or one tensor returned"
                            " twice, cannot be imported (a spec's outputs are distinct layers)")
-    short = _module_names(walk.scopes, layers)
-    layers.rename(short)
-    walk.name_map = follow_renames(walk.name_map, short)
-    outputs = tuple(short.get(n, n) for n in walk.output)   # several (a ModelOutput's): each kept, in order
-    header = Header(name or type(model).__name__, input_shape, source, comments=_comments(
-        type(model), input_shape, walk.renames, how), input_dtype=input_dtype,
-        outputs=outputs if outputs and outputs != (layers.entries[-1].name,) else ())
+    comments = _comments(type(model), input_shape, walk.renames, how)
+    outputs, note = walk.rename()   # several outputs (a ModelOutput's): each kept, in order
+    header = Header(name or type(model).__name__, input_shape, source, comments=comments + note,
+                    input_dtype=input_dtype, outputs=outputs if outputs != (layers.entries[-1].name,) else ())
     spec, text = layers.spec(header)
     return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
                     constant_flops=gm.meta.get("constant_flops", 0), transpose=frozenset(walk.transpose))
@@ -318,6 +316,28 @@ class _Walk:
                 self.values[node] = self.values[node.args[0]]
             elif node.op != "get_attr" and (out := _node_shape(node)) is not None:
                 self.node(node, out)  # not sizes, shapes, parameters read as attributes
+
+    def rename(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Layers renamed after their module (:func:`_module_names`), numbered children renamed so
+        that they fold (``encoder_layer_0`` → ``0``), the name map following; → the outputs' layer
+        names and the header's note of the numbered renames."""
+        layers = self.layers
+        short = _module_names(self.scopes, layers)
+        layers.rename(short)
+        numbered = numbered_children(layers.entries)
+        layers.rename(numbered)
+        short = {**{k: numbered.get(v, v) for k, v in short.items()}, **numbered}
+        self.name_map = follow_renames(self.name_map, short)
+        self.renames = {p: numbered.get(n, n) for p, n in self.renames.items()} | {
+            n: new for n, new in numbered.items() if any(k.startswith(f"{n}.") for k in self.name_map)}
+        note: tuple[str, ...] = ()
+        if numbered:
+            old, new = (n.split(".") for n in next(iter(numbered.items())))
+            while len(old) > 1 and old[-1] == new[-1]:   # the renamed child itself
+                old, new = old[:-1], new[:-1]
+            note = (f"Numbered children are renamed so that they fold: {'.'.join(old)} → {'.'.join(new)},"
+                    " ...",)
+        return tuple(short.get(n, n) for n in self.output), note
 
     def node(self, node: fx.Node, out: Shape) -> None:
         source, piece = (node, None)
