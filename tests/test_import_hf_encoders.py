@@ -164,3 +164,17 @@ def test_torchvision_vit_imports_and_verifies() -> None:
     assert rt.max_abs_diff <= 1e-5 and rt.params == rt.spec_params == rt.analysis_params, rt
     # nn.MultiheadAttention runs SDPA, whose CPU kernel FlopCounterMode does not count: the two S×S matmuls
     assert rt.spec_flops - rt.flops == 2 * 2 * 2 * 4 * 17 * 17 * 16 and rt.spec_flops == 2 * rt.analysis_macs
+
+
+@pytest.mark.slow
+def test_torchvision_vit_b_16_full_size_imports_and_verifies() -> None:
+    pytest.importorskip("torchvision")
+    from torchvision.models import vit_b_16
+
+    torch.manual_seed(0)
+    model = vit_b_16()
+    imported = from_module(model, (3, 224, 224))
+    assert "repeat: 12" in imported.text
+    rt = round_trip(model, imported)
+    assert rt.max_abs_diff <= 1e-5 and rt.params == rt.spec_params == rt.analysis_params == 86_567_656, rt
+    assert rt.analysis_macs == archviz.analyze(archviz.load("vit-b16")).totals.macs == 17_563_828_224
