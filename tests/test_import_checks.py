@@ -200,5 +200,5 @@ def test_opaque_totals_count_each_parameter_once_and_no_buffers() -> None:
     model = _Tokens()
     imported = from_module(model, (4, 8), allow_opaque=True)
     assert analyze(imported.spec).totals.params == sum(p.numel() for p in model.parameters())
-    # the class token and the table stay opaque; the attention module is archviz's attention op
-    assert [la.op for la in imported.spec.layers] == ["opaque", "attention", "opaque"]
+    # the class token is a cls_token, the attention module archviz's attention op; the table stays opaque
+    assert [la.op for la in imported.spec.layers] == ["cls_token", "attention", "opaque"]

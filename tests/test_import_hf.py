@@ -100,12 +100,3 @@ def test_gpt2_imports_with_positions_packed_attention_conv1d_and_tied_head(impl:
     assert rt.max_abs_diff <= 1e-5 and rt.params == rt.spec_params == rt.analysis_params == 108_544, rt
     assert rt.flops == rt.spec_flops                        # source and compiled run the same kernels
     assert rt.ok == (impl == "eager"), rt                   # MACs equal on eager (CPU SDPA: its own count)
-
-
-def test_bert_stops_at_its_token_type_embedding() -> None:
-    # word + token_type(zeros) + position: the type's row 0 added at every position is no op yet
-    cfg = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=128, max_position_embeddings=32,
-                                  attn_implementation="eager")
-    with pytest.raises(archviz.ArchvizError, match=r"embeddings \(add\).*rows of a table"):
-        from_module(transformers.BertModel(cfg), (16,), input_dtype="int64")

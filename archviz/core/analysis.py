@@ -148,7 +148,8 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
             stats[layer.name] = tied(layer, stats)
     ordered = tuple(stats[la.name] for la in sp.layers)
     last = sp.layers[-1].name
-    unused = {n for n in graph.outputs if n != last}
+    unused = {la.name for la in sp.layers if not graph.consumers[la.name] and la.name != last
+              and la.name not in sp.outputs}
     note = ("output never read by another layer",)
     ordered = tuple(replace(s, warnings=s.warnings + note) if s.name in unused else s for s in ordered)
     ordered = _format_notes(sp, ordered)

@@ -15,7 +15,7 @@ class Graph:
     spec: Spec
     order: tuple[Layer, ...]                  # topological; spec order wherever edges allow
     consumers: Mapping[str, tuple[str, ...]]  # layer (or INPUT) -> layers that read it
-    outputs: tuple[str, ...]                  # layers nobody reads, in spec order
+    outputs: tuple[str, ...]                  # the spec's `outputs:`, else layers nobody reads, in order
 
     def layer(self, name: str) -> Layer:
         return self.spec.layer(name)
@@ -33,7 +33,11 @@ def build(spec: Spec) -> Graph:
                 raise SpecError(f"{layer.name}.from: a layer cannot read itself", layer.loc_of("from"))
             consumers[src].append(layer.name)
     order = _toposort(spec, names, consumers)
-    outputs = tuple(la.name for la in spec.layers if not consumers[la.name])
+    for name in spec.outputs:
+        if name not in names:
+            raise SpecError(f"outputs: no layer named '{name}'", spec.outputs_loc,
+                            did_you_mean(name, list(names)))
+    outputs = spec.outputs or tuple(la.name for la in spec.layers if not consumers[la.name])
     return Graph(spec, order, {k: tuple(v) for k, v in consumers.items()}, outputs)
 
 

@@ -30,6 +30,10 @@ from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
 
 GPT2 = "transformers.models.gpt2.modeling_gpt2.GPT2Attention"
+# q, k, v alone (``query``, ``key``, ``value``); W_o is the next module's (BertSelfOutput's dense)
+BERT = {"transformers.models.bert.modeling_bert.BertSelfAttention": "eager",
+        "transformers.models.bert.modeling_bert.BertSdpaSelfAttention": "sdpa",
+        "transformers.models.vit.modeling_vit.ViTSelfAttention": ""}   # ViT: its config says
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +50,8 @@ class AttentionParams:
     rope: bool = param(BoolField(doc="rotary position embedding of q and k (Su et al. 2021; Llama's"
                                      " rotate-half layout)"), False)
     rope_theta: float = param(FloatField(lo=1.0, doc="θ, RoPE's base: frequencies θ^(−2i/hd)"), 10000.0)
+    out_proj: bool = param(BoolField(doc="the output projection W_o; false: the heads' output (S, H·hd) is"
+                                         " the result (BERT's and ViT's W_o is a module of its own)"), True)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class Attention(OpKind):
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
     torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention",
-                     GPT2)
+                     GPT2, *BERT)
 
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
@@ -109,7 +115,7 @@ class Attention(OpKind):
         x = self.dims(p, ins)
         if p.rope and x.hd % 2:
             raise OpError(f"rope needs an even head size, got {x.hd}", "rope")
-        return Inferred(shape, self.arithmetic(p, x))
+        return Inferred(shape if p.out_proj else (*shape[:-1], x.h * x.hd), self.arithmetic(p, x))
 
     def arithmetic(self, p: AttentionParams, x: Dims) -> str:
         """``q, k, v 768 → 12×64; QKᵀ: 12 heads × (1024×64)·(64×1024) → 12×1024×1024; ·V → 1024×768;
@@ -121,7 +127,8 @@ class Attention(OpKind):
         qk = f"QKᵀ: {x.h} heads × ({x.s}×{x.hd})·({x.hd}×{x.t}) → {x.h}×{x.s}×{x.t}"
         mask = " (causal mask; MACs count the full square)" if p.causal else ""
         each = f", for each of {x.b:,}" if x.b > 1 else ""
-        return (f"{kv}; {qk}{mask}; ·V → {x.s}×{x.h * x.hd}; out {x.h * x.hd} → {x.d};"
+        out = f" out {x.h * x.hd} → {x.d};" if p.out_proj else " no output projection;"
+        return (f"{kv}; {qk}{mask}; ·V → {x.s}×{x.h * x.hd};{out}"
                 f" K/V {2 * x.kv * x.hd:,} values a token{each}")
 
     def kv_bytes_per_token(self, p: AttentionParams, ins: tuple[Shape, ...], dtype_bytes: int) -> int:
@@ -131,13 +138,15 @@ class Attention(OpKind):
 
     def params(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
-        weights = x.d * x.h * x.hd + 2 * x.dkv * x.kv * x.hd + x.h * x.hd * x.d   # W_q, W_k, W_v, W_o
+        w_o = x.h * x.hd * x.d if p.out_proj else 0
+        weights = x.d * x.h * x.hd + 2 * x.dkv * x.kv * x.hd + w_o   # W_q, W_k, W_v, W_o
         biases = (x.h * x.hd + 2 * x.kv * x.hd if p.bias else 0) + (x.d if self._out_bias(p) else 0)
         return weights + biases
 
     def macs(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
-        proj = x.s * x.d * x.h * x.hd + 2 * x.t * x.dkv * x.kv * x.hd + x.s * x.h * x.hd * x.d
+        w_o = x.s * x.h * x.hd * x.d if p.out_proj else 0
+        proj = x.s * x.d * x.h * x.hd + 2 * x.t * x.dkv * x.kv * x.hd + w_o
         scores = 2 * x.h * x.s * x.t * x.hd   # QKᵀ and ·V, S·S_kv·hd each per head: the full square
         return x.b * (proj + scores)
 
@@ -148,7 +157,7 @@ class Attention(OpKind):
 
     @staticmethod
     def _out_bias(p: AttentionParams) -> bool:
-        return p.bias if p.out_bias is None else p.out_bias
+        return p.out_proj and (p.bias if p.out_bias is None else p.out_bias)
 
     def receptive(self, p: AttentionParams, fs: tuple[rf.ReceptiveField, ...], ins: tuple[Shape, ...],
                   out: Shape, image: Shape) -> rf.ReceptiveField:
@@ -158,17 +167,21 @@ class Attention(OpKind):
         # archviz's module (archviz/runtime/attention.py): q_proj, k_proj, v_proj, o_proj
         x = self.dims(p, ins)
         kw = TorchLayer.given({"causal": False, "dropout": 0.0, "bias": True, "out_bias": True, "rope": False,
-                               "rope_theta": 10000.0, "sdpa": False, "kv_dim": 0, "kv_seq": 0},
+                               "rope_theta": 10000.0, "sdpa": False, "kv_dim": 0, "kv_seq": 0,
+                               "out_proj": True},
                               causal=p.causal, dropout=p.dropout, bias=p.bias, out_bias=self._out_bias(p),
                               rope=p.rope, rope_theta=p.rope_theta, sdpa=(lowering or "eager") == "sdpa",
-                              kv_dim=x.dkv if x.cross else 0, kv_seq=x.t if x.cross else 0)
+                              kv_dim=x.dkv if x.cross else 0, kv_seq=x.t if x.cross else 0,
+                              out_proj=p.out_proj)
         return TorchLayer("Attention", (x.d, x.h, x.kv, x.hd, x.s), kw)
 
     def saved(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
         x = self.dims(p, ins)
         low = ac.low
-        tensors = self._projections_saved(x, ac)
+        tensors = self._projections_saved(x, ac, p.out_proj)
+        # without W_o the heads' output is the layer's output: the next layer saves it if it needs it
+        heads_out = (SavedTensor("heads' output", x.b * x.h * x.s * x.hd, low),) if p.out_proj else ()
         fused = (lowering or "eager") == "sdpa" and (ac.device == "cuda" or p.dropout == 0)
         if fused:
             # the fused kernel (CPU flash attention; CUDA flash / memory-efficient) saves q, k, v (the
@@ -178,7 +191,9 @@ class Attention(OpKind):
             tensors += (SavedTensor("q", x.b * x.h * x.s * x.hd, low), SavedTensor("k", kv, low),
                         SavedTensor("v", kv, low),
                         SavedTensor("logsumexp", x.b * x.h * x.s, "fp32"),
-                        SavedTensor("attention output", x.b * x.h * x.s * x.hd, low))
+                        # without W_o, the layer's output itself (a view of this storage)
+                        SavedTensor("attention output", x.b * x.h * x.s * x.hd, low,
+                                    "" if p.out_proj else "output"))
             return Saved(tensors, low)
         # eager (and SDPA's math fallback: with dropout on the CPU, which computes a half input in
         # fp32): the matmuls' contiguous copies of q and kᵀ (H heads: K/V repeated), the softmax's
@@ -192,11 +207,11 @@ class Attention(OpKind):
             mask = "bool" if ac.device == "cuda" else core
             tensors += (SavedTensor("dropout mask", square, mask),
                         SavedTensor("dropped probabilities", square, core))
-        tensors += (SavedTensor("v (copy)", keys, core), SavedTensor("heads' output", head, low))
+        tensors += (SavedTensor("v (copy)", keys, core), *heads_out)
         return Saved(tensors, low)
 
     @staticmethod
-    def _projections_saved(x: Dims, ac: Autocast) -> tuple[SavedTensor, ...]:
+    def _projections_saved(x: Dims, ac: Autocast, out_proj: bool = True) -> tuple[SavedTensor, ...]:
         """The q, k, v projections save their input: shared where it comes in the compute dtype, else
         (autocast) one low-precision copy each, as autocast caches no activation casts; under
         autocast the weight copies (q, k, v only where the input carries a gradient), as linear's."""
@@ -216,7 +231,8 @@ class Attention(OpKind):
             if ac.grad_in:
                 tensors += (SavedTensor("W_q copy", x.d * x.h * x.hd, low, per_image=False),
                             SavedTensor("W_k, W_v copies", 2 * x.dkv * x.kv * x.hd, low, per_image=False))
-            tensors += (SavedTensor("W_o copy", x.h * x.hd * x.d, low, per_image=False),)
+            if out_proj:
+                tensors += (SavedTensor("W_o copy", x.h * x.hd * x.d, low, per_image=False),)
         return tensors
 
     def gpu_local(self, p: AttentionParams, gpus: int) -> bool:
@@ -230,6 +246,8 @@ class Attention(OpKind):
         a = src.attrs
         if src.target == GPT2:
             return self._from_gpt2(a)
+        if src.target in BERT:
+            return self._from_bert(a, BERT[src.target])
         if "config" in a:
             return self._from_config(a["config"], bool(a.get("is_causal", True)))
         if not a.get("batch_first"):
@@ -276,6 +294,21 @@ class Attention(OpKind):
                             lowering=impl)
         p = float(config.resid_pdrop)
         return layers + ((("dropout", {"p": p}),) if p else ())
+
+    def _from_bert(self, a: Mapping[str, Any], impl: str) -> Mapped:
+        """transformers' BertSelfAttention (eager), BertSdpaSelfAttention and ViTSelfAttention (the
+        implementation its config names): ``query``, ``key``, ``value`` and no output projection
+        (BertSelfOutput's and ViTSelfOutput's ``dense`` is a linear layer after it); q·k scaled by
+        1/√hd, no mask (archviz's input has no padding); dropout p on the probabilities."""
+        config = a.get("config")
+        impl = impl or getattr(config, "_attn_implementation", None) or "eager"
+        if impl not in self.lowerings:
+            raise Unmapped(f"attention implementation {impl!r} (archviz lowers to eager or sdpa)")
+        if a.get("position_embedding_type", "absolute") != "absolute" or a.get("is_decoder"):
+            raise Unmapped("relative position embeddings or a decoder (is_decoder)")
+        p = a["dropout_prob"] if "dropout_prob" in a else a["dropout"]["p"]   # sdpa and ViT keep p itself
+        return self.layer(heads=a["num_attention_heads"], head_dim=a["attention_head_size"], out_proj=False,
+                          dropout=float(p), bias=a["query"]["bias"] is not None, lowering=impl)
 
     def label(self, p: AttentionParams) -> str:
         parts = [f"{p.heads} heads"] + ([f"{p.kv_heads} kv"] if p.kv_heads not in (None, p.heads) else [])

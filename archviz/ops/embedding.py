@@ -1,4 +1,5 @@
-"""Embeddings: ``embedding`` (torch.nn.Embedding), a learned vector per integer token id."""
+"""Embeddings: ``embedding`` (torch.nn.Embedding), a learned vector per integer token id;
+``type_embedding`` (BERT's token-type, or segment, embedding with every token of one type)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from .dtypes import FLOAT, is_integer
 from .fields import Count, PosInt, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, register
-from .saved import Autocast, Saved, SavedTensor
+from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .source import Mapped, Source, Split, Unmapped
 
 
@@ -88,3 +89,63 @@ class Embedding(OpKind):
 
     def label(self, p: EmbeddingParams) -> str:
         return f"{p.vocab:,} × {p.dim}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TypeEmbeddingParams:
+    types: int = param(PosInt(doc="rows of the table: the token types (BERT: 2, sentence A and B)"))
+    type: int = param(Count(doc="the type of every token: the row added (Hugging Face's default"
+                                " token_type_ids: 0)"), 0)
+
+
+@register
+class TypeEmbedding(OpKind):
+    """out[s] = x[s] + table[type]: BERT's token-type (segment) embedding (Devlin et al. 2019, §3,
+    Figure 2) where every token has one type, as Hugging Face's BertModel runs without
+    ``token_type_ids`` (zeros). One row is added; the whole (types, D) table is a parameter."""
+
+    name, family = "type_embedding", "embedding"
+    doc = ("BERT's token-type (segment) embedding, every token of one type: x + table[type],"
+           " a learned (types, D) table: (S, D) → (S, D)")
+    Params = TypeEmbeddingParams
+    example = {"name": "token_type", "op": "type_embedding", "types": 2}
+    example_input = ((12, 8), "float32")
+    ranks = (2,)
+    torch_modules = ("archviz.runtime.layers.TypeEmbedding",)
+    onnx_weights = ("weight",)   # the key of the table a call reads a row of (x + tte(zeros))
+
+    def infer(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...]) -> Inferred:
+        if p.type >= p.types:
+            raise OpError(f"type {p.type} is not a row of a table of {p.types} types", "type")
+        d = ins[0][1]
+        return Inferred(ins[0], f"+ row {p.type} of the {p.types}×{d} type table at every position")
+
+    def params(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return p.types * ins[0][1]   # weight (types, D): every row a parameter, one of them read
+
+    def work(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return prod(out)   # one add per element
+
+    def saved(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        # x + weight[type]: add saves nothing, the row is a view of the parameter; the fp32 row
+        # promotes a half x to fp32, as pos_embedding's rows do
+        return Saved((), "fp32")
+
+    def temporaries(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+                    lowering: str = "") -> Temporaries:
+        return Temporaries(grad_alias=True)   # AddBackward passes the gradient on to x
+
+    def torch(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        return TorchLayer("TypeEmbedding", (p.types, ins[0][1]), TorchLayer.given({"type": 0}, type=p.type))
+
+    def split(self, p: TypeEmbeddingParams, ins: tuple[Shape, ...]) -> Split:
+        return Split(refuse="its output is a (S, D) sequence: D is not on axis 0")
+
+    def from_module(self, src: Source) -> Mapped:
+        """archviz's own TypeEmbedding (a compiled spec imports back); BERT's ``token_type_embeddings``
+        of constant ids is an add of a row, mapped by ``add``."""
+        return self.layer(types=src.attrs["types"], type=src.attrs["type"])
+
+    def label(self, p: TypeEmbeddingParams) -> str:
+        return f"type {p.type} of {p.types}"

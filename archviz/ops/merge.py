@@ -40,6 +40,16 @@ class Add(_Merge):
             # x + wpe(arange(S)): rows start… of a learned table (GPT-2's, BERT's positions)
             table = rows[0]
             return (("pos_embedding", {"kind": "learned", "length": table.shape[0], "start": table.start}),)
+        whole = [a for a in src.args[:2] if isinstance(a, Weight) and a.start is None and a.row is None]
+        if len(src.ins) == 1 and len(src.args) == 2 and whole and len(src.ins[0]) == 2 \
+                and whole[0].shape in (src.ins[0], (1, *src.ins[0])):
+            # x + pos_embedding, a (1, S, D) parameter: ViT's learned positions (torchvision's, HF's)
+            return (("pos_embedding", {"kind": "learned", "length": src.ins[0][0]}),)
+        row = [a for a in src.args[:2] if isinstance(a, Weight) and a.row is not None]
+        if len(src.ins) == 1 and len(src.args) == 2 and row and len(row[0].shape) == 2 \
+                and src.ins[0][-1] == row[0].shape[1]:
+            # x + tte(zeros): one row of a table at every position (BERT's token types)
+            return (("type_embedding", {"types": row[0].shape[0], "type": row[0].row}),)
         raise Unmapped("add of tensors of one shape only, or of rows of a table (no constants, no broadcast)")
 
     def from_onnx(self, src: Source) -> Mapped:
@@ -88,6 +98,11 @@ class Concat(_Merge):
                      " result would not be a contiguous channel range)")
 
     def from_call(self, src: Source) -> Mapped:
+        first = (src.arg(0, "tensors") or (None,))[0]
+        if isinstance(first, Weight) and len(src.ins) == 1 and len(src.ins[0]) == 2 \
+                and first.shape == (1, 1, src.ins[0][1]) and src.arg(1, "dim", 0) in (1, -2):
+            # cat([token.expand(N, -1, -1), x], 1): ViT's class token (torchvision's, Hugging Face's)
+            return (("cls_token", {}),)
         if src.arg(1, "dim", 0) not in (1, -3):
             raise Unmapped("concatenation along a dim other than channels (1)")
         return self.layer() if len(src.ins) > 1 else ()   # one tensor: an identity

@@ -108,6 +108,7 @@ class ClsToken(OpKind):
     example_input = ((12, 8), "float32")
     ranks = (2,)
     torch_modules = ("archviz.runtime.layers.ClsToken",)
+    onnx_weights = ("weight",)   # the key of the token a call reads (cat([token.expand(N, -1, -1), x], 1))
 
     def infer(self, p: NoParams, ins: tuple[Shape, ...]) -> Inferred:
         s, d = ins[0]

@@ -230,7 +230,7 @@ class Narrow(_View):
            " imports as one narrow per piece used, each reading the same input")
     Params = NarrowParams
     example = {"name": "second_half", "op": "narrow", "dim": 0, "start": 4, "length": 4}
-    torch_functions = ("torch.narrow", "torch.chunk", "torch.split")
+    torch_functions = ("torch.narrow", "torch.chunk", "torch.split", "operator.getitem")
     tensor_methods = ("narrow", "chunk", "split")
     onnx_types = ("Split", "Slice")
 
@@ -249,6 +249,8 @@ class Narrow(_View):
 
     def from_call(self, src: Source) -> Mapped:
         rank = len(src.ins[0])
+        if src.target == "operator.getitem":
+            return self._index(src)
         if src.target.endswith("narrow"):
             (d,) = batch_dims(src.arg(1, "dim"), rank)
             return self.layer(dim=d, start=int(src.arg(2, "start")), length=int(src.arg(3, "length")))
@@ -258,6 +260,15 @@ class Narrow(_View):
         (d,) = batch_dims(src.arg(2, "dim", 0), rank)
         sizes = _pieces(src.ins[0][d], src.arg(1, "chunks" if chunked else "split_size_or_sections"), chunked)
         return self.layer(dim=d, start=sum(sizes[:src.piece]), length=sizes[src.piece])
+
+    def _index(self, src: Source) -> Mapped:
+        """``x[:, i]`` (a pooler's first token): position i of each example's dim 0, that dim dropped:
+        a narrow of length 1, then a reshape."""
+        index, shape = src.arg(1, "index"), src.ins[0]
+        if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None)
+                and isinstance(index[1], int) and len(shape) >= 2 and -shape[0] <= index[1] < shape[0]):
+            raise Unmapped(f"an index other than x[:, i], got {index!r}")
+        return (self.layer(dim=0, start=index[1] % shape[0], length=1)[0], ("reshape", {"shape": shape[1:]}))
 
     def from_onnx(self, src: Source) -> Mapped:
         if src.target == "Slice":

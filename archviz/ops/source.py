@@ -51,11 +51,14 @@ class Weight:
     """An argument that is a parameter of the traced model (an fx ``get_attr``: ``self.gamma * x``):
     its state-dict key and shape (the batch not in it). ``start``: the call reads rows
     ``start…`` of it, as many as the sequence has (an embedding of constant positions: GPT-2's
-    ``wpe(arange(S))``, which a capture records as the rows it returned); None: the whole."""
+    ``wpe(arange(S))``, which a capture records as the rows it returned); None: the whole.
+    ``row``: the call reads that one row at every position (BERT's token-type embedding of
+    constant zeros)."""
 
     key: str
     shape: tuple[int, ...]
     start: int | None = None
+    row: int | None = None
 
 
 @dataclass(frozen=True)

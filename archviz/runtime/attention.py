@@ -34,14 +34,15 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_heads: int, head_dim: int, seq: int, *,
                  causal: bool = False, dropout: float = 0.0, bias: bool = True, out_bias: bool = True,
                  rope: bool = False, rope_theta: float = 10000.0, sdpa: bool = False,
-                 kv_dim: int = 0, kv_seq: int = 0) -> None:
+                 kv_dim: int = 0, kv_seq: int = 0, out_proj: bool = True) -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.causal, self.dropout, self.sdpa, self.rope = causal, dropout, sdpa, rope
         self.q_proj = nn.Linear(dim, heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(kv_dim or dim, kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(kv_dim or dim, kv_heads * head_dim, bias=bias)
-        self.o_proj = nn.Linear(heads * head_dim, dim, bias=out_bias)
+        # out_proj False: the heads' output is the result (BERT's W_o is a module of its own)
+        self.o_proj = nn.Linear(heads * head_dim, dim, bias=out_bias) if out_proj else nn.Identity()
         if rope:
             cos, sin = self.rope_tables(max(seq, kv_seq), head_dim, rope_theta)
             self.register_buffer("cos", cos, persistent=False)
@@ -69,7 +70,8 @@ class Attention(nn.Module):
     @staticmethod
     def _packed(module: nn.Module, state: dict, prefix: str, *args: object) -> None:
         """nn.MultiheadAttention's keys: ``in_proj_weight`` (3·D, D) → q, k, v (or its separate
-        ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight`` where kdim differs); ``out_proj`` → o."""
+        ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight`` where kdim differs); ``out_proj`` → o;
+        transformers' BERT and ViT ``query``, ``key``, ``value`` → q, k, v."""
         for kind in ("weight", "bias"):
             packed = state.pop(f"{prefix}in_proj_{kind}", None)
             if packed is not None:
@@ -79,6 +81,10 @@ class Attention(nn.Module):
             if out is not None:
                 state[f"{prefix}o_proj.{kind}"] = out
         Attention._conv1d(state, prefix)
+        for name, ours in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj")):   # BERT's, ViT's
+            for kind in ("weight", "bias"):
+                if (t := state.pop(f"{prefix}{name}.{kind}", None)) is not None:
+                    state[f"{prefix}{ours}.{kind}"] = t
         for name in ("q_proj", "k_proj", "v_proj"):
             separate = state.pop(f"{prefix}{name}_weight", None)
             if separate is not None:
@@ -120,7 +126,8 @@ class Attention(nn.Module):
         else:
             y = self._eager(q, k, v, s, t, p)
         y = y.transpose(1, 2).reshape(x.shape[0], s, self.heads * self.head_dim)
-        return self.o_proj(y).reshape(*lead, s, d)
+        y = self.o_proj(y)
+        return y.reshape(*lead, s, y.shape[-1])
 
     def _eager(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, s: int, t: int,
                p: float) -> torch.Tensor:

@@ -63,7 +63,8 @@ class _Recorder(TorchFunctionMode):
         self.paths = {id(m): p for p, m in reversed(list(model.named_modules(remove_duplicate=False)))}
         self.scope: list[str] = [""]
         self.leaf = 0                                        # > 0 while inside a mapped module
-        self.rows: dict[int, tuple[str, int]] = {}   # a constant that is rows start… of a weight
+        # a constant that is rows start… of a weight, or (same) its row start at every position
+        self.rows: dict[int, tuple[str, int, bool]] = {}
         self.constant_flops = 0      # FlopCounterMode's count of the constants' work (the rotary table)
 
     # --- values ---------------------------------------------------------------------------------
@@ -85,9 +86,10 @@ class _Recorder(TorchFunctionMode):
                 return n
             if id(a) in self.attrs:
                 return self.create("get_attr", self.attrs[id(a)], (), {})
-            if id(a) in self.rows:                   # wpe(arange(S)): rows of wpe.weight
-                node = self.create("get_attr", self.rows[id(a)][0], (), {})
-                node.meta["start"] = self.rows[id(a)][1]
+            if id(a) in self.rows:   # wpe(arange(S)): rows start… of wpe.weight; tte(zeros): its row 0
+                key, start, same = self.rows[id(a)]
+                node = self.create("get_attr", key, (), {})
+                node.meta["row" if same else "start"] = start
                 return node
             return _Constant(tuple(a.shape))
         if isinstance(a, (tuple, list)):
@@ -127,6 +129,10 @@ class _Recorder(TorchFunctionMode):
             raise ValueRead(f"its forward reads a tensor's value ({name}): a spec is one fixed graph")
         if self.leaf:
             return func(*args, **kwargs)        # inside a mapped module
+        if name == "expand" and isinstance(args[0], nn.Parameter) and id(args[0]) in self.attrs:
+            out = func(*args, **kwargs)      # token.expand(N, -1, -1): ViT's class token, over the batch
+            self.record(self.create("call_method", name, self.arg(tuple(args)), self.arg(kwargs)), out)
+            return out
         if not self.reads_input(args, kwargs):   # a constant of this input size: its FLOPs counted apart
             with FlopCounterMode(display=False) as counter:
                 out = func(*args, **kwargs)
@@ -174,8 +180,8 @@ class _Recorder(TorchFunctionMode):
         if self.reads_input(args, kwargs):
             node = self.create("call_module", self.paths[id(m)], self.arg(tuple(args)), self.arg(kwargs))
             self.record(node, out)
-        elif (start := _rows_of(args, out, m._parameters.get("weight"))) is not None:
-            self.rows[id(out)] = (f"{self.paths[id(m)]}.weight", start)
+        elif (rows := _rows_of(args, out, m._parameters.get("weight"))) is not None:
+            self.rows[id(out)] = (f"{self.paths[id(m)]}.weight", *rows)
             self.keep.append(out)
 
 
@@ -189,10 +195,12 @@ class _Constant:
         return f"constant{tuple(self.shape)}"
 
 
-def _rows_of(args: Any, out: Any, weight: Any) -> int | None:
-    """``start`` where a module was called on constant consecutive positions (its first argument
-    start, start+1, …, the same for every example: GPT-2's ``wpe(arange(S))``) and returned those
-    rows of its 2-D ``weight`` (a lookup); None otherwise."""
+def _rows_of(args: Any, out: Any, weight: Any) -> tuple[int, bool] | None:
+    """``(start, False)`` where a module was called on constant consecutive positions (its first
+    argument start, start+1, …, the same for every example: GPT-2's ``wpe(arange(S))``) and
+    returned those rows of its 2-D ``weight`` (a lookup); ``(r, True)`` where it was called on one
+    id r at every position (BERT's ``token_type_embeddings`` of zeros) and returned row r each
+    time; None otherwise."""
     ids = args[0] if args else None
     if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.ndim == 0 or ids.numel() == 0 \
             or not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not isinstance(out, torch.Tensor):
@@ -200,12 +208,15 @@ def _rows_of(args: Any, out: Any, weight: Any) -> int | None:
     first = ids.reshape(-1, ids.shape[-1])
     start, s = int(first[0, 0]), first.shape[1]
     with torch.no_grad():
-        want = torch.arange(start, start + s, dtype=first.dtype, device=first.device)
-        if not bool((first == want).all()) or not 0 <= start <= weight.shape[0] - s \
-                or out.shape[-2:] != (s, weight.shape[1]):
+        if out.shape[-2:] != (s, weight.shape[1]) or not 0 <= start < weight.shape[0]:
             return None
         rows = out.reshape(-1, s, weight.shape[1])
-        return start if bool((rows == weight[start:start + s]).all()) else None
+        want = torch.arange(start, start + s, dtype=first.dtype, device=first.device)
+        if bool((first == want).all()) and start + s <= weight.shape[0]:
+            return (start, False) if bool((rows == weight[start:start + s]).all()) else None
+        if bool((first == start).all()):   # one id everywhere (S > 1 here: S = 1 is a run of one)
+            return (start, True) if bool((rows == weight[start]).all()) else None
+        return None
 
 
 def _whole(index: Any) -> bool:

@@ -44,6 +44,7 @@ from .mapping import (
     map_call,
     map_module,
     module_transposed,
+    numbered_children,
     supported_functions,
     supported_modules,
 )
@@ -167,13 +168,23 @@ def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece:
         return map_module(gm.get_submodule(str(node.target)), tuple(ins), out)
 
     def value(n: fx.Node) -> Any:   # a parameter read as an attribute (self.gamma * x): its key and shape
+        n = _expanded(n) or n        # token.expand(N, -1, -1): the parameter, over the batch
         if n.op == "get_attr" and isinstance(p := _attr(gm, str(n.target)), torch.Tensor):
-            return Weight(str(n.target), tuple(p.shape), n.meta.get("start"))
+            return Weight(str(n.target), tuple(p.shape), n.meta.get("start"), n.meta.get("row"))
         return TENSOR
 
     args = fx.node.map_arg(node.args, value)
     kwargs = fx.node.map_arg(node.kwargs, value)
     return map_call(node.target, node.op == "call_method", tuple(args), dict(kwargs), tuple(ins), out, piece)
+
+
+def _expanded(n: fx.Node) -> fx.Node | None:
+    """The parameter (a get_attr node) that ``n`` expands over the batch, keeping its other sizes
+    (``token.expand(N, -1, -1)``: ViT's class token); None for anything else."""
+    if n.op == "call_method" and n.target == "expand" and n.args and isinstance(n.args[0], fx.Node) \
+            and n.args[0].op == "get_attr" and all(a == -1 for a in n.args[2:]):
+        return n.args[0]
+    return None
 
 
 def _attr(gm: fx.GraphModule, dotted: str) -> Any:
@@ -184,8 +195,9 @@ def _attr(gm: fx.GraphModule, dotted: str) -> Any:
 
 
 def _params_read(node: fx.Node) -> list[str]:
-    """The state-dict keys of the parameters a call reads as attributes (``self.gamma * x``)."""
-    return [str(n.target) for n in node.all_input_nodes if n.op == "get_attr"]
+    """The state-dict keys of the parameters a call reads as attributes (``self.gamma * x``), or
+    expanded over the batch (``cat([token.expand(N, -1, -1), x], 1)``)."""
+    return [str(m.target) for n in node.all_input_nodes if (m := _expanded(n) or n).op == "get_attr"]
 
 
 def _piece(node: fx.Node) -> tuple[fx.Node, int] | None:
@@ -259,14 +271,13 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     layers = walk.layers
     if not layers.entries:
         raise ImportFailed(f"{type(model).__name__}: nothing to import (its forward returns its input)")
-    if len(walk.output) > 1 or (walk.output and walk.output[0] != layers.entries[-1].name):
-        raise ImportFailed(f"{type(model).__name__}: only a single output, made by the last layer,"
-                           " can be imported")
-    short = _module_names(walk.scopes, layers)
-    layers.rename(short)
-    walk.name_map = follow_renames(walk.name_map, short)
-    header = Header(name or type(model).__name__, input_shape, source, comments=_comments(
-        type(model), input_shape, walk.renames, how), input_dtype=input_dtype)
+    if INPUT in walk.output or len(set(walk.output)) != len(walk.output):
+        raise ImportFailed(f"{type(model).__name__}: an output that is its input, or one tensor returned"
+                           " twice, cannot be imported (a spec's outputs are distinct layers)")
+    comments = _comments(type(model), input_shape, walk.renames, how)
+    outputs, note = walk.rename()   # several outputs (a ModelOutput's): each kept, in order
+    header = Header(name or type(model).__name__, input_shape, source, comments=comments + note,
+                    input_dtype=input_dtype, outputs=outputs if outputs != (layers.entries[-1].name,) else ())
     spec, text = layers.spec(header)
     return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
                     constant_flops=gm.meta.get("constant_flops", 0), transpose=frozenset(walk.transpose))
@@ -305,6 +316,28 @@ class _Walk:
                 self.values[node] = self.values[node.args[0]]
             elif node.op != "get_attr" and (out := _node_shape(node)) is not None:
                 self.node(node, out)  # not sizes, shapes, parameters read as attributes
+
+    def rename(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Layers renamed after their module (:func:`_module_names`), numbered children renamed so
+        that they fold (``encoder_layer_0`` → ``0``), the name map following; → the outputs' layer
+        names and the header's note of the numbered renames."""
+        layers = self.layers
+        short = _module_names(self.scopes, layers)
+        layers.rename(short)
+        numbered = numbered_children(layers.entries)
+        layers.rename(numbered)
+        short = {**{k: numbered.get(v, v) for k, v in short.items()}, **numbered}
+        self.name_map = follow_renames(self.name_map, short)
+        self.renames = {p: numbered.get(n, n) for p, n in self.renames.items()} | {
+            n: new for n, new in numbered.items() if any(k.startswith(f"{n}.") for k in self.name_map)}
+        note: tuple[str, ...] = ()
+        if numbered:
+            old, new = (n.split(".") for n in next(iter(numbered.items())))
+            while len(old) > 1 and old[-1] == new[-1]:   # the renamed child itself
+                old, new = old[:-1], new[:-1]
+            note = (f"Numbered children are renamed so that they fold: {'.'.join(old)} → {'.'.join(new)},"
+                    " ...",)
+        return tuple(short.get(n, n) for n in self.output), note
 
     def node(self, node: fx.Node, out: Shape) -> None:
         source, piece = (node, None)
@@ -357,7 +390,7 @@ class _Walk:
         that would change the shape (``torch.cat`` of one traced input and a class token), is not
         mapped: the spec could not say what it adds."""
         try:
-            if any(n in self.constant for n in _tensor_args(source)):
+            if any(n in self.constant and not _expanded(n) for n in _tensor_args(source)):
                 raise Unmapped("it reads a tensor computed from parameters alone (no layer holds it)")
             mapped = _map(source, self.gm, [_shape(n) or () for n in tensor_ins], out, piece)
             if mapped == () and _shape(tensor_ins[0]) != out:

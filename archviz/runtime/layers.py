@@ -100,6 +100,14 @@ class PosEmbedding(nn.Module):
             self.weight = nn.Parameter(torch.randn(length, dim) * 0.02)
         else:
             self.register_buffer("weight", self.sinusoids(length, dim))
+        self.register_load_state_dict_pre_hook(self._batched)
+
+    @staticmethod
+    def _batched(module: nn.Module, state: dict, prefix: str, *args: object) -> None:
+        """ViT's table kept as (1, length, dim) (torchvision's, Hugging Face's): loads as (length, dim)."""
+        t = state.get(f"{prefix}weight")
+        if t is not None and t.ndim == 3 and t.shape[0] == 1:
+            state[f"{prefix}weight"] = t[0]
 
     @staticmethod
     def sinusoids(length: int, dim: int) -> torch.Tensor:
@@ -112,6 +120,19 @@ class PosEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight[self.start:self.start + x.shape[1]]
+
+
+class TypeEmbedding(nn.Module):
+    """``x + weight[type]``: BERT's token-type embedding, every token of type ``type``; ``weight``
+    (types, dim), its ``token_type_embeddings.weight``."""
+
+    def __init__(self, types: int, dim: int, type: int = 0) -> None:  # noqa: A002 - the op's word
+        super().__init__()
+        self.types, self.type = types, type
+        self.weight = nn.Parameter(torch.randn(types, dim) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight[self.type]
 
 
 class ClsToken(nn.Module):
@@ -162,5 +183,5 @@ class Pad(nn.Module):
 
 
 LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
-                                                                StochasticDepth, PosEmbedding, ClsToken,
-                                                                PatchEmbed, Roll, Pad)}
+                                                                StochasticDepth, PosEmbedding, TypeEmbedding,
+                                                                ClsToken, PatchEmbed, Roll, Pad)}

@@ -149,9 +149,11 @@ def onnx_bias_add() -> frozenset[str]:
 
 
 def module_attrs(module: Any) -> dict[str, Any]:
-    """A module's public attributes, its own parameters as their shapes (None where absent)."""
+    """A module's public attributes, its own parameters as their shapes (None where absent), its
+    child modules as their own attributes (a dict: BERT's ``dropout`` → ``{"p": 0.1, ...}``)."""
     attrs = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     attrs.update({k: (None if p is None else tuple(p.shape)) for k, p in module._parameters.items()})
+    attrs.update({k: module_attrs(c) for k, c in module._modules.items() if c is not None and k not in attrs})
     return attrs
 
 
@@ -258,6 +260,34 @@ class Names:
         return self.unique(layer_name(f"{scope}.{base}") if scope else base)
 
 
+_NUMBERED = re.compile(r"(.*\D)(\d+)")
+
+
+def numbered_children(entries: list[Entry]) -> dict[str, str]:
+    """Layer renames that number a container's children where the source names them prefix + index
+    (torchvision's ``encoder.layers.encoder_layer_0`` … → ``encoder.layers.0`` …), so that folding
+    (:func:`archviz.spec.write.fold`) can write them as one block with ``repeat:``. Only where the
+    indices run 0…N−1 (N ≥ 2) and every child holds the same layers (op and settings)."""
+    groups: dict[tuple[str, str], dict[int, list[tuple[str, str, Any]]]] = {}
+    for e in entries:
+        parts = e.name.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if (m := _NUMBERED.fullmatch(part)) is not None and not part[0].isdigit():
+                group = groups.setdefault((".".join(parts[:i]), m.group(1)), {})
+                child = group.setdefault(int(m.group(2)), [])
+                child.append((".".join(parts[i + 1:]), e.op, sorted(e.settings.items(), key=str)))
+    short = {}
+    for (parent, prefix), children in groups.items():
+        if len(children) < 2 or set(children) != set(range(len(children))) \
+                or any(c != children[0] for c in children.values()):
+            continue
+        head = f"{parent}." if parent else ""
+        for k in children:
+            old, new = f"{head}{prefix}{k}.", f"{head}{k}."
+            short |= {e.name: new + e.name[len(old):] for e in entries if e.name.startswith(old)}
+    return short if not set(short.values()) & {e.name for e in entries} else {}
+
+
 # --- the layers being written ---------------------------------------------------------------------
 
 def settings_of(op: str, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -324,11 +354,15 @@ class Layers:
 
 
 def follow_renames(name_map: Mapping[str, str], short: Mapping[str, str]) -> dict[str, str]:
-    """A name map whose function layers were renamed (:meth:`Layers.rename`): a weight a call
-    reads (``add`` of wpe's rows, now ``transformer``) follows its layer."""
+    """A name map whose layers were renamed (:meth:`Layers.rename`): a weight a call reads (``add``
+    of wpe's rows, now ``transformer``) follows its layer, as do a module's keys below it
+    (``self_attention.out_proj.weight`` of a renamed ``self_attention``)."""
     def follow(key: str) -> str:
-        layer, _, rest = key.rpartition(".")
-        return f"{short[layer]}.{rest}" if layer in short else key
+        parts = key.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            if (layer := ".".join(parts[:i])) in short:
+                return ".".join([short[layer], *parts[i:]])
+        return key
 
     return {k: follow(v) for k, v in name_map.items()}
 

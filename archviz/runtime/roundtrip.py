@@ -107,11 +107,17 @@ def round_trip(model: nn.Module, imported: Imported, seed: int = 0) -> RoundTrip
         model.train(was)
     from .capture import outputs
 
-    want = outputs(want)[0].detach()   # a ModelOutput's or a tuple's first tensor: the spec's one output
-    if got.shape != want.shape:
-        raise VerifyFailed(f"--verify: the compiled spec's output is {tuple(got.shape[1:])}, the model's"
-                           f" {tuple(want.shape[1:])}")
-    return RoundTrip(float((got - want).abs().max()), sum(p.numel() for p in model.parameters()),
+    # every output: a ModelOutput's or a tuple's tensors (caches dropped), the spec's outputs in order
+    wants = [t.detach() for t in outputs(want)]
+    gots = list(got) if isinstance(got, (tuple, list)) else [got]
+    if len(gots) != len(wants):
+        raise VerifyFailed(f"--verify: the compiled spec has {len(gots)} outputs, the model {len(wants)}")
+    for i, (g, w) in enumerate(zip(gots, wants, strict=True)):
+        if g.shape != w.shape:
+            raise VerifyFailed(f"--verify: the compiled spec's output {i} is {tuple(g.shape[1:])},"
+                               f" the model's {tuple(w.shape[1:])}")
+    diff = max(float((g - w).abs().max()) for g, w in zip(gots, wants, strict=True))
+    return RoundTrip(diff, sum(p.numel() for p in model.parameters()),
                      sum(p.numel() for p in compiled.parameters()), analysis.totals.params,
                      flops, spec_flops, analysis.totals.macs, constant_flops=imported.constant_flops)
 

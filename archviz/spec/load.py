@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,8 @@ from .doc import (
 __all__ = ["SPEC_VERSION", "SPEC_VERSIONS", "INPUT", "LAYER_KEYS", "NAME_RE", "TOP_KEYS", "Doc", "Layer",
            "Shape", "Spec", "load", "loads", "parse_layer"]
 
-TOP_KEYS = {"format", "name", "source", "description", "input", "input_dtype", "gpus", "allow", "blocks",
-            "layers", "claims"}
+TOP_KEYS = {"format", "name", "source", "description", "input", "input_dtype", "outputs", "gpus", "allow",
+            "blocks", "layers", "claims"}
 # spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α),
 # 3 (shapes of any rank, `input_dtype:`, a layer's `lowering:`); see docs/spec-format.md. Every
 # older spec reads unchanged.
@@ -98,6 +99,10 @@ class Spec:
     format: int = 1                  # the spec format version (the `format:` key; 1 when absent)
     allow: frozenset[str] = frozenset()  # warnings every layer accepts (`allow: [inexact]`)
     input_dtype: str = FLOAT         # the input's dtype (`input_dtype:`): float32, bf16, fp16, int64, int32
+    # `outputs:`, the network's outputs in order (a use's name resolved to its output layer); ()
+    # where not given: the layers nobody reads
+    outputs: tuple[str, ...] = ()
+    outputs_loc: Loc | None = None
 
     def layer(self, name: str) -> Layer:
         return next(la for la in self.layers if la.name == name)
@@ -314,7 +319,8 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         raise doc.error(top["gpus"][1], f"gpus: at most {MAX_GPUS}, got {gpus}",
                         "hint: the split view makes a column per GPU (docs/limits.md)")
     blocks = top["blocks"][1] if "blocks" in top else None
-    layers = _layers(doc, top["layers"][1], blocks)
+    layers, aliases = _layers(doc, top["layers"][1], blocks)
+    outputs = _outputs(doc, top["outputs"][1], aliases) if "outputs" in top else ()
     claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
     return Spec(
         name=doc.text(top["name"][1], "name", lines=False),
@@ -329,7 +335,20 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         input_loc=doc.loc(top["input"][1]),
         allow=read_allow(doc, top["allow"][1], "allow") if "allow" in top else frozenset(),
         input_dtype=_input_dtype(doc, top["input_dtype"][1]) if "input_dtype" in top else FLOAT,
+        outputs=outputs, outputs_loc=doc.loc(top["outputs"][1]) if "outputs" in top else None,
     )
+
+
+def _outputs(doc: Doc, node: yaml.Node, aliases: Mapping[str, str]) -> tuple[str, ...]:
+    """``outputs: [encoder, pooler]``: layer names (or a use's name: its output layer), each once;
+    whether each names a layer is checked with the graph (core/graph.py)."""
+    items = node.value if isinstance(node, yaml.SequenceNode) else None
+    if not items:
+        raise doc.error(node, f"outputs: expected a non-empty list of layer names, got {node_kind(node)}")
+    names = [aliases.get(n, n) for n in (read_name(doc, item, "output", reserved=INPUT) for item in items)]
+    if len(set(names)) != len(names):
+        raise doc.error(node, "outputs: a layer is named twice")
+    return tuple(names)
 
 
 def _input(doc: Doc, node: yaml.Node) -> Shape:
@@ -345,8 +364,10 @@ def _input_dtype(doc: Doc, node: yaml.Node) -> str:
     return value
 
 
-def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> tuple[Layer, ...]:
-    """The ``layers:`` list, block uses expanded (see :mod:`archviz.spec.blocks`)."""
+def _layers(doc: Doc, node: yaml.Node,
+            blocks_node: yaml.Node | None = None) -> tuple[tuple[Layer, ...], Mapping[str, str]]:
+    """The ``layers:`` list, block uses expanded (see :mod:`archviz.spec.blocks`), and each use's
+    name → its output layer."""
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise doc.error(node, f"layers: expected a non-empty list of layers, got {node_kind(node)}")
     blocks = parse_blocks(doc, blocks_node) if blocks_node is not None else {}
@@ -354,7 +375,7 @@ def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None) -> 
     parsed = expander.check(node.value)   # every entry as written, before any use is expanded
     for item, layer in zip(node.value, parsed, strict=True):
         expander.top(item, layer)
-    return expander.finish()
+    return expander.finish(), expander.aliases
 
 
 def parse_layer(doc: Doc, node: yaml.Node, previous: str, use_site: Loc | None = None,

@@ -165,6 +165,8 @@ def spec_schema() -> Json:
                                                               " [C, L], [C, H, W], [C, D, H, W], [S] ids"},
             "input_dtype": {"enum": list(DTYPES), "default": "float32",
                             "description": "the input's dtype; int64 / int32 for token ids"},
+            "outputs": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                        "description": "the network's outputs, in order (default: the layers nobody reads)"},
             "gpus": {**_int(1), "description": "split every layer's channels over this many GPUs"},
             "allow": {"$ref": "#/$defs/allow"},
             "blocks": _blocks(),

@@ -50,6 +50,7 @@ class Header:
     description: str = ""
     comments: tuple[str, ...] = field(default_factory=tuple)
     input_dtype: str = "float32"     # written only where it is not float32 (token ids)
+    outputs: tuple[str, ...] = ()    # `outputs:`, written where given (a model's several outputs)
 
 
 def yaml_value(v: Any) -> Any:
@@ -99,6 +100,8 @@ def write(header: Header, entries: Sequence[Entry], blocks: str = "",
     out.append(f"input: {flow({'i': list(header.input)})[4:-1]}")
     if header.input_dtype != "float32":
         out.append(f"input_dtype: {header.input_dtype}")
+    if header.outputs:
+        out.append(f"outputs: {flow({'o': list(header.outputs)})[4:-1]}")
     if blocks:
         out.append("blocks:")
         out.append(blocks.rstrip("\n"))
@@ -315,6 +318,8 @@ def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | No
 
 
 def _same(a: Spec, b: Spec) -> bool:
+    if a.outputs != b.outputs or not set(a.outputs) <= {la.name for la in a.layers}:
+        return False
     return [(la.name, la.op, la.params, la.inputs, la.lowering, la.tie) for la in a.layers] == \
         [(la.name, la.op, la.params, la.inputs, la.lowering, la.tie) for la in b.layers]
 
