@@ -240,8 +240,10 @@ class Attention(OpKind):
             raise Unmapped("add_bias_kv or add_zero_attn")
         if len(src.ins) != 1:
             raise Unmapped("cross-attention (query and key/value from different tensors)")
+        # called with need_weights=False (nn.TransformerEncoderLayer does) it runs SDPA
+        sdpa = {"lowering": "sdpa"} if src.kwargs.get("need_weights") is False else {}
         return self.layer(heads=a["num_heads"], dropout=float(a["dropout"]),
-                          bias=a.get("in_proj_bias") is not None)
+                          bias=a.get("in_proj_bias") is not None, **sdpa)
 
     def _from_config(self, config: Any, causal: bool) -> Mapped:
         """transformers' LlamaAttention, read from its config: heads, K/V heads, head size, biases,

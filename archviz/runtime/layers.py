@@ -114,6 +114,16 @@ class PosEmbedding(nn.Module):
         return x + self.weight[self.start:self.start + x.shape[1]]
 
 
+class GeluFormula(nn.Module):
+    """GELU's tanh approximation written out op by op, as transformers' ``NewGELUActivation``
+    (GPT-2's ``gelu_new``): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). nn.GELU("tanh") computes the
+    same values in one kernel and saves only x; this form saves what the source saves."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # √(2/π) as math.sqrt(2.0 / math.pi) gives it (exported source imports only torch)
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
 class ClsToken(nn.Module):
     """``cat([token, x], 1)``: a learned ``weight`` of (1, 1, dim) (torchvision's ViT
     ``class_token``) before each sequence."""
@@ -162,5 +172,5 @@ class Pad(nn.Module):
 
 
 LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
-                                                                StochasticDepth, PosEmbedding, ClsToken,
-                                                                PatchEmbed, Roll, Pad)}
+                                                                StochasticDepth, PosEmbedding, GeluFormula,
+                                                                ClsToken, PatchEmbed, Roll, Pad)}
