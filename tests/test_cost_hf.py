@@ -63,12 +63,21 @@ def _by_group(spec: archviz.Spec, groups: list[str], dtype: str) -> dict[str, in
 
 
 def _check_loss(records: list[tuple[tuple[int, ...], str, int]], spec: archviz.Spec) -> None:
-    """The loss saves log-softmax of the fp32 logits: archviz's step counts it at the loss,
-    B·prod(output)·4 bytes (archviz/core/cost_memory.py); besides, cross-entropy keeps its target
-    (the labels, B·S int64; a causal LM's shifted copy: archviz counts the labels in the step's
-    ``input``, not in ``saved``) and its 0-d total weight (4 bytes, left out)."""
-    out = archviz.analyze(spec).layers[-1].output
-    assert sorted(records, key=lambda r: -r[2]) == [((B * S, out[-1]), "fp32", B * prod(out) * 4),
+    """The loss saves log-softmax of the fp32 logits, what archviz's step adds at the loss (the
+    step's walk, archviz/core/cost_memory.py: fp32, where nothing else changes there); besides,
+    cross-entropy keeps its target (the labels, B·S int64; a causal LM's shifted copy: archviz
+    counts the labels in the step's ``input``, not in ``saved``) and its 0-d total weight (4
+    bytes, left out)."""
+    from archviz.core.cost_memory import at, timeline
+    from archviz.core.flops import Mode
+
+    a = archviz.analyze(spec)
+    moments = timeline(a, Mode.train, None, "cpu", lambda tensors: (0, 0))
+    i = next(i for i, m in enumerate(moments) if m.layer == "(loss)")
+    log_softmax = at(moments[i].acts, B) - at(moments[i - 1].acts, B)
+    out = a.layers[-1].output
+    assert log_softmax == B * prod(out) * 4
+    assert sorted(records, key=lambda r: -r[2]) == [((B * S, out[-1]), "fp32", log_softmax),
                                                     ((B * S,), "int64", B * S * 8), ((), "fp32", 4)]
 
 
