@@ -90,7 +90,8 @@ def _groups(name: str) -> tuple[list[str], list[str]]:
     the decoder layers among them."""
     if name == "gpt2":
         blocks = [f"transformer.h.{i}" for i in range(LAYERS)]
-        return ["transformer", *(f"transformer.{c}" for c in ("wte", "wpe", "drop", "ln_f")), *blocks,
+        # wpe is no layer: its rows are the pos_embedding's (`transformer.add`, lowering: lookup)
+        return ["transformer", *(f"transformer.{c}" for c in ("wte", "drop", "ln_f")), *blocks,
                 "lm_head"], blocks
     blocks = [f"model.layers.{i}" for i in range(LAYERS)]
     children = [f"model.{c}" for c in ("embed_tokens", "norm", "rotary_emb")]
@@ -108,9 +109,6 @@ def _named(name: str, impl: str, dtype: str) -> dict[str, int]:
     # them in the compute dtype: B·H·S·S·2 more a layer
     softmax = B * h * S * S * (4 - low) if impl == "eager" else 0
     if name == "gpt2":
-        # wpe(position_ids): the embedding's backward keeps the (1, S) int64 ids; archviz's
-        # pos_embedding adds rows of its table (a slice: nothing saved)
-        out["transformer.wpe"] = S * 8
         # eager: scores / torch.full([], √hd), a 0-d tensor autograd keeps (one element);
         # amp: c_attn computes q, k, v in one matmul from one low copy of its fp32 input, where
         # archviz's q, k, v projections make three: two B·S·D copies fewer
@@ -150,6 +148,7 @@ def test_the_import_records_the_sources_lowerings_and_dropouts() -> None:
         text = from_module(_gpt2(impl), (S,), input_dtype="int64").text
         assert f"lowering: {impl}" in text and "dropout: 0.1" in text
         assert "op: gelu, approximate: tanh, lowering: formula" in text
+        assert "op: pos_embedding, length: 32, lowering: lookup" in text      # wpe(position_ids)
         assert text.count("op: dropout, p: 0.1") == 3       # embd_pdrop, resid_pdrop after attn and MLP
     spec = _imported(_llama("sdpa"), (S,), True)
     attn = [la for la in spec.layers if la.op == "attention"]
@@ -208,3 +207,32 @@ def test_gelu_written_out_saves_what_autograd_records(dtype: str) -> None:
     act = archviz.to_module(spec).get_submodule("act")
     x = torch.randn(4, 32)
     assert torch.equal(act(x), transformers.activations.NewGELUActivation()(x))
+
+
+POSITIONS = """name: positions
+input: [6]
+input_dtype: int64
+layers:
+  - {name: wte, op: embedding, vocab: 50, dim: 16}
+  - {name: wpe, op: pos_embedding, length: 10, start: 2, lowering: lookup}
+  - {name: fc, op: linear, out: 8}
+"""
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_positions_looked_up_save_their_ids(dtype: str) -> None:
+    """`lowering: lookup` (GPT-2's wpe(position_ids)): the same values as the slice, and the
+    embedding's backward keeps the (1, S) int64 ids, once for the batch."""
+    from saved_oracle import measure
+
+    from archviz.core.cost import Settings, saved_bytes
+    from archviz.core.devices import Dtype
+
+    spec = archviz.loads(POSITIONS)
+    predicted = saved_bytes(archviz.analyze(spec), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
+    measured = measure(spec, 3, dtype)
+    assert predicted == measured.per_layer, measured.records
+    assert predicted["wpe"] == 6 * 8
+    looked = archviz.to_module(spec).get_submodule("wpe")
+    x = torch.randn(3, 6, 16)
+    assert torch.equal(looked(x), x + looked.weight[2:8])

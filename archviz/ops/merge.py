@@ -39,7 +39,9 @@ class Add(_Merge):
                 and src.ins[0][-1] == rows[0].shape[1]:
             # x + wpe(arange(S)): rows start… of a learned table (GPT-2's, BERT's positions)
             table = rows[0]
-            return (("pos_embedding", {"kind": "learned", "length": table.shape[0], "start": table.start}),)
+            # looked up by the source's embedding (lowering: lookup)
+            return (("pos_embedding", {"kind": "learned", "length": table.shape[0], "start": table.start,
+                                       "lowering": "lookup"}),)
         raise Unmapped("add of tensors of one shape only, or of rows of a table (no constants, no broadcast)")
 
     def from_onnx(self, src: Source) -> Mapped:

@@ -91,11 +91,13 @@ class PosEmbedding(nn.Module):
     """``x + weight[start:start + S]``: a position's vector added to each token. ``kind``
     "learned": ``weight`` (length, dim) is a parameter (GPT-2's ``wpe.weight``); "sinusoidal": a
     buffer, PE(pos, 2i) = sin(pos/10000^(2i/dim)), PE(pos, 2i+1) = cos(pos/10000^(2i/dim))
-    (Vaswani et al. 2017, section 3.5)."""
+    (Vaswani et al. 2017, section 3.5). ``lookup``: the rows are looked up as an embedding of the
+    positions (Hugging Face's ``wpe(position_ids)``: the same values, its backward keeps the ids)."""
 
-    def __init__(self, length: int, dim: int, kind: str = "learned", start: int = 0) -> None:
+    def __init__(self, length: int, dim: int, kind: str = "learned", start: int = 0,
+                 lookup: bool = False) -> None:
         super().__init__()
-        self.kind, self.start, self.length = kind, start, length
+        self.kind, self.start, self.length, self.lookup = kind, start, length, lookup
         if kind == "learned":
             self.weight = nn.Parameter(torch.randn(length, dim) * 0.02)
         else:
@@ -111,6 +113,9 @@ class PosEmbedding(nn.Module):
         return table.float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lookup:
+            ids = torch.arange(self.start, self.start + x.shape[1], device=x.device).unsqueeze(0)
+            return x + nn.functional.embedding(ids, self.weight)
         return x + self.weight[self.start:self.start + x.shape[1]]
 
 
