@@ -102,19 +102,16 @@ def _named(name: str, impl: str, dtype: str) -> dict[str, int]:
     """Where autograd's record of the source differs from `archviz cost`, measured − predicted
     bytes, per source module, each term named (docs/cost.md, "Cost of an imported model")."""
     groups, blocks = _groups(name)
-    d, h, hd, low = 64, 4, 16, BYTES[dtype]
+    h, hd, low = 4, 16, BYTES[dtype]
     out = dict.fromkeys(groups, 0)
     # eager under amp: the source's softmax runs in fp32 (Llama asks for dtype=float32, GPT-2's
     # scores meet its fp32 additive mask) and keeps fp32 probabilities, where archviz's eager keeps
     # them in the compute dtype: B·H·S·S·2 more a layer
     softmax = B * h * S * S * (4 - low) if impl == "eager" else 0
     if name == "gpt2":
-        # eager: scores / torch.full([], √hd), a 0-d tensor autograd keeps (one element);
-        # amp: c_attn computes q, k, v in one matmul from one low copy of its fp32 input, where
-        # archviz's q, k, v projections make three: two B·S·D copies fewer
+        # eager: scores / torch.full([], √hd), a 0-d tensor autograd keeps (one element)
         scalar = low if impl == "eager" else 0
-        packed = 2 * B * S * d * low if dtype == "bf16" else 0
-        out |= {blk: softmax + scalar - packed for blk in blocks}
+        out |= {blk: softmax + scalar for blk in blocks}
     else:
         # eager: Llama's probabilities go back to q's dtype before dropout, and q is fp32 after RoPE
         # with fp32 cos and sin: the dropout mask is fp32 too (B·H·S·S·2 more under amp)
@@ -149,6 +146,7 @@ def test_the_import_records_the_sources_lowerings_and_dropouts() -> None:
         assert f"lowering: {impl}" in text and "dropout: 0.1" in text
         assert "op: gelu, approximate: tanh, lowering: formula" in text
         assert "op: pos_embedding, length: 32, lowering: lookup" in text      # wpe(position_ids)
+        assert "packed: true" in text                                          # c_attn: q, k, v at once
         assert text.count("op: dropout, p: 0.1") == 3       # embd_pdrop, resid_pdrop after attn and MLP
     spec = _imported(_llama("sdpa"), (S,), True)
     attn = [la for la in spec.layers if la.op == "attention"]
@@ -163,17 +161,18 @@ def test_cost_of_an_imported_encoder_layer_equals_autograd_of_the_source(dtype: 
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.2, batch_first=True)
     spec = _imported(layer, (S, 32), False)
-    assert [(la.lowering, la.params.dropout) for la in spec.layers if la.op == "attention"] == [("sdpa", 0.2)]
+    attn = [(la.lowering, la.params.dropout, la.params.packed) for la in spec.layers if la.op == "attention"]
+    assert attn == [("sdpa", 0.2, True)]
     assert {la.params.p for la in spec.layers if la.op == "dropout"} == {0.2}
     groups = ["", *(n for n, _ in layer.named_children())]
     predicted = _by_group(spec, groups, dtype)
     measured = measure_step(layer, groups, torch.randn(B, S, 32), dtype)
     d = 32
-    # nn.MultiheadAttention projects q, k, v in one matmul (in_proj): fp32, its v is a view of that
-    # output, so autograd's record keeps the whole storage (q and k too: 2·B·S·D more); under amp
-    # one low copy of the fp32 input where archviz's projections make three (2·B·S·D fewer)
+    # nn.MultiheadAttention projects q, k, v in one matmul (in_proj, `packed: true`); in fp32 the
+    # math fallback's v is a view of that output, so autograd's record keeps the whole storage,
+    # q and k too: 2·B·S·D fp32 more (under amp v is cast to fp32: a copy)
     expected = dict.fromkeys(groups, 0)
-    expected["self_attn"] = 2 * B * S * d * 4 if dtype == "fp32" else -2 * B * S * d * 2
+    expected["self_attn"] = 2 * B * S * d * 4 if dtype == "fp32" else 0
     diff = {g: measured.per_layer[g] - predicted[g] for g in groups}
     assert diff == expected, (predicted, measured.records)
     _check_loss(measured.records["(loss)"], spec)   # cross-entropy over the outputs' last dim
