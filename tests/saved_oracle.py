@@ -93,3 +93,71 @@ def measure_module(model: torch.nn.Module, layers: list[str], x: torch.Tensor,
     for h in handles:
         h.remove()
     return Measured(per_layer, out_dtypes, records)
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """A model's loss-relevant tensor: a ``ModelOutput``'s ``logits`` (or its first tensor), a
+    tuple's first tensor, a tensor itself."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        return out["logits"] if "logits" in out else _logits(tuple(out.values()))
+    return next(t for t in out if isinstance(t, torch.Tensor))
+
+
+def measure_step(model: torch.nn.Module, groups: list[str], x: torch.Tensor, dtype: str = "fp32",
+                 labels: bool = False) -> Measured:
+    """The forward pass and the loss of one training step of any module, whatever its forward
+    returns (a Hugging Face ``ModelOutput`` or a tuple, with caches): each saved storage attributed
+    to the innermost module of ``groups`` (module paths; ``""`` is the model itself) running when it
+    was saved, one saved while none runs to ``(loss)``. ``labels``: the model computes its own loss
+    (``model(x, labels=x)``: a causal LM's ``ForCausalLMLoss`` shifts the labels and upcasts the
+    logits, in the root's own forward, outside ``groups``); otherwise the loss is cross-entropy of
+    the fp32 logits over their last dimension, as archviz's step counts it. Backward saves nothing
+    new (it runs, to show the record is a whole step's)."""
+    skip = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    skip |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+    stack = ["(loss)"]
+    seen: set[int] = set()
+    per_layer: dict[str, int] = {name: 0 for name in [*groups, "(loss)"]}
+    records: dict[str, list[tuple[tuple[int, ...], str, int]]] = {name: [] for name in per_layer}
+
+    def enter(mod: Any, args: Any, name: str) -> None:
+        stack.append(name)
+
+    def leave(mod: Any, args: Any, out: Any) -> None:
+        stack.pop()
+
+    handles = []
+    for path in groups:
+        m = model.get_submodule(path)
+        handles += [m.register_forward_pre_hook(lambda mod, args, name=path: enter(mod, args, name)),
+                    m.register_forward_hook(leave)]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        ptr = st.data_ptr()
+        if ptr not in skip and ptr not in seen:
+            seen.add(ptr)
+            per_layer[stack[-1]] += st.nbytes()
+            records[stack[-1]].append((tuple(t.shape), _NAMES.get(t.dtype, str(t.dtype)), st.nbytes()))
+        return t
+
+    def step() -> torch.Tensor:
+        if labels:
+            return model(x, labels=x).loss
+        out = _logits(model(x))
+        target = torch.zeros(out.shape[:-1].numel(), dtype=torch.long)
+        return torch.nn.functional.cross_entropy(out.float().flatten(0, -2), target)
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if DTYPES[dtype] is None:
+            loss = step()
+        else:
+            with torch.autocast("cpu", dtype=DTYPES[dtype]):
+                loss = step()
+    loss.backward()
+    for h in handles:
+        h.remove()
+    return Measured(per_layer, {}, records)

@@ -208,6 +208,7 @@ _SAVED = [
     "{name: attn, op: attention, heads: 4, causal: true, dropout: 0.1}",
     "{name: attn, op: attention, heads: 4, kv_heads: 2, rope: true, causal: true, bias: false}",
     "{name: attn, op: attention, heads: 4, kv_heads: 1, head_dim: 6, rope: true, dropout: 0.2}",
+    "{name: attn, op: attention, heads: 4, causal: true, dropout: 0.1, packed: true}",   # one input copy
 ]
 
 

@@ -70,11 +70,32 @@ class GELU(_Elementwise):
     torch_modules = ("torch.nn.GELU", TANH_GELU, "transformers.activations.GELUTanh")
     torch_functions = (F + "gelu",)
     onnx_types = ("Gelu",)
+    # torch: nn.GELU's one kernel; formula: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) op by op,
+    # as transformers' NewGELUActivation (GPT-2's gelu_new) runs it: the same values, more saved
+    lowerings = ("torch", "formula")
 
     def torch(self, p: GELUParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        if lowering == "formula" and p.approximate == "tanh":    # the formula is the tanh form's
+            return TorchLayer("GeluFormula")
         return TorchLayer("GELU", (), TorchLayer.given({"approximate": "none"}, approximate=p.approximate))
 
+    def saved(self, p: GELUParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        if lowering != "formula" or p.approximate != "tanh":
+            return super().saved(p, ins, out, ac, lowering=lowering)
+        # autograd's record of NewGELUActivation (CPU, fp32 and bf16 autocast): pow saves x, tanh its
+        # output, the last product both factors (0.5·x and 1 + tanh); scalar products save nothing.
+        # CUDA autocast runs pow in fp32 (its fp32 list): a fp32 copy of x, and everything after
+        # it but 0.5·x is fp32, the output too (not measured: no GPU)
+        n, x = prod(out), ac.ins[0]
+        up = "fp32" if ac.device == "cuda" and ac.compute and x != "fp32" else x
+        first = SavedTensor("x (fp32 copy)", n, up) if up != x else SavedTensor("x", n, x, "input")
+        return Saved((first, SavedTensor("tanh(…)", n, up), SavedTensor("0.5·x", n, x),
+                      SavedTensor("1 + tanh(…)", n, up)), up)
+
     def from_module(self, src: Source) -> Mapped:
+        if src.target == TANH_GELU:      # written out op by op: its saved tensors are the formula's
+            return self.layer(approximate="tanh", lowering="formula")
         return self.layer(approximate=src.attrs.get("approximate", "tanh"))   # transformers': tanh
 
     def from_call(self, src: Source) -> Mapped:

@@ -52,6 +52,9 @@ class AttentionParams:
     rope_theta: float = param(FloatField(lo=1.0, doc="θ, RoPE's base: frequencies θ^(−2i/hd)"), 10000.0)
     out_proj: bool = param(BoolField(doc="the output projection W_o; false: the heads' output (S, H·hd) is"
                                          " the result (BERT's and ViT's W_o is a module of its own)"), True)
+    packed: bool = param(BoolField(doc="q, k, v from one matmul (GPT-2's c_attn, nn.MultiheadAttention's"
+                                       " in_proj): under autocast one low-precision copy of the input,"
+                                       " not three (saved for backward)"), False)
 
 
 @dataclass(frozen=True)
@@ -168,18 +171,18 @@ class Attention(OpKind):
         x = self.dims(p, ins)
         kw = TorchLayer.given({"causal": False, "dropout": 0.0, "bias": True, "out_bias": True, "rope": False,
                                "rope_theta": 10000.0, "sdpa": False, "kv_dim": 0, "kv_seq": 0,
-                               "out_proj": True},
+                               "out_proj": True, "packed": False},
                               causal=p.causal, dropout=p.dropout, bias=p.bias, out_bias=self._out_bias(p),
                               rope=p.rope, rope_theta=p.rope_theta, sdpa=(lowering or "eager") == "sdpa",
                               kv_dim=x.dkv if x.cross else 0, kv_seq=x.t if x.cross else 0,
-                              out_proj=p.out_proj)
+                              out_proj=p.out_proj, packed=p.packed and not x.cross)
         return TorchLayer("Attention", (x.d, x.h, x.kv, x.hd, x.s), kw)
 
     def saved(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
               lowering: str = "") -> Saved:
         x = self.dims(p, ins)
         low = ac.low
-        tensors = self._projections_saved(x, ac, p.out_proj)
+        tensors = self._projections_saved(x, ac, p.out_proj, p.packed)
         # without W_o the heads' output is the layer's output: the next layer saves it if it needs it
         heads_out = (SavedTensor("heads' output", x.b * x.h * x.s * x.hd, low),) if p.out_proj else ()
         fused = (lowering or "eager") == "sdpa" and (ac.device == "cuda" or p.dropout == 0)
@@ -211,10 +214,12 @@ class Attention(OpKind):
         return Saved(tensors, low)
 
     @staticmethod
-    def _projections_saved(x: Dims, ac: Autocast, out_proj: bool = True) -> tuple[SavedTensor, ...]:
+    def _projections_saved(x: Dims, ac: Autocast, out_proj: bool = True,
+                           packed: bool = False) -> tuple[SavedTensor, ...]:
         """The q, k, v projections save their input: shared where it comes in the compute dtype, else
-        (autocast) one low-precision copy each, as autocast caches no activation casts; under
-        autocast the weight copies (q, k, v only where the input carries a gradient), as linear's."""
+        (autocast) one low-precision copy each, as autocast caches no activation casts, or one for
+        all three where they are one matmul (``packed``); under autocast the weight copies (q, k, v
+        only where the input carries a gradient), as linear's."""
         low, n = ac.low, x.b * x.s * x.d
         tensors: tuple[SavedTensor, ...]
         if len(ac.ins) == 2:   # cross-attention: q reads the input, k and v the memory (input 1)
@@ -225,6 +230,8 @@ class Attention(OpKind):
                         else tuple(SavedTensor(f"memory ({w} copy)", m, low) for w in "kv"))
         elif ac.ins[0] == low:
             tensors = (SavedTensor("input", n, low, "input"),)
+        elif packed:
+            tensors = (SavedTensor("input (one copy for q, k, v)", n, low),)
         else:
             tensors = tuple(SavedTensor(f"input ({w} copy)", n, low) for w in "qkv")
         if ac.compute:
@@ -258,8 +265,11 @@ class Attention(OpKind):
             raise Unmapped("add_bias_kv or add_zero_attn")
         if len(src.ins) != 1:
             raise Unmapped("cross-attention (query and key/value from different tensors)")
+        # called with need_weights=False (nn.TransformerEncoderLayer does) it runs SDPA
+        sdpa = {"lowering": "sdpa"} if src.kwargs.get("need_weights") is False else {}
         return self.layer(heads=a["num_heads"], dropout=float(a["dropout"]),
-                          bias=a.get("in_proj_bias") is not None)
+                          bias=a.get("in_proj_bias") is not None, packed=a.get("in_proj_weight") is not None,
+                          **sdpa)
 
     def _from_config(self, config: Any, causal: bool) -> Mapped:
         """transformers' LlamaAttention, read from its config: heads, K/V heads, head size, biases,
@@ -291,7 +301,7 @@ class Attention(OpKind):
             raise Unmapped("reorder_and_upcast_attn or pruned heads")
         layers = self.layer(heads=a["num_heads"], kv_heads=a["num_heads"], head_dim=a["head_dim"],
                             causal=bool(a["is_causal"]), dropout=float(config.attn_pdrop), bias=True,
-                            lowering=impl)
+                            packed=True, lowering=impl)
         p = float(config.resid_pdrop)
         return layers + ((("dropout", {"p": p}),) if p else ())
 

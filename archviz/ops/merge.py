@@ -39,7 +39,9 @@ class Add(_Merge):
                 and src.ins[0][-1] == rows[0].shape[1]:
             # x + wpe(arange(S)): rows start… of a learned table (GPT-2's, BERT's positions)
             table = rows[0]
-            return (("pos_embedding", {"kind": "learned", "length": table.shape[0], "start": table.start}),)
+            # looked up by the source's embedding (lowering: lookup)
+            return (("pos_embedding", {"kind": "learned", "length": table.shape[0], "start": table.start,
+                                       "lowering": "lookup"}),)
         whole = [a for a in src.args[:2] if isinstance(a, Weight) and a.start is None and a.row is None]
         if len(src.ins) == 1 and len(src.args) == 2 and whole and len(src.ins[0]) == 2 \
                 and whole[0].shape in (src.ins[0], (1, *src.ins[0])):

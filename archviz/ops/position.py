@@ -12,7 +12,7 @@ from math import prod
 from . import receptive as rf
 from .fields import BoolField, ChoiceField, Count, PosInt, param
 from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, register
-from .saved import Autocast, Saved, Temporaries, matmul_saved
+from .saved import Autocast, Saved, SavedTensor, Temporaries, matmul_saved
 from .source import Mapped, Source, Split, Unmapped
 
 KINDS = ("learned", "sinusoidal")
@@ -41,6 +41,9 @@ class PosEmbedding(OpKind):
     ranks = (2,)
     torch_modules = ("archviz.runtime.layers.PosEmbedding",)
     onnx_weights = ("weight",)   # also the key of a table a call reads as rows (x + wpe(arange(S)))
+    # slice: x + table[start:start + S]; lookup: x + an embedding of the positions start…, as
+    # Hugging Face's wpe(position_ids) runs it (the same values; its backward keeps the ids)
+    lowerings = ("slice", "lookup")
 
     @staticmethod
     def table(p: PosEmbeddingParams, ins: tuple[Shape, ...]) -> Shape:
@@ -74,7 +77,11 @@ class PosEmbedding(OpKind):
               lowering: str = "") -> Saved:
         # x + weight[start:start + S]: add's backward needs no tensor, the slice of the table is a
         # view of a parameter or buffer (not counted again); the fp32 table promotes a half x to
-        # fp32, add being no autocast op (measured with saved_tensors_hooks, fp32 and bf16)
+        # fp32, add being no autocast op (measured with saved_tensors_hooks, fp32 and bf16). The
+        # lookup's embedding keeps its (1, S) int64 position ids, once for the batch, where the
+        # table learns (tests/test_cost_hf.py)
+        if lowering == "lookup" and p.kind == "learned":
+            return Saved((SavedTensor("position ids", ins[0][0], "int64", per_image=False),), "fp32")
         return Saved((), "fp32")
 
     def temporaries(self, p: PosEmbeddingParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
@@ -82,7 +89,8 @@ class PosEmbedding(OpKind):
         return Temporaries(grad_alias=True)   # AddBackward passes the gradient on to x
 
     def torch(self, p: PosEmbeddingParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
-        kw = TorchLayer.given({"kind": "learned", "start": 0}, kind=p.kind, start=p.start)
+        kw = TorchLayer.given({"kind": "learned", "start": 0, "lookup": False}, kind=p.kind, start=p.start,
+                              lookup=lowering == "lookup")
         return TorchLayer("PosEmbedding", self.table(p, ins), kw)
 
     def split(self, p: PosEmbeddingParams, ins: tuple[Shape, ...]) -> Split:
@@ -92,7 +100,8 @@ class PosEmbedding(OpKind):
         """archviz's own PosEmbedding (a compiled spec imports back). Hugging Face GPT-2's ``wpe``
         is an nn.Embedding of ``torch.arange`` positions: see docs/spec-format.md (written by hand)."""
         a = src.attrs
-        return self.layer(kind=a["kind"], length=a["length"], start=a["start"])
+        lookup = {"lowering": "lookup"} if a.get("lookup") else {}
+        return self.layer(kind=a["kind"], length=a["length"], start=a["start"], **lookup)
 
     def label(self, p: PosEmbeddingParams) -> str:
         return p.kind + (f", {p.length:,}" if p.length else "")

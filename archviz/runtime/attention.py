@@ -34,9 +34,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_heads: int, head_dim: int, seq: int, *,
                  causal: bool = False, dropout: float = 0.0, bias: bool = True, out_bias: bool = True,
                  rope: bool = False, rope_theta: float = 10000.0, sdpa: bool = False,
-                 kv_dim: int = 0, kv_seq: int = 0, out_proj: bool = True) -> None:
+                 kv_dim: int = 0, kv_seq: int = 0, out_proj: bool = True, packed: bool = False) -> None:
         super().__init__()
-        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.heads, self.kv_heads, self.head_dim, self.packed = heads, kv_heads, head_dim, packed
         self.causal, self.dropout, self.sdpa, self.rope = causal, dropout, sdpa, rope
         self.q_proj = nn.Linear(dim, heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(kv_dim or dim, kv_heads * head_dim, bias=bias)
@@ -111,6 +111,10 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         lead, (s, d) = x.shape[:-2], x.shape[-2:]
         x = x.reshape(-1, s, d)                                   # (B, S, D), B = N·(leading dims)
+        if self.packed and memory is None and torch.is_autocast_enabled(x.device.type):
+            # q, k, v as one matmul (GPT-2's c_attn, nn.MultiheadAttention's in_proj): one cast of
+            # the input, kept for all three, where three linears would each cast and keep their own
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         m = x if memory is None else memory.reshape(-1, memory.shape[-2], memory.shape[-1])
         t = m.shape[1]                                            # S_kv: S, or the memory's length
         q = self._heads(self.q_proj(x), self.heads)               # (B, H, S, hd)

@@ -165,7 +165,8 @@ def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece:
     """A node → the layers it becomes, by its op (archviz.runtime.mapping); raises Unmapped.
     ``piece``: the node is one output of a call with several (``x.chunk(2, 1)[piece]``)."""
     if node.op == "call_module":
-        return map_module(gm.get_submodule(str(node.target)), tuple(ins), out)
+        plain = {k: v for k, v in node.kwargs.items() if isinstance(v, (bool, int, float, str))}
+        return map_module(gm.get_submodule(str(node.target)), tuple(ins), out, plain)
 
     def value(n: fx.Node) -> Any:   # a parameter read as an attribute (self.gamma * x): its key and shape
         n = _expanded(n) or n        # token.expand(N, -1, -1): the parameter, over the batch

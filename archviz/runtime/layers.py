@@ -91,11 +91,13 @@ class PosEmbedding(nn.Module):
     """``x + weight[start:start + S]``: a position's vector added to each token. ``kind``
     "learned": ``weight`` (length, dim) is a parameter (GPT-2's ``wpe.weight``); "sinusoidal": a
     buffer, PE(pos, 2i) = sin(pos/10000^(2i/dim)), PE(pos, 2i+1) = cos(pos/10000^(2i/dim))
-    (Vaswani et al. 2017, section 3.5)."""
+    (Vaswani et al. 2017, section 3.5). ``lookup``: the rows are looked up as an embedding of the
+    positions (Hugging Face's ``wpe(position_ids)``: the same values, its backward keeps the ids)."""
 
-    def __init__(self, length: int, dim: int, kind: str = "learned", start: int = 0) -> None:
+    def __init__(self, length: int, dim: int, kind: str = "learned", start: int = 0,
+                 lookup: bool = False) -> None:
         super().__init__()
-        self.kind, self.start, self.length = kind, start, length
+        self.kind, self.start, self.length, self.lookup = kind, start, length, lookup
         if kind == "learned":
             self.weight = nn.Parameter(torch.randn(length, dim) * 0.02)
         else:
@@ -119,6 +121,9 @@ class PosEmbedding(nn.Module):
         return table.float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lookup:
+            ids = torch.arange(self.start, self.start + x.shape[1], device=x.device).unsqueeze(0)
+            return x + nn.functional.embedding(ids, self.weight)
         return x + self.weight[self.start:self.start + x.shape[1]]
 
 
@@ -133,6 +138,16 @@ class TypeEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight[self.type]
+
+
+class GeluFormula(nn.Module):
+    """GELU's tanh approximation written out op by op, as transformers' ``NewGELUActivation``
+    (GPT-2's ``gelu_new``): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). nn.GELU("tanh") computes the
+    same values in one kernel and saves only x; this form saves what the source saves."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # √(2/π) as math.sqrt(2.0 / math.pi) gives it (exported source imports only torch)
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
 class ClsToken(nn.Module):
@@ -184,4 +199,5 @@ class Pad(nn.Module):
 
 LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
                                                                 StochasticDepth, PosEmbedding, TypeEmbedding,
+                                                                GeluFormula,
                                                                 ClsToken, PatchEmbed, Roll, Pad)}

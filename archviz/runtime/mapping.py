@@ -157,13 +157,16 @@ def module_attrs(module: Any) -> dict[str, Any]:
     return attrs
 
 
-def map_module(module: Any, ins: tuple[Shape, ...], out: Shape) -> Mapped:
-    """A leaf module → the layers it becomes (() for an identity); Unmapped if no op has it."""
+def map_module(module: Any, ins: tuple[Shape, ...], out: Shape,
+               kwargs: Mapping[str, Any] | None = None) -> Mapped:
+    """A leaf module → the layers it becomes (() for an identity); Unmapped if no op has it.
+    ``kwargs``: the call's keyword arguments that are plain values (``need_weights=False``)."""
     found = dispatch().modules.get(type(module))
     if found is None:
         raise Unmapped()
     op, name = found
-    return () if op is None else op.from_module(Source(name, module_attrs(module), ins=ins, out=out))
+    src = Source(name, module_attrs(module), kwargs=dict(kwargs or {}), ins=ins, out=out)
+    return () if op is None else op.from_module(src)
 
 
 def module_transposed(module: Any) -> tuple[str, ...]:
