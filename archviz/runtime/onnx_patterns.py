@@ -1,0 +1,146 @@
+"""Patterns of several ONNX nodes read back as one layer: what torch's exporters write out for an
+op ONNX has no node for (or that an older opset lacks). Each recogniser returns {the pattern's
+last output: (its input, the layers, its weight initializers)} and the names of the nodes it
+swallows; :func:`find` runs them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .onnx_graph import Graph, Shape, attrs
+
+Pattern = tuple[str, Any, list[str]]   # several nodes read as layers: (their input, the layers, weights)
+
+
+def find(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """Every pattern in ``g`` and the nodes they swallow."""
+    lrns, swallowed = _lrn_patterns(g)
+    patterns, also = _groupnorm_patterns(g)
+    patterns.update({out: (x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
+    return patterns, swallowed | also
+
+
+# --- torch's written-out LRN ------------------------------------------------------------------------
+
+def _lrn_patterns(g: Graph) -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
+    """``x / (k + α·avg_pool3d(pad(x²), (size, 1, 1)))^β`` — what torch.onnx writes for
+    ``F.local_response_norm`` (x² as Mul(x, x), the channel window as a 3-d AveragePool between
+    reshapes, squeezes or an If on the batch size) — as {Div output: (x, lrn settings)} and the
+    names of the nodes it swallows: those on a path from Mul(x, x) to the Pow."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    swallowed: set[str] = set()
+
+    def step(name: str, op: str) -> Any:
+        n = g.producer.get(name)
+        return n if n is not None and n.op_type == op else None
+
+    def split(n: Any) -> tuple[str, float | None]:
+        a, b = n.input[0], n.input[1]
+        return (a, g.scalar(b)) if g.scalar(b) is not None else (b, g.scalar(a))
+
+    for div in g.model.graph.node:
+        if div.op_type != "Div" or len(div.input) != 2:
+            continue
+        x = div.input[0]
+        pw = step(div.input[1], "Pow")
+        beta = g.scalar(pw.input[1]) if pw is not None else None
+        add = step(pw.input[0], "Add") if pw is not None else None
+        below, k = split(add) if add is not None else ("", None)
+        mul = step(below, "Mul")
+        _, alpha = split(mul) if mul is not None else ("", None)
+        sqr = next((n for n in g.readers.get(x, []) if n.op_type == "Mul" and list(n.input) == [x, x]), None)
+        if None in (beta, k, alpha, sqr):
+            continue
+        chain = _between(g, sqr, pw)
+        pools = [n for n in chain if n.op_type == "AveragePool"]
+        kernel = list(attrs(pools[0]).get("kernel_shape", [])) if len(pools) == 1 else []
+        if len(kernel) != 3 or kernel[1:] != [1, 1]:
+            continue
+        inside = {o for n in chain for o in n.output}
+        if any(r not in chain for o in inside - {pw.output[0]} for r in g.readers.get(o, [])) \
+                or g.readers.get(pw.output[0]) != [div]:
+            continue   # an intermediate value read elsewhere: not just an LRN
+        size = int(kernel[0])
+        assert alpha is not None and beta is not None and k is not None
+        found[div.output[0]] = (x, {"size": size, "alpha": alpha / size, "beta": beta, "k": k,
+                                    "lowering": "torch"})   # torch's F.local_response_norm, written out
+        swallowed.update(n.name or n.output[0] for n in chain)
+    return found, swallowed
+
+
+def _groupnorm_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """``Reshape(x, (N, G, -1)) → InstanceNormalization(1, 0) → Reshape(x's shape)`` (then ``Mul`` by
+    γ, ``Add`` of β, each (C, 1, …)) — torch.onnx's ``F.group_norm`` — as {last output: (x, one
+    groupnorm, [γ, β])} and the names of the nodes it swallows."""
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+
+    def only_reader(value: str, op: str) -> Any:
+        rs = g.readers.get(value, [])
+        return rs[0] if len(rs) == 1 and rs[0].op_type == op else None
+
+    for inorm in g.model.graph.node:
+        pre = g.producer.get(inorm.input[0]) if inorm.op_type == "InstanceNormalization" else None
+        target = g.const(pre.input[1]) if pre is not None and pre.op_type == "Reshape" else None
+        if target is None or target.size != 3 or int(target.reshape(-1)[2]) != -1 \
+                or len(inorm.input) < 3 or g.readers.get(pre.output[0]) != [inorm]:
+            continue
+        x, scale, b = pre.input[0], g.const(inorm.input[1]), g.const(inorm.input[2])
+        post = only_reader(inorm.output[0], "Reshape")
+        shape = g.shapes.get(x)
+        if scale is None or b is None or (scale != 1).any() or (b != 0).any() or post is None \
+                or shape is None or not _back_to(g, post, x, shape):
+            continue
+        chain, weights, end = [pre, inorm, post], [], post.output[0]
+        mul = only_reader(end, "Mul")
+        add = only_reader(mul.output[0], "Add") if mul is not None else None
+        pairs = ((mul, end), (add, mul.output[0] if mul is not None else ""))
+        affine = [_other_const(g, n, v, shape[0]) for n, v in pairs]
+        if None not in affine and mul is not None and add is not None:
+            chain, weights, end = [*chain, mul, add], affine, add.output[0]
+        settings = {"groups": int(scale.size), "eps": float(attrs(inorm).get("epsilon", 1e-5)),
+                    "affine": bool(weights)}
+        found[end] = (x, (("groupnorm", settings),), weights)
+        swallowed.update(n.name or n.output[0] for n in chain[:-1])
+    return found, swallowed
+
+
+def _back_to(g: Graph, reshape: Any, x: str, shape: Shape) -> bool:
+    """``reshape`` gives its input ``x``'s shape back (inferred, or read off x by a Shape node)."""
+    if g.shapes.get(reshape.output[0]) == shape:
+        return True
+    src = g.producer.get(reshape.input[1])
+    return src is not None and src.op_type == "Shape" and list(src.input) == [x] \
+        and not {a for a in attrs(src) if a != "start"} and not attrs(src).get("start", 0)
+
+
+def _other_const(g: Graph, n: Any, value: str, channels: int) -> str | None:
+    """The initializer ``n`` (a Mul or Add of ``value``) combines it with, where it is (C, 1, …)."""
+    if n is None or len(n.input) != 2:
+        return None
+    other = n.input[1] if n.input[0] == value else n.input[0]
+    c = g.const(other)
+    return other if c is not None and c.size == channels and c.shape[0] == channels else None
+
+
+def _between(g: Graph, start: Any, end: Any) -> list[Any]:
+    """The nodes on a path from ``start`` to ``end`` (both included), following explicit inputs;
+    an If node is followed into when its condition is (its branches read the values around it)."""
+    ahead: set[int] = set()
+    todo = [start]
+    while todo:
+        n = todo.pop()
+        if id(n) in ahead:
+            continue
+        ahead.add(id(n))
+        for o in n.output:
+            todo.extend(g.readers.get(o, []))
+    chain, todo, seen = [], [end], set()
+    while todo:
+        n = todo.pop()
+        if id(n) in seen or id(n) not in ahead:
+            continue
+        seen.add(id(n))
+        chain.append(n)
+        todo.extend(g.producer[i] for i in n.input if i in g.producer)
+    return chain
