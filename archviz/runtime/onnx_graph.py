@@ -4,11 +4,25 @@ produces and reads each value (:class:`Graph`); a node's attributes (:func:`attr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from .mapping import ImportFailed
 
 Shape = tuple[int, ...]
+
+
+class Pattern(NamedTuple):
+    """Several nodes read as layers: their input, the layers, the weight initializers (named by
+    the made op's ``onnx_weights`` in order, or by ``keys``: initializer → state-dict key under the
+    layer), those stored transposed to torch's layout, and a layer name where the weights give one."""
+
+    x: str
+    layers: Any
+    weights: list[str]
+    keys: Mapping[str, str] | None = None
+    transposed: frozenset[str] = frozenset()
+    name: str | None = None
 
 
 def attrs(node: Any) -> dict[str, Any]:
@@ -69,6 +83,7 @@ class Graph:
             if tt.HasField("shape"):
                 ds = [d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim]
                 self.shapes[vi.name] = tuple(ds[1:]) if ds and all(ds) else None
+        self.outputs = {o.name for o in g.output}
         self.producer = {o: n for n in g.node for o in n.output}
         self.readers: dict[str, list[Any]] = {}
         for n in g.node:

@@ -199,7 +199,7 @@ class _Walk:
                 or not g.is_float(outs[0]):
             return   # folded, a constant, or shape arithmetic (integer tensors): not a layer
         pattern = self.patterns.get(outs[0])   # several nodes read back as one layer (an LRN, a GroupNorm)
-        tensor_ins = [pattern[0]] if pattern else [i for i in n.input if i in self.values]
+        tensor_ins = [pattern.x] if pattern else [i for i in n.input if i in self.values]
         if not tensor_ins:
             return   # computed from constants only
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
@@ -211,7 +211,7 @@ class _Walk:
             self._pieces(n, src, used, tensor_ins)
             return
         try:
-            mapped = pattern[1] if pattern else map_onnx(src)
+            mapped = pattern.layers if pattern else map_onnx(src)
         except Unmapped as exc:
             if not self.allow_opaque:
                 raise _unmapped(n, exc.reason) from None
@@ -225,15 +225,18 @@ class _Walk:
         op = made_op if made_op is not None and made_op.onnx_weights else op   # else the node's op's
         weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
                    and i not in tensor_ins] if op is not None and op.onnx_weights else []
-        weights = list(pattern[2]) if pattern else weights + ([bias] if bias is not None else [])
-        if pattern:   # a pattern's γ and β are (C, 1, …) for the broadcast: loaded as (C,)
+        weights = list(pattern.weights) if pattern else weights + ([bias] if bias is not None else [])
+        if pattern and not pattern.keys:   # a pattern's γ, β (C, 1, …) for the broadcast: loaded as (C,)
             self.reshaped.update({w: (int(g.consts[w].size),) for w in weights if g.consts[w].ndim > 1})
-        base = (_weight_prefix(weights) if weights else None) or node_layer_name(n.name, n.op_type)
+        base = (pattern.name if pattern else None) or (_weight_prefix(weights) if weights else None) \
+            or node_layer_name(n.name, n.op_type)
         made = self.layers.add(
             mapped, lambda i, op_: self._name(n, base, i, op_), tuple(self.values[s] for s in tensor_ins),
             out, "onnx node kept opaque: not compiled",
             lambda lname: f"{lname}: ONNX {n.op_type} kept as an opaque layer; it cannot be compiled")
-        if mapped[0][0] != "opaque" and op is not None:
+        if pattern and pattern.keys:
+            self.params += self._name_keys(pattern, made[0])
+        elif mapped[0][0] != "opaque" and op is not None:
             self.params += self._name_weights(op, src, made[0], weights)
         self._value(outs[0], made[-1])
 
@@ -266,6 +269,14 @@ class _Walk:
         self.values[out] = layer
         if out in self.bias_of:
             self.values[_bias_add(self.g, out).output[0]] = layer
+
+    def _name_keys(self, pattern: Pattern, lname: str) -> int:
+        """A pattern's weights named by its own keys; their elements."""
+        assert pattern.keys is not None
+        for init, key in pattern.keys.items():
+            self.name_map[init] = f"{lname}.{key}"
+        self.transposed.extend(pattern.transposed)
+        return sum(int(self.g.consts[init].size) for init in pattern.keys)
 
     def _name_weights(self, op: OpKind, src: Source, lname: str, weights: list[str]) -> int:
         """Record where each weight initializer goes; the parameter elements (BN statistics apart)."""

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .onnx_graph import Graph, Shape, attrs
+from .onnx_attention import attention_patterns
+from .onnx_graph import Graph, Pattern, Shape, attrs
 
-Pattern = tuple[str, Any, list[str]]   # several nodes read as layers: (their input, the layers, weights)
+__all__ = ["Pattern", "find"]
 
 
 def find(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
     """Every pattern in ``g`` and the nodes they swallow."""
     lrns, swallowed = _lrn_patterns(g)
     patterns, also = _groupnorm_patterns(g)
-    patterns.update({out: (x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
-    return patterns, swallowed | also
+    patterns.update({out: Pattern(x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
+    found, more = attention_patterns(g)
+    patterns.update(found)
+    return patterns, swallowed | also | more
 
 
 # --- torch's written-out LRN ------------------------------------------------------------------------
@@ -100,7 +103,7 @@ def _groupnorm_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
             chain, weights, end = [*chain, mul, add], affine, add.output[0]
         settings = {"groups": int(scale.size), "eps": float(attrs(inorm).get("epsilon", 1e-5)),
                     "affine": bool(weights)}
-        found[end] = (x, (("groupnorm", settings),), weights)
+        found[end] = Pattern(x, (("groupnorm", settings),), weights)
         swallowed.update(n.name or n.output[0] for n in chain[:-1])
     return found, swallowed
 
