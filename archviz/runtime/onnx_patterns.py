@@ -18,9 +18,12 @@ def find(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
     lrns, swallowed = _lrn_patterns(g)
     patterns, also = _groupnorm_patterns(g)
     patterns.update({out: Pattern(x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
-    found, more = attention_patterns(g)
-    patterns.update(found)
-    return patterns, swallowed | also | more
+    swallowed |= also
+    for recognise in (attention_patterns, _silu_patterns, _rmsnorm_patterns, _cls_token_patterns):
+        found, more = recognise(g)
+        patterns.update(found)
+        swallowed |= more
+    return patterns, swallowed
 
 
 # --- torch's written-out LRN ------------------------------------------------------------------------
@@ -147,3 +150,87 @@ def _between(g: Graph, start: Any, end: Any) -> list[Any]:
         chain.append(n)
         todo.extend(g.producer[i] for i in n.input if i in g.producer)
     return chain
+
+
+# --- transformer pieces: SiLU, RMSNorm, the class token ---------------------------------------------
+
+def _only(g: Graph, value: str, op: str) -> Any:
+    """The node of type ``op`` that is ``value``'s only reader, or None."""
+    rs = g.readers.get(value, [])
+    return rs[0] if len(rs) == 1 and rs[0].op_type == op and value not in g.outputs else None
+
+
+def _silu_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """``Mul(x, Sigmoid(x))`` — torch.onnx's ``F.silu`` — as one silu."""
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+    for sig in g.model.graph.node:
+        mul = _only(g, sig.output[0], "Mul") if sig.op_type == "Sigmoid" else None
+        if mul is not None and sorted(mul.input) == sorted([sig.input[0], sig.output[0]]):
+            found[mul.output[0]] = Pattern(sig.input[0], (("silu", {}),), [])
+            swallowed.add(sig.name or sig.output[0])
+    return found, swallowed
+
+
+def _rmsnorm_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """``x · 1/√(mean(x², last dim) + ε)`` (``Pow`` 2, ``ReduceMean``, ``Add`` ε, ``Sqrt``, then
+    ``Reciprocal`` and ``Mul`` or a ``Div``), then ``Mul`` by γ (D,) — torch.onnx's ``F.rms_norm`` at
+    opsets without RMSNormalization — as one rmsnorm."""
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+    for pw in g.model.graph.node:
+        if pw.op_type != "Pow" or g.scalar(pw.input[1]) != 2.0 or not g.shapes.get(pw.input[0]):
+            continue
+        x, rank = pw.input[0], len(g.shapes[pw.input[0]]) + 1
+        mean = _only(g, pw.output[0], "ReduceMean")
+        axes = None if mean is None else (attrs(mean).get("axes") or
+                                          (g.const(mean.input[1]) if len(mean.input) > 1 else None))
+        if mean is None or axes is None or [int(a) % rank for a in axes] != [rank - 1] \
+                or not attrs(mean).get("keepdims", 1):
+            continue
+        add = _only(g, mean.output[0], "Add")
+        eps = g.scalar(add.input[1]) if add is not None else None
+        sqrt = _only(g, add.output[0], "Sqrt") if add is not None else None
+        if eps is None or sqrt is None:
+            continue
+        chain = [pw, mean, add, sqrt]
+        rec = _only(g, sqrt.output[0], "Reciprocal")
+        if rec is not None:
+            last = _only(g, rec.output[0], "Mul")
+            chain.append(rec)
+            ok = last is not None and sorted(last.input) == sorted([x, rec.output[0]])
+        else:
+            last = _only(g, sqrt.output[0], "Div")
+            ok = last is not None and list(last.input) == [x, sqrt.output[0]]
+        if not ok:
+            continue
+        gamma = _only(g, last.output[0], "Mul")
+        weight = _other_const(g, gamma, last.output[0], g.shapes[x][-1]) if gamma is not None else None
+        if weight is not None and g.const(weight).ndim == 1:
+            chain, end, weights = [*chain, last, gamma], gamma.output[0], [weight]
+        else:
+            chain, end, weights = [*chain, last], last.output[0], []
+        settings = {"eps": eps, "affine": bool(weights)}
+        found[end] = Pattern(x, (("rmsnorm", settings),), weights, dict.fromkeys(weights, "weight"))
+        swallowed.update(n.name or n.output[0] for n in chain[:-1])
+    return found, swallowed
+
+
+def _cls_token_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """``Concat(Expand(token (1, 1, D), (N, 1, D)), x, axis=1)`` — a learned class token before
+    the sequence (ViT's) — as one cls_token, the token its weight."""
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+    for cat in g.model.graph.node:
+        if cat.op_type != "Concat" or len(cat.input) != 2 or attrs(cat).get("axis") not in (1, -2):
+            continue
+        exp = g.producer.get(cat.input[0])
+        token = g.const(exp.input[0]) if exp is not None and exp.op_type == "Expand" else None
+        x = cat.input[1]
+        shape = g.shapes.get(x)
+        if token is None or not shape or len(shape) != 2 or tuple(token.shape) != (1, 1, shape[1]) \
+                or g.readers.get(exp.output[0]) != [cat]:
+            continue
+        found[cat.output[0]] = Pattern(x, (("cls_token", {}),), [exp.input[0]], {exp.input[0]: "weight"})
+        swallowed.add(exp.name or exp.output[0])
+    return found, swallowed
