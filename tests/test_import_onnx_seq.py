@@ -1,0 +1,133 @@
+"""Issue 22: the attention-era ops written by torch.onnx (the dynamo exporter, opset 20, as
+``archviz export --format onnx``) and imported back by ``from_onnx``: the spec's ops, and
+``round_trip`` against onnxruntime (outputs within 1e-5, parameters equal to the file's, the
+compiled spec's FLOPs twice the analysis' MACs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import archviz
+
+pytest.importorskip("onnxruntime")
+from archviz.runtime.export import onnx_available, to_onnx  # noqa: E402
+from archviz.runtime.onnx_import import from_onnx, round_trip  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not onnx_available(), reason="torch.onnx needs onnx and onnxscript")
+
+FC = "{name: fc, op: linear, out: 16}"
+
+# case → (input, its layers after a linear on (8, 16), the ops the import must give back); attention
+# has tests of its own below
+CASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "rmsnorm": ("[8, 16]", ("{name: n, op: rmsnorm, eps: 0.001}",), ("linear", "rmsnorm")),
+    "rmsnorm_plain": ("[8, 16]", ("{name: n, op: rmsnorm, affine: false}",), ("linear", "rmsnorm")),
+    "gelu": ("[8, 16]", ("{name: g, op: gelu}",), ("linear", "gelu")),
+    "gelu_tanh": ("[8, 16]", ("{name: g, op: gelu, approximate: tanh}",), ("linear", "gelu")),
+    "silu": ("[8, 16]", ("{name: s, op: silu}",), ("linear", "silu")),
+    # the gated MLP comes back as its pieces: gate and up linears, silu, their product, down
+    "gated_mlp": ("[8, 16]", ("{name: m, op: gated_mlp, hidden: 24}",),
+                  ("linear", "linear", "silu", "linear", "mul", "linear")),
+    "pos_embedding": ("[8, 16]", ("{name: p, op: pos_embedding}",), ("linear", "pos_embedding")),
+    "cls_token": ("[8, 16]", ("{name: c, op: cls_token}",), ("linear", "cls_token")),
+    "softmax_dim0": ("[8, 16]", ("{name: s, op: softmax, dim: 0}",), ("linear", "softmax")),
+    "pad": ("[8, 16]", ("{name: p, op: pad, pad: [1, 2, 0, 3]}",), ("linear", "pad")),
+    # roll comes back as what ONNX writes: two slices and their concatenation
+    "roll": ("[8, 16]", ("{name: r, op: roll, shifts: [2], dims: [0]}",),
+             ("linear", "narrow", "narrow", "concat")),
+    "matmul": ("[8, 16]", ("{name: t, op: transpose, dim0: 0, dim1: 1}",
+                           "{name: mm, op: matmul, from: [fc, t]}"), ("linear", "permute", "matmul")),
+    "mul_broadcast": ("[8, 16]", ("{name: m, op: mean, dims: [1], keepdim: true}",
+                                  "{name: x, op: mul, from: [fc, m]}"), ("linear", "mean", "mul")),
+    "add_broadcast": ("[8, 16]", ("{name: m, op: mean, dims: [1], keepdim: true}",
+                                  "{name: x, op: add, from: [fc, m]}"), ("linear", "mean", "add")),
+    # the patch embedding comes back as its conv, flatten and transpose
+    "patch_embed": ("[3, 8, 8]", ("{name: p, op: patch_embed, patch: 4, dim: 16}",),
+                    ("conv", "flatten", "permute")),
+}
+
+
+def _spec(shape: str, layers: tuple[str, ...]) -> archviz.Spec:
+    first = () if shape == "[3, 8, 8]" else (FC,)
+    text = f"name: t\ninput: {shape}\nlayers:\n" + "".join(f"  - {la}\n" for la in (*first, *layers))
+    return archviz.loads(text, "t.yaml")
+
+
+SLOW = {"gelu_tanh", "rmsnorm_plain", "add_broadcast"}   # variants of a family tested fast (~8 s each)
+
+
+@pytest.mark.parametrize("case", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW else k for k in CASES])
+def test_op_round_trips_through_onnx(tmp_path: Path, case: str) -> None:
+    shape, layers, want = CASES[case]
+    spec = _spec(shape, layers)
+    path = tmp_path / f"{case}.onnx"
+    path.write_bytes(to_onnx(spec))
+    imported = from_onnx(path)
+    assert tuple(la.op for la in imported.spec.layers) == want, imported.text
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == archviz.analyze(spec).totals.params   # the original spec's parameters
+
+
+@pytest.mark.parametrize(("layer", "settings"), [
+    ("{name: attn, op: attention, heads: 4}", {"heads": 4}),
+    ("{name: attn, op: attention, heads: 2, causal: true, bias: false}",
+     {"heads": 2, "causal": True, "bias": False}),
+    ("{name: attn, op: attention, heads: 4, kv_heads: 2}", {"heads": 4, "kv_heads": 2}),
+    ("{name: attn, op: attention, heads: 2, head_dim: 4, out_bias: false}",
+     {"heads": 2, "head_dim": 4, "out_bias": False}),
+])
+def test_archviz_attention_is_one_layer_with_its_heads(tmp_path: Path, layer: str, settings: dict) -> None:
+    spec = _spec("[8, 16]", (layer,))
+    path = tmp_path / "attn.onnx"
+    path.write_bytes(to_onnx(spec))
+    imported = from_onnx(path)
+    attn = [la for la in imported.spec.layers if la.op == "attention"]
+    assert len(attn) == 1, imported.text
+    p = attn[0].params
+    assert {k: getattr(p, k) for k in settings} == settings
+    assert archviz.analyze(imported.spec).totals.macs == archviz.analyze(spec).totals.macs
+    assert round_trip(imported).ok
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_multihead_attention_is_one_layer(tmp_path: Path, causal: bool) -> None:
+    """nn.MultiheadAttention: its packed in_proj (one MatMul split by Gather), √ of the scale on
+    q and k, the causal mask as an Add of -inf: one attention layer, weights and outputs equal."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+            nn.init.normal_(self.attn.in_proj_bias)
+            nn.init.normal_(self.attn.out_proj.bias)   # nonzero: the exporter keeps it
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            mask = torch.ones(8, 8, dtype=torch.bool).triu(1) if causal else None
+            return self.attn(x, x, x, need_weights=False, attn_mask=mask)[0]
+
+    model = Block().eval()
+    path = tmp_path / "mha.onnx"
+    torch.onnx.export(model, (torch.randn(2, 8, 16),), str(path), input_names=["input"], dynamo=True,
+                      external_data=False, verbose=False)
+    imported = from_onnx(path)
+    (layer,) = imported.spec.layers
+    assert (layer.op, layer.params.heads, layer.params.causal) == ("attention", 4, causal), imported.text
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == sum(p.numel() for p in model.parameters())
+
+
+def test_rotary_attention_is_not_read_as_plain_attention(tmp_path: Path) -> None:
+    """RoPE's nodes between the projections and QKᵀ are not attention's: the pattern does not take
+    them (the nodes' own ops are asked, and the cos/sin tables are products no op describes)."""
+    from archviz.runtime.mapping import ImportFailed
+
+    path = tmp_path / "rope.onnx"
+    path.write_bytes(to_onnx(_spec("[8, 16]", ("{name: attn, op: attention, heads: 4, rope: true}",))))
+    with pytest.raises(ImportFailed, match="Mul"):
+        from_onnx(path)
