@@ -131,3 +131,88 @@ def test_rotary_attention_is_not_read_as_plain_attention(tmp_path: Path) -> None
     path.write_bytes(to_onnx(_spec("[8, 16]", ("{name: attn, op: attention, heads: 4, rope: true}",))))
     with pytest.raises(ImportFailed, match="Mul"):
         from_onnx(path)
+
+
+def _legacy(model: object, path: Path) -> None:
+    """torch.onnx's TorchScript-based exporter (dynamo=False) at opset 17: GELU written out with
+    Erf or Tanh, Constant nodes, a Dropout node kept in attention."""
+    import logging
+    import warnings
+
+    import torch
+
+    logger = logging.getLogger("torch.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level, _ = logger.level, logger.setLevel(logging.ERROR)
+        torch.onnx.export(model, (torch.randn(2, 8, 16),), str(path), input_names=["input"], dynamo=False,
+                          opset_version=17)
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize(("layer", "want"), [
+    ("{name: g, op: gelu}", {"op": "gelu", "approximate": "none"}),
+    ("{name: g, op: gelu, approximate: tanh}", {"op": "gelu", "approximate": "tanh"}),
+    ("{name: attn, op: attention, heads: 4, causal: true}", {"op": "attention", "heads": 4, "causal": True}),
+])
+def test_torchscript_exporter_opset_17(tmp_path: Path, layer: str, want: dict) -> None:
+    """GELU's Erf and Tanh formulas (recognised by evaluating the written-out function), and the
+    attention pattern with the exporter's Dropout node in it."""
+    spec = _spec("[8, 16]", (layer,))
+    path = tmp_path / "legacy.onnx"
+    _legacy(archviz.to_module(spec).eval(), path)
+    imported = from_onnx(path)
+    last = imported.spec.layers[-1]
+    assert len(imported.spec.layers) == 2, imported.text
+    assert {"op": last.op} | {k: getattr(last.params, k) for k in want if k != "op"} == want
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == archviz.analyze(spec).totals.params
+
+
+def test_an_erf_function_that_is_not_gelu_stays_unmapped(tmp_path: Path) -> None:
+    """x·erf(x) has GELU's nodes but not its values: not read as gelu."""
+    import torch
+    from torch import nn
+
+    from archviz.runtime.mapping import ImportFailed
+
+    class NotGelu(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * x * (1 + torch.erf(x / 1.5))
+
+    path = tmp_path / "erf.onnx"
+    _legacy(NotGelu(), path)
+    with pytest.raises(ImportFailed, match="ONNX (Mul|Div|Erf)"):
+        from_onnx(path)
+
+
+def test_cli_import_verify_of_attention(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli.app import app
+
+    path = tmp_path / "attn.onnx"
+    path.write_bytes(to_onnx(_spec("[8, 16]", ("{name: attn, op: attention, heads: 4, causal: true}",))))
+    out = tmp_path / "attn.yaml"
+    r = CliRunner().invoke(app, ["import", str(path), "-o", str(out), "--verify"])
+    assert r.exit_code == 0, r.output
+    assert "round trip ok against onnxruntime" in r.output.replace("\n", " ")
+    assert "op: attention, heads: 4, causal: true" in out.read_text()
+
+
+def test_tied_weights_come_back_tied(tmp_path: Path) -> None:
+    """The exporter writes a tied weight twice (the Gather's table, and its transpose for the
+    MatMul): the linear comes back with ``tie:`` the embedding, the matrix counted once."""
+    text = ("name: t\ninput: [8]\ninput_dtype: int64\nlayers:\n"
+            "  - {name: wte, op: embedding, vocab: 32, dim: 16}\n  - {name: n, op: layernorm}\n"
+            "  - {name: lm_head, op: linear, out: 32, bias: false, tie: wte}\n")
+    spec = archviz.loads(text, "t.yaml")
+    path = tmp_path / "tied.onnx"
+    path.write_bytes(to_onnx(spec))
+    imported = from_onnx(path)
+    emb, _, head = imported.spec.layers
+    assert (emb.op, head.op, head.tie) == ("embedding", "linear", emb.name), imported.text
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == archviz.analyze(spec).totals.params == 32 * 16 + 2 * 16

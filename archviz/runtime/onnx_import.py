@@ -31,10 +31,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..ops import OPS, OpKind
 from ..ops.source import TENSOR, Source, Unmapped
 from ..spec import INPUT
-from ..spec.write import Header
+from ..spec.write import TIE, Header
 from .mapping import (
     PREFIX,
     Imported,
@@ -175,6 +177,7 @@ class _Walk:
         self.params = 0
         self.skip: set[str] = set(swallowed)
         self.bias_of = self._bias_adds()    # MatMul output → the bias its Add adds
+        self.matrices: list[tuple[str, Any]] = []   # (layer, its 2-d weight in torch's layout)
 
     def _bias_adds(self) -> dict[str, str]:
         """A node of an op that leaves its bias to a following Add (MatMul) of a 1-d constant: the
@@ -230,6 +233,11 @@ class _Walk:
             self.reshaped.update({w: (int(g.consts[w].size),) for w in weights if g.consts[w].ndim > 1})
         base = (pattern.name if pattern else None) or (_weight_prefix(weights) if weights else None) \
             or node_layer_name(n.name, n.op_type)
+        matrix = self._matrix(op, src, weights) if not pattern and mapped[0][0] != "opaque" else None
+        owner = next((lname for lname, w in self.matrices
+                      if matrix is not None and np.array_equal(w, matrix)), None)
+        if owner is not None:   # the exporter's copy of a tied weight (GPT-2's lm_head and wte)
+            mapped = ((mapped[0][0], {**mapped[0][1], TIE: owner}), *mapped[1:])
         made = self.layers.add(
             mapped, lambda i, op_: self._name(n, base, i, op_), tuple(self.values[s] for s in tensor_ins),
             out, "onnx node kept opaque: not compiled",
@@ -237,8 +245,20 @@ class _Walk:
         if pattern and pattern.keys:
             self.params += self._name_keys(pattern, made[0])
         elif mapped[0][0] != "opaque" and op is not None:
-            self.params += self._name_weights(op, src, made[0], weights)
+            self.params += self._name_weights(op, src, made[0], weights) - (matrix.size if owner else 0)
+        if matrix is not None and owner is None:
+            self.matrices.append((made[0], matrix))
         self._value(outs[0], made[-1])
+
+    def _matrix(self, op: OpKind | None, src: Source, weights: list[str]) -> Any:
+        """The node's 2-d ``weight`` in torch's layout (None for a constant one, which two layers
+        may hold without being tied)."""
+        if op is None or "weight" not in op.onnx_weights or op.onnx_weights.index("weight") >= len(weights):
+            return None
+        w = self.g.consts[weights[op.onnx_weights.index("weight")]]
+        if w.ndim != 2 or not w.size or (w == w.flat[0]).all():
+            return None
+        return w.T if "weight" in op.onnx_transposed(src) else w
 
     def _pieces(self, n: Any, src: Source, used: list[int], tensor_ins: list[str]) -> None:
         """A node with several outputs read (a Split): each output its own layers, all reading the

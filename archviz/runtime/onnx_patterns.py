@@ -19,7 +19,8 @@ def find(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
     patterns, also = _groupnorm_patterns(g)
     patterns.update({out: Pattern(x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
     swallowed |= also
-    for recognise in (attention_patterns, _silu_patterns, _rmsnorm_patterns, _cls_token_patterns):
+    for recognise in (attention_patterns, _silu_patterns, _rmsnorm_patterns, _cls_token_patterns,
+                      _gelu_patterns):
         found, more = recognise(g)
         patterns.update(found)
         swallowed |= more
@@ -234,3 +235,104 @@ def _cls_token_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
         found[cat.output[0]] = Pattern(x, (("cls_token", {}),), [exp.input[0]], {exp.input[0]: "weight"})
         swallowed.add(exp.name or exp.output[0])
     return found, swallowed
+
+
+# --- GELU written out (opsets below 20): recognised by evaluating it ----------------------------------
+
+_ELEMENTWISE = frozenset({"Mul", "Div", "Add", "Sub", "Pow", "Sqrt", "Erf", "Tanh", "Identity"})
+
+
+def _eval(g: Graph, nodes: list[Any], x: str, t: Any) -> Any:
+    """The nodes (in graph order) evaluated on ``t`` for ``x`` (float64): their last output."""
+    import math
+
+    import numpy as np
+
+    fns = {"Mul": np.multiply, "Div": np.divide, "Add": np.add, "Sub": np.subtract, "Pow": np.power,
+           "Sqrt": np.sqrt, "Tanh": np.tanh, "Erf": np.vectorize(math.erf), "Identity": lambda a: a}
+    vals: dict[str, Any] = {x: t}
+    for n in nodes:
+        args = [vals[i] if i in vals else np.asarray(g.const(i), dtype=np.float64) for i in n.input]
+        vals[n.output[0]] = fns[n.op_type](*args)
+    return vals[nodes[-1].output[0]]
+
+
+def _elementwise_region(g: Graph, end: str, x: str) -> list[Any] | None:
+    """The elementwise nodes computing ``end`` from ``x`` and scalar constants alone, in graph
+    order; None where anything else is read or a value in between is read elsewhere."""
+    order = {id(n): i for i, n in enumerate(g.model.graph.node)}
+    nodes: dict[int, Any] = {}
+    todo = [end]
+    while todo:
+        v = todo.pop()
+        n = g.producer.get(v)
+        if v == x or id(n) in nodes:
+            continue
+        if n is None or n.op_type not in _ELEMENTWISE or len(nodes) > 32:
+            return None
+        nodes[id(n)] = n
+        for i in n.input:
+            c = g.const(i)
+            if c is None:
+                todo.append(i)
+            elif c.size != 1:
+                return None
+    for n in nodes.values():
+        for o in n.output:
+            if o != end and (o in g.outputs or any(id(r) not in nodes for r in g.readers.get(o, []))):
+                return None
+    return sorted(nodes.values(), key=lambda n: order[id(n)]) if len(nodes) >= 3 else None
+
+
+def _inputs_behind(g: Graph, value: str) -> list[str]:
+    """The tensors read by the elementwise nodes behind ``value`` (up to 32 nodes), nearest first:
+    where the written-out function's input may be."""
+    seen, out, todo = set(), [], [value]
+    while todo and len(seen) < 32:
+        v = todo.pop(0)
+        n = g.producer.get(v)
+        if n is None or n.op_type not in _ELEMENTWISE or id(n) in seen:
+            continue
+        seen.add(id(n))
+        for i in n.input:
+            if g.const(i) is None and i not in out:
+                out.append(i)
+                todo.append(i)
+    return out
+
+
+def _gelu_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """GELU as nodes — ``x·½·(1 + erf(x/√2))`` (exact) or ``½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))``
+    (tanh), in any arrangement: from each ``Erf``/``Tanh`` forward through elementwise nodes to the
+    last value computed from x and scalar constants alone, read as gelu where that function equals
+    GELU's (checked on 201 points in [−6, 6] to 1e-6)."""
+    import numpy as np
+
+    t = np.linspace(-6.0, 6.0, 201)
+    exact = 0.5 * t * (1 + np.vectorize(__import__("math").erf)(t / np.sqrt(2)))
+    tanh = 0.5 * t * (1 + np.tanh(np.sqrt(2 / np.pi) * (t + 0.044715 * t ** 3)))
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+    for core in g.model.graph.node:
+        if core.op_type not in ("Erf", "Tanh"):
+            continue
+        chain, v = [], core.output[0]
+        while len(g.readers.get(v, [])) == 1 and g.readers[v][0].op_type in _ELEMENTWISE \
+                and v not in g.outputs:
+            v = g.readers[v][0].output[0]
+            chain.append(v)
+        match = next(((end, x, nodes) for end in reversed(chain) for x in _inputs_behind(g, core.input[0])
+                      if (nodes := _elementwise_region(g, end, x)) is not None
+                      and _kind(_eval(g, nodes, x, t), exact, tanh) is not None), None)
+        if match is not None:
+            end, x, nodes = match
+            kind = _kind(_eval(g, nodes, x, t), exact, tanh)
+            found[end] = Pattern(x, (("gelu", {"approximate": "tanh"} if kind == "tanh" else {}),), [])
+            swallowed.update(n.name or n.output[0] for n in nodes if end not in n.output)
+    return found, swallowed
+
+
+def _kind(got: Any, exact: Any, tanh: Any) -> str | None:
+    import numpy as np
+
+    return next((k for k, ref in (("none", exact), ("tanh", tanh)) if np.allclose(got, ref, atol=1e-6)), None)
