@@ -15,6 +15,7 @@ scale, cross-attention) is left to the nodes' own ops.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,11 @@ import numpy as np
 from .mapping import layer_name
 from .onnx_graph import Graph, Pattern, attrs
 
+_MASKED = -1e30   # a mask value at or below this is −inf for softmax in float32
 LAYOUT = frozenset({"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Expand", "Identity", "Dropout"})
 
 
-class _NoMatch(Exception):
+class NoMatch(Exception):
     pass
 
 
@@ -41,7 +43,7 @@ class _Path:
 
 
 @dataclass(frozen=True)
-class _Proj:
+class Proj:
     """A projection ``x·W (+ b)``: its nodes, input, weight (transposed: stored (in, out)), bias."""
 
     nodes: tuple[Any, ...]
@@ -79,51 +81,53 @@ def _back(g: Graph, value: str) -> _Path:
     return path
 
 
-def _projection(g: Graph, value: str) -> _Proj:
+def projection(g: Graph, value: str) -> Proj:
     n, nodes, bias = g.producer.get(value), [], None
     if n is not None and n.op_type == "Add":
         a, b = n.input
         bias, other = (b, a) if g.const(b) is not None else (a, b)
         if g.const(bias) is None or g.const(bias).ndim != 1:
-            raise _NoMatch
+            raise NoMatch
         nodes, n = [n], g.producer.get(other)
     if n is None or len(n.input) < 2 or g.const(n.input[1]) is None or g.const(n.input[1]).ndim != 2 \
             or g.const(n.input[0]) is not None:
-        raise _NoMatch
+        raise NoMatch
     if n.op_type == "MatMul":
-        return _Proj((n, *nodes), n.input[0], n.input[1], True, bias)
+        return Proj((n, *nodes), n.input[0], n.input[1], True, bias)
     a = attrs(n)
     if n.op_type != "Gemm" or a.get("transA", 0) or a.get("alpha", 1.0) != 1 or a.get("beta", 1.0) != 1 \
             or bias is not None:
-        raise _NoMatch
+        raise NoMatch
     gb = n.input[2] if len(n.input) > 2 and n.input[2] else None
     if gb is not None and (g.const(gb) is None or g.const(gb).ndim != 1):
-        raise _NoMatch
-    return _Proj((n,), n.input[0], n.input[1], not a.get("transB", 0), gb)
+        raise NoMatch
+    return Proj((n,), n.input[0], n.input[1], not a.get("transB", 0), gb)
 
 
-def _out_width(g: Graph, p: _Proj) -> int:
+def _out_width(g: Graph, p: Proj) -> int:
     w = g.const(p.weight)
     return int(w.shape[1] if p.transposed else w.shape[0])
 
 
 def _causal(g: Graph, n: Any) -> bool:
-    """A ``Where(mask, -inf, scores)`` or ``Add(scores, m)``: True where it is the causal mask."""
+    """A ``Where(mask, -inf, scores)`` or ``Add(scores, m)``: True where it is the causal mask
+    (−inf above the diagonal, or the most negative float32 as Hugging Face writes it: both give
+    a probability of exactly 0)."""
     if n.op_type == "Where":
         cond, fill = g.const(n.input[0]), g.scalar(n.input[1])
-        if cond is None or fill != float("-inf"):
-            raise _NoMatch
+        if cond is None or fill is None or fill > _MASKED:
+            raise NoMatch
         above = np.asarray(cond, dtype=bool)
     else:
         m = g.const(n.input[1]) if g.const(n.input[1]) is not None else g.const(n.input[0])
-        if m is None or not np.all((m == 0) | np.isneginf(m)):
-            raise _NoMatch
-        above = np.isneginf(m)
+        if m is None or not np.all((m == 0) | (m <= _MASKED)):
+            raise NoMatch
+        above = m <= _MASKED
     if above.ndim < 2 or any(d != 1 for d in above.shape[:-2]):
-        raise _NoMatch
+        raise NoMatch
     above = above.reshape(above.shape[-2:])
     if not np.array_equal(above, np.triu(np.ones_like(above), 1)):
-        raise _NoMatch
+        raise NoMatch
     return True
 
 
@@ -141,15 +145,15 @@ def _scores(g: Graph, softmax: Any) -> tuple[Any, list[Any], float, bool]:
         elif n.op_type in ("Identity", "Dropout"):
             value = n.input[0]
         else:
-            raise _NoMatch
+            raise NoMatch
         nodes.append(n)
-    raise _NoMatch
+    raise NoMatch
 
 
 def _only_reader(g: Graph, value: str) -> Any:
     rs = g.readers.get(value, [])
     if len(rs) != 1 or value in g.outputs:
-        raise _NoMatch
+        raise NoMatch
     return rs[0]
 
 
@@ -176,7 +180,7 @@ def _region(g: Graph, end: str, x: str) -> list[Any]:
             if not i or i == x or (i in g.consts and i not in g.producer):
                 continue
             if i not in g.producer:
-                raise _NoMatch   # another graph input
+                raise NoMatch   # another graph input
             todo.append(g.producer[i])
     return list(seen.values())
 
@@ -187,20 +191,20 @@ def _match(g: Graph, softmax: Any) -> tuple[str, dict[str, Any], dict[str, str],
     axis = attrs(softmax).get("axis", -1)
     shape = g.shapes.get(softmax.input[0])
     if axis != -1 and (shape is None or axis != len(shape)):
-        raise _NoMatch
+        raise NoMatch
     qk, between, scale, causal = _scores(g, softmax)
     after, drop = _forward(g, softmax.output[0])
     av = _only_reader(g, after)
     if av.op_type != "MatMul" or av.input[0] != after or g.const(av.input[1]) is not None:
-        raise _NoMatch
+        raise NoMatch
     paths = [_back(g, qk.input[0]), _back(g, qk.input[1]), _back(g, av.input[1])]
-    projs = [_projection(g, p.value) for p in paths]
+    projs = [projection(g, p.value) for p in paths]
     head = g.shapes.get(qk.input[0])
     if not head or paths[2].scale != 1:
-        raise _NoMatch
+        raise NoMatch
     hd = head[-1]
     if abs(scale * paths[0].scale * paths[1].scale * hd ** 0.5 - 1) > 1e-5:
-        raise _NoMatch
+        raise NoMatch
     widths, packed = _widths(g, paths, projs, hd)
     mid, layout = _forward(g, av.output[0])
     o = _only_reader(g, mid)
@@ -208,15 +212,15 @@ def _match(g: Graph, softmax: Any) -> tuple[str, dict[str, Any], dict[str, str],
     if o.op_type == "MatMul" and len(rs) == 1 and rs[0].op_type == "Add" \
             and any(g.const(i) is not None and g.const(i).ndim == 1 for i in rs[0].input):
         proj_out = rs[0].output[0]
-    oproj = _projection(g, proj_out)
+    oproj = projection(g, proj_out)
     x, xs = _input(g, projs[0].x)
     if oproj.x != mid or not g.shapes.get(x):
-        raise _NoMatch
+        raise NoMatch
     end, post = _forward(g, proj_out)
     while post and g.shapes.get(end) != g.shapes.get(x):
         end, post = post[-1].input[0], post[:-1]
     if g.shapes.get(end) != g.shapes.get(x):
-        raise _NoMatch
+        raise NoMatch
     if not post and len(oproj.nodes) == 2 and oproj.nodes[0].op_type == "MatMul":
         end = oproj.nodes[0].output[0]   # the bias Add is folded into the MatMul by the walk
     settings = _settings(g.shapes[x][-1], widths, hd, causal, projs[0].bias is not None,
@@ -229,28 +233,28 @@ def _match(g: Graph, softmax: Any) -> tuple[str, dict[str, Any], dict[str, str],
     ids = {id(n) for n in region}
     for n in region:
         if id(n) not in explained and n.op_type != "Constant" and any(g.is_float(o) for o in n.output if o):
-            raise _NoMatch   # a node attention does not have (rotary embedding, another mask)
+            raise NoMatch   # a node attention does not have (rotary embedding, another mask)
         for out in n.output:
             if out != end and (out in g.outputs or any(id(r) not in ids for r in g.readers.get(out, []))):
-                raise _NoMatch   # a value in between read elsewhere
+                raise NoMatch   # a value in between read elsewhere
     return x, settings, keys, transposed, end, region
 
 
-def _widths(g: Graph, paths: list[_Path], projs: list[_Proj], hd: int) -> tuple[list[int], bool]:
+def _widths(g: Graph, paths: list[_Path], projs: list[Proj], hd: int) -> tuple[list[int], bool]:
     """q's, k's and v's widths and whether one packed projection makes all three (split by a
     ``Gather`` of index 0, 1, 2: ``nn.MultiheadAttention``'s ``in_proj``)."""
     packed = projs[0].nodes[0] is projs[1].nodes[0] is projs[2].nodes[0]
     if packed:
         if [p.index for p in paths] != [0, 1, 2]:
-            raise _NoMatch
+            raise NoMatch
         widths = [_out_width(g, projs[0]) // 3] * 3
     elif len({id(p.nodes[0]) for p in projs}) != 3 or any(p.index is not None for p in paths):
-        raise _NoMatch
+        raise NoMatch
     else:
         widths = [_out_width(g, p) for p in projs]
     if len({p.x for p in projs}) != 1 or len({p.bias is None for p in projs}) != 1 or widths[1] != widths[2] \
             or widths[0] % hd or widths[1] % hd:
-        raise _NoMatch   # cross-attention, or biases on some projections only
+        raise NoMatch   # cross-attention, or biases on some projections only
     return widths, packed
 
 
@@ -266,7 +270,7 @@ def _settings(d: int, widths: list[int], hd: int, causal: bool, bias: bool, out_
     return settings
 
 
-def _keys(projs: list[_Proj], oproj: _Proj, packed: bool) -> tuple[dict[str, str], set[str]]:
+def _keys(projs: list[Proj], oproj: Proj, packed: bool) -> tuple[dict[str, str], set[str]]:
     """Each weight initializer's key in archviz's Attention module (``q_proj.weight``, ...; a
     packed projection as ``in_proj_weight``, which the module splits on load), and those stored
     (in, out)."""
@@ -294,7 +298,7 @@ def _input(g: Graph, value: str) -> tuple[str, list[Any]]:
     return value, nodes
 
 
-def _name(keys: dict[str, str]) -> str | None:
+def common_name(keys: Iterable[str]) -> str | None:
     """The module path the weights share where torch kept their names (``attn`` of
     ``attn.q_proj.bias`` and ``attn.o_proj.weight``)."""
     parts = [k.split(".")[:-1] for k in keys if "." in k]
@@ -317,9 +321,9 @@ def attention_patterns(g: Graph) -> tuple[dict[str, Any], set[str]]:
             continue
         try:
             x, settings, keys, transposed, end, region = _match(g, sm)
-        except _NoMatch:
+        except NoMatch:
             continue
-        name = _name(keys)
+        name = common_name(keys)
         found[end] = Pattern(x, (("attention", settings),), list(keys), keys, frozenset(transposed),
                              layer_name(name) if name else None)
         swallowed.update(n.name or n.output[0] for n in region if end not in n.output)

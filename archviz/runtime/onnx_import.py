@@ -8,6 +8,8 @@ pads, strides, dilations), ``Gemm`` and ``MatMul`` (+ ``Add`` of a bias) as line
 shapes (integer tensors: ``Shape``, ``Gather``, the ``Concat`` of a reshape target) are not layers.
 torch's exporter writes ``F.local_response_norm`` out as eleven nodes (x², a 3-d average pool
 over channels, ·α, +k, ^β, x ÷ that); that pattern is recognised and read back as one LRN.
+That and the other patterns of several nodes read as one layer (GroupNorm, RMSNorm, GELU, SiLU,
+the class token, self-attention) are in :mod:`.onnx_patterns` and :mod:`.onnx_attention`.
 
 LRN's α: ONNX divides its ``alpha`` by ``size`` (as torch does), a spec's ``alpha`` is the
 paper's α, so the spec gets ``alpha = onnx alpha / size``.

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .onnx_attention import attention_patterns
+from .mapping import layer_name
+from .onnx_attention import NoMatch, attention_patterns, common_name, projection
 from .onnx_graph import Graph, Pattern, Shape, attrs
 
 __all__ = ["Pattern", "find"]
@@ -19,8 +20,8 @@ def find(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
     patterns, also = _groupnorm_patterns(g)
     patterns.update({out: Pattern(x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
     swallowed |= also
-    for recognise in (attention_patterns, _silu_patterns, _rmsnorm_patterns, _cls_token_patterns,
-                      _gelu_patterns):
+    for recognise in (attention_patterns, _gated_mlp_patterns, _silu_patterns, _rmsnorm_patterns,
+                      _cls_token_patterns, _gelu_patterns):
         found, more = recognise(g)
         patterns.update(found)
         swallowed |= more
@@ -336,3 +337,67 @@ def _kind(got: Any, exact: Any, tanh: Any) -> str | None:
     import numpy as np
 
     return next((k for k, ref in (("none", exact), ("tanh", tanh)) if np.allclose(got, ref, atol=1e-6)), None)
+
+
+# --- the gated MLP (SwiGLU, GeGLU) ---------------------------------------------------------------------
+
+def _activation(g: Graph, value: str) -> tuple[str, str, list[Any]] | None:
+    """(the activation's name in gated_mlp, its input, its nodes) where ``value`` is silu(v)
+    (``Mul(v, Sigmoid(v))``) or ONNX's ``Gelu``."""
+    n = g.producer.get(value)
+    if n is not None and n.op_type == "Gelu":
+        a = attrs(n).get("approximate", "none")
+        tanh = (a.decode() if isinstance(a, bytes) else a) == "tanh"
+        return ("gelu_tanh" if tanh else "gelu"), n.input[0], [n]
+    if n is None or n.op_type != "Mul":
+        return None
+    for v, s in (n.input, reversed(n.input)):
+        sig = g.producer.get(s)
+        if sig is not None and sig.op_type == "Sigmoid" and sig.input[0] == v:
+            return "silu", v, [n, sig]
+    return None
+
+
+def _gated_mlp_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
+    """``down(act(gate(x)) · up(x))`` — three projections (``MatMul`` by a weight, ``Add`` of a
+    bias each or none), the activation silu or ``Gelu`` — as one gated_mlp, its weights under
+    Llama's names (``gate_proj``, ``up_proj``, ``down_proj``)."""
+    found: dict[str, Pattern] = {}
+    swallowed: set[str] = set()
+    for mul in g.model.graph.node:
+        if mul.op_type != "Mul" or len(mul.input) != 2 or any(g.const(i) is not None for i in mul.input):
+            continue
+        for a, b in (mul.input, list(reversed(mul.input))):
+            act = _activation(g, a)
+            try:
+                if act is None:
+                    raise NoMatch
+                gate, up = projection(g, act[1]), projection(g, b)
+                down_mm = _only(g, mul.output[0], "MatMul")
+                rs = g.readers.get(down_mm.output[0], []) if down_mm is not None else []
+                end = rs[0].output[0] if len(rs) == 1 and rs[0].op_type == "Add" \
+                    and any(g.const(i) is not None and g.const(i).ndim == 1 for i in rs[0].input) \
+                    else down_mm.output[0] if down_mm is not None else ""
+                down = projection(g, end)
+            except NoMatch:
+                continue
+            nodes = [*gate.nodes, *act[2], *up.nodes, mul]
+            inside = {id(n) for n in [*nodes, down.nodes[0]]}
+            if gate.x != up.x or down.x != mul.output[0] or not (gate.transposed and up.transposed) \
+                    or len({p.bias is None for p in (gate, up, down)}) != 1 \
+                    or any(o in g.outputs or any(id(r) not in inside for r in g.readers.get(o, []))
+                           for n in nodes for o in n.output if o):
+                continue
+            hidden = int(g.const(gate.weight).shape[1])
+            projs = (("gate_proj", gate), ("up_proj", up), ("down_proj", down))
+            keys = {w: f"{stem}.{kind}" for stem, p in projs
+                    for kind, w in (("weight", p.weight), ("bias", p.bias)) if w is not None}
+            settings = {"hidden": hidden, "act": act[0], **({"bias": True} if gate.bias else {})}
+            last = down.nodes[0].output[0]   # a bias Add after it is folded into it by the walk
+            name = common_name(keys)
+            found[last] = Pattern(gate.x, (("gated_mlp", settings),), list(keys), keys,
+                                  frozenset(p.weight for p in (gate, up, down) if p.transposed),
+                                  layer_name(name) if name else None)
+            swallowed.update(n.name or n.output[0] for n in nodes)
+            break
+    return found, swallowed
