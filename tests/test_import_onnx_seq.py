@@ -220,3 +220,36 @@ def test_tied_weights_come_back_tied(tmp_path: Path) -> None:
     rt = round_trip(imported)
     assert rt.ok, rt
     assert rt.params == archviz.analyze(spec).totals.params == 32 * 16 + 2 * 16
+
+
+@pytest.mark.parametrize(("layer", "want"), [
+    ("{name: attn, op: attention, heads: 4, kv_heads: 2, causal: true, lowering: sdpa}",
+     {"op": "attention", "heads": 4, "kv_heads": 2, "causal": True}),
+    ("{name: n, op: rmsnorm}", {"op": "rmsnorm", "eps": None, "affine": True}),
+])
+def test_opset_23_attention_and_rmsnormalization_nodes(tmp_path: Path, layer: str, want: dict) -> None:
+    """At opset 23 torch.onnx writes SDPA as ONNX's ``Attention`` node and RMSNorm as
+    ``RMSNormalization``: read back as attention (around its projections) and rmsnorm."""
+    import logging
+    import warnings
+
+    import onnx
+    import torch
+
+    spec = _spec("[8, 16]", (layer,))
+    path = tmp_path / "o23.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        torch.onnx.export(archviz.to_module(spec).eval(), (torch.randn(2, 8, 16),), str(path),
+                          input_names=["input"], dynamo=True, opset_version=23, external_data=False,
+                          verbose=False)
+    nodes = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert nodes & {"Attention", "RMSNormalization"}, nodes
+    imported = from_onnx(path)
+    last = imported.spec.layers[-1]
+    assert len(imported.spec.layers) == 2, imported.text
+    assert {"op": last.op} | {k: getattr(last.params, k) for k in want if k != "op"} == want
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == archviz.analyze(spec).totals.params

@@ -6,11 +6,13 @@ torch's exporters write multi-head attention as its arithmetic: the q, k and v p
 ``Unsqueeze``/``Expand`` for grouped-query heads), ``MatMul`` of q by kᵀ, a scale (``Mul`` or
 ``Div`` by a constant, possibly √ of it on q and on k), a mask (``Where`` or ``Add`` of a
 constant), ``Softmax`` on the last axis, ``MatMul`` by v, the heads laid back, and the output
-projection. Found from each ``Softmax`` outwards; read as one layer only where every node between
-the input and the output is one of these, nothing between is read elsewhere, the scale is
-1/√hd and the mask (if any) is the causal one. The heads come from the head size (q's last dim
-after the layout) and the projections' widths. Anything else (rotary embedding, another mask or
-scale, cross-attention) is left to the nodes' own ops.
+projection. Opset 23's ``Attention`` node (q, k, v in, no mask input, ``is_causal`` read) stands
+for the part from q·kᵀ to ·v (read with the default lowering: the same values). Found from
+each ``Softmax`` or ``Attention`` outwards; read as one layer only where every node between the
+input and the output is one of these, nothing between is read elsewhere, the scale is 1/√hd and
+the mask (if any) is the causal one. The heads come from the head size (q's last dim after the
+layout) and the projections' widths. Anything else (rotary embedding, another mask or scale,
+cross-attention) is left to the nodes' own ops.
 """
 
 from __future__ import annotations
@@ -185,24 +187,40 @@ def _region(g: Graph, end: str, x: str) -> list[Any]:
     return list(seen.values())
 
 
-def _match(g: Graph, softmax: Any) -> tuple[str, dict[str, Any], dict[str, str], set[str], str, list[Any]]:
-    """The attention around ``softmax``: (its input, its settings, initializer → key, the
-    initializers stored transposed, its output, the nodes it is made of)."""
-    axis = attrs(softmax).get("axis", -1)
-    shape = g.shapes.get(softmax.input[0])
+def _core(g: Graph, node: Any) -> tuple[list[str], Any, list[Any], float | None, bool]:
+    """softmax(q·kᵀ·scale + mask)·v around ``node`` (a ``Softmax``, or opset 23's ``Attention``):
+    (the q, k (or kᵀ) and v values, the node giving its output, the nodes in it, the scale (None:
+    Attention's default 1/√hd), causal)."""
+    if node.op_type == "Attention":
+        a = attrs(node)
+        if len([i for i in node.input if i]) != 3 or any(node.output[1:]) or a.get("softcap", 0.0) \
+                or len(g.shapes.get(node.input[0]) or ()) != 3:
+            raise NoMatch   # a mask input, a past K/V cache, softcap, or 3-d inputs with num_heads
+        return list(node.input[:3]), node, [node], a.get("scale"), bool(a.get("is_causal", 0))
+    axis = attrs(node).get("axis", -1)
+    shape = g.shapes.get(node.input[0])
     if axis != -1 and (shape is None or axis != len(shape)):
         raise NoMatch
-    qk, between, scale, causal = _scores(g, softmax)
-    after, drop = _forward(g, softmax.output[0])
+    qk, between, scale, causal = _scores(g, node)
+    after, drop = _forward(g, node.output[0])
     av = _only_reader(g, after)
     if av.op_type != "MatMul" or av.input[0] != after or g.const(av.input[1]) is not None:
         raise NoMatch
-    paths = [_back(g, qk.input[0]), _back(g, qk.input[1]), _back(g, av.input[1])]
+    return [qk.input[0], qk.input[1], av.input[1]], av, [qk, node, av, *between, *drop], scale, causal
+
+
+def _match(g: Graph, node: Any) -> tuple[str, dict[str, Any], dict[str, str], set[str], str, list[Any]]:
+    """The attention around ``node`` (see :func:`_core`): (its input, its settings, initializer →
+    key, the initializers stored transposed, its output, the nodes it is made of)."""
+    values, av, core, scale, causal = _core(g, node)
+    paths = [_back(g, v) for v in values]
     projs = [projection(g, p.value) for p in paths]
-    head = g.shapes.get(qk.input[0])
+    head = g.shapes.get(values[0])
     if not head or paths[2].scale != 1:
         raise NoMatch
     hd = head[-1]
+    if scale is None:
+        scale = 1 / hd ** 0.5
     if abs(scale * paths[0].scale * paths[1].scale * hd ** 0.5 - 1) > 1e-5:
         raise NoMatch
     widths, packed = _widths(g, paths, projs, hd)
@@ -226,7 +244,7 @@ def _match(g: Graph, softmax: Any) -> tuple[str, dict[str, Any], dict[str, str],
     settings = _settings(g.shapes[x][-1], widths, hd, causal, projs[0].bias is not None,
                          oproj.bias is not None)
     keys, transposed = _keys(projs, oproj, packed)
-    explained = {id(n) for n in [qk, softmax, av, o, *between, *drop, *layout, *xs, *post,
+    explained = {id(n) for n in [*core, o, *layout, *xs, *post,
                                  *(n for p in paths for n in p.nodes),
                                  *(n for p in [*projs, oproj] for n in p.nodes)]}
     region = _region(g, end, x)
@@ -317,7 +335,7 @@ def attention_patterns(g: Graph) -> tuple[dict[str, Any], set[str]]:
     found: dict[str, Any] = {}
     swallowed: set[str] = set()
     for sm in g.model.graph.node:
-        if sm.op_type != "Softmax":
+        if sm.op_type not in ("Softmax", "Attention"):
             continue
         try:
             x, settings, keys, transposed, end, region = _match(g, sm)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ops.norm import is_f32_eps
 from .mapping import layer_name
 from .onnx_attention import NoMatch, attention_patterns, common_name, projection
 from .onnx_graph import Graph, Pattern, Shape, attrs
@@ -212,7 +213,7 @@ def _rmsnorm_patterns(g: Graph) -> tuple[dict[str, Pattern], set[str]]:
             chain, end, weights = [*chain, last, gamma], gamma.output[0], [weight]
         else:
             chain, end, weights = [*chain, last], last.output[0], []
-        settings = {"eps": eps, "affine": bool(weights)}
+        settings = {"eps": None if is_f32_eps(eps) else eps, "affine": bool(weights)}
         found[end] = Pattern(x, (("rmsnorm", settings),), weights, dict.fromkeys(weights, "weight"))
         swallowed.update(n.name or n.output[0] for n in chain[:-1])
     return found, swallowed
