@@ -12,7 +12,7 @@ from math import prod
 
 from . import receptive as rf
 from .fields import BoolField, PosInt, param
-from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
+from .registry import OPS, Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved
 from .saved import matmul_saved as _matmul_saved
 from .source import Mapped, Source, Split, Unmapped
@@ -87,6 +87,8 @@ class Linear(OpKind):
     def from_onnx(self, src: Source) -> Mapped:
         a, w = src.attrs, src.const(1)
         if src.target == "MatMul":   # args: x, W (in, out) and the bias its Add adds, if any
+            if w is None and len(src.ins) == 2:
+                return OPS["matmul"].from_call(src)   # two computed tensors (q·kᵀ): the matmul op
             if w is None or w.ndim != 2 or not src.ins:
                 raise Unmapped("MatMul of (N, ..., F) by an initializer")
             return self.layer(out=int(w.shape[1]), bias=src.given(2), **_last_dim(src))

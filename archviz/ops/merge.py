@@ -55,9 +55,15 @@ class Add(_Merge):
         raise Unmapped("add of tensors of one shape only, or of rows of a table (no constants, no broadcast)")
 
     def from_onnx(self, src: Source) -> Mapped:
-        if len(src.ins) == 2 and src.ins[0] == src.ins[1]:
-            return self.layer()
-        raise Unmapped("Add of two tensors of one shape (no constants, no broadcast)")
+        if len(src.ins) == 2 and broadcast(src.ins[0], src.ins[1]) is not None:
+            return self.layer()   # two tensors of one shape, or shapes that broadcast
+        table = next((a for a in src.args[:2] if a is not None and hasattr(a, "shape")), None)
+        if len(src.ins) == 1 and table is not None and len(src.ins[0]) == 2 \
+                and tuple(table.shape) == src.ins[0]:
+            # x + an (S, D) initializer: a learned position table (GPT-2's wpe, ViT's, sliced to S rows)
+            return (("pos_embedding", {"kind": "learned"}),)
+        raise Unmapped("Add of two tensors that broadcast, or of an (S, D) table to an (S, D) input"
+                       " (no other constants)")
 
     def split(self, p: NoParams, ins: tuple[Shape, ...]) -> Split:
         return Split(kind="merge")   # each tower adds its shares of the inputs

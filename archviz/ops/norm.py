@@ -321,6 +321,8 @@ class RMSNorm(OpKind):
     example = {"name": "input_layernorm", "op": "rmsnorm", "eps": 1e-5}
     torch_modules = ("torch.nn.RMSNorm", "transformers.models.llama.modeling_llama.LlamaRMSNorm")
     torch_functions = ("torch.nn.functional.rms_norm",)
+    onnx_types = ("RMSNormalization",)   # opset 23; below it, torch.onnx writes it out (a pattern)
+    onnx_weights = ("weight",)
 
     @staticmethod
     def dims(p: RMSNormParams, shape: Shape) -> Shape:
@@ -375,5 +377,21 @@ class RMSNorm(OpKind):
         return self.layer(normalized=tuple(src.arg(1, "normalized_shape")),
                           eps=None if eps is None else float(eps), affine=False)
 
+    def from_onnx(self, src: Source) -> Mapped:
+        """``RMSNormalization(x, scale)`` over the dims from ``axis`` on; ε float32's own (torch's
+        default for a float32 input) is written as the default."""
+        rank = len(src.ins[0]) + 1
+        axis = int(src.attrs.get("axis", -1)) % rank
+        dims, scale = tuple(src.ins[0][axis - 1:]), src.const(1)
+        if axis == 0 or scale is None or tuple(scale.shape) != dims:
+            raise Unmapped("over the dims after the batch, with a scale initializer of their shape")
+        eps = float(src.attrs.get("epsilon", 1e-5))
+        return self.layer(normalized=dims if len(dims) > 1 else None, eps=None if is_f32_eps(eps) else eps)
+
     def label(self, p: RMSNormParams) -> str:
         return f"over {fmt_dims(p.normalized)}" if p.normalized is not None else "last dim"
+
+
+def is_f32_eps(eps: float) -> bool:
+    """``eps`` is float32's machine epsilon 2⁻²³ (to the 7 digits an ONNX attribute is read to)."""
+    return abs(eps - 2.0 ** -23) < 1e-13

@@ -94,6 +94,7 @@ class Pad(_Window):
     Params = PadParams
     example = {"name": "pad", "op": "pad", "pad": [0, 2, 1, 1]}
     torch_functions = ("torch.nn.functional.pad",)
+    onnx_types = ("Pad",)
 
     def infer(self, p: PadParams, ins: tuple[Shape, ...]) -> Inferred:
         shape = list(ins[0])
@@ -125,6 +126,25 @@ class Pad(_Window):
         if len(pad) // 2 > len(src.ins[0]):
             raise Unmapped("it pads the batch dimension")
         return self.layer(pad=list(pad), value=float(value or 0.0))
+
+    def from_onnx(self, src: Source) -> Mapped:
+        """``Pad(x, pads, value, axes)``: pads (all begins, then all ends, over the axes: every dim,
+        the batch first, where none are given) in F.pad's order, the last dim first."""
+        mode = src.attrs.get("mode", "constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        pads, axes = src.const(1), src.const(3)
+        if mode != "constant":
+            raise Unmapped(f"mode {mode!r} (only constant padding)")
+        if pads is None or (src.given(2) and src.scalar(2) is None) or (src.given(3) and axes is None):
+            raise Unmapped("pad amounts or value computed at run time")
+        rank, n = len(src.ins[0]) + 1, len(pads) // 2
+        dims = [int(a) % rank for a in axes] if axes is not None else list(range(n))
+        amount = {d: (int(pads[i]), int(pads[n + i])) for i, d in enumerate(dims)}
+        if amount.get(0, (0, 0)) != (0, 0):
+            raise Unmapped("it pads the batch dimension")
+        low = min((d for d, a in amount.items() if a != (0, 0)), default=rank - 1)
+        out = [v for d in range(rank - 1, low - 1, -1) for v in amount.get(d, (0, 0))]
+        return self.layer(pad=out, value=src.scalar(2) or 0.0)
 
     def torch(self, p: PadParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
         value = f", value={p.value!r}" if p.value else ""

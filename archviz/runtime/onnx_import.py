@@ -8,6 +8,8 @@ pads, strides, dilations), ``Gemm`` and ``MatMul`` (+ ``Add`` of a bias) as line
 shapes (integer tensors: ``Shape``, ``Gather``, the ``Concat`` of a reshape target) are not layers.
 torch's exporter writes ``F.local_response_norm`` out as eleven nodes (x², a 3-d average pool
 over channels, ·α, +k, ^β, x ÷ that); that pattern is recognised and read back as one LRN.
+That and the other patterns of several nodes read as one layer (GroupNorm, RMSNorm, GELU, SiLU,
+the class token, self-attention) are in :mod:`.onnx_patterns` and :mod:`.onnx_attention`.
 
 LRN's α: ONNX divides its ``alpha`` by ``size`` (as torch does), a spec's ``alpha`` is the
 paper's α, so the spec gets ``alpha = onnx alpha / size``.
@@ -31,10 +33,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..ops import OPS, OpKind
 from ..ops.source import TENSOR, Source, Unmapped
 from ..spec import INPUT
-from ..spec.write import Header
+from ..spec.write import TIE, Header
 from .mapping import (
     PREFIX,
     Imported,
@@ -47,9 +51,11 @@ from .mapping import (
     onnx_op,
     supported_onnx,
 )
+from .onnx_graph import Graph, attrs
+from .onnx_patterns import Pattern
+from .onnx_patterns import find as find_patterns
 
 Shape = tuple[int, ...]
-Pattern = tuple[str, Any, list[str]]   # several nodes read as layers: (their input, the layers, weights)
 
 
 @dataclass(frozen=True)
@@ -90,220 +96,16 @@ def read(path: str | Path) -> Any:
     return model
 
 
-def _attrs(node: Any) -> dict[str, Any]:
-    """A node's attributes; floats (float32 in the file) rounded to the 7 digits float32 holds."""
-    import onnx
-
-    out = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    return {k: float(f"{v:.7g}") if isinstance(v, float) else v for k, v in out.items()}
-
-
-class _Graph:
-    """The model's values: constants (initializers, Constant nodes), inferred shapes and types."""
-
-    def __init__(self, model: Any, input_shape: Shape | None) -> None:
-        import onnx
-        from onnx import numpy_helper, shape_inference
-
-        self.model = model
-        g = model.graph
-        self.consts: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-        for n in g.node:
-            if n.op_type == "Constant" and "value" in _attrs(n):
-                self.consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
-        inputs = [i for i in g.input if i.name not in self.consts]
-        if len(inputs) != 1:
-            raise ImportFailed(f"the graph has {len(inputs)} inputs ({', '.join(i.name for i in inputs)});"
-                               " only one image input can be imported")
-        self.input = inputs[0].name
-        # token ids come in as INT64 / INT32 (TensorProto 7 / 6); every other input is float
-        self.dtype = {7: "int64", 6: "int32"}.get(inputs[0].type.tensor_type.elem_type, "float32")
-        dims = inputs[0].type.tensor_type.shape.dim
-        given = tuple(d.dim_value if d.HasField("dim_value") else 0 for d in dims)
-        self.batch = given[0] if given and given[0] > 0 else 2
-        if input_shape is not None:
-            self.shape = tuple(input_shape)
-        elif len(given) >= 2 and all(given[1:]):
-            self.shape = tuple(int(d) for d in given[1:])
-        else:
-            raise ImportFailed(f"input {self.input}: its size is not fixed in the file ({given});"
-                               " give it with --input CxHxW")
-        fixed = onnx.ModelProto()
-        fixed.CopyFrom(model)
-        for i in fixed.graph.input:
-            if i.name == self.input:
-                shape = i.type.tensor_type.shape
-                del shape.dim[:]
-                for d in (self.batch, *self.shape):
-                    shape.dim.add().dim_value = d
-        try:
-            inferred = shape_inference.infer_shapes(fixed, strict_mode=False)
-        except Exception as exc:  # noqa: BLE001 - a broken graph
-            raise ImportFailed(f"onnx shape inference fails on this graph: {exc}") from None
-        self.shapes: dict[str, Shape | None] = {}
-        self.types: dict[str, int] = {}
-        for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
-            tt = vi.type.tensor_type
-            self.types[vi.name] = tt.elem_type
-            if tt.HasField("shape"):
-                ds = [d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim]
-                self.shapes[vi.name] = tuple(ds[1:]) if ds and all(ds) else None
-        self.producer = {o: n for n in g.node for o in n.output}
-        self.readers: dict[str, list[Any]] = {}
-        for n in g.node:
-            for i in n.input:
-                self.readers.setdefault(i, []).append(n)
-
-    def const(self, name: str) -> Any:
-        return self.consts.get(name)
-
-    def scalar(self, name: str) -> float | None:
-        v = self.consts.get(name)
-        return float(f"{float(v.reshape(-1)[0]):.7g}") if v is not None and v.size == 1 else None
-
-    def is_float(self, name: str) -> bool:
-        from onnx import TensorProto
-
-        return self.types.get(name, TensorProto.FLOAT) in (TensorProto.FLOAT, TensorProto.DOUBLE,
-                                                           TensorProto.FLOAT16, TensorProto.BFLOAT16)
-
-
-# --- torch's written-out LRN ------------------------------------------------------------------------
-
-def _lrn_patterns(g: _Graph) -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
-    """``x / (k + α·avg_pool3d(pad(x²), (size, 1, 1)))^β`` — what torch.onnx writes for
-    ``F.local_response_norm`` (x² as Mul(x, x), the channel window as a 3-d AveragePool between
-    reshapes, squeezes or an If on the batch size) — as {Div output: (x, lrn settings)} and the
-    names of the nodes it swallows: those on a path from Mul(x, x) to the Pow."""
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    swallowed: set[str] = set()
-
-    def step(name: str, op: str) -> Any:
-        n = g.producer.get(name)
-        return n if n is not None and n.op_type == op else None
-
-    def split(n: Any) -> tuple[str, float | None]:
-        a, b = n.input[0], n.input[1]
-        return (a, g.scalar(b)) if g.scalar(b) is not None else (b, g.scalar(a))
-
-    for div in g.model.graph.node:
-        if div.op_type != "Div" or len(div.input) != 2:
-            continue
-        x = div.input[0]
-        pw = step(div.input[1], "Pow")
-        beta = g.scalar(pw.input[1]) if pw is not None else None
-        add = step(pw.input[0], "Add") if pw is not None else None
-        below, k = split(add) if add is not None else ("", None)
-        mul = step(below, "Mul")
-        _, alpha = split(mul) if mul is not None else ("", None)
-        sqr = next((n for n in g.readers.get(x, []) if n.op_type == "Mul" and list(n.input) == [x, x]), None)
-        if None in (beta, k, alpha, sqr):
-            continue
-        chain = _between(g, sqr, pw)
-        pools = [n for n in chain if n.op_type == "AveragePool"]
-        kernel = list(_attrs(pools[0]).get("kernel_shape", [])) if len(pools) == 1 else []
-        if len(kernel) != 3 or kernel[1:] != [1, 1]:
-            continue
-        inside = {o for n in chain for o in n.output}
-        if any(r not in chain for o in inside - {pw.output[0]} for r in g.readers.get(o, [])) \
-                or g.readers.get(pw.output[0]) != [div]:
-            continue   # an intermediate value read elsewhere: not just an LRN
-        size = int(kernel[0])
-        assert alpha is not None and beta is not None and k is not None
-        found[div.output[0]] = (x, {"size": size, "alpha": alpha / size, "beta": beta, "k": k,
-                                    "lowering": "torch"})   # torch's F.local_response_norm, written out
-        swallowed.update(n.name or n.output[0] for n in chain)
-    return found, swallowed
-
-
-def _groupnorm_patterns(g: _Graph) -> tuple[dict[str, Pattern], set[str]]:
-    """``Reshape(x, (N, G, -1)) → InstanceNormalization(1, 0) → Reshape(x's shape)`` (then ``Mul`` by
-    γ, ``Add`` of β, each (C, 1, …)) — torch.onnx's ``F.group_norm`` — as {last output: (x, one
-    groupnorm, [γ, β])} and the names of the nodes it swallows."""
-    found: dict[str, Pattern] = {}
-    swallowed: set[str] = set()
-
-    def only_reader(value: str, op: str) -> Any:
-        rs = g.readers.get(value, [])
-        return rs[0] if len(rs) == 1 and rs[0].op_type == op else None
-
-    for inorm in g.model.graph.node:
-        pre = g.producer.get(inorm.input[0]) if inorm.op_type == "InstanceNormalization" else None
-        target = g.const(pre.input[1]) if pre is not None and pre.op_type == "Reshape" else None
-        if target is None or target.size != 3 or int(target.reshape(-1)[2]) != -1 \
-                or len(inorm.input) < 3 or g.readers.get(pre.output[0]) != [inorm]:
-            continue
-        x, scale, b = pre.input[0], g.const(inorm.input[1]), g.const(inorm.input[2])
-        post = only_reader(inorm.output[0], "Reshape")
-        shape = g.shapes.get(x)
-        if scale is None or b is None or (scale != 1).any() or (b != 0).any() or post is None \
-                or shape is None or not _back_to(g, post, x, shape):
-            continue
-        chain, weights, end = [pre, inorm, post], [], post.output[0]
-        mul = only_reader(end, "Mul")
-        add = only_reader(mul.output[0], "Add") if mul is not None else None
-        pairs = ((mul, end), (add, mul.output[0] if mul is not None else ""))
-        affine = [_other_const(g, n, v, shape[0]) for n, v in pairs]
-        if None not in affine and mul is not None and add is not None:
-            chain, weights, end = [*chain, mul, add], affine, add.output[0]
-        settings = {"groups": int(scale.size), "eps": float(_attrs(inorm).get("epsilon", 1e-5)),
-                    "affine": bool(weights)}
-        found[end] = (x, (("groupnorm", settings),), weights)
-        swallowed.update(n.name or n.output[0] for n in chain[:-1])
-    return found, swallowed
-
-
-def _back_to(g: _Graph, reshape: Any, x: str, shape: Shape) -> bool:
-    """``reshape`` gives its input ``x``'s shape back (inferred, or read off x by a Shape node)."""
-    if g.shapes.get(reshape.output[0]) == shape:
-        return True
-    src = g.producer.get(reshape.input[1])
-    return src is not None and src.op_type == "Shape" and list(src.input) == [x] \
-        and not {a for a in _attrs(src) if a != "start"} and not _attrs(src).get("start", 0)
-
-
-def _other_const(g: _Graph, n: Any, value: str, channels: int) -> str | None:
-    """The initializer ``n`` (a Mul or Add of ``value``) combines it with, where it is (C, 1, …)."""
-    if n is None or len(n.input) != 2:
-        return None
-    other = n.input[1] if n.input[0] == value else n.input[0]
-    c = g.const(other)
-    return other if c is not None and c.size == channels and c.shape[0] == channels else None
-
-
-def _between(g: _Graph, start: Any, end: Any) -> list[Any]:
-    """The nodes on a path from ``start`` to ``end`` (both included), following explicit inputs;
-    an If node is followed into when its condition is (its branches read the values around it)."""
-    ahead: set[int] = set()
-    todo = [start]
-    while todo:
-        n = todo.pop()
-        if id(n) in ahead:
-            continue
-        ahead.add(id(n))
-        for o in n.output:
-            todo.extend(g.readers.get(o, []))
-    chain, todo, seen = [], [end], set()
-    while todo:
-        n = todo.pop()
-        if id(n) in seen or id(n) not in ahead:
-            continue
-        seen.add(id(n))
-        chain.append(n)
-        todo.extend(g.producer[i] for i in n.input if i in g.producer)
-    return chain
-
-
 # --- one node --------------------------------------------------------------------------------------
 
-def _source(n: Any, g: _Graph, ins: list[Shape], out: Shape | None, bias: str | None) -> Source:
+def _source(n: Any, g: Graph, ins: list[Shape], out: Shape | None, bias: str | None) -> Source:
     """The node as its op sees it: inputs a constant's array, a computed tensor TENSOR, an absent
     optional one None; a MatMul's bias (the Add that follows it) as an input after its weight."""
     args = tuple(None if not i else TENSOR if g.const(i) is None else g.const(i) for i in n.input)
     if bias is not None:
         args += (g.const(bias),)
     used = tuple(bool(o) for o in n.output)
-    return Source(n.op_type, _attrs(n), args, ins=tuple(ins), out=out, outputs=used)
+    return Source(n.op_type, attrs(n), args, ins=tuple(ins), out=out, outputs=used)
 
 
 # --- names -----------------------------------------------------------------------------------------
@@ -333,11 +135,8 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
     """Read the ONNX file at ``path`` and describe it as a spec (see the module doc); ``origin``:
     the header's first comment (where the graph came from) instead of the file's name."""
     model = read(path)
-    g = _Graph(model, input_shape)
-    lrns, swallowed = _lrn_patterns(g)
-    patterns, also = _groupnorm_patterns(g)
-    patterns.update({out: (x, (("lrn", lrn),), []) for out, (x, lrn) in lrns.items()})
-    swallowed |= also
+    g = Graph(model, input_shape)
+    patterns, swallowed = find_patterns(g)
     flow = [n for n in model.graph.node if n.op_type in ("If", "Loop", "Scan") and (n.name or n.output[0])
             not in swallowed]
     if flow:
@@ -367,7 +166,7 @@ class _Walk:
     """One pass over the graph's nodes: each mapped by its op (archviz.runtime.mapping) and
     written as layers named after its weights or its node name."""
 
-    def __init__(self, g: _Graph, patterns: Mapping[str, Pattern], swallowed: set[str],
+    def __init__(self, g: Graph, patterns: Mapping[str, Pattern], swallowed: set[str],
                  allow_opaque: bool) -> None:
         self.g, self.patterns, self.allow_opaque = g, patterns, allow_opaque
         self.reshaped: dict[str, Shape] = {}
@@ -380,6 +179,7 @@ class _Walk:
         self.params = 0
         self.skip: set[str] = set(swallowed)
         self.bias_of = self._bias_adds()    # MatMul output → the bias its Add adds
+        self.matrices: list[tuple[str, Any]] = []   # (layer, its 2-d weight in torch's layout)
 
     def _bias_adds(self) -> dict[str, str]:
         """A node of an op that leaves its bias to a following Add (MatMul) of a 1-d constant: the
@@ -404,7 +204,7 @@ class _Walk:
                 or not g.is_float(outs[0]):
             return   # folded, a constant, or shape arithmetic (integer tensors): not a layer
         pattern = self.patterns.get(outs[0])   # several nodes read back as one layer (an LRN, a GroupNorm)
-        tensor_ins = [pattern[0]] if pattern else [i for i in n.input if i in self.values]
+        tensor_ins = [pattern.x] if pattern else [i for i in n.input if i in self.values]
         if not tensor_ins:
             return   # computed from constants only
         ins = [g.shapes.get(i) or _shape_of(self.values[i], self.layers.traced, g) for i in tensor_ins]
@@ -416,7 +216,7 @@ class _Walk:
             self._pieces(n, src, used, tensor_ins)
             return
         try:
-            mapped = pattern[1] if pattern else map_onnx(src)
+            mapped = pattern.layers if pattern else map_onnx(src)
         except Unmapped as exc:
             if not self.allow_opaque:
                 raise _unmapped(n, exc.reason) from None
@@ -430,17 +230,37 @@ class _Walk:
         op = made_op if made_op is not None and made_op.onnx_weights else op   # else the node's op's
         weights = [i for i in n.input if i and i in g.consts and g.is_float(i)
                    and i not in tensor_ins] if op is not None and op.onnx_weights else []
-        weights = list(pattern[2]) if pattern else weights + ([bias] if bias is not None else [])
-        if pattern:   # a pattern's γ and β are (C, 1, …) for the broadcast: loaded as (C,)
+        weights = list(pattern.weights) if pattern else weights + ([bias] if bias is not None else [])
+        if pattern and not pattern.keys:   # a pattern's γ, β (C, 1, …) for the broadcast: loaded as (C,)
             self.reshaped.update({w: (int(g.consts[w].size),) for w in weights if g.consts[w].ndim > 1})
-        base = (_weight_prefix(weights) if weights else None) or node_layer_name(n.name, n.op_type)
+        base = (pattern.name if pattern else None) or (_weight_prefix(weights) if weights else None) \
+            or node_layer_name(n.name, n.op_type)
+        matrix = self._matrix(op, src, weights) if not pattern and mapped[0][0] != "opaque" else None
+        owner = next((lname for lname, w in self.matrices
+                      if matrix is not None and np.array_equal(w, matrix)), None)
+        if owner is not None:   # the exporter's copy of a tied weight (GPT-2's lm_head and wte)
+            mapped = ((mapped[0][0], {**mapped[0][1], TIE: owner}), *mapped[1:])
         made = self.layers.add(
             mapped, lambda i, op_: self._name(n, base, i, op_), tuple(self.values[s] for s in tensor_ins),
             out, "onnx node kept opaque: not compiled",
             lambda lname: f"{lname}: ONNX {n.op_type} kept as an opaque layer; it cannot be compiled")
-        if mapped[0][0] != "opaque" and op is not None:
-            self.params += self._name_weights(op, src, made[0], weights)
+        if pattern and pattern.keys:
+            self.params += self._name_keys(pattern, made[0])
+        elif mapped[0][0] != "opaque" and op is not None:
+            self.params += self._name_weights(op, src, made[0], weights) - (matrix.size if owner else 0)
+        if matrix is not None and owner is None:
+            self.matrices.append((made[0], matrix))
         self._value(outs[0], made[-1])
+
+    def _matrix(self, op: OpKind | None, src: Source, weights: list[str]) -> Any:
+        """The node's 2-d ``weight`` in torch's layout (None for a constant one, which two layers
+        may hold without being tied)."""
+        if op is None or "weight" not in op.onnx_weights or op.onnx_weights.index("weight") >= len(weights):
+            return None
+        w = self.g.consts[weights[op.onnx_weights.index("weight")]]
+        if w.ndim != 2 or not w.size or (w == w.flat[0]).all():
+            return None
+        return w.T if "weight" in op.onnx_transposed(src) else w
 
     def _pieces(self, n: Any, src: Source, used: list[int], tensor_ins: list[str]) -> None:
         """A node with several outputs read (a Split): each output its own layers, all reading the
@@ -472,6 +292,14 @@ class _Walk:
         if out in self.bias_of:
             self.values[_bias_add(self.g, out).output[0]] = layer
 
+    def _name_keys(self, pattern: Pattern, lname: str) -> int:
+        """A pattern's weights named by its own keys; their elements."""
+        assert pattern.keys is not None
+        for init, key in pattern.keys.items():
+            self.name_map[init] = f"{lname}.{key}"
+        self.transposed.extend(pattern.transposed)
+        return sum(int(self.g.consts[init].size) for init in pattern.keys)
+
     def _name_weights(self, op: OpKind, src: Source, lname: str, weights: list[str]) -> int:
         """Record where each weight initializer goes; the parameter elements (BN statistics apart)."""
         count, transposed = 0, op.onnx_transposed(src)
@@ -484,11 +312,11 @@ class _Walk:
         return count
 
 
-def _bias_add(g: _Graph, matmul_out: str) -> Any:
+def _bias_add(g: Graph, matmul_out: str) -> Any:
     return g.readers[matmul_out][0]
 
 
-def _shape_of(layer: str, traced: Mapping[str, Shape], g: _Graph) -> Shape:
+def _shape_of(layer: str, traced: Mapping[str, Shape], g: Graph) -> Shape:
     return g.shape if layer == INPUT else traced.get(layer, ())
 
 
@@ -519,8 +347,8 @@ def state_dict(imported: OnnxImported) -> dict[str, Any]:
     from onnx import numpy_helper
 
     inits = {t.name: t for t in imported.onnx_model.graph.initializer}
-    consts = {n.output[0]: _attrs(n)["value"] for n in imported.onnx_model.graph.node
-              if n.op_type == "Constant" and "value" in _attrs(n)}
+    consts = {n.output[0]: attrs(n)["value"] for n in imported.onnx_model.graph.node
+              if n.op_type == "Constant" and "value" in attrs(n)}
     out: dict[str, Any] = {}
     for src, dst in imported.name_map.items():
         array = numpy_helper.to_array(inits[src] if src in inits else consts[src]).copy()
