@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from ..limits import MAX_RANK
 from ..ops import OPS
@@ -88,8 +89,6 @@ class FxFailed(ImportFailed):
 def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") -> fx.GraphModule:
     """The fx graph of ``model`` with each node's output measured on a (2, *input_shape) input
     (token ids: all 0, valid for any vocabulary)."""
-    from torch.fx.passes.shape_prop import ShapeProp
-
     tracer = _Tracer()
     try:
         graph = tracer.trace(model)
@@ -105,7 +104,7 @@ def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") ->
     try:
         # ShapeProp prints the traceback of a failing node itself: the message below says it
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-            ShapeProp(gm).propagate(example_input(input_shape, input_dtype, batch=2, random=True))
+            _SizeProp(gm).propagate(example_input(input_shape, input_dtype, batch=2, random=True))
     except Exception as exc:  # noqa: BLE001 - the model refuses this input size
         raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}"
                            f"{dtype_note(input_dtype)}: {_refusal(exc)}",
@@ -114,6 +113,47 @@ def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") ->
     finally:
         model.train(was)
     return gm
+
+
+class _SizeProp(ShapeProp):
+    """ShapeProp that also keeps the numbers the forward computes from sizes (``k.size(-1)``,
+    ``math.sqrt(d // h)``) in ``node.meta["value"]``: a divisor written from a size is a constant
+    of the input shape (:func:`_number`)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, (int, float)) and not isinstance(result, bool):
+            n.meta["value"] = result
+        return result
+
+
+def _number(n: fx.Node) -> int | float | None:
+    """The value of a number computed from sizes per example only (``q.size(-1)``, its square
+    root); None where it reads the batch's size (which the traced input sets), or is no number."""
+    value = n.meta.get("value")
+    return value if value is not None and _per_example(n) else None
+
+
+def _per_example(n: fx.Node) -> bool:
+    if n.op == "call_method" and n.target == "size" and len(n.args) == 2:
+        return _not_batch(n.args[0], n.args[1])
+    if n.op == "call_function" and n.target is operator.getitem and isinstance(n.args[0], fx.Node) \
+            and _whole_shape(n.args[0]):
+        return _not_batch(n.args[0].args[0], n.args[1])
+    if n.op not in ("call_function", "call_method") or _whole_shape(n):
+        return False
+    return all(m.meta.get("value") is not None and _per_example(m) for m in n.all_input_nodes)
+
+
+def _whole_shape(n: fx.Node) -> bool:
+    return (n.op == "call_function" and n.target is getattr and n.args[1:] == ("shape",)) or \
+        (n.op == "call_method" and n.target == "size" and len(n.args) == 1)
+
+
+def _not_batch(t: Any, i: Any) -> bool:
+    """``t.shape[i]`` is not the batch's size: ``i`` a whole number naming another dim."""
+    shape = _shape(t)
+    return isinstance(i, int) and shape is not None and i % (len(shape) + 1) != 0
 
 
 def _refusal(exc: BaseException) -> str:
@@ -169,7 +209,8 @@ def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece:
     def value(n: fx.Node) -> Any:   # a parameter read as an attribute (self.gamma * x): its key and shape
         if n.op == "get_attr" and isinstance(p := _attr(gm, str(n.target)), torch.Tensor):
             return Weight(str(n.target), tuple(p.shape), n.meta.get("start"))
-        return TENSOR
+        number = _number(n)   # a number from sizes per example (a head size's square root)
+        return TENSOR if number is None else number
 
     args = fx.node.map_arg(node.args, value)
     kwargs = fx.node.map_arg(node.kwargs, value)
