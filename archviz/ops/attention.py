@@ -37,6 +37,7 @@ from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
 
 GPT2 = "transformers.models.gpt2.modeling_gpt2.GPT2Attention"
+SWIN = "torchvision.models.swin_transformer.ShiftedWindowAttention"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,9 +58,9 @@ class AttentionParams:
                                                           " window of Wh×Ww = S positions: a table of"
                                                           " (2Wh−1)(2Ww−1) × H parameters added to the"
                                                           " scores"), None)
-    shift: tuple[int, int] | None = param(PairField(doc="Swin's shifted-window mask (needs rel_pos): the"
-                                                        " input (nh, nw, S, D) holds the windows of a map"
-                                                        " rolled back by [sh, sw]"), None)
+    shift: tuple[int, int] | None = param(PairField(lo=0, doc="Swin's shifted-window mask (needs rel_pos):"
+                                                              " the input (nh, nw, S, D) holds the windows of"
+                                                              " a map rolled back by [sh, sw]"), None)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Attention(OpKind):
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
     torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention",
-                     GPT2)
+                     GPT2, SWIN)
 
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
@@ -140,10 +141,11 @@ class Attention(OpKind):
                           f" {fmt_shape(shape)}", "rel_pos")
         if p.causal:
             raise OpError("rel_pos with a causal mask: one additive term at a time", "causal")
-        inside = all(0 < s < w for s, w in zip(p.shift or (1, 1), p.rel_pos, strict=True))
+        shift = p.shift or (1, 1)
+        inside = all(0 <= s < w for s, w in zip(shift, p.rel_pos, strict=True)) and any(shift)
         if p.shift is not None and (len(shape) < 4 or not inside):
             raise OpError(f"shift {list(p.shift)} needs an input (nh, nw, S, D) (a grid of windows) and"
-                          f" 0 < shift < the window {wh}×{ww}, got {fmt_shape(shape)}", "shift")
+                          f" 0 ≤ shift < the window {wh}×{ww} (not both 0), got {fmt_shape(shape)}", "shift")
 
     def arithmetic(self, p: AttentionParams, x: Dims) -> str:
         """``q, k, v 768 → 12×64; QKᵀ: 12 heads × (1024×64)·(64×1024) → 12×1024×1024; ·V → 1024×768;
@@ -300,6 +302,8 @@ class Attention(OpKind):
         a = src.attrs
         if src.target == GPT2:
             return self._from_gpt2(a)
+        if src.target == SWIN:
+            return self._from_swin(a, src.ins[0])
         if "config" in a:
             return self._from_config(a["config"], bool(a.get("is_causal", True)))
         if not a.get("batch_first"):
@@ -346,6 +350,39 @@ class Attention(OpKind):
                             lowering=impl)
         p = float(config.resid_pdrop)
         return layers + ((("dropout", {"p": p}),) if p else ())
+
+    def _from_swin(self, a: Mapping[str, Any], shape: Shape) -> Mapped:
+        """torchvision's ShiftedWindowAttention (Swin V1) on a channels-last map (H, W, C), as its
+        ``shifted_window_attention`` computes it: pad to whole windows, roll back by the shift,
+        partition into an (nh, nw) grid of Wh·Ww-position windows, attention with the relative
+        position bias (and the shifted-window mask), the output dropout, then the windows put
+        back, rolled forward and the padding cut off. The attention layer holds the weights."""
+        if len(shape) != 3:
+            raise Unmapped(f"an input {shape} (a channels-last map (H, W, C) per example)")
+        (h, w, c), (wh, ww) = shape, a["window_size"]
+        ph, pw = h + (wh - h % wh) % wh, w + (ww - w % ww) % ww
+        sh, sw = (s if win < n else 0 for s, win, n in zip(a["shift_size"], (wh, ww), (ph, pw), strict=True))
+        nh, nw, shifted = ph // wh, pw // ww, sh + sw > 0
+        layers: list[tuple[str, dict[str, Any]]] = []
+        if (ph, pw) != (h, w):
+            layers.append(("pad", {"pad": [0, 0, 0, pw - w, 0, ph - h]}))
+        if shifted:
+            layers.append(("roll", {"shifts": [-sh, -sw], "dims": [0, 1]}))
+        layers += [("reshape", {"shape": [nh, wh, nw, ww, c]}), ("permute", {"dims": [0, 2, 1, 3, 4]}),
+                   ("reshape", {"shape": [nh, nw, wh * ww, c]})]
+        bias, out_bias = a.get("qkv.bias") is not None, a.get("proj.bias") is not None
+        layers += self.layer(heads=a["num_heads"], bias=bias, out_bias=None if out_bias == bias else out_bias,
+                             dropout=float(a["attention_dropout"]), rel_pos=[wh, ww],
+                             **({"shift": [sh, sw]} if shifted else {}))
+        if a["dropout"]:
+            layers.append(("dropout", {"p": float(a["dropout"])}))
+        layers += [("reshape", {"shape": [nh, nw, wh, ww, c]}), ("permute", {"dims": [0, 2, 1, 3, 4]}),
+                   ("reshape", {"shape": [ph, pw, c]})]
+        if shifted:
+            layers.append(("roll", {"shifts": [sh, sw], "dims": [0, 1]}))
+        layers += [("narrow", {"dim": d, "start": 0, "length": n})   # the padding cut off
+                   for d, n, padded in ((0, h, ph), (1, w, pw)) if n != padded]
+        return tuple(layers)
 
     def label(self, p: AttentionParams) -> str:
         parts = [f"{p.heads} heads"] + ([f"{p.kv_heads} kv"] if p.kv_heads not in (None, p.heads) else [])

@@ -39,11 +39,13 @@ from .mapping import (
     ImportFailed,
     Layers,
     VerifyFailed,
+    dispatch,
     follow_renames,
     is_mapped_module,
     layer_name,
     map_call,
     map_module,
+    module_layer,
     module_transposed,
     supported_functions,
     supported_modules,
@@ -64,6 +66,7 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.where = ""
+        dispatch()   # the ops' names resolved now: while fx traces, a torch.fx.wrap'ed function is patched
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return is_mapped_module(m) or super().is_leaf_module(m, qualname)
@@ -363,6 +366,7 @@ class _Walk:
             return
         m = self._module(node)
         mapped = self._tie(m, mapped)
+        own = module_layer(m, mapped) if m is not None and mapped is not None else 0
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
             params = self._opaque_params(source)
@@ -373,12 +377,12 @@ class _Walk:
             note += f"; also reads {', '.join(dict.fromkeys(reads[1:]))}"
             reads = reads[:1]
         made = self.layers.add(
-            mapped, lambda i, op: self._name(source, m, i, op), tuple(reads), out, note,
+            mapped, lambda i, op: self._name(source, m, i, op, own), tuple(reads), out, note,
             lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
         if m is not None and isinstance(m._parameters.get("weight"), nn.Parameter):
-            self.owners.setdefault(id(m._parameters["weight"]), made[0])
+            self.owners.setdefault(id(m._parameters["weight"]), made[own])
         if m is None and mapped[0][0] != "opaque":   # parameters read as attributes: the op's weight keys
             for key, weight in zip(OPS[mapped[0][0]].onnx_weights, _params_read(source), strict=False):
                 self.name_map[weight] = f"{made[0]}.{key}"
@@ -443,11 +447,12 @@ class _Walk:
                                " shared weights cannot be written as a spec (one layer, one module)")
         return m
 
-    def _name(self, node: fx.Node, m: nn.Module | None, i: int, op: str) -> str:
-        """A module's first layer: its path (state-dict keys mapped); a function's, or a
-        module's second (a mean's flatten): its scope and name."""
+    def _name(self, node: fx.Node, m: nn.Module | None, i: int, op: str, own: int = 0) -> str:
+        """A module's own layer (its first, or the one of its op: :func:`.mapping.module_layer`):
+        its path (state-dict keys mapped); a function's, or a module's other layers (a mean's
+        flatten, Swin's window moves): its scope and name."""
         names = self.layers.names
-        if m is not None and i == 0:
+        if m is not None and i == own:
             path = str(node.target)
             lname = names.unique(layer_name(path))
             if lname != path:
@@ -458,7 +463,7 @@ class _Walk:
             return lname
         base = layer_name(str(node.target)) if m is not None else _BASE.sub("", node.name)
         scope = node.meta.get("scope", "")
-        lname = names.function(scope, base if i == 0 else op)
+        lname = names.function(scope, base if i == 0 and m is None else op)
         self.scopes.setdefault(scope, []).append(lname)
         return lname
 
