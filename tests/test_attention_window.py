@@ -114,3 +114,41 @@ def test_saves_what_autograd_saves(layer: str, dtype: str, lowering: str) -> Non
     measured = measure(sp, 3, dtype, lowering=low)
     for name in ("attn", "attn2"):
         assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+
+
+# Runs in a fresh interpreter: exec the exported file, load the state dict, run the saved input
+CHILD = """
+import sys, torch
+ns = {"__name__": "exported"}
+exec(compile(open(sys.argv[1], encoding="utf-8").read(), sys.argv[1], "exec"), ns)
+model = ns[sys.argv[5]]().eval()
+model.load_state_dict(torch.load(sys.argv[2]))
+with torch.no_grad():
+    torch.save(model(torch.load(sys.argv[3])), sys.argv[4])
+"""
+
+
+@pytest.mark.parametrize("lowering", ["eager", "sdpa"])
+def test_exported_source_runs_fresh_with_the_compiled_weights(tmp_path: Path, lowering: str) -> None:
+    import subprocess
+
+    from archviz.runtime.compile import class_name
+    from archviz.runtime.export import to_python
+
+    sp = _spec("[2, 3, 9, 16]", LAYER % ", shift: 1", "{name: fc, op: linear, out: 16, last_dim: true}")
+    low = Lowering.of({"attention": lowering})
+    torch.manual_seed(0)
+    model = archviz.to_module(sp, lowering=low).eval()
+    with torch.no_grad():
+        model.attn.relative_position_bias_table.normal_()
+    paths = [tmp_path / n for n in ("model.py", "state.pt", "x.pt", "y.pt")]
+    paths[0].write_text(to_python(sp, lowering=low), encoding="utf-8")
+    torch.save(model.state_dict(), paths[1])
+    x = torch.randn(2, 2, 3, 9, 16)
+    torch.save(x, paths[2])
+    proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths), class_name(sp.name)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "attn.relative_position_index" in model.state_dict()   # a persistent buffer: it travels
+    with torch.no_grad():
+        assert torch.equal(torch.load(paths[3]), model(x))
