@@ -83,6 +83,8 @@ def test_arithmetic_text() -> None:
                                                  " shift: 3}")).layers[0].formula
     assert "+ relative position bias (a (2·7−1)·(2·7−1) = 169 × 4 table, indexed by the 49² pairs'" in f
     assert "+ shifted-window mask (rolled by 3×3: −100 across regions)" in f
+    sp = _spec("[2, 3, 49, 32]", "{name: attn, op: attention, heads: 4, rel_pos: 7, shift: 3}")
+    assert archviz.analyze(sp).layers[0].label == "4 heads, window 7×7, shifted"
 
 
 @pytest.mark.parametrize(("layer", "key", "message"), [

@@ -386,4 +386,8 @@ class Attention(OpKind):
 
     def label(self, p: AttentionParams) -> str:
         parts = [f"{p.heads} heads"] + ([f"{p.kv_heads} kv"] if p.kv_heads not in (None, p.heads) else [])
-        return ", ".join(parts + [w for w, on in (("causal", p.causal), ("rope", p.rope)) if on])
+        parts += [w for w, on in (("causal", p.causal), ("rope", p.rope)) if on]
+        if p.rel_pos is not None:   # Swin: its window, and whether the windows are shifted
+            shifted = ", shifted" if p.shift is not None else ""
+            parts.append(f"window {p.rel_pos[0]}×{p.rel_pos[1]}{shifted}")
+        return ", ".join(parts)
