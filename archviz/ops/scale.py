@@ -124,5 +124,6 @@ class MulConst(OpKind):
         if divide and a is not TENSOR:
             raise Unmapped("a number divided by a tensor (only a tensor divided by a number)")
         if isinstance(c, bool) or not isinstance(c, (int, float)):
-            raise Unmapped("a divisor or factor computed at run time (only a Python number)")
+            raise Unmapped("a divisor or factor that is a tensor, a parameter or the batch's size (only a"
+                           " Python number, or one computed from per-example sizes)")
         return self.layer(factor=float(c), divide=divide)
