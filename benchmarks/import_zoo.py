@@ -4,8 +4,8 @@ not CI: CI keeps the hand-written references of tests/reference_*.py).
 Each model is built with random weights, imported (torch.fx, torch.export where fx cannot trace),
 and with --verify compiled, loaded with the model's own weights and compared on a random input.
 Prints a markdown table: model, layers, blocks, params equal, outputs equal (max |difference|),
-opaque layers, seconds. The transformers (ViT, Swin, MaxViT) are imported with --allow-opaque and
-not verified. torchvision needs its own torch (a separate venv, see docs/import.md), e.g.
+opaque layers, seconds. ViT, Swin V2 and MaxViT are imported with --allow-opaque and not
+verified; Swin (V1) verifies. torchvision needs its own torch (a separate venv, see docs/import.md), e.g.
 
     python3 -m venv /tmp/zoo && /tmp/zoo/bin/pip install torch torchvision pyyaml rich typer
     PYTHONPATH=. /tmp/zoo/bin/python benchmarks/import_zoo.py [--input 3x96x96] [--only resnet]
@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-OPAQUE_OK = ("vit_", "swin_", "maxvit_")            # imported with --allow-opaque, not verified
+OPAQUE_OK = ("vit_", "swin_v2", "maxvit_")          # imported with --allow-opaque, not verified
 SEGMENTATION = ("fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large",
                 "lraspp_mobilenet_v3_large")
 # the models' own size limits: Inception needs 75×75 at least, MaxViT a multiple of its windows

@@ -49,3 +49,17 @@ def test_refused(bad: str) -> None:
     with pytest.raises(archviz.ArchvizError):
         archviz.analyze(archviz.loads(f"name: w\ninput: [7, 7, 8]\nlayers:\n  - {bad}\n"))
 
+
+
+def test_imported_roll_by_equal_shifts_writes_a_list() -> None:
+    """Swin's cyclic shift by (-3, -3): the written spec keeps the shifts a list (a pair field
+    such as a kernel would shorten (3, 3) to 3; roll's shifts are no pair)."""
+    from archviz.runtime.importer import from_module, round_trip
+
+    class Shift(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.roll(x, shifts=(-3, -3), dims=(1, 2)).reshape(x.shape[0], 7, 7, 2, 4)
+
+    imported = from_module(Shift(), (7, 7, 8))
+    assert "shifts: [-3, -3], dims: [0, 1]" in imported.text and "shape: [7, 7, 2, 4]" in imported.text
+    assert round_trip(Shift(), imported).max_abs_diff == 0

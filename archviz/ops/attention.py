@@ -1,6 +1,7 @@
 """Attention: ``attention``, multi-head self-attention with its q, k, v and output projections
 (Vaswani et al. 2017, section 3.2; GPT-2's attn block, ``nn.MultiheadAttention``; grouped-query
-heads, Ainslie et al. 2023; rotary position embedding, Su et al. 2021, as Llama applies it).
+heads, Ainslie et al. 2023; rotary position embedding, Su et al. 2021, as Llama applies it;
+Swin's relative position bias and shifted-window mask, Liu et al. 2021, eq. 4 and section 3.2).
 
 Per example, an input (S, D) (or (..., S, D): the leading dims are more sequences, Swin's
 windows) gives (S, D). A second input, the memory (S_kv, D_kv), makes it cross-attention (the
@@ -8,7 +9,13 @@ Transformer's decoder): k and v project the memory, so S_kv and D_kv replace S a
 terms below. With H query heads, KV key/value heads and head size hd:
 
     q = x·W_q (S, H·hd)   k = x·W_k, v = x·W_v (S, KV·hd)   per head h, its K/V head g = h·KV/H:
-    A_h = softmax(q_h·k_gᵀ / √hd + mask) (S, S)   y = [A_1·v_1, …, A_H·v_H]·W_o (S, D)
+    A_h = softmax(q_h·k_gᵀ / √hd + B_h + mask) (S, S)   y = [A_1·v_1, …, A_H·v_H]·W_o (S, D)
+
+B_h, with ``rel_pos: [Wh, Ww]`` (a window of S = Wh·Ww positions): Swin's learned relative position
+bias, B_h[i, j] = T[idx(i, j), h] from a table T of (2Wh−1)·(2Ww−1) × H parameters, idx a fixed
+buffer of the S² offsets (Δrow + Wh − 1)·(2Ww − 1) + (Δcol + Ww − 1). ``shift: [sh, sw]``: Swin's
+shifted-window mask for an input (nh, nw, S, D), the windows of a map rolled back by (sh, sw):
+−100 between positions from different regions of the unrolled map (torchvision's value).
 
 MACs (multiply-accumulates, bias adds not counted): the projections S·D·H·hd + 2·S·D·KV·hd +
 S·H·hd·D, and the attention's two matmuls H·S·S·hd (QKᵀ) + H·S·S·hd (·V). A causal mask does
@@ -24,7 +31,7 @@ from math import prod
 from typing import Any
 
 from . import receptive as rf
-from .fields import BoolField, FloatField, PosInt, param
+from .fields import BoolField, FloatField, PairField, PosInt, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
@@ -34,6 +41,7 @@ GPT2 = "transformers.models.gpt2.modeling_gpt2.GPT2Attention"
 BERT = {"transformers.models.bert.modeling_bert.BertSelfAttention": "eager",
         "transformers.models.bert.modeling_bert.BertSdpaSelfAttention": "sdpa",
         "transformers.models.vit.modeling_vit.ViTSelfAttention": ""}   # ViT: its config says
+SWIN = "torchvision.models.swin_transformer.ShiftedWindowAttention"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +63,13 @@ class AttentionParams:
     packed: bool = param(BoolField(doc="q, k, v from one matmul (GPT-2's c_attn, nn.MultiheadAttention's"
                                        " in_proj): under autocast one low-precision copy of the input,"
                                        " not three (saved for backward)"), False)
+    rel_pos: tuple[int, int] | None = param(PairField(doc="Swin's learned relative position bias over a"
+                                                          " window of Wh×Ww = S positions: a table of"
+                                                          " (2Wh−1)(2Ww−1) × H parameters added to the"
+                                                          " scores"), None)
+    shift: tuple[int, int] | None = param(PairField(lo=0, doc="Swin's shifted-window mask (needs rel_pos):"
+                                                              " the input (nh, nw, S, D) holds the windows of"
+                                                              " a map rolled back by [sh, sw]"), None)
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,7 @@ class Attention(OpKind):
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
     torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention",
-                     GPT2, *BERT)
+                     GPT2, *BERT, SWIN)
 
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
@@ -118,7 +133,28 @@ class Attention(OpKind):
         x = self.dims(p, ins)
         if p.rope and x.hd % 2:
             raise OpError(f"rope needs an even head size, got {x.hd}", "rope")
+        self._check_window(p, shape, x)
         return Inferred(shape if p.out_proj else (*shape[:-1], x.h * x.hd), self.arithmetic(p, x))
+
+    @staticmethod
+    def _check_window(p: AttentionParams, shape: Shape, x: Dims) -> None:
+        """rel_pos: S (and S_kv) = Wh·Ww; shift: rel_pos given, the input (nh, nw, S, D), 0 < shift
+        < window; neither with a causal mask."""
+        if p.shift is not None and p.rel_pos is None:
+            raise OpError("shift needs rel_pos (the window the mask is built for)", "shift")
+        if p.rel_pos is None:
+            return
+        wh, ww = p.rel_pos
+        if x.s != wh * ww or x.t != x.s:
+            raise OpError(f"rel_pos {wh}×{ww} needs S = {wh * ww} positions (a window), got"
+                          f" {fmt_shape(shape)}", "rel_pos")
+        if p.causal:
+            raise OpError("rel_pos with a causal mask: one additive term at a time", "causal")
+        shift = p.shift or (1, 1)
+        inside = all(0 <= s < w for s, w in zip(shift, p.rel_pos, strict=True)) and any(shift)
+        if p.shift is not None and (len(shape) < 4 or not inside):
+            raise OpError(f"shift {list(p.shift)} needs an input (nh, nw, S, D) (a grid of windows) and"
+                          f" 0 ≤ shift < the window {wh}×{ww} (not both 0), got {fmt_shape(shape)}", "shift")
 
     def arithmetic(self, p: AttentionParams, x: Dims) -> str:
         """``q, k, v 768 → 12×64; QKᵀ: 12 heads × (1024×64)·(64×1024) → 12×1024×1024; ·V → 1024×768;
@@ -129,6 +165,12 @@ class Attention(OpKind):
             kv = f"cross: k, v from the memory ({x.t}, {x.dkv}); {kv}"
         qk = f"QKᵀ: {x.h} heads × ({x.s}×{x.hd})·({x.hd}×{x.t}) → {x.h}×{x.s}×{x.t}"
         mask = " (causal mask; MACs count the full square)" if p.causal else ""
+        if p.rel_pos is not None:
+            (wh, ww), t = p.rel_pos, self._table(p)
+            mask += (f" + relative position bias (a (2·{wh}−1)·(2·{ww}−1) = {t // x.h:,} × {x.h} table,"
+                     f" indexed by the {x.s}² pairs' offsets)")
+        if p.shift is not None:
+            mask += f" + shifted-window mask (rolled by {p.shift[0]}×{p.shift[1]}: −100 across regions)"
         each = f", for each of {x.b:,}" if x.b > 1 else ""
         out = f" out {x.h * x.hd} → {x.d};" if p.out_proj else " no output projection;"
         return (f"{kv}; {qk}{mask}; ·V → {x.s}×{x.h * x.hd};{out}"
@@ -144,7 +186,22 @@ class Attention(OpKind):
         w_o = x.h * x.hd * x.d if p.out_proj else 0
         weights = x.d * x.h * x.hd + 2 * x.dkv * x.kv * x.hd + w_o   # W_q, W_k, W_v, W_o
         biases = (x.h * x.hd + 2 * x.kv * x.hd if p.bias else 0) + (x.d if self._out_bias(p) else 0)
-        return weights + biases
+        return weights + biases + self._table(p)
+
+    @staticmethod
+    def _table(p: AttentionParams) -> int:
+        """Swin's relative position bias table: (2Wh − 1)·(2Ww − 1) offsets × H heads (Liu et al. 2021)."""
+        if p.rel_pos is None:
+            return 0
+        wh, ww = p.rel_pos
+        return (2 * wh - 1) * (2 * ww - 1) * p.heads
+
+    def buffers(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        # rel_pos: the index of each of the S² pairs' offsets (int64, kept in the state dict)
+        return 0 if p.rel_pos is None else (p.rel_pos[0] * p.rel_pos[1]) ** 2
+
+    def buffer_bytes(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return 8 * self.buffers(p, ins, out)
 
     def macs(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
@@ -171,11 +228,14 @@ class Attention(OpKind):
         x = self.dims(p, ins)
         kw = TorchLayer.given({"causal": False, "dropout": 0.0, "bias": True, "out_bias": True, "rope": False,
                                "rope_theta": 10000.0, "sdpa": False, "kv_dim": 0, "kv_seq": 0,
-                               "out_proj": True, "packed": False},
+                               "out_proj": True, "packed": False, "rel_pos": None, "shift": None,
+                               "grid": None},
                               causal=p.causal, dropout=p.dropout, bias=p.bias, out_bias=self._out_bias(p),
                               rope=p.rope, rope_theta=p.rope_theta, sdpa=(lowering or "eager") == "sdpa",
                               kv_dim=x.dkv if x.cross else 0, kv_seq=x.t if x.cross else 0,
-                              out_proj=p.out_proj, packed=p.packed and not x.cross)
+                              out_proj=p.out_proj, packed=p.packed and not x.cross,
+                              rel_pos=p.rel_pos, shift=p.shift,
+                              grid=tuple(ins[0][-4:-2]) if p.shift is not None else None)
         return TorchLayer("Attention", (x.d, x.h, x.kv, x.hd, x.s), kw)
 
     def saved(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
@@ -185,7 +245,12 @@ class Attention(OpKind):
         tensors = self._projections_saved(x, ac, p.out_proj, p.packed)
         # without W_o the heads' output is the layer's output: the next layer saves it if it needs it
         heads_out = (SavedTensor("heads' output", x.b * x.h * x.s * x.hd, low),) if p.out_proj else ()
-        fused = (lowering or "eager") == "sdpa" and (ac.device == "cuda" or p.dropout == 0)
+        sdpa = (lowering or "eager") == "sdpa"
+        if sdpa and p.rel_pos is not None and ac.device == "cuda":
+            # CUDA's memory-efficient kernel with an additive bias: not measured here
+            return Saved(tensors, low, known=False)
+        # with an additive bias (rel_pos) the CPU runs SDPA's math fallback (measured)
+        fused = sdpa and (ac.device == "cuda" or p.dropout == 0) and p.rel_pos is None
         if fused:
             # the fused kernel (CPU flash attention; CUDA flash / memory-efficient) saves q, k, v (the
             # projections' outputs, KV heads), its output and the log-sum-exp per row, fp32; the
@@ -204,12 +269,19 @@ class Attention(OpKind):
         # the heads' output laid out (S, H·hd) for the output projection
         core = "fp32" if lowering == "sdpa" else low
         square, head, keys = x.b * x.h * x.s * x.t, x.b * x.h * x.s * x.hd, x.b * x.h * x.t * x.hd
+        # eager under autocast with rel_pos: the fp32 bias promotes the scores, so softmax (and
+        # dropout) run in fp32 and ·V saves its own low-precision copy of the probabilities
+        promoted = p.rel_pos is not None and not sdpa and ac.compute is not None
+        probs = "fp32" if promoted else core
         tensors += (SavedTensor("q (copy)", head, core), SavedTensor("kᵀ (copy)", keys, core),
-                    SavedTensor("probabilities (S×S_kv a head)", square, core))
+                    SavedTensor("probabilities (S×S_kv a head)", square, probs))
         if p.dropout > 0:
-            mask = "bool" if ac.device == "cuda" else core
-            tensors += (SavedTensor("dropout mask", square, mask),
-                        SavedTensor("dropped probabilities", square, core))
+            mask = "bool" if ac.device == "cuda" else probs
+            tensors += (SavedTensor("dropout mask", square, mask),)
+            if not promoted:
+                tensors += (SavedTensor("dropped probabilities", square, core),)
+        if promoted:
+            tensors += (SavedTensor("probabilities (copy for ·V)", square, low),)
         tensors += (SavedTensor("v (copy)", keys, core), *heads_out)
         return Saved(tensors, low)
 
@@ -255,6 +327,8 @@ class Attention(OpKind):
             return self._from_gpt2(a)
         if src.target in BERT:
             return self._from_bert(a, BERT[src.target])
+        if src.target == SWIN:
+            return self._from_swin(a, src.ins[0])
         if "config" in a:
             return self._from_config(a["config"], bool(a.get("is_causal", True)))
         if not a.get("batch_first"):
@@ -320,6 +394,43 @@ class Attention(OpKind):
         return self.layer(heads=a["num_attention_heads"], head_dim=a["attention_head_size"], out_proj=False,
                           dropout=float(p), bias=a["query"]["bias"] is not None, lowering=impl)
 
+    def _from_swin(self, a: Mapping[str, Any], shape: Shape) -> Mapped:
+        """torchvision's ShiftedWindowAttention (Swin V1) on a channels-last map (H, W, C), as its
+        ``shifted_window_attention`` computes it: pad to whole windows, roll back by the shift,
+        partition into an (nh, nw) grid of Wh·Ww-position windows, attention with the relative
+        position bias (and the shifted-window mask), the output dropout, then the windows put
+        back, rolled forward and the padding cut off. The attention layer holds the weights."""
+        if len(shape) != 3:
+            raise Unmapped(f"an input {shape} (a channels-last map (H, W, C) per example)")
+        (h, w, c), (wh, ww) = shape, a["window_size"]
+        ph, pw = h + (wh - h % wh) % wh, w + (ww - w % ww) % ww
+        sh, sw = (s if win < n else 0 for s, win, n in zip(a["shift_size"], (wh, ww), (ph, pw), strict=True))
+        nh, nw, shifted = ph // wh, pw // ww, sh + sw > 0
+        layers: list[tuple[str, dict[str, Any]]] = []
+        if (ph, pw) != (h, w):
+            layers.append(("pad", {"pad": [0, 0, 0, pw - w, 0, ph - h]}))
+        if shifted:
+            layers.append(("roll", {"shifts": [-sh, -sw], "dims": [0, 1]}))
+        layers += [("reshape", {"shape": [nh, wh, nw, ww, c]}), ("permute", {"dims": [0, 2, 1, 3, 4]}),
+                   ("reshape", {"shape": [nh, nw, wh * ww, c]})]
+        bias, out_bias = a.get("qkv.bias") is not None, a.get("proj.bias") is not None
+        layers += self.layer(heads=a["num_heads"], bias=bias, out_bias=None if out_bias == bias else out_bias,
+                             dropout=float(a["attention_dropout"]), rel_pos=[wh, ww],
+                             **({"shift": [sh, sw]} if shifted else {}))
+        if a["dropout"]:
+            layers.append(("dropout", {"p": float(a["dropout"])}))
+        layers += [("reshape", {"shape": [nh, nw, wh, ww, c]}), ("permute", {"dims": [0, 2, 1, 3, 4]}),
+                   ("reshape", {"shape": [ph, pw, c]})]
+        if shifted:
+            layers.append(("roll", {"shifts": [sh, sw], "dims": [0, 1]}))
+        layers += [("narrow", {"dim": d, "start": 0, "length": n})   # the padding cut off
+                   for d, n, padded in ((0, h, ph), (1, w, pw)) if n != padded]
+        return tuple(layers)
+
     def label(self, p: AttentionParams) -> str:
         parts = [f"{p.heads} heads"] + ([f"{p.kv_heads} kv"] if p.kv_heads not in (None, p.heads) else [])
-        return ", ".join(parts + [w for w, on in (("causal", p.causal), ("rope", p.rope)) if on])
+        parts += [w for w, on in (("causal", p.causal), ("rope", p.rope)) if on]
+        if p.rel_pos is not None:   # Swin: its window, and whether the windows are shifted
+            shifted = ", shifted" if p.shift is not None else ""
+            parts.append(f"window {p.rel_pos[0]}×{p.rel_pos[1]}{shifted}")
+        return ", ".join(parts)

@@ -168,6 +168,8 @@ class Mul(_Merge):
             return self.layer()
         if len(src.ins) == 1 and any(isinstance(a, Weight) for a in src.args):
             return OPS["scale"].from_call(src)     # γ * x, γ a parameter: layer scale
+        if len(src.ins) == 1 and len(src.args) == 2:
+            return OPS["mul_const"].from_call(src)  # x * c, c a Python number
         raise Unmapped("multiply by a constant")
 
     def from_onnx(self, src: Source) -> Mapped:

@@ -1,17 +1,18 @@
 """``scale``: layer scale (Touvron et al. 2021, "Going deeper with image transformers"; ConvNeXt),
 each channel multiplied by a learned γ: on the last dim ((H, W, C) channels-last, (S, D)
 sequences) or on the channels, axis 0, of a channels-first map (torchvision's ConvNeXt keeps γ
-as (C, 1, 1))."""
+as (C, 1, 1)); and ``mul_const``, a product or quotient by a constant (x / √hd in attention
+written by hand), no parameters."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
 
-from .fields import ChoiceField, FloatField, param
+from .fields import BoolField, ChoiceField, FloatField, param
 from .registry import Inferred, OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor
-from .source import Mapped, Source, Unmapped, Weight
+from .source import TENSOR, Mapped, Source, Unmapped, Weight
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,3 +74,56 @@ class Scale(OpKind):
     def from_onnx(self, src: Source) -> Mapped:
         w = next(a for a in src.args if a is not None and hasattr(a, "shape"))
         return self.from_call(Source(src.target, args=(Weight("", tuple(w.shape)),), ins=src.ins))
+
+
+# --- a constant factor -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class MulConstParams:
+    factor: float = param(FloatField(doc="c, the constant (attention's √hd, written q·kᵀ / √hd)"))
+    divide: bool = param(BoolField(doc="x / c instead of x · c (as the source writes it: the two round"
+                                       " differently in floating point)"), False)
+
+
+@register
+class MulConst(OpKind):
+    name, family = "mul_const", "norm"
+    doc = ("x · c or x / c, a constant c with no parameters (attention written by hand:"
+           " q @ k.transpose(-2, -1) / math.sqrt(d))")
+    Params = MulConstParams
+    example = {"name": "scaled", "op": "mul_const", "factor": 8.0, "divide": True}
+    torch_functions = ("operator.truediv", "operator.itruediv", "torch.div", "torch.true_divide")
+    tensor_methods = ("div", "div_", "true_divide")
+
+    def infer(self, p: MulConstParams, ins: tuple[Shape, ...]) -> Inferred:
+        return Inferred(ins[0], f"each element {'÷' if p.divide else '×'} {p.factor:g}")
+
+    def work(self, p: MulConstParams, ins: tuple[Shape, ...], out: Shape) -> int:
+        return prod(out)  # one multiply (or divide) per element
+
+    def saved(self, p: MulConstParams, ins: tuple[Shape, ...], out: Shape, ac: Autocast, *,
+              lowering: str = "") -> Saved:
+        # the gradient is c (or 1/c) times the output's: a Python constant, no tensor (measured)
+        return Saved((), ac.ins[0])
+
+    def torch(self, p: MulConstParams, ins: tuple[Shape, ...], *, lowering: str = "") -> TorchLayer:
+        sign = "/" if p.divide else "*"
+        return TorchLayer("MulConst", (p.factor, p.divide), inline=f"{{xs}} {sign} {p.factor!r}")
+
+    def label(self, p: MulConstParams) -> str:
+        return f"{'÷' if p.divide else '×'} {p.factor:g}"
+
+    def from_call(self, src: Source) -> Mapped:
+        """``x / c`` (operator.truediv, torch.div, x.div); ``x * c`` and ``c * x`` (mul hands them
+        here): c a Python number."""
+        if len(src.ins) != 1 or len(src.args) != 2 or src.kwargs.get("rounding_mode") is not None:
+            raise Unmapped("a product or quotient of a tensor and one Python number")
+        a, b = src.args
+        divide = src.target in self.torch_functions or src.target in self.tensor_methods
+        c = b if a is TENSOR else a
+        if divide and a is not TENSOR:
+            raise Unmapped("a number divided by a tensor (only a tensor divided by a number)")
+        if isinstance(c, bool) or not isinstance(c, (int, float)):
+            raise Unmapped("a divisor or factor that is a tensor, a parameter or the batch's size (only a"
+                           " Python number, or one computed from per-example sizes)")
+        return self.layer(factor=float(c), divide=divide)

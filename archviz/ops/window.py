@@ -93,7 +93,9 @@ class Pad(_Window):
            " dim first): (H, W, C) with pad [0, 0, 0, 1, 0, 1] → (H + 1, W + 1, C)")
     Params = PadParams
     example = {"name": "pad", "op": "pad", "pad": [0, 2, 1, 1]}
-    torch_functions = ("torch.nn.functional.pad",)
+    # torchvision's Swin patch merging: pad to even sizes, then each 2×2 patch's four positions
+    # side by side on the last dim (written as window moves: _patch_merging)
+    torch_functions = ("torch.nn.functional.pad", "torchvision.models.swin_transformer._patch_merging_pad")
     onnx_types = ("Pad",)
 
     def infer(self, p: PadParams, ins: tuple[Shape, ...]) -> Inferred:
@@ -116,6 +118,8 @@ class Pad(_Window):
         return Inferred(tuple(shape), "; ".join(reversed(parts)) + fill)
 
     def from_call(self, src: Source) -> Mapped:
+        if src.target.endswith("_patch_merging_pad"):
+            return _patch_merging(src.ins[0])
         pad, mode, value = src.arg(1, "pad"), src.arg(2, "mode", "constant"), src.arg(3, "value", None)
         if mode != "constant":
             raise Unmapped(f"mode {mode!r} (only constant padding)")
@@ -153,3 +157,20 @@ class Pad(_Window):
 
     def label(self, p: PadParams) -> str:
         return f"{list(p.pad)}" + (f" with {p.value:g}" if p.value else "")
+
+
+def _patch_merging(shape: Shape) -> Mapped:
+    """torchvision's ``_patch_merging_pad`` of an (H, W, C) map: zero-padded to even H and W, then
+    ``cat([x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]], -1)``, (H/2, W/2, 4·C). The
+    same as a reshape to (H/2, 2, W/2, 2, C) (row parity a, column parity b), the parities moved
+    last, column first (piece a + 2·b), and a reshape to (H/2, W/2, 4·C)."""
+    if len(shape) != 3:
+        raise Unmapped(f"an input {shape} (patch merging reads a channels-last map (H, W, C))")
+    h, w, c = shape
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if h % 2 or w % 2:
+        layers.append(("pad", {"pad": [0, 0, 0, w % 2, 0, h % 2]}))
+    h, w = h + h % 2, w + w % 2
+    layers += [("reshape", {"shape": [h // 2, 2, w // 2, 2, c]}), ("permute", {"dims": [0, 2, 3, 1, 4]}),
+               ("reshape", {"shape": [h // 2, w // 2, 4 * c]})]
+    return tuple(layers)

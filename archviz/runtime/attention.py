@@ -34,7 +34,9 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, kv_heads: int, head_dim: int, seq: int, *,
                  causal: bool = False, dropout: float = 0.0, bias: bool = True, out_bias: bool = True,
                  rope: bool = False, rope_theta: float = 10000.0, sdpa: bool = False,
-                 kv_dim: int = 0, kv_seq: int = 0, out_proj: bool = True, packed: bool = False) -> None:
+                 kv_dim: int = 0, kv_seq: int = 0, out_proj: bool = True, packed: bool = False,
+                 rel_pos: tuple[int, int] | None = None, shift: tuple[int, int] | None = None,
+                 grid: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.packed = heads, kv_heads, head_dim, packed
         self.causal, self.dropout, self.sdpa, self.rope = causal, dropout, sdpa, rope
@@ -50,7 +52,38 @@ class Attention(nn.Module):
         if causal and not sdpa:   # True above the diagonal: a query never reads a later key
             mask = torch.ones(seq, kv_seq or seq, dtype=torch.bool).triu(1)
             self.register_buffer("mask", mask, persistent=False)
+        self.rel_pos = rel_pos
+        if rel_pos is not None:   # Swin: a learned table of offsets × heads, a fixed index of the pairs
+            wh, ww = rel_pos
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), heads))
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+            self.register_buffer("relative_position_index", self.offsets(wh, ww))
+        if shift is not None and grid is not None:
+            mask = self.window_mask(grid, rel_pos or (1, 1), shift)
+            self.register_buffer("shift_mask", mask, persistent=False)
         self.register_load_state_dict_pre_hook(self._packed)
+
+    @staticmethod
+    def offsets(wh: int, ww: int) -> torch.Tensor:
+        """(Wh·Ww)², the index into the bias table of each pair (i, j) of a window's positions:
+        (Δrow + Wh − 1)·(2Ww − 1) + Δcol + Ww − 1 (Liu et al. 2021; torchvision's layout)."""
+        rows, cols = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        r, c = rows.flatten(), cols.flatten()
+        rel = (r[:, None] - r[None, :] + wh - 1) * (2 * ww - 1) + c[:, None] - c[None, :] + ww - 1
+        return rel.flatten()
+
+    @staticmethod
+    def window_mask(grid: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]) -> torch.Tensor:
+        """(nh·nw, S, S): 0 between positions of one region of the map rolled back by ``shift``,
+        −100 across regions (Swin's shifted-window mask, as torchvision builds it)."""
+        (nh, nw), (wh, ww), (sh, sw) = grid, window, shift
+        label = torch.zeros(nh * wh, nw * ww)
+        for i, hs in enumerate((slice(0, -wh), slice(-wh, -sh), slice(-sh, None))):
+            for j, ws in enumerate((slice(0, -ww), slice(-ww, -sw), slice(-sw, None))):
+                label[hs, ws] = 3 * i + j
+        label = label.view(nh, wh, nw, ww).permute(0, 2, 1, 3).reshape(nh * nw, wh * ww)
+        diff = label.unsqueeze(1) - label.unsqueeze(2)
+        return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
 
     @staticmethod
     def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +107,10 @@ class Attention(nn.Module):
         transformers' BERT and ViT ``query``, ``key``, ``value`` → q, k, v."""
         for kind in ("weight", "bias"):
             packed = state.pop(f"{prefix}in_proj_{kind}", None)
+            if packed is None:   # torchvision's ShiftedWindowAttention: qkv (3·D, D), proj
+                packed = state.pop(f"{prefix}qkv.{kind}", None)
+                if f"{prefix}proj.{kind}" in state:
+                    state[f"{prefix}out_proj.{kind}"] = state.pop(f"{prefix}proj.{kind}")
             if packed is not None:
                 for name, part in zip(("q_proj", "k_proj", "v_proj"), packed.chunk(3), strict=True):
                     state[f"{prefix}{name}.{kind}"] = part
@@ -125,8 +162,12 @@ class Attention(nn.Module):
             k = k * self.cos[:t] + self.rotate_half(k) * self.sin[:t]
         p = self.dropout if self.training else 0.0
         if self.sdpa:
+            bias = self._additive()
+            if bias is not None and bias.dim() == 4:   # per window: (N, nW, H, S, hd) against (nW, H, S, S)
+                q, k, v = (t.view(-1, *bias.shape[:2], *t.shape[-2:]) for t in (q, k, v))
             y = torch.nn.functional.scaled_dot_product_attention(
-                q, k, v, dropout_p=p, is_causal=self.causal, enable_gqa=self.kv_heads != self.heads)
+                q, k, v, attn_mask=bias, dropout_p=p, is_causal=self.causal,
+                enable_gqa=self.kv_heads != self.heads).reshape(x.shape[0], self.heads, s, self.head_dim)
         else:
             y = self._eager(q, k, v, s, t, p)
         y = y.transpose(1, 2).reshape(x.shape[0], s, self.heads * self.head_dim)
@@ -142,8 +183,22 @@ class Attention(nn.Module):
         scores = (q @ k.transpose(-2, -1)) * (1.0 / self.head_dim ** 0.5)   # (B, H, S, S_kv)
         if self.causal:
             scores = scores.masked_fill(self.mask[:s, :t], float("-inf"))
+        bias = self._additive()
+        if bias is not None:   # Swin: + B (H, S, S), or + B + mask per window (nW, H, S, S)
+            scores = (scores.view(-1, *bias.shape) + bias).view(scores.shape)
         att = torch.nn.functional.dropout(scores.softmax(dim=-1), p)
         return att @ v                                                     # (B, H, S, hd)
+
+
+    def _additive(self) -> torch.Tensor | None:
+        """The term added to the scores: the relative position bias B (H, S, S), plus the
+        shifted-window mask per window ((nW, H, S, S)); None without rel_pos."""
+        if self.rel_pos is None:
+            return None
+        n = self.rel_pos[0] * self.rel_pos[1]
+        bias = self.relative_position_bias_table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1)
+        mask = getattr(self, "shift_mask", None)
+        return bias if mask is None else bias + mask.unsqueeze(1)
 
 
 class GatedMLP(nn.Module):

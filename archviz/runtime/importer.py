@@ -13,11 +13,9 @@ spec is checked against the trace: every layer's analysed output shape must equa
 
 from __future__ import annotations
 
-import contextlib
-import io
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,10 @@ from torch import fx, nn
 
 from ..limits import MAX_RANK
 from ..ops import OPS
-from ..ops.dtypes import note as dtype_note
 from ..ops.source import TENSOR, Mapped, Unmapped, Weight
 from ..spec import INPUT
 from ..spec.write import TIE, Header
+from .fx_trace import FxFailed, _node_shape, _number, _refusal, _shape, _tuple_head, trace
 from .inputs import example_input
 from .mapping import (
     PREFIX,
@@ -39,10 +37,10 @@ from .mapping import (
     Layers,
     VerifyFailed,
     follow_renames,
-    is_mapped_module,
     layer_name,
     map_call,
     map_module,
+    module_layer,
     module_transposed,
     numbered_children,
     supported_functions,
@@ -54,102 +52,6 @@ from .target import load_target, written_as  # noqa: F401  (load_target: the imp
 Shape = tuple[int, ...]
 __all__ = ["FxFailed", "ImportFailed", "Imported", "RoundTrip", "VerifyFailed", "from_module", "load_target",
            "load_weights", "round_trip", "trace", "via_export"]
-
-
-# --- tracing ------------------------------------------------------------------------------------
-
-class _Tracer(fx.Tracer):
-    """fx's tracer, remembering in ``node.meta["scope"]`` the module whose forward made a node."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.where = ""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return is_mapped_module(m) or super().is_leaf_module(m, qualname)
-
-    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> Any:
-        old, self.where = self.where, self.path_of_module(m)
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        finally:
-            self.where = old
-
-    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
-        node = super().create_node(*args, **kwargs)
-        node.meta["scope"] = self.where
-        return node
-
-
-class FxFailed(ImportFailed):
-    """torch.fx cannot trace the model (the import then tries torch.export)."""
-
-
-def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") -> fx.GraphModule:
-    """The fx graph of ``model`` with each node's output measured on a (2, *input_shape) input
-    (token ids: all 0, valid for any vocabulary)."""
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    tracer = _Tracer()
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:  # noqa: BLE001 - fx raises TraceError, TypeError, ... on dynamic code
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FxFailed(f"torch.fx cannot trace {type(model).__name__}: {reason}",
-                       "hint: fx needs forward code without data-dependent control flow"
-                       " (if/for over tensor values); rewrite that part or mark it as a leaf"
-                       " module") from None
-    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
-    was = model.training
-    model.eval()
-    try:
-        # ShapeProp prints the traceback of a failing node itself: the message below says it
-        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-            ShapeProp(gm).propagate(example_input(input_shape, input_dtype, batch=2, random=True))
-    except Exception as exc:  # noqa: BLE001 - the model refuses this input size
-        raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}"
-                           f"{dtype_note(input_dtype)}: {_refusal(exc)}",
-                           "hint: give the input it expects with --input (e.g. 3x224x224, or 128"
-                           " --input-dtype int64 for token ids)") from None
-    finally:
-        model.train(was)
-    return gm
-
-
-def _refusal(exc: BaseException) -> str:
-    """What the model said when it refused the input: the error raised inside it (and the layer),
-    not ShapeProp's wrapper with torch.fx's node internals."""
-    cause = exc.__cause__ if exc.__cause__ is not None and "ShapeProp error" in str(exc) else exc
-    node = re.search(r"node=%(\S+) ", str(exc))
-    first = str(cause).splitlines()[0] if str(cause) else ""
-    where = f"at {node.group(1)}: " if node and cause is not exc else ""
-    return f"{where}{type(cause).__name__}: {first}"
-
-
-def _shape(node: Any) -> Shape | None:
-    """A tensor node's output shape without the batch; None for anything that is not a tensor."""
-    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    if meta is None or not hasattr(meta, "shape"):
-        return None
-    return tuple(int(d) for d in meta.shape[1:])
-
-
-def _node_shape(node: fx.Node) -> Shape | None:
-    """A tensor node's shape per example (``()``: one number per example), else the shape of the
-    first element of a mapped module's tuple output; None for what is no tensor."""
-    shape = _shape(node)
-    return shape if shape is not None else _tuple_head(node)
-
-
-def _tuple_head(node: fx.Node) -> Shape | None:
-    """A mapped module that returns a tuple led by its output (``nn.MultiheadAttention``: the
-    output and the attention weights): the shape of element 0; None for anything else."""
-    meta = node.meta.get("tensor_meta")
-    if node.op != "call_module" or not isinstance(meta, (tuple, list)) or not meta or \
-            not hasattr(meta[0], "shape"):
-        return None
-    return tuple(int(d) for d in meta[0].shape[1:])
 
 
 def _first_item(node: fx.Node, values: Mapping[fx.Node, str]) -> bool:
@@ -172,7 +74,8 @@ def _map(node: fx.Node, gm: fx.GraphModule, ins: list[Shape], out: Shape, piece:
         n = _expanded(n) or n        # token.expand(N, -1, -1): the parameter, over the batch
         if n.op == "get_attr" and isinstance(p := _attr(gm, str(n.target)), torch.Tensor):
             return Weight(str(n.target), tuple(p.shape), n.meta.get("start"), n.meta.get("row"))
-        return TENSOR
+        number = _number(n)   # a number from sizes per example (a head size's square root)
+        return TENSOR if number is None else number
 
     args = fx.node.map_arg(node.args, value)
     kwargs = fx.node.map_arg(node.kwargs, value)
@@ -356,6 +259,7 @@ class _Walk:
             return
         m = self._module(node)
         mapped = self._tie(m, mapped)
+        own = module_layer(m, mapped) if m is not None and mapped is not None else 0
         what, params = _what(node, self.gm), 0
         if mapped is None:  # --allow-opaque
             params = self._opaque_params(source)
@@ -366,12 +270,12 @@ class _Walk:
             note += f"; also reads {', '.join(dict.fromkeys(reads[1:]))}"
             reads = reads[:1]
         made = self.layers.add(
-            mapped, lambda i, op: self._name(source, m, i, op), tuple(reads), out, note,
+            mapped, lambda i, op: self._name(source, m, i, op, own), tuple(reads), out, note,
             lambda lname: f"{lname}: {what} kept as an opaque layer (traced"
             f" shape {out}, {params:,} parameters); it cannot be compiled")
         self.values[node] = made[-1]
         if m is not None and isinstance(m._parameters.get("weight"), nn.Parameter):
-            self.owners.setdefault(id(m._parameters["weight"]), made[0])
+            self.owners.setdefault(id(m._parameters["weight"]), made[own])
         if m is None and mapped[0][0] != "opaque":   # parameters read as attributes: the op's weight keys
             for key, weight in zip(OPS[mapped[0][0]].onnx_weights, _params_read(source), strict=False):
                 self.name_map[weight] = f"{made[0]}.{key}"
@@ -436,11 +340,12 @@ class _Walk:
                                " shared weights cannot be written as a spec (one layer, one module)")
         return m
 
-    def _name(self, node: fx.Node, m: nn.Module | None, i: int, op: str) -> str:
-        """A module's first layer: its path (state-dict keys mapped); a function's, or a
-        module's second (a mean's flatten): its scope and name."""
+    def _name(self, node: fx.Node, m: nn.Module | None, i: int, op: str, own: int = 0) -> str:
+        """A module's own layer (its first, or the one of its op: :func:`.mapping.module_layer`):
+        its path (state-dict keys mapped); a function's, or a module's other layers (a mean's
+        flatten, Swin's window moves): its scope and name."""
         names = self.layers.names
-        if m is not None and i == 0:
+        if m is not None and i == own:
             path = str(node.target)
             lname = names.unique(layer_name(path))
             if lname != path:
@@ -451,7 +356,7 @@ class _Walk:
             return lname
         base = layer_name(str(node.target)) if m is not None else _BASE.sub("", node.name)
         scope = node.meta.get("scope", "")
-        lname = names.function(scope, base if i == 0 else op)
+        lname = names.function(scope, base if i == 0 and m is None else op)
         self.scopes.setdefault(scope, []).append(lname)
         return lname
 

@@ -67,6 +67,17 @@ class Scale(nn.Module):
         return self.weight * x
 
 
+class MulConst(nn.Module):
+    """``x / factor`` or ``x * factor``: a constant, no parameters."""
+
+    def __init__(self, factor: float, divide: bool = False) -> None:
+        super().__init__()
+        self.factor, self.divide = factor, divide
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.factor if self.divide else x * self.factor
+
+
 class StochasticDepth(nn.Module):
     """Drop path (Huang et al. 2016; torchvision.ops.StochasticDepth): in training, each example
     (``mode`` "row") or the whole batch ("batch") is zeroed with probability ``p`` and the rest
@@ -200,4 +211,4 @@ class Pad(nn.Module):
 LAYERS: dict[str, type[nn.Module]] = {c.__name__: c for c in (Permute, Reshape, Narrow, Mean, Scale,
                                                                 StochasticDepth, PosEmbedding, TypeEmbedding,
                                                                 GeluFormula,
-                                                                ClsToken, PatchEmbed, Roll, Pad)}
+                                                                ClsToken, PatchEmbed, Roll, Pad, MulConst)}

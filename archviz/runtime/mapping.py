@@ -154,6 +154,8 @@ def module_attrs(module: Any) -> dict[str, Any]:
     attrs = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     attrs.update({k: (None if p is None else tuple(p.shape)) for k, p in module._parameters.items()})
     attrs.update({k: module_attrs(c) for k, c in module._modules.items() if c is not None and k not in attrs})
+    attrs.update({f"{c}.{k}": (None if p is None else tuple(p.shape))   # its children's: "qkv.bias"
+                  for c, child in module.named_children() for k, p in child._parameters.items()})
     return attrs
 
 
@@ -167,6 +169,14 @@ def map_module(module: Any, ins: tuple[Shape, ...], out: Shape,
     op, name = found
     src = Source(name, module_attrs(module), kwargs=dict(kwargs or {}), ins=ins, out=out)
     return () if op is None else op.from_module(src)
+
+
+def module_layer(module: Any, mapped: Mapped) -> int:
+    """Which of a mapped module's layers is its own (takes its path and its state-dict keys): the
+    first of the op that claims the module (Swin's window attention: the attention between its
+    window moves), else the first."""
+    op = dispatch().modules.get(type(module), (None, ""))[0]
+    return next((i for i, (name, _) in enumerate(mapped) if op is not None and name == op.name), 0)
 
 
 def module_transposed(module: Any) -> tuple[str, ...]:

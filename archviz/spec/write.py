@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..ops import OPS
+from ..ops.fields import PairField
 from .load import INPUT, SPEC_VERSION, Spec, loads
 
 IN = "$in"
@@ -53,10 +54,12 @@ class Header:
     outputs: tuple[str, ...] = ()    # `outputs:`, written where given (a model's several outputs)
 
 
-def yaml_value(v: Any) -> Any:
-    """A typed setting as YAML reads it back: (3, 3) → 3, (3, 1) → [3, 1], tuples → lists."""
+def yaml_value(v: Any, op: str = "", key: str = "") -> Any:
+    """A typed setting as YAML reads it back: a pair (3, 3) → 3, (3, 1) → [3, 1], tuples → lists;
+    given the op and key, only a pair field's value is shortened (roll's shifts [-3, -3] stay a list)."""
     if isinstance(v, tuple):
-        return v[0] if len(v) == 2 and v[0] == v[1] else list(v)
+        pair = not op or isinstance(OPS[op].fields.get(key), PairField)
+        return v[0] if pair and len(v) == 2 and v[0] == v[1] else list(v)
     return v
 
 
@@ -67,7 +70,7 @@ def _defaults(op: str) -> dict[str, Any]:
 def given(op: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that differ from the op's defaults, as YAML values."""
     defaults = _defaults(op)
-    return {k: yaml_value(v) for k, v in settings.items() if k not in defaults or defaults[k] != v}
+    return {k: yaml_value(v, op, k) for k, v in settings.items() if k not in defaults or defaults[k] != v}
 
 
 def flow(mapping: Mapping[str, Any]) -> str:
@@ -220,7 +223,7 @@ _STRUCTURE = ("name", "op", "from", "if")
 
 def _full(d: Mapping[str, Any]) -> dict[str, Any]:
     """A body layer's settings with the defaults it leaves out, as YAML values, in the op's order."""
-    given_ = {**{k: yaml_value(v) for k, v in _defaults(d["op"]).items()},
+    given_ = {**{k: yaml_value(v, d["op"], k) for k, v in _defaults(d["op"]).items()},
               **{k: v for k, v in d.items() if k not in _STRUCTURE}}
     order = [f.name for f in fields(OPS[d["op"]].Params)]
     return dict(sorted(given_.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
@@ -300,7 +303,8 @@ def _unify(first: list[Any], rest: list[Any]) -> tuple[list[dict[str, Any]] | No
             return None, {}, {}
         shown = given(op, settings) if other is None else given(op, settings) | given(op, other[2])
         for key in shown:
-            v1, v2 = yaml_value(settings[key]), yaml_value(other[2].get(key)) if other else None
+            v1 = yaml_value(settings[key], op, key)
+            v2 = yaml_value(other[2].get(key), op, key) if other else None
             if other is None or v1 == v2:
                 d[key] = v1
             else:
