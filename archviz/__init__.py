@@ -27,29 +27,6 @@ prints as the command's table, and displays itself in Jupyter.
 
 from typing import Any as _Any
 
-from .api import (
-    analyze,
-    bench,
-    build,
-    check,
-    cost,
-    diff,
-    draw,
-    export,
-    from_module,
-    load,
-    load_weights,
-    loads,
-    plot,
-    to_module,
-    verify,
-    view,
-)
-from .core.analysis import Analysis
-from .core.graph import Graph
-from .errors import ArchvizError, ShapeError, SpecError
-from .spec import Spec
-
 __version__ = "0.1.0"
 
 _RESULTS = ("BenchReport", "Checks", "CostReport", "CostSweep", "Diagram", "DiffReport", "Exported", "Plot",
@@ -67,13 +44,28 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _Any:
-    """The result classes load with their first use (``archviz shapes`` never needs them)."""
-    if name in _RESULTS:
-        from . import results
+# where each public name lives: imported with its first use, so ``import archviz`` (and every
+# ``archviz`` command, which imports this package first) loads nothing it does not need
+_HOMES = {
+    **dict.fromkeys(("load", "analyze", "check", "diff", "draw", "cost", "plot", "view", "verify",
+                     "export", "bench", "to_module", "from_module", "loads", "build", "load_weights"), "api"),
+    "Analysis": "core.analysis", "Graph": "core.graph", "Spec": "spec",
+    **dict.fromkeys(("ArchvizError", "ShapeError", "SpecError"), "errors"),
+    **dict.fromkeys(_RESULTS, "results"),
+}
 
-        return getattr(results, name)
-    raise AttributeError(f"module 'archviz' has no attribute {name!r}")
+
+def __getattr__(name: str) -> _Any:
+    """The public API, imported on first use (``archviz shapes`` needs neither the API functions
+    nor the result classes)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'archviz' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

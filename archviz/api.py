@@ -459,13 +459,12 @@ def bench(x: Any, device: str = "auto", *, batch: int | Sequence[int] | str | No
     """
     from dataclasses import replace
 
-    from .cli.bench import bench_settings, resolve_device
-    from .cli.common import BenchMode
     from .core.analysis import analyze as core_analyze
     from .results import BenchReport
     from .runtime import bench as runner
     from .runtime import probe
     from .runtime.bench_rows import Workload
+    from .runtime.bench_settings import bench_settings, resolve_device
     from .runtime.compile import to_module as compile_module
 
     src, shape = _read(x, input_shape, allow_opaque)
@@ -473,7 +472,7 @@ def bench(x: Any, device: str = "auto", *, batch: int | Sequence[int] | str | No
     if mode not in ("infer", "train", "both"):
         raise ArchvizError(f"bench mode: expected infer, train or both, got {mode!r}")
     dev, lower = resolve_device(device), _lowering(lowering)
-    settings = bench_settings(dev, _listed(batch), BenchMode(mode), _listed(dtype), channels_last, compile,
+    settings = bench_settings(dev, _listed(batch), mode, _listed(dtype), channels_last, compile,
                               False, warmup, iters, layers)
     settings = replace(settings, max_bytes=_max_bytes(max_memory))
     info = probe.describe(dev)

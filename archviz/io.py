@@ -13,7 +13,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -76,6 +75,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{shown}: cannot write: folder {folder} does not exist")
+    import tempfile  # here: every command imports this module (protect), few write a file
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

@@ -369,6 +369,62 @@ def test_a_mistake_after_a_large_use_exits_2_on_the_command_line(tmp_path: Path)
     assert time.perf_counter() - t < 1.0
 
 
+STATIONARY = ("  b: {layers: [{name: fc, op: linear, out: 64}, {name: act, op: relu}]}\n"
+              "  grow: {params: {out: null}, layers: [{name: fc, op: linear, out: $out}]}\n"
+              "  shrink: {layers: [{name: c, op: conv, out: 4, kernel: 3}]}\n")
+
+
+def test_a_shape_error_after_a_large_use_is_found_from_two_copies(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 26: a layer whose shape does not fit, after `repeat: 100000` of a block that keeps
+    its input's shape, is reported without expanding the copies: the first and the last are
+    analysed, and every copy between computes what the last one does."""
+    from archviz.spec.blocks import Expander
+
+    expanded: list[str] = []
+    real = Expander._expand
+    monkeypatch.setattr(Expander, "_expand", lambda self, *a: expanded.append(a[2]) or real(self, *a))
+    path = tmp_path / "big.yaml"
+    path.write_text("name: x\ninput: [64]\nblocks:\n" + STATIONARY
+                    + "layers:\n  - {name: u, block: b, repeat: 100000}\n"
+                    "  - {name: bad, op: conv, out: 8, kernel: 3}\n")
+    t = time.perf_counter()
+    r = runner.invoke(app, ["shapes", str(path)])
+    assert r.exit_code == 2 and "big.yaml:9:" in r.output, r.output
+    assert "bad: conv needs a (C, H, W) input, got (64,)" in r.output, r.output
+    assert expanded == ["u.0.", "u.99999."]          # 200,000 layers before: ~5 s
+    assert time.perf_counter() - t < 2.0              # a loose bound
+
+
+@pytest.mark.parametrize("layers", [
+    "  - {name: u, block: b, repeat: 5}\n  - {name: bad, op: conv, out: 8, kernel: 3}\n",   # after
+    "  - {name: u, block: shrink, repeat: 5}\n",                                # in the first copy
+    "  - {name: u, block: b, repeat: 4}\n  - {name: v, block: b, repeat: 3}\n"
+    "  - {name: w, op: conv, out: 8, kernel: 3, from: u.2.fc}\n",               # reads a copy left out
+    "  - {name: up, op: reshape, shape: [1, 8, 8]}\n  - {name: u, block: shrink, repeat: 5}\n",  # shrinks
+    "  - {name: u, block: grow, repeat: 5, args: {out: 32}}\n  - {name: bad, op: conv, out: 8, kernel: 3}\n",
+])
+def test_the_preview_reports_what_the_whole_network_reports(
+        monkeypatch: pytest.MonkeyPatch, layers: str) -> None:
+    """The error found from the first and last copies is the whole network's, word for word; where
+    that is not certain (a use that changes the shape, a layer reading a copy between) the whole
+    network is expanded, as without the preview."""
+    from importlib import import_module
+
+    from archviz.core.analysis import analyze, preflight
+
+    text = "name: x\ninput: [64]\nblocks:\n" + STATIONARY + "layers:\n" + layers
+
+    def error(check: object) -> str:
+        with pytest.raises(ArchvizError) as info:
+            analyze(loads(text, "h.yaml", preflight=check))  # type: ignore[arg-type]
+        return info.value.format()
+
+    whole = error(None)
+    monkeypatch.setattr(import_module("archviz.spec.load"), "PREVIEW_LAYERS", 0)   # preview every use
+    assert error(preflight()) == whole
+
+
 def test_nested_repeats_are_refused_before_expanding() -> None:
     blocks = ("blocks:\n  inner: {layers: [{name: r, op: relu}, {name: s, op: relu, if: false}]}\n"
               "  outer: {layers: [{name: i, block: inner, repeat: 100000}]}\n")

@@ -12,7 +12,10 @@ import pytest
 HEAVY = ("torch", "graphviz", "matplotlib", "numpy")
 # what `archviz shapes` never needs: the heavy libraries, and archviz's bench, cost, import,
 # drawing and checking modules (the commands that use them import them in their bodies)
-NOT_FOR_SHAPES = (*HEAVY, "torchinfo", "onnx", "archviz.runtime", "archviz.core.cost", "archviz.core.devices",
+NOT_FOR_SHAPES = (*HEAVY, "torchinfo", "onnx", "archviz.runtime", "archviz.api", "archviz.cli.bench",
+                  "archviz.cli.cost", "archviz.cli.importer", "archviz.cli.render", "archviz.cli.view",
+                  "archviz.cli.model", "archviz.cli.compare", "archviz.cli.reference", "archviz.core.cost",
+                  "archviz.core.devices",
                   "archviz.core.flops", "archviz.core.check", "archviz.core.diff", "archviz.render.cost_",
                   "archviz.render.bench_", "archviz.render.dot", "archviz.render.plots",
                   "archviz.render.html", "archviz.render.views", "archviz.results", "archviz.spec.write",
@@ -77,7 +80,8 @@ print(json.dumps(seen))
         assert not torch_loaded, f"`archviz {command}` imported torch before reporting the spec's error"
 def test_archviz_shapes_process_imports_only_what_it_needs() -> None:
     """The whole `archviz shapes` process, as the console script runs it (archviz.cli.app.main):
-    no heavy library, none of the bench, cost, import or drawing modules."""
+    no heavy library, none of the bench, cost, import or drawing modules (issue 26), and of the
+    command modules only its own."""
     code = ("import sys, atexit; atexit.register(lambda: sys.stderr.write('MODULES '"
             " + ' '.join(sorted(sys.modules)))); sys.argv = ['archviz', 'shapes', 'alexnet'];"
             " from archviz.cli.app import main; main()")
@@ -85,7 +89,7 @@ def test_archviz_shapes_process_imports_only_what_it_needs() -> None:
     assert out.returncode == 0, out.stderr
     assert "conv1" in out.stdout
     loaded = set(out.stderr.rsplit("MODULES ", 1)[1].split())
-    assert "archviz.cli.bench" in loaded  # the command's definition, registered with the app
+    assert "archviz.cli.inspect" in loaded  # the one command module: the one that runs
     bad = sorted(m for m in loaded if any(m == p or m.startswith(p if p.endswith("_") else p + ".")
                                            for p in NOT_FOR_SHAPES))
     assert not bad, bad
@@ -93,12 +97,28 @@ def test_archviz_shapes_process_imports_only_what_it_needs() -> None:
 
 def test_one_command_app_has_that_command_only() -> None:
     """main() hands typer the one command it runs (typer converts each registered command's
-    signature at start-up); help and unknown names get the whole app."""
-    from archviz.cli.app import COMMANDS, _app_for, app
+    signature at start-up, and each command's module is imported when registered); help and
+    unknown names get the whole app, whose command list is the table's."""
+    code = ("import sys; from archviz.cli.app import COMMANDS, NAMES, _app_for, app; "
+            "one = _app_for(['--debug', 'shapes', 'alexnet']); "
+            "print([c.name for c in one.registered_commands], one.registered_callback.callback is "
+            "app.registered_callback.callback, 'archviz.cli.bench' in sys.modules, "
+            "[c.name for c in app.registered_commands] == list(NAMES), 'archviz.cli.bench' in sys.modules, "
+            "all(_app_for(a) is app for a in ([], ['--help'], ['-h', 'shapes'], ['shpes'], ['--version'])))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['shapes']", "True", "False", "True", "True", "True"], out.stdout
+    from archviz.cli.app import COMMANDS, NAMES
 
-    one = _app_for(["--debug", "shapes", "alexnet"])
-    assert [c.name for c in one.registered_commands] == ["shapes"]
-    assert one.registered_callback is app.registered_callback
-    assert len(app.registered_commands) == len(COMMANDS)
-    for args in ([], ["--help"], ["-h", "shapes"], ["shpes"], ["--version"]):
-        assert _app_for(args) is app, args
+    assert len(NAMES) == len(set(NAMES)) == len(COMMANDS) == 13
+
+
+def test_help_lists_every_command_with_its_summary() -> None:
+    """`archviz --help` imports every command module and lists each with its docstring's summary."""
+    from typer.testing import CliRunner
+
+    from archviz.cli.app import NAMES, app, command, summary
+
+    out = CliRunner().invoke(app, ["--help"], terminal_width=100).output
+    for name in NAMES:
+        first = summary(name, command(name)[0])
+        assert f" {name} " in out and first[:40] in out.replace("\n", " "), (name, first)

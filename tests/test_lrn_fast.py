@@ -157,7 +157,9 @@ def test_lowering_parse() -> None:
     assert Lowering.parse(" LRN=Torch ") == TORCH and str(TORCH) == "lrn=torch"
     assert TORCH.choice("lrn") == "torch" and TORCH.choice("lrn", "fast") == "fast"
     assert Lowering().choice("lrn") == "fast" and Lowering().choice("conv") == ""
-    assert Lowering().as_dict() == {"lrn": "fast", "attention": "eager", "gelu": "torch", "pos_embedding": "slice"}   # every op with a choice, defaults
+    # every op with a choice, its default
+    assert Lowering().as_dict() == {"lrn": "fast", "attention": "eager", "gelu": "torch",
+                                    "pos_embedding": "slice"}
     for bad, says in (("lrn", "expected op=choice"), ("lrn=tourch", "did you mean 'torch'?"),
                       ("lnr=torch", "unknown op 'lnr'"), ("relu=fast", "op relu has no choice")):
         with pytest.raises(ArchvizError) as info:

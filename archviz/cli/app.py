@@ -1,51 +1,49 @@
-"""The ``archviz`` Typer app: built here from the command modules, which never import this one.
+"""The ``archviz`` Typer app, built from the command modules, which never import this one.
 
 Commands are listed in ``archviz --help`` in the order of the work: read, draw, build, measure,
-compare. Heavy libraries (torch, graphviz, matplotlib) load inside command bodies only, so
-``archviz shapes`` starts fast; a test checks that importing this module pulls none of them.
+compare. A command's module (``archviz.cli.<module>``) is imported when typer first reads the
+app's command list, and ``main()`` hands typer an app holding only the command it runs, so
+``archviz shapes`` imports the shapes command and none of the others (bench, cost, import,
+drawing). Heavy libraries (torch, graphviz, matplotlib) load inside command bodies only; a test
+checks what ``archviz shapes`` imports.
 """
 
 from __future__ import annotations
 
-import copy
 import sys
+from collections.abc import Iterable
+from importlib import import_module
+from typing import Any
 
 import typer
 
 from .. import __version__
-from . import bench, compare, cost, importer, inspect, model, render, view
 from .common import internal_error, set_debug
 
-app = typer.Typer(
-    name="archviz",
-    help="Read, check, draw, compile and benchmark a CNN or a transformer from one YAML layer spec.\n\n"
-         "SPEC is a YAML file or the name of a bundled spec (see `archviz specs`); "
-         "it defaults to the paper's AlexNet.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
+# name, module of archviz.cli, function; a command's own click class (bench: its --json FILE alias)
 COMMANDS = (
-    ("shapes", inspect.shapes),
-    ("check", inspect.check),
-    ("cost", cost.cost),
-    ("draw", render.draw),
-    ("plot", render.plot),
-    ("view", view.view),
-    ("verify", model.verify),
-    ("export", model.export),
-    ("import", importer.import_cmd),
-    ("bench", bench.bench),
-    ("diff", compare.diff_cmd),
-    ("schema", compare.schema_cmd),
-    ("specs", inspect.list_specs),
+    ("shapes", "inspect", "shapes"),
+    ("check", "inspect", "check"),
+    ("cost", "cost", "cost"),
+    ("draw", "render", "draw"),
+    ("plot", "render", "plot"),
+    ("view", "view", "view"),
+    ("verify", "model", "verify"),
+    ("export", "model", "export"),
+    ("import", "importer", "import_cmd"),
+    ("bench", "bench", "bench"),
+    ("diff", "compare", "diff_cmd"),
+    ("schema", "compare", "schema_cmd"),
+    ("specs", "inspect", "list_specs"),
 )
-CLASSES = {"bench": bench.BenchCommand}   # a command's own click class (bench: its --json FILE alias)
+NAMES = tuple(name for name, _, _ in COMMANDS)
+CLASSES = {"bench": "BenchCommand"}   # command → the click class its module defines
 SUMMARY_WIDTH = 86   # a summary in `archviz --help`'s command list: one line at 100 columns
 # where a command's first docstring paragraph is longer than that, its line in the list
 SUMMARIES = {"cost": "Memory and step time on given hardware: whether it fits, the largest batch."}
+HELP = ("Read, check, draw, compile and benchmark a CNN or a transformer from one YAML layer spec.\n\n"
+        "SPEC is a YAML file or the name of a bundled spec (see `archviz specs`); "
+        "it defaults to the paper's AlexNet.")
 
 
 def summary(name: str, fn: object) -> str:
@@ -54,8 +52,35 @@ def summary(name: str, fn: object) -> str:
     return first if len(first) <= SUMMARY_WIDTH else SUMMARIES.get(name, first)
 
 
-for _name, _command in COMMANDS:
-    app.command(_name, cls=CLASSES.get(_name), short_help=summary(_name, _command))(_command)
+def command(name: str) -> tuple[Any, type | None]:
+    """The function of the command ``name`` and its click class (None: typer's), imported now."""
+    _, module_name, function = next(c for c in COMMANDS if c[0] == name)
+    module = import_module(f"{__package__}.{module_name}")
+    return getattr(module, function), getattr(module, CLASSES[name]) if name in CLASSES else None
+
+
+class ArchvizApp(typer.Typer):
+    """The app with the commands ``names`` (all of them by default), in :data:`COMMANDS`'s order,
+    each imported and registered when typer first reads :attr:`registered_commands`."""
+
+    def __init__(self, names: Iterable[str] = NAMES) -> None:
+        self._pending = [n for n in NAMES if n in set(names)]
+        super().__init__(name="archviz", help=HELP, no_args_is_help=True, add_completion=False,
+                         pretty_exceptions_enable=False,
+                         context_settings={"help_option_names": ["-h", "--help"]})
+        self.callback()(main_callback)
+
+    @property  # type: ignore[override]
+    def registered_commands(self) -> list[Any]:
+        pending, self._pending = self._pending, []
+        for name in pending:
+            fn, cls = command(name)
+            self.command(name, cls=cls, short_help=summary(name, fn))(fn)
+        return self._registered
+
+    @registered_commands.setter
+    def registered_commands(self, value: list[Any]) -> None:
+        self._registered = value
 
 
 def version_callback(value: bool) -> None:
@@ -64,7 +89,6 @@ def version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main_callback(
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                  help="Show the version and exit."),
@@ -76,17 +100,18 @@ def main_callback(
     set_debug(debug)
 
 
+app = ArchvizApp()
+
+
 def _app_for(args: list[str]) -> typer.Typer:
-    """``app`` with only the command that ``args`` name: typer turns every registered command's
-    signature into click options when it starts (~20 ms for all of them), and one command runs.
-    The whole app where no known command is named, or the group's help is asked for first."""
+    """An app with only the command that ``args`` name: its module alone is imported, and typer
+    turns only its signature into click options. The whole app where no known command is named,
+    or the group's help is asked for first (help and "No such command" read every command)."""
     name = next((a for a in args if not a.startswith("-")), None)
     before = args[:args.index(name)] if name is not None else args
-    if name not in dict(COMMANDS) or "-h" in before or "--help" in before:
+    if name not in NAMES or "-h" in before or "--help" in before:
         return app
-    one = copy.copy(app)
-    one.registered_commands = [c for c in app.registered_commands if c.name == name]
-    return one
+    return ArchvizApp((name,))
 
 
 def main() -> None:

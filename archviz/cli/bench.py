@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
-from ..errors import ArchvizError
 from ..render.text import safe
+from ..runtime.bench_settings import (  # the options' defaults and parsers, shared with archviz.bench
+    DEFAULTS,
+    BenchUsage,
+    bench_settings,
+    parse_batches,
+    parse_list,
+    resolve_device,
+)
 from .common import (
     DEFAULT_SPEC,
     FULL_WIDTH,
@@ -48,48 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..spec import Spec
 
 # the device tables, the row types and the views load inside the command (not on `archviz shapes`)
-# Defaults per device: a sensible sweep in under a minute (AlexNet on 2 CPU cores: ~17 s).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "cpu": {"batch": "1,8", "dtype": "fp32", "warmup": 2, "iters": 8},
-    "mps": {"batch": "1,32", "dtype": "fp32,fp16", "warmup": 5, "iters": 20},
-    "cuda": {"batch": "1,32,128", "dtype": "fp32,tf32,bf16", "warmup": 10, "iters": 50},
-}
-
-
-class BenchUsage(ArchvizError):
-    """A bad option value of archviz bench."""
-
-
-def parse_list(text: str, option: str, choices: tuple[str, ...]) -> tuple[str, ...]:
-    items = tuple(t.strip().lower() for t in text.split(",") if t.strip())
-    bad = [t for t in items if t not in choices]
-    if bad or not items:
-        raise BenchUsage(f"{option}: expected a comma-separated list of {', '.join(choices)}, got {text!r}")
-    return tuple(dict.fromkeys(items))
-
-
-def parse_batches(text: str) -> tuple[int, ...]:
-    parts = [t.strip() for t in text.split(",") if t.strip()]
-    if not parts or not all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
-        raise BenchUsage(f"--batch: expected positive integers separated by commas (e.g. 1,32,128),"
-                         f" got {text!r}")
-    return tuple(dict.fromkeys(int(p) for p in parts))
-
-
-def resolve_device(name: str) -> str:
-    from ..runtime import probe
-
-    name = name.lower()
-    if name not in ("auto", "cpu", "cuda", "mps"):
-        raise BenchUsage(f"--device: expected auto, cpu, cuda or mps, got {name!r}")
-    if name == "auto":
-        return next(d for d in ("cuda", "mps", "cpu") if probe.available(d))
-    if not probe.available(name):
-        import torch
-
-        raise BenchUsage(f"--device {name}: not available here (torch {torch.__version__}"
-                         f"{', built without CUDA' if name == 'cuda' and not torch.version.cuda else ''})")
-    return name
 
 
 def check_writable(path: Optional[str], option: str) -> None:
@@ -231,8 +196,8 @@ def bench(
         return
     if cuda_graphs and dev != "cuda":
         raise BenchUsage("--cuda-graphs needs --device cuda")
-    settings = bench_settings(dev, batch, mode, dtype, channels_last, compiled, cuda_graphs, warmup, iters,
-                              layers)
+    settings = bench_settings(dev, batch, mode.value, dtype, channels_last, compiled, cuda_graphs, warmup,
+                              iters, layers)
     settings = replace(settings, max_bytes=max_bytes(max_memory))  # checked before each case allocates
     info = probe.describe(dev)
     works, towers = _workloads(a, info, input_size, lower, split_gpus, reference)
@@ -375,28 +340,6 @@ def _ddp(sp: Spec, dev: str, n: int, timeout: float, batch: Optional[str], dtype
 
         write_atomic(json_out, json.dumps(result.as_dict(), indent=2) + "\n")
         console(stderr=True).print(f"wrote {safe(json_out)}")
-
-
-def bench_settings(dev: str, batch: Optional[str], mode: BenchMode, dtype: Optional[str],
-                   channels_last: bool, compiled: bool, cuda_graphs: bool, warmup: Optional[int],
-                   iters: Optional[int], layers: bool) -> Settings:
-    """The options, with this device's defaults where one is not given (``archviz bench`` and
-    ``archviz.bench``)."""
-    from ..core.devices import DTYPES, Dtype
-    from ..core.flops import Mode as StepMode
-    from ..runtime.bench_rows import Settings
-
-    d = DEFAULTS[dev]
-    modes = tuple(StepMode) if mode is BenchMode.both else (StepMode(mode.value),)
-    dtypes = parse_list(d["dtype"] if dtype is None else dtype, "--dtype", DTYPES)
-    settings = Settings(device=dev, batches=parse_batches(d["batch"] if batch is None else batch),
-                        modes=modes, dtypes=tuple(Dtype(t) for t in dtypes), channels_last=channels_last,
-                        compile=compiled, cuda_graphs=cuda_graphs,
-                        warmup=d["warmup"] if warmup is None else warmup,
-                        iters=d["iters"] if iters is None else iters, layers=layers)
-    if settings.iters < 1 or settings.warmup < 0 or (compiled and settings.warmup < 1):
-        raise BenchUsage("--iters must be ≥ 1 and --warmup ≥ 0 (≥ 1 with --compile, which compiles then)")
-    return settings
 
 
 def _reference(text: str, a: Analysis) -> Workload:

@@ -306,18 +306,20 @@ def parse_input(text: Optional[str]) -> Optional[tuple[int, ...]]:
 def load_analysis(spec: str, input_text: Optional[str] = None, gpus: Optional[int] = None,
                   dtype: Optional[InputDtype] = None) -> Any:
     """Load and analyse: the Analysis (its ``spec`` is the Spec loaded); ``dtype``: ``--input-dtype``."""
-    from ..core.analysis import analyze
+    from ..core.analysis import analyze, preflight
 
-    return analyze(load_spec(spec), parse_input(input_text), gpus, input_dtype(dtype))
+    shape, dtype_in = parse_input(input_text), input_dtype(dtype)
+    return analyze(load_spec(spec, preflight(shape, gpus, dtype_in)), shape, gpus, dtype_in)
 
 
-def load_spec(spec: str) -> Any:
-    """Load a spec, and protect its file from being overwritten by this command's ``-o``."""
+def load_spec(spec: str, preflight: Any = None) -> Any:
+    """Load a spec, and protect its file from being overwritten by this command's ``-o``;
+    ``preflight``: as :func:`archviz.spec.load`'s (a shape error found before long uses expand)."""
     from ..io import protect
     from ..spec import load
     from ..spec.bundled import resolve
 
-    sp = load(spec)
+    sp = load(spec, preflight=preflight)
     protect(resolve(spec))
     return sp
 

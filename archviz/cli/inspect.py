@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from typing import Annotated, Any
 
 import typer
@@ -97,8 +96,7 @@ def check(
         emit(f"{strip_control(a.name)}: the spec has no expect: or claims: entries to check\n", output)
     else:
         show_result(kind, output, lambda: tables.checks_view(results), {
-            TextFormat.json: lambda: json.dumps(tables.checks_to_dict(results), indent=2,
-                                                ensure_ascii=False) + "\n",
+            TextFormat.json: lambda: _json(tables.checks_to_dict(results)),
             TextFormat.csv: lambda: tables.checks_csv(results),
             TextFormat.markdown: lambda: tables.checks_markdown(results)}, wide)
     if any(not r.ok for r in results):
@@ -143,8 +141,7 @@ def list_specs(
     kind = text_format(fmt, output)
     rows = _spec_rows()
     show_result(kind, output, lambda: _specs_view(rows), {
-        TextFormat.json: lambda: json.dumps({"schema_version": tables.SCHEMA_VERSION, "specs": rows},
-                                            indent=2, ensure_ascii=False) + "\n",
+        TextFormat.json: lambda: _json({"schema_version": tables.SCHEMA_VERSION, "specs": rows}),
         TextFormat.csv: lambda: tables.records_csv(SPEC_COLUMNS, rows),
         TextFormat.markdown: lambda: tables.records_markdown(
             ("spec", "name", "input", "layers", "params", "MACs"),
@@ -165,3 +162,9 @@ def _specs_view(rows: list[dict[str, Any]]) -> Any:
         table.add_row(r["spec"], safe(r["name"]), r["input"], str(r["layers"]), f"{r['params']:,}",
                       f"{r['macs']:,} ({human(r['macs'])})")
     return table
+
+
+def _json(value: Any) -> str:
+    import json  # only for --format json
+
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"

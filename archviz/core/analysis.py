@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any
@@ -12,6 +13,7 @@ from ..ops import OPS, OpError, fmt_dims, fmt_shape
 from ..ops.dtypes import DTYPES, FLOAT
 from ..ops.receptive import NONE, ReceptiveField, network_input
 from ..spec import INPUT, Layer, Origin, Spec
+from ..spec.load import Spans
 from .graph import Graph, build
 
 Shape = tuple[int, ...]
@@ -160,6 +162,62 @@ def analyze(spec: Spec | Graph, input_shape: Shape | None = None,
     split = gpu_split(ordered, n_gpus) if n_gpus > 1 else None
     return Analysis(sp.name, sp.source, sp.path, shape_in, ordered, totals, warnings,
                     graph.outputs, n_gpus if n_gpus > 1 else None, split, accepted, dtype_in, graph=graph)
+
+
+def preflight(input_shape: Shape | None = None, gpus: int | None = None,
+              input_dtype: str | None = None) -> Callable[[Spec, Spans], None]:
+    """For :func:`archviz.spec.load`'s ``preflight``: analyse the preview of a network whose long
+    ``repeat:`` uses keep their first and last copies only, and raise the shape error the whole
+    network's analysis would raise, where that is certain without expanding every copy.
+
+    The analysis runs in spec order (a layer reads earlier ones); each copy of a use computes the
+    same thing from the same input shape. So where the last copy kept of a use maps its input's
+    shape and dtype to themselves, every copy between does too and reaches that same shape; an
+    error after such uses (or before them, or in a first copy) is then the whole network's first
+    error, word for word. Otherwise (an error inside a last copy, a use that changes the shape,
+    any other kind of error) this raises nothing and the whole network is expanded as always."""
+    def check(sp: Spec, spans: Spans) -> None:
+        error = _first_error(sp, input_shape, gpus, input_dtype)
+        if error is None:
+            return
+        at, (shapes, dtypes) = error[0], error[1]
+        for before, after, start in spans:
+            if start > at:
+                continue
+            if after not in shapes or shapes[before] != shapes[after] or dtypes[before] != dtypes[after]:
+                return
+        raise error[2]
+
+    return check
+
+
+def _first_error(sp: Spec, input_shape: Shape | None, gpus: int | None, input_dtype: str | None
+                 ) -> tuple[int, tuple[dict[str, Shape], dict[str, str]], ShapeError] | None:
+    """(the failing layer's position, the shapes and dtypes found before it, the error) of a spec's
+    first shape error, if its layers run in spec order; None: no such error."""
+    try:
+        graph = build(sp)
+    except ArchvizError:
+        return None
+    if any(a is not b for a, b in zip(graph.order, sp.layers, strict=True)):
+        return None
+    shape_in = tuple(input_shape) if input_shape else sp.input
+    dtype_in = input_dtype or sp.input_dtype
+    n_gpus = gpus or sp.gpus or 1
+    if dtype_in not in DTYPES or not 1 <= n_gpus <= MAX_GPUS:
+        return None
+    shapes: dict[str, Shape] = {INPUT: shape_in}
+    dtypes: dict[str, str] = {INPUT: dtype_in}
+    fields: dict[str, ReceptiveField] = {INPUT: network_input(shape_in)}
+    for at, layer in enumerate(graph.order):
+        ins, in_dtypes = tuple(shapes[s] for s in layer.inputs), tuple(dtypes[s] for s in layer.inputs)
+        try:
+            st, fields[layer.name] = _layer_stats(layer, ins, n_gpus, tuple(fields[s] for s in layer.inputs),
+                                                  shape_in, layer.allow | sp.allow, in_dtypes)
+        except ShapeError as exc:
+            return at, (shapes, dtypes), exc
+        shapes[layer.name], dtypes[layer.name] = st.output, st.dtype
+    return None
 
 
 def _layer_stats(layer: Layer, ins: tuple[Shape, ...], gpus: int, in_fields: tuple[ReceptiveField, ...],

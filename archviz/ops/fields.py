@@ -58,7 +58,9 @@ def _int(value: Any, lo: int, what: str) -> int:
 
 @dataclass(frozen=True)
 class Field:
-    """Base: a required field has ``default`` None and ``required`` True."""
+    """Base: a required field has ``default`` None and ``required`` True. A subclass that adds no
+    setting of its own is a plain subclass (it inherits the generated ``__init__``, ``__eq__``,
+    ``__repr__`` and frozenness): creating a dataclass costs about a millisecond at start-up."""
 
     required: bool = False
     default: Any = None
@@ -83,7 +85,6 @@ class Field:
         return out
 
 
-@dataclass(frozen=True)
 class PosInt(Field):
     def parse(self, value: Any) -> int:
         return _int(value, 1, "a positive integer")
@@ -120,7 +121,6 @@ class PairField(Field):
         return {"anyOf": [one, {"type": "array", "items": one, "minItems": 2, "maxItems": 2}]}
 
 
-@dataclass(frozen=True)
 class PaddingField(Field):
     """An int, an [h, w] pair, or 'same' / 'valid' (as torch's Conv2d)."""
 
@@ -139,7 +139,6 @@ class PaddingField(Field):
         return {"anyOf": [*PairField(lo=0).json_schema()["anyOf"], {"enum": ["same", "valid"]}]}
 
 
-@dataclass(frozen=True)
 class BoolField(Field):
     def parse(self, value: Any) -> bool:
         if not isinstance(value, bool):
@@ -217,7 +216,6 @@ def fields_of(params_type: type) -> dict[str, Field]:
     return {f.name: f.metadata["field"] for f in dc_fields(params_type)}
 
 
-@dataclass(frozen=True)
 class Count(Field):
     """A non-negative integer (a traced parameter count may be 0)."""
 
@@ -231,7 +229,6 @@ class Count(Field):
         return {"type": "integer", "minimum": 0}
 
 
-@dataclass(frozen=True)
 class ShapeField(Field):
     """A per-example shape of any rank ([F], [S, D], [C, H, W], ...) of positive integers; a tuple."""
 
@@ -249,7 +246,6 @@ class ShapeField(Field):
                 "maxItems": MAX_RANK}
 
 
-@dataclass(frozen=True)
 class TextField(Field):
     """Printable text (a module type or function name, as traced)."""
 
@@ -355,7 +351,6 @@ class ChoiceField(Field):
         return {"enum": list(self.choices)}
 
 
-@dataclass(frozen=True)
 class ScaleField(Field):
     """A positive number (a resampling factor)."""
 
@@ -371,7 +366,6 @@ class ScaleField(Field):
         return {"type": "number", "exclusiveMinimum": 0}
 
 
-@dataclass(frozen=True)
 class SizeListField(Field):
     """An int (every spatial axis) or a list of 1 to 3 positive ints (one per axis: [l], [h, w],
     [d, h, w]); the list becomes a tuple, matched against the input's rank by the op."""

@@ -4,6 +4,7 @@ forms (``maxpool1d``, ``avgpool3d``, ...) and adaptive max pooling."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from math import prod
 from typing import Any, ClassVar
 
@@ -199,6 +200,7 @@ class AdaptiveAvgPool(OpKind):
 # Ops of their own beside the 2-d ones (whose specs, messages and golden files stay as they are);
 # per axis the same rule, out = ⌊(n + 2p − k)/s⌋ + 1 (⌈⌉ with ceil_mode; torch.nn.MaxPool1d/3d docs).
 
+@cache   # one class per rank, shared by max and avg (a dataclass costs ~1 ms to create)
 def _pool_nd_params(n: int) -> type:
     @dataclass(frozen=True, kw_only=True)
     class PoolNdParams:
@@ -366,6 +368,7 @@ class AvgPool3d(_PoolNd):
 
 # --- adaptive pooling at any spatial rank ----------------------------------------------------------
 
+@cache   # one class per rank, shared by max and avg
 def _adaptive_params(n: int) -> type:
     @dataclass(frozen=True, kw_only=True)
     class AdaptiveNdParams:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +93,8 @@ def _layer_dict(s: LayerStats) -> dict[str, Any]:
 
 
 def to_json(a: Analysis) -> str:
+    import json  # here: the table needs neither json nor csv
+
     return json.dumps(to_dict(a), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -104,6 +104,8 @@ CSV_COLUMNS = ("name", "op", "label", "inputs", "output", "params", "buffers", "
 
 
 def to_csv(a: Analysis) -> str:
+    import csv
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
@@ -456,6 +458,8 @@ def checks_markdown(results: list[CheckResult]) -> str:
 
 def records_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
     """Rows of a JSON result as CSV (lists joined with ';', None empty)."""
+    import csv
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)

@@ -227,8 +227,15 @@ def is_use(node: yaml.Node) -> bool:
 class Expander:
     """Collects a spec's layers, expanding block uses; refuses duplicate names."""
 
-    def __init__(self, doc: Doc, blocks: Mapping[str, Block], parse_layer: ParseLayer) -> None:
+    def __init__(self, doc: Doc, blocks: Mapping[str, Block], parse_layer: ParseLayer,
+                 sample: bool = False) -> None:
         self.doc = doc
+        # sample: each ``repeat: n`` (n > 2) expanded to its first and last copies only, the last
+        # reading the first; ``spans`` then holds, per such use, (the first copy's output, the last
+        # copy's output) and the position of the last copy's first layer (a preview of the network
+        # whose shapes say whether the copies between keep the shape: load.py's preflight)
+        self.sample = sample
+        self.spans: list[tuple[str, str, int]] = []
         self.blocks = blocks
         self.parse_layer = parse_layer     # the loader's, passed in: load → blocks, one way
         self.layers: list[Layer] = []
@@ -259,6 +266,16 @@ class Expander:
             else:
                 parsed.append(self.parse_layer(self.doc, item, _PREVIOUS, None, None))
         return parsed
+
+    def fewest(self, items: list[yaml.Node]) -> int:
+        """The fewest layers the uses among ``items`` add, by arithmetic (after :meth:`check`)."""
+        total = 0
+        for item in items:
+            if is_use(item):
+                entries = self.doc.mapping(item, "layer")
+                count = self._repeat(entries, self._use_name(entries, item))
+                total += (count or 1) * self._least(self.doc.value(entries["block"][1]))
+        return total
 
     # ---- top level --------------------------------------------------------------------------
     def top(self, item: yaml.Node, parsed: Layer | None = None) -> None:
@@ -352,8 +369,12 @@ class Expander:
         args, first = self._args(entries, "args", name, block), self._args(entries, "first", name, block)
         out = source
         start = len(self.layers)
-        for i in range(count or 1):
+        sampled, mine = self.sample and count > 2, 0
+        for i in (0, count - 1) if sampled else range(count or 1):
             env = {**block.defaults, **args, **(first if i == 0 else {})}
+            if sampled and i:   # this use's span (nested uses of the last copy add theirs after it)
+                mine = len(self.spans)
+                self.spans.append((out, "", len(self.layers)))
             label = f"{name}.{i}" if count else name
             self._require(block, env, label, entries, first)
             here = origin or Origin(name, block.name, i if count else None, count or 1)
@@ -363,6 +384,8 @@ class Expander:
                 if origin is None and exc.use_site is None:
                     exc.use_site = use_site
                 raise
+        if sampled:
+            self.spans[mine] = (self.spans[mine][0], out, self.spans[mine][2])
         if "allow" in entries:
             self._grant(start, read_allow(doc, entries["allow"][1], f"{name}.allow"))
         if "expect" in entries:

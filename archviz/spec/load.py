@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,10 @@ TOP_KEYS = {"format", "name", "source", "description", "input", "input_dtype", "
 # spec format versions: 1 (the first; an LRN's alpha ambiguous), 2 (an LRN's alpha is the paper's α),
 # 3 (shapes of any rank, `input_dtype:`, a layer's `lowering:`); see docs/spec-format.md. Every
 # older spec reads unchanged.
+# per sampled use: the first copy's output, the last copy's output, the last copy's first position
+Spans = tuple[tuple[str, str, int], ...]
+Preflight = Callable[["Spec", Spans], None]
+PREVIEW_LAYERS = 10_000   # block uses adding more layers than this are previewed (loads' preflight)
 SPEC_VERSIONS = (1, 2, 3)
 SPEC_VERSION = 3
 LAYER_KEYS = {"name", "op", "from", "expect", "note", "allow", "lowering", "tie"}
@@ -123,8 +127,9 @@ def _yaml_hint(exc: yaml.MarkedYAMLError) -> str:
     return ""
 
 
-def load(spec: str | Path) -> Spec:
-    """Load a spec from a path, or a bundled spec by its stem (``alexnet``, ``lenet5``, ...)."""
+def load(spec: str | Path, *, preflight: Preflight | None = None) -> Spec:
+    """Load a spec from a path, or a bundled spec by its stem (``alexnet``, ``lenet5``, ...);
+    ``preflight``: as :func:`loads`."""
     path = bundled.resolve(spec)
     shown = bundled.display(spec, path)
     raw = read_spec_file(path, str(spec))
@@ -132,7 +137,7 @@ def load(spec: str | Path) -> Spec:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _not_utf8(shown, raw, exc) from None
-    return loads(text, shown)
+    return loads(text, shown, preflight=preflight)
 
 
 def read_spec_file(path: Path, spec: str) -> bytes:
@@ -192,8 +197,12 @@ def _not_utf8(shown: str, raw: bytes, exc: UnicodeDecodeError) -> SpecError:
                      Loc(shown, line + 1, col, text), "save the file as UTF-8")
 
 
-def loads(text: str, path: str = "<spec>") -> Spec:
-    """Parse and validate spec text; ``path`` is used in error locations only."""
+def loads(text: str, path: str = "<spec>", *, preflight: Preflight | None = None) -> Spec:
+    """Parse and validate spec text; ``path`` is used in error locations only. ``preflight``
+    (:func:`archviz.core.analysis.preflight`): called, before block uses that add more than
+    :data:`PREVIEW_LAYERS` layers are expanded, with the spec whose ``repeat: n`` uses keep only
+    their first and last copies and those copies' :data:`Spans`; it may raise the error the
+    whole network would."""
     doc = Doc(text, path)
     try:
         root = yaml.compose(text, Loader=_Loader)
@@ -214,7 +223,7 @@ def loads(text: str, path: str = "<spec>") -> Spec:
         _bounded(doc, root)
     else:
         _shallow(doc, root)
-    return _spec(doc, root)
+    return _spec(doc, root, preflight)
 
 
 _DEEP = "nested more than {} levels deep (lists and mappings inside one another, aliases followed)"
@@ -299,7 +308,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _spec(doc: Doc, root: yaml.Node) -> Spec:
+def _spec(doc: Doc, root: yaml.Node, preflight: Preflight | None = None) -> Spec:
     top = doc.mapping(root, "spec")
     for key, (knode, _) in top.items():
         if key not in TOP_KEYS:
@@ -319,24 +328,27 @@ def _spec(doc: Doc, root: yaml.Node) -> Spec:
         raise doc.error(top["gpus"][1], f"gpus: at most {MAX_GPUS}, got {gpus}",
                         "hint: the split view makes a column per GPU (docs/limits.md)")
     blocks = top["blocks"][1] if "blocks" in top else None
-    layers, aliases = _layers(doc, top["layers"][1], blocks)
+
+    def head() -> dict[str, Any]:
+        return {"name": doc.text(top["name"][1], "name", lines=False), "input": shape, "path": doc.path,
+                "source": doc.text(top["source"][1], "source") if "source" in top else "",
+                "description": doc.text(top["description"][1], "description") if "description" in top else "",
+                "gpus": gpus, "format": version, "input_loc": doc.loc(top["input"][1]),
+                "allow": read_allow(doc, top["allow"][1], "allow") if "allow" in top else frozenset(),
+                "input_dtype": _input_dtype(doc, top["input_dtype"][1]) if "input_dtype" in top else FLOAT}
+
+    def preview(layers: tuple[Layer, ...], spans: Spans) -> None:
+        try:
+            sp = Spec(**head(), layers=layers)
+        except SpecError:   # the full load reports it, in its order
+            return
+        preflight(sp, spans)  # type: ignore[misc]
+
+    layers, aliases = _layers(doc, top["layers"][1], blocks, preview if preflight is not None else None)
     outputs = _outputs(doc, top["outputs"][1], aliases) if "outputs" in top else ()
     claims = parse_claims(doc, top["claims"][1]) if "claims" in top else ()
-    return Spec(
-        name=doc.text(top["name"][1], "name", lines=False),
-        input=shape,
-        layers=layers,
-        path=doc.path,
-        source=doc.text(top["source"][1], "source") if "source" in top else "",
-        description=doc.text(top["description"][1], "description") if "description" in top else "",
-        gpus=gpus,
-        format=version,
-        claims=claims,
-        input_loc=doc.loc(top["input"][1]),
-        allow=read_allow(doc, top["allow"][1], "allow") if "allow" in top else frozenset(),
-        input_dtype=_input_dtype(doc, top["input_dtype"][1]) if "input_dtype" in top else FLOAT,
-        outputs=outputs, outputs_loc=doc.loc(top["outputs"][1]) if "outputs" in top else None,
-    )
+    return Spec(**head(), layers=layers, claims=claims, outputs=outputs,
+                outputs_loc=doc.loc(top["outputs"][1]) if "outputs" in top else None)
 
 
 def _outputs(doc: Doc, node: yaml.Node, aliases: Mapping[str, str]) -> tuple[str, ...]:
@@ -364,15 +376,29 @@ def _input_dtype(doc: Doc, node: yaml.Node) -> str:
     return value
 
 
-def _layers(doc: Doc, node: yaml.Node,
-            blocks_node: yaml.Node | None = None) -> tuple[tuple[Layer, ...], Mapping[str, str]]:
+def _layers(doc: Doc, node: yaml.Node, blocks_node: yaml.Node | None = None,
+            preflight: Callable[[tuple[Layer, ...], Spans], None] | None = None,
+            ) -> tuple[tuple[Layer, ...], Mapping[str, str]]:
     """The ``layers:`` list, block uses expanded (see :mod:`archviz.spec.blocks`), and each use's
-    name → its output layer."""
+    name → its output layer. Where the uses add more than :data:`PREVIEW_LAYERS` layers,
+    ``preflight`` first sees the network with each ``repeat: n`` cut to its first and last copies
+    (and where they are: ``Spans``), so a mistake that only shapes show is found without expanding
+    every copy."""
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise doc.error(node, f"layers: expected a non-empty list of layers, got {node_kind(node)}")
     blocks = parse_blocks(doc, blocks_node) if blocks_node is not None else {}
     expander = Expander(doc, blocks, parse_layer)
     parsed = expander.check(node.value)   # every entry as written, before any use is expanded
+    if preflight is not None and expander.fewest(node.value) > PREVIEW_LAYERS:
+        sample = Expander(doc, blocks, parse_layer, sample=True)
+        try:
+            for item, layer in zip(node.value, parsed, strict=True):
+                sample.top(item, layer)
+            layers = sample.finish()
+        except SpecError:   # (a `from:` naming a copy left out) the full expansion says what is wrong
+            layers = ()
+        if layers:
+            preflight(layers, tuple(sample.spans))
     for item, layer in zip(node.value, parsed, strict=True):
         expander.top(item, layer)
     return expander.finish(), expander.aliases
