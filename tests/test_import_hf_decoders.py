@@ -63,3 +63,22 @@ def test_cli_verify_of_an_sdpa_model_writes_the_spec(tmp_path: Path) -> None:
     unseen = 2 * 2 * 4 * 8 * 8 * 16   # two layers' QKᵀ and ·V: 2·H·S²·hd MACs each
     assert "round trip ok" in r.output and f"({unseen:,} of them in fused SDPA kernels" in r.output
     assert "lowering: sdpa" in out.read_text()
+
+
+@pytest.mark.parametrize("norm", ["t5.modeling_t5.T5LayerNorm", "phi3.modeling_phi3.Phi3RMSNorm"])
+def test_t5_and_phi3_norms_import_as_rmsnorm(norm: str) -> None:
+    import importlib
+
+    import torch
+
+    module, name = norm.rsplit(".", 1)
+    cls = getattr(importlib.import_module(f"transformers.models.{module}"), name)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), cls(32, eps=1e-3), nn.Linear(32, 8)).eval()
+    with torch.no_grad():
+        model[1].weight.normal_()                          # not all ones: γ is loaded and applied
+    imported = from_module(model, (5, 16))
+    layer = imported.spec.layers[1]
+    assert (layer.op, layer.params.normalized, layer.params.eps) == ("rmsnorm", (32,), 1e-3)
+    rt = round_trip(model, imported)
+    assert rt.ok and rt.max_abs_diff <= 1e-6 and rt.params == 16 * 32 + 32 + 32 + 32 * 8 + 8, rt
