@@ -137,4 +137,5 @@ def _rt_text(rt: Any) -> str:
     return (f": max |output difference| {rt.max_abs_diff:.3g} (≤ {rt.tolerance:g});"
             f" params {rt.params:,} source, {rt.spec_params:,} compiled, {rt.analysis_params:,} analysed;"
             f" MACs {rt.flops // 2:,} source, {rt.spec_flops // 2:,} compiled, {rt.analysis_macs:,}"
-            " analysed")
+            " analysed" + (f" ({rt.uncounted_macs:,} of them in fused SDPA kernels, which flop_counter"
+                           " does not count)" if rt.spec_flops != 2 * rt.analysis_macs else ""))

@@ -42,6 +42,10 @@ BERT = {"transformers.models.bert.modeling_bert.BertSelfAttention": "eager",
         "transformers.models.bert.modeling_bert.BertSdpaSelfAttention": "sdpa",
         "transformers.models.vit.modeling_vit.ViTSelfAttention": ""}   # ViT: its config says
 SWIN = "torchvision.models.swin_transformer.ShiftedWindowAttention"
+# Llama's layout read from the config (q_proj ... o_proj, RoPE); Mistral's and Qwen2's differ from it
+# only by a sliding window (and Qwen2's biases on q, k, v alone)
+LLAMA_LIKE = tuple(f"transformers.models.{m}.modeling_{m}.{c}Attention"
+                   for m, c in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,8 +109,7 @@ class Attention(OpKind):
     # eager: the paper's arithmetic as separate torch ops (S×S scores saved); sdpa:
     # F.scaled_dot_product_attention (a fused kernel where one applies)
     lowerings = ("eager", "sdpa")
-    torch_modules = ("torch.nn.MultiheadAttention", "transformers.models.llama.modeling_llama.LlamaAttention",
-                     GPT2, *BERT, SWIN)
+    torch_modules = ("torch.nn.MultiheadAttention", *LLAMA_LIKE, GPT2, *BERT, SWIN)
 
     @staticmethod
     def dims(p: AttentionParams, ins: tuple[Shape, ...]) -> Dims:
@@ -209,6 +212,12 @@ class Attention(OpKind):
         proj = x.s * x.d * x.h * x.hd + 2 * x.t * x.dkv * x.kv * x.hd + w_o
         scores = 2 * x.h * x.s * x.t * x.hd   # QKᵀ and ·V, S·S_kv·hd each per head: the full square
         return x.b * (proj + scores)
+
+    def uncounted_macs(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape,
+                       lowering: str = "") -> int:
+        # torch's CPU flash kernel for F.scaled_dot_product_attention: flop_counter sees neither S×S matmul
+        x = self.dims(p, ins)
+        return x.b * 2 * x.h * x.s * x.t * x.hd if lowering == "sdpa" else 0
 
     def work(self, p: AttentionParams, ins: tuple[Shape, ...], out: Shape) -> int:
         x = self.dims(p, ins)
@@ -330,7 +339,7 @@ class Attention(OpKind):
         if src.target == SWIN:
             return self._from_swin(a, src.ins[0])
         if "config" in a:
-            return self._from_config(a["config"], bool(a.get("is_causal", True)))
+            return self._from_config(a, src.ins[0])
         if not a.get("batch_first"):
             raise Unmapped("batch_first=False (archviz's sequences are batch first: (N, S, D))")
         if a.get("kdim") != a["embed_dim"] or a.get("vdim") != a["embed_dim"]:
@@ -345,20 +354,29 @@ class Attention(OpKind):
                           bias=a.get("in_proj_bias") is not None, packed=a.get("in_proj_weight") is not None,
                           **sdpa)
 
-    def _from_config(self, config: Any, causal: bool) -> Mapped:
-        """transformers' LlamaAttention, read from its config: heads, K/V heads, head size, biases,
-        dropout, RoPE's θ and the attention implementation the model runs (eager or sdpa)."""
+    def _from_config(self, a: Mapping[str, Any], shape: Shape) -> Mapped:
+        """transformers' LlamaAttention (and Mistral's, Qwen2's), read from its config: heads, K/V
+        heads, head size, dropout, RoPE's θ and the attention implementation the model runs (eager or
+        sdpa); the biases from its projections. A sliding window is the causal mask where the window
+        holds the whole sequence (S ≤ window); a longer sequence is refused."""
+        config = a["config"]
         impl = getattr(config, "_attn_implementation", None) or "eager"
         if impl not in self.lowerings:
             raise Unmapped(f"attention implementation {impl!r} (archviz lowers to eager or sdpa)")
         scaling = getattr(config, "rope_scaling", None) or {}
         if scaling.get("rope_type", "default") != "default":
             raise Unmapped(f"rope_scaling {scaling.get('rope_type')!r} (archviz's RoPE is the default one)")
+        window = a.get("sliding_window", getattr(config, "sliding_window", None))
+        if window is not None and len(shape) >= 2 and shape[-2] > window:
+            raise Unmapped(f"a sliding window of {window} positions over S = {shape[-2]} (archviz's causal"
+                           " mask covers the whole sequence: import with S ≤ the window)")
         heads = config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         theta = getattr(config, "rope_theta", None) or scaling.get("rope_theta", 10000.0)
-        return self.layer(heads=heads, kv_heads=config.num_key_value_heads, head_dim=head_dim, causal=causal,
-                          dropout=float(config.attention_dropout), bias=bool(config.attention_bias),
+        bias, out_bias = a.get("q_proj.bias") is not None, a.get("o_proj.bias") is not None
+        return self.layer(heads=heads, kv_heads=config.num_key_value_heads, head_dim=head_dim,
+                          causal=bool(a.get("is_causal", True)), dropout=float(config.attention_dropout),
+                          bias=bias, out_bias=None if out_bias == bias else out_bias,
                           rope=True, rope_theta=float(theta), lowering=impl)
 
     def _from_gpt2(self, a: Mapping[str, Any]) -> Mapped:

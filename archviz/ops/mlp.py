@@ -29,7 +29,8 @@ class GatedMLP(OpKind):
     doc = "gated MLP down(act(gate(x)) · up(x)) on the last dim (SwiGLU: Llama's MLP)"
     Params = GatedMLPParams
     example = {"name": "mlp", "op": "gated_mlp", "hidden": 32}
-    torch_modules = ("transformers.models.llama.modeling_llama.LlamaMLP",)
+    torch_modules = tuple(f"transformers.models.{m}.modeling_{m}.{c}MLP"
+                          for m, c in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2")))
 
     def infer(self, p: GatedMLPParams, ins: tuple[Shape, ...]) -> Inferred:
         *lead, d = ins[0]

@@ -319,7 +319,10 @@ class RMSNorm(OpKind):
     doc = "root-mean-square normalisation over the trailing dims (torch.nn.RMSNorm; Llama, T5)"
     Params = RMSNormParams
     example = {"name": "input_layernorm", "op": "rmsnorm", "eps": 1e-5}
-    torch_modules = ("torch.nn.RMSNorm", "transformers.models.llama.modeling_llama.LlamaRMSNorm")
+    # transformers' RMSNorms: Llama's code (weight, variance_epsilon, computed in fp32), T5's the same
+    torch_modules = ("torch.nn.RMSNorm", "transformers.models.t5.modeling_t5.T5LayerNorm",
+                     *(f"transformers.models.{m}.modeling_{m}.{c}RMSNorm" for m, c in (
+                         ("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"))))
     torch_functions = ("torch.nn.functional.rms_norm",)
     onnx_types = ("RMSNormalization",)   # opset 23; below it, torch.onnx writes it out (a pattern)
     onnx_weights = ("weight",)

@@ -183,6 +183,11 @@ class OpKind:
     def macs(self, p: Any, ins: tuple[Shape, ...], out: Shape) -> int:
         return 0
 
+    def uncounted_macs(self, p: Any, ins: tuple[Shape, ...], out: Shape, lowering: str = "") -> int:
+        """Of :meth:`macs`, those a fused CPU kernel of this lowering does that
+        ``torch.utils.flop_counter`` has no formula for (the round trip's count lacks them)."""
+        return 0
+
     def buffer_bytes(self, p: Any, ins: tuple[Shape, ...], out: Shape) -> int:
         """Bytes of the buffers: fp32 unless the op says otherwise."""
         return 4 * self.buffers(p, ins, out)
