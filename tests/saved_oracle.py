@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
+import archviz
 from archviz.core.analysis import analyze
+from archviz.core.cost import Settings, saved_bytes
+from archviz.core.devices import Dtype
 from archviz.core.graph import build
 from archviz.ops.lowering import Lowering
 from archviz.runtime.compile import compile_graph
@@ -48,6 +51,18 @@ def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, 
     model = compile_graph(graph, analysis, lowering=lowering).train()
     x = example_input(analysis.input, analysis.input_dtype, batch=batch, random=True)
     return measure_module(model, [s.name for s in analysis.layers], x, dtype)
+
+
+def saves_as_predicted(sp: Any, dtype: str, names: tuple[str, ...] = (), lowering: Lowering = Lowering(),
+                       batch: int = 3) -> tuple[dict[str, int], Measured]:
+    """The cost model's saved bytes per layer (``saved_bytes``, CPU) and autograd's record of ``sp``
+    at ``batch``; each layer of ``names`` is asserted to save what it predicts."""
+    settings = Settings(batch=batch, dtype=Dtype(dtype), torch_device="cpu", lowering=lowering)
+    predicted = saved_bytes(archviz.analyze(sp), settings)
+    measured = measure(sp, batch, dtype, lowering=lowering)
+    for name in names:
+        assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+    return predicted, measured
 
 
 def measure_module(model: torch.nn.Module, layers: list[str], x: torch.Tensor,
