@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-import archviz
 from archviz.core.analysis import analyze
 from archviz.core.cost import Settings, saved_bytes
 from archviz.core.devices import Dtype
@@ -54,15 +53,26 @@ def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, 
 
 
 def saves_as_predicted(sp: Any, dtype: str, names: tuple[str, ...] = (), lowering: Lowering = Lowering(),
-                       batch: int = 3) -> tuple[dict[str, int], Measured]:
+                       batch: int = 3, input_shape: tuple[int, ...] | None = None
+                       ) -> tuple[dict[str, int], Measured]:
     """The cost model's saved bytes per layer (``saved_bytes``, CPU) and autograd's record of ``sp``
     at ``batch``; each layer of ``names`` is asserted to save what it predicts."""
     settings = Settings(batch=batch, dtype=Dtype(dtype), torch_device="cpu", lowering=lowering)
-    predicted = saved_bytes(archviz.analyze(sp), settings)
-    measured = measure(sp, batch, dtype, lowering=lowering)
+    predicted = saved_bytes(analyze(build(sp), input_shape), settings)
+    measured = measure(sp, batch, dtype, input_shape=input_shape, lowering=lowering)
     for name in names:
         assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
     return predicted, measured
+
+
+def assert_saves_equal(predicted: dict[str, int], measured: Measured, total: bool = True) -> None:
+    """Every layer saves what it predicts (the wrong ones listed with autograd's records) and,
+    with ``total``, the sums agree (nothing saved outside the layers)."""
+    wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
+             for k in predicted if predicted[k] != measured.per_layer[k]}
+    assert not wrong, wrong
+    if total:
+        assert sum(predicted.values()) == measured.total
 
 
 def measure_module(model: torch.nn.Module, layers: list[str], x: torch.Tensor,
