@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 import archviz
@@ -17,21 +16,9 @@ from archviz.runtime.importer import from_module, round_trip
 from archviz.runtime.mapping import count_flops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_transformers import SwiGLU as LlamaMLP  # noqa: E402  (Hugging Face's LlamaMLP)
 from saved_oracle import saves_as_predicted  # noqa: E402
 from spec_text import spec_of as _spec  # noqa: E402
-
-
-class LlamaMLP(nn.Module):
-    """Hugging Face's LlamaMLP, written out."""
-
-    def __init__(self, d: int, hidden: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(d, hidden, bias=False)
-        self.up_proj = nn.Linear(d, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, d, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 def test_gated_mlp_equals_llamas() -> None:
