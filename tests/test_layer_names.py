@@ -95,3 +95,19 @@ def test_cli_commands_exit_0(tmp_path: Path, command: list[str]) -> None:
     assert result.exit_code == 0, result.output
     if command[0] == "export":
         assert (tmp_path / command[-1]).stat().st_size > 0
+
+
+def test_gpu_towers_and_their_exported_source_under_taken_names() -> None:
+    """The split net (two towers) with conv1 → half, bn1 → train, fc → to: the towers, their
+    weights split from the single-device module and the exported towers' source agree."""
+    import re
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_export_split import _compare
+    from test_parallel import SPLIT_NET
+
+    text = re.sub(r"\bfc\b", "to", re.sub(r"\bbn1\b", "train", re.sub(r"\bconv1\b", "half", SPLIT_NET)))
+    single, towers, exported = _compare(loads(text), False, (3, 16, 16))
+    assert (exported - single).abs().max() <= 1e-5
+    assert (exported - towers).abs().max() <= 1e-6

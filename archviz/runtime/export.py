@@ -309,7 +309,7 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
             out += [f"        {_root(_assign(prefix, layers), g)} = nn.ModuleDict()" for prefix in containers]
             if builds[name].inline is not None:
                 continue
-            m = towers.towers[g].get_submodule(name)
+            m = towers.towers[g].get_submodule(module_path(name))
             part = next(p for p in towers.parts if p.name == name)
             a, b = part.rows[g]
             src = _shard_source(graph, stats[name], b - a, n) or builds[name].source()

@@ -278,12 +278,12 @@ def split_weights(towers: Towers, source: nn.Module | Mapping[str, torch.Tensor]
     """Copy a single-device module's weights (or its state dict) into ``towers``: tower g gets
     rows ``part.rows[g]`` (dim 0) of every weight, bias and BatchNorm statistic; scalars
     (``num_batches_tracked``) are copied whole. The name map: ``towers.{g}.{layer}.{tensor}``
-    ← ``{layer}.{tensor}[start:stop]``."""
+    ← ``{layer}.{tensor}[start:stop]`` (a layer by its module path, ``modnames.module_path``)."""
     state = source.state_dict() if isinstance(source, nn.Module) else source
     for part in towers.parts:
         for g, (a, b) in enumerate(part.rows):
             for key, dst in _own_state(towers.towers[g].get_submodule(module_path(part.name))).items():
-                src = state[f"{part.name}.{key}"]
+                src = state[f"{module_path(part.name)}.{key}"]
                 dst.copy_(src[a:b] if src.dim() else src)
 
 
@@ -296,5 +296,5 @@ def gather_weights(towers: Towers) -> dict[str, torch.Tensor]:
         per = [_own_state(t.get_submodule(module_path(part.name))) for t in towers.towers]
         for key, first in per[0].items():
             tensors = [p[key].detach().cpu() for p in per]
-            out[f"{part.name}.{key}"] = torch.cat(tensors) if first.dim() else tensors[0].clone()
+            out[f"{module_path(part.name)}.{key}"] = torch.cat(tensors) if first.dim() else tensors[0].clone()
     return out
