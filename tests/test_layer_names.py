@@ -111,3 +111,29 @@ def test_gpu_towers_and_their_exported_source_under_taken_names() -> None:
     single, towers, exported = _compare(loads(text), False, (3, 16, 16))
     assert (exported - single).abs().max() <= 1e-5
     assert (exported - towers).abs().max() <= 1e-6
+
+
+def test_imports_of_the_compiled_module_load_its_weights(tmp_path: Path) -> None:
+    """Importing the compiled module (torch.fx) and its ONNX file gives layers named ``half_``
+    (the module paths), compiled in turn as ``half__``: the name maps say so, and each round
+    trip loads every weight and computes what the source computes."""
+    from archviz.runtime import importer, onnx_import
+    from archviz.runtime.export import onnx_available
+
+    spec = loads(_spec("half"))
+    model = to_module(spec).eval()
+    imported = importer.from_module(model, (6,))
+    assert imported.name_map["half_.weight"] == "half__.weight"
+    assert importer.round_trip(model, imported).ok
+    if onnx_available():
+        path = tmp_path / "half.onnx"
+        assert CliRunner().invoke(app, ["export", "-o", str(path), _write(tmp_path, "half")]).exit_code == 0
+        got = onnx_import.from_onnx(path)
+        assert any(v.startswith("half__.") for v in got.name_map.values()), got.name_map
+        assert onnx_import.round_trip(got).ok
+
+
+def _write(tmp_path: Path, name: str) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(_spec(name), encoding="utf-8")
+    return str(path)
