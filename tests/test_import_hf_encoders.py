@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
 from archviz.core.cost import Settings, saved_bytes
 from archviz.core.devices import Dtype
 from archviz.runtime.importer import from_module, load_weights, round_trip
+from archviz.runtime.mapping import count_flops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from saved_oracle import measure  # noqa: E402
@@ -63,10 +63,7 @@ def ops_of(imported: archviz.runtime.importer.Imported) -> set[str]:
 
 
 def _eager_macs(model: nn.Module, x: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model.eval()(x)
-    return counter.get_total_flops() // 2 // x.shape[0]
+    return count_flops(model.eval(), x)[1] // 2
 
 
 @needs_transformers
