@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 from archviz.core.analysis import analyze
+from archviz.core.cost import Settings, saved_bytes
+from archviz.core.devices import Dtype
 from archviz.core.graph import build
 from archviz.ops.lowering import Lowering
 from archviz.runtime.compile import compile_graph
@@ -48,6 +50,29 @@ def measure(spec: Any, batch: int, dtype: str = "fp32", input_shape: tuple[int, 
     model = compile_graph(graph, analysis, lowering=lowering).train()
     x = example_input(analysis.input, analysis.input_dtype, batch=batch, random=True)
     return measure_module(model, [s.name for s in analysis.layers], x, dtype)
+
+
+def saves_as_predicted(sp: Any, dtype: str, names: tuple[str, ...] = (), lowering: Lowering = Lowering(),
+                       batch: int = 3, input_shape: tuple[int, ...] | None = None
+                       ) -> tuple[dict[str, int], Measured]:
+    """The cost model's saved bytes per layer (``saved_bytes``, CPU) and autograd's record of ``sp``
+    at ``batch``; each layer of ``names`` is asserted to save what it predicts."""
+    settings = Settings(batch=batch, dtype=Dtype(dtype), torch_device="cpu", lowering=lowering)
+    predicted = saved_bytes(analyze(build(sp), input_shape), settings)
+    measured = measure(sp, batch, dtype, input_shape=input_shape, lowering=lowering)
+    for name in names:
+        assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+    return predicted, measured
+
+
+def assert_saves_equal(predicted: dict[str, int], measured: Measured, total: bool = True) -> None:
+    """Every layer saves what it predicts (the wrong ones listed with autograd's records) and,
+    with ``total``, the sums agree (nothing saved outside the layers)."""
+    wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
+             for k in predicted if predicted[k] != measured.per_layer[k]}
+    assert not wrong, wrong
+    if total:
+        assert sum(predicted.values()) == measured.total
 
 
 def measure_module(model: torch.nn.Module, layers: list[str], x: torch.Tensor,

@@ -13,30 +13,16 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
-from archviz.core.cost import Settings, saved_bytes
-from archviz.core.devices import Dtype
 from archviz.ops import OPS
 from archviz.ops.lowering import Lowering
 from archviz.runtime.importer import from_module, load_weights, round_trip
+from archviz.runtime.mapping import count_flops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from saved_oracle import measure  # noqa: E402
-
-
-def _spec(input_: str, *layers: str) -> archviz.Spec:
-    text = f"name: t\ninput: {input_}\nlayers:\n" + "".join(f"  - {la}\n" for la in layers)
-    return archviz.loads(text, "t.yaml")
-
-
-def _flops(model: nn.Module, x: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
-    return counter.get_total_flops() // x.shape[0]
-
+from saved_oracle import saves_as_predicted  # noqa: E402
+from spec_text import spec_of as _spec  # noqa: E402
 
 # ---- hand-written references -------------------------------------------------------------------------
 
@@ -106,11 +92,11 @@ def test_gpt2_attention_equals_the_reference(lowering: str) -> None:
     x = torch.randn(2, 24, 64)
     assert torch.allclose(model(x), ref(x), atol=1e-5)
     assert a.layers[0].params == sum(p.numel() for p in ref.parameters())
-    assert 2 * a.layers[0].macs == _flops(ref, x)
+    assert 2 * a.layers[0].macs == count_flops(ref, x)[1]
     if lowering == "eager":
-        assert _flops(model, x) == 2 * a.layers[0].macs
+        assert count_flops(model, x)[1] == 2 * a.layers[0].macs
     else:   # FlopCounterMode counts CPU SDPA as 0 (pytorch/pytorch#195460): archviz's count stands
-        assert _flops(model, x) == 2 * a.layers[0].macs - 2 * 2 * 4 * 24 * 24 * 16
+        assert count_flops(model, x)[1] == 2 * a.layers[0].macs - 2 * 2 * 4 * 24 * 24 * 16
 
 
 @pytest.mark.parametrize(("heads", "kv_heads"), [(8, 2), (4, 1), (4, 4)])
@@ -125,7 +111,7 @@ def test_llama_gqa_with_rope_equals_the_reference(heads: int, kv_heads: int, low
     assert torch.allclose(model(x), ref(x), atol=1e-5)
     assert a.layers[0].params == sum(p.numel() for p in ref.parameters())
     if lowering == "eager":
-        assert _flops(model, x) == 2 * a.layers[0].macs
+        assert count_flops(model, x)[1] == 2 * a.layers[0].macs
 
 
 def test_multihead_attention_weights_load_and_outputs_agree() -> None:
@@ -136,7 +122,7 @@ def test_multihead_attention_weights_load_and_outputs_agree() -> None:
     x = torch.randn(2, 10, 32)
     assert torch.allclose(model(x), mha(x, x, x)[0], atol=1e-5)
     assert a.layers[0].params == sum(p.numel() for p in mha.parameters())
-    assert _flops(model, x) == 2 * a.layers[0].macs
+    assert count_flops(model, x)[1] == 2 * a.layers[0].macs
 
 
 class _MHANet(nn.Module):
@@ -220,8 +206,4 @@ def test_attention_saves_what_autograd_saves(layer: str, dtype: str, lowering: s
     second = layer.replace("name: attn", "name: attn2")
     sp = _spec("[10, 32]", layer, "{name: fc, op: linear, out: 32}", second)
     low = Lowering.of({"attention": lowering})
-    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu",
-                                                           lowering=low))
-    measured = measure(sp, 3, dtype, lowering=low)
-    for name in ("attn", "attn2"):
-        assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+    saves_as_predicted(sp, dtype, ("attn", "attn2"), lowering=low)

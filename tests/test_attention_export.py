@@ -10,9 +10,11 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 import archviz
 import archviz.runtime.compile
@@ -93,15 +95,21 @@ def test_exported_source_runs_fresh_with_the_compiled_weights(tmp_path: Path, te
     assert torch.equal(torch.load(paths[3]), want)
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit")
-@pytest.mark.parametrize("lowering", ["eager", "sdpa"])
-def test_torchscript_export_of_a_transformer_runs(lowering: str) -> None:
+def _exported_and_compiled(exporter: Any, lowering: str) -> tuple[bytes, nn.Module]:
+    """GPT's block exported (torchscript or ONNX bytes) and compiled, from the same seed: the same
+    weights in both."""
     sp = archviz.loads(GPT, "t.yaml")
     low = Lowering.of({"attention": lowering})
     torch.manual_seed(0)
-    data = export_mod.to_torchscript(sp, lowering=low)
+    data = exporter(sp, lowering=low)
     torch.manual_seed(0)
-    model = archviz.to_module(sp, lowering=low).eval()
+    return data, archviz.to_module(sp, lowering=low).eval()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+@pytest.mark.parametrize("lowering", ["eager", "sdpa"])
+def test_torchscript_export_of_a_transformer_runs(lowering: str) -> None:
+    data, model = _exported_and_compiled(export_mod.to_torchscript, lowering)
     jit = torch.jit.load(io.BytesIO(data))
     x = torch.randn(2, 10, 32)
     with torch.no_grad():
@@ -115,12 +123,7 @@ def test_onnx_export_of_a_transformer_computes_what_the_module_computes(lowering
     import onnx
     from onnx.reference import ReferenceEvaluator
 
-    sp = archviz.loads(GPT, "t.yaml")
-    low = Lowering.of({"attention": lowering})
-    torch.manual_seed(0)
-    data = export_mod.to_onnx(sp, lowering=low)
-    torch.manual_seed(0)
-    model = archviz.to_module(sp, lowering=low).eval()
+    data, model = _exported_and_compiled(export_mod.to_onnx, lowering)
     proto = onnx.load_from_string(data)
     onnx.checker.check_model(proto)
     x = torch.randn(3, 10, 32)

@@ -14,17 +14,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
-from archviz.core.cost import Settings, saved_bytes
-from archviz.core.devices import Dtype
 from archviz.ops.lowering import Lowering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from saved_oracle import measure  # noqa: E402
-
-
-def _spec(input_: str, *layers: str) -> archviz.Spec:
-    text = f"name: t\ninput: {input_}\nlayers:\n" + "".join(f"  - {la}\n" for la in layers)
-    return archviz.loads(text, "t.yaml")
+from saved_oracle import saves_as_predicted  # noqa: E402
+from spec_text import spec_of as _spec  # noqa: E402
 
 
 def _reference(x: torch.Tensor, m: torch.nn.Module, heads: int, window: int, shift: int) -> torch.Tensor:
@@ -111,11 +105,7 @@ def test_saves_what_autograd_saves(layer: str, dtype: str, lowering: str) -> Non
     second = layer.replace("name: attn", "name: attn2")
     sp = _spec("[2, 3, 9, 16]", layer, "{name: fc, op: linear, out: 16, last_dim: true}", second)
     low = Lowering.of({"attention": lowering})
-    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu",
-                                                           lowering=low))
-    measured = measure(sp, 3, dtype, lowering=low)
-    for name in ("attn", "attn2"):
-        assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+    saves_as_predicted(sp, dtype, ("attn", "attn2"), lowering=low)
 
 
 # Runs in a fresh interpreter: exec the exported file, load the state dict, run the saved input

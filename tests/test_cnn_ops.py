@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from saved_oracle import measure
+from saved_oracle import assert_saves_equal, saves_as_predicted
 from typer.testing import CliRunner
 
 import archviz
 from archviz.cli.app import app
 from archviz.core.analysis import analyze
-from archviz.core.cost import Settings, saved_bytes
-from archviz.core.devices import Dtype
 from archviz.runtime.importer import ImportFailed, from_module, round_trip
 from archviz.spec import loads
 
@@ -147,12 +145,7 @@ layers:
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_saved_bytes_equal_autograd(dtype: str) -> None:
     sp = loads(SAVED)
-    predicted = saved_bytes(analyze(sp), Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 2, dtype)
-    wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
-             for k in predicted if predicted[k] != measured.per_layer[k]}
-    assert not wrong, wrong
-    assert sum(predicted.values()) == measured.total
+    assert_saves_equal(*saves_as_predicted(sp, dtype, batch=2))
 
 
 # --- import: today's blocks round-trip ---------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from saved_oracle import measure
+from saved_oracle import assert_saves_equal, measure, saves_as_predicted
 
 from archviz.core.analysis import analyze
 from archviz.core.cost import Optimizer, Settings, estimate, saved_bytes, target
@@ -31,13 +31,7 @@ QUICK.append(("alexnet-keras", 2, "fp32", None))
 
 def _check(name: str, batch: int, dtype: str, shape: tuple[int, ...] | None) -> None:
     sp = load(name)
-    a = analyze(sp, shape)
-    predicted = saved_bytes(a, Settings(batch=batch, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, batch, dtype, input_shape=shape)
-    wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
-             for k in predicted if predicted[k] != measured.per_layer[k]}
-    assert not wrong, wrong
-    assert sum(predicted.values()) == measured.total
+    assert_saves_equal(*saves_as_predicted(sp, dtype, batch=batch, input_shape=shape))
 
 
 @pytest.mark.parametrize(("name", "batch", "dtype", "shape"), QUICK)
@@ -134,12 +128,7 @@ def test_saved_bytes_of_the_imported_ops_equal_autograd(dtype: str) -> None:
     from archviz.spec import loads
 
     sp = loads(IMPORTED_OPS)
-    predicted = saved_bytes(analyze(sp), Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 2, dtype)
-    wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
-             for k in predicted if predicted[k] != measured.per_layer[k]}
-    assert not wrong, wrong
-    assert sum(predicted.values()) == measured.total
+    assert_saves_equal(*saves_as_predicted(sp, dtype, batch=2))
 
 
 class LRNNet(torch.nn.Module):

@@ -154,6 +154,18 @@ def _legacy(model: object, path: Path) -> None:
         logger.setLevel(level)
 
 
+def _imports_as(path: Path, spec: archviz.Spec, want: dict) -> None:
+    """``path`` (``spec`` exported) imports as the first layer and one layer ``want`` says,
+    whose round trip matches the file with the spec's parameter count."""
+    imported = from_onnx(path)
+    last = imported.spec.layers[-1]
+    assert len(imported.spec.layers) == 2, imported.text
+    assert {"op": last.op} | {k: getattr(last.params, k) for k in want if k != "op"} == want
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == archviz.analyze(spec).totals.params
+
+
 @pytest.mark.parametrize(("layer", "want"), [
     ("{name: g, op: gelu}", {"op": "gelu", "approximate": "none"}),
     ("{name: g, op: gelu, approximate: tanh}", {"op": "gelu", "approximate": "tanh"}),
@@ -165,13 +177,7 @@ def test_torchscript_exporter_opset_17(tmp_path: Path, layer: str, want: dict) -
     spec = _spec("[8, 16]", (layer,))
     path = tmp_path / "legacy.onnx"
     _legacy(archviz.to_module(spec).eval(), path)
-    imported = from_onnx(path)
-    last = imported.spec.layers[-1]
-    assert len(imported.spec.layers) == 2, imported.text
-    assert {"op": last.op} | {k: getattr(last.params, k) for k in want if k != "op"} == want
-    rt = round_trip(imported)
-    assert rt.ok, rt
-    assert rt.params == archviz.analyze(spec).totals.params
+    _imports_as(path, spec, want)
 
 
 def test_an_erf_function_that_is_not_gelu_stays_unmapped(tmp_path: Path) -> None:
@@ -246,10 +252,4 @@ def test_opset_23_attention_and_rmsnormalization_nodes(tmp_path: Path, layer: st
                           verbose=False)
     nodes = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert nodes & {"Attention", "RMSNormalization"}, nodes
-    imported = from_onnx(path)
-    last = imported.spec.layers[-1]
-    assert len(imported.spec.layers) == 2, imported.text
-    assert {"op": last.op} | {k: getattr(last.params, k) for k in want if k != "op"} == want
-    rt = round_trip(imported)
-    assert rt.ok, rt
-    assert rt.params == archviz.analyze(spec).totals.params
+    _imports_as(path, spec, want)

@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference_import as ri  # noqa: E402
-from saved_oracle import measure  # noqa: E402
+from saved_oracle import assert_saves_equal, saves_as_predicted  # noqa: E402
 
 SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -218,18 +218,10 @@ SAVED_SPECS = {
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 @pytest.mark.parametrize("case", sorted(SAVED_SPECS))
 def test_saved_bytes_equal_autograd(case: str, dtype: str) -> None:
-    from archviz.core.analysis import analyze
-    from archviz.core.cost import Settings, saved_bytes
-    from archviz.core.devices import Dtype
 
     shape, layers = SAVED_SPECS[case]
     sp = archviz.loads(spec_text(shape, *layers))
-    predicted = saved_bytes(analyze(sp), Settings(batch=2, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 2, dtype)
-    wrong = {k: (predicted[k], measured.per_layer[k], measured.records[k])
-             for k in predicted if predicted[k] != measured.per_layer[k]}
-    assert not wrong, wrong
-    assert sum(predicted.values()) == measured.total
+    assert_saves_equal(*saves_as_predicted(sp, dtype, batch=2))
 
 
 # --- import: a UNet and an audio net from torch and from ONNX ------------------------------------------

@@ -9,42 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 import archviz
-from archviz.core.cost import Settings, saved_bytes
-from archviz.core.devices import Dtype
 from archviz.runtime.importer import from_module, round_trip
+from archviz.runtime.mapping import count_flops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from saved_oracle import measure  # noqa: E402
-
-
-def _spec(input_: str, *layers: str) -> archviz.Spec:
-    text = f"name: t\ninput: {input_}\nlayers:\n" + "".join(f"  - {la}\n" for la in layers)
-    return archviz.loads(text, "t.yaml")
-
-
-def _flops(model: nn.Module, x: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
-    return counter.get_total_flops() // x.shape[0]
-
-
-class LlamaMLP(nn.Module):
-    """Hugging Face's LlamaMLP, written out."""
-
-    def __init__(self, d: int, hidden: int) -> None:
-        super().__init__()
-        self.gate_proj = nn.Linear(d, hidden, bias=False)
-        self.up_proj = nn.Linear(d, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, d, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+from reference_transformers import SwiGLU as LlamaMLP  # noqa: E402  (Hugging Face's LlamaMLP)
+from saved_oracle import saves_as_predicted  # noqa: E402
+from spec_text import spec_of as _spec  # noqa: E402
 
 
 def test_gated_mlp_equals_llamas() -> None:
@@ -56,7 +30,7 @@ def test_gated_mlp_equals_llamas() -> None:
     x = torch.randn(2, 10, 32)
     assert torch.allclose(model(x), ref(x), atol=1e-6)
     assert a.layers[0].params == sum(p.numel() for p in ref.parameters()) == 3 * 32 * 88
-    assert 2 * a.layers[0].macs == _flops(ref, x) == _flops(model, x)
+    assert 2 * a.layers[0].macs == count_flops(ref, x)[1] == count_flops(model, x)[1]
 
 
 @pytest.mark.parametrize(("shape", "normalized", "eps"), [((16, 32), None, None), ((4, 6, 8), (6, 8), 1e-6)])
@@ -90,7 +64,7 @@ def test_matmul_against_torch() -> None:
     model = archviz.to_module(sp).eval()
     x = torch.randn(2, 6, 8, 8)
     assert torch.allclose(model(x), model.a(x) @ model.b(x), atol=1e-6)
-    assert _flops(model, x) == 2 * a.totals.macs
+    assert count_flops(model, x)[1] == 2 * a.totals.macs
 
 
 class _Block(nn.Module):
@@ -134,7 +108,4 @@ def test_saved_bytes_equal_autograds(dtype: str) -> None:
                "{name: mlp2, op: gated_mlp, hidden: 24, act: gelu_tanh, bias: true}",
                "{name: g, op: gelu, approximate: tanh}", "{name: sm, op: softmax, dim: -1}",
                "{name: fc2, op: linear, out: 10}", "{name: mm, op: matmul, from: [fc2, sm]}")
-    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 3, dtype)
-    for name in ("rms0", "rms1", "rms2", "rms3", "mlp", "mlp2", "g", "sm", "mm"):
-        assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+    saves_as_predicted(sp, dtype, ("rms0", "rms1", "rms2", "rms3", "mlp", "mlp2", "g", "sm", "mm"))

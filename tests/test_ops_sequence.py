@@ -13,19 +13,12 @@ import torch
 from torch import nn
 
 import archviz
-from archviz.core.cost import Settings, saved_bytes
-from archviz.core.devices import Dtype
 from archviz.runtime.export import onnx_available, to_python
 from archviz.runtime.importer import from_module, round_trip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from saved_oracle import measure  # noqa: E402
-
-
-def _spec(input_: str, *layers: str, dtype: str = "") -> archviz.Spec:
-    head = f"name: t\ninput: {input_}\n" + (f"input_dtype: {dtype}\n" if dtype else "") + "layers:\n"
-    return archviz.loads(head + "".join(f"  - {la}\n" for la in layers), "t.yaml")
-
+from saved_oracle import saves_as_predicted  # noqa: E402
+from spec_text import spec_of as _spec  # noqa: E402
 
 # ---- layernorm -------------------------------------------------------------------------------------
 
@@ -60,10 +53,7 @@ def test_layernorm_arithmetic_and_a_located_error() -> None:
 def test_layernorm_saves_what_autograd_saves(dtype: str) -> None:
     sp = _spec("[12, 32]", "{name: fc0, op: linear, out: 32}", "{name: ln, op: layernorm}",
                "{name: fc, op: linear, out: 8}", "{name: ln2, op: layernorm, normalized: [12, 8]}")
-    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 3, dtype)
-    for name in ("ln", "ln2"):
-        assert predicted[name] == measured.per_layer[name], (name, measured.records[name])
+    predicted, measured = saves_as_predicted(sp, dtype, ("ln", "ln2"))
     assert sum(predicted.values()) == measured.total
 
 
@@ -145,8 +135,7 @@ TOKEN_NET = ["{name: wte, op: embedding, vocab: 100, dim: 32, padding_idx: 0}", 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_embedding_saves_what_autograd_saves(dtype: str) -> None:
     sp = _spec("[12]", *TOKEN_NET, dtype="int64")
-    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 3, dtype)
+    predicted, measured = saves_as_predicted(sp, dtype)
     assert predicted == measured.per_layer, measured.records
 
 

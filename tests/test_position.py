@@ -16,18 +16,13 @@ import torch
 from torch import nn
 
 import archviz
-from archviz.core.cost import Settings, estimate, saved_bytes, target
-from archviz.core.devices import Dtype
+from archviz.core.cost import Settings, estimate, target
 from archviz.runtime.export import to_python
 from archviz.runtime.importer import from_module, round_trip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from saved_oracle import measure  # noqa: E402
-
-
-def _spec(input_: str, *layers: str, dtype: str = "") -> archviz.Spec:
-    head = f"name: t\ninput: {input_}\n" + (f"input_dtype: {dtype}\n" if dtype else "") + "layers:\n"
-    return archviz.loads(head + "".join(f"  - {la}\n" for la in layers), "t.yaml")
+from saved_oracle import saves_as_predicted  # noqa: E402
+from spec_text import spec_of as _spec  # noqa: E402
 
 
 def _col(layer: str, value: str) -> int:
@@ -154,8 +149,7 @@ GPT = ["{name: wte, op: embedding, vocab: 50, dim: 16}", "{name: wpe, op: pos_em
 @pytest.mark.parametrize(("input_", "layers", "ids"), [("[3, 16, 16]", VIT, ""), ("[12]", GPT, "int64")])
 def test_position_ops_save_what_autograd_saves(dtype: str, input_: str, layers: list[str], ids: str) -> None:
     sp = _spec(input_, *layers, dtype=ids)
-    predicted = saved_bytes(archviz.analyze(sp), Settings(batch=3, dtype=Dtype(dtype), torch_device="cpu"))
-    measured = measure(sp, 3, dtype)
+    predicted, measured = saves_as_predicted(sp, dtype)
     assert predicted == measured.per_layer, measured.records
     for name in ("pos", "pe", "cls", "wpe"):     # nothing beyond what add and cat save: nothing
         assert measured.per_layer.get(name, 0) == 0

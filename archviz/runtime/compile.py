@@ -9,8 +9,10 @@ The forward pass is a ``torch.fx.GraphModule`` generated once from the layer gra
 chain becomes straight-line code (``x = self.conv1(x)`` ...), as fast as ``nn.Sequential``;
 ``from:``, ``add`` and ``concat`` become real data flow, never an interpreter over the YAML.
 A layer named ``layer2.0.conv1`` becomes a nested module (state-dict key
-``layer2.0.conv1.weight``). Layers that nobody reads are the outputs: one is returned as a
-tensor, several as a tuple in spec order.
+``layer2.0.conv1.weight``); a name part that a torch module already has as an attribute
+(``half``, ``train``, ``to``, ``_modules``) gets a trailing ``_`` (``modnames.module_path``),
+which the state dict, exported source and the import name maps follow. Layers that nobody reads
+are the outputs: one is returned as a tensor, several as a tuple in spec order.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .attention import Attention, GatedMLP, MatMul
 from .inputs import example_input
 from .layers import LAYERS as OWN_LAYERS
 from .lrn import LRN
+from .modnames import module_path
 
 Shape = tuple[int, ...]
 
@@ -170,7 +173,7 @@ def compile_graph(graph: Graph, analysis: Analysis, *, device: str | torch.devic
     with torch.device(device) if device is not None else nullcontext():
         builds = made(analysis, lowering)
         for name in parents_first(list(builds)):
-            install(root, name, _build(graph, name, builds[name]))
+            install(root, module_path(name), _build(graph, name, builds[name]))
     tie(root, graph)
     return fx.GraphModule(root, _fx_graph(graph), class_name=class_name(graph.spec.name))
 
@@ -189,7 +192,8 @@ def tie(root: nn.Module, graph: Graph) -> None:
     lm_head; ``model.parameters()`` yields it once, the state dict under both keys)."""
     for layer in graph.order:
         if layer.tie:
-            root.get_submodule(layer.name).weight = root.get_submodule(layer.tie).weight
+            owner = root.get_submodule(module_path(layer.tie))
+            root.get_submodule(module_path(layer.name)).weight = owner.weight
 
 
 def _fx_graph(graph: Graph) -> fx.Graph:
@@ -197,7 +201,8 @@ def _fx_graph(graph: Graph) -> fx.Graph:
     values: dict[str, fx.Node] = {INPUT: g.placeholder("x")}
     for layer in graph.order:
         args = [values[s] for s in layer.inputs]
-        values[layer.name] = g.call_module(layer.name, (args,) if OPS[layer.op].multi_input else tuple(args))
+        values[layer.name] = g.call_module(module_path(layer.name),
+                                           (args,) if OPS[layer.op].multi_input else tuple(args))
     outs = [values[n] for n in graph.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
@@ -440,7 +445,7 @@ def _hooks(model: nn.Module, graph: Graph, seen: dict[str, Shape]) -> Any:
     for layer in graph.order:
         def hook(m: nn.Module, args: Any, out: torch.Tensor, name: str = layer.name) -> None:
             seen[name] = tuple(out.shape[1:])
-        stack.callback(model.get_submodule(layer.name).register_forward_hook(hook).remove)
+        stack.callback(model.get_submodule(module_path(layer.name)).register_forward_hook(hook).remove)
     return stack
 
 
@@ -459,8 +464,9 @@ def own_params(model: nn.Module, s: Any, layers: set[str]) -> int:
     ``proj``), leaving out the other layers nested under its name (``layer2.0`` holds
     ``layer2.0.conv1``) and, where it says ``tie:``, the weight it shares (counted on the layer
     that owns it)."""
-    m = model.get_submodule(s.name)
-    others = {id(p) for path, sub in m.named_modules() if path and f"{s.name}.{path}" in layers
+    m = model.get_submodule(module_path(s.name))
+    paths = {module_path(n) for n in layers}
+    others = {id(p) for path, sub in m.named_modules() if path and f"{module_path(s.name)}.{path}" in paths
               for p in sub.parameters()}
     if s.tie:
         others.add(id(m.weight))

@@ -33,6 +33,7 @@ from ..spec import INPUT, Spec
 from .compile import Made, class_name, compile_graph, made, parents_first, prepare
 from .inputs import example_input
 from .inputs import source as input_source
+from .modnames import module_path
 
 Shape = tuple[int, ...]
 FORMATS = ("py", "torchscript", "onnx")
@@ -119,20 +120,21 @@ def _access(path: str, layers: set[str]) -> str:
     """Python expression for the module at ``path``: ModuleDict containers are indexed,
     layers and ``self`` use attributes (``getattr`` when the name is not an identifier)."""
     expr, prefix = "self", ""
-    for seg in path.split("."):
+    for name, seg in zip(path.split("."), module_path(path).split("."), strict=True):
         if prefix and prefix not in layers:
             expr += f'["{seg}"]'
         elif seg.isidentifier() and not keyword.iskeyword(seg):
             expr += f".{seg}"
         else:
             expr = f'getattr({expr}, "{seg}")'
-        prefix = f"{prefix}.{seg}" if prefix else seg
+        prefix = f"{prefix}.{name}" if prefix else name
     return expr
 
 
 def _assign(path: str, layers: set[str]) -> str:
     """Left-hand side that registers a module at ``path``."""
-    parent, _, seg = path.rpartition(".")
+    parent, _, _ = path.rpartition(".")
+    seg = module_path(path).rpartition(".")[2]
     if parent and parent not in layers:
         return f'{_access(parent, layers)}["{seg}"]'
     if seg.isidentifier() and not keyword.iskeyword(seg):
@@ -307,7 +309,7 @@ def to_python_split(spec: Spec | str | Path, input_shape: Shape | None = None, *
             out += [f"        {_root(_assign(prefix, layers), g)} = nn.ModuleDict()" for prefix in containers]
             if builds[name].inline is not None:
                 continue
-            m = towers.towers[g].get_submodule(name)
+            m = towers.towers[g].get_submodule(module_path(name))
             part = next(p for p in towers.parts if p.name == name)
             a, b = part.rows[g]
             src = _shard_source(graph, stats[name], b - a, n) or builds[name].source()

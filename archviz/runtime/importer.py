@@ -46,6 +46,7 @@ from .mapping import (
     supported_functions,
     supported_modules,
 )
+from .modnames import compiled_keys
 from .roundtrip import RoundTrip, load_weights, no_cache, round_trip
 from .target import load_target, written_as  # noqa: F401  (load_target: the import's API)
 
@@ -183,7 +184,8 @@ def from_module(model: nn.Module, input_shape: Shape, *, name: str | None = None
     header = Header(name or type(model).__name__, input_shape, source, comments=comments + note,
                     input_dtype=input_dtype, outputs=outputs if outputs != (layers.entries[-1].name,) else ())
     spec, text = layers.spec(header)
-    return Imported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
+    keys = compiled_keys(walk.name_map, (e.name for e in layers.entries))
+    return Imported(spec, text, keys, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
                     constant_flops=gm.meta.get("constant_flops", 0), transpose=frozenset(walk.transpose))
 
 

@@ -51,6 +51,7 @@ from .mapping import (
     onnx_op,
     supported_onnx,
 )
+from .modnames import compiled_keys
 from .onnx_graph import Graph, attrs
 from .onnx_patterns import Pattern
 from .onnx_patterns import find as find_patterns
@@ -158,7 +159,8 @@ def from_onnx(path: str | Path, input_shape: Shape | None = None, *, name: str |
     header = Header(name or Path(path).stem, g.shape, source or f"archviz import {Path(path).name}",
                     comments=_comments(Path(path).name, g.shape, walk.renames, origin), input_dtype=g.dtype)
     spec, text = layers.spec(header)
-    return OnnxImported(spec, text, walk.name_map, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
+    keys = compiled_keys(walk.name_map, (e.name for e in layers.entries))
+    return OnnxImported(spec, text, keys, walk.renames, tuple(layers.opaque), tuple(layers.warnings),
                         tuple(walk.transposed), walk.params, g.batch, model, reshaped=walk.reshaped)
 
 

@@ -47,6 +47,7 @@ from ..ops.source import Split
 from ..spec import INPUT, Spec
 from ..spec.doc import Layer
 from .compile import Made, compile_graph, install, prepare
+from .modnames import module_path
 
 Shard = list[torch.Tensor]   # one (N, C_g, ...) tensor per tower
 _COUNTERS: list[Counter[str]] = []
@@ -122,7 +123,7 @@ class Towers(nn.Module):
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _module(self, g: int, name: str) -> nn.Module:
-        return self.towers[g].get_submodule(name)
+        return self.towers[g].get_submodule(module_path(name))
 
     def _run(self, part: Part, ins: list[Shard | torch.Tensor]) -> Shard:
         g_range = range(len(self.devices))
@@ -209,12 +210,12 @@ def split_module(model: nn.Module, graph: Graph, analysis: Analysis,
     towers = [nn.Module() for _ in devs]
     for layer in graph.order:
         st = stats[layer.name]
-        full = model.get_submodule(layer.name)
+        full = model.get_submodule(module_path(layer.name))
         part = _part(st, OPS[layer.op].split(layer.params, st.in_shapes), rows, n, halo)
         rows[layer.name] = part.rows
         parts.append(part)
         for g, tower in enumerate(towers):
-            install(tower, layer.name, _shard_module(full, layer, part, st, g, n))
+            install(tower, module_path(layer.name), _shard_module(full, layer, part, st, g, n))
     for tower, dev in zip(towers, devs, strict=True):
         tower.to(dev)
     result = Towers(parts, towers, devs, graph.outputs)
@@ -277,12 +278,12 @@ def split_weights(towers: Towers, source: nn.Module | Mapping[str, torch.Tensor]
     """Copy a single-device module's weights (or its state dict) into ``towers``: tower g gets
     rows ``part.rows[g]`` (dim 0) of every weight, bias and BatchNorm statistic; scalars
     (``num_batches_tracked``) are copied whole. The name map: ``towers.{g}.{layer}.{tensor}``
-    ← ``{layer}.{tensor}[start:stop]``."""
+    ← ``{layer}.{tensor}[start:stop]`` (a layer by its module path, ``modnames.module_path``)."""
     state = source.state_dict() if isinstance(source, nn.Module) else source
     for part in towers.parts:
         for g, (a, b) in enumerate(part.rows):
-            for key, dst in _own_state(towers.towers[g].get_submodule(part.name)).items():
-                src = state[f"{part.name}.{key}"]
+            for key, dst in _own_state(towers.towers[g].get_submodule(module_path(part.name))).items():
+                src = state[f"{module_path(part.name)}.{key}"]
                 dst.copy_(src[a:b] if src.dim() else src)
 
 
@@ -292,8 +293,8 @@ def gather_weights(towers: Towers) -> dict[str, torch.Tensor]:
     :func:`split_weights`."""
     out: dict[str, torch.Tensor] = {}
     for part in towers.parts:
-        per = [_own_state(t.get_submodule(part.name)) for t in towers.towers]
+        per = [_own_state(t.get_submodule(module_path(part.name))) for t in towers.towers]
         for key, first in per[0].items():
             tensors = [p[key].detach().cpu() for p in per]
-            out[f"{part.name}.{key}"] = torch.cat(tensors) if first.dim() else tensors[0].clone()
+            out[f"{module_path(part.name)}.{key}"] = torch.cat(tensors) if first.dim() else tensors[0].clone()
     return out
