@@ -31,6 +31,9 @@ CASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "gated_mlp_gelu": ("[8, 16]", ("{name: m, op: gated_mlp, hidden: 24, act: gelu_tanh, bias: true}",),
                        ("linear", "gated_mlp")),
     "pos_embedding": ("[8, 16]", ("{name: p, op: pos_embedding}",), ("linear", "pos_embedding")),
+    # the fixed table is a constant in the file: read as sinusoidal by its values, no parameters
+    "pos_sinusoidal": ("[8, 16]", ("{name: p, op: pos_embedding, kind: sinusoidal}",),
+                       ("linear", "pos_embedding")),
     "cls_token": ("[8, 16]", ("{name: c, op: cls_token}",), ("linear", "cls_token")),
     "softmax_dim0": ("[8, 16]", ("{name: s, op: softmax, dim: 0}",), ("linear", "softmax")),
     "pad": ("[8, 16]", ("{name: p, op: pad, pad: [1, 2, 0, 3]}",), ("linear", "pad")),
@@ -126,14 +129,62 @@ def test_multihead_attention_is_one_layer(tmp_path: Path, causal: bool) -> None:
     assert rt.params == sum(p.numel() for p in model.parameters())
 
 
-def test_rotary_attention_is_not_read_as_plain_attention(tmp_path: Path) -> None:
-    """RoPE's nodes between the projections and QKᵀ are not attention's: the pattern does not take
-    them (the nodes' own ops are asked, and the cos/sin tables are products no op describes)."""
+def test_sinusoidal_table_is_recognised_by_its_values() -> None:
+    """The check against archviz's module's own table (torch, float64 rounded to float32): equal
+    for even widths; not for rows from another start, a perturbed entry or a random table."""
+    import numpy as np
+
+    from archviz.ops.position import is_sinusoidal
+    from archviz.runtime.layers import PosEmbedding
+
+    for s, d in ((8, 16), (1, 2), (50, 64)):
+        table = PosEmbedding.sinusoids(s, d).numpy()
+        assert is_sinusoidal(table), (s, d)
+        bumped = table.copy()
+        bumped[-1, -1] += 1e-5
+        assert not is_sinusoidal(bumped)
+    assert not is_sinusoidal(PosEmbedding.sinusoids(9, 16).numpy()[1:])
+    assert not is_sinusoidal(np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32))
+
+
+@pytest.mark.parametrize(("layer", "settings"), [
+    ("{name: attn, op: attention, heads: 4, kv_heads: 2, rope: true}",
+     {"heads": 4, "kv_heads": 2, "rope": True, "rope_theta": 10000.0}),
+    ("{name: attn, op: attention, heads: 2, causal: true, bias: false, rope: true, rope_theta: 500000}",
+     {"heads": 2, "causal": True, "bias": False, "rope": True, "rope_theta": 500000.0}),
+])
+def test_rotary_attention_is_one_layer(tmp_path: Path, layer: str, settings: dict) -> None:
+    """RoPE's rotate-half step on q and k (Slice, Neg, Concat, Mul by the cos and sin tables, Add)
+    is read into the attention layer, θ read off the tables; weights and outputs equal."""
+    spec = _spec("[8, 32]", (layer,))
+    path = tmp_path / "rope.onnx"
+    path.write_bytes(to_onnx(spec))
+    imported = from_onnx(path)
+    attn = [la for la in imported.spec.layers if la.op == "attention"]
+    assert len(attn) == 1, imported.text
+    assert {k: getattr(attn[0].params, k) for k in settings} == settings
+    assert archviz.analyze(imported.spec).totals.macs == archviz.analyze(spec).totals.macs
+    rt = round_trip(imported)
+    assert rt.ok, rt
+    assert rt.params == archviz.analyze(spec).totals.params
+
+
+def test_rotary_tables_that_are_not_archviz_s_are_refused(tmp_path: Path) -> None:
+    """Tables of RoPE with positions scaled by 2 (linear rope_scaling): no θ gives them, so the
+    attention pattern does not take the nodes, which are left to their own ops."""
+    import torch
+
     from archviz.runtime.mapping import ImportFailed
 
-    path = tmp_path / "rope.onnx"
-    path.write_bytes(to_onnx(_spec("[8, 16]", ("{name: attn, op: attention, heads: 4, rope: true}",))))
-    with pytest.raises(ImportFailed, match="Mul"):
+    spec = _spec("[8, 32]", ("{name: attn, op: attention, heads: 4, rope: true}",))
+    model = archviz.to_module(spec).eval()
+    attn = next(m for m in model.modules() if hasattr(m, "rope_tables"))
+    cos, sin = attn.rope_tables(16, attn.cos.shape[-1], 10000.0)
+    attn.cos, attn.sin = cos[::2].contiguous(), sin[::2].contiguous()   # positions 0, 2, 4, …
+    path = tmp_path / "scaled.onnx"
+    torch.onnx.export(model, (torch.randn(2, 8, 32),), str(path), input_names=["input"], dynamo=True,
+                      external_data=False, verbose=False)
+    with pytest.raises(ImportFailed, match="ONNX (Mul|Neg|Slice|Concat)"):
         from_onnx(path)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import prod
 
 from . import receptive as rf
+from .position import is_sinusoidal
 from .registry import OPS, Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .saved import promote as _promote
@@ -60,8 +61,9 @@ class Add(_Merge):
         table = next((a for a in src.args[:2] if a is not None and hasattr(a, "shape")), None)
         if len(src.ins) == 1 and table is not None and len(src.ins[0]) == 2 \
                 and tuple(table.shape) == src.ins[0]:
-            # x + an (S, D) initializer: a learned position table (GPT-2's wpe, ViT's, sliced to S rows)
-            return (("pos_embedding", {"kind": "learned"}),)
+            # x + an (S, D) initializer: a position table (GPT-2's wpe, ViT's, sliced to S rows);
+            # sinusoidal where its values are Vaswani et al.'s, learned otherwise
+            return (("pos_embedding", {"kind": "sinusoidal" if is_sinusoidal(table) else "learned"}),)
         raise Unmapped("Add of two tensors that broadcast, or of an (S, D) table to an (S, D) input"
                        " (no other constants)")
 

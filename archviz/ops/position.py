@@ -18,6 +18,21 @@ from .source import Mapped, Source, Split, Unmapped
 KINDS = ("learned", "sinusoidal")
 
 
+def is_sinusoidal(table: object) -> bool:
+    """``table`` (S, D) is the sinusoidal one (rows 0…S−1) to float32 rounding: PE(pos, 2i) =
+    sin(pos/10000^(2i/D)), PE(pos, 2i+1) = cos(pos/10000^(2i/D)) (Vaswani et al. 2017, §3.5, as
+    archviz's module computes it)."""
+    import numpy as np
+
+    t = np.asarray(table)
+    if t.ndim != 2 or t.shape[1] % 2 or not np.issubdtype(t.dtype, np.floating):
+        return False
+    angles = np.arange(t.shape[0], dtype=np.float64)[:, None] \
+        * 10000.0 ** (-np.arange(0, t.shape[1], 2, dtype=np.float64) / t.shape[1])
+    want = np.stack((np.sin(angles), np.cos(angles)), axis=-1).reshape(t.shape)
+    return bool(np.allclose(t.astype(np.float64), want, rtol=0.0, atol=2e-7))
+
+
 @dataclass(frozen=True, kw_only=True)
 class PosEmbeddingParams:
     kind: str = param(ChoiceField(choices=KINDS, doc="learned: a trained (length, D) table (GPT-2's wpe);"

@@ -7,12 +7,15 @@ torch's exporters write multi-head attention as its arithmetic: the q, k and v p
 ``Div`` by a constant, possibly √ of it on q and on k), a mask (``Where`` or ``Add`` of a
 constant), ``Softmax`` on the last axis, ``MatMul`` by v, the heads laid back, and the output
 projection. Opset 23's ``Attention`` node (q, k, v in, no mask input, ``is_causal`` read) stands
-for the part from q·kᵀ to ·v (read with the default lowering: the same values). Found from
+for the part from q·kᵀ to ·v (read with the default lowering: the same values). RoPE on q and
+k in Llama's rotate-half layout (``q·cos + cat(−q₂, q₁)·sin``: ``Slice``, ``Neg``, ``Concat``,
+``Mul`` by constant cos and sin tables, ``Add``) is read as ``rope: true``, θ read off the
+tables and taken only where they are archviz's own for that θ. Found from
 each ``Softmax`` or ``Attention`` outwards; read as one layer only where every node between the
 input and the output is one of these, nothing between is read elsewhere, the scale is 1/√hd and
 the mask (if any) is the causal one. The heads come from the head size (q's last dim after the
-layout) and the projections' widths. Anything else (rotary embedding, another mask or scale,
-cross-attention) is left to the nodes' own ops.
+layout) and the projections' widths. Anything else (another rotary layout or scaling, another
+mask or scale, cross-attention) is left to the nodes' own ops.
 """
 
 from __future__ import annotations
@@ -81,6 +84,82 @@ def _back(g: Graph, value: str) -> _Path:
         path.nodes.append(n)
         path.value = nxt
     return path
+
+
+@dataclass(frozen=True)
+class Rotary:
+    """RoPE on q or k in the rotate-half layout, ``x·cos + cat(−x[..., hd/2:], x[..., :hd/2])·sin``:
+    its input, its nodes and its cos and sin tables."""
+
+    x: str
+    nodes: tuple[Any, ...]
+    cos: Any
+    sin: Any
+
+
+def _halves(g: Graph, cat: Any) -> tuple[str, list[Any]] | None:
+    """(x, the nodes) where ``cat`` is ``Concat(Neg(x[..., h:]), x[..., :h], axis=-1)``, h = hd/2."""
+    neg = g.producer.get(cat.input[0]) if len(cat.input) == 2 else None
+    hi = g.producer.get(neg.input[0]) if neg is not None and neg.op_type == "Neg" else None
+    lo = g.producer.get(cat.input[1])
+    shape = g.shapes.get(cat.output[0])
+    if hi is None or lo is None or not shape or {hi.op_type, lo.op_type} != {"Slice"} \
+            or hi.input[0] != lo.input[0] or attrs(cat).get("axis") not in (-1, len(shape)):
+        return None
+    half, last = shape[-1] // 2, len(shape)   # the batch dim is not in the shape: the last axis is len
+
+    def span(n: Any) -> tuple[int, ...] | None:
+        vals = [g.const(i) for i in n.input[1:]]
+        if len(vals) < 3 or any(v is None or v.size != 1 for v in vals):
+            return None
+        start, end, axis, *step = (int(v.reshape(-1)[0]) for v in vals)
+        return (start, min(end, 2 * half), axis % (last + 1), *(step or [1]))
+
+    if span(hi) != (half, 2 * half, last, 1) or span(lo) != (0, half, last, 1):
+        return None
+    return hi.input[0], [cat, neg, hi, lo]
+
+
+def rotary(g: Graph, value: str) -> Rotary | None:
+    """The RoPE step giving ``value`` (see :class:`Rotary`), or None."""
+    add = g.producer.get(value)
+    if add is None or add.op_type != "Add":
+        return None
+    muls = [g.producer.get(i) for i in add.input]
+    if any(m is None or m.op_type != "Mul" for m in muls):
+        return None
+    for a, b in (muls, muls[::-1]):
+        ta = [i for i in a.input if g.const(i) is not None]
+        tb = [i for i in b.input if g.const(i) is not None]
+        if len(ta) != 1 or len(tb) != 1:
+            return None
+        xa = next(i for i in a.input if i != ta[0])
+        cat = g.producer.get(next(i for i in b.input if i != tb[0]))
+        found = _halves(g, cat) if cat is not None and cat.op_type == "Concat" else None
+        if found is not None and found[0] == xa:
+            return Rotary(xa, (add, a, b, *found[1]), g.const(ta[0]), g.const(tb[0]))
+    return None
+
+
+def rope_theta(r: Rotary, seq: int, hd: int) -> float:
+    """θ of RoPE's tables: read off the lowest frequency at the last position (θ^(−(hd−2)/hd)
+    radians a step), then checked: the tables are archviz's for that θ (to float32 rounding)."""
+    c, s = np.asarray(r.cos, dtype=np.float64), np.asarray(r.sin, dtype=np.float64)
+    if c.shape != s.shape or c.ndim < 2 or c.shape[-2:] != (seq, hd) or c.size != seq * hd \
+            or seq < 2 or hd < 4:
+        raise NoMatch
+    c, s = c.reshape(seq, hd), s.reshape(seq, hd)
+    step = np.arctan2(s[-1, hd // 2 - 1], c[-1, hd // 2 - 1]) / (seq - 1)
+    if not step > 0:
+        raise NoMatch
+    theta = float(f"{step ** (-hd / (hd - 2)):.6g}")
+    inv = 1.0 / (np.float32(theta) ** (np.arange(0, hd, 2, dtype=np.float32) / np.float32(hd)))
+    angles = np.outer(np.arange(seq, dtype=np.float32), inv.astype(np.float32))
+    emb = np.concatenate((angles, angles), axis=-1).astype(np.float64)
+    if not (np.allclose(c, np.cos(emb), rtol=0, atol=1e-6)
+            and np.allclose(s, np.sin(emb), rtol=0, atol=1e-6)):
+        raise NoMatch   # not archviz's tables (another layout, scaling or θ)
+    return theta
 
 
 def projection(g: Graph, value: str) -> Proj:
@@ -214,11 +293,15 @@ def _match(g: Graph, node: Any) -> tuple[str, dict[str, Any], dict[str, str], se
     key, the initializers stored transposed, its output, the nodes it is made of)."""
     values, av, core, scale, causal = _core(g, node)
     paths = [_back(g, v) for v in values]
+    ropes = _through_rope(g, paths)
     projs = [projection(g, p.value) for p in paths]
     head = g.shapes.get(values[0])
     if not head or paths[2].scale != 1:
         raise NoMatch
     hd = head[-1]
+    thetas = {rope_theta(r, g.shapes.get(r.x)[-2], hd) for r in ropes if g.shapes.get(r.x)}
+    if len(thetas) != (1 if ropes else 0):
+        raise NoMatch   # q's and k's tables for different θ
     if scale is None:
         scale = 1 / hd ** 0.5
     if abs(scale * paths[0].scale * paths[1].scale * hd ** 0.5 - 1) > 1e-5:
@@ -243,6 +326,8 @@ def _match(g: Graph, node: Any) -> tuple[str, dict[str, Any], dict[str, str], se
         end = oproj.nodes[0].output[0]   # the bias Add is folded into the MatMul by the walk
     settings = _settings(g.shapes[x][-1], widths, hd, causal, projs[0].bias is not None,
                          oproj.bias is not None)
+    settings.update({"rope": True} if thetas else {})
+    settings.update({"rope_theta": theta} if thetas and (theta := thetas.pop()) != 10000.0 else {})
     keys, transposed = _keys(projs, oproj, packed)
     explained = {id(n) for n in [*core, o, *layout, *xs, *post,
                                  *(n for p in paths for n in p.nodes),
@@ -256,6 +341,24 @@ def _match(g: Graph, node: Any) -> tuple[str, dict[str, Any], dict[str, str], se
             if out != end and (out in g.outputs or any(id(r) not in ids for r in g.readers.get(out, []))):
                 raise NoMatch   # a value in between read elsewhere
     return x, settings, keys, transposed, end, region
+
+
+def _through_rope(g: Graph, paths: list[_Path]) -> list[Rotary]:
+    """q's and k's walks continued back through RoPE's step (both or neither; never v's): the
+    steps."""
+    ropes = [rotary(g, p.value) for p in paths]
+    if ropes[2] is not None or (ropes[0] is None) != (ropes[1] is None):
+        raise NoMatch
+    for p, r in zip(paths, ropes[:2], strict=False):
+        if r is None:
+            continue
+        more = _back(g, r.x)
+        if p.index is not None and more.index is not None:
+            raise NoMatch
+        p.nodes += [*r.nodes, *more.nodes]
+        p.value, p.scale = more.value, p.scale * more.scale
+        p.index = p.index if p.index is not None else more.index
+    return [r for r in ropes if r is not None]
 
 
 def _widths(g: Graph, paths: list[_Path], projs: list[Proj], hd: int) -> tuple[list[int], bool]:

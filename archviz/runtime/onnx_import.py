@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from ..ops import OPS, OpKind
-from ..ops.source import TENSOR, Source, Unmapped
+from ..ops.source import TENSOR, Mapped, Source, Unmapped
 from ..spec import INPUT
-from ..spec.write import TIE, Header
+from ..spec.write import LOWERING, TIE, Header
 from .mapping import (
     PREFIX,
     Imported,
@@ -249,7 +249,8 @@ class _Walk:
         if pattern and pattern.keys:
             self.params += self._name_keys(pattern, made[0])
         elif mapped[0][0] != "opaque" and op is not None:
-            self.params += self._name_weights(op, src, made[0], weights) - (matrix.size if owner else 0)
+            count = self._name_weights(op, src, made[0], weights) - (matrix.size if owner else 0)
+            self.params += count if _holds_params(mapped, tuple(ins), out) else 0   # else a buffer
         if matrix is not None and owner is None:
             self.matrices.append((made[0], matrix))
         self._value(outs[0], made[-1])
@@ -312,6 +313,16 @@ class _Walk:
             if key in transposed:
                 self.transposed.append(init)
         return count
+
+
+def _holds_params(mapped: Mapped, ins: tuple[Shape, ...], out: Shape | None) -> bool:
+    """False where the one layer made holds no parameters, its weights being a buffer (a
+    sinusoidal position table, read from the file like a learned one)."""
+    if len(mapped) != 1 or mapped[0][0] not in OPS or out is None:
+        return True
+    kind = OPS[mapped[0][0]]
+    given = {k: v for k, v in mapped[0][1].items() if k not in (LOWERING, TIE)}
+    return kind.params(kind.make(given), ins, out) > 0
 
 
 def _bias_add(g: Graph, matmul_out: str) -> Any:
