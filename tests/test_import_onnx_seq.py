@@ -221,6 +221,8 @@ def _imports_as(path: Path, spec: archviz.Spec, want: dict) -> None:
     ("{name: g, op: gelu}", {"op": "gelu", "approximate": "none"}),
     ("{name: g, op: gelu, approximate: tanh}", {"op": "gelu", "approximate": "tanh"}),
     ("{name: attn, op: attention, heads: 4, causal: true}", {"op": "attention", "heads": 4, "causal": True}),
+    pytest.param("{name: attn, op: attention, heads: 4, rope: true, rope_theta: 1000}",
+                 {"op": "attention", "heads": 4, "rope": True, "rope_theta": 1000.0}, marks=pytest.mark.slow),
 ])
 def test_torchscript_exporter_opset_17(tmp_path: Path, layer: str, want: dict) -> None:
     """GELU's Erf and Tanh formulas (recognised by evaluating the written-out function), and the
@@ -282,6 +284,8 @@ def test_tied_weights_come_back_tied(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("layer", "want"), [
     ("{name: attn, op: attention, heads: 4, kv_heads: 2, causal: true, lowering: sdpa}",
      {"op": "attention", "heads": 4, "kv_heads": 2, "causal": True}),
+    ("{name: attn, op: attention, heads: 4, kv_heads: 2, causal: true, rope: true, lowering: sdpa}",
+     {"op": "attention", "heads": 4, "kv_heads": 2, "causal": True, "rope": True}),
     ("{name: n, op: rmsnorm}", {"op": "rmsnorm", "eps": None, "affine": True}),
 ])
 def test_opset_23_attention_and_rmsnormalization_nodes(tmp_path: Path, layer: str, want: dict) -> None:
