@@ -25,11 +25,12 @@ def is_sinusoidal(table: object) -> bool:
     import numpy as np
 
     t = np.asarray(table)
-    if t.ndim != 2 or t.shape[1] % 2 or not np.issubdtype(t.dtype, np.floating):
+    if t.ndim != 2 or not t.size or not np.issubdtype(t.dtype, np.floating):
         return False
-    angles = np.arange(t.shape[0], dtype=np.float64)[:, None] \
-        * 10000.0 ** (-np.arange(0, t.shape[1], 2, dtype=np.float64) / t.shape[1])
-    want = np.stack((np.sin(angles), np.cos(angles)), axis=-1).reshape(t.shape)
+    d = t.shape[1]
+    angles = np.arange(t.shape[0], dtype=np.float64)[:, None] * 10000.0 ** (-np.arange(0, d, 2) / d)
+    want = np.zeros(t.shape)
+    want[:, 0::2], want[:, 1::2] = np.sin(angles), np.cos(angles[:, : d // 2])
     return bool(np.allclose(t.astype(np.float64), want, rtol=0.0, atol=2e-7))
 
 
