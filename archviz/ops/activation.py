@@ -53,6 +53,7 @@ _activation("sigmoid", "Sigmoid", ("torch.sigmoid", F + "sigmoid"), ("sigmoid", 
 
 @dataclass(frozen=True, kw_only=True)
 class GELUParams:
+    """The settings of ``gelu``."""
     approximate: str = param(ChoiceField(choices=("none", "tanh"), doc="none: x·Φ(x) exactly; tanh: GPT-2's"
                                     " 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"), "none")
 
@@ -90,6 +91,7 @@ class GELU(_Elementwise):
 
 @dataclass(frozen=True, kw_only=True)
 class LeakyParams:
+    """The settings of ``leaky_relu``."""
     negative_slope: float = param(FloatField(), 0.01)
 
 
@@ -125,6 +127,7 @@ class LeakyReLU(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class SoftmaxParams:
+    """The settings of ``softmax``."""
     dim: int = param(IntField(doc="the axis of each example it normalises over (0: channels or features,"
                                   " -1: the last; torch's dim is this + 1 for dim >= 0)"), 0)
 
@@ -245,6 +248,7 @@ class Hardsigmoid(_Elementwise):
 
 @dataclass(frozen=True, kw_only=True)
 class ELUParams:
+    """The settings of ``elu``."""
     alpha: float = param(FloatField(doc="α: the value it tends to for x → −∞, α·(eˣ − 1) below 0"), 1.0)
 
 

@@ -34,6 +34,7 @@ GPT2 = "transformers.models.gpt2.modeling_gpt2.GPT2Attention"
 
 @dataclass(frozen=True, kw_only=True)
 class AttentionParams:
+    """The settings of ``attention``."""
     heads: int = param(PosInt(doc="H, query heads"))
     kv_heads: int | None = param(PosInt(doc="KV, key/value heads (grouped-query: H/KV query heads share"
                                             " one; 1 = multi-query); default: heads"), None)

@@ -22,6 +22,7 @@ from .source import Mapped, Source, Split, Unmapped, no_auto_pad, pair, sym_pads
 
 @dataclass(frozen=True, kw_only=True)
 class ConvParams:
+    """The settings of ``conv``."""
     out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))
     kernel: Pair = param(PairField(doc="kernel size"))
     stride: Pair = param(PairField(), (1, 1))
@@ -170,6 +171,7 @@ def _conv_nd_params(n: int) -> type:
 
     @dataclass(frozen=True, kw_only=True)
     class ConvNdParams:
+        """The settings of ``conv1d`` and ``conv3d`` (one class per rank)."""
         out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))
         kernel: tuple[int, ...] = param(SizesField(n=n, doc="kernel size"))
         stride: tuple[int, ...] = param(SizesField(n=n), sizes)
@@ -331,6 +333,7 @@ _CONV_ND: dict[int, OpKind] = {3: OPS["conv1d"], 5: OPS["conv3d"]}   # ONNX Conv
 
 @dataclass(frozen=True, kw_only=True)
 class ConvTransposeParams:
+    """The settings of ``conv_transpose``."""
     out: int = param(PosInt(doc="output channels"))
     kernel: Pair = param(PairField(doc="kernel size"))
     stride: Pair = param(PairField(doc="the upsampling factor"), (1, 1))

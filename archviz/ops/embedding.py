@@ -15,6 +15,7 @@ from .source import Mapped, Source, Split, Unmapped
 
 @dataclass(frozen=True, kw_only=True)
 class EmbeddingParams:
+    """The settings of ``embedding``."""
     vocab: int = param(PosInt(doc="vocabulary size: the ids run from 0 to vocab − 1"))
     dim: int = param(PosInt(doc="the length of the vector each id stands for"))
     padding_idx: int | None = param(Count(doc="an id whose row gets no gradient (torch's"

@@ -17,6 +17,7 @@ CHANNELS_FIRST = "a (C, L), (C, H, W) or (C, D, H, W)"
 
 @dataclass(frozen=True, kw_only=True)
 class GroupNormParams:
+    """The settings of ``groupnorm``."""
     groups: int = param(PosInt(doc="G, groups of channels that share a mean and variance"))
     eps: float = param(FloatField(lo=0.0), 1e-5)
     affine: bool = param(BoolField(doc="a learned weight and bias per channel"), True)
@@ -88,6 +89,7 @@ _INSTANCENORM = {2: "InstanceNorm1d", 3: "InstanceNorm2d", 4: "InstanceNorm3d"}
 
 @dataclass(frozen=True, kw_only=True)
 class InstanceNormParams:
+    """The settings of ``instancenorm``."""
     eps: float = param(FloatField(lo=0.0), 1e-5)
     momentum: float = param(FloatField(lo=0.0), 0.1)
     affine: bool = param(BoolField(doc="a learned weight and bias per channel"), False)

@@ -20,6 +20,7 @@ from .source import Mapped, Source, Split, Unmapped
 
 @dataclass(frozen=True, kw_only=True)
 class LinearParams:
+    """The settings of ``linear``."""
     out: int = param(PosInt(doc="output features"))
     bias: bool = param(BoolField(), True)
     last_dim: bool = param(BoolField(doc="take an input of rank 3 or more and act on its last dimension,"

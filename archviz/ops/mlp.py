@@ -17,6 +17,7 @@ _ACTS = {"silu": "silu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu
 
 @dataclass(frozen=True, kw_only=True)
 class GatedMLPParams:
+    """The settings of ``gated_mlp``."""
     hidden: int = param(PosInt(doc="the gate's and up projection's width (Llama's intermediate_size)"))
     act: str = param(ChoiceField(choices=("silu", "gelu", "gelu_tanh"),
                                  doc="the gate's activation (silu: SwiGLU, gelu: GeGLU)"), "silu")

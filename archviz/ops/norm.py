@@ -125,6 +125,7 @@ _BATCHNORM = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNor
 
 @dataclass(frozen=True, kw_only=True)
 class BatchNormParams:
+    """The settings of ``batchnorm``."""
     eps: float = param(FloatField(lo=0.0), 1e-5)
     momentum: float = param(FloatField(lo=0.0), 0.1)
     affine: bool = param(BoolField(), True)
@@ -192,6 +193,7 @@ class BatchNorm(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class LayerNormParams:
+    """The settings of ``layernorm``."""
     normalized: Shape | None = param(ShapeField(doc="the trailing dims normalised together (torch's"
                                                     " normalized_shape); default: the last dim"), None)
     eps: float = param(FloatField(lo=0.0, doc="ε added to the variance"), 1e-5)
@@ -303,6 +305,7 @@ class LayerNorm(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class RMSNormParams:
+    """The settings of ``rmsnorm``."""
     normalized: Shape | None = param(ShapeField(doc="the trailing dims normalised together; default: the"
                                                     " last dim"), None)
     eps: float | None = param(FloatField(lo=0.0, doc="ε added to the mean square; default: torch's,"

@@ -22,6 +22,7 @@ from .source import Mapped, Source, Unmapped, no_auto_pad, pair, sym_pads
 
 @dataclass(frozen=True, kw_only=True)
 class PoolParams:
+    """The settings of ``maxpool`` and ``avgpool``."""
     kernel: Pair = param(PairField(doc="window size"))
     stride: Pair = param(PairField(doc="defaults to the kernel size, as in torch"), None)
     padding: Pair = param(PairField(lo=0), (0, 0))
@@ -145,6 +146,7 @@ class AvgPool(_Pool):
 
 @dataclass(frozen=True, kw_only=True)
 class AdaptiveParams:
+    """The settings of ``adaptive_avgpool`` and ``adaptive_maxpool``."""
     out: Pair = param(PairField(doc="output size [h, w]"))
 
 
@@ -204,6 +206,7 @@ class AdaptiveAvgPool(OpKind):
 def _pool_nd_params(n: int) -> type:
     @dataclass(frozen=True, kw_only=True)
     class PoolNdParams:
+        """The settings of the 1-d and 3-d max and average pools (one class per rank)."""
         kernel: tuple[int, ...] = param(SizesField(n=n, doc="window size"))
         stride: tuple[int, ...] = param(SizesField(n=n, doc="defaults to the kernel size, as in torch"), None)
         padding: tuple[int, ...] = param(SizesField(n=n, lo=0), (0,) * n)
@@ -372,6 +375,7 @@ class AvgPool3d(_PoolNd):
 def _adaptive_params(n: int) -> type:
     @dataclass(frozen=True, kw_only=True)
     class AdaptiveNdParams:
+        """The settings of the 1-d and 3-d adaptive pools (one class per rank)."""
         out: tuple[int, ...] = param(SizesField(n=n, doc="output size"))
 
     AdaptiveNdParams.__name__ = AdaptiveNdParams.__qualname__ = f"Adaptive{n}dParams"

@@ -20,6 +20,7 @@ KINDS = ("learned", "sinusoidal")
 
 @dataclass(frozen=True, kw_only=True)
 class PosEmbeddingParams:
+    """The settings of ``pos_embedding``."""
     kind: str = param(ChoiceField(choices=KINDS, doc="learned: a trained (length, D) table (GPT-2's wpe);"
                                                      " sinusoidal: fixed sines and cosines (Vaswani et al."
                                                      " 2017 §3.5), a buffer"), "learned")
@@ -142,6 +143,7 @@ class ClsToken(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class PatchEmbedParams:
+    """The settings of ``patch_embed``."""
     patch: int = param(PosInt(doc="the side of a square patch (ViT-B/16: 16): the conv's kernel and stride"))
     dim: int = param(PosInt(doc="D, the vector each patch becomes"))
     bias: bool = param(BoolField(), True)

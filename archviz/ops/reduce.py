@@ -17,6 +17,7 @@ from .source import Mapped, Source, Unmapped
 
 @dataclass(frozen=True, kw_only=True)
 class MeanParams:
+    """The settings of ``mean``."""
     dims: tuple[int, ...] = param(IntListField(doc="the dims averaged over (per example, the batch apart)"))
     keepdim: bool = param(BoolField(doc="keep each averaged dim as a size of 1"), False)
 

@@ -67,6 +67,7 @@ class OpError(ValueError):
 
 @dataclass(frozen=True)
 class Inferred:
+    """What a shape rule gives: the output shape, its arithmetic, warnings and inexact divisions."""
     shape: Shape
     formula: str = ""
     warnings: tuple[str, ...] = ()

@@ -14,6 +14,7 @@ from .source import Mapped, Source, Unmapped
 
 @dataclass(frozen=True, kw_only=True)
 class DropoutParams:
+    """The settings of ``dropout``."""
     p: float = param(FloatField(lo=0.0, hi=1.0, doc="probability of zeroing"), 0.5)
 
 
@@ -55,6 +56,7 @@ class Dropout(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class StochasticDepthParams:
+    """The settings of ``stochastic_depth``."""
     p: float = param(FloatField(lo=0.0, hi=1.0, doc="probability of dropping the branch"), 0.1)
     mode: str = param(ChoiceField(choices=("row", "batch"), doc="row: a coin per example; batch: one"
                                                                  " for the whole batch"), "row")

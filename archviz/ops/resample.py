@@ -22,6 +22,7 @@ _LINEAR = {2: "linear", 3: "bilinear", 4: "trilinear"}
 
 @dataclass(frozen=True, kw_only=True)
 class UpsampleParams:
+    """The settings of ``upsample``."""
     scale: float | None = param(ScaleField(doc="scale_factor: out = ⌊n × scale⌋"), None)
     size: Any = param(SizeListField(doc="the output size instead of a scale"), None)
     mode: str = param(ChoiceField(choices=MODES, doc="interpolation"), "nearest")
@@ -172,6 +173,7 @@ _LINEAR_FORM = {"linear": "(C, L)", "bilinear": "(C, H, W)", "trilinear": "(C, D
 
 @dataclass(frozen=True, kw_only=True)
 class ShuffleParams:
+    """The settings of ``pixel_shuffle`` and ``pixel_unshuffle``."""
     factor: int = param(PosInt(doc="r: each channel block of r² becomes an r×r patch"))
 
 

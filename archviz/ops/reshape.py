@@ -64,6 +64,7 @@ class _View(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class PermuteParams:
+    """The settings of ``permute``."""
     dims: tuple[int, ...] = param(IntListField(
         doc="the example's dims in their new order (per example, the batch apart): [1, 2, 0] takes"
             " (C, H, W) to (H, W, C)"))
@@ -113,6 +114,7 @@ class Permute(_View):
 
 @dataclass(frozen=True, kw_only=True)
 class TransposeParams:
+    """The settings of ``transpose``."""
     dim0: int = param(IntField(doc="one dim of the example (per example, the batch apart)"))
     dim1: int = param(IntField(doc="the dim it is swapped with"))
 
@@ -152,6 +154,7 @@ class Transpose(_View):
 
 @dataclass(frozen=True, kw_only=True)
 class ReshapeParams:
+    """The settings of ``reshape``."""
     shape: tuple[int, ...] = param(IntListField(lo=-1, doc="each example's new shape (the batch apart);"
                                                            " one size may be -1: what the rest leaves"))
 
@@ -218,6 +221,7 @@ def _merged_run(shape: Shape, out: Shape) -> tuple[int, int] | None:
 
 @dataclass(frozen=True, kw_only=True)
 class NarrowParams:
+    """The settings of ``narrow``."""
     dim: int = param(IntField(doc="the dim it cuts (per example, the batch apart)"), 0)
     start: int = param(IntField(lo=0, doc="the first index it keeps"), 0)
     length: int = param(PosInt(doc="how many it keeps"))

@@ -16,6 +16,7 @@ from .source import Mapped, Source, Unmapped, Weight
 
 @dataclass(frozen=True, kw_only=True)
 class ScaleParams:
+    """The settings of ``scale``."""
     axis: str = param(ChoiceField(choices=("last", "channels"), doc="the dim γ runs along: the last,"
                                                                     " or the channels (axis 0)"), "last")
     init: float = param(FloatField(doc="γ's initial value"), 1e-6)

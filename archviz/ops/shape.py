@@ -14,6 +14,7 @@ from .source import Mapped, Source, Unmapped
 
 @dataclass(frozen=True, kw_only=True)
 class FlattenParams:
+    """The settings of ``flatten``."""
     start: int = param(IntField(doc="the first dim flattened (per example, the batch apart)"), 0)
     end: int = param(IntField(doc="the last dim flattened; -1: the last"), -1)
 

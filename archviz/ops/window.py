@@ -35,6 +35,7 @@ class _Window(OpKind):
 
 @dataclass(frozen=True, kw_only=True)
 class RollParams:
+    """The settings of ``roll``."""
     shifts: tuple[int, ...] = param(IntListField(lo=-(2**31), doc="the shift along each of `dims`"
                                                  " (Swin: [-3, -3], half a 7-window back)"))
     dims: tuple[int, ...] = param(IntListField(doc="the dims it rolls, per example (the batch apart)"))
@@ -80,6 +81,7 @@ class Roll(_Window):
 
 @dataclass(frozen=True, kw_only=True)
 class PadParams:
+    """The settings of ``pad``."""
     pad: tuple[int, ...] = param(IntListField(lo=-(2**31), doc="F.pad's amounts: (left, right) of the last"
                                               " dim, then (top, bottom) of the one before, ...; negative"
                                               " cuts"))
