@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 from math import prod
 from typing import Any, ClassVar
 
 from . import receptive as rf
 from .arith import TWindow, Window, nd_formula, nd_warnings, pair_formula, pair_warnings
 from .fields import BoolField, PaddingField, Pair, PairField, PosInt, SizesField, param
-from .registry import OPS, Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .registry import OPS, Inferred, OpError, OpKind, ParamsOnUse, Shape, TorchLayer, fmt_shape, register
 from .registry import pair_text as _pair
 from .registry import spatial as _spatial
 from .registry import windows as _windows
@@ -166,6 +167,7 @@ class Conv(OpKind):
 # it is. The rule is the same per axis: out = ⌊(n + 2p − d·(k − 1) − 1)/s⌋ + 1 (torch.nn.Conv1d,
 # Conv3d docs); weight (out, C/groups, *kernel).
 
+@cache   # one class per rank, made on first use (ParamsOnUse)
 def _conv_nd_params(n: int) -> type:
     sizes = (1,) * n
 
@@ -310,7 +312,7 @@ class Conv1d(_ConvNd):
     doc = "1-D convolution over (C, L) (torch.nn.Conv1d): audio, sequences"
     ranks = (2,)
     rank_text = "a (C, L)"
-    Params = _conv_nd_params(1)
+    Params = ParamsOnUse(_conv_nd_params, 1)
     example = {"name": "conv", "op": "conv1d", "out": 16, "kernel": 3, "padding": 1}
     torch_modules = ("torch.nn.Conv1d",)
 
@@ -321,7 +323,7 @@ class Conv3d(_ConvNd):
     doc = "3-D convolution over (C, D, H, W) (torch.nn.Conv3d): video, volumes"
     ranks = (4,)
     rank_text = "a (C, D, H, W)"
-    Params = _conv_nd_params(3)
+    Params = ParamsOnUse(_conv_nd_params, 3)
     example = {"name": "conv", "op": "conv3d", "out": 16, "kernel": 3, "padding": 1}
     torch_modules = ("torch.nn.Conv3d",)
 

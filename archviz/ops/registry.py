@@ -97,6 +97,19 @@ class NoParams:
     """The settings of an op that has none."""
 
 
+class ParamsOnUse:
+    """``Params = ParamsOnUse(make, n)``: the class ``make(n)`` gives (``make`` is cached, so every
+    read gives the same class), made when the op is first used rather than when its family is
+    imported. A dataclass costs about a millisecond to create; the 1-d and 3-d variants of a
+    family need not cost that to ``archviz shapes`` of a network that does not use them."""
+
+    def __init__(self, make: Callable[[int], type], n: int) -> None:
+        self._make, self._n = make, n
+
+    def __get__(self, obj: object, owner: type | None = None) -> type:
+        return self._make(self._n)
+
+
 class OpKind:
     """Base class. Subclasses set the class attributes and override what differs."""
 
@@ -129,12 +142,13 @@ class OpKind:
     onnx_bias_add: ClassVar[tuple[str, ...]] = ()     # ONNX types whose bias is a following Add (MatMul)
     call_args: ClassVar[str] = ""                     # the arguments a call must have, for the hint: "dim=1"
 
-    _fields: ClassVar[dict[str, Field]] = {}
-
     @property
     def fields(self) -> dict[str, Field]:
         """Setting name → its parser (required flag, default, doc), in declaration order."""
-        return self._fields
+        found = self.__dict__.get("_fields")
+        if found is None:   # read from Params on first use (it may be made then: ParamsOnUse)
+            found = self.__dict__["_fields"] = fields_of(self.Params)
+        return found  # type: ignore[no-any-return]
 
     def make(self, values: Mapping[str, Any]) -> Any:
         """The typed params from parsed values (missing keys take their defaults)."""
@@ -410,7 +424,6 @@ OPS: Registry = Registry()
 
 
 def register(cls: type[OpKind]) -> type[OpKind]:
-    cls._fields = fields_of(cls.Params)
     OPS[cls.name] = cls()
     OPS._place(cls.name, cls.__module__)
     return cls
