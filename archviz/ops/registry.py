@@ -7,7 +7,8 @@ An op class holds:
 * ``Params``: a frozen, typed dataclass of its settings. Each field carries the parser that
   checks its YAML value (:func:`archviz.ops.fields.param`); defaults are filled and derived
   defaults resolved (a pool's stride = its kernel, ``padding: valid`` = 0) when the spec loads,
-  so no other module re-derives them.
+  so no other module re-derives them. A family's rarer variants may give it as
+  :class:`ParamsOnUse`, which makes the class when the op is first used.
 * ``infer``: the shape rule and its arithmetic text; ``params``/``buffers``/``macs``: counts.
 * ``receptive``: the receptive-field rule (arithmetic in :mod:`archviz.ops.receptive`).
 * ``torch``: a :class:`TorchLayer` description (a class name and its arguments): the core
