@@ -139,3 +139,37 @@ def test_the_1d_and_3d_params_are_made_on_first_use() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[0, 0, 0] True [0, 0, 0]",
                                           "[0, 1, 0] True True Pool1dParams True (3, 3, 3) [1, 1, 0]"]
+
+
+def test_archviz_shapes_makes_the_params_classes_of_its_ops_only() -> None:
+    """The families AlexNet's ops live in define 20 params classes; `archviz shapes` makes the
+    dataclasses of the six its layers use (Settings: made on first use)."""
+    code = ("import sys, atexit; from archviz.ops.fields import Settings;"
+            " atexit.register(lambda: sys.stderr.write('MADE ' + ' '.join(sorted(c.__name__ for c in"
+            " Settings.__subclasses__() if '__dataclass_fields__' in c.__dict__))));"
+            " sys.argv = ['archviz', 'shapes', 'alexnet']; from archviz.cli.app import main; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    made = out.stderr.rsplit("MADE ", 1)[1].split()
+    assert made == ["ConvParams", "DropoutParams", "FlattenParams", "LRNParams", "LinearParams", "PoolParams"]
+
+
+def test_a_settings_class_is_a_frozen_keyword_only_dataclass() -> None:
+    import dataclasses
+
+    from archviz.ops.fields import FloatField, Settings, param
+
+    class Made(Settings):
+        """Two settings."""
+        a: float = param(FloatField())
+        b: float = param(FloatField(), 2.0)
+
+    assert "__dataclass_fields__" not in Made.__dict__   # not yet: made on first use
+    assert dataclasses.is_dataclass(Made) and [f.name for f in dataclasses.fields(Made)] == ["a", "b"]
+    x = Made(a=1.0)
+    assert x == Made(a=1.0, b=2.0) != Made(a=1.0, b=3.0) and hash(x) == hash(Made(a=1.0))
+    assert repr(x) == "test_a_settings_class_is_a_frozen_keyword_only_dataclass.<locals>.Made(a=1.0, b=2.0)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        x.a = 3.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Made(1.0)  # keyword-only

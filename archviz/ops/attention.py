@@ -24,7 +24,7 @@ from math import prod
 from typing import Any
 
 from . import receptive as rf
-from .fields import BoolField, FloatField, PosInt, param
+from .fields import BoolField, FloatField, PosInt, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
@@ -32,8 +32,7 @@ from .source import Mapped, Source, Split, Unmapped
 GPT2 = "transformers.models.gpt2.modeling_gpt2.GPT2Attention"
 
 
-@dataclass(frozen=True, kw_only=True)
-class AttentionParams:
+class AttentionParams(Settings):
     """The settings of ``attention``."""
     heads: int = param(PosInt(doc="H, query heads"))
     kv_heads: int | None = param(PosInt(doc="KV, key/value heads (grouped-query: H/KV query heads share"

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from . import receptive as rf
 from .arith import TWindow, Window, nd_formula, nd_warnings, pair_formula, pair_warnings
-from .fields import BoolField, PaddingField, Pair, PairField, PosInt, SizesField, param
+from .fields import BoolField, PaddingField, Pair, PairField, PosInt, Settings, SizesField, param
 from .registry import OPS, Inferred, OpError, OpKind, ParamsOnUse, Shape, TorchLayer, fmt_shape, register
 from .registry import pair_text as _pair
 from .registry import spatial as _spatial
@@ -21,8 +21,7 @@ from .source import Mapped, Source, Split, Unmapped, no_auto_pad, pair, sym_pads
 
 # --- convolution --------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class ConvParams:
+class ConvParams(Settings):
     """The settings of ``conv``."""
     out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))
     kernel: Pair = param(PairField(doc="kernel size"))
@@ -333,8 +332,7 @@ _CONV_ND: dict[int, OpKind] = {3: OPS["conv1d"], 5: OPS["conv3d"]}   # ONNX Conv
 
 # --- transposed convolution ---------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class ConvTransposeParams:
+class ConvTransposeParams(Settings):
     """The settings of ``conv_transpose``."""
     out: int = param(PosInt(doc="output channels"))
     kernel: Pair = param(PairField(doc="kernel size"))

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any
 
 from .dtypes import FLOAT, is_integer
-from .fields import Count, PosInt, param
+from .fields import Count, PosInt, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
 
 
-@dataclass(frozen=True, kw_only=True)
-class EmbeddingParams:
+class EmbeddingParams(Settings):
     """The settings of ``embedding``."""
     vocab: int = param(PosInt(doc="vocabulary size: the ids run from 0 to vocab − 1"))
     dim: int = param(PosInt(doc="the length of the vector each id stands for"))

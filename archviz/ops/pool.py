@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from . import receptive as rf
 from .arith import Window, nd_formula, nd_warnings, pair_formula, pair_warnings
-from .fields import BoolField, Pair, PairField, SizesField, param
+from .fields import BoolField, Pair, PairField, Settings, SizesField, param
 from .registry import OPS, Inferred, OpError, OpKind, ParamsOnUse, Shape, TorchLayer, fmt_shape, register
 from .registry import pair_text as _pair
 from .registry import spatial as _spatial
@@ -20,8 +20,7 @@ from .source import Mapped, Source, Unmapped, no_auto_pad, pair, sym_pads
 
 # --- pooling ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class PoolParams:
+class PoolParams(Settings):
     """The settings of ``maxpool`` and ``avgpool``."""
     kernel: Pair = param(PairField(doc="window size"))
     stride: Pair = param(PairField(doc="defaults to the kernel size, as in torch"), None)
@@ -144,8 +143,7 @@ class AvgPool(_Pool):
             raise Unmapped("count_include_pad=0 with padding (only torch's default)")
 
 
-@dataclass(frozen=True, kw_only=True)
-class AdaptiveParams:
+class AdaptiveParams(Settings):
     """The settings of ``adaptive_avgpool`` and ``adaptive_maxpool``."""
     out: Pair = param(PairField(doc="output size [h, w]"))
 

@@ -4,7 +4,8 @@ archviz knows about it.
 
 An op class holds:
 
-* ``Params``: a frozen, typed dataclass of its settings. Each field carries the parser that
+* ``Params``: a frozen, typed dataclass of its settings (a :class:`~archviz.ops.fields.Settings`
+  subclass: the dataclass is made when the class is first used). Each field carries the parser that
   checks its YAML value (:func:`archviz.ops.fields.param`); defaults are filled and derived
   defaults resolved (a pool's stride = its kernel, ``padding: valid`` = 0) when the spec loads,
   so no other module re-derives them. A family's rarer variants may give it as

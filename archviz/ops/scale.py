@@ -5,17 +5,15 @@ as (C, 1, 1))."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 
-from .fields import ChoiceField, FloatField, param
+from .fields import ChoiceField, FloatField, Settings, param
 from .registry import Inferred, OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Unmapped, Weight
 
 
-@dataclass(frozen=True, kw_only=True)
-class ScaleParams:
+class ScaleParams(Settings):
     """The settings of ``scale``."""
     axis: str = param(ChoiceField(choices=("last", "channels"), doc="the dim γ runs along: the last,"
                                                                     " or the channels (axis 0)"), "last")
