@@ -173,3 +173,9 @@ def test_a_settings_class_is_a_frozen_keyword_only_dataclass() -> None:
         x.a = 3.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         Made(1.0)  # keyword-only
+
+    class More(Made):
+        """A subclass: made at once, with its base's fields and its own."""
+        c: float = param(FloatField(), 0.0)
+
+    assert [f.name for f in dataclasses.fields(More)] == ["a", "b", "c"] and More(a=1.0).c == 0.0

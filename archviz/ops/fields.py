@@ -237,6 +237,11 @@ class _OnFirstUse(type):
     its dataclass fields are first read (``dataclasses.fields``, ``is_dataclass``), not when its
     module is imported."""
 
+    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any]) -> None:
+        super().__init__(name, bases, ns)
+        if any(b is not Settings and isinstance(b, _OnFirstUse) for b in bases):
+            _made(cls)   # a subclass of params: made now (its fields would read its base's)
+
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if "__dataclass_fields__" not in cls.__dict__:
             _made(cls)
