@@ -19,7 +19,8 @@ NOT_FOR_SHAPES = (*HEAVY, "torchinfo", "onnx", "archviz.runtime", "archviz.api",
                   "archviz.core.flops", "archviz.core.check", "archviz.core.diff", "archviz.render.cost_",
                   "archviz.render.bench_", "archviz.render.dot", "archviz.render.plots",
                   "archviz.render.html", "archviz.render.views", "archviz.results", "archviz.spec.write",
-                  "archviz.spec.schema")
+                  "archviz.spec.schema",
+                  "fractions")   # loaded when a receptive field or an inexact division needs a Fraction
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -122,3 +123,59 @@ def test_help_lists_every_command_with_its_summary() -> None:
     for name in NAMES:
         first = summary(name, command(name)[0])
         assert f" {name} " in out and first[:40] in out.replace("\n", " "), (name, first)
+
+
+def test_the_1d_and_3d_params_are_made_on_first_use() -> None:
+    """Importing the conv and pool families makes none of their 1-d/3-d Params dataclasses
+    (ParamsOnUse); reading one makes it once, shared by max and avg, with its fields parsed."""
+    code = ("from dataclasses import fields, is_dataclass; from archviz.ops import OPS, conv, pool;"
+            " made = lambda: [f.cache_info().currsize for f in"
+            " (conv._conv_nd_params, pool._pool_nd_params, pool._adaptive_params)];"
+            " print(made(), 'maxpool1d' in OPS and 'conv3d' in OPS, made());"
+            " P = OPS['maxpool1d'].Params;"
+            " print(made(), P is OPS['avgpool1d'].Params is OPS['maxpool1d'].Params,"
+            " is_dataclass(P), P.__name__, list(OPS['maxpool1d'].fields) == [f.name for f in fields(P)],"
+            " OPS['conv3d'].make({'out': 4, 'kernel': (3, 3, 3)}).kernel, made())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[0, 0, 0] True [0, 0, 0]",
+                                          "[0, 1, 0] True True Pool1dParams True (3, 3, 3) [1, 1, 0]"]
+
+
+def test_archviz_shapes_makes_the_params_classes_of_its_ops_only() -> None:
+    """The families AlexNet's ops live in define 20 params classes; `archviz shapes` makes the
+    dataclasses of the six its layers use (Settings: made on first use)."""
+    code = ("import sys, atexit; from archviz.ops.fields import Settings;"
+            " atexit.register(lambda: sys.stderr.write('MADE ' + ' '.join(sorted(c.__name__ for c in"
+            " Settings.__subclasses__() if '__dataclass_fields__' in c.__dict__))));"
+            " sys.argv = ['archviz', 'shapes', 'alexnet']; from archviz.cli.app import main; main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    made = out.stderr.rsplit("MADE ", 1)[1].split()
+    assert made == ["ConvParams", "DropoutParams", "FlattenParams", "LRNParams", "LinearParams", "PoolParams"]
+
+
+def test_a_settings_class_is_a_frozen_keyword_only_dataclass() -> None:
+    import dataclasses
+
+    from archviz.ops.fields import FloatField, Settings, param
+
+    class Made(Settings):
+        """Two settings."""
+        a: float = param(FloatField())
+        b: float = param(FloatField(), 2.0)
+
+    assert "__dataclass_fields__" not in Made.__dict__   # not yet: made on first use
+    assert dataclasses.is_dataclass(Made) and [f.name for f in dataclasses.fields(Made)] == ["a", "b"]
+    x = Made(a=1.0)
+    assert x == Made(a=1.0, b=2.0) != Made(a=1.0, b=3.0) and hash(x) == hash(Made(a=1.0))
+    assert repr(x) == "test_a_settings_class_is_a_frozen_keyword_only_dataclass.<locals>.Made(a=1.0, b=2.0)"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        x.a = 3.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Made(1.0)  # keyword-only
+
+    class More(Made):
+        """A subclass: made at once, with its base's fields and its own."""
+        c: float = param(FloatField(), 0.0)
+
+    assert [f.name for f in dataclasses.fields(More)] == ["a", "b", "c"] and More(a=1.0).c == 0.0

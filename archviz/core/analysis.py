@@ -21,6 +21,7 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class LayerStats:
+    """One layer analysed: its shapes, counts, arithmetic and receptive field."""
     name: str
     op: str
     family: str
@@ -55,6 +56,7 @@ class LayerStats:
 
 @dataclass(frozen=True)
 class Totals:
+    """The network's counts, summed over its layers."""
     params: int
     buffers: int
     neurons: int
@@ -68,6 +70,7 @@ class Totals:
 
 @dataclass(frozen=True)
 class GpuLane:
+    """One GPU's share of the counts under :class:`GpuSplit`."""
     gpu: int
     params: int
     macs: int
@@ -94,6 +97,7 @@ class GpuSplit:
 
 @dataclass(frozen=True)
 class Analysis:
+    """A spec analysed: each layer's :class:`LayerStats`, the totals and the warnings."""
     name: str
     source: str
     path: str

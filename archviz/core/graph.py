@@ -12,6 +12,7 @@ from ..spec import INPUT, Layer, Spec
 
 @dataclass(frozen=True)
 class Graph:
+    """A spec's layers as a graph: an order to run them in, who reads each, the outputs."""
     spec: Spec
     order: tuple[Layer, ...]                  # topological; spec order wherever edges allow
     consumers: Mapping[str, tuple[str, ...]]  # layer (or INPUT) -> layers that read it

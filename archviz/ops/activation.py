@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any, ClassVar
 
-from .fields import ChoiceField, FloatField, IntField, param
+from .fields import ChoiceField, FloatField, IntField, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Unmapped
@@ -51,8 +50,8 @@ _activation("tanh", "Tanh", ("torch.tanh", F + "tanh"), ("tanh",), ("Tanh",))
 _activation("sigmoid", "Sigmoid", ("torch.sigmoid", F + "sigmoid"), ("sigmoid", "sigmoid_"), ("Sigmoid",))
 
 
-@dataclass(frozen=True, kw_only=True)
-class GELUParams:
+class GELUParams(Settings):
+    """The settings of ``gelu``."""
     approximate: str = param(ChoiceField(choices=("none", "tanh"), doc="none: x·Φ(x) exactly; tanh: GPT-2's"
                                     " 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"), "none")
 
@@ -109,8 +108,8 @@ class GELU(_Elementwise):
         return "tanh" if p.approximate == "tanh" else ""
 
 
-@dataclass(frozen=True, kw_only=True)
-class LeakyParams:
+class LeakyParams(Settings):
+    """The settings of ``leaky_relu``."""
     negative_slope: float = param(FloatField(), 0.01)
 
 
@@ -144,8 +143,8 @@ class LeakyReLU(OpKind):
         return 2 * prod(out)
 
 
-@dataclass(frozen=True, kw_only=True)
-class SoftmaxParams:
+class SoftmaxParams(Settings):
+    """The settings of ``softmax``."""
     dim: int = param(IntField(doc="the axis of each example it normalises over (0: channels or features,"
                                   " -1: the last; torch's dim is this + 1 for dim >= 0)"), 0)
 
@@ -264,8 +263,8 @@ class Hardsigmoid(_Elementwise):
         return self.layer()
 
 
-@dataclass(frozen=True, kw_only=True)
-class ELUParams:
+class ELUParams(Settings):
+    """The settings of ``elu``."""
     alpha: float = param(FloatField(doc="α: the value it tends to for x → −∞, α·(eˣ − 1) below 0"), 1.0)
 
 

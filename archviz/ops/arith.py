@@ -14,7 +14,10 @@ which input rows or columns are never read and what input size or padding would 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # fractions loads when an inexact division is first written out
+    from fractions import Fraction
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def inexact_warning(w: Window, one: str, many: str) -> str | None:
     """Explain a division that is not whole on one axis (``one``/``many``: 'row'/'rows', ...)."""
     if w.exact or w.numerator < 0:
         return None
+    from fractions import Fraction
     r = w.numerator % w.s
     quotient = _fmt(Fraction(w.numerator, w.s) + 1)
     kpart = str(w.k) if w.d == 1 else f"{w.span}"

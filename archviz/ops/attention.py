@@ -31,7 +31,7 @@ from math import prod
 from typing import Any
 
 from . import receptive as rf
-from .fields import BoolField, FloatField, PairField, PosInt, param
+from .fields import BoolField, FloatField, PairField, PosInt, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
@@ -48,8 +48,8 @@ LLAMA_LIKE = tuple(f"transformers.models.{m}.modeling_{m}.{c}Attention"
                    for m, c in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2")))
 
 
-@dataclass(frozen=True, kw_only=True)
-class AttentionParams:
+class AttentionParams(Settings):
+    """The settings of ``attention``."""
     heads: int = param(PosInt(doc="H, query heads"))
     kv_heads: int | None = param(PosInt(doc="KV, key/value heads (grouped-query: H/KV query heads share"
                                             " one; 1 = multi-query); default: heads"), None)

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 from math import prod
 from typing import Any, ClassVar
 
 from . import receptive as rf
 from .arith import TWindow, Window, nd_formula, nd_warnings, pair_formula, pair_warnings
-from .fields import BoolField, PaddingField, Pair, PairField, PosInt, SizesField, param
-from .registry import OPS, Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .fields import BoolField, PaddingField, Pair, PairField, PosInt, Settings, SizesField, param
+from .registry import OPS, Inferred, OpError, OpKind, ParamsOnUse, Shape, TorchLayer, fmt_shape, register
 from .registry import pair_text as _pair
 from .registry import spatial as _spatial
 from .registry import windows as _windows
@@ -20,8 +21,8 @@ from .source import Mapped, Source, Split, Unmapped, no_auto_pad, pair, sym_pads
 
 # --- convolution --------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class ConvParams:
+class ConvParams(Settings):
+    """The settings of ``conv``."""
     out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))
     kernel: Pair = param(PairField(doc="kernel size"))
     stride: Pair = param(PairField(), (1, 1))
@@ -165,11 +166,13 @@ class Conv(OpKind):
 # it is. The rule is the same per axis: out = ⌊(n + 2p − d·(k − 1) − 1)/s⌋ + 1 (torch.nn.Conv1d,
 # Conv3d docs); weight (out, C/groups, *kernel).
 
+@cache   # one class per rank, made on first use (ParamsOnUse)
 def _conv_nd_params(n: int) -> type:
     sizes = (1,) * n
 
     @dataclass(frozen=True, kw_only=True)
     class ConvNdParams:
+        """The settings of ``conv1d`` and ``conv3d`` (one class per rank)."""
         out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))
         kernel: tuple[int, ...] = param(SizesField(n=n, doc="kernel size"))
         stride: tuple[int, ...] = param(SizesField(n=n), sizes)
@@ -308,7 +311,7 @@ class Conv1d(_ConvNd):
     doc = "1-D convolution over (C, L) (torch.nn.Conv1d): audio, sequences"
     ranks = (2,)
     rank_text = "a (C, L)"
-    Params = _conv_nd_params(1)
+    Params = ParamsOnUse(_conv_nd_params, 1)
     example = {"name": "conv", "op": "conv1d", "out": 16, "kernel": 3, "padding": 1}
     torch_modules = ("torch.nn.Conv1d",)
 
@@ -319,7 +322,7 @@ class Conv3d(_ConvNd):
     doc = "3-D convolution over (C, D, H, W) (torch.nn.Conv3d): video, volumes"
     ranks = (4,)
     rank_text = "a (C, D, H, W)"
-    Params = _conv_nd_params(3)
+    Params = ParamsOnUse(_conv_nd_params, 3)
     example = {"name": "conv", "op": "conv3d", "out": 16, "kernel": 3, "padding": 1}
     torch_modules = ("torch.nn.Conv3d",)
 
@@ -329,8 +332,8 @@ _CONV_ND: dict[int, OpKind] = {3: OPS["conv1d"], 5: OPS["conv3d"]}   # ONNX Conv
 
 # --- transposed convolution ---------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class ConvTransposeParams:
+class ConvTransposeParams(Settings):
+    """The settings of ``conv_transpose``."""
     out: int = param(PosInt(doc="output channels"))
     kernel: Pair = param(PairField(doc="kernel size"))
     stride: Pair = param(PairField(doc="the upsampling factor"), (1, 1))

@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any
 
 from .dtypes import FLOAT, is_integer
-from .fields import Count, PosInt, param
+from .fields import Count, PosInt, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .source import Mapped, Source, Split, Unmapped
 
 
-@dataclass(frozen=True, kw_only=True)
-class EmbeddingParams:
+class EmbeddingParams(Settings):
+    """The settings of ``embedding``."""
     vocab: int = param(PosInt(doc="vocabulary size: the ids run from 0 to vocab − 1"))
     dim: int = param(PosInt(doc="the length of the vector each id stands for"))
     padding_idx: int | None = param(Count(doc="an id whose row gets no gradient (torch's"
@@ -91,8 +90,8 @@ class Embedding(OpKind):
         return f"{p.vocab:,} × {p.dim}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class TypeEmbeddingParams:
+class TypeEmbeddingParams(Settings):
+    """The settings of ``type_embedding``."""
     types: int = param(PosInt(doc="rows of the table: the token types (BERT: 2, sentence A and B)"))
     type: int = param(Count(doc="the type of every token: the row added (Hugging Face's default"
                                 " token_type_ids: 0)"), 0)

@@ -4,10 +4,10 @@ each example are its own, so training and inference compute alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import prod
 
-from .fields import BoolField, FloatField, PosInt, param
+from .fields import BoolField, FloatField, PosInt, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Unmapped
@@ -15,8 +15,8 @@ from .source import Mapped, Source, Unmapped
 CHANNELS_FIRST = "a (C, L), (C, H, W) or (C, D, H, W)"
 
 
-@dataclass(frozen=True, kw_only=True)
-class GroupNormParams:
+class GroupNormParams(Settings):
+    """The settings of ``groupnorm``."""
     groups: int = param(PosInt(doc="G, groups of channels that share a mean and variance"))
     eps: float = param(FloatField(lo=0.0), 1e-5)
     affine: bool = param(BoolField(doc="a learned weight and bias per channel"), True)
@@ -86,8 +86,8 @@ class GroupNorm(OpKind):
 _INSTANCENORM = {2: "InstanceNorm1d", 3: "InstanceNorm2d", 4: "InstanceNorm3d"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class InstanceNormParams:
+class InstanceNormParams(Settings):
+    """The settings of ``instancenorm``."""
     eps: float = param(FloatField(lo=0.0), 1e-5)
     momentum: float = param(FloatField(lo=0.0), 0.1)
     affine: bool = param(BoolField(doc="a learned weight and bias per channel"), False)

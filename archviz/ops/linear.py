@@ -7,19 +7,19 @@ hint unless the layer says ``last_dim: true`` (a channels-last MLP, e.g. ConvNeX
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import prod
 
 from . import receptive as rf
-from .fields import BoolField, PosInt, param
+from .fields import BoolField, PosInt, Settings, param
 from .registry import OPS, Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved
 from .saved import matmul_saved as _matmul_saved
 from .source import Mapped, Source, Split, Unmapped
 
 
-@dataclass(frozen=True, kw_only=True)
-class LinearParams:
+class LinearParams(Settings):
+    """The settings of ``linear``."""
     out: int = param(PosInt(doc="output features"))
     bias: bool = param(BoolField(), True)
     last_dim: bool = param(BoolField(doc="take an input of rank 3 or more and act on its last dimension,"

@@ -3,11 +3,10 @@ Improve Transformer"): down(act(gate(x)) · up(x)), three bias-free linears on t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 
 from . import receptive as rf
-from .fields import BoolField, ChoiceField, PosInt, param
+from .fields import BoolField, ChoiceField, PosInt, Settings, param
 from .registry import Inferred, OpKind, Shape, TorchLayer, fmt_dims, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Split, Unmapped
@@ -15,8 +14,8 @@ from .source import Mapped, Source, Split, Unmapped
 _ACTS = {"silu": "silu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class GatedMLPParams:
+class GatedMLPParams(Settings):
+    """The settings of ``gated_mlp``."""
     hidden: int = param(PosInt(doc="the gate's and up projection's width (Llama's intermediate_size)"))
     act: str = param(ChoiceField(choices=("silu", "gelu", "gelu_tanh"),
                                  doc="the gate's activation (silu: SwiGLU, gelu: GeGLU)"), "silu")

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any
 
-from .fields import BoolField, FloatField, PosInt, ShapeField, param
+from .fields import BoolField, FloatField, PosInt, Settings, ShapeField, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries
 from .source import Mapped, Source, Split, Unmapped, Weight
@@ -15,8 +14,7 @@ from .source import Mapped, Source, Split, Unmapped, Weight
 # --- normalisation ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class LRNParams:
+class LRNParams(Settings):
     """The AlexNet paper's formula (section 3.3), channel i of the output at one position:
 
         b_i = a_i / (k + α · Σ_j a_j²)^β,   j over the ``size`` = n channels around i
@@ -123,8 +121,8 @@ class LRN(OpKind):
 _BATCHNORM = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d", 4: "BatchNorm3d"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class BatchNormParams:
+class BatchNormParams(Settings):
+    """The settings of ``batchnorm``."""
     eps: float = param(FloatField(lo=0.0), 1e-5)
     momentum: float = param(FloatField(lo=0.0), 0.1)
     affine: bool = param(BoolField(), True)
@@ -190,8 +188,8 @@ class BatchNorm(OpKind):
 
 # --- layer normalisation (Ba, Kiros & Hinton 2016; every transformer block) -------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class LayerNormParams:
+class LayerNormParams(Settings):
+    """The settings of ``layernorm``."""
     normalized: Shape | None = param(ShapeField(doc="the trailing dims normalised together (torch's"
                                                     " normalized_shape); default: the last dim"), None)
     eps: float = param(FloatField(lo=0.0, doc="ε added to the variance"), 1e-5)
@@ -301,8 +299,8 @@ class LayerNorm(OpKind):
 
 # --- RMS normalisation (Zhang & Sennrich 2019; Llama, T5) ------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class RMSNormParams:
+class RMSNormParams(Settings):
+    """The settings of ``rmsnorm``."""
     normalized: Shape | None = param(ShapeField(doc="the trailing dims normalised together; default: the"
                                                     " last dim"), None)
     eps: float | None = param(FloatField(lo=0.0, doc="ε added to the mean square; default: torch's,"

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from . import fields as typed
 from . import receptive as rf
 from .dtypes import DTYPES
-from .fields import param
+from .fields import Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, register
 
 
-@dataclass(frozen=True, kw_only=True)
-class OpaqueParams:
+class OpaqueParams(Settings):
     """What tracing measured of a layer archviz cannot describe (``archviz import --allow-opaque``)."""
 
     module: str = param(typed.TextField(doc="the traced module type or function, e.g. my_models.Mystery"))

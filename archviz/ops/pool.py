@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 from . import receptive as rf
 from .arith import Window, nd_formula, nd_warnings, pair_formula, pair_warnings
-from .fields import BoolField, Pair, PairField, SizesField, param
-from .registry import OPS, Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
+from .fields import BoolField, Pair, PairField, Settings, SizesField, param
+from .registry import OPS, Inferred, OpError, OpKind, ParamsOnUse, Shape, TorchLayer, fmt_shape, register
 from .registry import pair_text as _pair
 from .registry import spatial as _spatial
 from .registry import windows as _windows
@@ -20,8 +20,8 @@ from .source import Mapped, Source, Unmapped, no_auto_pad, pair, sym_pads
 
 # --- pooling ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class PoolParams:
+class PoolParams(Settings):
+    """The settings of ``maxpool`` and ``avgpool``."""
     kernel: Pair = param(PairField(doc="window size"))
     stride: Pair = param(PairField(doc="defaults to the kernel size, as in torch"), None)
     padding: Pair = param(PairField(lo=0), (0, 0))
@@ -143,8 +143,8 @@ class AvgPool(_Pool):
             raise Unmapped("count_include_pad=0 with padding (only torch's default)")
 
 
-@dataclass(frozen=True, kw_only=True)
-class AdaptiveParams:
+class AdaptiveParams(Settings):
+    """The settings of ``adaptive_avgpool`` and ``adaptive_maxpool``."""
     out: Pair = param(PairField(doc="output size [h, w]"))
 
 
@@ -204,6 +204,7 @@ class AdaptiveAvgPool(OpKind):
 def _pool_nd_params(n: int) -> type:
     @dataclass(frozen=True, kw_only=True)
     class PoolNdParams:
+        """The settings of the 1-d and 3-d max and average pools (one class per rank)."""
         kernel: tuple[int, ...] = param(SizesField(n=n, doc="window size"))
         stride: tuple[int, ...] = param(SizesField(n=n, doc="defaults to the kernel size, as in torch"), None)
         padding: tuple[int, ...] = param(SizesField(n=n, lo=0), (0,) * n)
@@ -322,7 +323,7 @@ class _PoolNd(OpKind):
 class MaxPool1d(_PoolNd):
     name, dims, torch_class, ceil_arg, is_max = "maxpool1d", 1, "MaxPool1d", 5, True
     doc = "1-D max pooling over (C, L) (torch.nn.MaxPool1d)"
-    ranks, rank_text, Params = (2,), "a (C, L)", _pool_nd_params(1)
+    ranks, rank_text, Params = (2,), "a (C, L)", ParamsOnUse(_pool_nd_params, 1)
     example = {"name": "pool", "op": "maxpool1d", "kernel": 2}
     torch_modules = ("torch.nn.MaxPool1d",)
     torch_functions = ("torch.nn.functional.max_pool1d",)
@@ -332,7 +333,7 @@ class MaxPool1d(_PoolNd):
 class MaxPool3d(_PoolNd):
     name, dims, torch_class, ceil_arg, is_max = "maxpool3d", 3, "MaxPool3d", 5, True
     doc = "3-D max pooling over (C, D, H, W) (torch.nn.MaxPool3d)"
-    ranks, rank_text, Params = (4,), "a (C, D, H, W)", _pool_nd_params(3)
+    ranks, rank_text, Params = (4,), "a (C, D, H, W)", ParamsOnUse(_pool_nd_params, 3)
     example = {"name": "pool", "op": "maxpool3d", "kernel": 2}
     torch_modules = ("torch.nn.MaxPool3d",)
     torch_functions = ("torch.nn.functional.max_pool3d",)
@@ -342,7 +343,7 @@ class MaxPool3d(_PoolNd):
 class AvgPool1d(_PoolNd):
     name, dims, torch_class, ceil_arg, is_max = "avgpool1d", 1, "AvgPool1d", 4, False
     doc = "1-D average pooling over (C, L) (torch.nn.AvgPool1d)"
-    ranks, rank_text, Params = (2,), "a (C, L)", _pool_nd_params(1)
+    ranks, rank_text, Params = (2,), "a (C, L)", ParamsOnUse(_pool_nd_params, 1)
     example = {"name": "pool", "op": "avgpool1d", "kernel": 2}
     torch_modules = ("torch.nn.AvgPool1d",)
     torch_functions = ("torch.nn.functional.avg_pool1d",)
@@ -352,7 +353,7 @@ class AvgPool1d(_PoolNd):
 class AvgPool3d(_PoolNd):
     name, dims, torch_class, ceil_arg, is_max = "avgpool3d", 3, "AvgPool3d", 4, False
     doc = "3-D average pooling over (C, D, H, W) (torch.nn.AvgPool3d)"
-    ranks, rank_text, Params = (4,), "a (C, D, H, W)", _pool_nd_params(3)
+    ranks, rank_text, Params = (4,), "a (C, D, H, W)", ParamsOnUse(_pool_nd_params, 3)
     example = {"name": "pool", "op": "avgpool3d", "kernel": 2}
     torch_modules = ("torch.nn.AvgPool3d",)
     torch_functions = ("torch.nn.functional.avg_pool3d",)
@@ -372,6 +373,7 @@ class AvgPool3d(_PoolNd):
 def _adaptive_params(n: int) -> type:
     @dataclass(frozen=True, kw_only=True)
     class AdaptiveNdParams:
+        """The settings of the 1-d and 3-d adaptive pools (one class per rank)."""
         out: tuple[int, ...] = param(SizesField(n=n, doc="output size"))
 
     AdaptiveNdParams.__name__ = AdaptiveNdParams.__qualname__ = f"Adaptive{n}dParams"
@@ -445,7 +447,7 @@ class AdaptiveMaxPool(_AdaptiveNd):
 class AdaptiveMaxPool1d(_AdaptiveNd):
     name, dims, torch_class, is_max = "adaptive_maxpool1d", 1, "AdaptiveMaxPool1d", True
     doc = "adaptive max pooling over (C, L) (torch.nn.AdaptiveMaxPool1d)"
-    ranks, rank_text, Params = (2,), "a (C, L)", _adaptive_params(1)
+    ranks, rank_text, Params = (2,), "a (C, L)", ParamsOnUse(_adaptive_params, 1)
     example = {"name": "pool", "op": "adaptive_maxpool1d", "out": 1}
     torch_modules = ("torch.nn.AdaptiveMaxPool1d",)
     torch_functions = ("torch.nn.functional.adaptive_max_pool1d",)
@@ -455,7 +457,7 @@ class AdaptiveMaxPool1d(_AdaptiveNd):
 class AdaptiveAvgPool1d(_AdaptiveNd):
     name, dims, torch_class, is_max = "adaptive_avgpool1d", 1, "AdaptiveAvgPool1d", False
     doc = "adaptive average pooling over (C, L) (torch.nn.AdaptiveAvgPool1d)"
-    ranks, rank_text, Params = (2,), "a (C, L)", _adaptive_params(1)
+    ranks, rank_text, Params = (2,), "a (C, L)", ParamsOnUse(_adaptive_params, 1)
     example = {"name": "pool", "op": "adaptive_avgpool1d", "out": 1}
     torch_modules = ("torch.nn.AdaptiveAvgPool1d",)
     torch_functions = ("torch.nn.functional.adaptive_avg_pool1d",)
@@ -465,7 +467,7 @@ class AdaptiveAvgPool1d(_AdaptiveNd):
 class AdaptiveMaxPool3d(_AdaptiveNd):
     name, dims, torch_class, is_max = "adaptive_maxpool3d", 3, "AdaptiveMaxPool3d", True
     doc = "adaptive max pooling over (C, D, H, W) (torch.nn.AdaptiveMaxPool3d)"
-    ranks, rank_text, Params = (4,), "a (C, D, H, W)", _adaptive_params(3)
+    ranks, rank_text, Params = (4,), "a (C, D, H, W)", ParamsOnUse(_adaptive_params, 3)
     example = {"name": "pool", "op": "adaptive_maxpool3d", "out": 1}
     torch_modules = ("torch.nn.AdaptiveMaxPool3d",)
     torch_functions = ("torch.nn.functional.adaptive_max_pool3d",)
@@ -475,7 +477,7 @@ class AdaptiveMaxPool3d(_AdaptiveNd):
 class AdaptiveAvgPool3d(_AdaptiveNd):
     name, dims, torch_class, is_max = "adaptive_avgpool3d", 3, "AdaptiveAvgPool3d", False
     doc = "adaptive average pooling over (C, D, H, W) (torch.nn.AdaptiveAvgPool3d)"
-    ranks, rank_text, Params = (4,), "a (C, D, H, W)", _adaptive_params(3)
+    ranks, rank_text, Params = (4,), "a (C, D, H, W)", ParamsOnUse(_adaptive_params, 3)
     example = {"name": "pool", "op": "adaptive_avgpool3d", "out": 1}
     torch_modules = ("torch.nn.AdaptiveAvgPool3d",)
     torch_functions = ("torch.nn.functional.adaptive_avg_pool3d",)

@@ -6,11 +6,10 @@ kernel = stride = patch, flattened to a sequence). torch has no module for them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 
 from . import receptive as rf
-from .fields import BoolField, ChoiceField, Count, PosInt, param
+from .fields import BoolField, ChoiceField, Count, PosInt, Settings, param
 from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor, Temporaries, matmul_saved
 from .source import Mapped, Source, Split, Unmapped
@@ -34,8 +33,8 @@ def is_sinusoidal(table: object) -> bool:
     return bool(np.allclose(t.astype(np.float64), want, rtol=0.0, atol=2e-7))
 
 
-@dataclass(frozen=True, kw_only=True)
-class PosEmbeddingParams:
+class PosEmbeddingParams(Settings):
+    """The settings of ``pos_embedding``."""
     kind: str = param(ChoiceField(choices=KINDS, doc="learned: a trained (length, D) table (GPT-2's wpe);"
                                                      " sinusoidal: fixed sines and cosines (Vaswani et al."
                                                      " 2017 §3.5), a buffer"), "learned")
@@ -166,8 +165,8 @@ class ClsToken(OpKind):
         return self.layer()
 
 
-@dataclass(frozen=True, kw_only=True)
-class PatchEmbedParams:
+class PatchEmbedParams(Settings):
+    """The settings of ``patch_embed``."""
     patch: int = param(PosInt(doc="the side of a square patch (ViT-B/16: 16): the conv's kernel and stride"))
     dim: int = param(PosInt(doc="D, the vector each patch becomes"))
     bias: bool = param(BoolField(), True)

@@ -38,11 +38,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # fractions loads when a half or an adaptive pool first needs one
+    from fractions import Fraction
+
+    Q = int | Fraction
 
 Shape = tuple[int, ...]
 Num = int | float
-Q = int | Fraction
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ def half(q: Q) -> Q:
     """q/2, kept an int when it is whole."""
     if isinstance(q, int) and q % 2 == 0:
         return q // 2
+    from fractions import Fraction
     return Fraction(q, 2)
 
 
@@ -134,6 +139,7 @@ def _adaptive_axis(ax: Axis, n: int, o: int) -> Axis:
     # Closed forms, not a loop over the o windows (o is a number in the spec). Window i spans
     # ⌈(i+1)n/o⌉ − ⌊in/o⌋ = ⌈f_i + n/o⌉ with f_i = (in mod o)/o; over i < o, in mod o takes every
     # multiple of g = gcd(n, o) below o, so the widest window is ⌈(n + o − g)/o⌉.
+    from fractions import Fraction
     k = -(-(n + o - math.gcd(n, o)) // o)
     mean = Fraction((o - 1) * n // o, o - 1) if o > 1 else Fraction(n)
     spacing: Q = int(mean) if mean.denominator == 1 else mean

@@ -3,20 +3,19 @@ sequence's mean pool)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any
 
 from . import receptive as rf
-from .fields import BoolField, IntListField, param
+from .fields import BoolField, IntListField, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .reshape import batch_dims, norm_dim
 from .saved import Autocast, Saved
 from .source import Mapped, Source, Unmapped
 
 
-@dataclass(frozen=True, kw_only=True)
-class MeanParams:
+class MeanParams(Settings):
+    """The settings of ``mean``."""
     dims: tuple[int, ...] = param(IntListField(doc="the dims averaged over (per example, the batch apart)"))
     keepdim: bool = param(BoolField(doc="keep each averaged dim as a size of 1"), False)
 

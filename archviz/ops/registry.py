@@ -4,10 +4,12 @@ archviz knows about it.
 
 An op class holds:
 
-* ``Params``: a frozen, typed dataclass of its settings. Each field carries the parser that
+* ``Params``: a frozen, typed dataclass of its settings (a :class:`~archviz.ops.fields.Settings`
+  subclass: the dataclass is made when the class is first used). Each field carries the parser that
   checks its YAML value (:func:`archviz.ops.fields.param`); defaults are filled and derived
   defaults resolved (a pool's stride = its kernel, ``padding: valid`` = 0) when the spec loads,
-  so no other module re-derives them.
+  so no other module re-derives them. A family's rarer variants may give it as
+  :class:`ParamsOnUse`, which makes the class when the op is first used.
 * ``infer``: the shape rule and its arithmetic text; ``params``/``buffers``/``macs``: counts.
 * ``receptive``: the receptive-field rule (arithmetic in :mod:`archviz.ops.receptive`).
 * ``torch``: a :class:`TorchLayer` description (a class name and its arguments): the core
@@ -67,6 +69,7 @@ class OpError(ValueError):
 
 @dataclass(frozen=True)
 class Inferred:
+    """What a shape rule gives: the output shape, its arithmetic, warnings and inexact divisions."""
     shape: Shape
     formula: str = ""
     warnings: tuple[str, ...] = ()
@@ -94,6 +97,19 @@ class TorchLayer:
 @dataclass(frozen=True)
 class NoParams:
     """The settings of an op that has none."""
+
+
+class ParamsOnUse:
+    """``Params = ParamsOnUse(make, n)``: the class ``make(n)`` gives (``make`` is cached, so every
+    read gives the same class), made when the op is first used rather than when its family is
+    imported. A dataclass costs about a millisecond to create; the 1-d and 3-d variants of a
+    family need not cost that to ``archviz shapes`` of a network that does not use them."""
+
+    def __init__(self, make: Callable[[int], type], n: int) -> None:
+        self._make, self._n = make, n
+
+    def __get__(self, obj: object, owner: type | None = None) -> type:
+        return self._make(self._n)
 
 
 class OpKind:
@@ -128,12 +144,13 @@ class OpKind:
     onnx_bias_add: ClassVar[tuple[str, ...]] = ()     # ONNX types whose bias is a following Add (MatMul)
     call_args: ClassVar[str] = ""                     # the arguments a call must have, for the hint: "dim=1"
 
-    _fields: ClassVar[dict[str, Field]] = {}
-
     @property
     def fields(self) -> dict[str, Field]:
         """Setting name → its parser (required flag, default, doc), in declaration order."""
-        return self._fields
+        found = self.__dict__.get("_fields")
+        if found is None:   # read from Params on first use (it may be made then: ParamsOnUse)
+            found = self.__dict__["_fields"] = fields_of(self.Params)
+        return found  # type: ignore[no-any-return]
 
     def make(self, values: Mapping[str, Any]) -> Any:
         """The typed params from parsed values (missing keys take their defaults)."""
@@ -414,7 +431,6 @@ OPS: Registry = Registry()
 
 
 def register(cls: type[OpKind]) -> type[OpKind]:
-    cls._fields = fields_of(cls.Params)
     OPS[cls.name] = cls()
     OPS._place(cls.name, cls.__module__)
     return cls

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 
-from .fields import ChoiceField, FloatField, param
+from .fields import ChoiceField, FloatField, Settings, param
 from .registry import OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import Mapped, Source, Unmapped
 
 # --- regularisation, reshape, fully connected ---------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class DropoutParams:
+class DropoutParams(Settings):
+    """The settings of ``dropout``."""
     p: float = param(FloatField(lo=0.0, hi=1.0, doc="probability of zeroing"), 0.5)
 
 
@@ -53,8 +52,8 @@ class Dropout(OpKind):
         return f"p={p.p:g}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class StochasticDepthParams:
+class StochasticDepthParams(Settings):
+    """The settings of ``stochastic_depth``."""
     p: float = param(FloatField(lo=0.0, hi=1.0, doc="probability of dropping the branch"), 0.1)
     mode: str = param(ChoiceField(choices=("row", "batch"), doc="row: a coin per example; batch: one"
                                                                  " for the whole batch"), "row")

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import floor, prod
 from typing import Any
 
 from . import receptive as rf
-from .fields import BoolField, ChoiceField, PosInt, ScaleField, SizeListField, param
+from .fields import BoolField, ChoiceField, PosInt, ScaleField, Settings, SizeListField, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .saved import Autocast, Saved
 from .source import Mapped, Source, Split, Unmapped
@@ -20,8 +19,8 @@ _MODE_RANK = {"linear": 2, "bilinear": 3, "trilinear": 4}   # the input rank eac
 _LINEAR = {2: "linear", 3: "bilinear", 4: "trilinear"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class UpsampleParams:
+class UpsampleParams(Settings):
+    """The settings of ``upsample``."""
     scale: float | None = param(ScaleField(doc="scale_factor: out = ⌊n × scale⌋"), None)
     size: Any = param(SizeListField(doc="the output size instead of a scale"), None)
     mode: str = param(ChoiceField(choices=MODES, doc="interpolation"), "nearest")
@@ -170,8 +169,8 @@ _LINEAR_FORM = {"linear": "(C, L)", "bilinear": "(C, H, W)", "trilinear": "(C, D
 
 # --- pixel shuffle --------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class ShuffleParams:
+class ShuffleParams(Settings):
+    """The settings of ``pixel_shuffle`` and ``pixel_unshuffle``."""
     factor: int = param(PosInt(doc="r: each channel block of r² becomes an r×r patch"))
 
 

@@ -9,12 +9,11 @@ saved either)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 from typing import Any
 
 from . import receptive as rf
-from .fields import IntField, IntListField, PosInt, param
+from .fields import IntField, IntListField, PosInt, Settings, param
 from .registry import Inferred, NoParams, OpError, OpKind, Shape, TorchLayer, fmt_dims, fmt_shape, register
 from .saved import Autocast, Saved, Temporaries
 from .source import TENSOR, Mapped, Source, Unmapped
@@ -62,8 +61,8 @@ class _View(OpKind):
 
 # --- permute, transpose ---------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class PermuteParams:
+class PermuteParams(Settings):
+    """The settings of ``permute``."""
     dims: tuple[int, ...] = param(IntListField(
         doc="the example's dims in their new order (per example, the batch apart): [1, 2, 0] takes"
             " (C, H, W) to (H, W, C)"))
@@ -111,8 +110,8 @@ class Permute(_View):
         return "(" + ", ".join(map(str, p.dims)) + ")"
 
 
-@dataclass(frozen=True, kw_only=True)
-class TransposeParams:
+class TransposeParams(Settings):
+    """The settings of ``transpose``."""
     dim0: int = param(IntField(doc="one dim of the example (per example, the batch apart)"))
     dim1: int = param(IntField(doc="the dim it is swapped with"))
 
@@ -150,8 +149,8 @@ class Transpose(_View):
 
 # --- reshape --------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class ReshapeParams:
+class ReshapeParams(Settings):
+    """The settings of ``reshape``."""
     shape: tuple[int, ...] = param(IntListField(lo=-1, doc="each example's new shape (the batch apart);"
                                                            " one size may be -1: what the rest leaves"))
 
@@ -216,8 +215,8 @@ def _merged_run(shape: Shape, out: Shape) -> tuple[int, int] | None:
 
 # --- narrow: one piece of a chunk or split ----------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class NarrowParams:
+class NarrowParams(Settings):
+    """The settings of ``narrow``."""
     dim: int = param(IntField(doc="the dim it cuts (per example, the batch apart)"), 0)
     start: int = param(IntField(lo=0, doc="the first index it keeps"), 0)
     length: int = param(PosInt(doc="how many it keeps"))

@@ -6,17 +6,16 @@ written by hand), no parameters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 
-from .fields import BoolField, ChoiceField, FloatField, param
+from .fields import BoolField, ChoiceField, FloatField, Settings, param
 from .registry import Inferred, OpKind, Shape, TorchLayer, register
 from .saved import Autocast, Saved, SavedTensor
 from .source import TENSOR, Mapped, Source, Unmapped, Weight
 
 
-@dataclass(frozen=True, kw_only=True)
-class ScaleParams:
+class ScaleParams(Settings):
+    """The settings of ``scale``."""
     axis: str = param(ChoiceField(choices=("last", "channels"), doc="the dim γ runs along: the last,"
                                                                     " or the channels (axis 0)"), "last")
     init: float = param(FloatField(doc="γ's initial value"), 1e-6)
@@ -78,8 +77,8 @@ class Scale(OpKind):
 
 # --- a constant factor -----------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class MulConstParams:
+class MulConstParams(Settings):
+    """The settings of ``mul_const``."""
     factor: float = param(FloatField(doc="c, the constant (attention's √hd, written q·kᵀ / √hd)"))
     divide: bool = param(BoolField(doc="x / c instead of x · c (as the source writes it: the two round"
                                        " differently in floating point)"), False)

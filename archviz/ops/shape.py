@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
 
-from .fields import IntField, param
+from .fields import IntField, Settings, param
 from .registry import Inferred, OpKind, Shape, TorchLayer, register
 from .reshape import batch_dims, norm_dim
 from .saved import Autocast, Saved, Temporaries
 from .source import Mapped, Source, Unmapped
 
 
-@dataclass(frozen=True, kw_only=True)
-class FlattenParams:
+class FlattenParams(Settings):
+    """The settings of ``flatten``."""
     start: int = param(IntField(doc="the first dim flattened (per example, the batch apart)"), 0)
     end: int = param(IntField(doc="the last dim flattened; -1: the last"), -1)
 

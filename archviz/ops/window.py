@@ -8,11 +8,10 @@ gradient back, constant_pad_nd's cuts it out), and each output is a new tensor, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from . import receptive as rf
-from .fields import FloatField, IntListField, param
+from .fields import FloatField, IntListField, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
 from .reshape import batch_dims, norm_dim
 from .saved import Autocast, Saved
@@ -33,8 +32,8 @@ class _Window(OpKind):
 
 # --- roll ------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class RollParams:
+class RollParams(Settings):
+    """The settings of ``roll``."""
     shifts: tuple[int, ...] = param(IntListField(lo=-(2**31), doc="the shift along each of `dims`"
                                                  " (Swin: [-3, -3], half a 7-window back)"))
     dims: tuple[int, ...] = param(IntListField(doc="the dims it rolls, per example (the batch apart)"))
@@ -78,8 +77,8 @@ class Roll(_Window):
 
 # --- pad -------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
-class PadParams:
+class PadParams(Settings):
+    """The settings of ``pad``."""
     pad: tuple[int, ...] = param(IntListField(lo=-(2**31), doc="F.pad's amounts: (left, right) of the last"
                                               " dim, then (top, bottom) of the one before, ...; negative"
                                               " cuts"))

@@ -81,6 +81,7 @@ class Template:
 
 @dataclass(frozen=True)
 class Block:
+    """A block of the spec's ``blocks:``: its parameters' defaults and its layer templates."""
     name: str
     defaults: Mapping[str, yaml.Node | None]   # parameter -> default value node; None = required
     layers: tuple[Template, ...]

@@ -91,6 +91,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
 
 @dataclass(frozen=True)
 class Spec:
+    """A loaded spec: its name, input and layers, and what else the file states."""
     name: str
     input: Shape
     layers: tuple[Layer, ...]
