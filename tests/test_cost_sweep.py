@@ -106,3 +106,21 @@ def test_the_api_sweep_is_the_clis_json() -> None:
     assert reports[5] is not None and reports[5].to_dict() == one.to_dict()     # h100, zero 0, batch 4
     assert reports[2] is None and "9 invalid" not in repr(sw) and "4 invalid" in repr(sw)
     assert "invalid [1]" in str(sw) and sw.to_csv().startswith("device,batch,seq,gpus,zero,tp,")
+
+
+def test_sweep_table_at_80_columns_drops_whole_columns_and_keeps_the_swept_ones() -> None:
+    from typer.testing import CliRunner
+
+    from archviz.cli import app
+
+    r = CliRunner().invoke(app, ["cost", "gpt2", "--tp", "1,2,3", "--gpus", "6", "--batch", "8"],
+                           env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    table = [ln for ln in r.output.splitlines() if ln.startswith(("┃", "│"))]
+    assert table and all(len(ln) <= 80 for ln in table) and "…" not in r.output
+    # tp is swept: the tp·dp·pp column says which row is which; what went is named
+    assert [ln.split("│")[4].strip() for ln in table if ln.startswith("│")] == ["1·6·1", "2·3·1", "3·2·1"]
+    assert "columns left out at 80 columns: compute" in r.output
+    wide = CliRunner().invoke(app, ["cost", "gpt2", "--tp", "1,2,3", "--gpus", "6", "--batch", "8"],
+                              env={"COLUMNS": "200"})
+    assert "left out" not in wide.output and "largest batch" in wide.output

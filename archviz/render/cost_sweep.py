@@ -129,7 +129,8 @@ class _SweepView:
         left: list[str] = []
         table = _table(title, cols)
         wide = options.update_width(10_000)
-        for head in NARROW:
+        keep = {"tp·dp·pp"} if {"tp", "gpus"} & set(self.sw.varied) else set()   # which row is which
+        for head in (h for h in NARROW if h not in keep):
             if Measurement.get(console, wide, table).maximum <= options.max_width:
                 break
             if any(h == head for h, _ in cols):
