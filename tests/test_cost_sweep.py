@@ -67,11 +67,21 @@ def test_an_invalid_combination_keeps_its_row() -> None:
     r = runner.invoke(app, ["cost", "gpt2", "--gpus", "8", "--tp", "1,3", "--batch", "4"],
                       env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "invalid [1]" in r.output and "[1] --gpus 8 is not divisible" in r.output
-    r = runner.invoke(app, ["cost", "gpt2", "--zero", "0,5", "--batch", "1", "-f", "json"])
+    r = runner.invoke(app, ["cost", "gpt2", "--gpus", "8", "--tp", "1,3", "--batch", "1", "-f", "json"])
     d = json.loads(r.output)
-    assert d[1] == {"schema_version": 1, "name": "GPT-2 small", "swept": {"device": "h100", "zero": 5,
-                                                                         "batch": 1},
-                    "error": "--zero: expected a ZeRO stage 0, 1, 2 or 3, got 5"}
+    assert d[1] == {"schema_version": 1, "name": "GPT-2 small", "swept": {"device": "h100", "gpus": 8, "tp": 3,
+                                                                         "zero": 0, "batch": 1},
+                    "error": "--gpus 8 is not divisible by tp · pp = 3"}
+
+
+def test_a_value_wrong_on_its_own_is_exit_2_not_a_row() -> None:
+    # an unknown device or ZeRO stage is the user's mistake whatever the other values are
+    for args, says in ((["--device", "a100,nonsuch"], "unknown device 'nonsuch'"),
+                       (["--zero", "0,5"], "expected a ZeRO stage 0, 1, 2 or 3, got 5")):
+        r = runner.invoke(app, ["cost", "gpt2", "--batch", "1,2", *args])
+        assert r.exit_code == 2 and says in r.output, (args, r.output)
+    with pytest.raises(archviz.ArchvizError, match="got 9"):
+        archviz.cost("gpt2", ["a100", "h100"], batch=[1, 4], zero=[0, 9])
 
 
 def test_one_invalid_configuration_or_none_valid_is_exit_2() -> None:
@@ -95,17 +105,17 @@ def test_columns_show_what_is_swept_or_set() -> None:
 
 
 def test_the_api_sweep_is_the_clis_json() -> None:
-    sw = archviz.cost("gpt2", ["a100", "h100"], batch=[1, 4], seq=128, zero=[0, 9], gpus=2)
+    sw = archviz.cost("gpt2", ["a100", "h100"], batch=[1, 4], seq=128, tp=[1, 3], gpus=2)
     assert isinstance(sw, CostSweep) and len(sw) == 8
-    r = runner.invoke(app, ["cost", "gpt2", "-d", "a100,h100", "-b", "1,4", "--seq", "128", "--zero", "0,9",
+    r = runner.invoke(app, ["cost", "gpt2", "-d", "a100,h100", "-b", "1,4", "--seq", "128", "--tp", "1,3",
                             "--gpus", "2", "-f", "json"])
     assert r.exit_code == 0, r.output
     assert sw.to_dict() == json.loads(r.output)
-    one = archviz.cost("gpt2", "h100", batch=4, seq=128, zero=0, gpus=2)
+    one = archviz.cost("gpt2", "h100", batch=4, seq=128, tp=1, gpus=2)
     reports = list(sw)
-    assert reports[5] is not None and reports[5].to_dict() == one.to_dict()     # h100, zero 0, batch 4
-    assert reports[2] is None and "9 invalid" not in repr(sw) and "4 invalid" in repr(sw)
-    assert "invalid [1]" in str(sw) and sw.to_csv().startswith("device,batch,seq,gpus,zero,tp,")
+    assert reports[5] is not None and reports[5].to_dict() == one.to_dict()     # h100, tp 1, batch 4
+    assert reports[2] is None and "8 invalid" not in repr(sw) and "4 invalid" in repr(sw)
+    assert "invalid [1]" in str(sw) and sw.to_csv().startswith("device,batch,seq,gpus,tp,")
 
 
 def test_sweep_table_at_80_columns_drops_whole_columns_and_keeps_the_swept_ones() -> None:

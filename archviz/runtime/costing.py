@@ -212,6 +212,7 @@ def sweep(a: Analysis, lists: dict[str, list[Any]], detail: bool = True, **fixed
     from ..errors import ArchvizError
 
     opts = [k for k in SWEPT if k in lists]
+    _each_alone(lists)
     memo: dict[Any, Any] = {}
     combos = list(itertools.product(*(lists[k] for k in opts)))
     rows, first = [], None
@@ -233,6 +234,19 @@ def sweep(a: Analysis, lists: dict[str, list[Any]], detail: bool = True, **fixed
     shown = tuple(k for k in SWEPT if k in varied or k in ("device", "batch")
                   or (k in ("seq", "zero", "gpus") and lists.get(k, [None])[0] not in (None, 0)))
     return Sweep(a.name, tuple(rows), varied, shown)
+
+
+def _each_alone(lists: dict[str, list[Any]]) -> None:
+    """A value wrong whatever the others are (an unknown device, ZeRO stage 9) is the user's
+    mistake, not a combination that cannot be: it is exit 2 before any row is made."""
+    from ..core.cost_states import CostError
+    from .probe import device_target
+
+    for d in dict.fromkeys(x for x in lists.get("device", ()) if x is not None):
+        device_target(d)
+    for z in lists.get("zero", ()):
+        if z is not None and z not in (0, 1, 2, 3):
+            raise CostError(f"--zero: expected a ZeRO stage 0, 1, 2 or 3, got {z}")
 
 
 def _reason(exc: Exception) -> str:
