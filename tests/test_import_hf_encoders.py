@@ -177,3 +177,18 @@ def test_torchvision_vit_b_16_full_size_imports_and_verifies() -> None:
     rt = round_trip(model, imported)
     assert rt.max_abs_diff <= 1e-5 and rt.params == rt.spec_params == rt.analysis_params == 86_567_656, rt
     assert rt.analysis_macs == archviz.analyze(archviz.load("vit-b16")).totals.macs == 17_563_828_224
+
+
+@needs_transformers
+def test_a_model_refusing_its_input_says_so_not_what_fx_failed_at() -> None:
+    # BertModel traced by neither fx nor torch.export: the capture runs it, and a wrong input
+    # (floats, not token ids; longer than its positions) is the model's refusal with the --input hint
+    from archviz.runtime.importer import ImportFailed
+
+    model = _bert("eager")
+    for shape, dtype, says in (((16,), "float32", "does not run on input 16: RuntimeError: Expected tensor"),
+                               ((64,), "int64", "does not run on input 64 int64: RuntimeError: The expanded size")):
+        with pytest.raises(ImportFailed) as err:
+            from_module(model, shape, input_dtype=dtype)
+        assert says in err.value.message and "torch.fx" not in err.value.message, err.value.message
+        assert "--input" in err.value.hint

@@ -73,13 +73,18 @@ def trace(model: nn.Module, input_shape: Shape, input_dtype: str = "float32") ->
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             _SizeProp(gm).propagate(example_input(input_shape, input_dtype, batch=2, random=True))
     except Exception as exc:  # noqa: BLE001 - the model refuses this input size
-        raise ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}"
-                           f"{dtype_note(input_dtype)}: {_refusal(exc)}",
-                           "hint: give the input it expects with --input (e.g. 3x224x224, or 128"
-                           " --input-dtype int64 for token ids)") from None
+        raise refused(model, input_shape, input_dtype, exc) from None
     finally:
         model.train(was)
     return gm
+
+
+def refused(model: nn.Module, input_shape: Shape, input_dtype: str, exc: BaseException) -> ImportFailed:
+    """The model does not run on the input it was given: what it said, and how to give another."""
+    return ImportFailed(f"{type(model).__name__} does not run on input {'x'.join(map(str, input_shape))}"
+                        f"{dtype_note(input_dtype)}: {_refusal(exc)}",
+                        "hint: give the input it expects with --input (e.g. 3x224x224, or 128"
+                        " --input-dtype int64 for token ids)")
 
 
 class _SizeProp(ShapeProp):

@@ -28,7 +28,7 @@ from ..ops import OPS
 from ..ops.source import TENSOR, Mapped, Unmapped, Weight
 from ..spec import INPUT
 from ..spec.write import TIE, Header
-from .fx_trace import FxFailed, _node_shape, _number, _refusal, _shape, _tuple_head, trace
+from .fx_trace import FxFailed, _node_shape, _number, _refusal, _shape, _tuple_head, refused, trace
 from .inputs import example_input
 from .mapping import (
     PREFIX,
@@ -456,10 +456,22 @@ def _run_capture(model: nn.Module, input_shape: Shape, input_dtype: str,
         raise ImportFailed(f"{failed.message}; it cannot be captured by running either: {exc}",
                            failed.hint) from None
     except Exception as exc:  # noqa: BLE001 - the user's forward
+        if not _runs(model, input_shape, input_dtype):   # the model itself refuses this input
+            raise refused(model, input_shape, input_dtype, exc) from None
         raise ImportFailed(f"{failed.message}; running it to capture its graph failed too:"
                            f" {_refusal(exc)}", failed.hint) from None
     finally:
         model.train(was)
+
+
+def _runs(model: nn.Module, input_shape: Shape, input_dtype: str) -> bool:
+    """Whether ``model`` runs at all, uncaptured, on a (2, *input) example."""
+    try:
+        with torch.no_grad(), no_cache(model):
+            model(example_input(input_shape, input_dtype, batch=2, random=True))
+    except Exception:  # noqa: BLE001 - the user's forward
+        return False
+    return True
 
 
 def _comments(cls: type, input_shape: Shape, renames: Mapping[str, str],
