@@ -69,8 +69,8 @@ def test_an_invalid_combination_keeps_its_row() -> None:
     assert r.exit_code == 0 and "invalid [1]" in r.output and "[1] --gpus 8 is not divisible" in r.output
     r = runner.invoke(app, ["cost", "gpt2", "--gpus", "8", "--tp", "1,3", "--batch", "1", "-f", "json"])
     d = json.loads(r.output)
-    assert d[1] == {"schema_version": 1, "name": "GPT-2 small", "swept": {"device": "h100", "gpus": 8, "tp": 3,
-                                                                         "zero": 0, "batch": 1},
+    swept = {"device": "h100", "gpus": 8, "tp": 3, "zero": 0, "batch": 1}
+    assert d[1] == {"schema_version": 1, "name": "GPT-2 small", "swept": swept,
                     "error": "--gpus 8 is not divisible by tp · pp = 3"}
 
 

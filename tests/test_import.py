@@ -214,3 +214,15 @@ def test_cli_bad_targets_exit_2_without_traceback(mynet: Path, tmp_path: Path, t
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_a_missing_name_in_a_large_package_is_not_answered_with_its_whole_dir() -> None:
+    from archviz.runtime.importer import ImportFailed, load_target
+
+    with pytest.raises(ImportFailed) as err:
+        load_target("torch.nn:Nope")
+    assert "has no attribute 'Nope'" in err.value.message
+    assert "public names there, e.g." in err.value.hint and len(err.value.hint) < 300, err.value.hint
+    with pytest.raises(ImportFailed) as err:
+        load_target("torch.nn:Conv2e")
+    assert err.value.hint == "did you mean 'Conv2d'?"

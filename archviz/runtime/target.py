@@ -55,7 +55,10 @@ def load_target(target: str) -> nn.Module:
     if obj is None:
         names = [n for n in dir(mod) if not n.startswith("_")]
         from ..errors import did_you_mean
-        raise ImportFailed(f"{target}: {where} has no attribute {attr!r}", did_you_mean(attr, names))
+        hint = did_you_mean(attr, names)
+        if len(names) > 40 and not hint.startswith("did you mean"):   # a package: not its whole dir()
+            hint = f"{len(names)} public names there, e.g. {', '.join(sorted(names)[:12])} …"
+        raise ImportFailed(f"{target}: {where} has no attribute {attr!r}", hint)
     return _instantiate(obj, target)
 
 
