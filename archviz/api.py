@@ -73,8 +73,8 @@ def build(spec: Spec) -> Graph:
     return _build(spec)
 
 
-def _read(x: Any, input_shape: Shape | None = None,
-          allow_opaque: bool = False) -> tuple[Spec | Graph, Shape | None]:
+def _read(x: Any, input_shape: Shape | None = None, allow_opaque: bool = False, gpus: int | None = None,
+          input_dtype: str | None = None) -> tuple[Spec | Graph, Shape | None]:
     """(what the core takes, the input shape still to apply to it).
 
     A Spec or a Graph as it is; a str or path: a spec file, a bundled spec's name, or an ONNX file
@@ -89,7 +89,9 @@ def _read(x: Any, input_shape: Shape | None = None,
             from .runtime.onnx_import import from_onnx
 
             return from_onnx(path, input_shape, allow_opaque=allow_opaque).spec, None
-        return _load(path), input_shape
+        from .core.analysis import preflight  # a shape error after a long repeat: found early
+
+        return _load(path, preflight=preflight(input_shape, gpus, input_dtype)), input_shape
     if _is_module(x):
         if input_shape is None:
             raise ArchvizError("a torch.nn.Module needs input_shape, e.g. input_shape=(3, 224, 224)")
@@ -111,7 +113,7 @@ def _analysis(x: Any, input_shape: Shape | None = None, gpus: int | None = None,
               input_dtype: str | None = None, allow_opaque: bool = False) -> Analysis:
     from .core.analysis import analyze as core_analyze
 
-    src, shape = _read(x, input_shape, allow_opaque)
+    src, shape = _read(x, input_shape, allow_opaque, gpus, input_dtype)
     return core_analyze(src, shape, gpus, input_dtype)
 
 

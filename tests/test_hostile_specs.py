@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import archviz
 from archviz.cli import app
 from archviz.errors import ArchvizError, SpecError
 from archviz.limits import MAX_GPUS, MAX_INT
@@ -394,6 +395,10 @@ def test_a_shape_error_after_a_large_use_is_found_from_two_copies(
     assert "bad: conv needs a (C, H, W) input, got (64,)" in r.output, r.output
     assert expanded == ["u.0.", "u.99999."]          # 200,000 layers before: ~5 s
     assert time.perf_counter() - t < 2.0              # a loose bound
+    expanded.clear()                                  # the Python API reads the file the same way
+    with pytest.raises(archviz.ShapeError, match="conv needs a"):
+        archviz.analyze(str(path))
+    assert expanded == ["u.0.", "u.99999."]
 
 
 @pytest.mark.parametrize("layers", [
