@@ -13,7 +13,8 @@ import typer
 from ..errors import ArchvizError
 from ..limits import MAX_LANES
 from ..render.text import safe
-from .common import DEFAULT_SPEC, SpecArg, console, guarded, load_spec
+from . import common
+from .common import DEFAULT_SPEC, SpecArg, console, guarded
 
 
 def html_target(spec: str, output: Optional[str], tag: str = "") -> Path:
@@ -76,8 +77,9 @@ def view(
     """
     from ..render import html
 
-    sp = load_spec(spec)   # both specs protected: -o cannot replace either
-    other = load_spec(vs) if vs is not None else None
+    # read through the module, as every command does (one load_spec, also for tests that replace it)
+    sp = common.load_spec(spec)   # both specs protected: -o cannot replace either
+    other = common.load_spec(vs) if vs is not None else None
     tag = ""
     if vs is not None:
         from ..spec.bundled import resolve
