@@ -7,11 +7,12 @@ line), so it can be shown as ``file:line:col: message`` with the source line and
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from difflib import get_close_matches
 
+from .record import record
 
-@dataclass(frozen=True)
+
+@record
 class Loc:
     """A place in a spec file: 1-based line and column, plus the text of that line."""
 

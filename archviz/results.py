@@ -12,13 +12,14 @@ the other. The render layer is imported inside the methods only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from .core.analysis import Analysis
 from .core.check import CheckResult
 from .core.cost import Cost
 from .core.diff import Diff
+from .record import record
 from .runtime.bench_rows import BenchResult, Status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +53,7 @@ def _html(renderable: Any, width: int = 160) -> str:
                                                          '{code}</pre>')
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class Report(Analysis):
     """An :class:`Analysis` that shows itself in a notebook and turns into the CLI's JSON."""
 
@@ -85,7 +86,7 @@ class Report(Analysis):
                                     f" ({human(t.macs)}) · neurons {t.neurons:,}\n")
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class Checks:
     """The results of ``archviz check``: iterable, ``ok`` when every check holds."""
 
@@ -127,7 +128,7 @@ class Checks:
         return f"**{self.name}**\n\n" + checks_markdown(list(self.results))
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class DiffReport(Diff):
     """A :class:`Diff` that shows itself in a notebook and turns into the CLI's JSON."""
 
@@ -157,7 +158,7 @@ class DiffReport(Diff):
         return diff_markdown(self)
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class Diagram:
     """A layer graph: ``graph`` is the graphviz object; ``svg()`` renders it (needs Graphviz's dot)."""
 
@@ -193,7 +194,7 @@ class Diagram:
         return self.svg()
 
 
-@dataclass(frozen=True, kw_only=True, repr=False)
+@record(kw_only=True, repr=False)
 class CostReport(Cost):
     """A :class:`Cost` (``archviz cost``) that prints as the CLI's tables and shows itself in a notebook;
     ``run``: a whole run's steps and time (``epochs``/``images`` or ``tokens``), None where none was asked."""
@@ -230,7 +231,7 @@ class CostReport(Cost):
         return to_markdown(self._base(), self.run)
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class CostSweep:
     """``archviz cost`` over lists (``archviz.cost("gpt2", ["a100", "h100"], batch=[1, 8])``): one
     row per configuration. ``.sweep`` is the :class:`archviz.runtime.costing.Sweep` (its ``rows``
@@ -272,7 +273,7 @@ class CostSweep:
         return to_markdown(self.sweep)
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class Plot:
     """A chart of ``archviz plot``: ``figure`` is the matplotlib Figure; ``png()``, ``svg()``, ``save()``."""
 
@@ -307,7 +308,7 @@ class Plot:
         return self.png()
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class View:
     """The offline page of ``archviz view``: ``html`` is the whole document, ``save(path)`` writes it;
     a notebook shows it inline (an iframe whose ``srcdoc`` is the page)."""
@@ -329,7 +330,7 @@ class View:
         return str(Page(self.html, self.height)._repr_html_())
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class VerifyReport:
     """What ``archviz verify`` found: ``result`` is the :class:`~archviz.runtime.compile.Verification`
     (its fields read through: ``layers``, ``macs``, ``torch_flops``, ``device``, ...); ``ok`` when
@@ -373,7 +374,7 @@ class VerifyReport:
         return verify_markdown(self.result)
 
 
-@dataclass(frozen=True, repr=False)
+@record(repr=False)
 class Exported:
     """What ``archviz export`` writes: ``data`` is the PyTorch source (``format`` py, a str) or the
     TorchScript / ONNX file's bytes; ``save(path)`` writes it."""
@@ -404,7 +405,7 @@ class Exported:
         return f"`{self.format}`: {len(self.data):,} bytes (`.save(path)` writes them)"
 
 
-@dataclass(frozen=True, kw_only=True, repr=False)
+@record(kw_only=True, repr=False)
 class BenchReport(BenchResult):
     """A :class:`~archviz.runtime.bench_rows.BenchResult` (``archviz bench``): ``rows`` one per
     (model, mode, dtype, batch); prints as the CLI's tables, ``to_dict()`` is its JSON."""

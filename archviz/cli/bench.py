@@ -4,13 +4,14 @@ batch sizes, modes and dtypes. torch, rich's progress bar and matplotlib load in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from typer.core import TyperCommand
 
+from ..record import record
 from ..render.text import safe
 from ..runtime.bench_settings import (  # the options' defaults and parsers, shared with archviz.bench
     DEFAULTS,
@@ -129,7 +130,7 @@ class BenchCommand(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-@dataclass(frozen=True)
+@record
 class Outputs:
     """Where bench's results go: ``kind`` to ``output`` (or standard output), the JSON file of the
     deprecated ``--json FILE`` (``json_file``), the plot."""

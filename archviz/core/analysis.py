@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from math import prod
 from typing import Any
 
@@ -12,6 +12,7 @@ from ..limits import MAX_GPUS
 from ..ops import OPS, OpError, fmt_dims, fmt_shape
 from ..ops.dtypes import DTYPES, FLOAT
 from ..ops.receptive import NONE, ReceptiveField, network_input
+from ..record import record
 from ..spec import INPUT, Layer, Origin, Spec
 from ..spec.load import Spans
 from .graph import Graph, build
@@ -19,7 +20,7 @@ from .graph import Graph, build
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class LayerStats:
     """One layer analysed: its shapes, counts, arithmetic and receptive field."""
     name: str
@@ -54,7 +55,7 @@ class LayerStats:
         return 2 * self.macs
 
 
-@dataclass(frozen=True)
+@record
 class Totals:
     """The network's counts, summed over its layers."""
     params: int
@@ -68,7 +69,7 @@ class Totals:
         return 2 * self.macs
 
 
-@dataclass(frozen=True)
+@record
 class GpuLane:
     """One GPU's share of the counts under :class:`GpuSplit`."""
     gpu: int
@@ -78,7 +79,7 @@ class GpuLane:
     activations: int
 
 
-@dataclass(frozen=True)
+@record
 class GpuSplit:
     """The paper's model parallelism: every layer's channels divided over ``gpus`` GPUs."""
 
@@ -95,7 +96,7 @@ class GpuSplit:
         return self.cross_elements_total * batch * bytes_per_element
 
 
-@dataclass(frozen=True)
+@record
 class Analysis:
     """A spec analysed: each layer's :class:`LayerStats`, the totals and the warnings."""
     name: str

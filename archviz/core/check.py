@@ -4,16 +4,17 @@ computed value was obtained."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import prod
 
 from ..errors import Loc, SpecError, did_you_mean
 from ..ops import OPS, fmt_shape
+from ..record import record
 from ..spec.claims import Claim
 from .analysis import Analysis, LayerStats
 
 
-@dataclass(frozen=True)
+@record
 class CheckResult:
     what: str           # "conv1 output", "params", "conv1 neurons", ...
     claimed: str

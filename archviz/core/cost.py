@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import Enum
 from math import prod
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ from ..errors import did_you_mean
 from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved, SavedTensor, input_saved_dtype
+from ..record import record
 from ..spec import INPUT
 from . import cost_comm as comm
 from .analysis import Analysis, LayerStats, channel_share
@@ -85,7 +86,7 @@ class Optimizer(str, Enum):
         return ({"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[self.value] * largest, 0)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Settings:
     mode: Mode = Mode.train
     batch: int = 128
@@ -134,7 +135,7 @@ class Settings:
         return Storage(self.dtype.stored, low, False, True, self.torch_device)
 
 
-@dataclass(frozen=True)
+@record
 class Target:
     """The hardware: a row of the device table, or the local CPU / GPU."""
 
@@ -193,7 +194,7 @@ def local_target(key: str, name: str, memory_gib: float | None, source: str) -> 
                   link_for(row.key) if row else None, source, network_for(row.key) if row else None)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Memory:
     params: int
     grads: int
@@ -230,7 +231,7 @@ class Memory:
                 "kv_cache": self.kv_cache, "total": self.total, "peak": self.peak}
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Time:
     step_ms: float                # one step on all the GPUs together
     compute_ms: float
@@ -246,7 +247,7 @@ class Time:
         return epochs * math.ceil(images / batch) * self.step_ms / 1e3
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Cost:
     name: str
     settings: Settings
@@ -372,7 +373,7 @@ def estimate(analysis: Analysis, settings: Settings, device: Target,
                 largest_batch=largest, time=time, demand=w.lines)
 
 
-@dataclass(frozen=True)
+@record
 class _Walk:
     """What every batch and device of one analysis and settings share: the layers' saved rules
     and each GPU's plan (memory is affine in the batch), with the parts at each batch and the
@@ -414,7 +415,7 @@ def _walk(analysis: Analysis, s: Settings, n: int) -> _Walk:
     return w
 
 
-@dataclass(frozen=True)
+@record
 class _Plan:
     """One device's step: its persistent parts and every moment (affine in the batch)."""
 

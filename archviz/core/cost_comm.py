@@ -19,12 +19,11 @@ else on the node's InfiniBand, one port per GPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..record import record
 from .devices import GPUS_PER_NODE, Link
 
 
-@dataclass(frozen=True)
+@record
 class Links:
     """The link each group talks over."""
 

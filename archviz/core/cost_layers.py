@@ -6,12 +6,12 @@ totals a step's time needs (a sweep's thousand rows), one term per group of equa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from math import prod
 from typing import TYPE_CHECKING, Any
 
 from ..ops import OPS
 from ..ops.saved import DTYPE_BYTES, Saved, input_saved_dtype
+from ..record import record
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats
 from .flops import Mode, needs_grad
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cost import Settings, Target
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class LayerCost:
     """One layer at the settings' batch: bytes and FLOPs for the whole batch."""
 
@@ -48,7 +48,7 @@ class LayerCost:
 
 
 
-@dataclass(frozen=True)
+@record
 class Part:
     """One layer's figures per image (bytes, FLOPs) and fixed bytes: a row of LayerCost at any batch."""
 

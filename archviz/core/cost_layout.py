@@ -33,11 +33,12 @@ A model without attention keeps the spec's channel split (``gpus:``, AlexNet's t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 
 from ..ops import OPS
 from ..ops.saved import SavedTensor
+from ..record import record
 from .analysis import Analysis, LayerStats
 
 Aff = tuple[int, int]
@@ -87,7 +88,7 @@ def stages(analysis: Analysis, pp: int) -> dict[str, int]:
     return out
 
 
-@dataclass(frozen=True)
+@record
 class Layout:
     """One device's view: tensor-parallel degree, sequence parallelism, pipeline stages (the first
     stage's device is the one counted), what is recomputed."""

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from math import prod
 from typing import Any
 
 from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.saved import DTYPE_BYTES, Autocast, Saved, SavedTensor, input_saved_dtype
+from ..record import record
 from ..spec import INPUT
 from .analysis import Analysis
 from .cost_states import Precision
@@ -60,7 +61,7 @@ def at(x: Aff, batch: int) -> int:
     return x[0] + x[1] * batch
 
 
-@dataclass(frozen=True)
+@record
 class Storage:
     """How a training step stores what it makes: the input's dtype; bytes per parameter gradient
     autograd keeps (fp32 4, bf16 2; 0 where the gradients go to a buffer of their own, as
@@ -107,7 +108,7 @@ def tensor_bytes(t: SavedTensor, sto: Storage) -> int | None:
     return t.bytes
 
 
-@dataclass(frozen=True)
+@record
 class Moment:
     """What is alive at one point of the step, beyond the persistent state."""
 
@@ -123,7 +124,7 @@ class Moment:
         return a[0] + t[0] + g[0] + r[0] + (a[1] + t[1] + g[1] + r[1]) * batch
 
 
-@dataclass(frozen=True)
+@record
 class _Layer:
     name: str
     index: int

@@ -22,11 +22,12 @@ larger, its compute, ``2N + 2 · n_layer · context · d_attn`` FLOPs a token (K
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..ops import OPS
 from ..ops.saved import DTYPE_BYTES
+from ..record import record
 from .analysis import Analysis, LayerStats
 from .cost_layout import Layout, is_attention
 from .cost_memory import add, largest_batch
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from .cost import Cost
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Serving:
     context: int                  # tokens each sequence holds in the cache
     seq: int                      # tokens the prefill processes at once

@@ -14,10 +14,10 @@ distributed optimizer 6 + 12/N_d: megatron/training/theoretical_memory_usage.py)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import ArchvizError
+from ..record import record
 
 
 class CostError(ArchvizError):
@@ -43,7 +43,7 @@ class Precision(str, Enum):
     megatron = "megatron"
 
 
-@dataclass(frozen=True)
+@record
 class StateBytes:
     """Bytes per parameter: the parameters as stored, their gradients, the optimizer's state
     (fp32 master weights where the parameters are not fp32, and the optimizer's moments)."""
@@ -73,7 +73,7 @@ def sharded(b: StateBytes, zero: int, dp: int) -> StateBytes:
                       b.optimizer / dp if zero >= 1 else b.optimizer)
 
 
-@dataclass(frozen=True)
+@record
 class Parallel:
     """``--gpus`` = tp · dp · pp: tensor-parallel (the spec's channel split), data-parallel
     replicas and pipeline stages."""
@@ -145,7 +145,7 @@ def fmt_duration(seconds: float) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@dataclass(frozen=True)
+@record
 class Run:
     """A whole run: optimizer steps, what they cover, and the time (None: no time model)."""
 

@@ -12,9 +12,10 @@ from the table has no % of peak unless ``archviz bench --calibrate`` measures on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from ..record import record
 
 
 class Dtype(str, Enum):
@@ -43,7 +44,7 @@ DTYPES = tuple(d.value for d in Dtype)
 _DATASHEET = "vendor datasheet, dense"
 
 
-@dataclass(frozen=True)
+@record
 class GpuPeak:
     """One row of the table: a name pattern (regex, case-insensitive), TFLOP/s per dtype, memory
     bandwidth (GB/s) and memory (GiB: the vendors' "GB" of HBM/GDDR are binary), and a short
@@ -98,7 +99,7 @@ GPU_PEAKS: tuple[GpuPeak, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Link:
     """A link between GPUs: bandwidth per direction in GB/s."""
 
@@ -164,7 +165,7 @@ def table_peak(device_name: str, dtype: str) -> float | None:
     return row.get(dtype) if row else None
 
 
-@dataclass(frozen=True)
+@record
 class DeviceInfo:
     kind: str                    # cpu, cuda, mps
     name: str                    # "NVIDIA H100 80GB HBM3", or the CPU's model name

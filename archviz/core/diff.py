@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
 from ..ops import OPS
 from ..ops import fmt_dims as _dims
+from ..record import record
 from ..spec import INPUT
 from .analysis import Analysis, LayerStats
 
 METRICS = ("params", "macs", "neurons", "activations", "buffers")
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     """One setting that differs: ``key`` (an op field, ``op`` or ``from``), its value in A and in B."""
 
@@ -38,7 +38,7 @@ class Change:
     b: Any
 
 
-@dataclass(frozen=True)
+@record
 class LayerDiff:
     a: LayerStats | None
     b: LayerStats | None
@@ -64,7 +64,7 @@ class LayerDiff:
         return f"{self.a.name} ↔ {self.b.name}"
 
 
-@dataclass(frozen=True)
+@record
 class Diff:
     a: Analysis
     b: Analysis

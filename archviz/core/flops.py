@@ -9,9 +9,9 @@ counter, and the grouped AlexNet by hand (torch's counter overcounts a grouped b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
+from ..record import record
 from ..spec import INPUT
 from .analysis import Analysis
 
@@ -29,7 +29,7 @@ class Mode(str, Enum):
     train = "train"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Flops:
     """Per image: one forward pass (``infer``) and one training step (``train``)."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..errors import SpecError, did_you_mean
+from ..record import record
 from ..spec import INPUT, Layer, Spec
 
 
-@dataclass(frozen=True)
+@record
 class Graph:
     """A spec's layers as a graph: an order to run them in, who reads each, the outputs."""
     spec: Spec

@@ -13,14 +13,15 @@ which input rows or columns are never read and what input size or padding would 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ..record import record
 
 if TYPE_CHECKING:   # fractions loads when an inexact division is first written out
     from fractions import Fraction
 
 
-@dataclass(frozen=True)
+@record
 class Window:
     """One axis of a sliding window: input size n, kernel k, stride s, padding p, dilation d."""
 
@@ -169,7 +170,7 @@ def nd_warnings(wins: tuple[Window, ...], axes: str) -> tuple[str, ...]:
     return tuple(f"{a}: {m}" for a, m in zip(axes, found, strict=True) if m)
 
 
-@dataclass(frozen=True)
+@record
 class TWindow:
     """One axis of a transposed convolution (torch.nn.ConvTranspose2d's docs)::
 

@@ -26,10 +26,10 @@ not halve them here: the full square is the convention of FlopCounterMode and Me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from math import prod
 from typing import Any
 
+from ..record import record
 from . import receptive as rf
 from .fields import BoolField, FloatField, PairField, PosInt, Settings, param
 from .registry import Inferred, OpError, OpKind, Shape, TorchLayer, fmt_shape, register
@@ -76,7 +76,7 @@ class AttentionParams(Settings):
                                                               " a map rolled back by [sh, sw]"), None)
 
 
-@dataclass(frozen=True)
+@record
 class Dims:
     """A layer's sizes: sequences B (the leading dims' product), length S, model width D, heads H,
     K/V heads KV, head size hd; the keys' and values' length S_kv and width D_kv (S and D, or

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from math import prod
 from typing import Any, ClassVar
 
+from ..record import record
 from . import receptive as rf
 from .arith import TWindow, Window, nd_formula, nd_warnings, pair_formula, pair_warnings
 from .fields import BoolField, PaddingField, Pair, PairField, PosInt, Settings, SizesField, param
@@ -170,7 +171,7 @@ class Conv(OpKind):
 def _conv_nd_params(n: int) -> type:
     sizes = (1,) * n
 
-    @dataclass(frozen=True, kw_only=True)
+    @record(kw_only=True)
     class ConvNdParams:
         """The settings of ``conv1d`` and ``conv3d`` (one class per rank)."""
         out: int = param(PosInt(doc="output channels, i.e. the number of kernels"))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from dataclasses import fields as dc_fields
+from dataclasses import replace
 from typing import Any
+
+from ..record import record
 
 Pair = tuple[int, int]
 # a number written as text (quoted, or a form YAML 1.1 reads as text, such as 1e-4): signed or not
@@ -57,7 +59,7 @@ def _int(value: Any, lo: int, what: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@record
 class Field:
     """Base: a required field has ``default`` None and ``required`` True. A subclass that adds no
     setting of its own is a plain subclass (it inherits the generated ``__init__``, ``__eq__``,
@@ -97,7 +99,7 @@ class PosInt(Field):
         return {"type": "integer", "minimum": 1}
 
 
-@dataclass(frozen=True)
+@record
 class PairField(Field):
     """An int or an [h, w] pair of ints, >= ``lo``; normalised to a (h, w) tuple."""
 
@@ -153,7 +155,7 @@ class BoolField(Field):
         return {"type": "boolean"}
 
 
-@dataclass(frozen=True)
+@record
 class FloatField(Field):
     """A number in [lo, hi]. Text such as ``1e-4`` (which YAML 1.1 reads as text) is accepted
     where the JSON Schema can check it too: on a field without bounds, and (unsigned) on one
@@ -227,7 +229,7 @@ def _made(cls: type) -> None:
         if "__dataclass_fields__" not in cls.__dict__ and cls not in _MAKING:
             _MAKING.add(cls)
             try:
-                dataclass(frozen=True, kw_only=True)(cls)
+                record(kw_only=True)(cls)
             finally:
                 _MAKING.discard(cls)
 
@@ -309,7 +311,7 @@ class TextField(Field):
         return {"type": "string", "minLength": 1}
 
 
-@dataclass(frozen=True)
+@record
 class IntField(Field):
     """An integer >= ``lo`` (a dimension: negative counts from the end, -1 the last)."""
 
@@ -325,7 +327,7 @@ class IntField(Field):
         return {"type": "integer", "minimum": self.lo}
 
 
-@dataclass(frozen=True)
+@record
 class IntListField(Field):
     """A list of 1 to MAX_RANK integers >= ``lo`` (dimensions, or a target shape with one -1); a tuple."""
 
@@ -345,7 +347,7 @@ class IntListField(Field):
 AXES = {1: "l", 2: "h, w", 3: "d, h, w"}   # a size list's axes, by spatial rank
 
 
-@dataclass(frozen=True)
+@record
 class SizesField(Field):
     """An int or a list of ``n`` ints (one per spatial axis: [l], [d, h, w]), >= ``lo``;
     normalised to an n-tuple. ``words``: also 'same' and 'valid' (a convolution's padding)."""
@@ -381,7 +383,7 @@ class SizesField(Field):
         return {"anyOf": forms + ([{"enum": ["same", "valid"]}] if self.words else [])}
 
 
-@dataclass(frozen=True)
+@record
 class ChoiceField(Field):
     """One of a few words (``mode: row``)."""
 

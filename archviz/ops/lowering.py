@@ -11,9 +11,9 @@ spec may state its own (``lowering: torch``), which beats the run's value
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from ..errors import ArchvizError, did_you_mean
+from ..record import record
 from .registry import OPS
 
 __all__ = ["Lowering", "LoweringError", "lowering_ops"]
@@ -60,7 +60,7 @@ def _menu(ops: Mapping[str, tuple[str, ...]]) -> str:
     return "; ".join(f"{op}: {' | '.join(ch)} ({ch[0]} the default)" for op, ch in ops.items())
 
 
-@dataclass(frozen=True)
+@record
 class Lowering:
     """The lowering chosen for each op that has a choice; an op not named takes its default.
 

@@ -3,11 +3,11 @@ forms (``maxpool1d``, ``avgpool3d``, ...) and adaptive max pooling."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from math import prod
 from typing import Any, ClassVar
 
+from ..record import record
 from . import receptive as rf
 from .arith import Window, nd_formula, nd_warnings, pair_formula, pair_warnings
 from .fields import BoolField, Pair, PairField, Settings, SizesField, param
@@ -202,7 +202,7 @@ class AdaptiveAvgPool(OpKind):
 
 @cache   # one class per rank, shared by max and avg (a dataclass costs ~1 ms to create)
 def _pool_nd_params(n: int) -> type:
-    @dataclass(frozen=True, kw_only=True)
+    @record(kw_only=True)
     class PoolNdParams:
         """The settings of the 1-d and 3-d max and average pools (one class per rank)."""
         kernel: tuple[int, ...] = param(SizesField(n=n, doc="window size"))
@@ -371,7 +371,7 @@ class AvgPool3d(_PoolNd):
 
 @cache   # one class per rank, shared by max and avg
 def _adaptive_params(n: int) -> type:
-    @dataclass(frozen=True, kw_only=True)
+    @record(kw_only=True)
     class AdaptiveNdParams:
         """The settings of the 1-d and 3-d adaptive pools (one class per rank)."""
         out: tuple[int, ...] = param(SizesField(n=n, doc="output size"))

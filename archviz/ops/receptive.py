@@ -37,8 +37,9 @@ Conventions:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ..record import record
 
 if TYPE_CHECKING:   # fractions loads when a half or an adaptive pool first needs one
     from fractions import Fraction
@@ -49,7 +50,7 @@ Shape = tuple[int, ...]
 Num = int | float
 
 
-@dataclass(frozen=True)
+@record
 class Axis:
     """One axis of a receptive field. ``start2`` is twice the start, so that halves stay integers;
     values are ints, or Fractions after an unevenly spaced adaptive pool (see :func:`number`)."""
@@ -77,7 +78,7 @@ class Axis:
         return self.start2 + (self.size - 1)
 
 
-@dataclass(frozen=True)
+@record
 class ReceptiveField:
     """A layer's receptive field: ``axes`` (H, W) on a grid, or ``whole`` for vector layers."""
 

@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import import_module
 from typing import Any, ClassVar
 
+from ..record import record
 from . import receptive as rf
 from .arith import Window
 from .dtypes import FLOAT, is_integer
@@ -67,7 +68,7 @@ class OpError(ValueError):
         self.hint = hint
 
 
-@dataclass(frozen=True)
+@record
 class Inferred:
     """What a shape rule gives: the output shape, its arithmetic, warnings and inexact divisions."""
     shape: Shape
@@ -76,7 +77,7 @@ class Inferred:
     inexact: tuple[str, ...] = ()   # divisions that are not whole: a spec may accept them (allow: [inexact])
 
 
-@dataclass(frozen=True)
+@record
 class TorchLayer:
     """How an op is built in torch, without importing it: ``torch.nn.<cls>(*args, **kwargs)``, or
     for ``cls`` "Add"/"Concat" archviz's merge modules. ``kwargs`` leaves torch's defaults out
@@ -94,7 +95,7 @@ class TorchLayer:
         return tuple((k, v) for k, v in kwargs.items() if k not in defaults or defaults[k] != v)
 
 
-@dataclass(frozen=True)
+@record
 class NoParams:
     """The settings of an op that has none."""
 

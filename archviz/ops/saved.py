@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..record import record
 
 # Element sizes of the dtypes that autograd saves; "fp32" is also what tf32 stores.
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "int64": 8, "int32": 4, "bool": 1}
 
 
-@dataclass(frozen=True)
+@record
 class Autocast:
     """What a layer runs under: ``compute`` is the autocast dtype (None: plain fp32), ``ins`` the
     dtypes of its inputs as they arrive, ``device`` the torch device kind ("cpu" or "cuda": the
@@ -27,7 +27,7 @@ class Autocast:
         return self.compute or "fp32"
 
 
-@dataclass(frozen=True)
+@record
 class SavedTensor:
     """One tensor saved for backward. ``shares``: "input" (the storage of input ``index``),
     "output" (the layer's own output), or "" (a new storage only this op holds).
@@ -45,7 +45,7 @@ class SavedTensor:
         return self.elements * DTYPE_BYTES[self.dtype]
 
 
-@dataclass(frozen=True)
+@record
 class Saved:
     """An op's saved-for-backward rule applied to one layer: what it saves, its output's dtype,
     whether the output is a view of input 0 (the same storage), and whether the rule is known."""
@@ -56,7 +56,7 @@ class Saved:
     known: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class Temporaries:
     """What an op's torch lowering holds besides its output and saved tensors, per image, in
     bytes (the allocator's view, archviz.core.cost_memory): ``forward``, the working buffers alive

@@ -21,8 +21,10 @@ with the reason for a variant archviz cannot describe.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from ..record import record
 
 Shape = tuple[int, ...]
 Mapped = tuple[tuple[str, dict[str, Any]], ...]   # (op, settings) per layer; () = an identity
@@ -46,7 +48,7 @@ class _Tensor:
 TENSOR = _Tensor()
 
 
-@dataclass(frozen=True)
+@record
 class Weight:
     """An argument that is a parameter of the traced model (an fx ``get_attr``: ``self.gamma * x``):
     its state-dict key and shape (the batch not in it). ``start``: the call reads rows
@@ -61,7 +63,7 @@ class Weight:
     row: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """One node of a source graph, as an op's import facet sees it.
 
@@ -123,7 +125,7 @@ def no_auto_pad(attrs: Mapping[str, Any], only: str = "") -> None:
         raise Unmapped(f"auto_pad={attrs['auto_pad']!r}{only}")
 
 
-@dataclass(frozen=True)
+@record
 class Split:
     """How a layer runs split over towers by output channels (the AlexNet paper's two GPUs;
     today's tensor parallelism): tower g computes its rows of the output, i.e. rows of dim 0 of

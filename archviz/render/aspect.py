@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from html import unescape
+
+from ..record import record
 
 CHAR_PT = 6.3        # mean advance of an 11 pt Helvetica character
 TITLE_CHAR_PT = 9.0  # the 16 pt bold title
@@ -27,7 +28,7 @@ LEGEND_H = 60.0      # title line and legend row
 TAG = re.compile(r"<[^>]+>")
 
 
-@dataclass(frozen=True)
+@record
 class Size:
     w: float
     h: float

@@ -11,7 +11,6 @@ share of the channels, and red lines mark the layers that read every GPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import sqrt
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from ..core.analysis import Analysis, LayerStats
 from ..errors import ArchvizError
 from ..ops import fmt_dims as dims
 from ..ops import fmt_shape
+from ..record import record
 from ..spec import INPUT
 from .dot import CROSS_COLOUR, STYLE, check_lanes, lane_op_text, lane_shape
 from .plots import new_figure
@@ -43,7 +43,7 @@ CHANNEL = 6.0       # between the rows of the split view, for the crossing arrow
 WRAP = 18           # characters per line of the op text
 
 
-@dataclass(frozen=True)
+@record
 class Box:
     name: str
     family: str
@@ -54,7 +54,7 @@ class Box:
     crossing: bool = False             # this layer reads every GPU
 
 
-@dataclass(frozen=True)
+@record
 class BlocksData:
     title: str
     rows: tuple[tuple[Box, ...], ...]   # one row, or one per GPU

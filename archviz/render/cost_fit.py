@@ -9,11 +9,11 @@ the cost's verdict turns from fits to does not fit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.cost import GIB, Cost
 from ..core.cost_states import CostError
+from ..record import record
 from ..runtime.costing import SWEPT, Sweep, compute, sweep
 from .text import mpl
 
@@ -26,7 +26,7 @@ COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#d6616b", "#8
 TOP = 2**16                      # the default batches stop at the first that fits no device, or here
 
 
-@dataclass(frozen=True)
+@record
 class FitLine:
     device: str                                   # the table's name (H100 SXM)
     xs: tuple[int, ...]                           # the swept values where the configuration is valid
@@ -37,7 +37,7 @@ class FitLine:
     mark: tuple[float, float] | None              # (x, GiB) of the largest batch (or swept value) that fits
 
 
-@dataclass(frozen=True)
+@record
 class FitData:
     title: str
     option: str                                   # the swept option: batch, seq, gpus, tp or zero

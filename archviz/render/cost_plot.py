@@ -4,10 +4,10 @@ with the device's capacity line. :func:`memory_data` says exactly what is plotte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.cost import Cost
+from ..record import record
 from .text import mpl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +25,7 @@ PARTS = (("params", "#08519c"), ("grads", "#3182bd"), ("optimizer", "#9ecae1"),
          ("transient (temporaries)", "#fdd0a2"))
 
 
-@dataclass(frozen=True)
+@record
 class MemoryData:
     title: str
     names: tuple[str, ...]                              # one bar per GPU

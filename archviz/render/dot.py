@@ -11,7 +11,6 @@ op in :data:`archviz.ops.OPS` finds its style there.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from html import escape
 from math import prod
 from pathlib import PurePath
@@ -23,6 +22,7 @@ from ..limits import MAX_LANES
 from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..ops.dtypes import note as dtype_note
+from ..record import record
 from ..spec import INPUT
 from . import aspect
 from .tables import human
@@ -41,7 +41,7 @@ CROSS_COLOUR = "#c0392b"
 STAGE_FILL = "#e8eef7"   # a folded block use in the overview
 
 
-@dataclass(frozen=True)
+@record
 class Style:
     fill: str           # node fill colour
     title: str          # what the legend calls the family

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from html import escape
 from importlib import resources
 from typing import Any
@@ -30,6 +30,7 @@ from ..limits import MAX_LANES
 from ..ops import OPS
 from ..ops import fmt_dims as dims
 from ..ops.dtypes import note as dtype_note
+from ..record import record
 from ..spec import INPUT, Origin, Spec
 from . import dot
 
@@ -43,7 +44,7 @@ JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u20
 # ---------------------------------------------------------------------------- block stages
 
 
-@dataclass(frozen=True)
+@record
 class Stage:
     """One ``block:`` use in ``layers:``: the layers it expanded into."""
 
@@ -278,7 +279,7 @@ def page(data: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- notebooks
 
 
-@dataclass(frozen=True)
+@record
 class View:
     """An HTML view; displays inline in Jupyter (an iframe whose ``srcdoc`` is the page)."""
 

@@ -8,11 +8,11 @@ matplotlib is imported inside the drawing functions only (Agg canvas, no pyplot 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.analysis import Analysis, LayerStats
 from ..errors import ArchvizError
+from ..record import record
 from .dot import STYLE
 from .text import mpl
 
@@ -24,7 +24,7 @@ BYTES_PER_ELEMENT = 4  # float32
 DPI = 150
 
 
-@dataclass(frozen=True)
+@record
 class Panel:
     key: str                                   # params, macs or act_bytes
     title: str
@@ -33,7 +33,7 @@ class Panel:
     shares: tuple[tuple[str, float], ...]      # (family, fraction of the total), largest first
 
 
-@dataclass(frozen=True)
+@record
 class CountsData:
     title: str
     names: tuple[str, ...]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -28,13 +27,14 @@ from ..core import devices
 from ..core.analysis import Analysis
 from ..core.devices import Dtype
 from ..core.flops import Mode
+from ..record import record
 from . import probe, steps
 from .bench_layers import time_layers
 from .bench_rows import BenchResult, Case, LayerReport, Peaks, Row, Settings, Status, Workload
 from .timing import Stats, time_iterations
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Prepared:
     """A case ready to time: its step, warmed up, and what the per-layer times need."""
 

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ArchvizError
+from ..record import record
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -28,7 +28,7 @@ class DdpError(ArchvizError):
     """A worker failed, or the run did not finish in time."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class RankResult:
     rank: int
     device: str
@@ -37,7 +37,7 @@ class RankResult:
     images_per_s: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class DdpRun:
     """One launch: N workers, each rank's figures."""
 
@@ -50,7 +50,7 @@ class DdpRun:
         return sum(r.images_per_s for r in self.ranks)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class DdpResult:
     spec: str
     device: str

@@ -5,13 +5,14 @@ import this module at no cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 from typing import Any
 
 from ..core.analysis import Analysis
 from ..core.devices import DeviceInfo, Dtype
 from ..core.flops import TRAIN_FLOPS_FORMULA, Flops, Mode
+from ..record import record
 from .timing import Stats
 
 
@@ -22,7 +23,7 @@ class Status(str, Enum):
     error = "error"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Settings:
     device: str = "cpu"
     batches: tuple[int, ...] = (1, 8)
@@ -41,7 +42,7 @@ class Settings:
         return "CUDA events" if self.device == "cuda" else "time.perf_counter"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Workload:
     """A module to time, with the per-image FLOPs its figures are computed from."""
 
@@ -63,7 +64,7 @@ class Workload:
                    input_dtype=analysis.input_dtype)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Case:
     model: str
     mode: Mode
@@ -71,7 +72,7 @@ class Case:
     batch: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class LayerTime:
     name: str
     forward_ms: float
@@ -82,7 +83,7 @@ class LayerTime:
         return self.forward_ms + self.backward_ms
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class LayerReport:
     """Per-layer medians, and whether their sum agrees with the whole step timed without hooks."""
 
@@ -103,7 +104,7 @@ class LayerReport:
         return abs(self.ratio - 1) <= self.tolerance
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Row:
     case: Case
     status: Status
@@ -126,7 +127,7 @@ class Row:
         return self.ms.median / self.predicted_ms if self.ms and self.predicted_ms else None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Ratio:
     """images/s of the spec's model over the reference's, in one (mode, dtype, batch)."""
 
@@ -141,7 +142,7 @@ class Ratio:
         return self.model_images_per_s / self.reference_images_per_s
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Peaks:
     """The peak TFLOP/s each dtype's % is taken against, and where it comes from."""
 
@@ -151,7 +152,7 @@ class Peaks:
     table: dict[Dtype, float | None] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class BenchResult:
     archviz: str                    # the version that measured
     spec_name: str

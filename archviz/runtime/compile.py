@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from math import prod
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from ..core.graph import Graph, build
 from ..errors import ArchvizError, ShapeError
 from ..ops import OPS, OpError, OpKind, TorchLayer
 from ..ops.lowering import Lowering
+from ..record import record
 from ..spec import INPUT, Spec, load
 from .attention import OWN as ATTENTION_OWN
 from .attention import Attention, GatedMLP, MatMul
@@ -66,7 +67,7 @@ class Concat(nn.Module):
         return torch.cat(xs, dim=1)
 
 
-@dataclass(frozen=True)
+@record
 class Made:
     """A torch module class and its constructor arguments (defaults left out, for readable source),
     from the op's :class:`~archviz.ops.TorchLayer` description."""
@@ -337,7 +338,7 @@ def parse_bytes(text: str) -> int:
 
 # --- verify: the analysis against the compiled module ------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class LayerCheck:
     name: str
     op: str
@@ -351,7 +352,7 @@ class LayerCheck:
         return self.shape == self.real_shape and self.params == self.real_params
 
 
-@dataclass(frozen=True)
+@record
 class FormulaCheck:
     """A parameter-free layer with a published formula (LRN): the compiled layer against the
     formula written out (``OpKind.reference``) on random input of activation-like size."""
@@ -366,7 +367,7 @@ class FormulaCheck:
         return self.max_rel_error <= self.tolerance
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     name: str
     input: Shape

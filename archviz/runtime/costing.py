@@ -11,7 +11,7 @@ the batch: :func:`archviz.core.cost.estimate` reuses one walk of the step for ev
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..core.analysis import Analysis, analyze
 from ..core.cost import Cost, CostError, Settings, estimate, parse_images, settings_layout
 from ..core.cost_states import Run, parallel, run_steps
 from ..ops.lowering import Lowering
+from ..record import record
 
 # the options that take a comma list, in the order a sweep nests them (the first outermost)
 SWEPT = ("device", "gpus", "tp", "zero", "seq", "batch")
@@ -173,7 +174,7 @@ def _run(c: Cost, a: Analysis, epochs: float | None, images: str | None, tokens:
 
 # ---- a sweep ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class SweepRow:
     """One configuration of a sweep: the swept options' values, its cost and run, or why this
     combination is invalid (``error``; cost None)."""
@@ -187,7 +188,7 @@ class SweepRow:
         return dict(self.values).get(option)
 
 
-@dataclass(frozen=True)
+@record
 class Sweep:
     """Every configuration of the lists, in :data:`SWEPT` order (the first outermost);
     ``varied``: the options given more than one value; ``columns``: the option columns a table

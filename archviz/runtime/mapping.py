@@ -20,13 +20,14 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cache
 from typing import Any
 
 from ..errors import ArchvizError
 from ..ops import OPS, OpKind
 from ..ops.source import Mapped, Source, Unmapped
+from ..record import record
 from ..spec import INPUT, Spec, loads
 from ..spec.write import LOWERING, TIE, Entry, Header, fold, write
 
@@ -53,7 +54,7 @@ class VerifyFailed(ImportFailed):
     that failed: exit 1), the layer named."""
 
 
-@dataclass(frozen=True)
+@record
 class Imported:
     spec: Spec
     text: str                        # the spec's YAML
@@ -70,7 +71,7 @@ class Imported:
 
 # --- which op a node belongs to -------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class Dispatch:
     """The ops' import names resolved: torch module class / function → (op, its declared name);
     method name and ONNX type → op. An op of None is an identity (``nn.Identity``)."""

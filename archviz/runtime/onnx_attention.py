@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..record import record
 from .mapping import layer_name
 from .onnx_graph import Graph, Pattern, attrs
 
@@ -47,7 +48,7 @@ class _Path:
     index: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Proj:
     """A projection ``x·W (+ b)``: its nodes, input, weight (transposed: stored (in, out)), bias."""
 
@@ -86,7 +87,7 @@ def _back(g: Graph, value: str) -> _Path:
     return path
 
 
-@dataclass(frozen=True)
+@record
 class Rotary:
     """RoPE on q or k in the rotate-half layout, ``x·cos + cat(−x[..., hd/2:], x[..., :hd/2])·sin``:
     its input, its nodes and its cos and sin tables."""

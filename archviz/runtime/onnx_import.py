@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from ..ops import OPS, OpKind
 from ..ops.source import TENSOR, Mapped, Source, Unmapped
+from ..record import record
 from ..spec import INPUT
 from ..spec.write import LOWERING, TIE, Header
 from .mapping import (
@@ -59,7 +60,7 @@ from .onnx_patterns import find as find_patterns
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
+@record
 class OnnxImported(Imported):
     """An imported ONNX graph: the spec, and where each weight initializer goes."""
 
@@ -373,7 +374,7 @@ def state_dict(imported: OnnxImported) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
+@record
 class OnnxRoundTrip:
     """The ONNX file run by ``runtime`` against the compiled spec with the file's weights."""
 

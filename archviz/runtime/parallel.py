@@ -32,7 +32,6 @@ import copy
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,6 +43,7 @@ from ..errors import ArchvizError
 from ..ops import OPS
 from ..ops.lowering import Lowering
 from ..ops.source import Split
+from ..record import record
 from ..spec import INPUT, Spec
 from ..spec.doc import Layer
 from .compile import Made, compile_graph, install, prepare
@@ -76,7 +76,7 @@ def transfer(t: torch.Tensor, device: torch.device, reason: str) -> torch.Tensor
     return t.to(device, non_blocking=True)
 
 
-@dataclass(frozen=True)
+@record
 class Part:
     """How one layer runs split: ``rows[g]`` its output rows (dim 0 of its weights) on tower g."""
 

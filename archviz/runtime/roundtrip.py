@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,6 +14,7 @@ from torch import fx, nn
 
 from ..core.analysis import analyze
 from ..ops.registry import OPS
+from ..record import record
 from .inputs import example_input, id_bound
 from .mapping import Imported, ImportFailed, VerifyFailed, count_flops
 
@@ -49,7 +49,7 @@ def no_cache(model: nn.Module) -> Iterator[None]:
             config.use_cache = cache
 
 
-@dataclass(frozen=True)
+@record
 class RoundTrip:
     """The source model against the compiled imported spec, its weights loaded through the map."""
 

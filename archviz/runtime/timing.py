@@ -10,9 +10,9 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from ..record import record
 from . import probe
 
 Timer = Callable[[], float]  # a clock reading, in ms
@@ -22,7 +22,7 @@ def now_ms() -> float:
     return time.perf_counter() * 1e3
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Stats:
     """Median and quartiles (ms) of the timed iterations."""
 

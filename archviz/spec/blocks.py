@@ -36,13 +36,14 @@ expands to 100,000 layers is reported after work bounded by the file's size, not
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import yaml
 
 from ..errors import Loc, SpecError, did_you_mean
 from ..limits import max_layers
+from ..record import record
 from .doc import (
     INPUT,
     STR_TAG,
@@ -69,7 +70,7 @@ Entries = dict[str, tuple[yaml.Node, yaml.Node]]
 ParseLayer = Callable[[Doc, yaml.Node, str, Loc | None, Origin | None], Layer]
 
 
-@dataclass(frozen=True)
+@record
 class Template:
     """One entry of a block's ``layers:`` as written: a layer, or a use of another block."""
 
@@ -79,7 +80,7 @@ class Template:
     refs: frozenset[str]            # keys whose values mention a ``$param``
 
 
-@dataclass(frozen=True)
+@record
 class Block:
     """A block of the spec's ``blocks:``: its parameters' defaults and its layer templates."""
     name: str

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from ..errors import did_you_mean
+from ..record import record
 from .doc import Doc, show
 
 TOTAL_KEYS = ("params", "neurons", "activations", "macs", "flops", "input_elements", "lrn")
@@ -46,7 +46,7 @@ _DAYS = re.compile(r"^\s*([0-9.]+)\s*(?:(?:-|–|to)\s*([0-9.]+))?\s*days?\s*$",
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
-@dataclass(frozen=True)
+@record
 class Claim:
     """One stated figure: ``key`` (e.g. 'neurons'), ``layer`` for per-layer claims."""
 

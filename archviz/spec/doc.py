@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import yaml
@@ -20,6 +20,7 @@ from ..chars import CONTROL, CONTROL_IN_TEXT, IS_BIDI
 from ..errors import Loc, SpecError
 from ..limits import MAX_INT, MAX_RANK
 from ..ops.fields import FieldError, PosInt, show
+from ..record import record
 
 Shape = tuple[int, ...]
 
@@ -39,7 +40,7 @@ __all__ = ["ALLOWABLE", "IDENT_RE", "INPUT", "NAME_RE", "STR_TAG", "Doc", "Layer
            "read_shape", "read_word", "show"]
 
 
-@dataclass(frozen=True)
+@record
 class Origin:
     """Where a layer of a block came from: the top-level use in ``layers:`` and its copy.
 
@@ -54,7 +55,7 @@ class Origin:
     count: int                # copies the use makes (1 without ``repeat:``)
 
 
-@dataclass(frozen=True)
+@record
 class Layer:
     """One validated layer: its op's fields normalised (pairs as tuples, defaults filled)."""
 

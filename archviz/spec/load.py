@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ..ops.dtypes import ALIASES, DTYPES, FLOAT
 from ..ops.fields import FieldError
 from ..ops.lowering import lowering_ops
 from ..ops.registry import OpKind
+from ..record import record
 from . import bundled
 from .blocks import Expander, parse_blocks
 from .claims import Claim, parse_claims
@@ -89,7 +89,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
         return tag  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
+@record
 class Spec:
     """A loaded spec: its name, input and layers, and what else the file states."""
     name: str

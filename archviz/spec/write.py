@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, field, fields, replace
 from typing import Any
 
 import yaml
 
 from ..ops import OPS
 from ..ops.fields import PairField
+from ..record import record
 from .load import INPUT, SPEC_VERSION, Spec, loads
 
 IN = "$in"
@@ -28,7 +29,7 @@ LOWERING = "lowering"   # the general layer keys an importer may add to an entry
 TIE = "tie"             # a module whose weight is another's (tied embeddings): `tie: wte`
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One layer to write: its op's settings as typed values (all fields), its inputs by name.
     ``settings`` may also hold the layer keys ``lowering`` (an importer records that the source
@@ -43,7 +44,7 @@ class Entry:
     allow: tuple[str, ...] = ()      # warnings this layer accepts (``allow: [inexact]``)
 
 
-@dataclass(frozen=True)
+@record
 class Header:
     name: str
     input: tuple[int, ...]
@@ -121,7 +122,7 @@ def write(header: Header, entries: Sequence[Entry], blocks: str = "",
 
 # --- folding ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class _Fold:
     start: int                # index of the first entry of the container
     stop: int                 # one past its last
