@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import archviz
@@ -475,3 +476,17 @@ def test_the_guard_reads_gpu_memory_for_cuda_runs() -> None:
     check_memory(a, batch=128, device="cuda")          # AlexNet at batch 128 fits any recent GPU
     with pytest.raises(ModelTooLarge, match="80% of the available GPU memory"):
         check_memory(a, batch=10**7, device="cuda")
+
+
+@pytest.mark.parametrize("text,may", [
+    ("source: Krizhevsky, Sutskever & Hinton\n", False), ("a: 1 &\nb: 2\n", False), ("x: [&, 1]\n", False),
+    ("k: &k [3, 3]\n", True), ("[&a 1, *a]\n", True), ("{a: 1,&b c: 2}\n", True), ("R&D\n", True),
+])
+def test_an_anchor_is_an_ampersand_before_an_anchor_character(text: str, may: bool) -> None:
+    """Only a text that may hold an anchor gets the alias walk; prose's `&` does not (AlexNet's
+    source line), and every real anchor does (YAML: `&` then a non-space, non-flow character)."""
+    from archviz.spec.load import _may_anchor
+
+    assert _may_anchor(text) is may
+    if may and text != "R&D\n":
+        assert "&" in text and yaml.compose(text) is not None   # it is YAML with an anchor

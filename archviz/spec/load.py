@@ -220,11 +220,24 @@ def loads(text: str, path: str = "<spec>", *, preflight: Preflight | None = None
     if root is None:
         raise SpecError("empty spec: expected a mapping with name, input and layers",
                         Loc(path, 1, 1, doc.lines[0] if doc.lines else ""))
-    if "&" in text:   # an anchor, so perhaps aliases: measure what they expand to
+    if _may_anchor(text):   # perhaps aliases: measure what they expand to
         _bounded(doc, root)
     else:
         _shallow(doc, root)
     return _spec(doc, root, preflight)
+
+
+def _may_anchor(text: str) -> bool:
+    """Whether ``text`` may hold a YAML anchor: an ``&`` followed by an anchor's character (not
+    a space or a flow indicator). An ``&`` in prose (``Sutskever & Hinton``) is not one; ``R&D``
+    answers yes, which only costs the slower walk."""
+    at = text.find("&")
+    while at != -1:
+        after = text[at + 1: at + 2]
+        if after and not after.isspace() and after not in "[]{},":
+            return True
+        at = text.find("&", at + 1)
+    return False
 
 
 _DEEP = "nested more than {} levels deep (lists and mappings inside one another, aliases followed)"
