@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from archviz.cli import app
-from archviz.cli.common import Dtype, load_analysis
-from archviz.cli.common import StepMode as Mode
+from archviz.cli.choices import Dtype
+from archviz.cli.choices import StepMode as Mode
+from archviz.cli.common import load_analysis
 from archviz.core.cost_states import usable
 from archviz.runtime.costing import compute
 

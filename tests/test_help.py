@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import archviz
-from archviz.cli import app, common
+from archviz.cli import app, choices
 from archviz.cli.app import NAMES, SUMMARY_WIDTH, summary
 from archviz.cli.app import command as command_of
 from archviz.core.check import run_checks
@@ -67,12 +67,12 @@ def test_choices_are_enums_shown_in_help_and_case_insensitive() -> None:
 
 
 def test_the_cli_enums_are_the_cores() -> None:
-    """cli/common.py keeps the choices of cost and bench without importing the core at start-up."""
+    """cli/choices.py keeps the choices of cost and bench without importing the core at start-up."""
     from archviz.core.cost import Optimizer
     from archviz.core.devices import Dtype
     from archviz.core.flops import Mode
 
-    for cli, core in ((common.Dtype, Dtype), (common.StepMode, Mode), (common.Optimizer, Optimizer)):
+    for cli, core in ((choices.Dtype, Dtype), (choices.StepMode, Mode), (choices.Optimizer, Optimizer)):
         assert {e.value for e in cli} == {e.value for e in core}
 
 

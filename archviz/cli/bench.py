@@ -21,17 +21,21 @@ from ..runtime.bench_settings import (  # the options' defaults and parsers, sha
     parse_list,
     resolve_device,
 )
-from .common import (
-    DEFAULT_SPEC,
-    FULL_WIDTH,
+from .choices import (
     BenchFormat,
     BenchMode,
     Device,
+    LoweringOpt,
+    MaxMemoryOpt,
+    lowering,
+    max_bytes,
+)
+from .common import (
+    DEFAULT_SPEC,
+    FULL_WIDTH,
     InputDtypeOpt,
     InputOpt,
     JsonFlag,
-    LoweringOpt,
-    MaxMemoryOpt,
     OutputOpt,
     SpecArg,
     TextFormat,
@@ -40,8 +44,6 @@ from .common import (
     fail,
     guarded,
     load_analysis,
-    lowering,
-    max_bytes,
     parse_input,
     text_format,
 )

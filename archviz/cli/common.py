@@ -53,38 +53,17 @@ InputDtypeOpt = Annotated[Optional[InputDtype], typer.Option(
 def input_dtype(value: Optional[InputDtype]) -> Optional[str]:
     """``--input-dtype``'s value as the analysis takes it (None: the spec's)."""
     return value.value if value is not None else None
+
+
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", rich_help_panel=None,
     help="Write to this file (atomically; - is standard output).")]
 WideOpt = Annotated[bool, typer.Option(
     "--wide", rich_help_panel=None,
     help="Every column even on a narrow terminal (pipes and -o always get every column).")]
-MaxMemoryOpt = Annotated[Optional[str], typer.Option(
-    "--max-memory", rich_help_panel="Build",
-    help="Refuse a model that needs more memory, e.g. 8G (docs/limits.md).")]
 
-LoweringOpt = Annotated[Optional[str], typer.Option(
-    "--lowering", metavar="OP=CHOICE,...", rich_help_panel="Build",
-    help="Which torch implementation of an op, e.g. lrn=torch (docs/pytorch.md).")]
 JsonFlag = Annotated[bool, typer.Option(
     "--json", rich_help_panel=None, help="Same as --format json.")]
-
-
-def lowering(text: Optional[str]) -> Any:
-    """``--lowering``'s value as an :class:`archviz.ops.lowering.Lowering` (every op's default
-    without it); an unknown op or choice is exit 2 with the allowed values."""
-    from ..ops.lowering import Lowering
-
-    return Lowering.parse(text or "")
-
-
-def max_bytes(text: Optional[str]) -> Optional[int]:
-    """``--max-memory``'s value in bytes (None: the default share of what is available)."""
-    if text is None:
-        return None
-    from ..runtime.compile import parse_bytes
-
-    return parse_bytes(text)
 
 
 class TextFormat(str, Enum):
@@ -94,89 +73,6 @@ class TextFormat(str, Enum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
-
-
-class DrawFormat(str, Enum):
-    svg = "svg"
-    png = "png"
-    pdf = "pdf"
-    dot = "dot"
-    html = "html"
-
-
-class PlotFormat(str, Enum):
-    png = "png"
-    svg = "svg"
-    pdf = "pdf"
-
-
-class PlotKind(str, Enum):
-    counts = "counts"
-    blocks = "blocks"
-    memory = "memory"
-    fit = "fit"
-
-
-class RankDir(str, Enum):
-    auto = "auto"
-    TB = "TB"
-    LR = "LR"
-
-
-class ExportFormat(str, Enum):
-    py = "py"
-    torchscript = "torchscript"
-    onnx = "onnx"
-
-
-class BenchMode(str, Enum):
-    infer = "infer"
-    train = "train"
-    both = "both"
-
-
-class BenchFormat(str, Enum):
-    """What ``archviz bench`` writes: the table, or every figure as JSON."""
-
-    table = "table"
-    json = "json"
-
-
-class Device(str, Enum):
-    """A torch device for bench (``auto``: the first of cuda, mps, cpu that is here)."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-# The shared choices of `cost` (and bench's defaults): the same values as the core's Enums
-# (archviz.core.devices.Dtype, archviz.core.flops.Mode, archviz.core.cost.Optimizer), kept here so
-# that building the CLI imports no core module; tests/test_help.py checks they agree.
-class Dtype(str, Enum):
-    """The one dtype vocabulary: fp32, tf32 (TF32 matmuls, stored as fp32), bf16, fp16 (autocast)."""
-
-    fp32 = "fp32"
-    tf32 = "tf32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class StepMode(str, Enum):
-    """One training step (forward, backward, update) or one forward pass."""
-
-    train = "train"
-    infer = "infer"
-
-
-class Optimizer(str, Enum):
-    """The optimizer whose state is counted."""
-
-    sgd = "sgd"
-    momentum = "momentum"
-    adam = "adam"
-    adamw = "adamw"
 
 
 # help panels (`rich_help_panel`): the same names in every command's --help

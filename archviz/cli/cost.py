@@ -8,11 +8,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from .choices import (
+    Dtype,
+    Optimizer,
+)
+from .choices import StepMode as Mode
 from .common import (
     DEFAULT_SPEC,
-    Dtype,
     InputDtype,
-    Optimizer,
     SpecArg,
     TextFormat,
     console,
@@ -21,12 +24,11 @@ from .common import (
     load_analysis,
     text_format,
 )
-from .common import StepMode as Mode
 
 HW, STEP, RUN = "Hardware and parallelism", "The training step", "A whole run"
 
 
-# the choices as typer shows them, shared with the other commands (cli/common.py: Dtype,
+# the choices as typer shows them, shared with the other commands (cli/choices.py: Dtype,
 # Optimizer, StepMode as Mode); the core's Enums are imported only when the command runs, so that
 # other commands never load them (tests/test_cost.py and test_help.py hold the values equal)
 class Precision(str, Enum):

@@ -12,15 +12,19 @@ from typing import Annotated, Optional
 import typer
 
 from ..render.text import safe
+from .choices import (
+    ExportFormat,
+    LoweringOpt,
+    MaxMemoryOpt,
+    lowering,
+)
+from .choices import max_bytes as _max_bytes
 from .common import (
     DEFAULT_SPEC,
-    ExportFormat,
     FormatOpt,
     InputDtypeOpt,
     InputOpt,
     JsonFlag,
-    LoweringOpt,
-    MaxMemoryOpt,
     OutputOpt,
     SpecArg,
     TextFormat,
@@ -31,12 +35,10 @@ from .common import (
     guarded,
     input_dtype,
     load_analysis,
-    lowering,
     parse_input,
     show_result,
     text_format,
 )
-from .common import max_bytes as _max_bytes
 
 EXPORT_SUFFIXES = {".py": ExportFormat.py, ".pt": ExportFormat.torchscript, ".pth": ExportFormat.torchscript,
                    ".onnx": ExportFormat.onnx}

@@ -12,20 +12,22 @@ import typer
 
 from ..errors import ArchvizError
 from ..render.text import safe
-from .common import (
-    DEFAULT_SPEC,
+from .choices import (
     DrawFormat,
     LoweringOpt,
     Optimizer,
     PlotFormat,
     PlotKind,
     RankDir,
-    SpecArg,
     StepMode,
+    lowering,
+)
+from .common import (
+    DEFAULT_SPEC,
+    SpecArg,
     console,
     fail,
     guarded,
-    lowering,
 )
 from .cost import Precision
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 
-from ..chars import BIDI, CONTROL_IN_TEXT
+from ..chars import BIDI, CONTROL_IN_TEXT, Pattern, printable
 
 # what rich reads as a tag: [name...] or [/...], and an escaping backslash before one
-_TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
+_TAG = Pattern(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
 def strip_control(text: str) -> str:
     """``text`` without control characters (newlines and tabs kept), bidirectional controls
     (U+202E right-to-left override and the like) among them."""
-    return CONTROL_IN_TEXT.sub("", text)
+    return text if printable(text, lines=True) else CONTROL_IN_TEXT.sub("", text)
 
 
 def safe(text: object) -> str:
@@ -35,26 +35,28 @@ def safe(text: object) -> str:
         slashes, body = m.groups()
         return f"{slashes}{slashes}\\{body}"
 
-    s = _TAG.sub(tag, s)
+    if "[" in s:
+        s = _TAG.sub(tag, s)
     if s.endswith("\\") and not s.endswith("\\\\"):
         s += "\\"  # a lone trailing backslash would escape the markup that follows it
     return s
 
 
 # ---- the other output formats: each escapes user text for its own syntax ------------------------
-_ANY_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
+_ANY_CONTROL = Pattern(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{BIDI}]")
 
 
 def one_line(text: object) -> str:
     """``text`` on one line, every control character (newline included) written as its escape
     (``\\n``, ``\\x1b``): for line-ended syntax such as a DOT ``//`` comment."""
-    return _ANY_CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
+    s = str(text)
+    return s if s.isprintable() else _ANY_CONTROL.sub(lambda m: ascii(m.group())[1:-1], s)
 
 
 _MD = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "\\`",
        "*": "\\*", "_": "\\_", "#": "\\#", "](": "]\\("}
 # brackets alone stay as typed (a name may be "Net [v2]"); "](" would make them a link
-_MD_CHARS = re.compile(r"\]\(|[\\|<>&`*_#]")
+_MD_CHARS = Pattern(r"\]\(|[\\|<>&`*_#]")
 
 
 def markdown(text: object) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from ..chars import Pattern
 from ..errors import did_you_mean
 from ..record import record
 from .doc import Doc, show
@@ -41,8 +42,8 @@ COST_KEYS = ("memory", "train_time", "train_days")
 DAYS_SETTINGS = ("tokens", "gpus", "flops_per_gpu")
 # the settings a cost claim may name (archviz cost's options; checked when the claim is checked)
 COST_SETTINGS = ("device", "gpus", "batch", "dtype", "optimizer", "mode", "epochs", "images")
-_GIB = re.compile(r"^\s*([0-9.]+)\s*(GiB|GB|G)\s*$", re.IGNORECASE)
-_DAYS = re.compile(r"^\s*([0-9.]+)\s*(?:(?:-|–|to)\s*([0-9.]+))?\s*days?\s*$", re.IGNORECASE)
+_GIB = Pattern(r"(?i)^\s*([0-9.]+)\s*(GiB|GB|G)\s*$")      # compiled where a spec claims a cost
+_DAYS = Pattern(r"(?i)^\s*([0-9.]+)\s*(?:(?:-|–|to)\s*([0-9.]+))?\s*days?\s*$")
 _SCALE = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 

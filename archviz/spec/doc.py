@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..chars import CONTROL, CONTROL_IN_TEXT, IS_BIDI
+from ..chars import IS_BIDI, find_control
 from ..errors import Loc, SpecError
 from ..limits import MAX_INT, MAX_RANK
 from ..ops.fields import FieldError, PosInt, show
@@ -144,7 +144,7 @@ class Doc:
         value = self.value(node)
         if not isinstance(value, str) or not value.strip():
             raise self.error(node, f"{what}: expected text, got {show(value)}")
-        bad = (CONTROL_IN_TEXT if lines else CONTROL).search(value)
+        bad = find_control(value, lines)
         if bad is not None:
             rule = ("free text may hold newlines and tabs, no other control characters" if lines
                     else "a name is one line of printable text")
