@@ -14,7 +14,8 @@ HEAVY = ("torch", "graphviz", "matplotlib", "numpy")
 # drawing and checking modules (the commands that use them import them in their bodies)
 NOT_FOR_SHAPES = (*HEAVY, "torchinfo", "onnx", "archviz.runtime", "archviz.api", "archviz.cli.bench",
                   "archviz.cli.cost", "archviz.cli.importer", "archviz.cli.render", "archviz.cli.view",
-                  "archviz.cli.model", "archviz.cli.compare", "archviz.cli.reference", "archviz.core.cost",
+                  "archviz.cli.model", "archviz.cli.compare", "archviz.cli.reference", "archviz.cli.choices",
+                  "archviz.core.cost",
                   "archviz.core.devices",
                   "archviz.core.flops", "archviz.core.check", "archviz.core.diff", "archviz.render.cost_",
                   "archviz.render.bench_", "archviz.render.dot", "archviz.render.plots",
