@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from archviz.record import record
+from archviz.record import HOT, record
 
 
 def _pair(body: dict[str, Any], *, kw_only: bool = False,
@@ -47,17 +47,27 @@ def _outcome(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return dataclasses.astuple(obj)
 
 
+@pytest.mark.parametrize("hot", [False, True])
 @pytest.mark.parametrize("args,kwargs", CALLS)
-def test_construction_and_its_errors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def test_construction_and_its_errors(args: tuple[Any, ...], kwargs: dict[str, Any], hot: bool) -> None:
+    """Before and after the record is made ``HOT`` times (its __init__ is then compiled)."""
     stock, ours = _pair(PLAIN)
+    if hot:
+        init = ours.__init__
+        for i in range(HOT):
+            ours(i)
+        assert ours.__init__ is not init and ours(7, "z") == ours(7, "z")
     assert _outcome(ours, args, kwargs) == _outcome(stock, args, kwargs)
 
 
+@pytest.mark.parametrize("hot", [False, True])
 @pytest.mark.parametrize("kw_only", [False, True])
 @pytest.mark.parametrize("args,kwargs", [((), {}), ((1,), {}), ((1, 2), {}), ((), {"d": 1})])
 def test_missing_arguments_are_named_as_python_names_them(args: tuple[Any, ...], kwargs: dict[str, Any],
-                                                            kw_only: bool) -> None:
+                                                            kw_only: bool, hot: bool) -> None:
     stock, ours = _pair(MANY, kw_only=kw_only)
+    for _ in range(HOT if hot else 0):
+        ours(a=1, b=2, c=3)
     assert _outcome(ours, args, kwargs) == _outcome(stock, args, kwargs)
 
 
@@ -105,14 +115,19 @@ def test_frozen() -> None:
     assert obj.a == 1
 
 
-def test_kw_only_inheritance_and_post_init() -> None:
-    base = _pair({"__annotations__": {"a": int, "b": int}, "b": 2})
+@pytest.mark.parametrize("hot", [False, True])
+def test_kw_only_inheritance_factories_and_post_init(hot: bool) -> None:
+    base = _pair({"__annotations__": {"a": int, "b": int, "t": list}, "b": 2,
+                  "t": field(default_factory=list)})
     body = {"__annotations__": {"c": int}, "c": 5,
             "__post_init__": lambda self: object.__setattr__(self, "c", self.c * 10)}
     stock, ours = _pair(body, kw_only=True, base=base)
-    for call in (((1,), {}), ((1, 3), {"c": 4}), ((1, 3, 4), {}), ((), {"a": 1, "c": 2})):
+    for _ in range(HOT if hot else 0):
+        ours(1)
+    for call in (((1,), {}), ((1, 3), {"c": 4}), ((1, 3, [5]), {}), ((1, 3, [5], 4), {}),
+                 ((), {"a": 1, "c": 2})):
         assert _outcome(ours, *call) == _outcome(stock, *call)
-    assert ours(1, c=2).c == 20
+    assert ours(1, c=2).c == 20 and ours(1).t == [] and ours(1).t is not ours(1).t
 
 
 def test_what_the_class_defines_itself_is_kept() -> None:
