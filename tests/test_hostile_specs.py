@@ -209,6 +209,29 @@ def test_an_internal_error_exits_3_and_names_the_traceback_file(monkeypatch: pyt
     assert path is not None and "Traceback" in Path(path.group(1)).read_text()
 
 
+@pytest.mark.parametrize("module,code", [("matplotlib.patches", 2), ("graphviz", 2), ("torch", 2),
+                                         ("nosuch_module_of_ours", 3)])
+def test_a_missing_dependency_is_a_set_up_message_not_a_bug(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path, module: str, code: int) -> None:
+    """A declared dependency missing from the Python that runs archviz (a venv made by hand, a
+    checkout on PYTHONPATH) is exit 2 with the pip line; any other missing module is still a bug."""
+    from archviz.cli import common
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    monkeypatch.setattr(common, "load_spec", missing)
+    monkeypatch.delenv("ARCHVIZ_DEBUG", raising=False)
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    r = runner.invoke(app, ["shapes", "lenet5"])
+    assert r.exit_code == code, r.output
+    if code == 2:
+        top = module.partition(".")[0]
+        assert f"needs the '{top}' package" in r.output and f"pip install '{top}'" in r.output
+    assert "Traceback" not in r.output
+
+
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_debug_prints_the_traceback(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     _crash(monkeypatch)

@@ -132,6 +132,12 @@ def debugging() -> bool:
     return _debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+# archviz's declared dependencies that commands import when they run (pyproject.toml): missing
+# from the Python running archviz (installed with --no-deps, a checkout on PYTHONPATH), they are
+# a set-up to fix, not a bug in archviz
+DEPENDENCIES = {"torch": "torch", "graphviz": "graphviz", "matplotlib": "matplotlib"}
+
+
 def guarded(fn: F) -> F:
     """ArchvizError → a located message and exit 2; Ctrl-C → exit 130; any other exception is a
     bug: exit 3 with a one-line message, the traceback printed with ``--debug`` (or
@@ -148,6 +154,13 @@ def guarded(fn: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, TyperException):
             raise
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing not in DEPENDENCIES:
+                internal_error(exc)
+            fail(f"this command needs the {missing!r} package, which is not installed in this Python"
+                 f" ({sys.executable})\nhint: pip install '{DEPENDENCIES[missing]}' (./install.sh"
+                 f" installs every dependency)")
         except Exception as exc:  # noqa: BLE001 - the one place where a bug is reported
             internal_error(exc)
         finally:
