@@ -21,8 +21,7 @@ class compiles the ``__init__`` a frozen dataclass has, once, so a record made t
 
 Not supported: ``InitVar`` fields and a class that defines its own ``__setattr__`` or
 ``__delattr__`` (refused when the class is made); ``order``, ``slots`` and ``unsafe_hash`` (not
-parameters). ``tests/test_record.py`` holds
-a record to ``@dataclass(frozen=True)``'s behaviour.
+parameters). ``tests/test_record.py`` holds a record to ``@dataclass(frozen=True)``'s behaviour.
 """
 
 from __future__ import annotations

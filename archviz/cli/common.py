@@ -135,7 +135,7 @@ def debugging() -> bool:
 # archviz's declared dependencies that commands import when they run (pyproject.toml): missing
 # from the Python running archviz (installed with --no-deps, a checkout on PYTHONPATH), they are
 # a set-up to fix, not a bug in archviz
-DEPENDENCIES = {"torch": "torch", "graphviz": "graphviz", "matplotlib": "matplotlib"}
+DEPENDENCIES = frozenset({"torch", "graphviz", "matplotlib"})
 
 
 def guarded(fn: F) -> F:
@@ -159,7 +159,7 @@ def guarded(fn: F) -> F:
             if missing not in DEPENDENCIES:
                 internal_error(exc)
             fail(f"this command needs the {missing!r} package, which is not installed in this Python"
-                 f" ({sys.executable})\nhint: pip install '{DEPENDENCIES[missing]}' (./install.sh"
+                 f" ({sys.executable})\nhint: pip install '{missing}' (./install.sh"
                  f" installs every dependency)")
         except Exception as exc:  # noqa: BLE001 - the one place where a bug is reported
             internal_error(exc)
